@@ -1,0 +1,1 @@
+"""Rasa custom actions for Backline: thin adapters around the backline library."""

@@ -1,0 +1,1 @@
+"""Backline: the consultation layer behind a Rasa support assistant."""

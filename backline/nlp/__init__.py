@@ -1,0 +1,1 @@
+"""Entity extraction: money normaliser, spaCy pipeline built from code, entity dicts."""

@@ -1,0 +1,1 @@
+"""Rasa graph components and channels: thin adapters over the backline library."""

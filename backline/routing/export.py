@@ -1,0 +1,289 @@
+"""Export the routing model for governance review: Markdown, CSV and JSON, deterministically ordered."""
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Sequence
+
+from backline.routing.matrix import EscalationMatrix, ExceptionCategory, IntentRow, Rule, load_matrix
+from backline.routing.source import ConfigError, PathLike
+
+STEM = "routing-model"
+CSV_COLUMNS = (
+    "intent",
+    "ai_may",
+    "high",
+    "low",
+    "queue",
+    "priority",
+    "sla_minutes",
+    "context_package",
+    "exceptions",
+    "reason",
+    "detail",
+    "description",
+)
+MD_COLUMNS = (
+    "intent",
+    "AI may",
+    "high",
+    "low",
+    "queue",
+    "priority",
+    "SLA (min)",
+    "context package",
+    "exceptions",
+    "route reason",
+    "description",
+)
+CATEGORY_COLUMNS = ("category", "reason", "detail", "queue", "priority", "intents", "rule", "description")
+
+
+def _rows(matrix: EscalationMatrix) -> List[IntentRow]:
+    return [matrix.rows[name] for name in sorted(matrix.rows)]
+
+
+def _categories(matrix: EscalationMatrix) -> List[ExceptionCategory]:
+    return [matrix.categories[name] for name in sorted(matrix.categories)]
+
+
+def describe_rule(rule: Optional[Rule]) -> str:
+    if rule is None:
+        return "always"
+    parts = []
+    if rule.amount_above is not None:
+        parts.append(f"amount > {rule.amount_above.value:g} {rule.amount_above.currency}")
+    if rule.phrases:
+        parts.append("phrases: " + ", ".join(rule.phrases))
+    if rule.patterns:
+        parts.append("patterns: " + ", ".join(f"/{p}/" for p in rule.patterns))
+    return "; ".join(parts)
+
+
+def _rule_json(rule: Optional[Rule]) -> Optional[Dict[str, Any]]:
+    if rule is None:
+        return None
+    out: Dict[str, Any] = {}
+    if rule.amount_above is not None:
+        out["amount_above"] = asdict(rule.amount_above)
+        out["limit_eur"] = rule.limit_eur
+    if rule.phrases:
+        out["phrases"] = list(rule.phrases)
+    if rule.patterns:
+        out["patterns"] = list(rule.patterns)
+    return out
+
+
+def to_json(matrix: EscalationMatrix) -> Dict[str, Any]:
+    """The routing model as plain JSON data."""
+    t = matrix.triggers
+    d = matrix.defaults
+    return {
+        "source": Path(matrix.path).name,
+        "version": matrix.version,
+        "defaults": {
+            "ai_may": d.ai_may,
+            "thresholds": {"high": d.thresholds.high, "low": d.thresholds.low, "basis": d.thresholds.basis},
+            "queue": d.queue,
+            "sla_minutes": d.sla_minutes,
+            "priority": d.priority,
+            "context_package": d.context_package,
+        },
+        "currency_rates": dict(sorted(matrix.currency_rates.items())),
+        "triggers": {
+            "explicit_request": {"intents": list(t.explicit_request.intents)},
+            "no_convergence": {
+                "same_intent_turns": t.no_convergence.same_intent_turns,
+                "overlap": t.no_convergence.overlap,
+                "rejection_intents": list(t.no_convergence.rejection_intents),
+            },
+            "sentiment": {
+                "negative_below": t.sentiment.negative_below,
+                "frustration_intents": list(t.sentiment.frustration_intents),
+                "frustration_repeats": t.sentiment.frustration_repeats,
+            },
+            "high_value": {
+                "tiers": list(t.high_value.tiers),
+                "amount_above": asdict(t.high_value.amount_above) if t.high_value.amount_above else None,
+            },
+        },
+        "context_packages": {name: list(fields) for name, fields in sorted(matrix.context_packages.items())},
+        "categories": [
+            {
+                "name": c.name,
+                "reason": c.reason,
+                "detail": c.detail,
+                "queue": c.queue,
+                "priority": c.priority,
+                "intents": list(c.intents),
+                "rule": _rule_json(c.rule),
+                "description": c.description,
+            }
+            for c in _categories(matrix)
+        ],
+        "rows": [
+            {
+                "intent": r.intent,
+                "ai_may": r.ai_may,
+                "thresholds": {"high": r.thresholds.high, "low": r.thresholds.low},
+                "queue": r.queue,
+                "priority": r.priority,
+                "sla_minutes": r.sla_minutes,
+                "context_package": r.context_package,
+                "context_fields": list(matrix.context_packages[r.context_package]),
+                "exceptions": list(r.exceptions),
+                "reason": r.route_reason,
+                "detail": r.detail,
+                "description": r.description,
+            }
+            for r in _rows(matrix)
+        ],
+    }
+
+
+def to_csv(matrix: EscalationMatrix) -> str:
+    """One line per intent; exceptions are separated by ``;``."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(CSV_COLUMNS)
+    for r in _rows(matrix):
+        writer.writerow(
+            [
+                r.intent,
+                r.ai_may,
+                f"{r.thresholds.high:.2f}",
+                f"{r.thresholds.low:.2f}",
+                r.queue,
+                r.priority,
+                r.sla_minutes,
+                r.context_package,
+                ";".join(r.exceptions),
+                r.route_reason or "",
+                r.detail or "",
+                r.description,
+            ]
+        )
+    return buffer.getvalue()
+
+
+def _cell(value: Any) -> str:
+    return " ".join(str(value).split()).replace("|", "\\|")
+
+
+def _table(header: Sequence[str], rows: List[Sequence[Any]]) -> List[str]:
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    lines += ["| " + " | ".join(_cell(v) for v in row) + " |" for row in rows]
+    return lines
+
+
+def to_markdown(matrix: EscalationMatrix) -> str:
+    d = matrix.defaults
+    t = matrix.triggers
+    rates = sorted(matrix.currency_rates.items())
+    rejection = ", ".join(t.no_convergence.rejection_intents) or "none"
+    big = t.high_value.amount_above
+    lines = [
+        "# Routing model",
+        "",
+        f"Generated from `{Path(matrix.path).name}` (version {matrix.version}) by `backline export-matrix`;"
+        " do not edit by hand.",
+        "",
+        "## Defaults",
+        "",
+        f"- thresholds: high {d.thresholds.high:.2f}, low {d.thresholds.low:.2f}"
+        + (f"; basis: {_cell(d.thresholds.basis)}" if d.thresholds.basis else ""),
+        f"- AI may: {d.ai_may}; queue: {d.queue}; priority: {d.priority}; SLA: {d.sla_minutes} min;"
+        f" context package: {d.context_package}",
+        "- currency rates to EUR: " + ", ".join(f"{code} {rate:g}" for code, rate in rates),
+        "",
+        "## Triggers",
+        "",
+        f"- explicit request: intents {', '.join(t.explicit_request.intents)}",
+        f"- no convergence: same intent for {t.no_convergence.same_intent_turns} turns with Q/A token overlap "
+        f">= {t.no_convergence.overlap:.0%}, or a rejection ({rejection})",
+        f"- negative sentiment: polarity below {t.sentiment.negative_below:g}, or {t.sentiment.frustration_repeats} x "
+        f"{', '.join(t.sentiment.frustration_intents) or 'frustration'}",
+        f"- high value: customer tiers {', '.join(t.high_value.tiers) or 'none'}"
+        + (f"; amounts above {big.value:g} {big.currency}" if big else ""),
+        "",
+        "## Intents",
+        "",
+    ]
+    lines += _table(
+        MD_COLUMNS,
+        [
+            (
+                r.intent,
+                r.ai_may,
+                f"{r.thresholds.high:.2f}",
+                f"{r.thresholds.low:.2f}",
+                r.queue,
+                r.priority,
+                r.sla_minutes,
+                r.context_package,
+                ", ".join(r.exceptions) or "-",
+                r.route_reason or "-",
+                r.description,
+            )
+            for r in _rows(matrix)
+        ],
+    )
+    lines += ["", "## Exception categories", "", "These always escalate, whatever the confidence.", ""]
+    lines += _table(
+        CATEGORY_COLUMNS,
+        [
+            (
+                c.name,
+                c.reason,
+                c.detail,
+                c.queue,
+                c.priority,
+                ", ".join(c.intents),
+                describe_rule(c.rule),
+                c.description,
+            )
+            for c in _categories(matrix)
+        ],
+    )
+    lines += ["", "## Context packages", ""]
+    packages = sorted(matrix.context_packages.items())
+    lines += _table(("package", "fields"), [(name, ", ".join(fields)) for name, fields in packages])
+    return "\n".join(lines) + "\n"
+
+
+def export(matrix: EscalationMatrix, out_dir: PathLike) -> List[Path]:
+    """Write routing-model.md, .csv and .json into ``out_dir``; returns the paths written."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    contents = {
+        out / f"{STEM}.md": to_markdown(matrix),
+        out / f"{STEM}.csv": to_csv(matrix),
+        out / f"{STEM}.json": json.dumps(to_json(matrix), indent=2, ensure_ascii=False) + "\n",
+    }
+    for path, text in contents.items():
+        path.write_text(text, encoding="utf-8", newline="")
+    return list(contents)
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    parser = argparse.ArgumentParser(prog="backline export-matrix", description=__doc__)
+    parser.add_argument("--matrix", default="escalation.yml", help="escalation matrix (default: %(default)s)")
+    parser.add_argument("--out", default="docs/routing", help="output directory (default: %(default)s)")
+    args = parser.parse_args(argv)
+    try:
+        matrix = load_matrix(args.matrix)
+    except ConfigError as exc:
+        for problem in exc.problems:
+            print(problem)
+        return 1
+    for path in export(matrix, args.out):
+        print(f"wrote {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,597 @@
+"""The escalation matrix (escalation.yml): schema, typed model and loader."""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Mapping, Optional, Pattern, Tuple
+
+from backline.routing.source import (
+    MatrixError,
+    PathLike,
+    YamlSource,
+    check_schema,
+    read_yaml,
+)
+
+AI_MAY = ("answer", "collect_then_route", "draft", "never")
+PRIORITIES = ("low", "normal", "high", "urgent")
+REASONS = (
+    "explicit_request",
+    "sensitive_topic",
+    "no_convergence",
+    "low_confidence",
+    "medium_confidence",
+    "negative_sentiment",
+    "high_value",
+    "policy_action",
+)
+CONTEXT_FIELDS = (
+    "brief",
+    "sentiment",
+    "account_snapshot",
+    "ai_attempts",
+    "documents_used",
+    "confidence",
+    "ai_draft",
+    "reasons",
+    "next_step",
+    "transcript",
+)
+
+_NAME = r"^[a-z][a-z0-9_]*$"
+_CURRENCY = r"^[A-Z]{3}$"
+_UNIT = {"type": "number", "minimum": 0, "maximum": 1}
+_INTENT_LIST = {"type": "array", "items": {"type": "string", "pattern": _NAME}, "uniqueItems": True}
+_MONEY = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["value", "currency"],
+    "properties": {
+        "value": {"type": "number", "exclusiveMinimum": 0},
+        "currency": {"type": "string", "pattern": _CURRENCY},
+    },
+}
+_THRESHOLDS = {
+    "type": "object",
+    "additionalProperties": False,
+    "minProperties": 1,
+    "properties": {"high": _UNIT, "low": _UNIT, "basis": {"type": "string"}},
+}
+_TEXT_LIST = {"type": "array", "items": {"type": "string", "minLength": 1}, "minItems": 1, "uniqueItems": True}
+
+SCHEMA: Dict[str, Any] = {
+    "$schema": "https://json-schema.org/draft/2020-12/schema",
+    "type": "object",
+    "additionalProperties": False,
+    "required": [
+        "version",
+        "defaults",
+        "currency_rates",
+        "triggers",
+        "context_packages",
+        "exception_categories",
+        "intents",
+    ],
+    "properties": {
+        "version": {"type": "integer", "minimum": 1},
+        "defaults": {
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["thresholds", "ai_may", "queue", "sla_minutes", "priority", "context_package"],
+            "properties": {
+                "thresholds": {**_THRESHOLDS, "required": ["high", "low"]},
+                "ai_may": {"enum": list(AI_MAY)},
+                "queue": {"type": "string", "pattern": _NAME},
+                "sla_minutes": {"type": "integer", "minimum": 1},
+                "priority": {"enum": list(PRIORITIES)},
+                "context_package": {"type": "string"},
+            },
+        },
+        "currency_rates": {
+            "type": "object",
+            "minProperties": 1,
+            "propertyNames": {"pattern": _CURRENCY},
+            "additionalProperties": {"type": "number", "exclusiveMinimum": 0},
+        },
+        "triggers": {
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["explicit_request", "no_convergence", "sentiment", "high_value"],
+            "properties": {
+                "explicit_request": {
+                    "type": "object",
+                    "additionalProperties": False,
+                    "required": ["intents"],
+                    "properties": {"intents": {**_INTENT_LIST, "minItems": 1}},
+                },
+                "no_convergence": {
+                    "type": "object",
+                    "additionalProperties": False,
+                    "required": ["same_intent_turns", "overlap", "rejection_intents"],
+                    "properties": {
+                        "same_intent_turns": {"type": "integer", "minimum": 2},
+                        "overlap": _UNIT,
+                        "rejection_intents": _INTENT_LIST,
+                    },
+                },
+                "sentiment": {
+                    "type": "object",
+                    "additionalProperties": False,
+                    "required": ["negative_below", "frustration_intents", "frustration_repeats"],
+                    "properties": {
+                        "negative_below": {"type": "number", "minimum": -1, "maximum": 1},
+                        "frustration_intents": _INTENT_LIST,
+                        "frustration_repeats": {"type": "integer", "minimum": 1},
+                    },
+                },
+                "high_value": {
+                    "type": "object",
+                    "additionalProperties": False,
+                    "required": ["tiers"],
+                    "properties": {
+                        "tiers": {"type": "array", "items": {"type": "string", "minLength": 1}, "uniqueItems": True},
+                        "amount_above": _MONEY,
+                    },
+                },
+            },
+        },
+        "context_packages": {
+            "type": "object",
+            "minProperties": 1,
+            "propertyNames": {"pattern": _NAME},
+            "additionalProperties": {
+                "type": "array",
+                "minItems": 1,
+                "uniqueItems": True,
+                "items": {"enum": list(CONTEXT_FIELDS)},
+            },
+        },
+        "exception_categories": {
+            "type": "object",
+            "propertyNames": {"pattern": _NAME},
+            "additionalProperties": {
+                "type": "object",
+                "additionalProperties": False,
+                "required": ["reason", "detail", "queue", "priority", "intents", "description"],
+                "properties": {
+                    "reason": {"enum": list(REASONS)},
+                    "detail": {"type": "string", "pattern": _NAME},
+                    "queue": {"type": "string", "pattern": _NAME},
+                    "priority": {"enum": list(PRIORITIES)},
+                    "intents": {**_INTENT_LIST, "minItems": 1},
+                    "description": {"type": "string", "minLength": 1},
+                    "rule": {
+                        "type": "object",
+                        "additionalProperties": False,
+                        "minProperties": 1,
+                        "properties": {"amount_above": _MONEY, "phrases": _TEXT_LIST, "patterns": _TEXT_LIST},
+                    },
+                },
+            },
+        },
+        "intents": {
+            "type": "object",
+            "minProperties": 1,
+            "propertyNames": {"pattern": _NAME},
+            "additionalProperties": {
+                "type": "object",
+                "additionalProperties": False,
+                "required": ["ai_may", "queue", "description"],
+                "properties": {
+                    "ai_may": {"enum": list(AI_MAY)},
+                    "thresholds": _THRESHOLDS,
+                    "queue": {"type": "string", "pattern": _NAME},
+                    "context_package": {"type": "string"},
+                    "sla_minutes": {"type": "integer", "minimum": 1},
+                    "priority": {"enum": list(PRIORITIES)},
+                    "exceptions": {"type": "array", "items": {"type": "string"}, "uniqueItems": True},
+                    "reason": {"enum": list(REASONS)},
+                    "detail": {"type": "string", "pattern": _NAME},
+                    "description": {"type": "string", "minLength": 1},
+                },
+            },
+        },
+    },
+}
+
+
+def base_intent(intent: str) -> str:
+    """``product_question/warranty`` -> ``product_question``: retrieval intents share their base row."""
+    return intent.split("/", 1)[0]
+
+
+@dataclass(frozen=True)
+class Money:
+    value: float
+    currency: str
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    """Confidence tiers: ``>= high`` the AI answers, ``< low`` it escalates, in between it drafts."""
+
+    high: float
+    low: float
+    basis: Optional[str] = None
+
+    def tier(self, confidence: float) -> str:
+        """``high``, ``medium`` or ``low`` for an NLU confidence."""
+        if confidence >= self.high:
+            return "high"
+        if confidence < self.low:
+            return "low"
+        return "medium"
+
+
+@dataclass(frozen=True)
+class Defaults:
+    thresholds: Thresholds
+    ai_may: str
+    queue: str
+    sla_minutes: int
+    priority: str
+    context_package: str
+
+
+@dataclass(frozen=True)
+class ExplicitRequestTrigger:
+    intents: Tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class NoConvergenceTrigger:
+    """Same intent for ``same_intent_turns`` turns with Q/A overlap >= ``overlap``, or a rejection intent."""
+
+    same_intent_turns: int
+    overlap: float
+    rejection_intents: Tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class SentimentTrigger:
+    """Escalate when sentiment polarity (-1..1) falls below ``negative_below`` or frustration repeats."""
+
+    negative_below: float
+    frustration_intents: Tuple[str, ...]
+    frustration_repeats: int
+
+
+@dataclass(frozen=True)
+class HighValueTrigger:
+    tiers: Tuple[str, ...]
+    amount_above: Optional[Money] = None
+
+
+@dataclass(frozen=True)
+class Triggers:
+    explicit_request: ExplicitRequestTrigger
+    no_convergence: NoConvergenceTrigger
+    sentiment: SentimentTrigger
+    high_value: HighValueTrigger
+
+
+@dataclass(frozen=True)
+class Rule:
+    """Extra condition of an exception category; every condition given must hold.
+
+    ``amount_above``: the amount, converted to EUR, exceeds the limit (``limit_eur``).
+    ``phrases`` / ``patterns``: the message contains one of the phrases (whole words,
+    case-insensitive) or matches one of the regular expressions (case-insensitive).
+    """
+
+    amount_above: Optional[Money] = None
+    limit_eur: Optional[float] = None
+    phrases: Tuple[str, ...] = ()
+    patterns: Tuple[str, ...] = ()
+    compiled: Tuple[Pattern[str], ...] = field(default=(), compare=False, repr=False)
+
+    def matches(self, text: Optional[str] = None, amount_eur: Optional[float] = None) -> bool:
+        if self.limit_eur is not None and (amount_eur is None or amount_eur <= self.limit_eur):
+            return False
+        if self.compiled:
+            return text is not None and any(p.search(text) for p in self.compiled)
+        return True
+
+
+@dataclass(frozen=True)
+class ExceptionCategory:
+    """A case that always escalates, whatever the confidence, when its intent and rule match."""
+
+    name: str
+    reason: str
+    detail: str
+    queue: str
+    priority: str
+    intents: Tuple[str, ...]
+    description: str
+    rule: Optional[Rule] = None
+    line: Optional[int] = None
+
+    def matches(self, intent: str, text: Optional[str] = None, amount_eur: Optional[float] = None) -> bool:
+        if base_intent(intent) not in self.intents:
+            return False
+        return self.rule is None or self.rule.matches(text, amount_eur)
+
+
+@dataclass(frozen=True)
+class IntentRow:
+    """One matrix row with defaults already applied."""
+
+    intent: str
+    ai_may: str
+    thresholds: Thresholds
+    queue: str
+    context_package: str
+    sla_minutes: int
+    priority: str
+    exceptions: Tuple[str, ...]
+    description: str
+    reason: Optional[str] = None
+    detail: Optional[str] = None
+    line: Optional[int] = None
+
+    @property
+    def route_reason(self) -> Optional[str]:
+        """The escalation reason when the row itself routes (never / collect_then_route / draft)."""
+        if self.ai_may == "answer":
+            return None
+        return self.reason or "policy_action"
+
+
+@dataclass(frozen=True)
+class EscalationMatrix:
+    path: str
+    version: int
+    defaults: Defaults
+    currency_rates: Mapping[str, float]
+    triggers: Triggers
+    context_packages: Mapping[str, Tuple[str, ...]]
+    categories: Mapping[str, ExceptionCategory]
+    rows: Mapping[str, IntentRow]
+    source: Optional[YamlSource] = field(default=None, compare=False, repr=False)
+
+    @property
+    def intents(self) -> List[str]:
+        return list(self.rows)
+
+    def has_row(self, intent: str) -> bool:
+        return base_intent(intent) in self.rows
+
+    def row(self, intent: str) -> IntentRow:
+        """The row for ``intent`` (retrieval sub-intents use their base row); defaults when missing."""
+        name = base_intent(intent)
+        if name in self.rows:
+            return self.rows[name]
+        d = self.defaults
+        return IntentRow(
+            intent=name,
+            ai_may=d.ai_may,
+            thresholds=d.thresholds,
+            queue=d.queue,
+            context_package=d.context_package,
+            sla_minutes=d.sla_minutes,
+            priority=d.priority,
+            exceptions=(),
+            description="no matrix row: defaults apply",
+        )
+
+    def thresholds(self, intent: str) -> Thresholds:
+        return self.row(intent).thresholds
+
+    def context_fields(self, intent: str) -> Tuple[str, ...]:
+        return self.context_packages[self.row(intent).context_package]
+
+    def categories_for(self, intent: str) -> List[ExceptionCategory]:
+        """Exception categories the intent's row lists, in row order."""
+        return [self.categories[name] for name in self.row(intent).exceptions]
+
+    def matching_categories(
+        self,
+        intent: str,
+        text: Optional[str] = None,
+        amount: Optional[float] = None,
+        currency: Optional[str] = None,
+    ) -> List[ExceptionCategory]:
+        """Categories of the intent's row whose rule holds for this message (amount in ``currency``, default EUR)."""
+        amount_eur = None if amount is None else self.to_eur(amount, currency or "EUR")
+        return [c for c in self.categories_for(intent) if c.matches(intent, text, amount_eur)]
+
+    def to_eur(self, amount: float, currency: str) -> float:
+        code = currency.strip().upper()
+        if code not in self.currency_rates:
+            raise ValueError(f"no EUR rate for currency {currency!r} in {self.path}")
+        return float(amount) * self.currency_rates[code]
+
+
+def load_matrix(path: PathLike) -> EscalationMatrix:
+    """Load and check escalation.yml; raises `MatrixError` listing every problem with its line."""
+    source = read_yaml(path)
+    if source.problems:
+        raise MatrixError(source.problems)
+    schema_problems = check_schema(source, SCHEMA)
+    if schema_problems:
+        raise MatrixError(schema_problems)
+    matrix = _build(source)
+    _check(matrix, source)
+    if source.problems:
+        raise MatrixError(source.problems)
+    return matrix
+
+
+def _money(data: Optional[Mapping[str, Any]]) -> Optional[Money]:
+    if data is None:
+        return None
+    return Money(float(data["value"]), str(data["currency"]))
+
+
+def _thresholds(data: Mapping[str, Any], fallback: Optional[Thresholds] = None) -> Thresholds:
+    high = data.get("high", fallback.high if fallback else None)
+    low = data.get("low", fallback.low if fallback else None)
+    basis = data.get("basis", fallback.basis if fallback else None)
+    return Thresholds(float(high), float(low), basis)
+
+
+def _line(source: YamlSource, keys: Tuple[str, ...]) -> int:
+    return source.key_position(keys)[0]
+
+
+def _build(source: YamlSource) -> EscalationMatrix:
+    data = source.data
+    d = data["defaults"]
+    defaults = Defaults(
+        thresholds=_thresholds(d["thresholds"]),
+        ai_may=d["ai_may"],
+        queue=d["queue"],
+        sla_minutes=int(d["sla_minutes"]),
+        priority=d["priority"],
+        context_package=d["context_package"],
+    )
+    rates = {str(code): float(rate) for code, rate in data["currency_rates"].items()}
+    t = data["triggers"]
+    triggers = Triggers(
+        explicit_request=ExplicitRequestTrigger(tuple(t["explicit_request"]["intents"])),
+        no_convergence=NoConvergenceTrigger(
+            same_intent_turns=int(t["no_convergence"]["same_intent_turns"]),
+            overlap=float(t["no_convergence"]["overlap"]),
+            rejection_intents=tuple(t["no_convergence"]["rejection_intents"]),
+        ),
+        sentiment=SentimentTrigger(
+            negative_below=float(t["sentiment"]["negative_below"]),
+            frustration_intents=tuple(t["sentiment"]["frustration_intents"]),
+            frustration_repeats=int(t["sentiment"]["frustration_repeats"]),
+        ),
+        high_value=HighValueTrigger(
+            tiers=tuple(t["high_value"]["tiers"]),
+            amount_above=_money(t["high_value"].get("amount_above")),
+        ),
+    )
+    packages = {str(name): tuple(fields) for name, fields in data["context_packages"].items()}
+    categories: Dict[str, ExceptionCategory] = {}
+    for name, c in data["exception_categories"].items():
+        categories[name] = ExceptionCategory(
+            name=name,
+            reason=c["reason"],
+            detail=c["detail"],
+            queue=c["queue"],
+            priority=c["priority"],
+            intents=tuple(c["intents"]),
+            description=str(c["description"]).strip(),
+            rule=_rule(source, name, c.get("rule"), rates),
+            line=_line(source, ("exception_categories", name)),
+        )
+    rows: Dict[str, IntentRow] = {}
+    for intent, r in data["intents"].items():
+        rows[intent] = IntentRow(
+            intent=intent,
+            ai_may=r["ai_may"],
+            thresholds=_thresholds(r.get("thresholds", {}), defaults.thresholds),
+            queue=r["queue"],
+            context_package=r.get("context_package", defaults.context_package),
+            sla_minutes=int(r.get("sla_minutes", defaults.sla_minutes)),
+            priority=r.get("priority", defaults.priority),
+            exceptions=tuple(r.get("exceptions", ())),
+            description=str(r["description"]).strip(),
+            reason=r.get("reason"),
+            detail=r.get("detail"),
+            line=_line(source, ("intents", intent)),
+        )
+    return EscalationMatrix(
+        path=source.path,
+        version=int(data["version"]),
+        defaults=defaults,
+        currency_rates=rates,
+        triggers=triggers,
+        context_packages=packages,
+        categories=categories,
+        rows=rows,
+        source=source,
+    )
+
+
+def _rule(
+    source: YamlSource, category: str, data: Optional[Mapping[str, Any]], rates: Mapping[str, float]
+) -> Optional[Rule]:
+    if data is None:
+        return None
+    keys = ("exception_categories", category, "rule")
+    where = f"exception_categories.{category}.rule"
+    amount = _money(data.get("amount_above"))
+    limit = None
+    if amount is not None:
+        if amount.currency in rates:
+            limit = amount.value * rates[amount.currency]
+        else:
+            source.add(
+                keys + ("amount_above", "currency"),
+                f"{where}.amount_above: no rate for currency {amount.currency!r} in currency_rates",
+            )
+    phrases = tuple(str(p) for p in data.get("phrases", ()))
+    patterns = tuple(str(p) for p in data.get("patterns", ()))
+    compiled = [re.compile(r"(?<!\w)" + re.escape(p) + r"(?!\w)", re.IGNORECASE) for p in phrases]
+    for i, pattern in enumerate(patterns):
+        try:
+            compiled.append(re.compile(pattern, re.IGNORECASE))
+        except re.error as exc:
+            source.add(keys + ("patterns", i), f"{where}.patterns[{i}]: invalid regular expression {pattern!r}: {exc}")
+    return Rule(amount_above=amount, limit_eur=limit, phrases=phrases, patterns=patterns, compiled=tuple(compiled))
+
+
+def _check(m: EscalationMatrix, source: YamlSource) -> None:
+    """Consistency checks inside escalation.yml (cross-file checks live in `validate`)."""
+    t = m.defaults.thresholds
+    if t.low > t.high:
+        message = f"defaults.thresholds: low {t.low:.2f} is above high {t.high:.2f}"
+        source.add(("defaults", "thresholds", "low"), message)
+    if m.currency_rates.get("EUR") != 1.0:
+        source.add(("currency_rates",), "currency_rates: EUR must be present with rate 1.0", at_key=True)
+    if m.defaults.context_package not in m.context_packages:
+        message = f"defaults.context_package: unknown context package {m.defaults.context_package!r}"
+        source.add(("defaults", "context_package"), message)
+    money = m.triggers.high_value.amount_above
+    if money is not None and money.currency not in m.currency_rates:
+        message = f"triggers.high_value.amount_above: no rate for currency {money.currency!r} in currency_rates"
+        source.add(("triggers", "high_value", "amount_above", "currency"), message)
+    trigger_intents = {
+        ("triggers", "explicit_request", "intents"): m.triggers.explicit_request.intents,
+        ("triggers", "no_convergence", "rejection_intents"): m.triggers.no_convergence.rejection_intents,
+        ("triggers", "sentiment", "frustration_intents"): m.triggers.sentiment.frustration_intents,
+    }
+    for keys, intents in trigger_intents.items():
+        for i, intent in enumerate(intents):
+            if intent not in m.rows:
+                source.add(keys + (i,), f"{'.'.join(keys)}: intent {intent!r} has no row in intents")
+    for name, category in m.categories.items():
+        for i, intent in enumerate(category.intents):
+            keys = ("exception_categories", name, "intents", i)
+            if intent not in m.rows:
+                source.add(keys, f"exception category {name!r}: intent {intent!r} has no row in intents")
+            elif name not in m.rows[intent].exceptions:
+                message = f"exception category {name!r} applies to {intent!r}, but that row does not list it"
+                source.add(keys, message)
+    for intent, row in m.rows.items():
+        _check_row(m, source, intent, row)
+
+
+def _check_row(m: EscalationMatrix, source: YamlSource, intent: str, row: IntentRow) -> None:
+    keys = ("intents", intent)
+    own = source.get(keys).get("thresholds")
+    if own is not None and row.thresholds.low > row.thresholds.high:
+        where = "low" if "low" in own else "high"
+        source.add(
+            keys + ("thresholds", where),
+            f"intents.{intent}.thresholds: low {row.thresholds.low:.2f} is above high {row.thresholds.high:.2f}",
+        )
+    if row.context_package not in m.context_packages:
+        source.add(keys + ("context_package",), f"intents.{intent}: unknown context package {row.context_package!r}")
+    for i, name in enumerate(row.exceptions):
+        if name not in m.categories:
+            known = ", ".join(sorted(m.categories)) or "none"
+            message = f"intents.{intent}: unknown exception category {name!r} (known: {known})"
+            source.add(keys + ("exceptions", i), message)
+        elif intent not in m.categories[name].intents:
+            message = f"intents.{intent}: exception category {name!r} does not list {intent!r} in its intents"
+            source.add(keys + ("exceptions", i), message)
+    if row.ai_may == "answer" and (row.reason or row.detail):
+        field_name = "reason" if row.reason else "detail"
+        message = f"intents.{intent}: {field_name} only applies to rows that route (ai_may is 'answer')"
+        source.add(keys + (field_name,), message)

@@ -1,0 +1,132 @@
+"""Validate escalation.yml against the Rasa domain and experts.yml, like `rasa data validate`."""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence, Tuple
+
+from ruamel.yaml.comments import CommentedMap, CommentedSeq
+
+from backline.routing.experts import ExpertDirectory, load_experts
+from backline.routing.matrix import EscalationMatrix, base_intent, load_matrix
+from backline.routing.source import ConfigError, PathLike, Problem, YamlSource, read_yaml
+
+Located = Tuple[str, Optional[int]]
+
+
+def domain_intents(domain_path: PathLike) -> Tuple[Dict[str, Located], List[Problem]]:
+    """Intents a Rasa domain declares (a file or a directory of domain files), with where each is declared.
+
+    Entries may be plain names (``- greet``) or one-key mappings (``- greet: {use_entities: []}``).
+    """
+    root = Path(domain_path)
+    files = sorted(p for p in root.rglob("*") if p.suffix in (".yml", ".yaml")) if root.is_dir() else [root]
+    intents: Dict[str, Located] = {}
+    problems: List[Problem] = []
+    for file in files:
+        source = read_yaml(file)
+        problems.extend(source.problems)
+        if source.problems or not isinstance(source.data, CommentedMap) or "intents" not in source.data:
+            continue
+        _collect(source, intents, problems)
+    if not intents and not problems:
+        problems.append(Problem(str(domain_path), None, None, "the domain declares no intents"))
+    return intents, problems
+
+
+def _collect(source: YamlSource, intents: Dict[str, Located], problems: List[Problem]) -> None:
+    entries = source.data["intents"]
+    if not isinstance(entries, CommentedSeq):
+        problems.append(source.problem(("intents",), "intents: expected a list", at_key=True))
+        return
+    for i, entry in enumerate(entries):
+        if isinstance(entry, str):
+            name = entry
+        elif isinstance(entry, CommentedMap) and len(entry) == 1:
+            name = str(next(iter(entry)))
+        else:
+            message = f"intents[{i}]: expected an intent name or a one-key mapping"
+            problems.append(source.problem(("intents", i), message))
+            continue
+        intents.setdefault(base_intent(name), (source.path, source.position(("intents", i))[0]))
+
+
+def _check(
+    matrix: Optional[EscalationMatrix],
+    experts: Optional[ExpertDirectory],
+    intents: Optional[Dict[str, Located]],
+) -> List[Problem]:
+    problems: List[Problem] = []
+    if matrix is None or matrix.source is None:
+        return problems
+    src = matrix.source
+    if intents is not None:
+        for intent, (path, line) in intents.items():
+            if intent not in matrix.rows:
+                where = f"{path}:{line}" if line else path
+                message = f"intents: domain intent {intent!r} ({where}) has no row"
+                problems.append(src.problem(("intents",), message, at_key=True))
+        for intent in matrix.rows:
+            if intent not in intents:
+                message = f"intents.{intent}: not an intent of the domain"
+                problems.append(src.problem(("intents", intent), message, at_key=True))
+    if experts is not None:
+        known = ", ".join(sorted(experts.queues))
+        uses: List[Tuple[Tuple[str, ...], str]] = [(("defaults", "queue"), matrix.defaults.queue)]
+        uses += [(("intents", name, "queue"), row.queue) for name, row in matrix.rows.items()]
+        uses += [(("exception_categories", name, "queue"), c.queue) for name, c in matrix.categories.items()]
+        for keys, queue in uses:
+            if queue not in experts.queues:
+                message = f"{'.'.join(keys)}: unknown queue {queue!r} (experts.yml queues: {known})"
+                problems.append(src.problem(keys, message))
+    return problems
+
+
+def _run(
+    matrix_path: PathLike, experts_path: PathLike, domain_path: PathLike
+) -> Tuple[List[Problem], Optional[EscalationMatrix], Optional[ExpertDirectory]]:
+    problems: List[Problem] = []
+    matrix: Optional[EscalationMatrix] = None
+    experts: Optional[ExpertDirectory] = None
+    try:
+        matrix = load_matrix(matrix_path)
+    except ConfigError as exc:
+        problems.extend(exc.problems)
+    try:
+        experts = load_experts(experts_path)
+    except ConfigError as exc:
+        problems.extend(exc.problems)
+    intents, domain_problems = domain_intents(domain_path)
+    problems.extend(domain_problems)
+    problems.extend(_check(matrix, experts, None if domain_problems else intents))
+    problems.sort(key=lambda p: (p.path, p.line or 0, p.column or 0, p.message))
+    return problems, matrix, experts
+
+
+def validate(matrix_path: PathLike, experts_path: PathLike, domain_path: PathLike) -> List[Problem]:
+    """Every problem in the matrix, the expert directory and their fit with the domain; empty when valid."""
+    return _run(matrix_path, experts_path, domain_path)[0]
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    parser = argparse.ArgumentParser(prog="backline validate-matrix", description=__doc__)
+    parser.add_argument("--matrix", default="escalation.yml", help="escalation matrix (default: %(default)s)")
+    parser.add_argument("--experts", default="experts.yml", help="expert directory (default: %(default)s)")
+    parser.add_argument("--domain", default="domain.yml", help="Rasa domain file or directory (default: %(default)s)")
+    args = parser.parse_args(argv)
+    problems, matrix, experts = _run(args.matrix, args.experts, args.domain)
+    for problem in problems:
+        print(problem)
+    if problems or matrix is None or experts is None:
+        print(f"escalation matrix: {len(problems)} problem(s)", file=sys.stderr)
+        return 1
+    print(
+        f"escalation matrix OK: {len(matrix.rows)} intents, {len(matrix.categories)} categories, "
+        f"{len(experts.queues)} queues"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,61 @@
+"""Shared pytest fixtures: seeded temporary business databases (SQLite in tmp_path)."""
+import os
+from datetime import date
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+from sqlalchemy.orm import Session
+
+from backline.business import db
+from backline.business.seed import seed
+from tests.servers import postgres_server
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+TENANT_DIR = PROJECT_ROOT / "tenant"
+SEED_DAY = date(2026, 11, 23)  # a Monday: relative dates in demo.yml resolve against it
+
+
+def sqlite_url(path: Path) -> str:
+    return f"sqlite:///{path}"
+
+
+@pytest.fixture(scope="session")
+def business_url_fixed_day(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The demo tenant seeded as if today were SEED_DAY: exact dates for text assertions."""
+    url = sqlite_url(tmp_path_factory.mktemp("business_fixed") / "business.db")
+    seed(url, TENANT_DIR, today=SEED_DAY)
+    yield url
+    db.dispose_engines()
+
+
+@pytest.fixture(scope="session")
+def business_url_today(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The demo tenant seeded for the real today, as `make seed` does (actions use the real clock)."""
+    url = sqlite_url(tmp_path_factory.mktemp("business_today") / "business.db")
+    seed(url, TENANT_DIR)
+    yield url
+    db.dispose_engines()
+
+
+@pytest.fixture
+def business_env(business_url_today: str, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Points BACKLINE_BUSINESS_DB_URL (what the actions read) at the seeded temporary DB."""
+    monkeypatch.setenv(db.ENV_URL, business_url_today)
+    return business_url_today
+
+
+@pytest.fixture
+def business_session(business_url_fixed_day: str) -> Iterator[Session]:
+    with db.session_scope(business_url_fixed_day) as session:
+        yield session
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """A real PostgreSQL server: BACKLINE_TEST_POSTGRES_URL if set, else a throwaway local cluster."""
+    if os.environ.get("BACKLINE_TEST_POSTGRES_URL"):
+        yield os.environ["BACKLINE_TEST_POSTGRES_URL"]
+        return
+    with postgres_server() as url:
+        yield url

@@ -1,0 +1,105 @@
+"""Throwaway real servers for tests: a PostgreSQL cluster on loopback, free ports."""
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Dict, Iterator, List
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+PG_BIN_DIRS = ["/usr/lib/postgresql/15/bin", "/usr/lib/postgresql/16/bin"]
+
+
+def free_port() -> int:
+    """A TCP port on loopback that nothing listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _pg_bin() -> Path:
+    for folder in PG_BIN_DIRS:
+        if (Path(folder) / "initdb").exists():
+            return Path(folder)
+    found = shutil.which("initdb")
+    if found:
+        return Path(found).parent
+    raise FileNotFoundError("PostgreSQL server binaries (initdb, pg_ctl) not found; install postgresql-15")
+
+
+def _as_postgres(command: List[str]) -> List[str]:
+    """initdb refuses to run as root: drop to the postgres user when we are root."""
+    return ["runuser", "-u", "postgres", "--", *command] if os.geteuid() == 0 else command
+
+
+@contextmanager
+def postgres_server() -> Iterator[str]:
+    """Start a fresh PostgreSQL cluster in a temporary folder; yield its SQLAlchemy URL; stop it."""
+    pg_bin = _pg_bin()
+    base_dir = Path(tempfile.mkdtemp(prefix="backline-pg-"))
+    data_dir, socket_dir = base_dir / "pgdata", base_dir / "pgsock"
+    socket_dir.mkdir(parents=True)
+    if os.geteuid() == 0:
+        shutil.chown(base_dir, "postgres")
+        shutil.chown(socket_dir, "postgres")
+    port = free_port()
+    subprocess.run(
+        _as_postgres([str(pg_bin / "initdb"), "-D", str(data_dir), "-U", "backline", "-A", "trust", "--no-sync"]),
+        check=True, capture_output=True,
+    )
+    options = f"-p {port} -k {socket_dir} -c listen_addresses=127.0.0.1 -c fsync=off"
+    subprocess.run(
+        _as_postgres([str(pg_bin / "pg_ctl"), "-D", str(data_dir), "-o", options, "-w", "-l",
+                      str(base_dir / "postgres.log"), "start"]),
+        check=True, capture_output=True,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            with socket.socket() as sock:
+                if sock.connect_ex(("127.0.0.1", port)) == 0:
+                    break
+            time.sleep(0.2)
+        yield f"postgresql://backline@127.0.0.1:{port}/postgres"
+    finally:
+        subprocess.run(
+            _as_postgres([str(pg_bin / "pg_ctl"), "-D", str(data_dir), "-m", "fast", "stop"]),
+            capture_output=True,
+        )
+        shutil.rmtree(base_dir, ignore_errors=True)
+
+
+@contextmanager
+def running_assistant(model: Path, env: Dict[str, str], log_path: Path) -> Iterator[str]:
+    """Start `python -m backline run` (Rasa server + action server); yield the Rasa base URL."""
+    port = env["BACKLINE_RASA_PORT"]
+    base_url = f"http://127.0.0.1:{port}"
+    with open(log_path, "wb") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "backline", "run", "--model", str(model)],
+            cwd=PROJECT_ROOT, env={**os.environ, **env}, stdout=log, stderr=subprocess.STDOUT,
+        )
+        try:
+            deadline = time.monotonic() + 300
+            while time.monotonic() < deadline:
+                if process.poll() is not None:
+                    raise RuntimeError(f"backline run exited:\n{log_path.read_text()[-3000:]}")
+                if b"Backline is running" in log_path.read_bytes():
+                    break
+                time.sleep(1)
+            else:
+                raise RuntimeError(f"backline run did not start:\n{log_path.read_text()[-3000:]}")
+            yield base_url
+        finally:
+            process.send_signal(signal.SIGINT)
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()

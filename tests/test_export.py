@@ -1,0 +1,147 @@
+"""The routing-model export: Markdown, CSV and JSON for governance review."""
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+from typing import Dict, List
+
+import pytest
+
+from backline.routing import load_matrix
+from backline.routing import export as export_module
+from backline.routing.export import CSV_COLUMNS, export
+
+ROOT = Path(__file__).resolve().parents[1]
+FIXTURES = Path(__file__).resolve().parent / "fixtures" / "matrix"
+
+
+@pytest.fixture(scope="module")
+def matrix():
+    return load_matrix(ROOT / "escalation.yml")
+
+
+@pytest.fixture()
+def written(matrix, tmp_path) -> Dict[str, Path]:
+    paths = export(matrix, tmp_path / "docs" / "routing")
+    return {p.suffix: p for p in paths}
+
+
+def _markdown_table(text: str, heading: str) -> List[List[str]]:
+    """Cells of the first table under ``heading`` (header row included, separator excluded)."""
+    lines = text.splitlines()
+    start = lines.index(heading)
+    rows: List[List[str]] = []
+    for line in lines[start + 1 :]:
+        if line.startswith("## "):
+            break
+        if line.startswith("|") and not line.startswith("|---"):
+            rows.append([cell.strip() for cell in line.strip("|").split(" | ")])
+    return rows
+
+
+def test_writes_the_three_files(written, tmp_path):
+    assert sorted(written) == [".csv", ".json", ".md"]
+    for suffix, path in written.items():
+        assert path.parent == tmp_path / "docs" / "routing"
+        assert path.name == f"routing-model{suffix}"
+        assert path.read_text(encoding="utf-8").strip()
+
+
+def test_csv_has_one_row_per_intent(matrix, written):
+    with written[".csv"].open(newline="", encoding="utf-8") as f:
+        reader = csv.DictReader(f)
+        assert tuple(reader.fieldnames or ()) == CSV_COLUMNS
+        rows = list(reader)
+    assert [r["intent"] for r in rows] == sorted(matrix.rows)
+    assert len(rows) == 32
+    by_intent = {r["intent"]: r for r in rows}
+    refund = by_intent["refund_request"]
+    assert refund["ai_may"] == "collect_then_route"
+    assert refund["queue"] == "billing"
+    assert refund["exceptions"].split(";") == list(matrix.rows["refund_request"].exceptions)
+    assert refund["high"] == "0.80" and refund["low"] == "0.40"
+    greet = by_intent["greet"]
+    assert (greet["high"], greet["low"]) == ("0.70", "0.30")
+    compromised = by_intent["account_compromised"]
+    assert (compromised["priority"], compromised["sla_minutes"], compromised["reason"]) == ("urgent", "15", "sensitive_topic")
+    assert by_intent["order_status"]["exceptions"] == ""
+    for r in rows:
+        row = matrix.rows[r["intent"]]
+        assert (r["queue"], r["context_package"], int(r["sla_minutes"])) == (row.queue, row.context_package, row.sla_minutes)
+        assert r["description"] == row.description
+
+
+def test_json_round_trip(matrix, written):
+    data = json.loads(written[".json"].read_text(encoding="utf-8"))
+    assert {"defaults", "triggers", "categories", "rows"} <= set(data)
+    assert data["source"] == "escalation.yml"
+    assert data["defaults"]["thresholds"]["high"] == pytest.approx(0.80)
+    assert data["defaults"]["thresholds"]["low"] == pytest.approx(0.40)
+    no_convergence = {"same_intent_turns": 3, "overlap": 0.70, "rejection_intents": ["answer_rejected"]}
+    assert data["triggers"]["no_convergence"] == no_convergence
+    assert [r["intent"] for r in data["rows"]] == sorted(matrix.rows)
+    assert [c["name"] for c in data["categories"]] == sorted(matrix.categories)
+    over = next(c for c in data["categories"] if c["name"] == "refund_over_limit")
+    assert over["rule"]["amount_above"] == {"value": 500.0, "currency": "EUR"}
+    assert over["rule"]["limit_eur"] == pytest.approx(500.0)
+    assert over["intents"] == ["refund_request", "billing_dispute"]
+    rows = {r["intent"]: r for r in data["rows"]}
+    assert rows["legal_threat"]["queue"] == "legal"
+    assert rows["legal_threat"]["reason"] == "sensitive_topic"
+    assert rows["order_status"]["reason"] is None
+    faq = rows["product_question"]
+    assert faq["context_fields"] == list(matrix.context_packages[faq["context_package"]])
+
+
+def test_markdown_has_a_table_row_per_intent(matrix, written):
+    text = written[".md"].read_text(encoding="utf-8")
+    table = _markdown_table(text, "## Intents")
+    header, body = table[0], table[1:]
+    assert header == list(export_module.MD_COLUMNS)
+    assert header[:4] == ["intent", "AI may", "high", "low"] and header[-1] == "description"
+    assert all(len(row) == len(header) for row in body)
+    assert [row[0] for row in body] == sorted(matrix.rows)
+    cells = {row[0]: dict(zip(header, row)) for row in body}
+    assert cells["refund_request"]["queue"] == "billing"
+    assert "refund_over_limit" in cells["refund_request"]["exceptions"]
+    assert cells["account_compromised"]["priority"] == "urgent"
+    categories = _markdown_table(text, "## Exception categories")
+    assert [row[0] for row in categories[1:]] == sorted(matrix.categories)
+    over = dict(zip(categories[0], next(r for r in categories[1:] if r[0] == "refund_over_limit")))
+    assert over["rule"] == "amount > 500 EUR"
+    assert "0.80" in text and "provisional" in text
+
+
+def test_markdown_escapes_pipes(tmp_path):
+    source = (FIXTURES / "small_escalation.yml").read_text(encoding="utf-8")
+    path = tmp_path / "escalation.yml"
+    path.write_text(source.replace("description: Greeting.", "description: 'Hello | hi\n\n      there'"), encoding="utf-8")
+    out = export(load_matrix(path), tmp_path / "out")
+    text = out[0].read_text(encoding="utf-8")
+    body = _markdown_table(text, "## Intents")[1:]
+    greet = next(row for row in body if row[0] == "greet")
+    assert greet[-1] == "Hello \\| hi there"
+
+
+def test_export_is_deterministic(matrix, tmp_path):
+    first = [p.read_bytes() for p in export(matrix, tmp_path / "a")]
+    second = [p.read_bytes() for p in export(load_matrix(ROOT / "escalation.yml"), tmp_path / "b")]
+    assert first == second
+
+
+def test_main_writes_files(tmp_path, capsys):
+    out = tmp_path / "routing"
+    code = export_module.main(["--matrix", str(ROOT / "escalation.yml"), "--out", str(out)])
+    assert code == 0
+    assert sorted(p.name for p in out.iterdir()) == ["routing-model.csv", "routing-model.json", "routing-model.md"]
+    assert capsys.readouterr().out.count("wrote ") == 3
+
+
+def test_main_rejects_a_broken_matrix(tmp_path, capsys):
+    broken = tmp_path / "escalation.yml"
+    broken.write_text("version: 1\nintents: [\n", encoding="utf-8")
+    code = export_module.main(["--matrix", str(broken), "--out", str(tmp_path / "out")])
+    assert code == 1
+    assert capsys.readouterr().out.startswith(f"{broken}:")
+    assert not (tmp_path / "out").exists()

@@ -1,0 +1,562 @@
+"""The escalation matrix and expert directory: loaders, accessors and the validator."""
+from __future__ import annotations
+
+import datetime as dt
+import re
+from pathlib import Path
+from typing import List, Optional, Tuple
+
+import pytest
+
+from backline.routing import ExpertsError, MatrixError, Problem, load_experts, load_matrix
+from backline.routing import validate as validate_module
+from backline.routing.validate import domain_intents, validate
+
+ROOT = Path(__file__).resolve().parents[1]
+FIXTURES = Path(__file__).resolve().parent / "fixtures" / "matrix"
+SMALL_MATRIX = FIXTURES / "small_escalation.yml"
+SMALL_EXPERTS = FIXTURES / "small_experts.yml"
+SMALL_DOMAIN = FIXTURES / "small_domain.yml"
+
+CONTRACT_INTENTS = [
+    "greet", "goodbye", "affirm", "deny", "thank", "bot_challenge", "request_human", "inform",
+    "order_status", "track_shipment", "return_item", "refund_request", "damaged_item", "invoice_copy",
+    "invoice_wrong", "billing_dispute", "cancel_subscription", "change_plan", "license_activation",
+    "password_reset", "account_compromised", "update_payment_method", "gdpr_request", "legal_threat",
+    "formal_complaint", "product_question", "pricing", "opening_hours", "frustration",
+    "upgrade_interest", "answer_rejected", "out_of_scope",
+]  # fmt: skip
+
+MARK = "#!"
+
+Edit = Tuple[str, str]
+
+
+def patched(tmp_path: Path, base: Path, *edits: Edit) -> Tuple[Path, Optional[int]]:
+    """Copy ``base`` with each unique snippet replaced; returns the path and the line marked ``#!``."""
+    text = base.read_text(encoding="utf-8")
+    for old, new in edits:
+        assert text.count(old) == 1, f"snippet must occur exactly once: {old!r}"
+        text = text.replace(old, new)
+    path = tmp_path / base.name
+    path.write_text(text, encoding="utf-8")
+    marked = [n for n, line in enumerate(text.splitlines(), 1) if MARK in line]
+    assert len(marked) <= 1
+    return path, (marked[0] if marked else None)
+
+
+@pytest.fixture(scope="module")
+def matrix():
+    return load_matrix(ROOT / "escalation.yml")
+
+
+@pytest.fixture(scope="module")
+def experts():
+    return load_experts(ROOT / "experts.yml")
+
+
+# --- the real files ---------------------------------------------------------
+
+
+def test_fixture_domain_lists_the_contract_intents():
+    intents, problems = domain_intents(FIXTURES / "domain_full.yml")
+    assert problems == []
+    assert sorted(intents) == sorted(CONTRACT_INTENTS)
+    assert len(intents) == 32
+
+
+def test_real_files_validate_against_the_contract_domain():
+    problems = validate(ROOT / "escalation.yml", ROOT / "experts.yml", FIXTURES / "domain_full.yml")
+    assert [str(p) for p in problems] == []
+
+
+@pytest.mark.skipif(not (ROOT / "domain.yml").exists(), reason="domain.yml not written yet")
+def test_real_files_validate_against_the_project_domain():
+    problems = validate(ROOT / "escalation.yml", ROOT / "experts.yml", ROOT / "domain.yml")
+    assert [str(p) for p in problems] == []
+
+
+def test_every_contract_intent_has_a_row(matrix):
+    assert sorted(matrix.rows) == sorted(CONTRACT_INTENTS)
+
+
+def test_real_matrix_encodes_the_business_rules(matrix):
+    assert matrix.defaults.thresholds.high == pytest.approx(0.80)
+    assert matrix.defaults.thresholds.low == pytest.approx(0.40)
+    assert set(matrix.currency_rates) >= {"EUR", "USD", "GBP", "CHF"}
+    assert matrix.triggers.no_convergence.same_intent_turns == 3
+    assert matrix.triggers.no_convergence.overlap == pytest.approx(0.70)
+    assert matrix.triggers.no_convergence.rejection_intents == ("answer_rejected",)
+    legal = matrix.row("legal_threat")
+    assert (legal.ai_may, legal.queue, legal.route_reason) == ("never", "legal", "sensitive_topic")
+    compromised = matrix.row("account_compromised")
+    assert (compromised.ai_may, compromised.queue, compromised.priority) == ("never", "security", "urgent")
+    refund = matrix.row("refund_request")
+    assert (refund.ai_may, refund.queue) == ("collect_then_route", "billing")
+    assert "refund_over_limit" in refund.exceptions
+    assert (matrix.row("order_status").ai_may, matrix.row("order_status").queue) == ("answer", "support")
+    human = matrix.row("request_human")
+    assert (human.ai_may, human.route_reason) == ("never", "explicit_request")
+    over = matrix.categories["refund_over_limit"]
+    assert over.reason == "sensitive_topic" and over.rule is not None
+    assert (over.rule.amount_above.value, over.rule.amount_above.currency) == (500, "EUR")
+    assert matrix.categories["account_security"].priority == "urgent"
+
+
+# --- loader accessors --------------------------------------------------------
+
+
+def test_row_maps_retrieval_intents_to_their_base_row(matrix):
+    row = matrix.row("product_question/warranty")
+    assert row is matrix.rows["product_question"]
+    assert matrix.has_row("product_question/returns")
+
+
+def test_row_falls_back_to_defaults(matrix):
+    row = matrix.row("weather_smalltalk")
+    assert not matrix.has_row("weather_smalltalk")
+    assert row.intent == "weather_smalltalk"
+    assert row.ai_may == matrix.defaults.ai_may
+    assert row.queue == matrix.defaults.queue
+    assert row.thresholds == matrix.defaults.thresholds
+    assert row.sla_minutes == matrix.defaults.sla_minutes
+    assert row.exceptions == ()
+    assert matrix.categories_for("weather_smalltalk") == []
+
+
+def test_thresholds_override_and_default(tmp_path):
+    override = ROW_ORDER_STATUS.replace("    queue:", "    thresholds: {low: 0.55}\n    queue:")
+    path, _ = patched(tmp_path, SMALL_MATRIX, (ROW_ORDER_STATUS, override))
+    m = load_matrix(path)
+    assert (m.thresholds("greet").high, m.thresholds("greet").low) == (0.70, 0.30)
+    assert (m.thresholds("order_status").high, m.thresholds("order_status").low) == (0.80, 0.55)
+    assert (m.thresholds("request_human").high, m.thresholds("request_human").low) == (0.80, 0.40)
+
+
+def test_threshold_tiers(matrix):
+    t = matrix.thresholds("order_status")
+    assert t.tier(t.high) == "high"
+    assert t.tier(t.high - 0.01) == "medium"
+    assert t.tier(t.low) == "medium"
+    assert t.tier(t.low - 0.01) == "low"
+
+
+def test_categories_for_follows_the_row(matrix):
+    assert [c.name for c in matrix.categories_for("refund_request")] == list(matrix.row("refund_request").exceptions)
+    assert [c.name for c in matrix.categories_for("legal_threat")] == ["legal"]
+    assert matrix.categories_for("order_status") == []
+
+
+def test_to_eur(matrix):
+    assert matrix.to_eur(100, "EUR") == pytest.approx(100)
+    assert matrix.to_eur(100, "usd") == pytest.approx(100 * matrix.currency_rates["USD"])
+    assert matrix.to_eur(10, "GBP") == pytest.approx(10 * matrix.currency_rates["GBP"])
+    with pytest.raises(ValueError, match="JPY"):
+        matrix.to_eur(100, "JPY")
+
+
+def test_refund_over_limit_rule(matrix):
+    names = lambda **kw: [c.name for c in matrix.matching_categories("refund_request", **kw)]  # noqa: E731
+    assert "refund_over_limit" in names(amount=780, currency="EUR")
+    assert "refund_over_limit" not in names(amount=500, currency="EUR")
+    assert "refund_over_limit" not in names(amount=120, currency="EUR")
+    assert "refund_over_limit" not in names()
+    usd_over = 500 / matrix.currency_rates["USD"] + 1
+    assert "refund_over_limit" in names(amount=usd_over, currency="USD")
+    assert "refund_over_limit" not in names(amount=usd_over - 2, currency="USD")
+    assert matrix.matching_categories("order_status", amount=10_000, currency="EUR") == []
+
+
+def test_text_rules(matrix):
+    hits = matrix.matching_categories("refund_request", text="My lawyer will hear about this refund")
+    assert [c.name for c in hits] == ["legal_language"]
+    assert hits[0].detail == "legal" and hits[0].queue == "legal"
+    assert matrix.matching_categories("refund_request", text="I'd like a refund for the courtesy call") == []
+    signals = matrix.matching_categories("password_reset", text="Somebody just logged into my account")
+    assert [c.name for c in signals] == ["account_security_signals"]
+    assert matrix.matching_categories("password_reset", text="I forgot my password") == []
+    assert [c.name for c in matrix.matching_categories("account_compromised")] == ["account_security"]
+
+
+# --- the validator: one broken matrix per kind --------------------------------
+
+ROW_ORDER_STATUS = "  order_status:\n    ai_may: answer\n    queue: support\n    description: Where is my order.\n"
+
+MATRIX_CASES = {
+    "missing intent row": (
+        [(ROW_ORDER_STATUS, ""), ("\nintents:\n", f"\nintents:  {MARK}\n")],
+        "domain intent 'order_status'",
+    ),
+    "unknown intent": (
+        [(ROW_ORDER_STATUS, ROW_ORDER_STATUS + ROW_ORDER_STATUS.replace("  order_status:", f"  teleport:  {MARK}"))],
+        "intents.teleport: not an intent of the domain",
+    ),
+    "unknown queue in a row": (
+        [("    queue: billing\n    exceptions: [refund_over_limit]", f"    queue: warehouse  {MARK}\n    exceptions: [refund_over_limit]")],
+        "intents.refund_request.queue: unknown queue 'warehouse'",
+    ),
+    "unknown queue in a category": (
+        [("    queue: legal\n    priority: high", f"    queue: lawyers  {MARK}\n    priority: high")],
+        "exception_categories.legal.queue: unknown queue 'lawyers'",
+    ),
+    "unknown default queue": (
+        [("  queue: support\n  sla_minutes", f"  queue: helpdesk  {MARK}\n  sla_minutes")],
+        "defaults.queue: unknown queue 'helpdesk'",
+    ),
+    "threshold out of range": (
+        [("thresholds: {high: 0.70, low: 0.30}", f"thresholds: {{high: 1.30, low: 0.30}}  {MARK}")],
+        "intents.greet.thresholds.high: 1.3 is greater than the maximum of 1",
+    ),
+    "negative default threshold": (
+        [("thresholds: {high: 0.80, low: 0.40}", f"thresholds: {{high: 0.80, low: -0.10}}  {MARK}")],
+        "defaults.thresholds.low: -0.1 is less than the minimum of 0",
+    ),
+    "low above high": (
+        [("thresholds: {high: 0.70, low: 0.30}", f"thresholds: {{high: 0.30, low: 0.70}}  {MARK}")],
+        "intents.greet.thresholds: low 0.70 is above high 0.30",
+    ),
+    "low above the inherited high": (
+        [(ROW_ORDER_STATUS, ROW_ORDER_STATUS.replace("    queue:", f"    thresholds:\n      low: 0.90  {MARK}\n    queue:"))],
+        "intents.order_status.thresholds: low 0.90 is above high 0.80",
+    ),
+    "default low above default high": (
+        [("thresholds: {high: 0.80, low: 0.40}", f"thresholds: {{high: 0.40, low: 0.80}}  {MARK}")],
+        "defaults.thresholds: low 0.80 is above high 0.40",
+    ),
+    "amount rule with a negative value": (
+        [("        value: 500\n", f"        value: -500  {MARK}\n")],
+        "exception_categories.refund_over_limit.rule.amount_above.value: -500 is less than or equal to the minimum of 0",
+    ),
+    "amount rule in a currency without a rate": (
+        [("        currency: EUR\n", f"        currency: JPY  {MARK}\n")],
+        "refund_over_limit.rule.amount_above: no rate for currency 'JPY'",
+    ),
+    "amount rule without a currency": (
+        [("      amount_above:\n        value: 500\n        currency: EUR\n", f"      amount_above:  {MARK}\n        value: 500\n")],
+        "rule.amount_above: 'currency' is a required property",
+    ),
+    "rule with an unknown condition": (
+        [("      amount_above:\n", f"      amount_over:  {MARK}\n")],
+        "exception_categories.refund_over_limit.rule.amount_over: unknown key",
+    ),
+    "rule with an invalid pattern": (
+        [("    description: Legal matters.", f"    rule:\n      patterns: ['(unclosed']  {MARK}\n    description: Legal matters.")],
+        "exception_categories.legal.rule.patterns[0]: invalid regular expression '(unclosed'",
+    ),
+    "category with an unknown reason code": (
+        [("    reason: sensitive_topic\n    detail: legal\n", f"    reason: angry_customer  {MARK}\n    detail: legal\n")],
+        "exception_categories.legal.reason: 'angry_customer' is not one of",
+    ),
+    "category listing an intent without a row": (
+        [("    intents: [legal_threat]", f"    intents: [legal_threat, lawsuit_intent]  {MARK}")],
+        "exception category 'legal': intent 'lawsuit_intent' has no row",
+    ),
+    "category applied to a row that does not list it": (
+        [("    intents: [legal_threat]", f"    intents: [legal_threat, order_status]  {MARK}")],
+        "applies to 'order_status', but that row does not list it",
+    ),
+    "row listing a category that does not list it back": (
+        [(ROW_ORDER_STATUS, ROW_ORDER_STATUS.replace("    description:", f"    exceptions: [legal]  {MARK}\n    description:"))],
+        "exception category 'legal' does not list 'order_status'",
+    ),
+    "unknown category": (
+        [("    exceptions: [refund_over_limit]", f"    exceptions: [refund_over_limit, teleport]  {MARK}")],
+        "intents.refund_request: unknown exception category 'teleport'",
+    ),
+    "bad ai_may": (
+        [(ROW_ORDER_STATUS, ROW_ORDER_STATUS.replace("ai_may: answer", f"ai_may: sometimes  {MARK}"))],
+        "intents.order_status.ai_may: 'sometimes' is not one of ['answer', 'collect_then_route', 'draft', 'never']",
+    ),
+    "bad priority": (
+        [("    priority: urgent\n", f"    priority: asap  {MARK}\n")],
+        "intents.legal_threat.priority: 'asap' is not one of",
+    ),
+    "unknown context package": (
+        [("    context_package: minimal\n", f"    context_package: everything  {MARK}\n")],
+        "intents.greet: unknown context package 'everything'",
+    ),
+    "unknown context field": (
+        [("  minimal: [brief, transcript]", f"  minimal: [brief, horoscope]  {MARK}")],
+        "context_packages.minimal[1]: 'horoscope' is not one of",
+    ),
+    "row without a description": (
+        [(ROW_ORDER_STATUS, f"  order_status:  {MARK}\n    ai_may: answer\n    queue: support\n")],
+        "intents.order_status: 'description' is a required property",
+    ),
+    "unknown key in a row": (
+        [(ROW_ORDER_STATUS, ROW_ORDER_STATUS.replace("    queue:", f"    owner: bob  {MARK}\n    queue:"))],
+        "intents.order_status.owner: unknown key",
+    ),
+    "invalid intent name": (
+        [("  order_status:\n", f"  Order Status:  {MARK}\n")],
+        "intents.Order Status: invalid name",
+    ),
+    "reason on a row the AI answers": (
+        [(ROW_ORDER_STATUS, ROW_ORDER_STATUS.replace("    queue:", f"    reason: policy_action  {MARK}\n    queue:"))],
+        "intents.order_status: reason only applies to rows that route",
+    ),
+    "trigger intent without a row": (
+        [("rejection_intents: [answer_rejected]", f"rejection_intents: [answer_rejected, nope]  {MARK}")],
+        "triggers.no_convergence.rejection_intents: intent 'nope' has no row",
+    ),
+    "invalid YAML syntax": (
+        [("    ai_may: collect_then_route\n    queue: billing\n", f"    ai_may: collect_then_route\n      queue: billing  {MARK}\n")],
+        "invalid YAML: mapping values are not allowed here",
+    ),
+    "duplicate key": (
+        [(ROW_ORDER_STATUS, ROW_ORDER_STATUS.replace("    description:", f"    queue: billing  {MARK}\n    description:"))],
+        'duplicate key "queue"',
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(MATRIX_CASES))
+def test_broken_matrix_is_rejected_at_the_right_line(tmp_path, case):
+    edits, expected = MATRIX_CASES[case]
+    path, line = patched(tmp_path, SMALL_MATRIX, *edits)
+    assert line is not None
+    problems = validate(path, SMALL_EXPERTS, SMALL_DOMAIN)
+    assert len(problems) == 1, [str(p) for p in problems]
+    problem = problems[0]
+    assert problem.path == str(path)
+    assert expected in problem.message
+    assert problem.line == line, str(problem)
+    assert str(problem) == f"{path}:{line}: {problem.message}"
+
+
+def test_small_fixtures_are_valid():
+    assert validate(SMALL_MATRIX, SMALL_EXPERTS, SMALL_DOMAIN) == []
+
+
+def test_loader_raises_matrix_error_with_location(tmp_path):
+    broken = ROW_ORDER_STATUS.replace("ai_may: answer", f"ai_may: maybe  {MARK}")
+    path, line = patched(tmp_path, SMALL_MATRIX, (ROW_ORDER_STATUS, broken))
+    with pytest.raises(MatrixError) as info:
+        load_matrix(path)
+    error = info.value
+    assert (error.path, error.line) == (str(path), line)
+    assert error.column == 13
+    assert "'maybe' is not one of" in error.message
+    assert f"{path}:{line}: " in str(error)
+
+
+def test_loader_reports_every_problem_sorted_by_line(tmp_path):
+    path, _ = patched(
+        tmp_path,
+        SMALL_MATRIX,
+        ("    exceptions: [refund_over_limit]", "    exceptions: [refund_over_limit, teleport]"),
+        ("thresholds: {high: 0.70, low: 0.30}", "thresholds: {high: 0.30, low: 0.70}"),
+    )
+    with pytest.raises(MatrixError) as info:
+        load_matrix(path)
+    messages = [p.message for p in info.value.problems]
+    assert len(messages) == 2
+    assert "low 0.70 is above high 0.30" in messages[0]
+    assert "unknown exception category 'teleport'" in messages[1]
+    lines = [p.line for p in info.value.problems]
+    assert lines == sorted(lines)
+
+
+def test_missing_files_are_reported(tmp_path):
+    problems = validate(tmp_path / "nope.yml", SMALL_EXPERTS, tmp_path / "no-domain.yml")
+    assert len(problems) == 2
+    assert all("cannot read file" in p.message and p.line is None for p in problems)
+    assert str(problems[0]).startswith(str(tmp_path / "no-domain.yml") + ": ")
+
+
+def test_empty_files_are_reported(tmp_path):
+    empty = tmp_path / "empty.yml"
+    empty.write_text("# nothing yet\n")
+    problems = validate(empty, empty, SMALL_DOMAIN)
+    assert [p.message for p in problems] == ["the file is empty", "the file is empty"]
+    with pytest.raises(MatrixError, match="the file is empty"):
+        load_matrix(empty)
+
+
+def test_domain_directory_and_entry_forms(tmp_path):
+    (tmp_path / "domain").mkdir()
+    (tmp_path / "domain" / "a.yml").write_text("intents:\n  - greet\n  - legal_threat:\n      use_entities: []\n")
+    rest = ["request_human", "order_status", "refund_request", "answer_rejected", "frustration"]
+    (tmp_path / "domain" / "b.yml").write_text("intents:\n" + "".join(f"  - {i}\n" for i in rest) + "responses: {}\n")
+    intents, problems = domain_intents(tmp_path / "domain")
+    assert problems == []
+    assert intents["legal_threat"][1] == 3
+    assert validate(SMALL_MATRIX, SMALL_EXPERTS, tmp_path / "domain") == []
+
+
+def test_domain_without_intents_is_a_problem(tmp_path):
+    domain = tmp_path / "domain.yml"
+    domain.write_text("version: '3.1'\nentities: [amount]\n")
+    problems = validate(SMALL_MATRIX, SMALL_EXPERTS, domain)
+    assert [p.message for p in problems] == ["the domain declares no intents"]
+
+
+# --- the validator: broken expert directories --------------------------------
+
+EXPERT_CASES = {
+    "unknown member": (
+        [("    members: [ann, bob]", f"    members: [ann, bob, zoe]  {MARK}")],
+        "queues.billing: unknown person 'zoe' in members",
+    ),
+    "unknown backup queue": (
+        [("    backup: support", f"    backup: helpdesk  {MARK}")],
+        "queues.billing: unknown backup queue 'helpdesk'",
+    ),
+    "own backup": (
+        [("    backup: support", f"    backup: billing  {MARK}")],
+        "a queue cannot be its own backup",
+    ),
+    "unknown supervisor": (
+        [("supervisor: boss", f"supervisor: nobody  {MARK}")],
+        "supervisor: unknown person 'nobody'",
+    ),
+    "business hours ending before they start": (
+        [('  tue: "08:00-18:00"', f'  tue: "18:00-08:00"  {MARK}')],
+        "business_hours.tue: '18:00-08:00' ends before it starts",
+    ),
+    "malformed business hours": (
+        [('  wed: "08:00-18:00"', f'  wed: "8am-6pm"  {MARK}')],
+        "business_hours.wed: '8am-6pm' is not valid: expected 'HH:MM-HH:MM'",
+    ),
+    "missing weekday": (
+        [('  sun: closed\n', ""), ("\nbusiness_hours:\n", f"\nbusiness_hours:  {MARK}\n")],
+        "'sun' is a required property",
+    ),
+    "overlapping personal hours": (
+        [('mon: ["09:00-12:00", "13:00-17:00"]', f'mon: ["09:00-12:00", "11:00-17:00"]  {MARK}')],
+        "people.bob.hours.mon: '11:00-17:00' overlaps 09:00-12:00",
+    ),
+    "preferred channel missing": (
+        [("    preferred: telegram", f"    preferred: slack  {MARK}")],
+        "people.bob: preferred channel 'slack' is not among the person's channels",
+    ),
+    "bad slack user id": (
+        [("{type: slack, user_id: U0ANN0001}", f"{{type: slack, user_id: ann}}  {MARK}")],
+        "people.ann.channels[0].user_id: 'ann' does not match",
+    ),
+    "telegram without chat id": (
+        [("{type: telegram, chat_id: 12345678}", f"{{type: telegram}}  {MARK}")],
+        "'chat_id' is a required property",
+    ),
+    "secret in the file": (
+        [("    max_load: 2\n", f"    max_load: 2\n    password: hunter2  {MARK}\n")],
+        "people.boss.password: unknown key",
+    ),
+    "unknown time zone": (
+        [("timezone: Europe/Berlin", f"timezone: Mars/Olympus  {MARK}")],
+        "unknown time zone 'Mars/Olympus'",
+    ),
+    "ladder out of order": (
+        [("{step: supervisor, at_sla: 2.0}", f"{{step: supervisor, at_sla: 1.2}}  {MARK}")],
+        "sla_ladder[2]: at_sla must increase",
+    ),
+    "unknown ladder step": (
+        [("{step: supervisor, at_sla: 2.0}", f"{{step: ceo, at_sla: 2.0}}  {MARK}")],
+        "sla_ladder[2].step: 'ceo' is not one of",
+    ),
+    "invalid holiday": (
+        [("{date: 2025-12-25, name: Christmas Day}", f'{{date: "2025-02-30", name: Nope}}  {MARK}')],
+        "holidays[0]: invalid date '2025-02-30'",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(EXPERT_CASES))
+def test_broken_experts_is_rejected_at_the_right_line(tmp_path, case):
+    edits, expected = EXPERT_CASES[case]
+    path, line = patched(tmp_path, SMALL_EXPERTS, *edits)
+    problems = validate(SMALL_MATRIX, path, SMALL_DOMAIN)
+    assert len(problems) == 1, [str(p) for p in problems]
+    assert expected in problems[0].message
+    assert problems[0].path == str(path)
+    assert problems[0].line == line, str(problems[0])
+
+
+def test_queue_missing_from_experts_is_reported_in_the_matrix(tmp_path):
+    path, _ = patched(tmp_path, SMALL_EXPERTS, ("  legal:\n    description: Law.\n    members: [boss]\n    sla_minutes: 1440\n", ""))
+    problems = validate(SMALL_MATRIX, path, SMALL_DOMAIN)
+    text = SMALL_MATRIX.read_text().splitlines()
+    expected = {n for n, line in enumerate(text, 1) if re.fullmatch(r"\s+queue: legal", line)}
+    assert {p.line for p in problems} == expected and len(expected) == 2
+    assert all(p.path == str(SMALL_MATRIX) and "unknown queue 'legal'" in p.message for p in problems)
+
+
+def test_load_experts_raises_experts_error(tmp_path):
+    path, line = patched(tmp_path, SMALL_EXPERTS, ("    members: [ann, bob]", f"    members: [ann, ghost]  {MARK}"))
+    with pytest.raises(ExpertsError) as info:
+        load_experts(path)
+    assert info.value.line == line
+    assert isinstance(info.value.problems[0], Problem)
+
+
+# --- the expert directory ------------------------------------------------------
+
+
+def test_expert_directory(experts):
+    assert experts.timezone == "Europe/Berlin"
+    assert set(experts.queues) == {"billing", "legal", "security", "sales", "support"}
+    assert [s.step for s in experts.sla_ladder] == ["next_person", "backup_queue", "supervisor"]
+    assert experts.supervisor in experts.people
+    for queue in experts.queues.values():
+        assert queue.members and all(m in experts.people for m in queue.members)
+        assert queue.backup is None or queue.backup in experts.queues
+    billing = experts.members("billing")
+    assert {p.id for p in billing} == set(experts.queue("billing").members)
+    for person in experts.people.values():
+        assert person.channel() is not None and person.channel().type == person.preferred
+        slack = person.channel("slack")
+        assert slack is None or re.fullmatch(r"U[A-Z0-9]+", slack.address)
+        telegram = person.channel("telegram")
+        assert telegram is None or telegram.address.isdigit()
+
+
+def test_business_hours_and_holidays():
+    d = load_experts(SMALL_EXPERTS)
+    berlin = d.tz
+    assert d.is_open(dt.datetime(2025, 11, 24, 9, 0, tzinfo=berlin))  # Monday
+    assert not d.is_open(dt.datetime(2025, 11, 24, 18, 0, tzinfo=berlin))  # closing time
+    assert not d.is_open(dt.datetime(2025, 11, 24, 7, 59))  # naive: directory time zone
+    assert d.is_open(dt.datetime(2025, 11, 29, 11, 0, tzinfo=berlin))  # Saturday
+    assert not d.is_open(dt.datetime(2025, 11, 30, 11, 0, tzinfo=berlin))  # Sunday closed
+    assert not d.is_open(dt.datetime(2025, 12, 25, 11, 0, tzinfo=berlin))  # holiday, a Thursday
+    assert d.is_open(dt.datetime(2025, 11, 24, 7, 30, tzinfo=dt.timezone.utc))  # 08:30 in Berlin
+    assert d.is_on_duty("bob", dt.datetime(2025, 11, 24, 10, 0))
+    assert not d.is_on_duty("bob", dt.datetime(2025, 11, 24, 12, 30))  # lunch break
+    assert not d.is_on_duty("bob", dt.datetime(2025, 11, 25, 10, 0))  # Tuesday: no hours
+    assert d.is_on_duty("ann", dt.datetime(2025, 11, 25, 10, 0))  # business hours
+
+
+def test_real_security_queue_is_staffed_around_the_clock(experts):
+    night = dt.datetime(2025, 11, 30, 3, 0)  # Sunday 03:00
+    assert not experts.is_open(night)
+    assert any(experts.is_on_duty(p.id, night) for p in experts.members("security"))
+
+
+# --- command line ------------------------------------------------------------------
+
+
+def test_main_ok(capsys):
+    code = validate_module.main(
+        [
+            "--matrix",
+            str(ROOT / "escalation.yml"),
+            "--experts",
+            str(ROOT / "experts.yml"),
+            "--domain",
+            str(FIXTURES / "domain_full.yml"),
+        ]
+    )
+    out = capsys.readouterr().out
+    assert code == 0
+    assert out.strip() == "escalation matrix OK: 32 intents, 6 categories, 5 queues"
+
+
+def test_main_reports_problems(tmp_path, capsys):
+    edit = ("    exceptions: [refund_over_limit]", f"    exceptions: [refund_over_limit, teleport]  {MARK}")
+    path, line = patched(tmp_path, SMALL_MATRIX, edit)
+    code = validate_module.main(["--matrix", str(path), "--experts", str(SMALL_EXPERTS), "--domain", str(SMALL_DOMAIN)])
+    captured = capsys.readouterr()
+    assert code == 1
+    lines: List[str] = captured.out.splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"{path}:{line}: ")
+    assert "1 problem" in captured.err

@@ -1,6 +1,6 @@
 """The real processes: `backline run` (Rasa server + action server) answering over REST."""
 from pathlib import Path
-from typing import Dict, Iterator, List
+from typing import Dict, Iterator, List, Optional
 
 import pytest
 import requests
@@ -72,3 +72,63 @@ def test_order_number_asked_for_then_answered(assistant: str) -> None:
 def test_the_api_refuses_a_wrong_token(assistant: str) -> None:
     response = requests.get(f"{assistant}/conversations/rest-order/tracker", params={"token": "forged"}, timeout=30)
     assert response.status_code == 401
+
+
+def slots(base_url: str, sender: str) -> Dict:
+    return tracker(base_url, sender)["slots"]
+
+
+@pytest.mark.parametrize(
+    "sender, text, reason, detail",
+    [
+        ("rest-human", "can i talk to a real person please", "explicit_request", None),
+        ("rest-refund", "I want a refund of 1.200,50 € for my laptop", "sensitive_topic", "refund_over_limit"),
+        ("rest-refund-usd", "please refund the $900 you charged me", "sensitive_topic", "refund_over_limit"),
+        ("rest-lawyer", "where is order 10023? my lawyer is asking", "sensitive_topic", "legal"),
+        ("rest-bot-or-human", "are you a bot or a human?", "sensitive_topic", "formal_complaint"),
+        ("rest-hacked", "someone logged into my account from another country", "sensitive_topic", "account_security"),
+    ],
+)
+def test_triggers_hand_off_with_their_reason(
+    assistant: str, sender: str, text: str, reason: str, detail: Optional[str]
+) -> None:
+    messages = say(assistant, sender, text)
+
+    state = tracker(assistant, sender)
+    assert (state["slots"]["handoff_mode"], state["slots"]["escalation_reason"]) == ("human", reason)
+    assert state["slots"]["escalation_detail"] == detail
+    handoff = [e for e in state["events"] if e["event"] == "action" and e["name"] == "action_handoff"]
+    assert handoff and handoff[-1]["metadata"]["routing"]["reason"] == reason
+    assert messages and "handing" in " ".join(m.get("text", "") for m in messages).lower()
+
+
+def test_a_small_refund_stays_with_the_ai(assistant: str) -> None:
+    messages = say(assistant, "rest-small-refund", "i want a refund of 50 euros for my last order")
+
+    state = slots(assistant, "rest-small-refund")
+    assert state["handoff_mode"] == "ai" and state["escalation_reason"] is None
+    assert (state["amount"], state["currency"]) == (50.0, "EUR")
+    assert state["routing_decision"]["action"] == "answer"
+    assert messages
+
+
+def test_human_resources_is_not_a_request_for_a_person(assistant: str) -> None:
+    say(assistant, "rest-hr", "do you have a human resources department i could apply to")
+    assert slots(assistant, "rest-hr")["escalation_reason"] != "explicit_request"
+
+
+def test_in_human_mode_the_ai_is_silent(assistant: str) -> None:
+    say(assistant, "rest-silent", "i want to speak to a human")
+    assert slots(assistant, "rest-silent")["handoff_mode"] == "human"
+
+    assert say(assistant, "rest-silent", "what are your opening hours?") == []
+    assert slots(assistant, "rest-silent")["routing_decision"]["action"] == "silent"
+
+
+@pytest.mark.parametrize("text", ["", "   ", "🙂🙂🙂", "?!", "refund " * 1500 + "please"])
+def test_bad_input_gets_a_sane_answer(assistant: str, text: str) -> None:
+    sender = f"rest-bad-{abs(hash(text))}"
+    messages = say(assistant, sender, text)
+
+    assert messages, "the assistant answered nothing"
+    assert slots(assistant, sender)["routing_decision"]["action"] in {"clarify", "answer", "consult", "handoff"}

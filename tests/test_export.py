@@ -83,9 +83,17 @@ def test_json_round_trip(matrix, written):
     assert [r["intent"] for r in data["rows"]] == sorted(matrix.rows)
     assert [c["name"] for c in data["categories"]] == sorted(matrix.categories)
     over = next(c for c in data["categories"] if c["name"] == "refund_over_limit")
-    assert over["rule"]["amount_above"] == {"value": 500.0, "currency": "EUR"}
-    assert over["rule"]["limit_eur"] == pytest.approx(500.0)
+    assert over["amount_above"] == {"value": 500.0, "currency": "EUR"}
+    assert over["limit_eur"] == pytest.approx(500.0)
     assert over["intents"] == ["refund_request", "billing_dispute"]
+    assert over["phrases"] == [] and over["patterns"] == []
+    legal = next(c for c in data["categories"] if c["name"] == "legal")
+    assert "lawyer" in legal["phrases"] and legal["amount_above"] is None
+    assert legal["patterns"] == [list(p) for p in matrix.categories["legal"].patterns]
+    explicit = data["triggers"]["explicit_request"]
+    assert explicit["intents"] == ["request_human"] and explicit["min_confidence"] == pytest.approx(0.5)
+    assert "human resources" in explicit["not_phrases"] and explicit["patterns"]
+    assert [s["name"] for s in data["signals"]] == [spec.name for spec in matrix.signal_specs()]
     rows = {r["intent"]: r for r in data["rows"]}
     assert rows["legal_threat"]["queue"] == "legal"
     assert rows["legal_threat"]["reason"] == "sensitive_topic"
@@ -109,7 +117,14 @@ def test_markdown_has_a_table_row_per_intent(matrix, written):
     categories = _markdown_table(text, "## Exception categories")
     assert [row[0] for row in categories[1:]] == sorted(matrix.categories)
     over = dict(zip(categories[0], next(r for r in categories[1:] if r[0] == "refund_over_limit")))
-    assert over["rule"] == "amount > 500 EUR"
+    assert over["classifier route"] == "intents: refund_request, billing_dispute; amount > 500 EUR"
+    assert over["rule route"] == "-"
+    legal = dict(zip(categories[0], next(r for r in categories[1:] if r[0] == "legal")))
+    assert legal["rule route"].endswith("(see Signals)")
+    signals = _markdown_table(text, "## Signals")
+    assert signals[0] == list(export_module.SIGNAL_COLUMNS)
+    assert [row[0] for row in signals[1:]] == [spec.name for spec in matrix.signal_specs()]
+    assert "human resources" in dict(zip(signals[0], signals[1]))["not phrases"]
     assert "0.80" in text and "provisional" in text
 
 
@@ -122,6 +137,11 @@ def test_markdown_escapes_pipes(tmp_path):
     body = _markdown_table(text, "## Intents")[1:]
     greet = next(row for row in body if row[0] == "greet")
     assert greet[-1] == "Hello \\| hi there"
+
+
+def test_describe_pattern():
+    pattern = ({"LOWER": {"IN": ["talk", "speak"]}}, {"LOWER": "to", "OP": "+"}, {"IS_PUNCT": True, "OP": "*"}, {"OP": "?"})
+    assert export_module.describe_pattern(pattern) == "(talk|speak) to+ <IS_PUNCT=True>* <any>?"
 
 
 def test_export_is_deterministic(matrix, tmp_path):

@@ -4,7 +4,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 from pathlib import Path
-from typing import List, Optional, Tuple
+from typing import Dict, List, Optional, Tuple
 
 import pytest
 
@@ -98,9 +98,13 @@ def test_real_matrix_encodes_the_business_rules(matrix):
     human = matrix.row("request_human")
     assert (human.ai_may, human.route_reason) == ("never", "explicit_request")
     over = matrix.categories["refund_over_limit"]
-    assert over.reason == "sensitive_topic" and over.rule is not None
-    assert (over.rule.amount_above.value, over.rule.amount_above.currency) == (500, "EUR")
+    assert over.reason == "sensitive_topic" and over.amount_above is not None
+    assert (over.amount_above.value, over.amount_above.currency, over.limit_eur) == (500, "EUR", 500)
+    assert over.intents == ("refund_request", "billing_dispute") and not over.has_rule_route
     assert matrix.categories["account_security"].priority == "urgent"
+    assert set(matrix.categories) == {"refund_over_limit", "legal", "formal_complaint", "account_security"}
+    assert set(matrix.categories["legal"].intents) == {"legal_threat", "gdpr_request"}
+    assert matrix.triggers.explicit_request.min_confidence == pytest.approx(0.5)
 
 
 # --- loader accessors --------------------------------------------------------
@@ -167,15 +171,156 @@ def test_refund_over_limit_rule(matrix):
     assert matrix.matching_categories("order_status", amount=10_000, currency="EUR") == []
 
 
-def test_text_rules(matrix):
-    hits = matrix.matching_categories("refund_request", text="My lawyer will hear about this refund")
-    assert [c.name for c in hits] == ["legal_language"]
-    assert hits[0].detail == "legal" and hits[0].queue == "legal"
-    assert matrix.matching_categories("refund_request", text="I'd like a refund for the courtesy call") == []
-    signals = matrix.matching_categories("password_reset", text="Somebody just logged into my account")
-    assert [c.name for c in signals] == ["account_security_signals"]
-    assert matrix.matching_categories("password_reset", text="I forgot my password") == []
-    assert [c.name for c in matrix.matching_categories("account_compromised")] == ["account_security"]
+def test_signal_specs(matrix):
+    specs = matrix.signal_specs()
+    assert [spec.name for spec in specs] == ["explicit_request", "legal", "formal_complaint", "account_security"]
+    explicit = specs[0]
+    assert "live agent" in explicit.phrases and explicit.patterns
+    assert {"human resources", "human-readable", "human readable", "human interface", "human error", "human rights"} <= set(
+        explicit.not_phrases
+    )
+    by_name = {spec.name: spec for spec in specs}
+    assert {"lawyer", "attorney", "solicitor", "lawsuit", "litigation", "legal action", "court", "small claims",
+            "consumer protection", "gdpr", "data access request", "subject access request", "right to be forgotten",
+            "ombudsman"} <= set(by_name["legal"].phrases)  # fmt: skip
+    assert {"file a complaint", "formal complaint", "lodge a complaint", "official complaint", "bot or a human",
+            "bot or human"} <= set(by_name["formal_complaint"].phrases)  # fmt: skip
+    assert {"hacked", "compromised", "phishing", "account takeover", "stolen account"} <= set(
+        by_name["account_security"].phrases
+    )
+    assert all(not spec.not_phrases for spec in specs[1:])
+    for spec in specs:
+        for pattern in spec.patterns:
+            assert isinstance(pattern, tuple) and all(type(token) is dict for token in pattern)
+
+
+def test_signal_patterns_compile_with_spacy(matrix):
+    """What the loader accepts, spaCy's own validating Matcher accepts too."""
+    spacy = pytest.importorskip("spacy")
+    from spacy.matcher import Matcher
+
+    matcher = Matcher(spacy.blank("en").vocab, validate=True)
+    for spec in matrix.signal_specs():
+        for i, pattern in enumerate(spec.patterns):
+            matcher.add(f"{spec.name}_{i}", [list(pattern)])
+    assert len(matcher) == sum(len(spec.patterns) for spec in matrix.signal_specs())
+
+
+def test_referenced_intents(matrix):
+    refs = matrix.referenced_intents()
+    assert refs["triggers.explicit_request.intents"] == ("request_human",)
+    assert refs["exception_categories.refund_over_limit.intents"] == ("refund_request", "billing_dispute")
+    assert all(intent in matrix.rows for intents in refs.values() for intent in intents)
+
+
+# --- escalation.yml phrasings, with a reference detector ----------------------------
+# The production detector (backline/nlp/signals.py) is built by the NLU side; this one applies
+# SignalSpec's documented semantics with spaCy directly: phrases on LOWER, token patterns, and a
+# match overlapping a not-phrase does not count (each not-phrase gives a `not_<name>` signal).
+
+
+@pytest.fixture(scope="module")
+def detect(matrix):
+    spacy = pytest.importorskip("spacy")
+    from spacy.matcher import Matcher, PhraseMatcher
+
+    nlp = spacy.blank("en")
+    compiled = []
+    for spec in matrix.signal_specs():
+        phrases, negatives = PhraseMatcher(nlp.vocab, attr="LOWER"), PhraseMatcher(nlp.vocab, attr="LOWER")
+        patterns = Matcher(nlp.vocab, validate=True)
+        phrases.add(spec.name, [nlp.make_doc(p) for p in spec.phrases])
+        negatives.add(spec.name, [nlp.make_doc(p) for p in spec.not_phrases])
+        for pattern in spec.patterns:
+            patterns.add(spec.name, [list(pattern)])
+        compiled.append((spec.name, phrases, negatives, patterns))
+
+    def run(text: str) -> Dict[str, List[str]]:
+        doc = nlp.make_doc(text.lower())  # Rasa's SpacyNLP lower-cases by default
+        found: Dict[str, List[str]] = {}
+        for name, phrases, negatives, patterns in compiled:
+            vetoes = [(s, e) for _, s, e in negatives(doc)]
+            hits = [(s, e) for _, s, e in [*phrases(doc), *patterns(doc)]]
+            kept = [doc[s:e].text for s, e in hits if not any(s < ve and vs < e for vs, ve in vetoes)]
+            if kept:
+                found[name] = kept
+            if vetoes:
+                found[f"not_{name}"] = [doc[s:e].text for s, e in vetoes]
+        return found
+
+    return run
+
+
+EXPLICIT_PHRASINGS = [
+    "talk to a human", "I want to talk to a human", "can I speak with a real person please", "real person",
+    "Real person please!", "human agent", "live agent", "I need a human agent now", "customer service representative",
+    "get me a manager", "i want a person", "I need a person", "connect me to someone", "operator please",
+    "Operator, please!", "agent!!", "can i talk to someone", "can I talk to somebody", "not a bot",
+    "i want a human not a bot", "I'd like to speak to someone from support", "transfer me to a real person",
+    "put me through to one of your people please", "let me speak to your supervisor", "speak to customer service",
+    "escalate this to a human", "can a human help me", "is there a person i can talk to instead",
+    "can someone from your team call me back", "i want a callback", "give me a real person", "human please",
+    "AGENT NOW", "pass me to a colleague", "i don't want to talk to a bot", "chat with a live person",
+    "where is my order? actually, let me talk to a human",
+]  # fmt: skip
+
+NOT_EXPLICIT = [
+    "do you have a human resources department i could apply to", "is this export in a human-readable format",
+    "is the log human readable", "does the hub have a human interface device mode", "was it a human error on your side",
+    "what about human rights", "are you a real person?", "are you human", "am i talking to a person or a program",
+    "you're not a bot, are you?", "is there a human typing this", "are you a bot or a human?",
+    "i talked to a person at the store", "can someone please help me with my order", "i want to switch to the pro plan",
+    "i need support for my hub x2", "i need to speak to my manager before we upgrade", "how do i get the agent license",
+    "i'd like to upgrade to the business plan", "where is my order",
+]  # fmt: skip
+
+CATEGORY_PHRASINGS = [
+    ("legal", "my lawyer will hear about this refund"), ("legal", "where is my order? otherwise i'll sue you"),
+    ("legal", "I'll take you to court"), ("legal", "see you in small claims"), ("legal", "I'm filing a lawsuit"),
+    ("legal", "this is a GDPR data access request"), ("legal", "i'm submitting a subject access request"),
+    ("legal", "right to be forgotten"), ("legal", "I'll contact consumer protection"), ("legal", "the ombudsman will hear"),
+    ("legal", "please delete my personal data"), ("legal", "what data do you hold on me"), ("legal", "my attorney"),
+    ("formal_complaint", "I want to file a complaint"), ("formal_complaint", "this is a formal complaint"),
+    ("formal_complaint", "i'd like to lodge a complaint"), ("formal_complaint", "are you a bot or a human?"),
+    ("formal_complaint", "bot or human?"), ("formal_complaint", "I want to make an official complaint"),
+    ("formal_complaint", "i want to complain"),
+    ("account_security", "my account was hacked"), ("account_security", "someone logged into my account"),
+    ("account_security", "I think my account is compromised"), ("account_security", "I got a phishing email"),
+    ("account_security", "unauthorized login from brazil"), ("account_security", "this looks like an account takeover"),
+    ("account_security", "someone changed my password"), ("account_security", "I didn't make this purchase"),
+    ("account_security", "my account was stolen"), ("account_security", "i got a 2fa code i didn't request"),
+]  # fmt: skip
+
+NOT_CATEGORY = [
+    "my colleague sue ordered the dock", "how do i reset my password", "i want a refund of 50 euros",
+    "the courtesy call was nice", "where is my order", "can i update my payment method",
+    "an unauthorized charge from kestrel on my statement",
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("text", EXPLICIT_PHRASINGS)
+def test_explicit_request_phrasings(detect, text):
+    assert "explicit_request" in detect(text), detect(text)
+
+
+@pytest.mark.parametrize("text", NOT_EXPLICIT)
+def test_not_explicit_requests(detect, text):
+    assert "explicit_request" not in detect(text), detect(text)
+
+
+@pytest.mark.parametrize("text", NOT_EXPLICIT[:6])
+def test_not_phrases_give_the_veto_signal(detect, text):
+    assert "not_explicit_request" in detect(text)
+
+
+@pytest.mark.parametrize("category, text", CATEGORY_PHRASINGS)
+def test_category_phrasings(detect, category, text):
+    assert category in detect(text), detect(text)
+
+
+@pytest.mark.parametrize("text", NOT_CATEGORY)
+def test_not_categories(detect, text):
+    assert not set(detect(text)) & {"legal", "formal_complaint", "account_security"}, detect(text)
 
 
 # --- the validator: one broken matrix per kind --------------------------------
@@ -224,24 +369,118 @@ MATRIX_CASES = {
         "defaults.thresholds: low 0.80 is above high 0.40",
     ),
     "amount rule with a negative value": (
-        [("        value: 500\n", f"        value: -500  {MARK}\n")],
-        "exception_categories.refund_over_limit.rule.amount_above.value: -500 is less than or equal to the minimum of 0",
+        [("      value: 500\n", f"      value: -500  {MARK}\n")],
+        "exception_categories.refund_over_limit.amount_above.value: -500 is less than or equal to the minimum of 0",
     ),
     "amount rule in a currency without a rate": (
-        [("        currency: EUR\n", f"        currency: JPY  {MARK}\n")],
-        "refund_over_limit.rule.amount_above: no rate for currency 'JPY'",
+        [("      currency: EUR\n", f"      currency: JPY  {MARK}\n")],
+        "exception_categories.refund_over_limit.amount_above: no rate for currency 'JPY'",
     ),
     "amount rule without a currency": (
-        [("      amount_above:\n        value: 500\n        currency: EUR\n", f"      amount_above:  {MARK}\n        value: 500\n")],
-        "rule.amount_above: 'currency' is a required property",
+        [("    amount_above:\n      value: 500\n      currency: EUR\n", f"    amount_above:  {MARK}\n      value: 500\n")],
+        "refund_over_limit.amount_above: 'currency' is a required property",
     ),
-    "rule with an unknown condition": (
-        [("      amount_above:\n", f"      amount_over:  {MARK}\n")],
-        "exception_categories.refund_over_limit.rule.amount_over: unknown key",
+    "category with an unknown key": (
+        [("    amount_above:\n", f"    amount_over:  {MARK}\n")],
+        "exception_categories.refund_over_limit.amount_over: unknown key",
     ),
-    "rule with an invalid pattern": (
-        [("    description: Legal matters.", f"    rule:\n      patterns: ['(unclosed']  {MARK}\n    description: Legal matters.")],
-        "exception_categories.legal.rule.patterns[0]: invalid regular expression '(unclosed'",
+    "the old rule block": (
+        [("    phrases: [lawyer, legal action]\n", f"    rule:  {MARK}\n      phrases: [lawyer, legal action]\n")],
+        "exception_categories.legal.rule: unknown key",
+    ),
+    "category without any route": (
+        [("\nintents:\n", f"\n  orphan:  {MARK}\n    reason: sensitive_topic\n    detail: legal\n    queue: legal\n"
+                          "    priority: high\n    intents: []\n    description: Nothing.\nintents:\n")],
+        "exception_categories.orphan: no route",
+    ),
+    "amount limit without intents": (
+        [("\nintents:\n", f"\n  big:\n    reason: sensitive_topic\n    detail: legal\n    queue: legal\n"
+                          f"    priority: high\n    intents: []\n    amount_above: {{value: 9, currency: EUR}}  {MARK}\n"
+                          "    phrases: [huge]\n    description: Big.\nintents:\n")],
+        "exception_categories.big.amount_above: applies to the classifier route, which needs intents",
+    ),
+    "category named like a signal": (
+        [("\nintents:\n", f"\n  explicit_request:  {MARK}\n    reason: sensitive_topic\n    detail: legal\n"
+                          "    queue: legal\n    priority: high\n    intents: []\n    phrases: [x]\n"
+                          "    description: Clash.\nintents:\n")],
+        "exception_categories.explicit_request: reserved name",
+    ),
+    "unknown trigger": (
+        [("  no_convergence:\n", f"  always_escalate:  {MARK}\n    intents: [greet]\n  no_convergence:\n")],
+        "triggers.always_escalate: unknown trigger (allowed: explicit_request, high_value, no_convergence, sentiment)",
+    ),
+    "unknown key in a trigger": (
+        [("    min_confidence: 0.5\n", f"    min_confidence: 0.5\n    regexes: [human]  {MARK}\n")],
+        "triggers.explicit_request.regexes: unknown key",
+    ),
+    "no-convergence window too short to compare two answers": (
+        [("    same_intent_turns: 3\n", f"    same_intent_turns: 2  {MARK}\n")],
+        "triggers.no_convergence.same_intent_turns: 2 is less than the minimum of 3",
+    ),
+    "min_confidence out of range": (
+        [("    min_confidence: 0.5\n", f"    min_confidence: 5  {MARK}\n")],
+        "triggers.explicit_request.min_confidence: 5 is greater than the maximum of 1",
+    ),
+    "phrase that is also a not-phrase": (
+        [("    not_phrases: [human resources]\n", f"    not_phrases: [human resources, Live Agent]\n"),
+         ("    phrases: [live agent, real person]\n", f"    phrases: [live agent, real person]  {MARK}\n")],
+        "triggers.explicit_request.phrases[0]: 'live agent' is also in not_phrases",
+    ),
+    "blank phrase": (
+        [("    phrases: [lawyer, legal action]\n", f"    phrases: [lawyer, '  ']  {MARK}\n")],
+        "exception_categories.legal.phrases[1]: '  ' does not match",
+    ),
+    "pattern with an unknown attribute": (
+        [("      - [{LOWER: sue}, {LOWER: you}]", f"      - [{{LOWER: sue}}, {{LOWR: you}}]  {MARK}")],
+        "exception_categories.legal.patterns[0][1].LOWR: unknown spaCy token attribute 'LOWR'",
+    ),
+    "pattern on an attribute the pipeline does not set": (
+        [("      - [{LOWER: sue}, {LOWER: you}]", f"      - [{{LEMMA: sue}}, {{LOWER: you}}]  {MARK}")],
+        "exception_categories.legal.patterns[0][0].LEMMA: LEMMA needs a lemmatizer",
+    ),
+    "pattern with a bad operator": (
+        [("      - [{LOWER: sue}, {LOWER: you}]", f"      - [{{LOWER: sue}}, {{LOWER: you, OP: '??'}}]  {MARK}")],
+        "exception_categories.legal.patterns[0][1].OP: '??' is not a spaCy operator",
+    ),
+    "pattern that is a string": (
+        [("      - [{LOWER: sue}, {LOWER: you}]", f"      - 'sue you'  {MARK}")],
+        "exception_categories.legal.patterns[0]: a token pattern must be a non-empty list of token dicts",
+    ),
+    "empty pattern": (
+        [("      - [{LOWER: sue}, {LOWER: you}]", f"      - []  {MARK}")],
+        "exception_categories.legal.patterns[0]: a token pattern must be a non-empty list",
+    ),
+    "pattern token that is not a mapping": (
+        [("      - [{LOWER: sue}, {LOWER: you}]", f"      - [{{LOWER: sue}}, you]  {MARK}")],
+        "exception_categories.legal.patterns[0][1]: a token must be a mapping of attributes",
+    ),
+    "pattern with upper-case LOWER": (
+        [("      - [{LOWER: sue}, {LOWER: you}]", f"      - [{{LOWER: Sue}}, {{LOWER: you}}]  {MARK}")],
+        "exception_categories.legal.patterns[0][0].LOWER: 'Sue' has upper-case letters",
+    ),
+    "pattern with upper case in an IN list": (
+        [("{LOWER: {IN: [human, person]}}]", f"{{LOWER: {{IN: [human, Person]}}}}]  {MARK}")],
+        "triggers.explicit_request.patterns[0][3].LOWER.IN[1]: 'Person' has upper-case letters",
+    ),
+    "pattern with a bad predicate": (
+        [("      - [{LOWER: sue}, {LOWER: you}]", f"      - [{{LOWER: {{ONE_OF: [sue]}}}}, {{LOWER: you}}]  {MARK}")],
+        "exception_categories.legal.patterns[0][0].LOWER.ONE_OF: unknown predicate",
+    ),
+    "pattern with an invalid regex": (
+        [("      - [{LOWER: sue}, {LOWER: you}]", f"      - [{{LOWER: {{REGEX: '(unclosed'}}}}]  {MARK}")],
+        "exception_categories.legal.patterns[0][0].LOWER.REGEX: invalid regular expression '(unclosed'",
+    ),
+    "pattern with text for a flag": (
+        [("      - [{LOWER: sue}, {LOWER: you}]", f"      - [{{LOWER: sue}}, {{IS_PUNCT: 'yes'}}]  {MARK}")],
+        "exception_categories.legal.patterns[0][1].IS_PUNCT: expected true or false",
+    ),
+    "pattern that can match nothing": (
+        [("      - [{LOWER: sue}, {LOWER: you}]", f"      - [{{LOWER: sue, OP: '?'}}, {{OP: '*'}}]  {MARK}")],
+        "exception_categories.legal.patterns[0]: every token is optional or negated",
+    ),
+    "explicit-request pattern with an unknown attribute": (
+        [("{LOWER: {IN: [human, person]}}]", f"{{LOWR: {{IN: [human, person]}}}}]  {MARK}")],
+        "triggers.explicit_request.patterns[0][3].LOWR: unknown spaCy token attribute",
     ),
     "category with an unknown reason code": (
         [("    reason: sensitive_topic\n    detail: legal\n", f"    reason: angry_customer  {MARK}\n    detail: legal\n")],
@@ -322,6 +561,27 @@ def test_broken_matrix_is_rejected_at_the_right_line(tmp_path, case):
     assert expected in problem.message
     assert problem.line == line, str(problem)
     assert str(problem) == f"{path}:{line}: {problem.message}"
+
+
+def test_category_and_trigger_intents_must_be_domain_intents(tmp_path):
+    teleport = ROW_ORDER_STATUS.replace("  order_status:", "  teleport:").replace("    description:", "    exceptions: [legal]\n    description:")
+    path, _ = patched(
+        tmp_path,
+        SMALL_MATRIX,
+        (ROW_ORDER_STATUS, ROW_ORDER_STATUS + teleport),
+        ("    intents: [legal_threat]", f"    intents: [legal_threat, teleport]  {MARK}"),
+        ("frustration_intents: [frustration]", "frustration_intents: [frustration, teleport]"),
+    )
+    problems = validate(path, SMALL_EXPERTS, SMALL_DOMAIN)
+    messages = sorted(p.message for p in problems)
+    assert messages == [
+        "exception_categories.legal.intents: intent 'teleport' is not an intent of the domain",
+        "intents.teleport: not an intent of the domain",
+        "triggers.sentiment.frustration_intents: intent 'teleport' is not an intent of the domain",
+    ]
+    text = path.read_text().splitlines()
+    line = next(p.line for p in problems if p.message.startswith("exception_categories.legal"))
+    assert MARK in text[line - 1]
 
 
 def test_small_fixtures_are_valid():
@@ -548,7 +808,9 @@ def test_main_ok(capsys):
     )
     out = capsys.readouterr().out
     assert code == 0
-    assert out.strip() == "escalation matrix OK: 32 intents, 6 categories, 5 queues"
+    assert re.fullmatch(
+        r"escalation matrix OK: 32 intents, 4 categories, 4 signals \(\d+ phrases, \d+ patterns\), 5 queues", out.strip()
+    ), out
 
 
 def test_main_reports_problems(tmp_path, capsys):

@@ -1,4 +1,8 @@
-"""Routing model: the escalation matrix, the expert directory, their validator and exporter (no Rasa import)."""
+"""Routing model: the escalation matrix, the decision engine, the expert directory, validator and exporter.
+
+Pure Python: nothing in this package imports Rasa (or spaCy).
+"""
+from backline.routing.engine import Conversation, Decision, Parse, Turn, decide
 from backline.routing.experts import (
     Channel,
     ExpertDirectory,
@@ -17,14 +21,18 @@ from backline.routing.matrix import (
     Defaults,
     EscalationMatrix,
     ExceptionCategory,
+    ExplicitRequestTrigger,
+    HighValueTrigger,
     IntentRow,
     Money,
-    Rule,
+    NoConvergenceTrigger,
+    SentimentTrigger,
     Thresholds,
     Triggers,
     base_intent,
     load_matrix,
 )
+from backline.routing.signals import EXPLICIT_REQUEST, NOT_EXPLICIT_REQUEST, Signal, SignalSpec
 from backline.routing.source import ConfigError, ExpertsError, MatrixError, Problem, ValidationProblem
 
 __all__ = [
@@ -33,26 +41,38 @@ __all__ = [
     "PRIORITIES",
     "REASONS",
     "Channel",
+    "Conversation",
+    "Decision",
     "ConfigError",
     "Defaults",
     "EscalationMatrix",
+    "EXPLICIT_REQUEST",
     "ExceptionCategory",
+    "ExplicitRequestTrigger",
     "ExpertDirectory",
     "ExpertsError",
+    "HighValueTrigger",
     "Holiday",
     "IntentRow",
     "LadderStep",
     "MatrixError",
     "Money",
+    "Parse",
+    "NOT_EXPLICIT_REQUEST",
+    "NoConvergenceTrigger",
     "Person",
     "Problem",
     "Queue",
-    "Rule",
+    "SentimentTrigger",
+    "Signal",
+    "SignalSpec",
     "Thresholds",
     "TimeRange",
+    "Turn",
     "Triggers",
     "ValidationProblem",
     "base_intent",
+    "decide",
     "load_experts",
     "load_matrix",
 ]

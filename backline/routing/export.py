@@ -9,7 +9,8 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence
 
-from backline.routing.matrix import EscalationMatrix, ExceptionCategory, IntentRow, Rule, load_matrix
+from backline.routing.matrix import EscalationMatrix, ExceptionCategory, IntentRow, load_matrix
+from backline.routing.signals import TokenPattern
 from backline.routing.source import ConfigError, PathLike
 
 STEM = "routing-model"
@@ -40,7 +41,8 @@ MD_COLUMNS = (
     "route reason",
     "description",
 )
-CATEGORY_COLUMNS = ("category", "reason", "detail", "queue", "priority", "intents", "rule", "description")
+CATEGORY_COLUMNS = ("category", "reason", "detail", "queue", "priority", "classifier route", "rule route", "description")
+SIGNAL_COLUMNS = ("signal", "phrases", "patterns", "not phrases")
 
 
 def _rows(matrix: EscalationMatrix) -> List[IntentRow]:
@@ -51,31 +53,57 @@ def _categories(matrix: EscalationMatrix) -> List[ExceptionCategory]:
     return [matrix.categories[name] for name in sorted(matrix.categories)]
 
 
-def describe_rule(rule: Optional[Rule]) -> str:
-    if rule is None:
-        return "always"
+def _describe_value(value: Any) -> str:
+    if isinstance(value, dict):
+        parts = []
+        for predicate, operand in value.items():
+            if predicate == "IN" and isinstance(operand, list):
+                parts.append("(" + "|".join(str(v) for v in operand) + ")")
+            elif predicate == "NOT_IN" and isinstance(operand, list):
+                parts.append("not(" + "|".join(str(v) for v in operand) + ")")
+            elif predicate == "REGEX":
+                parts.append(f"/{operand}/")
+            else:
+                parts.append(f"{predicate} {operand}")
+        return " ".join(parts)
+    return str(value)
+
+
+def describe_pattern(pattern: TokenPattern) -> str:
+    """A spaCy token pattern in one readable line: ``(talk|speak) me? (to|with)+ (human|person)``."""
+    words = []
+    for token in pattern:
+        op = token.get("OP", "")
+        attrs = {k: v for k, v in token.items() if k != "OP"}
+        if not attrs:
+            text = "<any>"
+        else:
+            text = " ".join(
+                _describe_value(v) if k in ("LOWER", "TEXT", "ORTH", "NORM") else f"<{k}={_describe_value(v)}>"
+                for k, v in attrs.items()
+            )
+            if len(attrs) > 1:
+                text = f"[{text}]"
+        words.append(f"{text}{op}")
+    return " ".join(words)
+
+
+def describe_classifier_route(category: ExceptionCategory) -> str:
+    if not category.intents:
+        return "-"
+    text = "intents: " + ", ".join(category.intents)
+    if category.amount_above is not None:
+        text += f"; amount > {category.amount_above.value:g} {category.amount_above.currency}"
+    return text
+
+
+def describe_rule_route(category: ExceptionCategory) -> str:
     parts = []
-    if rule.amount_above is not None:
-        parts.append(f"amount > {rule.amount_above.value:g} {rule.amount_above.currency}")
-    if rule.phrases:
-        parts.append("phrases: " + ", ".join(rule.phrases))
-    if rule.patterns:
-        parts.append("patterns: " + ", ".join(f"/{p}/" for p in rule.patterns))
-    return "; ".join(parts)
-
-
-def _rule_json(rule: Optional[Rule]) -> Optional[Dict[str, Any]]:
-    if rule is None:
-        return None
-    out: Dict[str, Any] = {}
-    if rule.amount_above is not None:
-        out["amount_above"] = asdict(rule.amount_above)
-        out["limit_eur"] = rule.limit_eur
-    if rule.phrases:
-        out["phrases"] = list(rule.phrases)
-    if rule.patterns:
-        out["patterns"] = list(rule.patterns)
-    return out
+    if category.phrases:
+        parts.append(f"{len(category.phrases)} phrases")
+    if category.patterns:
+        parts.append(f"{len(category.patterns)} patterns")
+    return ", ".join(parts) + " (see Signals)" if parts else "-"
 
 
 def to_json(matrix: EscalationMatrix) -> Dict[str, Any]:
@@ -95,7 +123,13 @@ def to_json(matrix: EscalationMatrix) -> Dict[str, Any]:
         },
         "currency_rates": dict(sorted(matrix.currency_rates.items())),
         "triggers": {
-            "explicit_request": {"intents": list(t.explicit_request.intents)},
+            "explicit_request": {
+                "intents": list(t.explicit_request.intents),
+                "min_confidence": t.explicit_request.min_confidence,
+                "phrases": list(t.explicit_request.phrases),
+                "patterns": [list(p) for p in t.explicit_request.patterns],
+                "not_phrases": list(t.explicit_request.not_phrases),
+            },
             "no_convergence": {
                 "same_intent_turns": t.no_convergence.same_intent_turns,
                 "overlap": t.no_convergence.overlap,
@@ -109,9 +143,19 @@ def to_json(matrix: EscalationMatrix) -> Dict[str, Any]:
             "high_value": {
                 "tiers": list(t.high_value.tiers),
                 "amount_above": asdict(t.high_value.amount_above) if t.high_value.amount_above else None,
+                "limit_eur": t.high_value.limit_eur,
             },
         },
         "context_packages": {name: list(fields) for name, fields in sorted(matrix.context_packages.items())},
+        "signals": [
+            {
+                "name": spec.name,
+                "phrases": list(spec.phrases),
+                "patterns": [list(p) for p in spec.patterns],
+                "not_phrases": list(spec.not_phrases),
+            }
+            for spec in matrix.signal_specs()
+        ],
         "categories": [
             {
                 "name": c.name,
@@ -120,7 +164,10 @@ def to_json(matrix: EscalationMatrix) -> Dict[str, Any]:
                 "queue": c.queue,
                 "priority": c.priority,
                 "intents": list(c.intents),
-                "rule": _rule_json(c.rule),
+                "amount_above": asdict(c.amount_above) if c.amount_above else None,
+                "limit_eur": c.limit_eur,
+                "phrases": list(c.phrases),
+                "patterns": [list(p) for p in c.patterns],
                 "description": c.description,
             }
             for c in _categories(matrix)
@@ -202,10 +249,12 @@ def to_markdown(matrix: EscalationMatrix) -> str:
         "",
         "## Triggers",
         "",
-        f"- explicit request: intents {', '.join(t.explicit_request.intents)}",
+        f"- explicit request: intents {', '.join(t.explicit_request.intents)} at confidence >= "
+        f"{t.explicit_request.min_confidence:.2f}, or the `explicit_request` signal (see Signals); "
+        "a `not_explicit_request` phrase alone vetoes the intent",
         f"- no convergence: same intent for {t.no_convergence.same_intent_turns} turns with Q/A token overlap "
         f">= {t.no_convergence.overlap:.0%}, or a rejection ({rejection})",
-        f"- negative sentiment: polarity below {t.sentiment.negative_below:g}, or {t.sentiment.frustration_repeats} x "
+        f"- negative sentiment: polarity at or below {t.sentiment.negative_below:g}, or {t.sentiment.frustration_repeats} x "
         f"{', '.join(t.sentiment.frustration_intents) or 'frustration'}",
         f"- high value: customer tiers {', '.join(t.high_value.tiers) or 'none'}"
         + (f"; amounts above {big.value:g} {big.currency}" if big else ""),
@@ -232,7 +281,14 @@ def to_markdown(matrix: EscalationMatrix) -> str:
             for r in _rows(matrix)
         ],
     )
-    lines += ["", "## Exception categories", "", "These always escalate, whatever the confidence.", ""]
+    lines += [
+        "",
+        "## Exception categories",
+        "",
+        "These always escalate, whatever the confidence: by the classifier route (the intent, and the amount"
+        " when a limit is set) or by the rule route (the category's signal, in any message). The most urgent wins.",
+        "",
+    ]
     lines += _table(
         CATEGORY_COLUMNS,
         [
@@ -242,11 +298,31 @@ def to_markdown(matrix: EscalationMatrix) -> str:
                 c.detail,
                 c.queue,
                 c.priority,
-                ", ".join(c.intents),
-                describe_rule(c.rule),
+                describe_classifier_route(c),
+                describe_rule_route(c),
                 c.description,
             )
             for c in _categories(matrix)
+        ],
+    )
+    lines += [
+        "",
+        "## Signals",
+        "",
+        "Found by the NLU signal detector: phrases on whole tokens, case-insensitive; patterns are spaCy"
+        " token patterns on the lower-cased message; a match overlapping a not-phrase does not count.",
+        "",
+    ]
+    lines += _table(
+        SIGNAL_COLUMNS,
+        [
+            (
+                spec.name,
+                "; ".join(spec.phrases) or "-",
+                "<br>".join(describe_pattern(p) for p in spec.patterns) or "-",
+                "; ".join(spec.not_phrases) or "-",
+            )
+            for spec in matrix.signal_specs()
         ],
     )
     lines += ["", "## Context packages", ""]

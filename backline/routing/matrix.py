@@ -1,20 +1,30 @@
 """The escalation matrix (escalation.yml): schema, typed model and loader."""
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Mapping, Optional, Pattern, Tuple
+from typing import Any, Dict, List, Mapping, Optional, Tuple
 
+from backline.routing.signals import (
+    EXPLICIT_REQUEST,
+    NOT_EXPLICIT_REQUEST,
+    SignalSpec,
+    TokenPattern,
+    check_token_pattern,
+    plain,
+)
 from backline.routing.source import (
     MatrixError,
     PathLike,
     YamlSource,
     check_schema,
+    dotted,
     read_yaml,
 )
 
 AI_MAY = ("answer", "collect_then_route", "draft", "never")
 PRIORITIES = ("low", "normal", "high", "urgent")
+"""Least to most urgent."""
+DEFAULT_MIN_CONFIDENCE = 0.5
 REASONS = (
     "explicit_request",
     "sensitive_topic",
@@ -57,7 +67,8 @@ _THRESHOLDS = {
     "minProperties": 1,
     "properties": {"high": _UNIT, "low": _UNIT, "basis": {"type": "string"}},
 }
-_TEXT_LIST = {"type": "array", "items": {"type": "string", "minLength": 1}, "minItems": 1, "uniqueItems": True}
+_PHRASES = {"type": "array", "items": {"type": "string", "pattern": r"\S"}, "uniqueItems": True}
+_PATTERNS = {"type": "array"}  # each item is checked by signals.check_token_pattern, with its own messages
 
 SCHEMA: Dict[str, Any] = {
     "$schema": "https://json-schema.org/draft/2020-12/schema",
@@ -95,6 +106,7 @@ SCHEMA: Dict[str, Any] = {
         },
         "triggers": {
             "type": "object",
+            "x-key-kind": "trigger",
             "additionalProperties": False,
             "required": ["explicit_request", "no_convergence", "sentiment", "high_value"],
             "properties": {
@@ -102,14 +114,22 @@ SCHEMA: Dict[str, Any] = {
                     "type": "object",
                     "additionalProperties": False,
                     "required": ["intents"],
-                    "properties": {"intents": {**_INTENT_LIST, "minItems": 1}},
+                    "properties": {
+                        "intents": {**_INTENT_LIST, "minItems": 1},
+                        "min_confidence": _UNIT,
+                        "phrases": _PHRASES,
+                        "patterns": _PATTERNS,
+                        "not_phrases": _PHRASES,
+                    },
                 },
                 "no_convergence": {
                     "type": "object",
                     "additionalProperties": False,
                     "required": ["same_intent_turns", "overlap", "rejection_intents"],
                     "properties": {
-                        "same_intent_turns": {"type": "integer", "minimum": 2},
+                        # The current message is not answered yet: with fewer than 3 turns the window
+                        # holds no two answered turns to compare, and the trigger could never fire.
+                        "same_intent_turns": {"type": "integer", "minimum": 3},
                         "overlap": _UNIT,
                         "rejection_intents": _INTENT_LIST,
                     },
@@ -158,14 +178,11 @@ SCHEMA: Dict[str, Any] = {
                     "detail": {"type": "string", "pattern": _NAME},
                     "queue": {"type": "string", "pattern": _NAME},
                     "priority": {"enum": list(PRIORITIES)},
-                    "intents": {**_INTENT_LIST, "minItems": 1},
+                    "intents": _INTENT_LIST,
+                    "amount_above": _MONEY,
+                    "phrases": _PHRASES,
+                    "patterns": _PATTERNS,
                     "description": {"type": "string", "minLength": 1},
-                    "rule": {
-                        "type": "object",
-                        "additionalProperties": False,
-                        "minProperties": 1,
-                        "properties": {"amount_above": _MONEY, "phrases": _TEXT_LIST, "patterns": _TEXT_LIST},
-                    },
                 },
             },
         },
@@ -198,6 +215,16 @@ SCHEMA: Dict[str, Any] = {
 def base_intent(intent: str) -> str:
     """``product_question/warranty`` -> ``product_question``: retrieval intents share their base row."""
     return intent.split("/", 1)[0]
+
+
+def priority_rank(priority: str) -> int:
+    """0 for ``low`` up to 3 for ``urgent``; unknown priorities rank as ``normal``."""
+    return PRIORITIES.index(priority) if priority in PRIORITIES else PRIORITIES.index("normal")
+
+
+def raise_priority(priority: str, levels: int = 1) -> str:
+    """One level more urgent (``urgent`` stays ``urgent``)."""
+    return PRIORITIES[min(priority_rank(priority) + levels, len(PRIORITIES) - 1)]
 
 
 @dataclass(frozen=True)
@@ -235,7 +262,17 @@ class Defaults:
 
 @dataclass(frozen=True)
 class ExplicitRequestTrigger:
+    """A request for a person: the classifier route (``intents`` at ``min_confidence`` or more)
+    or the rule route (``phrases`` / ``patterns``, vetoed by overlapping ``not_phrases``)."""
+
     intents: Tuple[str, ...]
+    min_confidence: float = DEFAULT_MIN_CONFIDENCE
+    phrases: Tuple[str, ...] = ()
+    patterns: Tuple[TokenPattern, ...] = ()
+    not_phrases: Tuple[str, ...] = ()
+
+    def signal_spec(self) -> SignalSpec:
+        return SignalSpec(EXPLICIT_REQUEST, self.phrases, self.patterns, self.not_phrases)
 
 
 @dataclass(frozen=True)
@@ -249,7 +286,7 @@ class NoConvergenceTrigger:
 
 @dataclass(frozen=True)
 class SentimentTrigger:
-    """Escalate when sentiment polarity (-1..1) falls below ``negative_below`` or frustration repeats."""
+    """Escalate when sentiment polarity (-1..1) is at or below ``negative_below`` or frustration repeats."""
 
     negative_below: float
     frustration_intents: Tuple[str, ...]
@@ -260,6 +297,7 @@ class SentimentTrigger:
 class HighValueTrigger:
     tiers: Tuple[str, ...]
     amount_above: Optional[Money] = None
+    limit_eur: Optional[float] = None
 
 
 @dataclass(frozen=True)
@@ -271,31 +309,14 @@ class Triggers:
 
 
 @dataclass(frozen=True)
-class Rule:
-    """Extra condition of an exception category; every condition given must hold.
-
-    ``amount_above``: the amount, converted to EUR, exceeds the limit (``limit_eur``).
-    ``phrases`` / ``patterns``: the message contains one of the phrases (whole words,
-    case-insensitive) or matches one of the regular expressions (case-insensitive).
-    """
-
-    amount_above: Optional[Money] = None
-    limit_eur: Optional[float] = None
-    phrases: Tuple[str, ...] = ()
-    patterns: Tuple[str, ...] = ()
-    compiled: Tuple[Pattern[str], ...] = field(default=(), compare=False, repr=False)
-
-    def matches(self, text: Optional[str] = None, amount_eur: Optional[float] = None) -> bool:
-        if self.limit_eur is not None and (amount_eur is None or amount_eur <= self.limit_eur):
-            return False
-        if self.compiled:
-            return text is not None and any(p.search(text) for p in self.compiled)
-        return True
-
-
-@dataclass(frozen=True)
 class ExceptionCategory:
-    """A case that always escalates, whatever the confidence, when its intent and rule match."""
+    """A case that always escalates, whatever the confidence. Two routes, either one enough:
+
+    - classifier route: the message's intent is one of ``intents`` and, when ``amount_above``
+      is set, the amount (in EUR) is above ``limit_eur``;
+    - rule route: the NLU signal detector found one of ``phrases`` / ``patterns`` (a signal
+      named after the category) in any message, whatever its intent.
+    """
 
     name: str
     reason: str
@@ -304,13 +325,26 @@ class ExceptionCategory:
     priority: str
     intents: Tuple[str, ...]
     description: str
-    rule: Optional[Rule] = None
+    amount_above: Optional[Money] = None
+    limit_eur: Optional[float] = None
+    phrases: Tuple[str, ...] = ()
+    patterns: Tuple[TokenPattern, ...] = ()
     line: Optional[int] = None
 
-    def matches(self, intent: str, text: Optional[str] = None, amount_eur: Optional[float] = None) -> bool:
-        if base_intent(intent) not in self.intents:
+    @property
+    def has_rule_route(self) -> bool:
+        return bool(self.phrases or self.patterns)
+
+    def matches(self, intent: Optional[str], amount_eur: Optional[float] = None) -> bool:
+        """The classifier route: the intent is one of the category's and the amount rule, if any, holds."""
+        if not intent or base_intent(intent) not in self.intents:
             return False
-        return self.rule is None or self.rule.matches(text, amount_eur)
+        if self.limit_eur is None:
+            return True
+        return amount_eur is not None and amount_eur > self.limit_eur
+
+    def signal_spec(self) -> SignalSpec:
+        return SignalSpec(self.name, self.phrases, self.patterns)
 
 
 @dataclass(frozen=True)
@@ -382,19 +416,38 @@ class EscalationMatrix:
         return self.context_packages[self.row(intent).context_package]
 
     def categories_for(self, intent: str) -> List[ExceptionCategory]:
-        """Exception categories the intent's row lists, in row order."""
+        """Exception categories whose classifier route names the intent, in the row's order."""
         return [self.categories[name] for name in self.row(intent).exceptions]
 
     def matching_categories(
-        self,
-        intent: str,
-        text: Optional[str] = None,
-        amount: Optional[float] = None,
-        currency: Optional[str] = None,
+        self, intent: str, amount: Optional[float] = None, currency: Optional[str] = None
     ) -> List[ExceptionCategory]:
-        """Categories of the intent's row whose rule holds for this message (amount in ``currency``, default EUR)."""
+        """Categories the classifier route fires for this intent and amount (in ``currency``, default EUR)."""
         amount_eur = None if amount is None else self.to_eur(amount, currency or "EUR")
-        return [c for c in self.categories_for(intent) if c.matches(intent, text, amount_eur)]
+        return [c for c in self.categories_for(intent) if c.matches(intent, amount_eur)]
+
+    def category_row(self, category: ExceptionCategory) -> IntentRow:
+        """The row a category's escalation borrows its SLA and context package from: its first intent's."""
+        return self.row(category.intents[0]) if category.intents else self.row("")
+
+    def signal_specs(self) -> List[SignalSpec]:
+        """What the NLU signal detector looks for: `explicit_request` first, then each category with phrases
+        or patterns, in file order. A detected signal carries the spec's name."""
+        specs = [self.triggers.explicit_request.signal_spec()]
+        specs += [c.signal_spec() for c in self.categories.values() if c.has_rule_route]
+        return specs
+
+    def referenced_intents(self) -> Dict[str, Tuple[str, ...]]:
+        """Every intent the triggers and categories name, by where they name it (``triggers.explicit_request.intents``)."""
+        t = self.triggers
+        refs: Dict[str, Tuple[str, ...]] = {
+            "triggers.explicit_request.intents": t.explicit_request.intents,
+            "triggers.no_convergence.rejection_intents": t.no_convergence.rejection_intents,
+            "triggers.sentiment.frustration_intents": t.sentiment.frustration_intents,
+        }
+        for name, category in self.categories.items():
+            refs[f"exception_categories.{name}.intents"] = category.intents
+        return refs
 
     def to_eur(self, amount: float, currency: str) -> float:
         code = currency.strip().upper()
@@ -424,6 +477,16 @@ def _money(data: Optional[Mapping[str, Any]]) -> Optional[Money]:
     return Money(float(data["value"]), str(data["currency"]))
 
 
+def _limit_eur(source: YamlSource, keys: Tuple[str, ...], money: Optional[Money], rates: Mapping[str, float]) -> Optional[float]:
+    if money is None:
+        return None
+    if money.currency not in rates:
+        where = ".".join(keys)
+        source.add(keys + ("currency",), f"{where}: no rate for currency {money.currency!r} in currency_rates")
+        return None
+    return money.value * rates[money.currency]
+
+
 def _thresholds(data: Mapping[str, Any], fallback: Optional[Thresholds] = None) -> Thresholds:
     high = data.get("high", fallback.high if fallback else None)
     low = data.get("low", fallback.low if fallback else None)
@@ -433,6 +496,26 @@ def _thresholds(data: Mapping[str, Any], fallback: Optional[Thresholds] = None) 
 
 def _line(source: YamlSource, keys: Tuple[str, ...]) -> int:
     return source.key_position(keys)[0]
+
+
+def _phrases(data: Mapping[str, Any], key: str) -> Tuple[str, ...]:
+    return tuple(" ".join(str(p).split()) for p in data.get(key) or ())
+
+
+def _patterns(source: YamlSource, keys: Tuple[str, ...], data: Mapping[str, Any]) -> Tuple[TokenPattern, ...]:
+    """The valid token patterns at ``keys + ("patterns",)``; every problem is added with its line."""
+    where = keys + ("patterns",)
+    patterns: List[TokenPattern] = []
+    for i, pattern in enumerate(data.get("patterns") or ()):
+        pattern = plain(pattern)
+        problems = check_token_pattern(pattern)
+        for inner, message in problems:
+            path = where + (i,) + inner
+            at_key = len(inner) >= 2 and isinstance(inner[-1], str)
+            source.add(path, f"{dotted(path)}: {message}", at_key=at_key)
+        if not problems:
+            patterns.append(tuple(pattern))
+    return tuple(patterns)
 
 
 def _build(source: YamlSource) -> EscalationMatrix:
@@ -448,8 +531,16 @@ def _build(source: YamlSource) -> EscalationMatrix:
     )
     rates = {str(code): float(rate) for code, rate in data["currency_rates"].items()}
     t = data["triggers"]
+    e = t["explicit_request"]
+    big = _money(t["high_value"].get("amount_above"))
     triggers = Triggers(
-        explicit_request=ExplicitRequestTrigger(tuple(t["explicit_request"]["intents"])),
+        explicit_request=ExplicitRequestTrigger(
+            intents=tuple(e["intents"]),
+            min_confidence=float(e.get("min_confidence", DEFAULT_MIN_CONFIDENCE)),
+            phrases=_phrases(e, "phrases"),
+            patterns=_patterns(source, ("triggers", "explicit_request"), e),
+            not_phrases=_phrases(e, "not_phrases"),
+        ),
         no_convergence=NoConvergenceTrigger(
             same_intent_turns=int(t["no_convergence"]["same_intent_turns"]),
             overlap=float(t["no_convergence"]["overlap"]),
@@ -461,13 +552,16 @@ def _build(source: YamlSource) -> EscalationMatrix:
             frustration_repeats=int(t["sentiment"]["frustration_repeats"]),
         ),
         high_value=HighValueTrigger(
-            tiers=tuple(t["high_value"]["tiers"]),
-            amount_above=_money(t["high_value"].get("amount_above")),
+            tiers=tuple(str(tier) for tier in t["high_value"]["tiers"]),
+            amount_above=big,
+            limit_eur=_limit_eur(source, ("triggers", "high_value", "amount_above"), big, rates),
         ),
     )
     packages = {str(name): tuple(fields) for name, fields in data["context_packages"].items()}
     categories: Dict[str, ExceptionCategory] = {}
     for name, c in data["exception_categories"].items():
+        keys = ("exception_categories", name)
+        amount = _money(c.get("amount_above"))
         categories[name] = ExceptionCategory(
             name=name,
             reason=c["reason"],
@@ -476,8 +570,11 @@ def _build(source: YamlSource) -> EscalationMatrix:
             priority=c["priority"],
             intents=tuple(c["intents"]),
             description=str(c["description"]).strip(),
-            rule=_rule(source, name, c.get("rule"), rates),
-            line=_line(source, ("exception_categories", name)),
+            amount_above=amount,
+            limit_eur=_limit_eur(source, keys + ("amount_above",), amount, rates),
+            phrases=_phrases(c, "phrases"),
+            patterns=_patterns(source, keys, c),
+            line=_line(source, keys),
         )
     rows: Dict[str, IntentRow] = {}
     for intent, r in data["intents"].items():
@@ -508,34 +605,6 @@ def _build(source: YamlSource) -> EscalationMatrix:
     )
 
 
-def _rule(
-    source: YamlSource, category: str, data: Optional[Mapping[str, Any]], rates: Mapping[str, float]
-) -> Optional[Rule]:
-    if data is None:
-        return None
-    keys = ("exception_categories", category, "rule")
-    where = f"exception_categories.{category}.rule"
-    amount = _money(data.get("amount_above"))
-    limit = None
-    if amount is not None:
-        if amount.currency in rates:
-            limit = amount.value * rates[amount.currency]
-        else:
-            source.add(
-                keys + ("amount_above", "currency"),
-                f"{where}.amount_above: no rate for currency {amount.currency!r} in currency_rates",
-            )
-    phrases = tuple(str(p) for p in data.get("phrases", ()))
-    patterns = tuple(str(p) for p in data.get("patterns", ()))
-    compiled = [re.compile(r"(?<!\w)" + re.escape(p) + r"(?!\w)", re.IGNORECASE) for p in phrases]
-    for i, pattern in enumerate(patterns):
-        try:
-            compiled.append(re.compile(pattern, re.IGNORECASE))
-        except re.error as exc:
-            source.add(keys + ("patterns", i), f"{where}.patterns[{i}]: invalid regular expression {pattern!r}: {exc}")
-    return Rule(amount_above=amount, limit_eur=limit, phrases=phrases, patterns=patterns, compiled=tuple(compiled))
-
-
 def _check(m: EscalationMatrix, source: YamlSource) -> None:
     """Consistency checks inside escalation.yml (cross-file checks live in `validate`)."""
     t = m.defaults.thresholds
@@ -547,10 +616,6 @@ def _check(m: EscalationMatrix, source: YamlSource) -> None:
     if m.defaults.context_package not in m.context_packages:
         message = f"defaults.context_package: unknown context package {m.defaults.context_package!r}"
         source.add(("defaults", "context_package"), message)
-    money = m.triggers.high_value.amount_above
-    if money is not None and money.currency not in m.currency_rates:
-        message = f"triggers.high_value.amount_above: no rate for currency {money.currency!r} in currency_rates"
-        source.add(("triggers", "high_value", "amount_above", "currency"), message)
     trigger_intents = {
         ("triggers", "explicit_request", "intents"): m.triggers.explicit_request.intents,
         ("triggers", "no_convergence", "rejection_intents"): m.triggers.no_convergence.rejection_intents,
@@ -560,16 +625,36 @@ def _check(m: EscalationMatrix, source: YamlSource) -> None:
         for i, intent in enumerate(intents):
             if intent not in m.rows:
                 source.add(keys + (i,), f"{'.'.join(keys)}: intent {intent!r} has no row in intents")
+    explicit = m.triggers.explicit_request
+    vetoed = {p.lower() for p in explicit.not_phrases}
+    for i, phrase in enumerate(explicit.phrases):
+        if phrase.lower() in vetoed:
+            message = f"triggers.explicit_request.phrases[{i}]: {phrase!r} is also in not_phrases"
+            source.add(("triggers", "explicit_request", "phrases", i), message)
     for name, category in m.categories.items():
-        for i, intent in enumerate(category.intents):
-            keys = ("exception_categories", name, "intents", i)
-            if intent not in m.rows:
-                source.add(keys, f"exception category {name!r}: intent {intent!r} has no row in intents")
-            elif name not in m.rows[intent].exceptions:
-                message = f"exception category {name!r} applies to {intent!r}, but that row does not list it"
-                source.add(keys, message)
+        _check_category(m, source, name, category)
     for intent, row in m.rows.items():
         _check_row(m, source, intent, row)
+
+
+def _check_category(m: EscalationMatrix, source: YamlSource, name: str, category: ExceptionCategory) -> None:
+    keys = ("exception_categories", name)
+    if name == EXPLICIT_REQUEST or name.startswith("not_") or name == NOT_EXPLICIT_REQUEST:
+        message = f"exception_categories.{name}: reserved name (signals are named explicit_request, not_<name>)"
+        source.add(keys, message, at_key=True)
+    if not category.intents and not (source.get(keys).get("phrases") or source.get(keys).get("patterns")):
+        message = f"exception_categories.{name}: no route: list intents (classifier route) or phrases / patterns (rule route)"
+        source.add(keys, message, at_key=True)
+    if category.amount_above is not None and not category.intents:
+        message = f"exception_categories.{name}.amount_above: applies to the classifier route, which needs intents"
+        source.add(keys + ("amount_above",), message, at_key=True)
+    for i, intent in enumerate(category.intents):
+        where = keys + ("intents", i)
+        if intent not in m.rows:
+            source.add(where, f"exception category {name!r}: intent {intent!r} has no row in intents")
+        elif name not in m.rows[intent].exceptions:
+            message = f"exception category {name!r} applies to {intent!r}, but that row does not list it"
+            source.add(where, message)
 
 
 def _check_row(m: EscalationMatrix, source: YamlSource, intent: str, row: IntentRow) -> None:

@@ -189,7 +189,8 @@ def _locate(source: YamlSource, error: ValidationError) -> Problem:
         extra = sorted(str(k) for k in error.instance if k not in allowed)
         if extra:
             keys.append(extra[0])
-            message = f"{dotted(keys)}: unknown key (allowed: {', '.join(sorted(allowed))})"
+            kind = error.schema.get("x-key-kind", "key")
+            message = f"{dotted(keys)}: unknown {kind} (allowed: {', '.join(sorted(allowed))})"
             return source.problem(keys, message, at_key=True)
     if "propertyNames" in error.schema_path and isinstance(error.instance, str):
         keys.append(error.instance)

@@ -71,6 +71,11 @@ def _check(
             if intent not in intents:
                 message = f"intents.{intent}: not an intent of the domain"
                 problems.append(src.problem(("intents", intent), message, at_key=True))
+        for keys, names in _referenced(matrix):
+            for i, intent in enumerate(names):
+                if intent not in intents:
+                    message = f"{'.'.join(keys)}: intent {intent!r} is not an intent of the domain"
+                    problems.append(src.problem(keys + (i,), message))
     if experts is not None:
         known = ", ".join(sorted(experts.queues))
         uses: List[Tuple[Tuple[str, ...], str]] = [(("defaults", "queue"), matrix.defaults.queue)]
@@ -81,6 +86,18 @@ def _check(
                 message = f"{'.'.join(keys)}: unknown queue {queue!r} (experts.yml queues: {known})"
                 problems.append(src.problem(keys, message))
     return problems
+
+
+def _referenced(matrix: EscalationMatrix) -> List[Tuple[Tuple[str, ...], Tuple[str, ...]]]:
+    """Intents named by the triggers and the exception categories, with the keys that name them."""
+    t = matrix.triggers
+    refs: List[Tuple[Tuple[str, ...], Tuple[str, ...]]] = [
+        (("triggers", "explicit_request", "intents"), t.explicit_request.intents),
+        (("triggers", "no_convergence", "rejection_intents"), t.no_convergence.rejection_intents),
+        (("triggers", "sentiment", "frustration_intents"), t.sentiment.frustration_intents),
+    ]
+    refs += [(("exception_categories", name, "intents"), c.intents) for name, c in matrix.categories.items()]
+    return refs
 
 
 def _run(
@@ -121,9 +138,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if problems or matrix is None or experts is None:
         print(f"escalation matrix: {len(problems)} problem(s)", file=sys.stderr)
         return 1
+    specs = matrix.signal_specs()
     print(
         f"escalation matrix OK: {len(matrix.rows)} intents, {len(matrix.categories)} categories, "
-        f"{len(experts.queues)} queues"
+        f"{len(specs)} signals ({sum(len(s.phrases) for s in specs)} phrases, "
+        f"{sum(len(s.patterns) for s in specs)} patterns), {len(experts.queues)} queues"
     )
     return 0
 

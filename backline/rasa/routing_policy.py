@@ -1,0 +1,234 @@
+"""The routing policy: applies the escalation matrix to each user turn (thin Rasa adapter).
+
+It reads the latest parse (intent, ranking, entities, sentiment, signals), the
+conversation so far and the slots, asks `backline.routing.engine.decide`, and:
+
+- `answer`: predicts nothing, so RulePolicy / TEDPolicy decide as usual;
+- `handoff` / `consult`: predicts `action_handoff` / `action_consult` and sets the
+  contract slots (`handoff_mode`, `escalation_reason`, `escalation_detail`);
+- `silent` (human mode): predicts `action_listen`, the AI says nothing;
+- `clarify` (no usable text): predicts `utter_ask_rephrase`.
+
+Every user turn leaves its decision record in the `routing_decision` slot, and the
+escalating actions carry it as the `ActionExecuted` metadata.
+"""
+from __future__ import annotations
+
+import hashlib
+import logging
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Text, Tuple
+
+from rasa.core.policies.policy import Policy, PolicyPrediction
+from rasa.engine.graph import ExecutionContext
+from rasa.engine.recipes.default_recipe import DefaultV1Recipe
+from rasa.engine.storage.resource import Resource
+from rasa.engine.storage.storage import ModelStorage
+from rasa.shared.core.constants import ACTION_LISTEN_NAME, DEFAULT_INTENTS, REQUESTED_SLOT
+from rasa.shared.core.domain import Domain
+from rasa.shared.core.events import ActionExecuted, ActiveLoop, BotUttered, Event, SlotSet, UserUttered
+from rasa.shared.core.generator import TrackerWithCachedStates
+from rasa.shared.core.trackers import DialogueStateTracker
+from rasa.shared.exceptions import RasaException
+
+from backline.routing import ConfigError, load_matrix
+from backline.routing.engine import Conversation, Decision, Parse, Turn, decide
+from backline.routing.matrix import EscalationMatrix
+from backline.nlp.signals import SignalDetector
+
+logger = logging.getLogger(__name__)
+
+MATRIX_FILE = "escalation.yml"
+ACTION_HANDOFF = "action_handoff"
+ACTION_CONSULT = "action_consult"
+UTTER_ASK_REPHRASE = "utter_ask_rephrase"
+ROUTING_SLOT = "routing_decision"
+ACTIONS_FOR = {
+    "handoff": ACTION_HANDOFF,
+    "consult": ACTION_CONSULT,
+    "silent": ACTION_LISTEN_NAME,
+    "clarify": UTTER_ASK_REPHRASE,
+}
+ROUTING_ACTIONS = {ACTION_HANDOFF, ACTION_CONSULT, UTTER_ASK_REPHRASE}
+
+
+class RoutingConfigError(RasaException):
+    """The escalation matrix does not fit the domain or cannot be read."""
+
+
+def _read_matrix(path: Path) -> EscalationMatrix:
+    try:
+        return load_matrix(path)
+    except ConfigError as error:
+        problems = "\n".join(f"  {problem}" for problem in error.problems)
+        raise RoutingConfigError(f"The escalation matrix {path} is invalid:\n{problems}") from error
+    except OSError as error:
+        raise RoutingConfigError(f"Cannot read the escalation matrix {path}: {error}") from error
+
+
+def check_against_domain(matrix: EscalationMatrix, domain: Domain) -> None:
+    """Fail training when the matrix names intents the domain lacks, or misses domain intents."""
+    domain_intents = set(domain.intents)
+    problems = [
+        f"{matrix.path}: row '{intent}' names an intent that is not in the domain"
+        for intent in matrix.intents
+        if intent not in domain_intents
+    ]
+    problems += [
+        f"{matrix.path}: intent '{intent}' of the domain has no row in the matrix"
+        for intent in sorted(domain_intents - set(DEFAULT_INTENTS))
+        if not matrix.has_row(intent)
+    ]
+    problems += [
+        f"{matrix.path}: {owner} names intent '{intent}', which is not in the domain"
+        for owner, intents in matrix.referenced_intents().items()
+        for intent in intents
+        if intent not in domain_intents
+    ]
+    if problems:
+        raise RoutingConfigError("The escalation matrix does not fit the domain:\n  " + "\n  ".join(problems))
+
+
+def _parse(message: UserUttered, detector: SignalDetector) -> Parse:
+    """The engine's view of a user message.
+
+    Signals come from the NLU pipeline's detector. Parse data that never went
+    through the pipeline (Rasa's `rasa test` replays stories with the story's own
+    intent and no NLU output) gets them from the same detector run on the text.
+    """
+    data = dict(message.parse_data)
+    data["intent"] = {**(data.get("intent") or {}), "name": message.full_retrieval_intent_name or message.intent_name}
+    if "signals" not in data:
+        data["signals"] = [signal.as_dict() for signal in detector.detect(None, message.text or "")]
+    return Parse.from_parse_data(data, text=message.text or "")
+
+
+def conversation_turns(tracker: DialogueStateTracker) -> List[Tuple[UserUttered, str]]:
+    """User messages of the current session, each with the bot's answer to it.
+
+    The answer is what the bot said; where no text was recorded (Rasa's test
+    harness does not run actions), the names of the actions it ran.
+    """
+    turns: List[Tuple[UserUttered, List[str], List[str]]] = []
+    for event in tracker.applied_events():
+        if isinstance(event, UserUttered):
+            turns.append((event, [], []))
+        elif turns and isinstance(event, BotUttered) and event.text:
+            turns[-1][1].append(event.text)
+        elif turns and isinstance(event, ActionExecuted) and event.action_name not in (ACTION_LISTEN_NAME, None):
+            turns[-1][2].append(event.action_name)
+    return [(message, " ".join(texts or actions)) for message, texts, actions in turns]
+
+
+def _conversation(
+    tracker: DialogueStateTracker, history: List[Tuple[UserUttered, str]], detector: SignalDetector
+) -> Conversation:
+    return Conversation(
+        handoff_mode=tracker.get_slot("handoff_mode") or "ai",
+        customer_tier=tracker.get_slot("customer_tier"),
+        amount=tracker.get_slot("amount"),
+        currency=tracker.get_slot("currency"),
+        active_loop=tracker.active_loop_name,
+        history=tuple(
+            Turn(
+                text=parse.text,
+                intent=parse.intent,
+                confidence=parse.confidence,
+                answer=answer,
+                sentiment=parse.sentiment,
+            )
+            for parse, answer in ((_parse(message, detector), answer) for message, answer in history)
+        ),
+    )
+
+
+@DefaultV1Recipe.register(DefaultV1Recipe.ComponentType.POLICY_WITHOUT_END_TO_END_SUPPORT, is_trainable=True)
+class RoutingPolicy(Policy):
+    """Applies escalation.yml: triggers, confidence tiers and human mode, ahead of the other policies."""
+
+    @staticmethod
+    def get_default_config() -> Dict[Text, Any]:
+        return {"matrix": MATRIX_FILE, "priority": 7}
+
+    @classmethod
+    def fingerprint_addon(cls, config: Dict[str, Any]) -> Optional[str]:
+        """Retrain (and re-check) when the matrix file changes."""
+        path = Path(config.get("matrix", MATRIX_FILE))
+        return hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else None
+
+    def __init__(
+        self,
+        config: Dict[Text, Any],
+        model_storage: ModelStorage,
+        resource: Resource,
+        execution_context: ExecutionContext,
+        featurizer: Any = None,
+        matrix: Optional[EscalationMatrix] = None,
+    ) -> None:
+        super().__init__(config, model_storage, resource, execution_context, featurizer)
+        self.matrix = matrix
+        self.detector = SignalDetector(matrix.signal_specs()) if matrix else None
+
+    def train(self, training_trackers: List[TrackerWithCachedStates], domain: Domain, **kwargs: Any) -> Resource:
+        """Validate the matrix against the domain and store it with the model."""
+        path = Path(self.config["matrix"])
+        self.matrix = _read_matrix(path)
+        check_against_domain(self.matrix, domain)
+        self.detector = SignalDetector(self.matrix.signal_specs())
+        with self._model_storage.write_to(self._resource) as directory:
+            (directory / MATRIX_FILE).write_bytes(path.read_bytes())
+        return self._resource
+
+    @classmethod
+    def load(
+        cls,
+        config: Dict[Text, Any],
+        model_storage: ModelStorage,
+        resource: Resource,
+        execution_context: ExecutionContext,
+        **kwargs: Any,
+    ) -> "RoutingPolicy":
+        """Load the matrix the model was trained with."""
+        with model_storage.read_from(resource) as directory:
+            matrix = _read_matrix(directory / MATRIX_FILE)
+        return cls(config, model_storage, resource, execution_context, matrix=matrix)
+
+    def predict_action_probabilities(
+        self,
+        tracker: DialogueStateTracker,
+        domain: Domain,
+        rule_only_data: Optional[Dict[Text, Any]] = None,
+        **kwargs: Any,
+    ) -> PolicyPrediction:
+        probabilities = self._default_predictions(domain)
+        if tracker.latest_action_name in ROUTING_ACTIONS:
+            probabilities[domain.index_for_action(ACTION_LISTEN_NAME)] = 1.0
+            return self._prediction(probabilities)
+        if tracker.latest_action_name != ACTION_LISTEN_NAME or not tracker.latest_message:
+            return self._prediction(probabilities)
+        turns = conversation_turns(tracker)
+        if not turns or turns[-1][0] is not tracker.latest_message:
+            return self._prediction(probabilities)
+        decision = decide(
+            _parse(tracker.latest_message, self.detector),
+            _conversation(tracker, turns[:-1], self.detector),
+            self.matrix,
+        )
+        record = decision.as_record()
+        events: List[Event] = [SlotSet(ROUTING_SLOT, record)]
+        if decision.action == "answer":
+            return self._prediction(probabilities, events=events)
+        probabilities[domain.index_for_action(ACTIONS_FOR[decision.action])] = 1.0
+        return self._prediction(
+            probabilities,
+            events=events,
+            optional_events=self._mode_events(decision, tracker),
+            action_metadata={"routing": record},
+        )
+
+    @staticmethod
+    def _mode_events(decision: Decision, tracker: DialogueStateTracker) -> List[Event]:
+        events: List[Event] = [SlotSet(name, value) for name, value in decision.slot_updates().items()]
+        if events and tracker.active_loop_name:
+            events += [ActiveLoop(None), SlotSet(REQUESTED_SLOT, None)]
+        return events

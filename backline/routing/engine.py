@@ -1,0 +1,676 @@
+"""The routing decision: one user message, the conversation so far and the matrix in, a `Decision` out.
+
+Pure Python (no Rasa, no spaCy): the Rasa policy (backline/rasa/routing_policy.py) is a thin
+adapter that builds `Parse` / `Conversation` from the tracker and applies the `Decision`.
+
+Order (DESIGN.md, "Routing decision"); the first step that decides wins:
+
+0. human mode (``handoff_mode == "human"``): ``silent``, the AI says nothing;
+   a message without words (empty, emoji, punctuation): ``clarify``, never an escalation;
+1. explicit request for a person: an ``explicit_request`` signal, or a trigger intent at
+   ``min_confidence`` or more that no ``not_explicit_request`` signal vetoes: ``handoff``;
+2. exception category: the classifier route (intent, and amount above the limit when the
+   category has one) or the rule route (a signal named after the category, in any message);
+   the most urgent category wins: ``handoff``, reason ``sensitive_topic``;
+3. no convergence: a rejection intent after an earlier answer, or the same intent for
+   ``same_intent_turns`` turns with consecutive question+answer token sets overlapping
+   ``>= overlap`` (Jaccard): ``handoff``, reason ``no_convergence``, the last answer attached;
+4. confidence tier of the intent's row: high -> the row's ``ai_may`` (answer /
+   collect_then_route: ``answer``; draft: ``consult``; never: ``handoff``); medium ->
+   ``consult`` (expert reviews the AI's draft); low -> ``handoff`` with the full context;
+5. modifiers on ``answer`` / ``consult`` outcomes: repeated frustration (``handoff``),
+   negative sentiment (at least ``consult``), high value (priority one level up; at least
+   ``consult`` on collect_then_route / draft rows).
+
+Every evaluated trigger that fired leaves its evidence in `Decision.evidence`, keyed by
+trigger name, so the record shows e.g. a sensitive topic that an explicit request beat.
+"""
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, field, replace
+from typing import Any, Dict, FrozenSet, List, Mapping, Optional, Sequence, Tuple
+
+from backline.routing.matrix import (
+    EscalationMatrix,
+    ExceptionCategory,
+    IntentRow,
+    base_intent,
+    priority_rank,
+    raise_priority,
+)
+from backline.routing.signals import EXPLICIT_REQUEST, NOT_EXPLICIT_REQUEST, Signal
+
+SILENT = "silent"
+HANDOFF = "handoff"
+CONSULT = "consult"
+CLARIFY = "clarify"
+ANSWER = "answer"
+ACTIONS = (SILENT, HANDOFF, CONSULT, CLARIFY, ANSWER)
+
+HUMAN = "human"
+CONSULTING = "consulting"
+AI = "ai"
+MODES = (AI, CONSULTING, HUMAN, "handed_back")
+_MODE_FOR = {SILENT: HUMAN, HANDOFF: HUMAN, CONSULT: CONSULTING}
+
+FULL_CONTEXT = "full"
+"""Context package for low-confidence and no-convergence escalations (when the matrix defines it)."""
+
+TRIGGER_KEYS = (
+    EXPLICIT_REQUEST,
+    "sensitive_topic",
+    "no_convergence",
+    "repeated_frustration",
+    "negative_sentiment",
+    "high_value",
+)
+"""Evidence keys that are triggers or modifiers that fired (`Decision.triggers`)."""
+
+_WORD = re.compile(r"\w+")
+
+
+# --- inputs -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Parse:
+    """The latest user message as NLU understood it.
+
+    ``ranking``: (intent, confidence) pairs, best first; ``entities``: Rasa-style dicts with
+    ``entity`` and ``value`` (``amount`` / ``currency`` are read); ``sentiment``: compound
+    polarity in [-1, 1] or None; ``signals``: what the rule-based signal detector found.
+    """
+
+    text: Optional[str] = ""
+    intent: Optional[str] = None
+    confidence: Optional[float] = 0.0
+    ranking: Tuple[Tuple[str, float], ...] = ()
+    entities: Tuple[Mapping[str, Any], ...] = ()
+    sentiment: Optional[float] = None
+    signals: Tuple[Signal, ...] = ()
+
+    @classmethod
+    def from_parse_data(cls, data: Mapping[str, Any], text: Optional[str] = None) -> "Parse":
+        """From Rasa-style parse data (``intent``, ``intent_ranking``, ``entities``, ``sentiment``
+        as a number or ``{"compound": ...}``, ``signals`` as `Signal.as_dict()` dicts). A retrieval
+        intent's sub-intent comes from ``response_selector`` (``product_question/warranty``)."""
+        data = data or {}
+        intent_data = data.get("intent") or {}
+        name = intent_data.get("name") if isinstance(intent_data, Mapping) else None
+        selector = (data.get("response_selector") or {}).get(name or "") or {}
+        key = ((selector.get("response") or {}).get("intent_response_key")) if isinstance(selector, Mapping) else None
+        if key and name and "/" not in name:
+            name = key if key.startswith(f"{name}/") else f"{name}/{key}"
+        ranking = tuple(
+            (str(item.get("name")), _unit(item.get("confidence")))
+            for item in data.get("intent_ranking") or ()
+            if isinstance(item, Mapping) and item.get("name")
+        )
+        sentiment = data.get("sentiment")
+        if isinstance(sentiment, Mapping):
+            sentiment = sentiment.get("compound")
+        signals = tuple(
+            s if isinstance(s, Signal) else Signal.from_dict(s)
+            for s in data.get("signals") or ()
+            if isinstance(s, (Signal, Mapping))
+        )
+        return cls(
+            text=text if text is not None else data.get("text") or "",
+            intent=name,
+            confidence=intent_data.get("confidence") if isinstance(intent_data, Mapping) else None,
+            ranking=ranking,
+            entities=tuple(e for e in data.get("entities") or () if isinstance(e, Mapping)),
+            sentiment=sentiment,
+            signals=signals,
+        )
+
+
+@dataclass(frozen=True)
+class Turn:
+    """An earlier user message and what the bot said after it (its texts joined; "" if nothing)."""
+
+    text: Optional[str] = ""
+    intent: Optional[str] = None
+    confidence: Optional[float] = None
+    answer: Optional[str] = ""
+    sentiment: Optional[float] = None
+
+
+@dataclass(frozen=True)
+class Conversation:
+    """Slots and earlier turns (oldest first, NOT including the current message).
+
+    ``active_loop``: the active form, if any; while a form collects details, a medium or
+    low confidence reply is left to the form (it validates and re-asks) instead of escalating.
+    """
+
+    handoff_mode: Optional[str] = AI
+    customer_tier: Optional[str] = None
+    amount: Optional[Any] = None
+    currency: Optional[str] = None
+    history: Tuple[Turn, ...] = ()
+    active_loop: Optional[str] = None
+
+
+# --- output -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Decision:
+    """What to do with the message, and why.
+
+    ``action``: silent | handoff | consult | clarify | answer (``answer``: the ordinary
+    policies decide). ``mode``: the ``handoff_mode`` after the decision (human for silent /
+    handoff, consulting for consult, unchanged otherwise). ``reason`` / ``detail``: the
+    contract's ``escalation_reason`` / ``escalation_detail`` codes (None when not escalating).
+    ``row``: the matrix row of the intent (None when the matrix has none and defaults applied).
+    """
+
+    action: str
+    mode: str
+    reason: Optional[str]
+    detail: Optional[str]
+    tier: Optional[str]
+    intent: Optional[str]
+    confidence: float
+    thresholds: Tuple[float, float]
+    queue: str
+    priority: str
+    sla_minutes: int
+    context_package: str
+    context_fields: Tuple[str, ...]
+    row: Optional[str]
+    evidence: Mapping[str, Any] = field(default_factory=dict)
+    modifiers: Tuple[str, ...] = ()
+
+    @property
+    def escalates(self) -> bool:
+        return self.action in (HANDOFF, CONSULT)
+
+    @property
+    def triggers(self) -> Tuple[str, ...]:
+        """Triggers and modifiers that fired (the deciding one and any it outranked)."""
+        return tuple(key for key in TRIGGER_KEYS if key in self.evidence)
+
+    def slot_updates(self) -> Dict[str, Any]:
+        """The contract slots to set: for handoff / consult only (empty otherwise)."""
+        if not self.escalates:
+            return {}
+        return {"handoff_mode": self.mode, "escalation_reason": self.reason, "escalation_detail": self.detail}
+
+    def as_record(self) -> Dict[str, Any]:
+        """Everything, as JSON-serialisable data: the audit record of the decision."""
+        return {
+            "action": self.action,
+            "mode": self.mode,
+            "reason": self.reason,
+            "detail": self.detail,
+            "tier": self.tier,
+            "intent": self.intent,
+            "confidence": self.confidence,
+            "thresholds": {"high": self.thresholds[0], "low": self.thresholds[1]},
+            "queue": self.queue,
+            "priority": self.priority,
+            "sla_minutes": self.sla_minutes,
+            "context_package": self.context_package,
+            "context_fields": list(self.context_fields),
+            "row": self.row,
+            "triggers": list(self.triggers),
+            "modifiers": list(self.modifiers),
+            "evidence": _jsonable(self.evidence),
+        }
+
+
+# --- helpers ----------------------------------------------------------------------------
+
+
+def _unit(value: Any) -> float:
+    """A confidence in [0, 1]; None, NaN, infinities and junk count as 0."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return 0.0
+    if math.isnan(number) or math.isinf(number):
+        return 0.0
+    return min(max(number, 0.0), 1.0)
+
+
+def _number(value: Any) -> Optional[float]:
+    if isinstance(value, bool):
+        return None
+    try:
+        number = float(str(value).replace(",", "")) if isinstance(value, str) else float(value)
+    except (TypeError, ValueError):
+        return None
+    return None if math.isnan(number) or math.isinf(number) else number
+
+
+def _polarity(value: Any) -> Optional[float]:
+    number = _number(value)
+    return None if number is None else min(max(number, -1.0), 1.0)
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, float) and (math.isnan(value) or math.isinf(value)):
+        return None
+    if value is None or isinstance(value, (str, int, float, bool)):
+        return value
+    return str(value)
+
+
+def usable(text: Optional[str]) -> bool:
+    """Whether a message has anything to understand: at least one letter or digit."""
+    return isinstance(text, str) and any(char.isalnum() for char in text)
+
+
+def tokens(text: Optional[str]) -> FrozenSet[str]:
+    """Lower-cased word tokens, as a set."""
+    return frozenset(_WORD.findall(text.lower())) if text else frozenset()
+
+
+def jaccard(a: FrozenSet[str], b: FrozenSet[str]) -> float:
+    """|a ∩ b| / |a ∪ b|; 0 when both are empty."""
+    union = len(a | b)
+    return len(a & b) / union if union else 0.0
+
+
+def _base(intent: Optional[str]) -> str:
+    return base_intent(intent) if intent else ""
+
+
+def _signals(parse: Parse, name: str) -> List[Signal]:
+    return [s for s in parse.signals or () if isinstance(s, Signal) and s.name == name]
+
+
+def _signal_evidence(signal: Signal) -> Dict[str, Any]:
+    return {"route": "rule", "phrase": signal.phrase, "start": signal.start, "end": signal.end}
+
+
+@dataclass(frozen=True)
+class _Amount:
+    amount: float
+    currency: str
+    amount_eur: Optional[float]
+    source: str
+    currency_assumed: bool = False
+
+    def evidence(self) -> Dict[str, Any]:
+        out: Dict[str, Any] = {
+            "amount": self.amount,
+            "currency": self.currency,
+            "amount_eur": None if self.amount_eur is None else round(self.amount_eur, 2),
+            "source": self.source,
+        }
+        if self.currency_assumed:
+            out["currency_assumed"] = True
+        if self.amount_eur is None:
+            out["no_rate"] = True
+        return out
+
+
+def _convert(matrix: EscalationMatrix, amount: float, currency: str, source: str, assumed: bool) -> _Amount:
+    try:
+        eur: Optional[float] = matrix.to_eur(amount, currency)
+    except ValueError:
+        eur = None
+    return _Amount(amount, currency.strip().upper(), eur, source, assumed)
+
+
+def _message_amounts(parse: Parse, conversation: Conversation, matrix: EscalationMatrix) -> List[_Amount]:
+    """Amounts in the message's entities, each with its currency (same span, else the nearest)."""
+    entities = [e for e in parse.entities or () if isinstance(e, Mapping)]
+    currencies = [e for e in entities if e.get("entity") == "currency" and isinstance(e.get("value"), str)]
+    found: List[_Amount] = []
+    for entity in entities:
+        if entity.get("entity") != "amount":
+            continue
+        value = _number(entity.get("value"))
+        if value is None:
+            continue
+        currency, assumed = _currency_for(entity, currencies), False
+        if currency is None:
+            slot = conversation.currency
+            currency, assumed = (slot if isinstance(slot, str) and slot else "EUR"), True
+        found.append(_convert(matrix, value, currency, "message", assumed))
+    return found
+
+
+def _currency_for(amount: Mapping[str, Any], currencies: Sequence[Mapping[str, Any]]) -> Optional[str]:
+    if not currencies:
+        return None
+    start, end = amount.get("start"), amount.get("end")
+    for currency in currencies:
+        if currency.get("start") == start and currency.get("end") == end:
+            return str(currency["value"])
+    if isinstance(start, int):
+        def distance(c: Mapping[str, Any]) -> int:
+            s = c.get("start")
+            return abs(s - start) if isinstance(s, int) else 10**9
+        return str(min(currencies, key=distance)["value"])
+    return str(currencies[0]["value"])
+
+
+def resolve_amount(parse: Parse, conversation: Conversation, matrix: EscalationMatrix) -> Optional[_Amount]:
+    """The message's amount (the largest in EUR when it names several), else the amount / currency slots."""
+    found = _message_amounts(parse, conversation, matrix)
+    if found:
+        return max(found, key=lambda a: a.amount_eur if a.amount_eur is not None else -1.0)
+    value = _number(conversation.amount)
+    if value is None:
+        return None
+    currency = conversation.currency if isinstance(conversation.currency, str) and conversation.currency else None
+    return _convert(matrix, value, currency or "EUR", "slots", currency is None)
+
+
+# --- the decision -----------------------------------------------------------------------
+
+
+class _Context:
+    """Everything one decision looks at, computed once."""
+
+    def __init__(self, parse: Parse, conversation: Conversation, matrix: EscalationMatrix) -> None:
+        self.parse = parse
+        self.conversation = conversation
+        self.matrix = matrix
+        self.history: Tuple[Turn, ...] = tuple(t for t in conversation.history or () if isinstance(t, Turn))
+        self.text = parse.text if isinstance(parse.text, str) else ""
+        self.intent: str = parse.intent if isinstance(parse.intent, str) else ""
+        self.confidence = _unit(parse.confidence)
+        self.evidence: Dict[str, Any] = {}
+        self.tier_cap: Optional[str] = None
+        self.mode = conversation.handoff_mode if isinstance(conversation.handoff_mode, str) else AI
+        self._amount: Optional[_Amount] = None
+        self._amount_done = False
+
+    @property
+    def amount(self) -> Optional[_Amount]:
+        if not self._amount_done:
+            self._amount = resolve_amount(self.parse, self.conversation, self.matrix)
+            self._amount_done = True
+            if self._amount is not None:
+                self.evidence["amount"] = self._amount.evidence()
+        return self._amount
+
+    @property
+    def row(self) -> IntentRow:
+        return self.matrix.row(self.intent)
+
+    def decision(
+        self,
+        action: str,
+        *,
+        reason: Optional[str] = None,
+        detail: Optional[str] = None,
+        row: Optional[IntentRow] = None,
+        queue: Optional[str] = None,
+        priority: Optional[str] = None,
+        sla_minutes: Optional[int] = None,
+        context_package: Optional[str] = None,
+        tier: Optional[str] = None,
+        modifiers: Tuple[str, ...] = (),
+    ) -> Decision:
+        own = self.row
+        source = row or own
+        package = context_package or source.context_package
+        if package not in self.matrix.context_packages:
+            package = own.context_package
+        thresholds = own.thresholds
+        return Decision(
+            action=action,
+            mode=_MODE_FOR.get(action, self.mode),
+            reason=reason,
+            detail=detail,
+            tier=tier if tier is not None else thresholds.tier(self.confidence),
+            intent=self.intent or None,
+            confidence=self.confidence,
+            thresholds=(thresholds.high, thresholds.low),
+            queue=queue or source.queue,
+            priority=priority or source.priority,
+            sla_minutes=sla_minutes or source.sla_minutes,
+            context_package=package,
+            context_fields=tuple(self.matrix.context_packages.get(package, ())),
+            row=own.intent if self.matrix.has_row(self.intent) else None,
+            evidence=dict(self.evidence),
+            modifiers=modifiers,
+        )
+
+
+def decide(parse: Parse, conversation: Optional[Conversation], matrix: EscalationMatrix) -> Decision:
+    """The routing decision for the latest message (see the module docstring for the order)."""
+    ctx = _Context(parse, conversation or Conversation(), matrix)
+    if ctx.mode == HUMAN:
+        ctx.evidence["human_mode"] = {"handoff_mode": HUMAN}
+        return ctx.decision(SILENT, detail="human_mode")
+    if not usable(ctx.text):
+        ctx.evidence["clarify"] = {"length": len(ctx.text), "why": "no letters or digits"}
+        return ctx.decision(CLARIFY, detail="no_usable_text")
+
+    # Every trigger is evaluated, so the record also shows those the winner outranked.
+    fired = [d for d in (_explicit_request(ctx), _sensitive_topic(ctx), _no_convergence(ctx)) if d is not None]
+    if fired:
+        return replace(fired[0], evidence=dict(ctx.evidence))
+    return _modifiers(ctx, _confidence_tier(ctx))
+
+
+def _explicit_request(ctx: _Context) -> Optional[Decision]:
+    trigger = ctx.matrix.triggers.explicit_request
+    asked = _signals(ctx.parse, EXPLICIT_REQUEST)
+    vetoes = _signals(ctx.parse, NOT_EXPLICIT_REQUEST)
+    classified = _base(ctx.intent) in trigger.intents and ctx.confidence >= trigger.min_confidence
+    if asked:
+        evidence = _signal_evidence(asked[0])
+        if classified:
+            evidence.update(intent=ctx.intent, confidence=ctx.confidence)
+    elif classified and not vetoes:
+        evidence = {
+            "route": "classifier",
+            "intent": ctx.intent,
+            "confidence": ctx.confidence,
+            "min_confidence": trigger.min_confidence,
+        }
+    else:
+        if classified and vetoes:
+            _suppress(ctx, vetoes[0])
+        return None
+    ctx.evidence[EXPLICIT_REQUEST] = evidence
+    row = ctx.matrix.row(trigger.intents[0])
+    return ctx.decision(HANDOFF, reason="explicit_request", row=row)
+
+
+def _suppress(ctx: _Context, veto: Signal) -> None:
+    """A not-phrase vetoed the request intent: route the next-best intent of the ranking instead, with
+    its share of the confidence left once the request is ruled out (P(intent | not a request)).
+    Without a ranking, the request intent stays, capped at the medium tier (expert review)."""
+    trigger = ctx.matrix.triggers.explicit_request
+    evidence: Dict[str, Any] = {"not_phrase": veto.phrase, "intent": ctx.intent, "confidence": ctx.confidence}
+    rest = 1.0 - ctx.confidence
+    for item in ctx.parse.ranking or ():
+        name, confidence = (item[0], item[1]) if isinstance(item, (tuple, list)) and len(item) >= 2 else (None, 0.0)
+        if isinstance(name, str) and name and _base(name) not in trigger.intents:
+            own = _unit(confidence)
+            ctx.intent = name
+            ctx.confidence = min(1.0, own / rest) if rest > 1e-6 else own
+            evidence.update(fallback_intent=name, fallback_ranking_confidence=own, fallback_confidence=ctx.confidence)
+            break
+    else:
+        ctx.tier_cap = "medium"
+        evidence["fallback_intent"] = None
+    ctx.evidence["explicit_suppressed"] = evidence
+
+
+def _category_fires(ctx: _Context, category: ExceptionCategory) -> Optional[Dict[str, Any]]:
+    evidence: Dict[str, Any] = {}
+    if category.intents:
+        amount = ctx.amount if category.limit_eur is not None else None
+        amount_eur = amount.amount_eur if amount is not None else None
+        topic = ctx.intent
+        if not category.matches(topic, amount_eur) and amount is not None and amount.source == "message":
+            previous = ctx.history[-1].intent if ctx.history else None
+            if _base(topic) not in category.intents and category.matches(previous, amount_eur):
+                topic = previous or ""
+                evidence["topic_intent"] = previous
+        if category.matches(topic, amount_eur):
+            evidence.update(route="classifier", intent=ctx.intent, confidence=ctx.confidence)
+            if category.limit_eur is not None and amount is not None:
+                evidence.update(amount.evidence())
+                evidence["limit_eur"] = category.limit_eur
+        else:
+            evidence.pop("topic_intent", None)
+    hits = _signals(ctx.parse, category.name)
+    if hits:
+        rule = _signal_evidence(hits[0])
+        evidence["route"] = "both" if evidence.get("route") == "classifier" else "rule"
+        evidence.update({k: v for k, v in rule.items() if k != "route"})
+    return evidence or None
+
+
+def _sensitive_topic(ctx: _Context) -> Optional[Decision]:
+    fired: List[Tuple[ExceptionCategory, Dict[str, Any]]] = []
+    for category in ctx.matrix.categories.values():
+        evidence = _category_fires(ctx, category)
+        if evidence is not None:
+            fired.append((category, evidence))
+    if not fired:
+        return None
+    category, evidence = max(fired, key=lambda item: priority_rank(item[0].priority))
+    ctx.evidence["sensitive_topic"] = {
+        "category": category.name,
+        **evidence,
+        "fired": [{"category": c.name, "priority": c.priority, "route": e["route"]} for c, e in fired],
+    }
+    row = ctx.matrix.category_row(category)
+    return ctx.decision(
+        HANDOFF,
+        reason=category.reason,
+        detail=category.detail,
+        row=row,
+        queue=category.queue,
+        priority=category.priority,
+    )
+
+
+def _no_convergence(ctx: _Context) -> Optional[Decision]:
+    trigger = ctx.matrix.triggers.no_convergence
+    intent = _base(ctx.intent)
+    answered = [t for t in ctx.history if isinstance(t.answer, str) and t.answer.strip()]
+    if intent and intent in trigger.rejection_intents and answered:
+        last = answered[-1]
+        ctx.evidence["no_convergence"] = {
+            "kind": "answer_rejected",
+            "intent": ctx.intent,
+            "last_answer": last.answer,
+            "last_question": last.text,
+            "last_intent": last.intent,
+        }
+        return ctx.decision(HANDOFF, reason="no_convergence", detail="answer_rejected")
+    n = trigger.same_intent_turns
+    window = list(ctx.history[len(ctx.history) - (n - 1):]) if n > 1 else []
+    if not intent or len(window) < n - 1 or any(_base(t.intent) != intent for t in window):
+        return None
+    pairs = [t for t in window if isinstance(t.answer, str) and t.answer.strip()]
+    sets = [tokens(f"{t.text or ''} {t.answer}") for t in pairs]
+    overlaps = [round(jaccard(a, b), 4) for a, b in zip(sets, sets[1:])]
+    if not overlaps or max(overlaps) < trigger.overlap:
+        return None
+    ctx.evidence["no_convergence"] = {
+        "kind": "repeated_answer",
+        "intent": ctx.intent,
+        "turns": n,
+        "overlaps": overlaps,
+        "overlap": max(overlaps),
+        "threshold": trigger.overlap,
+        "last_answer": pairs[-1].answer,
+        "last_question": pairs[-1].text,
+    }
+    package = FULL_CONTEXT if FULL_CONTEXT in ctx.matrix.context_packages else None
+    return ctx.decision(HANDOFF, reason="no_convergence", detail="repeated_answer", context_package=package)
+
+
+def _confidence_tier(ctx: _Context) -> Decision:
+    row = ctx.row
+    tier = row.thresholds.tier(ctx.confidence)
+    if ctx.tier_cap == "medium" and tier == "high":
+        tier = "medium"
+    ctx.evidence["confidence"] = {
+        "tier": tier,
+        "confidence": ctx.confidence,
+        "high": row.thresholds.high,
+        "low": row.thresholds.low,
+        "ai_may": row.ai_may,
+    }
+    if tier != "high" and ctx.conversation.active_loop:
+        ctx.evidence["active_loop"] = {"name": ctx.conversation.active_loop, "tier": tier}
+        return ctx.decision(ANSWER, tier=tier)
+    if tier == "high":
+        if row.ai_may in ("answer", "collect_then_route"):
+            return ctx.decision(ANSWER, tier=tier)
+        if row.ai_may == "draft":
+            return ctx.decision(CONSULT, reason="policy_action", detail="draft_review", tier=tier)
+        return ctx.decision(HANDOFF, reason=row.route_reason, detail=row.detail or "ai_never", tier=tier)
+    if tier == "medium":
+        return ctx.decision(CONSULT, reason="medium_confidence", detail="draft_review", tier=tier)
+    package = FULL_CONTEXT if FULL_CONTEXT in ctx.matrix.context_packages else None
+    return ctx.decision(HANDOFF, reason="low_confidence", tier=tier, context_package=package)
+
+
+def _modifiers(ctx: _Context, outcome: Decision) -> Decision:
+    if outcome.action not in (ANSWER, CONSULT):
+        return outcome
+    action, reason, detail = outcome.action, outcome.reason, outcome.detail
+    priority, package = outcome.priority, outcome.context_package
+    applied: List[str] = []
+    sentiment = ctx.matrix.triggers.sentiment
+    frustrated = [t for t in ctx.history if _base(t.intent) in sentiment.frustration_intents]
+    polarity = _polarity(ctx.parse.sentiment)
+    if _base(ctx.intent) in sentiment.frustration_intents and len(frustrated) + 1 >= sentiment.frustration_repeats:
+        ctx.evidence["repeated_frustration"] = {"count": len(frustrated) + 1, "repeats": sentiment.frustration_repeats}
+        action, reason, detail = HANDOFF, "negative_sentiment", "repeated_frustration"
+        if FULL_CONTEXT in ctx.matrix.context_packages:
+            package = FULL_CONTEXT
+        applied.append("repeated_frustration")
+    elif polarity is not None and polarity <= sentiment.negative_below:
+        ctx.evidence["negative_sentiment"] = {"sentiment": polarity, "negative_below": sentiment.negative_below}
+        if action == ANSWER:
+            action, reason, detail = CONSULT, "negative_sentiment", "negative_sentiment"
+        applied.append("negative_sentiment")
+    high_value = _high_value(ctx)
+    if high_value is not None:
+        raised = raise_priority(priority)
+        high_value.update(priority_from=priority, priority_to=raised)
+        ctx.evidence["high_value"] = high_value
+        priority = raised
+        if action == ANSWER and ctx.row.ai_may in ("collect_then_route", "draft"):
+            action, reason, detail = CONSULT, "high_value", high_value["kind"]
+        applied.append("high_value")
+    if not applied:
+        return outcome
+    return ctx.decision(
+        action,
+        reason=reason,
+        detail=detail,
+        priority=priority,
+        context_package=package,
+        tier=outcome.tier,
+        modifiers=tuple(applied),
+    )
+
+
+def _high_value(ctx: _Context) -> Optional[Dict[str, Any]]:
+    trigger = ctx.matrix.triggers.high_value
+    tier = ctx.conversation.customer_tier
+    tiers = {str(t).lower() for t in trigger.tiers}
+    if isinstance(tier, str) and tier.strip().lower() in tiers:
+        return {"kind": "high_value_customer", "customer_tier": tier}
+    amount = ctx.amount
+    if trigger.limit_eur is not None and amount is not None and amount.amount_eur is not None:
+        if amount.amount_eur >= trigger.limit_eur:
+            eur = round(amount.amount_eur, 2)
+            return {"kind": "high_value_amount", "amount_eur": eur, "limit_eur": trigger.limit_eur}
+    return None
+

@@ -17,7 +17,7 @@ export BACKLINE_BUSINESS_DB_URL ?= sqlite:///$(CURDIR)/var/business.db
 export BACKLINE_TRACKER_DB ?= $(CURDIR)/var/tracker.db
 export BACKLINE_ACTION_ENDPOINT ?= http://localhost:5055/webhook
 
-.PHONY: help run shell test setup install build seed validate train test-unit test-stories \
+.PHONY: help run shell test setup install system-packages build seed validate train test-unit test-stories \
 	export-matrix lock clean
 
 help: ## List every target
@@ -26,14 +26,17 @@ help: ## List every target
 run: setup train ## Set up everything and run the assistant (Rasa 5005, actions 5055) with embedded defaults
 	$(PY) -m backline run --model $(MODEL)
 
-shell: setup train ## Talk to the assistant in the terminal (rasa shell, with the action server)
-	$(PY) -m backline run --model $(MODEL) --shell
+shell: setup train ## Talk to the assistant in the terminal (rasa shell; DEBUG=1 logs slots and routing per turn)
+	$(PY) -m backline run --model $(MODEL) --shell $(if $(DEBUG),--debug)
 
-test: setup validate train test-unit test-stories ## Set up and run the whole test suite
+test: system-packages setup validate train test-unit test-stories ## Set up (system packages included) and run the whole test suite
 
 setup: install build seed ## Create the venv, build the spaCy pipeline, seed the demo database
 
 install: $(VENV)/.installed ## Create .venv and install the pinned dependencies
+
+system-packages: ## Install the Debian packages the tests need (PostgreSQL 15), when missing
+	bash scripts/install-system-packages.sh
 
 $(VENV)/.installed: requirements.lock
 	test -x $(PY) || $(PYTHON_BIN) -m venv $(VENV)

@@ -98,9 +98,11 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser = argparse.ArgumentParser(prog="backline run", description=__doc__)
     parser.add_argument("--model", default="models/backline.tar.gz")
     parser.add_argument("--shell", action="store_true", help="chat in the terminal with rasa shell")
+    parser.add_argument("--debug", action="store_true", help="Rasa debug logs: slots and routing decisions per turn")
     args = parser.parse_args(argv)
 
     env = _env()
+    debug = ["--debug"] if args.debug else []
     os.chdir(PROJECT_ROOT)
     processes: List[subprocess.Popen] = []
     try:
@@ -112,14 +114,14 @@ def main(argv: Optional[List[str]] = None) -> int:
         wait_until_up(f"http://localhost:{env['BACKLINE_ACTIONS_PORT']}/health", actions, 120)
         if args.shell:
             return subprocess.call(
-                _rasa("shell", "--model", args.model, "--endpoints", "endpoints.yml"), env=env
+                _rasa("shell", "--model", args.model, "--endpoints", "endpoints.yml", *debug), env=env
             )
         token = api_token(env)
         server = subprocess.Popen(
             _rasa(
                 "run", "--model", args.model, "--port", env["BACKLINE_RASA_PORT"],
                 "--enable-api", "--auth-token", token, "--cors", "*",
-                "--endpoints", "endpoints.yml", "--credentials", "credentials.yml",
+                "--endpoints", "endpoints.yml", "--credentials", "credentials.yml", *debug,
             ),
             env=env,
         )

@@ -165,3 +165,12 @@ def test_main_rejects_a_broken_matrix(tmp_path, capsys):
     assert code == 1
     assert capsys.readouterr().out.startswith(f"{broken}:")
     assert not (tmp_path / "out").exists()
+
+
+def test_the_committed_routing_model_is_up_to_date(tmp_path: Path) -> None:
+    """docs/routing/ is what governance reviews: it must match escalation.yml (`make export-matrix`)."""
+    committed = ROOT / "docs" / "routing"
+    for path in export(load_matrix(ROOT / "escalation.yml"), tmp_path):
+        assert (committed / path.name).read_text(encoding="utf-8") == path.read_text(encoding="utf-8"), (
+            f"docs/routing/{path.name} is stale: run `make export-matrix`"
+        )

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional, Text, Tuple
 
 from rasa.core.policies.policy import Policy, PolicyPrediction
+from rasa.core.policies.rule_policy import DEFAULT_ACTION_MAPPINGS
 from rasa.engine.graph import ExecutionContext
 from rasa.engine.recipes.default_recipe import DefaultV1Recipe
 from rasa.engine.storage.resource import Resource
@@ -201,13 +202,19 @@ class RoutingPolicy(Policy):
         **kwargs: Any,
     ) -> PolicyPrediction:
         probabilities = self._default_predictions(domain)
+        # RulePolicy predicts an active loop's happy path as a "no user" prediction, which
+        # Rasa's ensemble ranks above all others: flagged alike, the higher priority wins.
+        in_loop = bool(tracker.active_loop_name)
         if tracker.latest_action_name in ROUTING_ACTIONS:
             probabilities[domain.index_for_action(ACTION_LISTEN_NAME)] = 1.0
-            return self._prediction(probabilities)
+            return self._prediction(probabilities, is_no_user_prediction=in_loop)
         if tracker.latest_action_name != ACTION_LISTEN_NAME or not tracker.latest_message:
             return self._prediction(probabilities)
         turns = conversation_turns(tracker)
         if not turns or turns[-1][0] is not tracker.latest_message:
+            return self._prediction(probabilities)
+        if tracker.latest_message.intent_name in DEFAULT_ACTION_MAPPINGS and tracker.get_slot("handoff_mode") != "human":
+            # Rasa's commands (/restart, /back, /session_start): RulePolicy runs their default actions.
             return self._prediction(probabilities)
         decision = decide(
             _parse(tracker.latest_message, self.detector),
@@ -223,6 +230,7 @@ class RoutingPolicy(Policy):
             probabilities,
             events=events,
             optional_events=self._mode_events(decision, tracker),
+            is_no_user_prediction=in_loop,
             action_metadata={"routing": record},
         )
 

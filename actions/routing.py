@@ -14,8 +14,12 @@ from rasa_sdk.types import DomainDict
 from backline.routing.announce import draft_answer, response_for, team_name
 
 
-def _record(tracker: Tracker) -> Dict[str, Any]:
-    return tracker.get_slot("routing_decision") or {}
+def _announce(kind: Text, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> Dict[str, Any]:
+    """Send the most specific `kind` response (handoff or consult), naming the team; return the decision record."""
+    record = tracker.get_slot("routing_decision") or {}
+    response = response_for(kind, record, domain.get("responses", {}))
+    dispatcher.utter_message(response=response, team=team_name(record.get("queue")))
+    return record
 
 
 class ActionHandoff(Action):
@@ -25,9 +29,7 @@ class ActionHandoff(Action):
         return "action_handoff"
 
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> List[EventType]:
-        record = _record(tracker)
-        response = response_for("handoff", record, domain.get("responses", {}))
-        dispatcher.utter_message(response=response, team=team_name(record.get("queue")))
+        _announce("handoff", dispatcher, tracker, domain)
         return []
 
 
@@ -38,8 +40,6 @@ class ActionConsult(Action):
         return "action_consult"
 
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> List[EventType]:
-        record = _record(tracker)
-        response = response_for("consult", record, domain.get("responses", {}))
-        dispatcher.utter_message(response=response, team=team_name(record.get("queue")))
+        record = _announce("consult", dispatcher, tracker, domain)
         draft = draft_answer(record.get("intent") or "", domain.get("responses", {}), tracker.latest_message or {})
         return [SlotSet("ai_draft", draft)]

@@ -2,15 +2,14 @@
 from __future__ import annotations
 
 import asyncio
-import textwrap
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from functools import partial
+from typing import Any, List
 
 import pytest
-from rasa.engine.graph import ExecutionContext, GraphComponent, GraphSchema
+from rasa.engine.graph import ExecutionContext
 from rasa.engine.recipes.default_recipe import DefaultV1Recipe
 from rasa.engine.storage.local_model_storage import LocalModelStorage
-from rasa.engine.storage.resource import Resource
 from rasa.nlu.constants import SPACY_DOCS, TOKENS_NAMES
 from rasa.nlu.tokenizers.spacy_tokenizer import SpacyTokenizer
 from rasa.nlu.utils.spacy_utils import SpacyNLP
@@ -19,58 +18,21 @@ from rasa.shared.nlu.constants import ENTITIES, TEXT
 from rasa.shared.nlu.training_data.message import Message
 
 from backline.rasa.entities import BacklineEntityExtractor
-from tests._spacy_fixture import kestrel_pipeline_path  # noqa: F401
+from tests._spacy_fixture import (  # noqa: F401
+    build_component, execution_context, kestrel_pipeline_path, make_spacy_nlp, model_storage,
+    spacy_nlp, spacy_pipeline, tokenizer, train_nlu_model,
+)
 
 COMPONENT = "backline.rasa.entities.BacklineEntityExtractor"
 
 
-@pytest.fixture
-def model_storage(tmp_path: Path) -> LocalModelStorage:
-    return LocalModelStorage(tmp_path)
-
-
-@pytest.fixture
-def execution_context() -> ExecutionContext:
-    return ExecutionContext(GraphSchema({}), model_id="backline-test")
-
-
-@pytest.fixture
-def spacy_nlp(
-    kestrel_pipeline_path: Path,
-    model_storage: LocalModelStorage,
-    execution_context: ExecutionContext,
-) -> SpacyNLP:
-    config = {**SpacyNLP.get_default_config(), "model": str(kestrel_pipeline_path)}
-    return SpacyNLP.create(config, model_storage, Resource("spacy_nlp"), execution_context)
-
-
-@pytest.fixture
-def tokenizer(
-    model_storage: LocalModelStorage, execution_context: ExecutionContext
-) -> SpacyTokenizer:
-    return SpacyTokenizer.create(
-        SpacyTokenizer.get_default_config(), model_storage, Resource("tokenizer"), execution_context
-    )
-
-
-def make_extractor(
-    model_storage: LocalModelStorage,
-    execution_context: ExecutionContext,
-    config: Optional[Dict[str, Any]] = None,
-    constructor: str = "create",
-) -> GraphComponent:
-    full_config = {**BacklineEntityExtractor.get_default_config(), **(config or {})}
-    return getattr(BacklineEntityExtractor, constructor)(
-        full_config, model_storage, Resource("backline_entities"), execution_context
-    )
+make_extractor = partial(build_component, BacklineEntityExtractor, "backline_entities")
 
 
 def run(
     spacy_nlp: SpacyNLP, tokenizer: SpacyTokenizer, extractor: Any, messages: List[Message]
 ) -> List[Message]:
-    messages = spacy_nlp.process(messages, spacy_nlp.provide())
-    messages = tokenizer.process(messages)
-    return extractor.process(messages)
+    return extractor.process(spacy_pipeline(spacy_nlp, tokenizer, messages))
 
 
 def triples(message: Message) -> List[tuple]:
@@ -150,8 +112,7 @@ def test_case_sensitive_spacy_nlp_gives_the_same_entities(
     model_storage: LocalModelStorage,
     execution_context: ExecutionContext,
 ) -> None:
-    config = {"model": str(kestrel_pipeline_path), "case_sensitive": True}
-    nlp = SpacyNLP.create(config, model_storage, Resource("spacy_nlp"), execution_context)
+    nlp = make_spacy_nlp(kestrel_pipeline_path, model_storage, execution_context, case_sensitive=True)
     extractor = make_extractor(model_storage, execution_context)
     message = Message(data={TEXT: "Kestrel Cloud Pro for 29 EUR"})
     [processed] = run(nlp, tokenizer, extractor, [message])
@@ -214,48 +175,22 @@ def test_trained_rasa_model_parses_entities(
     """Train a real NLU model with the component in config.yml, load it, parse a message."""
     from rasa.core.agent import Agent
     from rasa.engine.caching import CACHE_LOCATION_ENV
-    from rasa.model_training import train_nlu
 
     monkeypatch.setenv(CACHE_LOCATION_ENV, str(tmp_path / "rasa-cache"))
 
-    config = tmp_path / "config.yml"
-    config.write_text(
-        textwrap.dedent(
-            f"""\
-            recipe: default.v1
-            language: en
-            assistant_id: backline-test
-            pipeline:
-              - name: SpacyNLP
-                model: {kestrel_pipeline_path}
-              - name: SpacyTokenizer
-              - name: {COMPONENT}
-              - name: KeywordIntentClassifier
-                case_sensitive: false
-            policies: []
-            """
-        ),
-        encoding="utf-8",
-    )
-    nlu = tmp_path / "nlu.yml"
-    nlu.write_text(
-        textwrap.dedent(
-            """\
-            version: "3.1"
-            nlu:
-            - intent: order_status
-              examples: |
-                - where is my order
-                - order status
-            - intent: refund_request
-              examples: |
-                - i want a refund
-                - refund please
-            """
-        ),
-        encoding="utf-8",
-    )
-    model = train_nlu(str(config), str(nlu), str(tmp_path / "models"), fixed_model_name="nlu")
+    nlu = """\
+        version: "3.1"
+        nlu:
+        - intent: order_status
+          examples: |
+            - where is my order
+            - order status
+        - intent: refund_request
+          examples: |
+            - i want a refund
+            - refund please
+        """
+    model = train_nlu_model(tmp_path, kestrel_pipeline_path, [{"name": COMPONENT}], nlu)
     agent = Agent.load(model)
     text = "I want a refund of 1.200,50 € for order #10023"
     parsed = asyncio.run(agent.parse_message(text))

@@ -2,14 +2,13 @@
 from __future__ import annotations
 
 import time
-from pathlib import Path
-from typing import Any, Dict, List, Optional
+from functools import partial
+from typing import Any, List
 
 import pytest
-from rasa.engine.graph import ExecutionContext, GraphComponent, GraphSchema
+from rasa.engine.graph import ExecutionContext
 from rasa.engine.recipes.default_recipe import DefaultV1Recipe
 from rasa.engine.storage.local_model_storage import LocalModelStorage
-from rasa.engine.storage.resource import Resource
 from rasa.nlu.tokenizers.spacy_tokenizer import SpacyTokenizer
 from rasa.nlu.utils.spacy_utils import SpacyNLP
 from rasa.shared.exceptions import InvalidConfigException
@@ -19,7 +18,10 @@ from rasa.shared.nlu.training_data.message import Message
 from backline.nlp import sentiment
 from backline.nlp.sentiment import NO_SENTIMENT, Sentiment, label_for, score, tail
 from backline.rasa.sentiment import SENTIMENT, SentimentAnalyzer
-from tests._spacy_fixture import kestrel_pipeline_path  # noqa: F401
+from tests._spacy_fixture import (  # noqa: F401
+    build_component, execution_context, kestrel_pipeline_path, model_storage, spacy_nlp,
+    spacy_pipeline, tokenizer,
+)
 
 COMPONENT = "backline.rasa.sentiment.SentimentAnalyzer"
 
@@ -163,53 +165,13 @@ def test_sentiment_dict_round_trip() -> None:
 # --- the Rasa component -----------------------------------------------------------
 
 
-@pytest.fixture
-def model_storage(tmp_path: Path) -> LocalModelStorage:
-    return LocalModelStorage(tmp_path)
-
-
-@pytest.fixture
-def execution_context() -> ExecutionContext:
-    return ExecutionContext(GraphSchema({}), model_id="backline-test")
-
-
-@pytest.fixture
-def spacy_nlp(
-    kestrel_pipeline_path: Path,
-    model_storage: LocalModelStorage,
-    execution_context: ExecutionContext,
-) -> SpacyNLP:
-    config = {**SpacyNLP.get_default_config(), "model": str(kestrel_pipeline_path)}
-    return SpacyNLP.create(config, model_storage, Resource("spacy_nlp"), execution_context)
-
-
-@pytest.fixture
-def tokenizer(
-    model_storage: LocalModelStorage, execution_context: ExecutionContext
-) -> SpacyTokenizer:
-    return SpacyTokenizer.create(
-        SpacyTokenizer.get_default_config(), model_storage, Resource("tokenizer"), execution_context
-    )
-
-
-def make_analyzer(
-    model_storage: LocalModelStorage,
-    execution_context: ExecutionContext,
-    config: Optional[Dict[str, Any]] = None,
-    constructor: str = "create",
-) -> GraphComponent:
-    full_config = {**SentimentAnalyzer.get_default_config(), **(config or {})}
-    return getattr(SentimentAnalyzer, constructor)(
-        full_config, model_storage, Resource("sentiment"), execution_context
-    )
+make_analyzer = partial(build_component, SentimentAnalyzer, "sentiment")
 
 
 def run(
     spacy_nlp: SpacyNLP, tokenizer: SpacyTokenizer, analyzer: Any, messages: List[Message]
 ) -> List[Message]:
-    messages = spacy_nlp.process(messages, spacy_nlp.provide())
-    messages = tokenizer.process(messages)
-    return analyzer.process(messages)
+    return analyzer.process(spacy_pipeline(spacy_nlp, tokenizer, messages))
 
 
 def test_registered_with_the_default_recipe() -> None:

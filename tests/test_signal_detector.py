@@ -3,15 +3,14 @@ from __future__ import annotations
 
 import asyncio
 import shutil
-import textwrap
+from functools import partial
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
 
 import pytest
-from rasa.engine.graph import ExecutionContext, GraphComponent, GraphSchema
+from rasa.engine.graph import ExecutionContext
 from rasa.engine.recipes.default_recipe import DefaultV1Recipe
 from rasa.engine.storage.local_model_storage import LocalModelStorage
-from rasa.engine.storage.resource import Resource
 from rasa.nlu.constants import SPACY_DOCS
 from rasa.nlu.tokenizers.spacy_tokenizer import SpacyTokenizer
 from rasa.nlu.utils.spacy_utils import SpacyNLP
@@ -24,7 +23,10 @@ import backline.rasa.signals as signals_component
 from backline.nlp.signals import SignalDetector, SignalSpecError
 from backline.rasa.signals import SIGNALS, SignalDetectorComponent
 from backline.routing.signals import EXPLICIT_REQUEST, NOT_EXPLICIT_REQUEST, Signal, SignalSpec
-from tests._spacy_fixture import kestrel_nlp, kestrel_pipeline_path  # noqa: F401
+from tests._spacy_fixture import (  # noqa: F401
+    build_component, execution_context, kestrel_nlp, kestrel_pipeline_path, make_spacy_nlp,
+    model_storage, spacy_nlp, spacy_pipeline, tokenizer, train_nlu_model,
+)
 
 COMPONENT = "backline.rasa.signals.SignalDetectorComponent"
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -238,35 +240,6 @@ def test_invalid_specs_fail_clearly(spec: SignalSpec, message: str) -> None:
 
 
 @pytest.fixture
-def model_storage(tmp_path: Path) -> LocalModelStorage:
-    return LocalModelStorage(tmp_path)
-
-
-@pytest.fixture
-def execution_context() -> ExecutionContext:
-    return ExecutionContext(GraphSchema({}), model_id="backline-test")
-
-
-@pytest.fixture
-def spacy_nlp(
-    kestrel_pipeline_path: Path,
-    model_storage: LocalModelStorage,
-    execution_context: ExecutionContext,
-) -> SpacyNLP:
-    config = {**SpacyNLP.get_default_config(), "model": str(kestrel_pipeline_path)}
-    return SpacyNLP.create(config, model_storage, Resource("spacy_nlp"), execution_context)
-
-
-@pytest.fixture
-def tokenizer(
-    model_storage: LocalModelStorage, execution_context: ExecutionContext
-) -> SpacyTokenizer:
-    return SpacyTokenizer.create(
-        SpacyTokenizer.get_default_config(), model_storage, Resource("tokenizer"), execution_context
-    )
-
-
-@pytest.fixture
 def matrix_specs(monkeypatch: pytest.MonkeyPatch) -> Dict[str, Path]:
     """Reads of the matrix give SPECS; records the path the component asked for."""
     asked: Dict[str, Path] = {}
@@ -279,25 +252,13 @@ def matrix_specs(monkeypatch: pytest.MonkeyPatch) -> Dict[str, Path]:
     return asked
 
 
-def make_component(
-    model_storage: LocalModelStorage,
-    execution_context: ExecutionContext,
-    config: Optional[Dict[str, Any]] = None,
-    constructor: str = "create",
-) -> GraphComponent:
-    full_config = {**SignalDetectorComponent.get_default_config(), **(config or {})}
-    return getattr(SignalDetectorComponent, constructor)(
-        full_config, model_storage, Resource("signals"), execution_context
-    )
+make_component = partial(build_component, SignalDetectorComponent, "signals")
 
 
 def run(
     spacy_nlp: SpacyNLP, tokenizer: SpacyTokenizer, component: Any, messages: List[Message]
 ) -> List[Message]:
-    model = spacy_nlp.provide()
-    messages = spacy_nlp.process(messages, model)
-    messages = tokenizer.process(messages)
-    return component.process(messages, model)
+    return component.process(spacy_pipeline(spacy_nlp, tokenizer, messages), spacy_nlp.provide())
 
 
 def names_and_phrases(message: Message) -> List[Tuple[str, str]]:
@@ -366,8 +327,7 @@ def test_case_sensitive_spacy_nlp_gives_the_same_signals(
     model_storage: LocalModelStorage,
     execution_context: ExecutionContext,
 ) -> None:
-    config = {"model": str(kestrel_pipeline_path), "case_sensitive": True}
-    nlp = SpacyNLP.create(config, model_storage, Resource("spacy_nlp"), execution_context)
+    nlp = make_spacy_nlp(kestrel_pipeline_path, model_storage, execution_context, case_sensitive=True)
     component = make_component(model_storage, execution_context)
     text = "Somebody LOGGED INTO my account, talk to a Human"
     [processed] = run(nlp, tokenizer, component, [Message(data={TEXT: text})])
@@ -556,7 +516,6 @@ def test_trained_rasa_model_carries_sentiment_and_signals_into_the_tracker(
     from rasa.core.channels.channel import UserMessage
     from rasa.core.tracker_store import SQLTrackerStore
     from rasa.engine.caching import CACHE_LOCATION_ENV
-    from rasa.model_training import train_nlu
     from rasa.shared.core.events import UserUttered
 
     monkeypatch.setenv(CACHE_LOCATION_ENV, str(tmp_path / "rasa-cache"))
@@ -564,45 +523,22 @@ def test_trained_rasa_model_carries_sentiment_and_signals_into_the_tracker(
     project.mkdir()
     shutil.copy(PROJECT_ROOT / "escalation.yml", project / "escalation.yml")
     monkeypatch.chdir(project)
-    config = tmp_path / "config.yml"
-    config.write_text(
-        textwrap.dedent(
-            f"""\
-            recipe: default.v1
-            language: en
-            assistant_id: backline-test
-            pipeline:
-              - name: SpacyNLP
-                model: {kestrel_pipeline_path}
-              - name: SpacyTokenizer
-              - name: backline.rasa.sentiment.SentimentAnalyzer
-              - name: {COMPONENT}
-                matrix: escalation.yml
-              - name: KeywordIntentClassifier
-                case_sensitive: false
-            policies: []
-            """
-        ),
-        encoding="utf-8",
-    )
-    nlu = tmp_path / "nlu.yml"
-    nlu.write_text(
-        textwrap.dedent(
-            """\
-            version: "3.1"
-            nlu:
-            - intent: request_human
-              examples: |
-                - real person
-                - human agent
-            - intent: order_status
-              examples: |
-                - where is my order
-            """
-        ),
-        encoding="utf-8",
-    )
-    model = train_nlu(str(config), str(nlu), str(tmp_path / "models"), fixed_model_name="nlu")
+    components = [
+        {"name": "backline.rasa.sentiment.SentimentAnalyzer"},
+        {"name": COMPONENT, "matrix": "escalation.yml"},
+    ]
+    nlu = """\
+        version: "3.1"
+        nlu:
+        - intent: request_human
+          examples: |
+            - real person
+            - human agent
+        - intent: order_status
+          examples: |
+            - where is my order
+        """
+    model = train_nlu_model(tmp_path, kestrel_pipeline_path, components, nlu)
     db = tmp_path / "tracker.db"
     agent = Agent.load(model, tracker_store=SQLTrackerStore(dialect="sqlite", db=str(db)))
 

@@ -125,6 +125,14 @@ class _Record:
             raise self.fail(field, f"must be an ISO 4217 code such as EUR, got {value!r}")
         return value
 
+    def time_zone(self, field: str = "timezone") -> ZoneInfo:
+        """The IANA time zone the field names, e.g. Europe/Berlin."""
+        name = self.text(field)
+        try:
+            return ZoneInfo(name)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise self.fail(field, f"unknown time zone {name!r}") from None
+
     def day(self, field: str, required: bool = True) -> Optional[date]:
         value = self.raw(field, required)
         if value is None:
@@ -247,21 +255,14 @@ def _company(path: Path, data: Dict[str, Any], today: Optional[date]) -> Tuple[L
     allowed = ("name", "timezone", "account_url", "invoices_path")
     record = _Record(f"{path}: company", data.get("company"), allowed)
     settings = {field: record.text(field) for field in allowed}
-    try:
-        tz = ZoneInfo(settings["timezone"])
-    except (ZoneInfoNotFoundError, ValueError):
-        raise record.fail("timezone", f"unknown time zone {settings['timezone']!r}") from None
+    tz = record.time_zone()
     clock = _Clock(today=today or datetime.now(tz).date(), tz=tz)
     return [TenantSetting(key=key, value=value) for key, value in settings.items()], clock
 
 
 def _opening_hours(path: Path, data: Dict[str, Any]) -> List[OpeningHours]:
     record = _Record(f"{path}: support_hours", data.get("support_hours"), ("timezone", "weekly"))
-    tz_name = record.text("timezone")
-    try:
-        ZoneInfo(tz_name)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise record.fail("timezone", f"unknown time zone {tz_name!r}") from None
+    tz_name = record.time_zone().key
     weekly = _Record(f"{path}: support_hours.weekly", record.raw("weekly"), WEEKDAYS)
     rows: List[OpeningHours] = []
     for weekday, day_name in enumerate(WEEKDAYS):

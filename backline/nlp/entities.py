@@ -32,7 +32,7 @@ _DIGIT = re.compile(r"[0-9]")
 Span = Tuple[int, int]
 
 
-def _offset_mapper(processed: str, original: str) -> Optional[List[int]]:
+def original_positions(processed: str, original: str) -> Optional[List[int]]:
     """Positions in `original` for each position in `processed`; None when they coincide.
 
     `processed` must be `original` or `original.lower()`; lower-casing can lengthen a
@@ -49,7 +49,8 @@ def _offset_mapper(processed: str, original: str) -> Optional[List[int]]:
     return positions
 
 
-def _to_original(span: Span, positions: Optional[List[int]]) -> Span:
+def span_in_original(span: Span, positions: Optional[List[int]]) -> Span:
+    """`span` of the processed text as offsets into the original (see `original_positions`)."""
     if positions is None:
         return span
     start, end = span
@@ -108,9 +109,9 @@ def extract(doc: Optional["Doc"], text: Optional[str]) -> List[Dict[str, Any]]:
         return []
     found: List[Tuple[Span, List[Dict[str, Any]]]] = []
     if doc is not None:
-        positions = _offset_mapper(doc.text, text)
+        positions = original_positions(doc.text, text)
         for ent in doc.ents:
-            span = _to_original((ent.start_char, ent.end_char), positions)
+            span = span_in_original((ent.start_char, ent.end_char), positions)
             entities = _from_ent(ent.label_, ent.ent_id_, span, text)
             if entities:
                 found.append((span, entities))

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Dict, Iterable, List, Optional, Sequence, Tuple
 
-from backline.nlp.entities import _offset_mapper, _to_original
+from backline.nlp.entities import Span, original_positions, span_in_original
 from backline.routing.signals import Signal, SignalSpec
 
 if TYPE_CHECKING:
@@ -32,8 +32,6 @@ if TYPE_CHECKING:
 NOT_PREFIX = "not_"
 _POSITIVE = "+"
 _NEGATIVE = "-"
-
-Span = Tuple[int, int]
 
 
 class SignalSpecError(ValueError):
@@ -130,7 +128,7 @@ class SignalDetector:
     def _doc_for(self, doc: Optional["Doc"], text: str) -> Tuple["Doc", Optional[List[int]]]:
         if doc is not None:
             try:
-                return doc, _offset_mapper(doc.text, text)
+                return doc, original_positions(doc.text, text)
             except ValueError:
                 pass
         return self.nlp.make_doc(text), None
@@ -146,7 +144,7 @@ class SignalDetector:
             if not span.text.strip():
                 continue
             found.setdefault(self._keys[match_id], []).append(
-                _to_original((span.start_char, span.end_char), positions)
+                span_in_original((span.start_char, span.end_char), positions)
             )
         signals: List[Signal] = []
         for (kind, name), spans in found.items():

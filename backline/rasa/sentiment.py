@@ -26,15 +26,13 @@ from __future__ import annotations
 
 from typing import Any, Dict, List, Text
 
-from rasa.engine.graph import ExecutionContext, GraphComponent
 from rasa.engine.recipes.default_recipe import DefaultV1Recipe
-from rasa.engine.storage.resource import Resource
-from rasa.engine.storage.storage import ModelStorage
 from rasa.shared.exceptions import InvalidConfigException
 from rasa.shared.nlu.constants import TEXT
 from rasa.shared.nlu.training_data.message import Message
 
 from backline.nlp.sentiment import MAX_CHARS, score
+from backline.rasa.base import MessageAnnotator
 
 SENTIMENT = "sentiment"
 """The parse-data key (and Message property) holding the sentiment dict."""
@@ -43,7 +41,7 @@ SENTIMENT = "sentiment"
 @DefaultV1Recipe.register(
     [DefaultV1Recipe.ComponentType.ENTITY_EXTRACTOR], is_trainable=False
 )
-class SentimentAnalyzer(GraphComponent):
+class SentimentAnalyzer(MessageAnnotator):
     """Sets the `sentiment` output property: VADER compound, positive, negative, neutral, label."""
 
     @staticmethod
@@ -63,7 +61,7 @@ class SentimentAnalyzer(GraphComponent):
 
     def __init__(self, config: Dict[Text, Any]) -> None:
         """Validates `max_chars`."""
-        self._config = {**self.get_default_config(), **config}
+        super().__init__(config)
         max_chars = self._config["max_chars"]
         if isinstance(max_chars, bool) or not isinstance(max_chars, int) or max_chars < 1:
             raise InvalidConfigException(
@@ -72,20 +70,7 @@ class SentimentAnalyzer(GraphComponent):
             )
         self._max_chars = max_chars
 
-    @classmethod
-    def create(
-        cls,
-        config: Dict[Text, Any],
-        model_storage: ModelStorage,
-        resource: Resource,
-        execution_context: ExecutionContext,
-    ) -> SentimentAnalyzer:
-        """Creates the component; there is nothing to train or persist."""
-        return cls(config)
-
-    def process(self, messages: List[Message]) -> List[Message]:
-        """Scores every message; one without text gets the neutral zero score."""
-        for message in messages:
-            sentiment = score(message.get(TEXT), self._max_chars)
-            message.set(SENTIMENT, sentiment.as_dict(), add_to_output=True)
-        return messages
+    def annotate(self, message: Message) -> None:
+        """Scores the message; one without text gets the neutral zero score."""
+        sentiment = score(message.get(TEXT), self._max_chars)
+        message.set(SENTIMENT, sentiment.as_dict(), add_to_output=True)

@@ -28,19 +28,16 @@ cache. It is no EntityExtractorMixin and adds no entities.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence, Text, Type
+from typing import Any, Dict, List, Optional, Sequence, Text
 
-from rasa.engine.graph import ExecutionContext, GraphComponent
 from rasa.engine.recipes.default_recipe import DefaultV1Recipe
-from rasa.engine.storage.resource import Resource
-from rasa.engine.storage.storage import ModelStorage
-from rasa.nlu.constants import SPACY_DOCS
-from rasa.nlu.utils.spacy_utils import SpacyModel, SpacyNLP
+from rasa.nlu.utils.spacy_utils import SpacyModel
 from rasa.shared.exceptions import InvalidConfigException
 from rasa.shared.nlu.constants import TEXT
 from rasa.shared.nlu.training_data.message import Message
 
 from backline.nlp.signals import SignalDetector, SignalSpecError
+from backline.rasa.base import SpacyDocAnnotator, spacy_doc
 from backline.routing import ConfigError, load_matrix
 from backline.routing.signals import SignalSpec
 
@@ -83,27 +80,17 @@ def load_signal_specs(path: Path) -> List[SignalSpec]:
     is_trainable=False,
     model_from="SpacyNLP",
 )
-class SignalDetectorComponent(GraphComponent):
+class SignalDetectorComponent(SpacyDocAnnotator):
     """Sets the `signals` output property from the matrix's phrases and token patterns."""
-
-    @classmethod
-    def required_components(cls) -> List[Type]:
-        """SpacyNLP must run first: it puts the doc on the message and provides the model."""
-        return [SpacyNLP]
 
     @staticmethod
     def get_default_config() -> Dict[Text, Any]:
         """`matrix`: path of escalation.yml, relative to the directory Rasa runs in."""
         return {"matrix": DEFAULT_MATRIX}
 
-    @staticmethod
-    def required_packages() -> List[Text]:
-        """Python packages this component needs."""
-        return ["spacy"]
-
     def __init__(self, config: Dict[Text, Any], specs: Optional[Sequence[SignalSpec]] = None) -> None:
         """Loads the matrix's signal specs (unless given) and compiles them once to check them."""
-        self._config = {**self.get_default_config(), **config}
+        super().__init__(config)
         self.matrix_path = resolve_matrix_path(self._config["matrix"])
         self.specs: List[SignalSpec] = (
             list(specs) if specs is not None else load_signal_specs(self.matrix_path)
@@ -118,17 +105,6 @@ class SignalDetectorComponent(GraphComponent):
                 f"{self.__class__.__name__}: escalation matrix {self.matrix_path}: {error}"
             ) from None
 
-    @classmethod
-    def create(
-        cls,
-        config: Dict[Text, Any],
-        model_storage: ModelStorage,
-        resource: Resource,
-        execution_context: ExecutionContext,
-    ) -> SignalDetectorComponent:
-        """Creates the component from the matrix; there is nothing to train or persist."""
-        return cls(config)
-
     def detector_for(self, model: Optional[SpacyModel]) -> SignalDetector:
         """The detector compiled with the pipeline's own vocabulary and tokenizer."""
         nlp = model.model if model is not None else None
@@ -137,10 +113,12 @@ class SignalDetectorComponent(GraphComponent):
         return self._detector
 
     def process(self, messages: List[Message], model: SpacyModel) -> List[Message]:
-        """Sets `signals` on every message (an empty list when none fired)."""
-        detector = self.detector_for(model)
-        for message in messages:
-            text = message.get(TEXT)
-            signals = detector.detect(message.get(SPACY_DOCS[TEXT]), text) if text else []
-            message.set(SIGNALS, [signal.as_dict() for signal in signals], add_to_output=True)
-        return messages
+        """Sets `signals` on every message (an empty list when none fired), using `model`'s vocabulary."""
+        self.detector_for(model)
+        return super().process(messages)
+
+    def annotate(self, message: Message) -> None:
+        """Sets `signals` on the message."""
+        text = message.get(TEXT)
+        signals = self._detector.detect(spacy_doc(message), text) if text else []
+        message.set(SIGNALS, [signal.as_dict() for signal in signals], add_to_output=True)

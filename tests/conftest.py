@@ -1,10 +1,13 @@
-"""Shared pytest fixtures: seeded temporary business databases (SQLite in tmp_path)."""
+"""Shared pytest fixtures: seeded business databases, a PostgreSQL server, fresh consultation databases."""
 import os
+import uuid
 from datetime import date
 from pathlib import Path
 from typing import Iterator
 
 import pytest
+from sqlalchemy import create_engine
+from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 
 from backline.business import db
@@ -59,3 +62,22 @@ def postgres_url() -> Iterator[str]:
         return
     with postgres_server() as url:
         yield url
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """One fresh, empty database per test, on each backend (a new database on the PostgreSQL server)."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'consultations.db'}"
+        return
+    server = request.getfixturevalue("postgres_url")
+    name = f"consult_{uuid.uuid4().hex[:10]}"
+    admin = create_engine(server, future=True, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as connection:
+            connection.exec_driver_sql(f'CREATE DATABASE "{name}"')
+        yield make_url(server).set(database=name).render_as_string(hide_password=False)
+        with admin.connect() as connection:
+            connection.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        admin.dispose()

@@ -318,6 +318,17 @@ def orders_for_customer(session: Session, email: str) -> List[OrderInfo]:
     return [order for order in (get_order(session, order_id) for order_id in list(ids)) if order is not None]
 
 
+def invoices_for_customer(session: Session, email: str) -> List[InvoiceInfo]:
+    """The customer's invoices, newest first."""
+    customer = customer_by_email(session, email)
+    if customer is None:
+        return []
+    ids = session.execute(
+        select(Invoice.id).where(Invoice.customer_id == customer.id).order_by(Invoice.issued_at.desc(), Invoice.id.desc())
+    ).scalars()
+    return [invoice for invoice in (get_invoice(session, invoice_id) for invoice_id in list(ids)) if invoice is not None]
+
+
 def subscriptions_for_customer(session: Session, email: str) -> List[SubscriptionInfo]:
     customer = customer_by_email(session, email)
     if customer is None:

@@ -1,0 +1,932 @@
+"""The consultation store: consultations, their messages and the audit trail of every step.
+
+SQLAlchemy Core on SQLite (default) or PostgreSQL; the schema is owned by the Alembic
+migrations in ``backline/consult/migrations`` and brought to head when a store starts
+(`migrate`). Every write is one transaction that also appends its audit event, so the
+record and its trail never disagree; a consultation's brief, transcript, draft, context
+and routing record are stored masked (card numbers, IBANs...); a failed notification is an audit event
+(``delivery_failed``), never a dropped consultation.
+
+Time: every operation takes its moment (``now`` / ``at``) or asks the store's ``clock``;
+datetimes are stored as naive UTC and returned aware (UTC). Naive input is taken as UTC.
+
+    python -m backline.consult.store migrate [--url URL]   # upgrade to head
+    python -m backline.consult.store current [--url URL]   # show the schema revision
+"""
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import os
+import re
+import sqlite3
+import sys
+import uuid
+from dataclasses import dataclass, field
+from datetime import date, datetime, timezone
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple, Union
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    CheckConstraint,
+    Column,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    create_engine,
+    event,
+    func,
+    select,
+)
+from sqlalchemy.engine import Connection, Engine, make_url
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.types import TypeDecorator
+
+from backline.consult.context import mask, mask_data
+from backline.routing.matrix import PRIORITIES
+
+ENV_URL = "BACKLINE_CONSULT_DB_URL"
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+DEFAULT_DB_PATH = PROJECT_ROOT / "var" / "consultations.db"
+MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+VERSION_TABLE = "consult_alembic_version"
+"""Alembic's version table, named apart so the store can share a database with others."""
+
+MODES = ("consult", "handoff")
+STATUSES = ("open", "assigned", "replied", "closed")
+"""open: no expert yet; assigned: an expert was given the case; replied: an expert answered; closed."""
+ACTIVE_STATUSES = ("open", "assigned", "replied")
+DIRECTIONS = ("to_expert", "from_expert", "to_customer", "from_customer")
+AUDIT_ACTIONS = (
+    "created",
+    "assigned",
+    "notified",
+    "delivery_failed",
+    "fallback",
+    "sla_next_person",
+    "sla_backup_queue",
+    "sla_supervisor",
+    "customer_told",
+    "customer_delay_told",
+    "first_reply",
+    "message",
+    "queue_changed",
+    "sla_due_changed",
+    "mode_changed",
+    "closed",
+    "close_ignored",
+)
+"""Actions the store and its callers write; `audit` accepts any other snake_case name too."""
+
+_ACTION = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
+_PG_LOCK_KEY = 0x6261636B6C696E65 % (2**63)  # "backline": serialises concurrent migrations
+
+Clock = Callable[[], datetime]
+
+
+def utcnow() -> datetime:
+    """The real clock (aware UTC): the store's default `clock`."""
+    return datetime.now(timezone.utc)
+
+
+def as_utc(moment: datetime) -> datetime:
+    """An aware UTC datetime; naive input is taken as UTC."""
+    if not isinstance(moment, datetime):
+        raise TypeError(f"expected a datetime, got {type(moment).__name__}")
+    if moment.tzinfo is None:
+        return moment.replace(tzinfo=timezone.utc)
+    return moment.astimezone(timezone.utc)
+
+
+def _iso(moment: Optional[datetime]) -> Optional[str]:
+    return None if moment is None else as_utc(moment).isoformat()
+
+
+class UtcDateTime(TypeDecorator):
+    """A point in time: stored as naive UTC (portable), returned aware UTC."""
+
+    impl = DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: Optional[datetime], dialect: Any) -> Optional[datetime]:
+        return None if value is None else as_utc(value).replace(tzinfo=None)
+
+    def process_result_value(self, value: Optional[datetime], dialect: Any) -> Optional[datetime]:
+        return None if value is None else value.replace(tzinfo=timezone.utc)
+
+
+# --- schema (the migrations create exactly this; tests compare the two) ------------------
+
+metadata = MetaData()
+
+consultations = Table(
+    "consultations",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("conversation_id", String(255), nullable=False),
+    Column("mode", String(16), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("queue", String(64), nullable=False),
+    Column("priority", String(16), nullable=False),
+    Column("reasons", JSON, nullable=False),
+    Column("detail", String(64)),
+    Column("brief", JSON, nullable=False),
+    Column("ai_draft", Text),
+    Column("transcript", JSON, nullable=False),
+    Column("context", JSON, nullable=False),
+    Column("routing", JSON, nullable=False),
+    Column("assignee", String(64)),
+    Column("channel", String(32)),
+    Column("resolution", Text),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("first_reply_at", UtcDateTime),
+    Column("closed_at", UtcDateTime),
+    Column("sla_due_at", UtcDateTime),
+    CheckConstraint("mode IN ('consult', 'handoff')", name="ck_consultations_mode"),
+    CheckConstraint("status IN ('open', 'assigned', 'replied', 'closed')", name="ck_consultations_status"),
+    Index("ix_consultations_conversation_id", "conversation_id"),
+    Index("ix_consultations_status", "status"),
+    Index("ix_consultations_queue_created_at", "queue", "created_at"),
+    Index("ix_consultations_assignee", "assignee"),
+)
+
+consultation_messages = Table(
+    "consultation_messages",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column(
+        "consultation_id",
+        String(32),
+        ForeignKey("consultations.id", name="fk_consultation_messages_consultation_id"),
+        nullable=False,
+    ),
+    Column("at", UtcDateTime, nullable=False),
+    Column("direction", String(16), nullable=False),
+    Column("author", String(128), nullable=False),
+    Column("channel", String(32), nullable=False),
+    Column("text", Text, nullable=False),
+    Column("internal", Boolean, nullable=False),
+    Column("meta", JSON, nullable=False),
+    CheckConstraint(
+        "direction IN ('to_expert', 'from_expert', 'to_customer', 'from_customer')",
+        name="ck_consultation_messages_direction",
+    ),
+    Index("ix_consultation_messages_consultation_id", "consultation_id"),
+)
+
+audit_events = Table(
+    "audit_events",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column(
+        "consultation_id",
+        String(32),
+        ForeignKey("consultations.id", name="fk_audit_events_consultation_id"),
+        nullable=False,
+    ),
+    Column("at", UtcDateTime, nullable=False),
+    Column("actor", String(128), nullable=False),
+    Column("action", String(64), nullable=False),
+    Column("detail", JSON, nullable=False),
+    Index("ix_audit_events_consultation_id", "consultation_id"),
+    Index("ix_audit_events_action", "action"),
+)
+
+
+# --- records ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Consultation:
+    """One consultation (consult mode: an expert reviews behind the AI; handoff: a person takes over)."""
+
+    id: str
+    conversation_id: str
+    mode: str
+    status: str
+    queue: str
+    priority: str
+    reasons: Tuple[str, ...]
+    detail: Optional[str]
+    brief: Mapping[str, Any]
+    ai_draft: Optional[str]
+    transcript: Tuple[Mapping[str, Any], ...]
+    created_at: datetime
+    first_reply_at: Optional[datetime] = None
+    closed_at: Optional[datetime] = None
+    sla_due_at: Optional[datetime] = None
+    assignee: Optional[str] = None
+    channel: Optional[str] = None
+    resolution: Optional[str] = None
+    context: Mapping[str, Any] = field(default_factory=dict)
+    routing: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def is_open(self) -> bool:
+        return self.status != "closed"
+
+    def as_dict(self) -> Dict[str, Any]:
+        """The hub API record (DESIGN.md, "Observable contract"): JSON-ready, ISO-8601 timestamps."""
+        return {
+            "id": self.id,
+            "conversation_id": self.conversation_id,
+            "mode": self.mode,
+            "status": self.status,
+            "queue": self.queue,
+            "priority": self.priority,
+            "reasons": list(self.reasons),
+            "detail": self.detail,
+            "brief": copy.deepcopy(dict(self.brief)),
+            "ai_draft": self.ai_draft,
+            "transcript": copy.deepcopy([dict(t) for t in self.transcript]),
+            "created_at": _iso(self.created_at),
+            "first_reply_at": _iso(self.first_reply_at),
+            "closed_at": _iso(self.closed_at),
+            "sla_due_at": _iso(self.sla_due_at),
+            "assignee": self.assignee,
+            "channel": self.channel,
+            "resolution": self.resolution,
+            "context": copy.deepcopy(dict(self.context)),
+            "routing": copy.deepcopy(dict(self.routing)),
+        }
+
+
+@dataclass(frozen=True)
+class Message:
+    """A message in a consultation: to / from the expert, or to / from the customer."""
+
+    id: int
+    consultation_id: str
+    at: datetime
+    direction: str
+    author: str
+    channel: str
+    text: str
+    internal: bool = False
+    meta: Mapping[str, Any] = field(default_factory=dict)
+
+    def as_dict(self) -> Dict[str, Any]:
+        return {
+            "id": self.id,
+            "consultation_id": self.consultation_id,
+            "at": _iso(self.at),
+            "direction": self.direction,
+            "author": self.author,
+            "channel": self.channel,
+            "text": self.text,
+            "internal": self.internal,
+            "meta": copy.deepcopy(dict(self.meta)),
+        }
+
+
+@dataclass(frozen=True)
+class AuditEvent:
+    """One step in a consultation's life: who did what, when, with which details."""
+
+    id: int
+    consultation_id: str
+    at: datetime
+    actor: str
+    action: str
+    detail: Mapping[str, Any] = field(default_factory=dict)
+
+    def as_dict(self) -> Dict[str, Any]:
+        return {
+            "id": self.id,
+            "consultation_id": self.consultation_id,
+            "at": _iso(self.at),
+            "actor": self.actor,
+            "action": self.action,
+            "detail": copy.deepcopy(dict(self.detail)),
+        }
+
+
+class ConsultationNotFound(KeyError):
+    """No consultation with this id."""
+
+
+class ConsultationClosed(ValueError):
+    """The operation needs an open consultation."""
+
+
+# --- helpers --------------------------------------------------------------------------------
+
+
+def database_url() -> str:
+    """$BACKLINE_CONSULT_DB_URL, else SQLite at <project root>/var/consultations.db."""
+    url = os.environ.get(ENV_URL, "").strip()
+    return url or f"sqlite:///{DEFAULT_DB_PATH}"
+
+
+def new_id() -> str:
+    """A short unique consultation id, e.g. ``c_3f9a0c2b71de``."""
+    return "c_" + uuid.uuid4().hex[:12]
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return as_utc(value).isoformat()
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, (set, frozenset)):
+        return sorted(value, key=str)
+    return str(value)
+
+
+def _json(value: Any) -> Any:
+    """A JSON-safe deep copy (datetimes as ISO strings, Decimals as strings, NaN refused)."""
+    return json.loads(json.dumps(value, default=_json_default, allow_nan=False))
+
+
+def _choice(name: str, value: Any, allowed: Sequence[str]) -> str:
+    if value not in allowed:
+        raise ValueError(f"{name} must be one of {', '.join(allowed)}; got {value!r}")
+    return str(value)
+
+
+def _text(name: str, value: Any, limit: int) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError(f"{name} must be a non-empty string; got {value!r}")
+    if len(value) > limit:
+        raise ValueError(f"{name} is longer than {limit} characters")
+    return value
+
+
+def _is_sqlite(url: Union[str, Engine]) -> bool:
+    backend = url.dialect.name if isinstance(url, Engine) else make_url(url).get_backend_name()
+    return backend == "sqlite"
+
+
+def make_engine(url: str) -> Engine:
+    """An engine for `url`. SQLite: the folder is created, foreign keys on, WAL for files,
+    and writes take the lock at BEGIN (``BEGIN IMMEDIATE``) so read-then-write is atomic."""
+    if not _is_sqlite(url):
+        return create_engine(url, future=True, pool_pre_ping=True)
+    parsed = make_url(url)
+    on_disk = parsed.database not in (None, "", ":memory:") and not parsed.database.startswith("file:")
+    if on_disk:
+        Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(url, future=True, connect_args={"timeout": 30})
+
+    @event.listens_for(engine, "connect")
+    def _connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None  # SQLAlchemy emits BEGIN itself (below)
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA foreign_keys=ON")
+        if on_disk:
+            try:
+                cursor.execute("PRAGMA journal_mode=WAL")
+            except sqlite3.OperationalError:  # another connection holds the lock while switching it: it
+                pass  # is persistent, so that connection's switch serves this one too
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _begin(connection: Connection) -> None:
+        read_only = connection.get_execution_options().get("backline_read_only", False)
+        connection.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
+
+    return engine
+
+
+def _alembic_config(connection: Optional[Connection] = None) -> Any:
+    from alembic.config import Config
+
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    if connection is not None:
+        config.attributes["connection"] = connection
+    return config
+
+
+def migrate(url: Union[str, Engine, None] = None) -> str:
+    """Upgrade the consultation schema at `url` (or an engine) to head; return the head revision.
+
+    Idempotent; concurrent starts are serialised (PostgreSQL advisory lock, SQLite write lock)."""
+    from alembic import command
+    from alembic.script import ScriptDirectory
+
+    engine = url if isinstance(url, Engine) else make_engine(url or database_url())
+    try:
+        with engine.begin() as connection:
+            if connection.dialect.name == "postgresql":
+                connection.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_PG_LOCK_KEY})")
+            command.upgrade(_alembic_config(connection), "head")
+        return ScriptDirectory.from_config(_alembic_config()).get_current_head() or ""
+    finally:
+        if not isinstance(url, Engine):
+            engine.dispose()
+
+
+def current_revision(url: Union[str, Engine, None] = None) -> Optional[str]:
+    """The schema revision the database at `url` is at (None: never migrated)."""
+    from alembic.runtime.migration import MigrationContext
+
+    engine = url if isinstance(url, Engine) else make_engine(url or database_url())
+    try:
+        with engine.connect() as connection:
+            return MigrationContext.configure(connection, opts={"version_table": VERSION_TABLE}).get_current_revision()
+    finally:
+        if not isinstance(url, Engine):
+            engine.dispose()
+
+
+def _consultation(row: Any) -> Consultation:
+    return Consultation(
+        id=row.id,
+        conversation_id=row.conversation_id,
+        mode=row.mode,
+        status=row.status,
+        queue=row.queue,
+        priority=row.priority,
+        reasons=tuple(row.reasons or ()),
+        detail=row.detail,
+        brief=row.brief or {},
+        ai_draft=row.ai_draft,
+        transcript=tuple(row.transcript or ()),
+        created_at=row.created_at,
+        first_reply_at=row.first_reply_at,
+        closed_at=row.closed_at,
+        sla_due_at=row.sla_due_at,
+        assignee=row.assignee,
+        channel=row.channel,
+        resolution=row.resolution,
+        context=row.context or {},
+        routing=row.routing or {},
+    )
+
+
+def _message(row: Any) -> Message:
+    return Message(
+        id=row.id,
+        consultation_id=row.consultation_id,
+        at=row.at,
+        direction=row.direction,
+        author=row.author,
+        channel=row.channel,
+        text=row.text,
+        internal=bool(row.internal),
+        meta=row.meta or {},
+    )
+
+
+def _event(row: Any) -> AuditEvent:
+    return AuditEvent(
+        id=row.id,
+        consultation_id=row.consultation_id,
+        at=row.at,
+        actor=row.actor,
+        action=row.action,
+        detail=row.detail or {},
+    )
+
+
+# --- the store ------------------------------------------------------------------------------
+
+
+class ConsultationStore:
+    """Consultations, messages and audit trail in one SQL database.
+
+    ``url``: SQLAlchemy URL (default `database_url()`); ``clock``: the time when an operation
+    is not given one (default: the real UTC clock); ``migrate_schema``: upgrade to head on start.
+    """
+
+    def __init__(self, url: Optional[str] = None, *, clock: Optional[Clock] = None, migrate_schema: bool = True) -> None:
+        self.url = url or database_url()
+        self.clock: Clock = clock or utcnow
+        self.engine = make_engine(self.url)
+        if migrate_schema:
+            migrate(self.engine)
+
+    def dispose(self) -> None:
+        """Close the connection pool."""
+        self.engine.dispose()
+
+    def __enter__(self) -> "ConsultationStore":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.dispose()
+
+    # transactions
+
+    def _write(self) -> Any:
+        return self.engine.begin()
+
+    def _read(self) -> Any:
+        return self.engine.connect().execution_options(backline_read_only=True)
+
+    def _now(self, at: Optional[datetime]) -> datetime:
+        return as_utc(at if at is not None else self.clock())
+
+    @staticmethod
+    def _locked(connection: Connection, consultation_id: str) -> Any:
+        row = connection.execute(
+            select(consultations).where(consultations.c.id == consultation_id).with_for_update()
+        ).first()
+        if row is None:
+            raise ConsultationNotFound(consultation_id)
+        return row
+
+    @staticmethod
+    def _append(connection: Connection, consultation_id: str, at: datetime, actor: str, action: str,
+                detail: Optional[Mapping[str, Any]]) -> AuditEvent:
+        values = {
+            "consultation_id": consultation_id,
+            "at": at,
+            "actor": _text("actor", actor, 128),
+            "action": action,
+            "detail": _json(dict(detail or {})),
+        }
+        if not _ACTION.match(action or ""):
+            raise ValueError(f"audit action must be a snake_case name; got {action!r}")
+        result = connection.execute(audit_events.insert().values(**values))
+        return AuditEvent(id=result.inserted_primary_key[0], **values)
+
+    def _update(self, connection: Connection, consultation_id: str, **values: Any) -> Consultation:
+        connection.execute(consultations.update().where(consultations.c.id == consultation_id).values(**values))
+        row = connection.execute(select(consultations).where(consultations.c.id == consultation_id)).first()
+        return _consultation(row)
+
+    # consultations
+
+    def create(
+        self,
+        *,
+        conversation_id: str,
+        mode: str,
+        queue: str,
+        priority: str = "normal",
+        reasons: Sequence[str] = (),
+        detail: Optional[str] = None,
+        context: Optional[Mapping[str, Any]] = None,
+        brief: Optional[Mapping[str, Any]] = None,
+        ai_draft: Optional[str] = None,
+        transcript: Optional[Sequence[Mapping[str, Any]]] = None,
+        routing: Optional[Mapping[str, Any]] = None,
+        sla_due_at: Optional[datetime] = None,
+        now: Optional[datetime] = None,
+        actor: str = "system",
+    ) -> Consultation:
+        """A new open consultation, audited ``created``. Brief, transcript and AI draft default to
+        those of the context package (`backline.consult.context.build_context`); whatever is given,
+        card numbers, IBANs and the like are masked before they are stored (`mask_data`)."""
+        context = mask_data(_json(dict(context or {})))
+        if isinstance(reasons, str) or any(not isinstance(r, str) or not r for r in reasons):
+            raise ValueError(f"reasons must be a sequence of non-empty strings; got {reasons!r}")
+        created_at = self._now(now)
+        draft = ai_draft if ai_draft is not None else context.get("ai_draft")
+        values = {
+            "conversation_id": _text("conversation_id", conversation_id, 255),
+            "mode": _choice("mode", mode, MODES),
+            "status": "open",
+            "queue": _text("queue", queue, 64),
+            "priority": _choice("priority", priority, PRIORITIES),
+            "reasons": list(dict.fromkeys(reasons)),
+            "detail": detail,
+            "brief": mask_data(_json(dict(brief if brief is not None else context.get("brief") or {}))),
+            "ai_draft": mask(draft) if isinstance(draft, str) else None,
+            "transcript": mask_data(_json(list(transcript if transcript is not None else context.get("transcript") or []))),
+            "context": context,
+            "routing": mask_data(_json(dict(routing or {}))),
+            "created_at": created_at,
+            "sla_due_at": None if sla_due_at is None else as_utc(sla_due_at),
+        }
+        for attempt in range(3):
+            consultation_id = new_id()
+            try:
+                with self._write() as connection:
+                    connection.execute(consultations.insert().values(id=consultation_id, **values))
+                    self._append(connection, consultation_id, created_at, actor, "created", {
+                        "mode": values["mode"],
+                        "queue": values["queue"],
+                        "priority": values["priority"],
+                        "reasons": values["reasons"],
+                        "detail": detail,
+                        "conversation_id": values["conversation_id"],
+                        "sla_due_at": _iso(values["sla_due_at"]),
+                    })
+                    row = connection.execute(select(consultations).where(consultations.c.id == consultation_id)).first()
+                return _consultation(row)
+            except IntegrityError:
+                if attempt == 2 or self.get(consultation_id) is None:
+                    raise  # not an id collision
+        raise AssertionError("unreachable")
+
+    def get(self, consultation_id: str) -> Optional[Consultation]:
+        """The consultation, or None."""
+        with self._read() as connection:
+            row = connection.execute(select(consultations).where(consultations.c.id == consultation_id)).first()
+        return None if row is None else _consultation(row)
+
+    def require(self, consultation_id: str) -> Consultation:
+        """The consultation; `ConsultationNotFound` when there is none."""
+        found = self.get(consultation_id)
+        if found is None:
+            raise ConsultationNotFound(consultation_id)
+        return found
+
+    def list(
+        self,
+        conversation_id: Optional[str] = None,
+        status: Optional[str] = None,
+        queue: Optional[str] = None,
+        *,
+        assignee: Optional[str] = None,
+        limit: Optional[int] = None,
+    ) -> List[Consultation]:
+        """Consultations matching every filter given, oldest first."""
+        statement = select(consultations)
+        if conversation_id is not None:
+            statement = statement.where(consultations.c.conversation_id == conversation_id)
+        if status is not None:
+            statement = statement.where(consultations.c.status == _choice("status", status, STATUSES))
+        if queue is not None:
+            statement = statement.where(consultations.c.queue == queue)
+        if assignee is not None:
+            statement = statement.where(consultations.c.assignee == assignee)
+        statement = statement.order_by(consultations.c.created_at, consultations.c.id)
+        if limit is not None:
+            statement = statement.limit(max(0, int(limit)))
+        with self._read() as connection:
+            return [_consultation(row) for row in connection.execute(statement)]
+
+    def assign(
+        self,
+        consultation_id: str,
+        person_id: str,
+        channel: str,
+        *,
+        at: Optional[datetime] = None,
+        actor: str = "system",
+        detail: Optional[Mapping[str, Any]] = None,
+    ) -> Consultation:
+        """Give the case to `person_id`, reached on `channel`; audited ``assigned`` (with the previous
+        assignee). A replied case stays ``replied``; a closed one raises `ConsultationClosed`."""
+        moment = self._now(at)
+        with self._write() as connection:
+            row = self._locked(connection, consultation_id)
+            if row.status == "closed":
+                raise ConsultationClosed(consultation_id)
+            status = "replied" if row.status == "replied" else "assigned"
+            self._append(connection, consultation_id, moment, actor, "assigned", {
+                "assignee": person_id,
+                "channel": channel,
+                "previous_assignee": row.assignee,
+                "previous_channel": row.channel,
+                **dict(detail or {}),
+            })
+            return self._update(
+                connection,
+                consultation_id,
+                assignee=_text("person_id", person_id, 64),
+                channel=_text("channel", channel, 32),
+                status=status,
+            )
+
+    def set_queue(
+        self,
+        consultation_id: str,
+        queue: str,
+        *,
+        at: Optional[datetime] = None,
+        actor: str = "system",
+        detail: Optional[Mapping[str, Any]] = None,
+    ) -> Consultation:
+        """Move the case to another queue (SLA ladder: backup queue); audited ``queue_changed``."""
+        moment = self._now(at)
+        with self._write() as connection:
+            row = self._locked(connection, consultation_id)
+            if row.status == "closed":
+                raise ConsultationClosed(consultation_id)
+            self._append(connection, consultation_id, moment, actor, "queue_changed",
+                         {"queue": queue, "previous_queue": row.queue, **dict(detail or {})})
+            return self._update(connection, consultation_id, queue=_text("queue", queue, 64))
+
+    def set_sla_due(
+        self,
+        consultation_id: str,
+        due_at: Optional[datetime],
+        *,
+        at: Optional[datetime] = None,
+        actor: str = "system",
+        detail: Optional[Mapping[str, Any]] = None,
+    ) -> Consultation:
+        """Set the next SLA deadline (None: no deadline); audited ``sla_due_changed``."""
+        moment = self._now(at)
+        due = None if due_at is None else as_utc(due_at)
+        with self._write() as connection:
+            row = self._locked(connection, consultation_id)
+            self._append(connection, consultation_id, moment, actor, "sla_due_changed",
+                         {"sla_due_at": _iso(due), "previous_sla_due_at": _iso(row.sla_due_at), **dict(detail or {})})
+            return self._update(connection, consultation_id, sla_due_at=due)
+
+    def set_mode(
+        self,
+        consultation_id: str,
+        mode: str,
+        *,
+        at: Optional[datetime] = None,
+        actor: str = "system",
+        detail: Optional[Mapping[str, Any]] = None,
+    ) -> Consultation:
+        """Switch between consult and handoff (an expert takes over); audited ``mode_changed``."""
+        moment = self._now(at)
+        new_mode = _choice("mode", mode, MODES)
+        with self._write() as connection:
+            row = self._locked(connection, consultation_id)
+            if row.status == "closed":
+                raise ConsultationClosed(consultation_id)
+            self._append(connection, consultation_id, moment, actor, "mode_changed",
+                         {"mode": new_mode, "previous_mode": row.mode, **dict(detail or {})})
+            return self._update(connection, consultation_id, mode=new_mode)
+
+    def record_first_reply(
+        self, consultation_id: str, at: Optional[datetime] = None, *, actor: str = "system"
+    ) -> Consultation:
+        """Stamp the first expert reply (later calls change nothing); audited ``first_reply`` once,
+        with the seconds since creation."""
+        moment = self._now(at)
+        with self._write() as connection:
+            row = self._locked(connection, consultation_id)
+            if row.first_reply_at is not None:
+                return _consultation(row)
+            seconds = (moment - row.created_at).total_seconds()
+            self._append(connection, consultation_id, moment, actor, "first_reply",
+                         {"seconds": seconds, "assignee": row.assignee})
+            status = row.status if row.status == "closed" else "replied"
+            return self._update(connection, consultation_id, first_reply_at=moment, status=status)
+
+    def close(
+        self,
+        consultation_id: str,
+        at: Optional[datetime] = None,
+        resolution: Optional[str] = None,
+        *,
+        actor: str = "system",
+    ) -> Consultation:
+        """Close the case with its resolution (approved, denied, answered, handed_back...); audited
+        ``closed``. Closing a closed case changes nothing and is audited ``close_ignored``."""
+        moment = self._now(at)
+        with self._write() as connection:
+            row = self._locked(connection, consultation_id)
+            if row.status == "closed":
+                self._append(connection, consultation_id, moment, actor, "close_ignored",
+                             {"resolution": resolution, "closed_at": _iso(row.closed_at)})
+                return _consultation(row)
+            self._append(connection, consultation_id, moment, actor, "closed",
+                         {"resolution": resolution, "previous_status": row.status})
+            return self._update(connection, consultation_id, status="closed", closed_at=moment, resolution=resolution)
+
+    def overdue(self, now: datetime) -> List[Consultation]:
+        """Cases without an expert reply whose SLA deadline is at or before `now`, oldest deadline first."""
+        statement = (
+            select(consultations)
+            .where(
+                consultations.c.status.in_(("open", "assigned")),
+                consultations.c.first_reply_at.is_(None),
+                consultations.c.sla_due_at.is_not(None),
+                consultations.c.sla_due_at <= as_utc(now).replace(tzinfo=None),
+            )
+            .order_by(consultations.c.sla_due_at, consultations.c.id)
+        )
+        with self._read() as connection:
+            return [_consultation(row) for row in connection.execute(statement)]
+
+    # messages
+
+    def add_message(
+        self,
+        consultation_id: str,
+        direction: str,
+        author: str,
+        channel: str,
+        text: str,
+        internal: bool = False,
+        *,
+        at: Optional[datetime] = None,
+        meta: Optional[Mapping[str, Any]] = None,
+    ) -> Message:
+        """Append a message (also to a closed case: a late reply is kept); audited ``message``."""
+        moment = self._now(at)
+        if not isinstance(text, str):
+            raise ValueError(f"text must be a string; got {type(text).__name__}")
+        values = {
+            "consultation_id": consultation_id,
+            "at": moment,
+            "direction": _choice("direction", direction, DIRECTIONS),
+            "author": _text("author", author, 128),
+            "channel": _text("channel", channel, 32),
+            "text": text,
+            "internal": bool(internal),
+            "meta": _json(dict(meta or {})),
+        }
+        with self._write() as connection:
+            self._locked(connection, consultation_id)
+            result = connection.execute(consultation_messages.insert().values(**values))
+            message = Message(id=result.inserted_primary_key[0], **values)
+            self._append(connection, consultation_id, moment, author, "message", {
+                "message_id": message.id,
+                "direction": direction,
+                "channel": channel,
+                "internal": bool(internal),
+            })
+        return message
+
+    def messages(self, consultation_id: str) -> List[Message]:
+        """The consultation's messages in the order they were added."""
+        statement = (
+            select(consultation_messages)
+            .where(consultation_messages.c.consultation_id == consultation_id)
+            .order_by(consultation_messages.c.id)
+        )
+        with self._read() as connection:
+            return [_message(row) for row in connection.execute(statement)]
+
+    # audit
+
+    def audit(
+        self,
+        consultation_id: str,
+        actor: str,
+        action: str,
+        detail: Optional[Mapping[str, Any]] = None,
+        *,
+        at: Optional[datetime] = None,
+    ) -> AuditEvent:
+        """Record a step (notified, delivery_failed, fallback, sla_next_person...) for the consultation."""
+        moment = self._now(at)
+        with self._write() as connection:
+            self._locked(connection, consultation_id)
+            return self._append(connection, consultation_id, moment, actor, action, detail)
+
+    def audit_trail(self, consultation_id: str) -> List[AuditEvent]:
+        """Every step of the consultation, in the order it was recorded."""
+        statement = (
+            select(audit_events).where(audit_events.c.consultation_id == consultation_id).order_by(audit_events.c.id)
+        )
+        with self._read() as connection:
+            return [_event(row) for row in connection.execute(statement)]
+
+    # statistics
+
+    def first_reply_times(
+        self,
+        queue: str,
+        since: datetime,
+        until: Optional[datetime] = None,
+        *,
+        mode: Optional[str] = None,
+    ) -> List[float]:
+        """Seconds from creation to first expert reply, for the queue's consultations created in
+        [since, until) that have one, oldest first."""
+        statement = select(consultations.c.created_at, consultations.c.first_reply_at).where(
+            consultations.c.queue == queue,
+            consultations.c.first_reply_at.is_not(None),
+            consultations.c.created_at >= as_utc(since).replace(tzinfo=None),
+        )
+        if until is not None:
+            statement = statement.where(consultations.c.created_at < as_utc(until).replace(tzinfo=None))
+        if mode is not None:
+            statement = statement.where(consultations.c.mode == _choice("mode", mode, MODES))
+        statement = statement.order_by(consultations.c.created_at, consultations.c.id)
+        with self._read() as connection:
+            return [(row.first_reply_at - row.created_at).total_seconds() for row in connection.execute(statement)]
+
+    def open_load(self, person_id: str) -> int:
+        """How many cases that are not closed are assigned to the person."""
+        statement = select(func.count()).select_from(consultations).where(
+            consultations.c.assignee == person_id, consultations.c.status.in_(ACTIVE_STATUSES)
+        )
+        with self._read() as connection:
+            return int(connection.execute(statement).scalar_one())
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    """``migrate`` (upgrade to head) or ``current`` (print the revision) for the consultation store."""
+    parser = argparse.ArgumentParser(prog="python -m backline.consult.store", description=main.__doc__)
+    parser.add_argument("command", choices=("migrate", "current"))
+    parser.add_argument("--url", default=None, help=f"database URL (default: ${ENV_URL} or {DEFAULT_DB_PATH})")
+    args = parser.parse_args(argv)
+    url = args.url or database_url()
+    shown = make_url(url).render_as_string(hide_password=True)
+    if args.command == "migrate":
+        head = migrate(url)
+        print(f"consultation store at {shown}: schema at revision {head}")
+    else:
+        print(current_revision(url) or "none")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

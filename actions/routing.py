@@ -1,36 +1,67 @@
-"""Escalation actions: tell the customer what happens next after the routing policy decided.
+"""Escalation actions: open the consultation the routing policy decided on, and tell the customer.
 
-The routing policy has already set `handoff_mode`, `escalation_reason`,
-`escalation_detail` and `routing_decision` when these run. Until experts are
-reached (consultations), they only announce the handover honestly.
+The routing policy has already set `handoff_mode`, `escalation_reason`, `escalation_detail`
+and `routing_decision` when these run. Each action says why (the most specific domain
+response), opens the consultation (context package, expert choice, notification) and says
+how long it usually takes; the consultation's id goes to the `consultation_id` slot.
 """
-from typing import Any, Dict, List, Text
+import asyncio
+import functools
+import logging
+from typing import Any, Dict, List, Optional, Text
 
 from rasa_sdk import Action, Tracker
 from rasa_sdk.events import EventType, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
+from backline.consult.service import ConsultationService, transcript_from_events
 from backline.routing.announce import draft_answer, response_for, team_name
 
+logger = logging.getLogger(__name__)
 
-def _announce(kind: Text, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> Dict[str, Any]:
-    """Send the most specific `kind` response (handoff or consult), naming the team; return the decision record."""
-    record = tracker.get_slot("routing_decision") or {}
-    response = response_for(kind, record, domain.get("responses", {}))
-    dispatcher.utter_message(response=response, team=team_name(record.get("queue")))
-    return record
+
+@functools.lru_cache(maxsize=1)
+def consultations() -> ConsultationService:
+    """The action server's consultation service, configured from the environment."""
+    return ConsultationService.from_env()
+
+
+async def _escalate(
+    kind: Text, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict, draft: Optional[str] = None
+) -> List[EventType]:
+    """Announce, open the consultation, tell the wait; a store failure never leaves the customer unanswered."""
+    record: Dict[str, Any] = tracker.get_slot("routing_decision") or {}
+    team = team_name(record.get("queue"))
+    dispatcher.utter_message(response=response_for(kind, record, domain.get("responses", {})), team=team)
+    parse = tracker.latest_message or {}
+    try:
+        opened = await asyncio.to_thread(
+            consultations().open,
+            tracker.sender_id,
+            {**record, "action": kind},
+            transcript=transcript_from_events(tracker.events),
+            slots=tracker.current_slot_values(),
+            ai_draft=draft,
+            sentiment=(parse.get("sentiment") or {}).get("compound"),
+            ranking=parse.get("intent_ranking") or (),
+        )
+    except Exception:
+        logger.exception("conversation %s: the consultation could not be opened", tracker.sender_id)
+        dispatcher.utter_message(response="utter_escalation_pending", team=team)
+        return []
+    dispatcher.utter_message(text=opened.customer_text)
+    return [SlotSet("consultation_id", opened.consultation.id)]
 
 
 class ActionHandoff(Action):
-    """Hand the conversation to a person: say so, and why, in one message."""
+    """Hand the conversation to a person: why, whom it went to, how long it usually takes."""
 
     def name(self) -> Text:
         return "action_handoff"
 
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> List[EventType]:
-        _announce("handoff", dispatcher, tracker, domain)
-        return []
+        return await _escalate("handoff", dispatcher, tracker, domain)
 
 
 class ActionConsult(Action):
@@ -40,6 +71,7 @@ class ActionConsult(Action):
         return "action_consult"
 
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> List[EventType]:
-        record = _announce("consult", dispatcher, tracker, domain)
+        record = tracker.get_slot("routing_decision") or {}
         draft = draft_answer(record.get("intent") or "", domain.get("responses", {}), tracker.latest_message or {})
-        return [SlotSet("ai_draft", draft)]
+        events = await _escalate("consult", dispatcher, tracker, domain, draft)
+        return [SlotSet("ai_draft", draft), *events]

@@ -7,6 +7,7 @@ import requests
 
 from backline.business import queries
 from backline.business.db import session_scope
+from backline.consult.store import ConsultationStore
 from tests.servers import PROJECT_ROOT, free_port, running_assistant
 
 MODEL = PROJECT_ROOT / "models" / "backline.tar.gz"
@@ -14,7 +15,12 @@ TOKEN = "test-api-token"
 
 
 @pytest.fixture(scope="module")
-def assistant(business_url_today: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def consult_url(tmp_path_factory: pytest.TempPathFactory) -> str:
+    return f"sqlite:///{tmp_path_factory.mktemp('consult') / 'consultations.db'}"
+
+
+@pytest.fixture(scope="module")
+def assistant(business_url_today: str, consult_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     if not MODEL.exists():
         pytest.fail(f"{MODEL} is missing: run `make train` (make test trains before running pytest)")
     tmp = tmp_path_factory.mktemp("assistant")
@@ -26,6 +32,8 @@ def assistant(business_url_today: str, tmp_path_factory: pytest.TempPathFactory)
         "BACKLINE_TRACKER_DB": str(tmp / "tracker.db"),
         "BACKLINE_BUSINESS_DB_URL": business_url_today,
         "BACKLINE_RASA_TOKEN": TOKEN,
+        "BACKLINE_CONSULT_DB_URL": consult_url,
+        "BACKLINE_SLACK_BOT_TOKEN": "", "BACKLINE_TELEGRAM_BOT_TOKEN": "", "BACKLINE_SMTP_HOST": "",
     }
     with running_assistant(MODEL, env, tmp / "backline-run.log") as base_url:
         yield base_url
@@ -90,7 +98,7 @@ def slots(base_url: str, sender: str) -> Dict:
     ],
 )
 def test_triggers_hand_off_with_their_reason(
-    assistant: str, sender: str, text: str, reason: str, detail: Optional[str]
+    assistant: str, consult_url: str, sender: str, text: str, reason: str, detail: Optional[str]
 ) -> None:
     messages = say(assistant, sender, text)
 
@@ -99,7 +107,12 @@ def test_triggers_hand_off_with_their_reason(
     assert state["slots"]["escalation_detail"] == detail
     handoff = [e for e in state["events"] if e["event"] == "action" and e["name"] == "action_handoff"]
     assert handoff and handoff[-1]["metadata"]["routing"]["reason"] == reason
-    assert messages and "handing" in " ".join(m.get("text", "") for m in messages).lower()
+    assert any(m.get("text", "").startswith("I am connecting you to a colleague.") for m in messages)
+    with ConsultationStore(consult_url) as store:
+        [case] = store.list(conversation_id=sender)
+    assert state["slots"]["consultation_id"] == case.id
+    assert (case.mode, case.reasons, case.detail) == ("handoff", (reason,), detail)
+    assert case.brief["user_claim"] == text and case.assignee
 
 
 def test_a_small_refund_stays_with_the_ai(assistant: str) -> None:

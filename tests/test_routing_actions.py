@@ -1,6 +1,7 @@
 """The escalation actions and what they tell the customer, from the policy's decision record."""
 import asyncio
-from typing import Any, Dict, Optional
+from pathlib import Path
+from typing import Any, Dict, Iterator, Optional
 
 import pytest
 import yaml
@@ -8,7 +9,8 @@ from rasa_sdk import Tracker
 from rasa_sdk.events import SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
-from actions.routing import ActionConsult, ActionHandoff
+from actions.routing import ActionConsult, ActionHandoff, consultations
+from backline.consult.store import ENV_URL, ConsultationStore
 from backline.routing.announce import draft_answer, response_for, team_name
 from tests.servers import PROJECT_ROOT
 
@@ -46,22 +48,56 @@ def test_every_response_the_actions_can_choose_exists() -> None:
         assert f"utter_{kind}" in DOMAIN["responses"]
 
 
-def test_handoff_announces_the_team_and_never_claims_an_expert_replied() -> None:
-    messages, events = run(ActionHandoff(), tracker_with({"reason": "sensitive_topic", "detail": "refund_over_limit", "queue": "billing"}))
+@pytest.fixture
+def consult_store(tmp_path: Path, business_env: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[ConsultationStore]:
+    """The actions' consultation store in tmp_path; no expert channel configured (the dashboard takes all)."""
+    url = f"sqlite:///{tmp_path / 'consultations.db'}"
+    monkeypatch.setenv(ENV_URL, url)
+    for name in ("BACKLINE_SLACK_BOT_TOKEN", "BACKLINE_TELEGRAM_BOT_TOKEN", "BACKLINE_SMTP_HOST"):
+        monkeypatch.delenv(name, raising=False)
+    consultations.cache_clear()
+    with ConsultationStore(url) as store:
+        yield store
+    consultations.cache_clear()
 
-    assert messages == [{**messages[0], "response": "utter_handoff_refund_over_limit", "team": "billing"}]
-    assert events == []
-    text = DOMAIN["responses"]["utter_handoff_refund_over_limit"][0]["text"].lower()
-    assert "billing" in text and "replied" not in text and "approved" not in text
+
+def test_handoff_says_why_opens_the_consultation_and_tells_the_wait(consult_store: ConsultationStore) -> None:
+    record = {"reason": "sensitive_topic", "detail": "refund_over_limit", "queue": "billing", "intent": "refund_request",
+              "priority": "high", "action": "handoff"}
+    messages, events = run(ActionHandoff(), tracker_with(record))
+
+    assert messages[0] == {**messages[0], "response": "utter_handoff_refund_over_limit", "team": "billing"}
+    assert messages[1]["text"].startswith("I am connecting you to a colleague.")
+    [case] = consult_store.list(conversation_id="customer")
+    assert events == [SlotSet("consultation_id", case.id)]
+    assert (case.mode, case.queue, case.priority, case.reasons, case.detail) == (
+        "handoff", "billing", "high", ("sensitive_topic",), "refund_over_limit")
+    assert case.assignee in ("mara", "jonas") and case.channel == "dashboard"
+    assert [e.action for e in consult_store.audit_trail(case.id)][-1] == "customer_told"
 
 
-def test_consult_tells_the_customer_and_keeps_the_ai_draft() -> None:
-    record = {"reason": "medium_confidence", "queue": "support", "intent": "password_reset"}
+def test_consult_tells_the_customer_and_keeps_the_ai_draft(consult_store: ConsultationStore) -> None:
+    record = {"reason": "medium_confidence", "queue": "support", "intent": "password_reset", "action": "consult"}
     messages, events = run(ActionConsult(), tracker_with(record))
 
     assert messages[0]["response"] == "utter_consult_medium_confidence"
     assert messages[0]["team"] == team_name("support") == "customer support"
-    assert events == [SlotSet("ai_draft", DOMAIN["responses"]["utter_password_reset"][0]["text"])]
+    draft = DOMAIN["responses"]["utter_password_reset"][0]["text"]
+    [case] = consult_store.list(conversation_id="customer")
+    assert events == [SlotSet("ai_draft", draft), SlotSet("consultation_id", case.id)]
+    assert case.mode == "consult" and case.ai_draft == draft
+    assert "customer support team" in messages[1]["text"]
+
+
+def test_a_store_failure_still_answers_the_customer_honestly(
+    consult_store: ConsultationStore, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("BACKLINE_EXPERTS", str(tmp_path / "missing-experts.yml"))
+    consultations.cache_clear()
+    messages, events = run(ActionHandoff(), tracker_with({"reason": "explicit_request", "queue": "support"}))
+
+    assert [m.get("response") for m in messages] == ["utter_handoff_explicit_request", "utter_escalation_pending"]
+    assert events == [] and consult_store.list() == []
 
 
 def test_the_draft_for_a_faq_question_is_the_response_selectors_pick() -> None:

@@ -161,13 +161,16 @@ class EmailChannel(ExpertChannel):
 
     @classmethod
     def from_env(cls, env: Optional[Mapping[str, str]] = None, timeout: float = 10.0) -> "EmailChannel":
-        """BACKLINE_SMTP_HOST/PORT/USER/PASSWORD/FROM/STARTTLS/REPLY_TO; default localhost:25 without auth."""
+        """BACKLINE_SMTP_HOST (required: e-mail is off without it), PORT (25), USER, PASSWORD, FROM,
+        STARTTLS, REPLY_TO."""
         env = os.environ if env is None else env
+        if not env.get(ENV_HOST):
+            raise ChannelConfigError(cls.kind, f"e-mail is off: set {ENV_HOST} (and {ENV_PORT}) to an SMTP server")
         port_text = env.get(ENV_PORT) or "25"
         if not port_text.isdigit():
             raise ChannelConfigError(cls.kind, f"{ENV_PORT} must be a port number, not {port_text!r}")
         return cls(
-            host=env.get(ENV_HOST) or "localhost",
+            host=env[ENV_HOST],
             port=int(port_text),
             user=env.get(ENV_USER) or None,
             password=env.get(ENV_PASSWORD),

@@ -1,0 +1,267 @@
+"""Consultation orchestration: open a case, reach the chosen expert, tell the customer; walk the SLA ladder.
+
+Plain Python over the store, the expert directory and the expert channels; the action server
+calls `ConsultationService.open`, the hub's timer calls `run_sla`. Every step is audited:
+``created``, ``selected``, ``delivery_failed`` / ``notified``, ``assigned``, ``customer_told``,
+``sla_<step>``, ``queue_changed``, ``customer_delay_told``.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence
+
+from sqlalchemy.exc import SQLAlchemyError
+
+from backline.consult import sla, waits
+from backline.consult.context import build_context, lookup_account
+from backline.consult.selection import Selection, choose_experts
+from backline.consult.store import PROJECT_ROOT, Consultation, ConsultationStore, utcnow
+from backline.experts.base import Delivery, ExpertChannel, Notification
+from backline.experts.delivery import DeliveryFailed, RetryPolicy, Sleep, channels_from_env, deliver
+from backline.routing.announce import team_name
+from backline.routing.experts import ExpertDirectory, Person, load_experts
+
+logger = logging.getLogger(__name__)
+
+ENV_EXPERTS = "BACKLINE_EXPERTS"
+ENV_HUB_URL = "BACKLINE_HUB_URL"
+DEFAULT_EXPERTS = PROJECT_ROOT / "experts.yml"
+DEFAULT_HUB_URL = "http://localhost:5006"
+SYSTEM = "system"
+SLA_ACTOR = "sla"
+
+
+@dataclass(frozen=True)
+class Opened:
+    """A new consultation, whom it reached, and what the customer is told."""
+
+    consultation: Consultation
+    customer_text: str
+    wait: waits.WaitEstimate
+    selection: Selection
+    delivery: Optional[Delivery]
+
+
+@dataclass(frozen=True)
+class LadderOutcome:
+    """One overdue consultation after a timer tick: the step taken (if any), whom it reached, and
+    the delay message for the customer once the promised wait has passed (sent by the caller)."""
+
+    consultation_id: str
+    conversation_id: str
+    step: Optional[sla.LadderStep]
+    delivery: Optional[Delivery]
+    customer_text: Optional[str]
+
+
+def transcript_from_events(events: Iterable[Mapping[str, Any]]) -> List[Dict[str, Any]]:
+    """Rasa tracker events (dicts) as transcript entries ``{"role", "text", "at"}``."""
+    roles = {"user": "customer", "bot": "assistant"}
+    out = []
+    for event in events:
+        role = roles.get(event.get("event"))
+        text = event.get("text")
+        if role and isinstance(text, str) and text.strip():
+            at = event.get("timestamp")
+            moment = dt.datetime.fromtimestamp(at, dt.timezone.utc).isoformat() if isinstance(at, (int, float)) else None
+            out.append({"role": role, "text": text, "at": moment})
+    return out
+
+
+def _trail_values(store: ConsultationStore, consultation_id: str) -> Dict[str, Any]:
+    """What the ladder needs from the audit trail: people tried, steps taken, clock start, promise."""
+    tried: List[str] = []
+    steps: List[str] = []
+    found: Dict[str, Any] = {"started_at": None, "promised_minutes": None, "delay_told": False}
+    for event in store.audit_trail(consultation_id):
+        detail = event.detail or {}
+        if event.action == "assigned" and detail.get("assignee"):
+            tried.append(detail["assignee"])
+        elif event.action == "notified" and detail.get("person_id"):
+            tried.append(detail["person_id"])
+        elif event.action.startswith("sla_") and detail.get("step"):
+            steps.extend([*detail.get("skipped", []), detail["step"]])
+        elif event.action == "selected" and detail.get("sla_started_at"):
+            found["started_at"] = dt.datetime.fromisoformat(detail["sla_started_at"])
+        elif event.action == "customer_told":
+            found["promised_minutes"] = detail.get("promised_minutes")
+        elif event.action == "customer_delay_told":
+            found["delay_told"] = True
+    found["tried"] = tuple(dict.fromkeys(tried))
+    found["steps_taken"] = tuple(dict.fromkeys(steps))
+    return found
+
+
+class ConsultationService:
+    """Opens consultations and keeps them moving. ``clock`` and ``sleep`` are injectable for tests."""
+
+    def __init__(
+        self,
+        store: ConsultationStore,
+        directory: ExpertDirectory,
+        channels: Mapping[str, ExpertChannel],
+        *,
+        clock: Any = utcnow,
+        retry: RetryPolicy = RetryPolicy(),
+        sleep: Sleep = time.sleep,
+        hub_url: Optional[str] = DEFAULT_HUB_URL,
+        business_db_url: Optional[str] = None,
+    ) -> None:
+        self.store = store
+        self.directory = directory
+        self.channels = channels
+        self.clock = clock
+        self.retry = retry
+        self.sleep = sleep
+        self.hub_url = hub_url.rstrip("/") if hub_url else None
+        self.business_db_url = business_db_url
+
+    @classmethod
+    def from_env(cls, env: Optional[Mapping[str, str]] = None) -> "ConsultationService":
+        """Store from $BACKLINE_CONSULT_DB_URL, directory from $BACKLINE_EXPERTS, channels from their
+        variables (unconfigured ones are skipped; the dashboard, which is the store, always works)."""
+        env = os.environ if env is None else env
+        store = ConsultationStore()
+        directory = load_experts(Path(env.get(ENV_EXPERTS) or DEFAULT_EXPERTS))
+        channels = channels_from_env(lambda record: record["consultation_id"], env)
+        return cls(store, directory, channels, hub_url=env.get(ENV_HUB_URL) or DEFAULT_HUB_URL)
+
+    # opening
+
+    def open(
+        self,
+        conversation_id: str,
+        routing: Mapping[str, Any],
+        *,
+        transcript: Sequence[Mapping[str, Any]] = (),
+        slots: Optional[Mapping[str, Any]] = None,
+        ai_draft: Optional[str] = None,
+        sentiment: Optional[float] = None,
+        ranking: Sequence[Any] = (),
+    ) -> Opened:
+        """Create the consultation for a routing decision (``action`` consult or handoff), offer it to
+        the best expert on their channel, and return what to tell the customer."""
+        now = self.clock()
+        slots = slots or {}
+        queue = routing.get("queue") or "support"
+        if queue not in self.directory.queues:
+            raise ValueError(f"routing names queue {queue!r}, which experts.yml does not define")
+        mode = "consult" if routing.get("action") == "consult" else "handoff"
+        priority = routing.get("priority") or "normal"
+        high_value = "high_value" in (routing.get("modifiers") or ())
+        sla_minutes = routing.get("sla_minutes") or self.directory.queue(queue).sla_minutes
+        package = build_context(
+            routing, transcript, slots, account=self._account(slots),
+            ai_draft=ai_draft, sentiment=sentiment, ranking=ranking,
+        )
+        selection = choose_experts(self.directory, queue, priority, now, self._load(), high_value)
+        clock_start = selection.opens_at if selection.off_hours and selection.opens_at else now
+        due = sla.sla_deadline(now, sla_minutes, priority, high_value, starts_at=clock_start)
+        reasons = [r for r in (routing.get("reason"),) if r]
+        case = self.store.create(
+            conversation_id=conversation_id, mode=mode, queue=queue, priority=priority, reasons=reasons,
+            detail=routing.get("detail"), context=package, routing=routing, sla_due_at=due, now=now,
+        )
+        self.store.audit(case.id, SYSTEM, "selected", {**selection.as_record(), "sla_started_at": clock_start.isoformat()},
+                         at=now)
+        delivery = self._notify(case, [c.person for c in selection], SYSTEM)
+        wait = waits.typical_wait(
+            queue, self.store.first_reply_times(queue, waits.window_start(now), now, mode=mode), sla_minutes
+        )
+        text = waits.customer_message(mode, team_name(queue), wait, self.directory, now, selection)
+        promised = wait.promised_minutes
+        if selection.off_hours and selection.opens_at:
+            promised = max(promised, round((selection.opens_at - now).total_seconds() / 60) + wait.promised_minutes)
+        self.store.audit(case.id, SYSTEM, "customer_told", {
+            "text": text, "promised_minutes": promised, "basis": wait.basis, "cases": wait.cases,
+            "off_hours": selection.off_hours,
+        }, at=now)
+        return Opened(self.store.require(case.id), text, wait, selection, delivery)
+
+    def _account(self, slots: Mapping[str, Any]) -> Optional[Dict[str, Any]]:
+        try:
+            return lookup_account(slots, self.business_db_url)
+        except SQLAlchemyError:
+            logger.exception("business database unavailable: the brief goes out without the account snapshot")
+            return None
+
+    def _load(self) -> Dict[str, int]:
+        return {person_id: self.store.open_load(person_id) for person_id in self.directory.people}
+
+    # notifying
+
+    def notification(self, case: Consultation, person: Person) -> Notification:
+        """The consultation as a notification addressed to ``person``."""
+        return Notification(
+            consultation_id=case.id,
+            conversation_id=case.conversation_id,
+            person=person,
+            mode=case.mode,
+            priority=case.priority,
+            brief=case.brief,
+            transcript=[{"role": t.get("role", ""), "text": t.get("text", "")} for t in case.transcript],
+            ai_draft=case.ai_draft,
+            queue=case.queue,
+            reasons=tuple(case.reasons),
+            sla_minutes=self.directory.queue(case.queue).sla_minutes if case.queue in self.directory.queues else None,
+            sla_due_at=case.sla_due_at,
+            link=f"{self.hub_url}/dashboard/consultations/{case.id}" if self.hub_url else None,
+        )
+
+    def _notify(self, case: Consultation, people: Sequence[Person], actor: str) -> Optional[Delivery]:
+        """Deliver to the first of ``people`` that a channel reaches (the dashboard last); audit and assign."""
+        if not people:
+            return None
+        try:
+            result = deliver(self.notification(case, people[0]), people, self.channels,
+                             policy=self.retry, sleep=self.sleep, clock=self.clock)
+        except DeliveryFailed as failed:
+            for failure in failed.failures:
+                self.store.audit(case.id, actor, "delivery_failed", failure.as_dict())
+            logger.error("consultation %s: not delivered anywhere; it stays open in the store", case.id)
+            return None
+        for entry in result.audit_entries():
+            self.store.audit(case.id, actor, entry["action"], entry["detail"])
+        delivery = result.delivery
+        self.store.assign(case.id, delivery.person_id, delivery.channel, actor=actor, detail={
+            "message_id": delivery.message_id, "thread_id": delivery.thread_id, "fallback": delivery.fallback,
+        })
+        return delivery
+
+    # the SLA ladder
+
+    def run_sla(self, now: Optional[dt.datetime] = None) -> List[LadderOutcome]:
+        """Take the ladder steps now due on cases without an expert reply, and say which customers
+        must now hear about the delay (each once, when the promised wait has passed)."""
+        now = now or self.clock()
+        outcomes = []
+        for case in self.store.overdue(now):
+            outcomes.append(self._climb(case, now))
+        return outcomes
+
+    def _climb(self, case: Consultation, now: dt.datetime) -> LadderOutcome:
+        trail = _trail_values(self.store, case.id)
+        state = sla.ConsultationState(
+            queue=case.queue, priority=case.priority, created_at=case.created_at, due_at=case.sla_due_at,
+            started_at=trail["started_at"], tried=trail["tried"], steps_taken=trail["steps_taken"],
+            high_value="high_value" in (case.routing.get("modifiers") or ()), load=self._load(),
+            consultation_id=case.id,
+        )
+        step = sla.next_step(state, self.directory, now)
+        delivery = None
+        if step is not None:
+            self.store.audit(case.id, SLA_ACTOR, step.audit["action"], step.audit, at=now)
+            if step.queue != case.queue:
+                case = self.store.set_queue(case.id, step.queue, at=now, actor=SLA_ACTOR, detail={"step": step.step})
+            delivery = self._notify(case, [c.person for c in step.targets], SLA_ACTOR)
+        text = None
+        promised = trail["promised_minutes"]
+        if promised is not None and sla.customer_should_hear(now, promised, case.created_at, trail["delay_told"]):
+            text = waits.delay_message(case.mode, team_name(case.queue))
+            self.store.audit(case.id, SLA_ACTOR, "customer_delay_told", {"text": text}, at=now)
+        return LadderOutcome(case.id, case.conversation_id, step, delivery, text)

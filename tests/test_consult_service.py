@@ -1,0 +1,242 @@
+"""Consultation orchestration end to end over the real pieces: store (SQLite and PostgreSQL),
+experts.yml, the loopback Slack and Telegram API servers, an injectable clock."""
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any, Dict, Iterator, List
+
+import pytest
+
+from backline.consult.service import ConsultationService, transcript_from_events
+from backline.consult.store import ConsultationStore
+from backline.experts import DashboardChannel, RetryPolicy, SlackChannel, TelegramChannel, UnavailableChannel
+from backline.routing.experts import ExpertDirectory, load_experts
+from tests.clock import FakeClock
+from tests.expert_apis import FakeSlack, FakeTelegram
+from tests.servers import PROJECT_ROOT
+
+TUESDAY_10 = dt.datetime(2026, 11, 24, 9, 0, tzinfo=dt.timezone.utc)  # 10:00 in Berlin: mara on duty, jonas not
+TUESDAY_13 = TUESDAY_10 + dt.timedelta(hours=3)  # both billing specialists on duty
+SUNDAY_10 = dt.datetime(2026, 11, 29, 9, 0, tzinfo=dt.timezone.utc)  # closed
+CARD = "4111 1111 1111 1111"
+REFUND = {
+    "action": "handoff", "mode": "human", "reason": "sensitive_topic", "detail": "refund_over_limit",
+    "tier": "high", "intent": "refund_request", "confidence": 0.94, "thresholds": {"high": 0.8, "low": 0.4},
+    "queue": "billing", "priority": "high", "sla_minutes": 240, "context_package": "billing", "row": "refund_request",
+    "triggers": ["sensitive_topic"], "modifiers": [],
+    "evidence": {"sensitive_topic": {"category": "refund_over_limit", "amount": 780.0, "currency": "EUR",
+                                     "amount_eur": 780.0, "limit_eur": 500.0}},
+}
+TRANSCRIPT = [
+    {"role": "customer", "text": "Hi, I need a refund", "at": "2026-11-24T08:59:00+00:00"},
+    {"role": "assistant", "text": "Which order is it about?", "at": "2026-11-24T08:59:05+00:00"},
+    {"role": "customer", "text": f"order 10023, I want 780 EUR back, my card {CARD}", "at": "2026-11-24T08:59:40+00:00"},
+]
+SLOTS = {"order_id": "10023", "amount": 780.0, "currency": "EUR"}
+
+
+@pytest.fixture(scope="module")
+def directory() -> ExpertDirectory:
+    return load_experts(PROJECT_ROOT / "experts.yml")
+
+
+@pytest.fixture
+def slack_api() -> Iterator[FakeSlack]:
+    api = FakeSlack("xoxb-test").start()
+    yield api
+    api.stop()
+
+
+@pytest.fixture
+def telegram_api() -> Iterator[FakeTelegram]:
+    api = FakeTelegram("42:test").start()
+    yield api
+    api.stop()
+
+
+@pytest.fixture
+def dashboard() -> List[Dict[str, Any]]:
+    return []
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock(TUESDAY_10)
+
+
+@pytest.fixture
+def store(db_url: str, clock: FakeClock) -> Iterator[ConsultationStore]:
+    with ConsultationStore(db_url, clock=clock) as opened:
+        yield opened
+
+
+@pytest.fixture
+def service(store: ConsultationStore, directory: ExpertDirectory, slack_api: FakeSlack, telegram_api: FakeTelegram,
+            dashboard: List[Dict[str, Any]], clock: FakeClock, business_url_fixed_day: str) -> ConsultationService:
+    channels = {
+        "slack": SlackChannel("xoxb-test", base_url=f"{slack_api.url}/api/"),
+        "telegram": TelegramChannel("42:test", base_url=telegram_api.url),
+        "email": UnavailableChannel("email", "no SMTP server configured"),
+        "dashboard": DashboardChannel(dashboard),
+    }
+    return ConsultationService(store, directory, channels, clock=clock, retry=RetryPolicy(max_attempts=2),
+                               sleep=lambda seconds: None, hub_url="http://hub.test",
+                               business_db_url=business_url_fixed_day)
+
+
+def actions(store: ConsultationStore, consultation_id: str) -> List[str]:
+    return [event.action for event in store.audit_trail(consultation_id)]
+
+
+def test_a_handoff_reaches_the_chosen_expert_on_slack_with_its_brief(
+    service: ConsultationService, slack_api: FakeSlack, store: ConsultationStore
+) -> None:
+    opened = service.open("conv-1", REFUND, transcript=TRANSCRIPT, slots=SLOTS)
+
+    case = store.require(opened.consultation.id)
+    assert (case.mode, case.status, case.queue, case.assignee, case.channel) == (
+        "handoff", "assigned", "billing", "mara", "slack")
+    assert case.brief["intent"] == "refund_request"
+    assert case.brief["amount"]["value"] == 780.0
+    assert "780 EUR back" in case.brief["user_claim"] and CARD not in case.brief["user_claim"]
+    assert case.sla_due_at == TUESDAY_10 + dt.timedelta(minutes=240)
+    post = slack_api.posts()[0]
+    assert post["channel"] == "U07KESTR02"
+    buttons = [e for b in post["blocks"] if b["type"] == "actions" for e in b["elements"]]
+    assert {b["value"] for b in buttons} == {case.id}
+    assert CARD not in str(slack_api.requests[0].body.decode())
+    assert actions(store, case.id) == ["created", "selected", "notified", "assigned", "customer_told"]
+    assert opened.delivery is not None and opened.delivery.channel == "slack"
+
+
+def test_the_customer_hears_the_queue_sla_while_there_are_too_few_cases(service: ConsultationService) -> None:
+    opened = service.open("conv-1", REFUND, transcript=TRANSCRIPT, slots=SLOTS)
+    assert opened.customer_text == "I am connecting you to a colleague. They typically reply in 4 hours."
+    assert (opened.wait.basis, opened.wait.cases) == ("sla", 0)
+
+
+def test_the_wait_is_the_median_first_reply_of_the_last_30_days(
+    service: ConsultationService, store: ConsultationStore, clock: FakeClock
+) -> None:
+    clock.now = TUESDAY_10 - dt.timedelta(days=40)
+    old = store.create(conversation_id="old", mode="handoff", queue="billing")
+    store.record_first_reply(old.id, clock.now + dt.timedelta(hours=9))  # outside the window: ignored
+    for minutes in (4, 6, 7, 9, 30):
+        clock.now = TUESDAY_10 - dt.timedelta(days=minutes)
+        case = store.create(conversation_id=f"c{minutes}", mode="handoff", queue="billing")
+        store.record_first_reply(case.id, clock.now + dt.timedelta(minutes=minutes))
+    clock.now = TUESDAY_10
+
+    opened = service.open("conv-1", REFUND, transcript=TRANSCRIPT, slots=SLOTS)
+
+    assert (opened.wait.basis, opened.wait.cases, opened.wait.minutes) == ("median_30d", 5, 7.0)
+    assert opened.customer_text == "I am connecting you to a colleague. They typically reply in 10 minutes."
+
+
+def test_a_consultation_tells_the_customer_a_specialist_is_checking(
+    service: ConsultationService, store: ConsultationStore
+) -> None:
+    record = {**REFUND, "action": "consult", "mode": "consulting", "reason": "medium_confidence", "detail": None,
+              "tier": "medium", "confidence": 0.61, "triggers": []}
+    opened = service.open("conv-2", record, transcript=TRANSCRIPT, slots=SLOTS, ai_draft="Your refund is on its way.")
+    assert opened.consultation.mode == "consult"
+    assert opened.consultation.ai_draft == "Your refund is on its way."
+    assert opened.customer_text == (
+        "A specialist from our billing team is checking this; that usually takes about 4 hours.")
+
+
+def test_off_hours_the_customer_hears_when_a_colleague_is_back(
+    service: ConsultationService, clock: FakeClock, store: ConsultationStore
+) -> None:
+    clock.now = SUNDAY_10
+    opened = service.open("conv-3", REFUND, transcript=TRANSCRIPT, slots=SLOTS)
+    assert opened.customer_text == (
+        "I am connecting you to a colleague. Our billing team is away right now; a colleague will be in touch "
+        "on Monday at 08:00 (Berlin time). Until then I am here for information questions.")
+    monday_8 = dt.datetime(2026, 11, 30, 7, 0, tzinfo=dt.timezone.utc)
+    assert opened.consultation.sla_due_at == monday_8 + dt.timedelta(minutes=240)  # the clock starts at opening
+
+
+def test_a_failing_channel_falls_back_to_the_next_person_and_is_audited(
+    service: ConsultationService, slack_api: FakeSlack, telegram_api: FakeTelegram, clock: FakeClock,
+    store: ConsultationStore
+) -> None:
+    clock.now = TUESDAY_13
+    slack_api.fail_next(500, {"ok": False, "error": "internal_error"}, times=2)
+    opened = service.open("conv-4", REFUND, transcript=TRANSCRIPT, slots=SLOTS)
+
+    case = store.require(opened.consultation.id)
+    assert (case.assignee, case.channel) == ("jonas", "telegram")
+    assert telegram_api.messages()[0]["chat_id"] in (5100000001, "5100000001")
+    failures = [e.detail for e in store.audit_trail(case.id) if e.action == "delivery_failed"]
+    assert [(f["person_id"], f["channel"]) for f in failures] == [("mara", "slack"), ("mara", "slack"),
+                                                                  ("mara", "email")]
+
+
+def test_nothing_reachable_still_leaves_the_case_on_the_dashboard(
+    service: ConsultationService, slack_api: FakeSlack, dashboard: List[Dict[str, Any]], store: ConsultationStore
+) -> None:
+    slack_api.fail_next(200, {"ok": False, "error": "invalid_auth"})
+    opened = service.open("conv-5", REFUND, transcript=TRANSCRIPT, slots=SLOTS)
+    assert dashboard and dashboard[0]["consultation_id"] == opened.consultation.id and dashboard[0]["fallback"]
+    assert store.require(opened.consultation.id).channel == "dashboard"
+
+
+def test_the_sla_ladder_reroutes_and_tells_the_customer_once_the_promise_passed(
+    service: ConsultationService, telegram_api: FakeTelegram, slack_api: FakeSlack, clock: FakeClock,
+    store: ConsultationStore
+) -> None:
+    opened = service.open("conv-6", REFUND, transcript=TRANSCRIPT, slots=SLOTS)
+    case_id = opened.consultation.id
+    assert service.run_sla(TUESDAY_10 + dt.timedelta(minutes=239)) == []
+
+    first = service.run_sla(TUESDAY_10 + dt.timedelta(minutes=240))
+    assert [(o.step.step, o.delivery.person_id) for o in first] == [("next_person", "jonas")]
+    assert first[0].customer_text and "taking longer than usual" in first[0].customer_text
+    assert telegram_api.messages()[-1]["chat_id"] in (5100000001, "5100000001")
+    again = service.run_sla(TUESDAY_10 + dt.timedelta(minutes=250))
+    assert [(o.step, o.customer_text) for o in again] == [(None, None)]
+
+    backup = service.run_sla(TUESDAY_10 + dt.timedelta(minutes=360))
+    assert backup[0].step.step == "backup_queue" and store.require(case_id).queue == "support"
+    boss = service.run_sla(TUESDAY_10 + dt.timedelta(minutes=480))
+    assert (boss[0].step.step, boss[0].delivery.person_id) == ("supervisor", "petra")
+    assert "U07KESTR01" in [p["channel"] for p in slack_api.posts()]
+    trail = actions(store, case_id)
+    assert trail.count("customer_delay_told") == 1
+    assert [a for a in trail if a.startswith("sla_")] == ["sla_next_person", "sla_backup_queue", "sla_supervisor"]
+
+
+def test_a_replied_case_leaves_the_ladder(service: ConsultationService, store: ConsultationStore) -> None:
+    opened = service.open("conv-7", REFUND, transcript=TRANSCRIPT, slots=SLOTS)
+    store.record_first_reply(opened.consultation.id, TUESDAY_10 + dt.timedelta(minutes=30))
+    assert service.run_sla(TUESDAY_10 + dt.timedelta(minutes=500)) == []
+
+
+def test_an_urgent_security_case_gets_half_the_sla_and_the_backup_at_once(
+    service: ConsultationService, store: ConsultationStore
+) -> None:
+    record = {**REFUND, "detail": "account_security", "queue": "security", "priority": "urgent", "sla_minutes": 15,
+              "intent": "account_compromised"}
+    opened = service.open("conv-8", record, transcript=TRANSCRIPT, slots={})
+    assert opened.consultation.sla_due_at == TUESDAY_10 + dt.timedelta(minutes=7.5)
+    assert [c.reason for c in opened.selection][-1] == "supervisor"
+
+
+def test_a_queue_experts_yml_does_not_know_is_refused(service: ConsultationService) -> None:
+    with pytest.raises(ValueError, match="queue 'nowhere'"):
+        service.open("conv-9", {**REFUND, "queue": "nowhere"}, transcript=TRANSCRIPT)
+
+
+def test_the_transcript_comes_from_the_tracker_events() -> None:
+    events = [
+        {"event": "action", "name": "action_listen", "timestamp": 1.0},
+        {"event": "user", "text": "hello", "timestamp": 1764000000.0},
+        {"event": "bot", "text": "Hi! How can I help?", "timestamp": 1764000001.5},
+        {"event": "bot", "text": None, "timestamp": 1764000002.0},
+        {"event": "slot", "name": "x", "value": 1},
+    ]
+    assert transcript_from_events(events) == [
+        {"role": "customer", "text": "hello", "at": "2025-11-24T16:00:00+00:00"},
+        {"role": "assistant", "text": "Hi! How can I help?", "at": "2025-11-24T16:00:01.500000+00:00"},
+    ]

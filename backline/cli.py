@@ -10,7 +10,9 @@ COMMANDS = {
     "seed": ("backline.business.seed", "seed the demo tenant's business database"),
     "validate-matrix": ("backline.routing.validate", "validate escalation.yml and experts.yml"),
     "export-matrix": ("backline.routing.export", "export the routing model (md, csv, json)"),
-    "run": ("backline.launcher", "run the Rasa server and the action server"),
+    "run": ("backline.launcher", "run the Rasa server, the action server and the hub"),
+    "hub": ("backline.hub.app", "run the hub alone (expert webhooks, operator API, SLA timer)"),
+    "migrate-consultations": ("backline.consult.store", "migrate the consultation store: migrate | current"),
 }
 
 

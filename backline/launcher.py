@@ -1,4 +1,4 @@
-"""Run the assistant locally: the action server and the Rasa server (or `rasa shell`).
+"""Run the assistant locally: the action server, the Rasa server (or `rasa shell`) and the hub.
 
 Ports and stores come from the environment with embedded defaults, so
 `make run` works on a fresh machine with no accounts and no configuration.
@@ -29,6 +29,8 @@ def _env() -> Dict[str, str]:
     env.setdefault("BACKLINE_TRACKER_DB", str(PROJECT_ROOT / "var" / "tracker.db"))
     env.setdefault("BACKLINE_BUSINESS_DB_URL", f"sqlite:///{PROJECT_ROOT / 'var' / 'business.db'}")
     env.setdefault("BACKLINE_RASA_PORT", "5005")
+    env.setdefault("BACKLINE_HUB_PORT", "5006")
+    env.setdefault("BACKLINE_HUB_URL", f"http://localhost:{env['BACKLINE_HUB_PORT']}")
     return env
 
 
@@ -82,6 +84,7 @@ def _print_welcome(env: Dict[str, str], token: str) -> None:
 Backline is running (Ctrl-C stops everything).
   Rasa server   http://localhost:{port}   (REST channel, HTTP API with token)
   Action server http://localhost:{env['BACKLINE_ACTIONS_PORT']}
+  Hub           http://localhost:{env['BACKLINE_HUB_PORT']}   (operator API: Authorization: Bearer $(cat var/operator_token))
 
 Talk to the assistant over REST:
   curl -s localhost:{port}/webhooks/rest/webhook \\
@@ -127,6 +130,9 @@ def main(argv: Optional[List[str]] = None) -> int:
         )
         processes.append(server)
         wait_until_up(f"http://localhost:{env['BACKLINE_RASA_PORT']}/status?token={token}", server, 300)
+        hub = subprocess.Popen([sys.executable, "-m", "backline", "hub"], env={**env, "BACKLINE_RASA_TOKEN": token})
+        processes.append(hub)
+        wait_until_up(f"http://localhost:{env['BACKLINE_HUB_PORT']}/health", hub, 60)
         _print_welcome(env, token)
         while all(process.poll() is None for process in processes):
             time.sleep(1)

@@ -1,4 +1,4 @@
-"""Throwaway real servers for tests: a PostgreSQL cluster on loopback, free ports."""
+"""Throwaway real servers for tests: a PostgreSQL cluster, the whole assistant, free ports."""
 from __future__ import annotations
 
 import os
@@ -10,6 +10,7 @@ import sys
 import tempfile
 import time
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, Iterator, List
 
@@ -76,9 +77,20 @@ def postgres_server() -> Iterator[str]:
         shutil.rmtree(base_dir, ignore_errors=True)
 
 
+@dataclass(frozen=True)
+class Stack:
+    """A running `backline run`: where each part answers and its tokens."""
+
+    rasa_url: str
+    hub_url: str
+    consult_url: str
+    rasa_token: str
+    operator_token: str
+
+
 @contextmanager
 def running_assistant(model: Path, env: Dict[str, str], log_path: Path) -> Iterator[str]:
-    """Start `python -m backline run` (Rasa server + action server); yield the Rasa base URL."""
+    """Start `python -m backline run` (Rasa server, action server, hub); yield the Rasa base URL."""
     port = env["BACKLINE_RASA_PORT"]
     base_url = f"http://127.0.0.1:{port}"
     with open(log_path, "wb") as log:

@@ -1,6 +1,5 @@
-"""The real processes: `backline run` (Rasa server + action server) answering over REST."""
-from pathlib import Path
-from typing import Dict, Iterator, List, Optional
+"""The real processes: `backline run` (Rasa server, action server, hub) answering over REST."""
+from typing import Dict, List, Optional
 
 import pytest
 import requests
@@ -8,35 +7,19 @@ import requests
 from backline.business import queries
 from backline.business.db import session_scope
 from backline.consult.store import ConsultationStore
-from tests.servers import PROJECT_ROOT, free_port, running_assistant
+from tests.servers import Stack
 
-MODEL = PROJECT_ROOT / "models" / "backline.tar.gz"
 TOKEN = "test-api-token"
 
 
 @pytest.fixture(scope="module")
-def consult_url(tmp_path_factory: pytest.TempPathFactory) -> str:
-    return f"sqlite:///{tmp_path_factory.mktemp('consult') / 'consultations.db'}"
+def assistant(stack: Stack) -> str:
+    return stack.rasa_url
 
 
 @pytest.fixture(scope="module")
-def assistant(business_url_today: str, consult_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    if not MODEL.exists():
-        pytest.fail(f"{MODEL} is missing: run `make train` (make test trains before running pytest)")
-    tmp = tmp_path_factory.mktemp("assistant")
-    actions_port = str(free_port())
-    env = {
-        "BACKLINE_RASA_PORT": str(free_port()),
-        "BACKLINE_ACTIONS_PORT": actions_port,
-        "BACKLINE_ACTION_ENDPOINT": f"http://127.0.0.1:{actions_port}/webhook",
-        "BACKLINE_TRACKER_DB": str(tmp / "tracker.db"),
-        "BACKLINE_BUSINESS_DB_URL": business_url_today,
-        "BACKLINE_RASA_TOKEN": TOKEN,
-        "BACKLINE_CONSULT_DB_URL": consult_url,
-        "BACKLINE_SLACK_BOT_TOKEN": "", "BACKLINE_TELEGRAM_BOT_TOKEN": "", "BACKLINE_SMTP_HOST": "",
-    }
-    with running_assistant(MODEL, env, tmp / "backline-run.log") as base_url:
-        yield base_url
+def consult_url(stack: Stack) -> str:
+    return stack.consult_url
 
 
 def say(base_url: str, sender: str, text: str) -> List[Dict]:

@@ -240,3 +240,31 @@ def test_the_transcript_comes_from_the_tracker_events() -> None:
         {"role": "customer", "text": "hello", "at": "2025-11-24T16:00:00+00:00"},
         {"role": "assistant", "text": "Hi! How can I help?", "at": "2025-11-24T16:00:01.500000+00:00"},
     ]
+
+
+def test_in_human_mode_customer_messages_reach_the_experts_thread(
+    service: ConsultationService, slack_api: FakeSlack, store: ConsultationStore
+) -> None:
+    opened = service.open("conv-10", REFUND, transcript=TRANSCRIPT, slots=SLOTS)
+    first_ts = slack_api.posts()[0]
+    delivery = service.relay_to_expert(opened.consultation.id, "Any news on my refund?", "rest")
+
+    post = slack_api.posts()[-1]
+    assert (post["channel"], post["text"]) == ("U07KESTR02", "Customer: Any news on my refund?")
+    assert post["thread_ts"] == opened.delivery.thread_id and delivery is not None
+    assert "thread_ts" not in first_ts
+    [message] = store.messages(opened.consultation.id)
+    assert (message.direction, message.channel, message.text) == ("from_customer", "rest", "Any news on my refund?")
+
+
+def test_metrics_count_escalations_and_reply_times(service: ConsultationService, store: ConsultationStore) -> None:
+    for minutes in (10, 20, 30):
+        opened = service.open(f"m{minutes}", REFUND, transcript=TRANSCRIPT, slots=SLOTS)
+        store.record_first_reply(opened.consultation.id, TUESDAY_10 + dt.timedelta(minutes=minutes))
+    service.open("m-open", {**REFUND, "reason": "explicit_request", "queue": "support"}, transcript=TRANSCRIPT)
+
+    metrics = service.metrics()
+    assert metrics["consultations"] == 4
+    assert metrics["by_reason"] == {"sensitive_topic": 3, "explicit_request": 1}
+    assert metrics["by_queue"] == {"billing": 3, "support": 1}
+    assert metrics["first_reply_seconds"] == {"count": 3, "median": 1200.0, "p90": 1800.0}

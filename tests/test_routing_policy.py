@@ -575,7 +575,7 @@ def test_human_mode_is_silent(policy: RoutingPolicy, domain: Domain) -> None:
     tracker = tracker_of(domain, SCENARIOS["human_mode"]())
     assert tracker.get_slot("handoff_mode") == "human"
     prediction = policy.predict_action_probabilities(tracker, domain)
-    assert predicted(prediction, domain) == (ACTION_LISTEN_NAME, 1.0)
+    assert predicted(prediction, domain) == ("action_relay_to_expert", 1.0)  # to the human; the AI says nothing
     assert prediction.policy_priority == 7
     record = record_of(prediction)
     assert (record["action"], record["mode"], record["detail"]) == ("silent", "human", "human_mode")
@@ -583,7 +583,25 @@ def test_human_mode_is_silent(policy: RoutingPolicy, domain: Domain) -> None:
     assert prediction.action_metadata == {"routing": record}
 
 
-@pytest.mark.parametrize("action", ["action_handoff", "action_consult", "utter_ask_rephrase"])
+def test_intents_the_hub_triggers_are_left_to_the_rules(policy: RoutingPolicy, domain: Domain) -> None:
+    events = session([SlotSet("handoff_mode", "human")], turn(UserUttered.create_external("EXTERNAL_hand_back", [])))
+    assert_nothing(policy.predict_action_probabilities(tracker_of(domain, events), domain), domain)
+
+
+def test_after_a_hand_back_only_the_allowed_intents_stay_with_the_ai(policy: RoutingPolicy, domain: Domain) -> None:
+    limits = [SlotSet("handoff_mode", "handed_back"), SlotSet("allowed_intents", ["opening_hours", "pricing"])]
+    allowed = session(limits, turn(user("when are you open?", "opening_hours", 0.97)))
+    assert record_of(policy.predict_action_probabilities(tracker_of(domain, allowed), domain))["action"] == "answer"
+    small_talk = session(limits, turn(user("thanks!", "thank", 0.97)))
+    assert record_of(policy.predict_action_probabilities(tracker_of(domain, small_talk), domain))["action"] == "answer"
+
+    outside = session(limits, turn(user("cancel my subscription", "cancel_subscription", 0.97)))
+    prediction = policy.predict_action_probabilities(tracker_of(domain, outside), domain)
+    record = assert_escalation(prediction, domain, "action_handoff", "human", "policy_action", "outside_handback")
+    assert record["evidence"]["outside_handback"]["allowed_intents"] == ["opening_hours", "pricing"]
+
+
+@pytest.mark.parametrize("action", ["action_handoff", "action_consult", "utter_ask_rephrase", "action_relay_to_expert"])
 def test_after_a_routing_action_the_bot_listens(action: str, policy: RoutingPolicy, domain: Domain) -> None:
     events = explicit_request() + [ActionExecuted(action), BotUttered("One moment.")]
     prediction = policy.predict_action_probabilities(tracker_of(domain, events), domain)
@@ -722,9 +740,9 @@ def test_rasa_default_intents_are_left_to_rule_policy(
     )
     assert predicted(best, domain) == (default_action, 1.0)
 
-    # In human mode the AI stays silent, commands included.
+    # In human mode the AI stays silent, commands included: they go to the human.
     human = tracker_of(domain, session([SlotSet("handoff_mode", "human")], turn(user(f"/{intent}", intent, 1.0))))
-    assert predicted(policy.predict_action_probabilities(human, domain), domain) == (ACTION_LISTEN_NAME, 1.0)
+    assert predicted(policy.predict_action_probabilities(human, domain), domain) == ("action_relay_to_expert", 1.0)
 
 
 def test_rasa_test_replay_without_signals_detects_them_from_the_text(policy: RoutingPolicy, domain: Domain) -> None:

@@ -9,7 +9,7 @@ from backline.routing import load_matrix
 
 ROOT = Path(__file__).resolve().parents[1]
 MATRIX = load_matrix(ROOT / "escalation.yml")
-TRIGGERS = ["explicit_request", "sensitive_topic", "no_convergence", "negative_sentiment"]
+TRIGGERS = ["explicit_request", "sensitive_topic", "no_convergence", "negative_sentiment", "policy_action"]
 
 
 def _steps() -> List[Dict]:

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import math
 import os
+import statistics
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,7 +23,7 @@ from backline.consult import sla, waits
 from backline.consult.context import build_context, lookup_account
 from backline.consult.selection import Selection, choose_experts
 from backline.consult.store import PROJECT_ROOT, Consultation, ConsultationStore, utcnow
-from backline.experts.base import Delivery, ExpertChannel, Notification
+from backline.experts.base import ChannelError, Delivery, ExpertChannel, Notification
 from backline.experts.delivery import DeliveryFailed, RetryPolicy, Sleep, channels_from_env, deliver
 from backline.routing.announce import team_name
 from backline.routing.experts import ExpertDirectory, Person, load_experts
@@ -232,6 +234,45 @@ class ConsultationService:
             "message_id": delivery.message_id, "thread_id": delivery.thread_id, "fallback": delivery.fallback,
         })
         return delivery
+
+    def relay_to_expert(self, consultation_id: str, text: str, channel: str) -> Optional[Delivery]:
+        """A customer message in human mode: kept on the consultation (the dashboard shows it) and
+        posted in the assigned expert's thread on their channel."""
+        case = self.store.require(consultation_id)
+        self.store.add_message(consultation_id, "from_customer", "customer", channel or "unknown", text)
+        person = self.directory.people.get(case.assignee or "")
+        channel_kind = case.channel or "dashboard"
+        if person is None or channel_kind not in self.channels:
+            return None
+        threads = [e.detail.get("thread_id") for e in self.store.audit_trail(consultation_id)
+                   if e.action == "assigned" and e.detail.get("assignee") == person.id]
+        try:
+            return self.channels[channel_kind].post(person, f"Customer: {text}", threads[-1] if threads else None)
+        except ChannelError as error:
+            self.store.audit(consultation_id, SYSTEM, "delivery_failed",
+                             {"person_id": person.id, "channel": channel_kind, "code": error.code,
+                              "message": error.message, "relay": True})
+            return None
+
+    def metrics(self) -> Dict[str, Any]:
+        """Escalations by reason, mode and queue; median and P90 seconds to the first expert reply."""
+        cases = self.store.list()
+        replies = sorted((c.first_reply_at - c.created_at).total_seconds() for c in cases if c.first_reply_at)
+        counts: Dict[str, Dict[str, int]] = {"by_reason": {}, "by_mode": {}, "by_queue": {}, "by_status": {}}
+        for case in cases:
+            for key, value in (("by_mode", case.mode), ("by_queue", case.queue), ("by_status", case.status)):
+                counts[key][value] = counts[key].get(value, 0) + 1
+            for reason in case.reasons:
+                counts["by_reason"][reason] = counts["by_reason"].get(reason, 0) + 1
+        return {
+            "consultations": len(cases),
+            **counts,
+            "first_reply_seconds": {
+                "count": len(replies),
+                "median": statistics.median(replies) if replies else None,
+                "p90": replies[min(len(replies) - 1, math.ceil(0.9 * len(replies)) - 1)] if replies else None,
+            },
+        }
 
     # the SLA ladder
 

@@ -161,6 +161,10 @@ class ExpertChannel(abc.ABC):
     def send(self, notification: Notification) -> Delivery:
         """Deliver ``notification`` to ``notification.person`` on this channel."""
 
+    def post(self, person: Person, text: str, thread_id: Optional[str] = None) -> Delivery:
+        """A follow-up in the consultation's thread (a customer message in human mode)."""
+        raise ChannelError(self.kind, "unsupported", f"{self.kind} does not carry follow-ups", transient=False)
+
     def address(self, person: Person) -> str:
         """The person's address on this channel; a permanent `ChannelError` when they have none."""
         channel = person.channel(self.kind)

@@ -4,9 +4,10 @@ Always available, so it is the last fallback of every delivery.
 """
 from __future__ import annotations
 
-from typing import Any, Callable, Dict, MutableSequence, Union
+from typing import Any, Callable, Dict, MutableSequence, Optional, Union
 
 from backline.experts.base import ChannelError, Delivery, ExpertChannel, Notification
+from backline.routing.experts import Person
 
 Sink = Union[Callable[[Dict[str, Any]], Any], MutableSequence]
 """Receives `Notification.as_dict()`; may return an id for the stored entry. A list is appended to."""
@@ -39,3 +40,7 @@ class DashboardChannel(ExpertChannel):
             message_id=message_id,
             fallback=notification.fallback,
         )
+
+    def post(self, person: Person, text: str, thread_id: Optional[str] = None) -> Delivery:
+        """Nothing to send: the dashboard shows the consultation's messages from the store."""
+        return Delivery(channel=self.kind, person_id=person.id, destination=person.id, thread_id=thread_id)

@@ -24,6 +24,7 @@ from backline.experts.base import (
     transcript_lines,
     truncate,
 )
+from backline.routing.experts import Person
 
 ENV_TOKEN = "BACKLINE_SLACK_BOT_TOKEN"
 ENV_API_URL = "BACKLINE_SLACK_API_URL"
@@ -161,6 +162,12 @@ class SlackChannel(ExpertChannel):
             warnings=tuple(warnings),
             extra={"channel_id": channel_id, "transcript_ts": transcript_ts},
         )
+
+    def post(self, person: Person, text: str, thread_id: Optional[str] = None) -> Delivery:
+        user_id = self.address(person)
+        reply = self._post(channel=user_id, thread_ts=thread_id, text=escape(text), unfurl_links=False)
+        return Delivery(channel=self.kind, person_id=person.id, destination=user_id, message_id=str(reply["ts"]),
+                        thread_id=thread_id)
 
     def _post(self, **kwargs: Any) -> Mapping[str, Any]:
         try:

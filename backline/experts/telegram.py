@@ -23,6 +23,7 @@ from backline.experts.base import (
     transcript_lines,
 )
 from backline.experts.slack import parse_retry_after
+from backline.routing.experts import Person
 
 ENV_TOKEN = "BACKLINE_TELEGRAM_BOT_TOKEN"
 ENV_API_URL = "BACKLINE_TELEGRAM_API_URL"
@@ -195,6 +196,16 @@ class TelegramChannel(ExpertChannel):
             warnings=tuple(warnings),
             extra={"transcript_message_ids": replies},
         )
+
+    def post(self, person: Person, text: str, thread_id: Optional[str] = None) -> Delivery:
+        chat_id = self.address(person)
+        payload: Dict[str, Any] = {"chat_id": int(chat_id) if chat_id.lstrip("-").isdigit() else chat_id,
+                                   "text": text[:MESSAGE_LIMIT]}
+        if thread_id and thread_id.isdigit():
+            payload["reply_parameters"] = {"message_id": int(thread_id), "allow_sending_without_reply": True}
+        sent = self.call("sendMessage", payload)
+        return Delivery(channel=self.kind, person_id=person.id, destination=chat_id,
+                        message_id=str(sent["message_id"]), thread_id=thread_id)
 
     def call(self, method: str, payload: Mapping[str, Any]) -> Dict[str, Any]:
         """POST {base}/bot{token}/{method}; the ``result`` on success, a classified `ChannelError` otherwise."""

@@ -34,7 +34,7 @@ from rasa.shared.exceptions import RasaException
 
 from backline.routing import ConfigError, load_matrix
 from backline.routing.engine import Conversation, Decision, Parse, Turn, decide
-from backline.routing.matrix import EscalationMatrix
+from backline.routing.matrix import EscalationMatrix, is_external
 from backline.nlp.signals import SignalDetector
 
 logger = logging.getLogger(__name__)
@@ -43,14 +43,16 @@ MATRIX_FILE = "escalation.yml"
 ACTION_HANDOFF = "action_handoff"
 ACTION_CONSULT = "action_consult"
 UTTER_ASK_REPHRASE = "utter_ask_rephrase"
+ACTION_RELAY = "action_relay_to_expert"
 ROUTING_SLOT = "routing_decision"
+ALLOWED_SLOT = "allowed_intents"
 ACTIONS_FOR = {
     "handoff": ACTION_HANDOFF,
     "consult": ACTION_CONSULT,
-    "silent": ACTION_LISTEN_NAME,
+    "silent": ACTION_RELAY,
     "clarify": UTTER_ASK_REPHRASE,
 }
-ROUTING_ACTIONS = {ACTION_HANDOFF, ACTION_CONSULT, UTTER_ASK_REPHRASE}
+ROUTING_ACTIONS = {ACTION_HANDOFF, ACTION_CONSULT, UTTER_ASK_REPHRASE, ACTION_RELAY}
 
 
 class RoutingConfigError(RasaException):
@@ -78,7 +80,7 @@ def check_against_domain(matrix: EscalationMatrix, domain: Domain) -> None:
     problems += [
         f"{matrix.path}: intent '{intent}' of the domain has no row in the matrix"
         for intent in sorted(domain_intents - set(DEFAULT_INTENTS))
-        if not matrix.has_row(intent)
+        if not is_external(intent) and not matrix.has_row(intent)
     ]
     problems += [
         f"{matrix.path}: {owner} names intent '{intent}', which is not in the domain"
@@ -112,6 +114,8 @@ def conversation_turns(tracker: DialogueStateTracker) -> List[Tuple[UserUttered,
     """
     turns: List[Tuple[UserUttered, List[str], List[str]]] = []
     for event in tracker.applied_events():
+        if isinstance(event, UserUttered) and is_external(event.intent_name):
+            continue
         if isinstance(event, UserUttered):
             turns.append((event, [], []))
         elif turns and isinstance(event, BotUttered) and event.text:
@@ -124,7 +128,9 @@ def conversation_turns(tracker: DialogueStateTracker) -> List[Tuple[UserUttered,
 def _conversation(
     tracker: DialogueStateTracker, history: List[Tuple[UserUttered, str]], detector: SignalDetector
 ) -> Conversation:
+    allowed = tracker.get_slot(ALLOWED_SLOT)
     return Conversation(
+        allowed_intents=frozenset(allowed) if isinstance(allowed, list) else None,
         handoff_mode=tracker.get_slot("handoff_mode") or "ai",
         customer_tier=tracker.get_slot("customer_tier"),
         amount=tracker.get_slot("amount"),
@@ -209,6 +215,8 @@ class RoutingPolicy(Policy):
             probabilities[domain.index_for_action(ACTION_LISTEN_NAME)] = 1.0
             return self._prediction(probabilities, is_no_user_prediction=in_loop)
         if tracker.latest_action_name != ACTION_LISTEN_NAME or not tracker.latest_message:
+            return self._prediction(probabilities)
+        if is_external(tracker.latest_message.intent_name):
             return self._prediction(probabilities)
         turns = conversation_turns(tracker)
         if not turns or turns[-1][0] is not tracker.latest_message:

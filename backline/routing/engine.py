@@ -5,8 +5,8 @@ adapter that builds `Parse` / `Conversation` from the tracker and applies the `D
 
 Order (DESIGN.md, "Routing decision"); the first step that decides wins:
 
-0. human mode (``handoff_mode == "human"``): ``silent``, the AI says nothing;
-   a message without words (empty, emoji, punctuation): ``clarify``, never an escalation;
+0. human mode (``handoff_mode == "human"``): ``silent``, the AI says nothing (the message
+   goes to the human); a message without words (empty, emoji, punctuation): ``clarify``;
 1. explicit request for a person: an ``explicit_request`` signal, or a trigger intent at
    ``min_confidence`` or more that no ``not_explicit_request`` signal vetoes: ``handoff``;
 2. exception category: the classifier route (intent, and amount above the limit when the
@@ -18,6 +18,9 @@ Order (DESIGN.md, "Routing decision"); the first step that decides wins:
 4. confidence tier of the intent's row: high -> the row's ``ai_may`` (answer /
    collect_then_route: ``answer``; draft: ``consult``; never: ``handoff``); medium ->
    ``consult`` (expert reviews the AI's draft); low -> ``handoff`` with the full context;
+   After a hand-back with limits (``handed_back`` and ``allowed_intents``), an intent
+   outside them goes back to a person: ``handoff``, reason ``policy_action``, detail
+   ``outside_handback``.
 5. modifiers on ``answer`` / ``consult`` outcomes: repeated frustration (``handoff``),
    negative sentiment (at least ``consult``), high value (priority one level up; at least
    ``consult`` on collect_then_route / draft rows).
@@ -52,7 +55,10 @@ ACTIONS = (SILENT, HANDOFF, CONSULT, CLARIFY, ANSWER)
 HUMAN = "human"
 CONSULTING = "consulting"
 AI = "ai"
-MODES = (AI, CONSULTING, HUMAN, "handed_back")
+HANDED_BACK = "handed_back"
+MODES = (AI, CONSULTING, HUMAN, HANDED_BACK)
+ALWAYS_ALLOWED = frozenset({"greet", "goodbye", "thank", "affirm", "deny", "bot_challenge"})
+"""Small talk the AI may always handle after a hand-back, whatever the limits."""
 _MODE_FOR = {SILENT: HUMAN, HANDOFF: HUMAN, CONSULT: CONSULTING}
 
 FULL_CONTEXT = "full"
@@ -65,6 +71,7 @@ TRIGGER_KEYS = (
     "repeated_frustration",
     "negative_sentiment",
     "high_value",
+    "outside_handback",
 )
 """Evidence keys that are triggers or modifiers that fired (`Decision.triggers`)."""
 
@@ -144,6 +151,7 @@ class Conversation:
 
     ``active_loop``: the active form, if any; while a form collects details, a medium or
     low confidence reply is left to the form (it validates and re-asks) instead of escalating.
+    ``allowed_intents``: after a hand-back, the intents the expert left to the AI (None: any).
     """
 
     handoff_mode: Optional[str] = AI
@@ -152,6 +160,7 @@ class Conversation:
     currency: Optional[str] = None
     history: Tuple[Turn, ...] = ()
     active_loop: Optional[str] = None
+    allowed_intents: Optional[FrozenSet[str]] = None
 
 
 # --- output -----------------------------------------------------------------------------
@@ -455,7 +464,21 @@ def decide(parse: Parse, conversation: Optional[Conversation], matrix: Escalatio
     fired = [d for d in (_explicit_request(ctx), _sensitive_topic(ctx), _no_convergence(ctx)) if d is not None]
     if fired:
         return replace(fired[0], evidence=dict(ctx.evidence))
+    outside = _outside_handback(ctx)
+    if outside is not None:
+        return outside
     return _modifiers(ctx, _confidence_tier(ctx))
+
+
+def _outside_handback(ctx: _Context) -> Optional[Decision]:
+    allowed = ctx.conversation.allowed_intents
+    if ctx.mode != HANDED_BACK or allowed is None:
+        return None
+    intent = _base(ctx.intent)
+    if intent in allowed or intent in ALWAYS_ALLOWED:
+        return None
+    ctx.evidence["outside_handback"] = {"intent": ctx.intent, "allowed_intents": sorted(allowed)}
+    return ctx.decision(HANDOFF, reason="policy_action", detail="outside_handback")
 
 
 def _explicit_request(ctx: _Context) -> Optional[Decision]:

@@ -212,6 +212,14 @@ SCHEMA: Dict[str, Any] = {
 }
 
 
+EXTERNAL_PREFIX = "EXTERNAL_"
+"""Intents the hub triggers (expert replies, hand-backs): answered by rules, never routed, no matrix row."""
+
+
+def is_external(intent: Optional[str]) -> bool:
+    return bool(intent) and intent.startswith(EXTERNAL_PREFIX)
+
+
 def base_intent(intent: str) -> str:
     """``product_question/warranty`` -> ``product_question``: retrieval intents share their base row."""
     return intent.split("/", 1)[0]

@@ -9,7 +9,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 
 from backline.routing.experts import ExpertDirectory, load_experts
-from backline.routing.matrix import EscalationMatrix, base_intent, load_matrix
+from backline.routing.matrix import EscalationMatrix, base_intent, is_external, load_matrix
 from backline.routing.source import ConfigError, PathLike, Problem, YamlSource, read_yaml
 
 Located = Tuple[str, Optional[int]]
@@ -63,7 +63,7 @@ def _check(
     src = matrix.source
     if intents is not None:
         for intent, (path, line) in intents.items():
-            if intent not in matrix.rows:
+            if intent not in matrix.rows and not is_external(intent):
                 where = f"{path}:{line}" if line else path
                 message = f"intents: domain intent {intent!r} ({where}) has no row"
                 problems.append(src.problem(("intents",), message, at_key=True))

@@ -1,0 +1,57 @@
+"""The expert side reaching the customer's conversation, and the customer reaching the expert.
+
+`action_expert_update` answers the intents the hub triggers (an expert's reply, a take-over, a
+human's message, a hand-back, a delay notice); `action_relay_to_expert` carries a customer message
+to the human in human mode while the AI stays silent.
+"""
+import asyncio
+from typing import Any, Dict, List, Text
+
+from rasa_sdk import Action, Tracker
+from rasa_sdk.events import EventType, SlotSet
+from rasa_sdk.executor import CollectingDispatcher
+from rasa_sdk.types import DomainDict
+
+from actions.routing import consultations
+from backline.consult.replies import customer_update
+
+
+def _entities(tracker: Tracker) -> Dict[str, Any]:
+    return {e.get("entity"): e.get("value") for e in (tracker.latest_message or {}).get("entities") or []}
+
+
+class ActionExpertUpdate(Action):
+    """Say what the expert decided, in the assistant's voice (or as the named person in human mode)."""
+
+    def name(self) -> Text:
+        return "action_expert_update"
+
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> List[EventType]:
+        entities = _entities(tracker)
+        service = consultations()
+        update = await asyncio.to_thread(
+            customer_update,
+            service.store,
+            service.directory,
+            entities.get("consultation_id") or tracker.get_slot("consultation_id"),
+            (tracker.latest_message or {}).get("intent", {}).get("name"),
+            entities.get("message_id"),
+        )
+        text = f"{update.sender_name}: {update.text}" if update.sender_name else update.text
+        dispatcher.utter_message(text=text, sender_name=update.sender_name)
+        return [SlotSet(name, value) for name, value in update.slots.items()]
+
+
+class ActionRelayToExpert(Action):
+    """Human mode: the message goes to the human's thread; the AI says nothing."""
+
+    def name(self) -> Text:
+        return "action_relay_to_expert"
+
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> List[EventType]:
+        consultation_id = tracker.get_slot("consultation_id")
+        text = (tracker.latest_message or {}).get("text")
+        if consultation_id and text:
+            await asyncio.to_thread(consultations().relay_to_expert, consultation_id, text,
+                                    tracker.get_latest_input_channel() or "unknown")
+        return []

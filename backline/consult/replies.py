@@ -1,0 +1,198 @@
+"""Expert replies: recorded on the consultation (hub side), then turned into what the customer hears
+(action side), in the assistant's voice or as the named person in human mode.
+
+The hub calls `record_reply` and resumes the conversation with the returned `Resume` (Rasa's
+trigger_intent); the action server answers that intent with `customer_update`.
+"""
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
+
+from backline.consult.store import Consultation, ConsultationClosed, ConsultationStore, Message
+from backline.routing.announce import team_name
+from backline.routing.experts import ExpertDirectory
+
+DECISIONS = ("approve", "deny", "answer", "need_info", "take_over", "message", "hand_back")
+RESOLUTIONS = {"approve": "approved", "deny": "denied", "answer": "answered", "hand_back": "handed_back"}
+NEEDS_TEXT = ("answer", "need_info", "message")
+EXPERT_REPLY = "EXTERNAL_expert_reply"
+HUMAN_TAKEOVER = "EXTERNAL_human_takeover"
+HUMAN_MESSAGE = "EXTERNAL_human_message"
+HAND_BACK = "EXTERNAL_hand_back"
+SLA_DELAY = "EXTERNAL_sla_delay"
+INTENT_FOR = {
+    "approve": EXPERT_REPLY, "deny": EXPERT_REPLY, "answer": EXPERT_REPLY, "need_info": EXPERT_REPLY,
+    "take_over": HUMAN_TAKEOVER, "message": HUMAN_MESSAGE, "hand_back": HAND_BACK,
+}
+FOLLOWUPS: Mapping[str, Tuple[str, ...]] = {
+    "informational": ("opening_hours", "pricing", "product_question", "order_status", "track_shipment",
+                      "invoice_copy", "upgrade_interest"),
+    "order_status": ("order_status", "track_shipment"),
+    "invoices": ("invoice_copy", "invoice_wrong"),
+    "returns": ("return_item", "damaged_item"),
+    "account": ("password_reset", "update_payment_method", "license_activation"),
+    "plan_changes": ("change_plan", "upgrade_interest", "pricing"),
+}
+"""Follow-up types an expert may leave to the AI at hand-back, and the intents each allows."""
+FOLLOWUP_LABELS = {
+    "informational": "information questions (opening hours, prices, products, order status)",
+    "order_status": "order status and tracking",
+    "invoices": "invoices",
+    "returns": "returns",
+    "account": "account questions",
+    "plan_changes": "plan changes",
+}
+
+
+class ReplyError(ValueError):
+    """A reply that cannot be applied: the message says why (shown to the expert)."""
+
+
+@dataclass(frozen=True)
+class Reply:
+    """An expert's reply. ``customer_text``: what is meant for the customer (default ``text``);
+    ``internal_notes`` never reach the customer; ``allowed_followups``: keys of `FOLLOWUPS`."""
+
+    action: str
+    text: str = ""
+    customer_text: Optional[str] = None
+    internal_notes: Tuple[str, ...] = ()
+    allowed_followups: Tuple[str, ...] = ()
+    amounts: Tuple[Mapping[str, Any], ...] = ()
+
+    @property
+    def for_customer(self) -> str:
+        return (self.text if self.customer_text is None else self.customer_text).strip()
+
+
+@dataclass(frozen=True)
+class Resume:
+    """How the hub resumes the customer's conversation: Rasa's trigger_intent with these entities."""
+
+    conversation_id: str
+    intent: str
+    entities: Dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class CustomerUpdate:
+    """What the assistant says on the customer's channel, the slots it sets, and who speaks."""
+
+    text: str
+    slots: Dict[str, Any]
+    sender_name: Optional[str] = None
+
+
+def allowed_intents(followups: Sequence[str]) -> List[str]:
+    """The intents the follow-up types allow, in `FOLLOWUPS` order."""
+    unknown = [f for f in followups if f not in FOLLOWUPS]
+    if unknown:
+        raise ReplyError(f"unknown follow-up types {unknown}; known: {', '.join(FOLLOWUPS)}")
+    return list(dict.fromkeys(intent for f in followups for intent in FOLLOWUPS[f]))
+
+
+def record_reply(
+    store: ConsultationStore,
+    consultation_id: str,
+    actor: str,
+    source: str,
+    reply: Reply,
+    *,
+    now: Optional[dt.datetime] = None,
+) -> Resume:
+    """Apply the reply to the consultation (message, first reply, mode, closing; all audited) and say
+    how to resume the customer's conversation. `ConsultationClosed` for a closed case."""
+    case = store.require(consultation_id)
+    if not case.is_open:
+        raise ConsultationClosed(consultation_id)
+    _check(case, reply)
+    message = store.add_message(
+        consultation_id, "from_expert", actor, source, reply.text, at=now,
+        meta={
+            "action": reply.action,
+            "customer_text": reply.for_customer,
+            "internal_notes": list(reply.internal_notes),
+            "allowed_followups": list(reply.allowed_followups),
+            "amounts": [dict(a) for a in reply.amounts],
+        },
+    )
+    store.record_first_reply(consultation_id, now, actor=actor)
+    if reply.action in ("take_over", "message") and case.mode == "consult":
+        store.set_mode(consultation_id, "handoff", at=now, actor=actor)
+    if reply.action in RESOLUTIONS:
+        store.close(consultation_id, now, RESOLUTIONS[reply.action], actor=actor)
+    return Resume(case.conversation_id, INTENT_FOR[reply.action],
+                  {"consultation_id": consultation_id, "message_id": message.id})
+
+
+def _check(case: Consultation, reply: Reply) -> None:
+    if reply.action not in DECISIONS:
+        raise ReplyError(f"unknown action {reply.action!r}; one of {', '.join(DECISIONS)}")
+    if reply.action in NEEDS_TEXT and not reply.for_customer:
+        raise ReplyError(f"'{reply.action}' needs the text for the customer")
+    if reply.action == "approve" and not reply.for_customer and not case.ai_draft:
+        raise ReplyError("there is no AI draft to approve: answer with the text for the customer")
+    allowed_intents(reply.allowed_followups)
+
+
+def _first_name(name: str) -> str:
+    parts = [p for p in name.split() if not p.endswith(".")]
+    return parts[0] if parts else name
+
+
+def customer_update(
+    store: ConsultationStore,
+    directory: ExpertDirectory,
+    consultation_id: str,
+    intent: str,
+    message_id: Optional[int] = None,
+) -> CustomerUpdate:
+    """What to tell the customer after ``intent`` was triggered for the consultation (see `INTENT_FOR`)."""
+    case = store.require(consultation_id)
+    team = team_name(case.queue)
+    if intent == SLA_DELAY:
+        told = [e for e in store.audit_trail(consultation_id) if e.action == "customer_delay_told"]
+        if not told:
+            raise ReplyError(f"consultation {consultation_id} has no delay message")
+        return CustomerUpdate(told[-1].detail["text"], {})
+    message = _expert_message(store.messages(consultation_id), message_id)
+    person = directory.people.get(message.author)
+    name = person.name if person else message.author
+    first = _first_name(name)
+    meta = message.meta or {}
+    action, body = meta.get("action"), (meta.get("customer_text") or "").strip()
+    back_to_ai = {"handoff_mode": "ai", "escalation_reason": None, "escalation_detail": None, "ai_draft": None,
+                  "human_agent": None, "allowed_intents": None}
+    if action == "approve":
+        return CustomerUpdate(f"Good news: {first} from our {team} team approved it. {body or case.ai_draft}",
+                              back_to_ai)
+    if action == "deny":
+        body = body or "I am sorry, we cannot do that in this case."
+        return CustomerUpdate(f"I checked with {first} from our {team} team. {body}", back_to_ai)
+    if action == "answer":
+        return CustomerUpdate(f"I checked with {first} from our {team} team. {body}", back_to_ai)
+    if action == "need_info":
+        return CustomerUpdate(f"{first} from our {team} team needs one more detail: {body}", {})
+    human = {"handoff_mode": "human", "human_agent": name}
+    if action == "take_over":
+        return CustomerUpdate(f"{name} from our {team} team has joined the conversation.", human)
+    if action == "message":
+        return CustomerUpdate(body, human, name)
+    if action == "hand_back":
+        followups = list(meta.get("allowed_followups") or [])
+        limits = (f" From here I can help you with {', '.join(FOLLOWUP_LABELS[f] for f in followups)}."
+                  if followups else "")
+        text = f"{first} has handed the conversation back to me. {body}".rstrip() + limits
+        return CustomerUpdate(text, {**back_to_ai, "handoff_mode": "handed_back",
+                                     "allowed_intents": allowed_intents(followups) if followups else None})
+    raise ReplyError(f"message {message.id} of consultation {consultation_id} is not an expert decision")
+
+
+def _expert_message(messages: Sequence[Message], message_id: Optional[int]) -> Message:
+    from_expert = [m for m in messages if m.direction == "from_expert"]
+    for message in reversed(from_expert):
+        if message_id is None or message.id == message_id:
+            return message
+    raise ReplyError(f"no expert message to relay (id {message_id})")

@@ -30,19 +30,9 @@ from sqlalchemy.orm import Session
 
 from backline.business import queries
 from backline.business.ids import normalise_invoice_id, normalise_order_id
+from backline.routing.matrix import CONTEXT_FIELDS
 
-FIELDS = (
-    "brief",
-    "sentiment",
-    "account_snapshot",
-    "ai_attempts",
-    "documents_used",
-    "confidence",
-    "ai_draft",
-    "reasons",
-    "next_step",
-    "transcript",
-)
+FIELDS = CONTEXT_FIELDS
 """Every field a context package may list (escalation.yml ``context_packages``), in display order."""
 ROLES = ("customer", "assistant", "expert")
 CLAIM_MAX = 300

@@ -11,6 +11,7 @@ import secrets
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -31,7 +32,19 @@ def _env() -> Dict[str, str]:
     env.setdefault("BACKLINE_RASA_PORT", "5005")
     env.setdefault("BACKLINE_HUB_PORT", "5006")
     env.setdefault("BACKLINE_HUB_URL", f"http://localhost:{env['BACKLINE_HUB_PORT']}")
+    env.setdefault("BACKLINE_CUSTOMER_TELEGRAM_API_URL", "https://api.telegram.org")
+    env.setdefault("BACKLINE_CUSTOMER_SLACK_API_URL", "https://slack.com/api/")
     return env
+
+
+def customer_channels(env: Dict[str, str]) -> Path:
+    """A credentials file with the channels of credentials.yml whose variables are set in ``env``."""
+    from backline.rasa.channels import enabled_credentials
+
+    handle, name = tempfile.mkstemp(prefix="backline-credentials-", suffix=".yml")
+    with os.fdopen(handle, "w") as out:
+        out.write(enabled_credentials((PROJECT_ROOT / "credentials.yml").read_text(), env))
+    return Path(name)
 
 
 def api_token(env: Dict[str, str]) -> str:
@@ -77,12 +90,14 @@ def _stop(processes: List[subprocess.Popen]) -> None:
             process.kill()
 
 
-def _print_welcome(env: Dict[str, str], token: str) -> None:
+def _print_welcome(env: Dict[str, str], token: str, credentials: Path) -> None:
     port = env["BACKLINE_RASA_PORT"]
+    channels = ", ".join(line.rstrip(":").rsplit(".", 1)[-1] for line in credentials.read_text().splitlines()
+                         if line and not line[0].isspace() and not line.startswith("#"))
     print(
         f"""
 Backline is running (Ctrl-C stops everything).
-  Rasa server   http://localhost:{port}   (REST channel, HTTP API with token)
+  Rasa server   http://localhost:{port}   (HTTP API with token; customer channels: {channels})
   Action server http://localhost:{env['BACKLINE_ACTIONS_PORT']}
   Hub           http://localhost:{env['BACKLINE_HUB_PORT']}   (operator API: Authorization: Bearer $(cat var/operator_token))
 
@@ -108,6 +123,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     debug = ["--debug"] if args.debug else []
     os.chdir(PROJECT_ROOT)
     processes: List[subprocess.Popen] = []
+    credentials = customer_channels(env)
     try:
         actions = subprocess.Popen(
             _rasa("run", "actions", "--actions", "actions", "--port", env["BACKLINE_ACTIONS_PORT"]),
@@ -124,7 +140,7 @@ def main(argv: Optional[List[str]] = None) -> int:
             _rasa(
                 "run", "--model", args.model, "--port", env["BACKLINE_RASA_PORT"],
                 "--enable-api", "--auth-token", token, "--cors", "*",
-                "--endpoints", "endpoints.yml", "--credentials", "credentials.yml", *debug,
+                "--endpoints", "endpoints.yml", "--credentials", str(credentials), *debug,
             ),
             env=env,
         )
@@ -133,7 +149,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         hub = subprocess.Popen([sys.executable, "-m", "backline", "hub"], env={**env, "BACKLINE_RASA_TOKEN": token})
         processes.append(hub)
         wait_until_up(f"http://localhost:{env['BACKLINE_HUB_PORT']}/health", hub, 60)
-        _print_welcome(env, token)
+        _print_welcome(env, token, credentials)
         while all(process.poll() is None for process in processes):
             time.sleep(1)
         return 1
@@ -144,3 +160,4 @@ def main(argv: Optional[List[str]] = None) -> int:
         return 1
     finally:
         _stop(processes)
+        credentials.unlink(missing_ok=True)

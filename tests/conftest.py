@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 
 from backline.business import db
 from backline.business.seed import seed
-from tests.servers import Stack, free_port, postgres_server, running_assistant
+from tests.servers import Stack, assistant_env, postgres_server, running_assistant
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 TENANT_DIR = PROJECT_ROOT / "tenant"
@@ -91,25 +91,6 @@ def stack(business_url_today: str, tmp_path_factory: pytest.TempPathFactory) -> 
     if not model.exists():
         pytest.fail(f"{model} is missing: run `make train` (make test trains before running pytest)")
     tmp = tmp_path_factory.mktemp("stack")
-    ports = {name: str(free_port()) for name in ("rasa", "actions", "hub")}
-    stack = Stack(
-        rasa_url=f"http://127.0.0.1:{ports['rasa']}",
-        hub_url=f"http://127.0.0.1:{ports['hub']}",
-        consult_url=sqlite_url(tmp / "consultations.db"),
-        rasa_token="test-api-token",
-        operator_token="test-operator-token",
-    )
-    env = {
-        "BACKLINE_RASA_PORT": ports["rasa"],
-        "BACKLINE_ACTIONS_PORT": ports["actions"],
-        "BACKLINE_HUB_PORT": ports["hub"],
-        "BACKLINE_ACTION_ENDPOINT": f"http://127.0.0.1:{ports['actions']}/webhook",
-        "BACKLINE_TRACKER_DB": str(tmp / "tracker.db"),
-        "BACKLINE_BUSINESS_DB_URL": business_url_today,
-        "BACKLINE_CONSULT_DB_URL": stack.consult_url,
-        "BACKLINE_RASA_TOKEN": stack.rasa_token,
-        "BACKLINE_OPERATOR_TOKEN": stack.operator_token,
-        "BACKLINE_SLACK_BOT_TOKEN": "", "BACKLINE_TELEGRAM_BOT_TOKEN": "", "BACKLINE_SMTP_HOST": "",
-    }
+    stack, env = assistant_env(tmp, business_url_today)
     with running_assistant(model, env, tmp / "backline-run.log"):
         yield stack

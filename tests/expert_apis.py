@@ -118,7 +118,8 @@ def _payload(headers: Any, body: bytes) -> Dict[str, Any]:
 
 
 class FakeSlack(RecordingApi):
-    """POST /api/chat.postMessage with a Bearer token; DMs to a user id land in channel 'D' + id[1:]."""
+    """POST /api/chat.postMessage (and chat.postEphemeral) with a Bearer token; DMs to a user id land in
+    channel 'D' + id[1:]."""
 
     def __init__(self, token: str) -> None:
         self.token = token
@@ -126,7 +127,7 @@ class FakeSlack(RecordingApi):
         super().__init__(self._answer)
 
     def _answer(self, record: Recorded) -> Answer:
-        if record.path != "/api/chat.postMessage":
+        if record.path not in ("/api/chat.postMessage", "/api/chat.postEphemeral"):
             return 404, {"ok": False, "error": "unknown_method"}, {}
         if record.headers.get("Authorization") != f"Bearer {self.token}":
             return 200, {"ok": False, "error": "invalid_auth"}, {}
@@ -143,6 +144,9 @@ class FakeSlack(RecordingApi):
             self.counter += 1
             ts = f"1764000000.{self.counter:06d}"
         dm = "D" + channel[1:] if channel.startswith("U") else channel
+        if record.path.endswith("postEphemeral"):
+            return (200, {"ok": True, "message_ts": ts}, {}) if p.get("user") else (
+                200, {"ok": False, "error": "user_not_in_channel"}, {})
         return 200, {"ok": True, "channel": dm, "ts": ts, "message": {"text": p.get("text"), "ts": ts}}, {}
 
     def posts(self) -> List[Dict[str, Any]]:

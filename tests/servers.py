@@ -12,7 +12,7 @@ import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, Iterator, List
+from typing import Dict, Iterator, List, Tuple
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 PG_BIN_DIRS = ["/usr/lib/postgresql/15/bin", "/usr/lib/postgresql/16/bin"]
@@ -86,6 +86,36 @@ class Stack:
     consult_url: str
     rasa_token: str
     operator_token: str
+
+
+def assistant_env(tmp: Path, business_url: str, **extra: str) -> Tuple[Stack, Dict[str, str]]:
+    """Free loopback ports, stores under ``tmp`` and tokens for `running_assistant`; no expert or
+    customer channel beyond the defaults unless ``extra`` sets their variables."""
+    ports = {name: str(free_port()) for name in ("rasa", "actions", "hub")}
+    stack = Stack(
+        rasa_url=f"http://127.0.0.1:{ports['rasa']}",
+        hub_url=f"http://127.0.0.1:{ports['hub']}",
+        consult_url=f"sqlite:///{tmp / 'consultations.db'}",
+        rasa_token="test-api-token",
+        operator_token="test-operator-token",
+    )
+    env = {
+        "BACKLINE_RASA_PORT": ports["rasa"],
+        "BACKLINE_ACTIONS_PORT": ports["actions"],
+        "BACKLINE_HUB_PORT": ports["hub"],
+        "BACKLINE_HUB_URL": stack.hub_url,
+        "BACKLINE_ACTION_ENDPOINT": f"http://127.0.0.1:{ports['actions']}/webhook",
+        "BACKLINE_TRACKER_DB": str(tmp / "tracker.db"),
+        "BACKLINE_BUSINESS_DB_URL": business_url,
+        "BACKLINE_CONSULT_DB_URL": stack.consult_url,
+        "BACKLINE_RASA_TOKEN": stack.rasa_token,
+        "BACKLINE_OPERATOR_TOKEN": stack.operator_token,
+        "BACKLINE_SLACK_BOT_TOKEN": "", "BACKLINE_TELEGRAM_BOT_TOKEN": "", "BACKLINE_SMTP_HOST": "",
+        "BACKLINE_SLACK_SIGNING_SECRET": "", "BACKLINE_TELEGRAM_WEBHOOK_SECRET": "",
+        "BACKLINE_CUSTOMER_TELEGRAM_TOKEN": "", "BACKLINE_CUSTOMER_SLACK_TOKEN": "",
+        **extra,
+    }
+    return stack, env
 
 
 @contextmanager

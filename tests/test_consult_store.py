@@ -65,12 +65,13 @@ def actions(store: ConsultationStore, consultation_id: str) -> List[str]:
 def test_migrations_apply_from_empty_and_are_idempotent(db_url: str) -> None:
     assert current_revision(db_url) is None
     head = migrate(db_url)
-    assert head == "0001"
+    assert head == "0002"
     assert current_revision(db_url) == head
     engine = make_engine(db_url)
     try:
         tables = set(inspect(engine).get_table_names())
-        assert {"consultations", "consultation_messages", "audit_events", VERSION_TABLE} <= tables
+        assert {"consultations", "consultation_messages", "audit_events", "expert_threads", "webhook_deliveries",
+                VERSION_TABLE} <= tables
         assert "alembic_version" not in tables  # its own version table: can share a database
     finally:
         engine.dispose()
@@ -98,9 +99,9 @@ def test_command_line_migrates_and_reports_the_revision(db_url: str, capsys: pyt
     assert main(["current", "--url", db_url]) == 0
     assert capsys.readouterr().out.strip() == "none"
     assert main(["migrate", "--url", db_url]) == 0
-    assert "revision 0001" in capsys.readouterr().out
+    assert "revision 0002" in capsys.readouterr().out
     assert main(["current", "--url", db_url]) == 0
-    assert capsys.readouterr().out.strip() == "0001"
+    assert capsys.readouterr().out.strip() == "0002"
 
 
 def test_concurrent_migrations_do_not_collide(db_url: str) -> None:
@@ -118,7 +119,7 @@ def test_concurrent_migrations_do_not_collide(db_url: str) -> None:
     for thread in threads:
         thread.join()
     assert errors == []
-    assert current_revision(db_url) == "0001"
+    assert current_revision(db_url) == "0002"
 
 
 def test_default_url_comes_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -406,6 +407,21 @@ def test_open_load_counts_the_cases_a_person_holds(store: ConsultationStore) -> 
     store.assign(third.id, "mara", "slack")  # re-routed from jonas to mara
     assert (store.open_load("mara"), store.open_load("jonas")) == (2, 0)
     assert store.open_load("nobody") == 0
+    assert sorted(store.open_for("mara")) == sorted([second.id, third.id])  # created at the same moment
+    assert store.open_for("jonas") == []
+
+
+def test_expert_threads_find_the_consultation_a_reply_is_about(store: ConsultationStore) -> None:
+    first, second = new(store), new(store, conversation_id="conv-2")
+    store.link_thread(first.id, "slack", "D024BE91L", "1700000000.000100")
+    store.link_thread(first.id, "slack", "D024BE91L", "1700000000.000100")  # again: no duplicate, no error
+    store.link_thread(second.id, "telegram", "4242", "17")
+    assert store.find_thread("slack", "D024BE91L", "1700000000.000100") == first.id
+    assert store.find_thread("telegram", "4242", "17") == second.id
+    assert store.find_thread("telegram", "4243", "17") is None  # same message id, another chat
+    assert store.find_thread("slack", "4242", "17") is None  # same ids, another channel
+    with pytest.raises(ConsultationNotFound):
+        store.link_thread("nope", "slack", "D1", "1.0")
 
 
 def test_overdue_lists_unanswered_cases_past_their_deadline(store: ConsultationStore) -> None:

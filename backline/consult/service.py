@@ -233,7 +233,15 @@ class ConsultationService:
         self.store.assign(case.id, delivery.person_id, delivery.channel, actor=actor, detail={
             "message_id": delivery.message_id, "thread_id": delivery.thread_id, "fallback": delivery.fallback,
         })
+        self._link(case.id, delivery)
         return delivery
+
+    def _link(self, consultation_id: str, delivery: Delivery) -> None:
+        """Remember the messages a reply can answer: the Slack thread, the Telegram messages."""
+        address = delivery.extra.get("channel_id") or delivery.destination
+        for message_id in (delivery.message_id, *delivery.extra.get("transcript_message_ids", ())):
+            if message_id:
+                self.store.link_thread(consultation_id, delivery.channel, address, message_id)
 
     def relay_to_expert(self, consultation_id: str, text: str, channel: str) -> Optional[Delivery]:
         """A customer message in human mode: kept on the consultation (the dashboard shows it) and
@@ -247,12 +255,14 @@ class ConsultationService:
         threads = [e.detail.get("thread_id") for e in self.store.audit_trail(consultation_id)
                    if e.action == "assigned" and e.detail.get("assignee") == person.id]
         try:
-            return self.channels[channel_kind].post(person, f"Customer: {text}", threads[-1] if threads else None)
+            posted = self.channels[channel_kind].post(person, f"Customer: {text}", threads[-1] if threads else None)
         except ChannelError as error:
             self.store.audit(consultation_id, SYSTEM, "delivery_failed",
                              {"person_id": person.id, "channel": channel_kind, "code": error.code,
                               "message": error.message, "relay": True})
             return None
+        self._link(consultation_id, posted)
+        return posted
 
     def metrics(self) -> Dict[str, Any]:
         """Escalations by reason, mode and queue; median and P90 seconds to the first expert reply."""

@@ -202,6 +202,35 @@ audit_events = Table(
 )
 
 
+expert_threads = Table(
+    "expert_threads",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column(
+        "consultation_id",
+        String(32),
+        ForeignKey("consultations.id", name="fk_expert_threads_consultation_id"),
+        nullable=False,
+    ),
+    Column("channel", String(32), nullable=False),
+    Column("address", String(128), nullable=False),
+    Column("message_id", String(64), nullable=False),
+    Column("at", UtcDateTime, nullable=False),
+    Index("ux_expert_threads_message", "channel", "address", "message_id", unique=True),
+)
+"""Messages we posted to an expert (Slack channel + ts, Telegram chat + message id): a reply in
+that thread, or to that message, belongs to the consultation."""
+
+webhook_deliveries = Table(
+    "webhook_deliveries",
+    metadata,
+    Column("key", String(255), primary_key=True),
+    Column("seen_at", UtcDateTime, nullable=False),
+    Index("ix_webhook_deliveries_seen_at", "seen_at"),
+)
+"""Webhook deliveries already processed (`backline.hub.dedupe.SqlDedupe`)."""
+
+
 # --- records ------------------------------------------------------------------------------
 
 
@@ -877,6 +906,35 @@ class ConsultationStore:
         )
         with self._read() as connection:
             return [_event(row) for row in connection.execute(statement)]
+
+    # expert threads
+
+    def link_thread(self, consultation_id: str, channel: str, address: str, message_id: str, *,
+                    at: Optional[datetime] = None) -> None:
+        """Remember that message ``message_id`` in ``address`` (a Slack channel, a Telegram chat) on
+        ``channel`` is about the consultation; linking the same message again changes nothing."""
+        values = {"consultation_id": consultation_id, "channel": _text("channel", channel, 32),
+                  "address": _text("address", str(address), 128), "message_id": _text("message_id", str(message_id), 64),
+                  "at": self._now(at)}
+        with self._write() as connection:
+            self._locked(connection, consultation_id)
+            found = connection.execute(select(expert_threads.c.id).where(
+                expert_threads.c.channel == values["channel"], expert_threads.c.address == values["address"],
+                expert_threads.c.message_id == values["message_id"])).first()
+            if found is None:
+                connection.execute(expert_threads.insert().values(**values))
+
+    def find_thread(self, channel: str, address: str, message_id: str) -> Optional[str]:
+        """The consultation linked to that message (`link_thread`), or None."""
+        statement = select(expert_threads.c.consultation_id).where(
+            expert_threads.c.channel == channel, expert_threads.c.address == str(address),
+            expert_threads.c.message_id == str(message_id))
+        with self._read() as connection:
+            return connection.execute(statement).scalar()
+
+    def open_for(self, person_id: str) -> List[str]:
+        """Ids of the cases assigned to the person that are not closed, oldest first."""
+        return [case.id for case in self.list(assignee=person_id) if case.status in ACTIVE_STATUSES]
 
     # statistics
 

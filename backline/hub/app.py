@@ -1,6 +1,9 @@
 """The hub (`python -m backline hub`): the expert-facing web app.
 
 - JSON API for operators (``Authorization: Bearer <operator token>``): consultations, replies, metrics;
+- Slack (``/slack/interactivity``, ``/slack/events``; signing secret) and Telegram (``/telegram/webhook``;
+  secret token) webhooks: button clicks and replies from the experts' channels, answered at once,
+  applied in the background, each delivery once;
 - the SLA timer: every ``BACKLINE_SLA_INTERVAL`` seconds the ladder is walked and customers whose
   promised wait has passed hear about the delay;
 - expert replies resume the customer's conversation through Rasa's trigger_intent.
@@ -16,7 +19,9 @@ import logging
 import os
 import secrets
 from dataclasses import dataclass
-from typing import Any, Dict, List, Mapping, Optional
+from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
+
+import requests
 
 from sanic import Sanic
 from sanic.request import Request
@@ -25,11 +30,19 @@ from sanic.response import HTTPResponse, json
 from backline.consult.replies import SLA_DELAY, Reply, ReplyError, record_reply
 from backline.consult.service import ConsultationService
 from backline.consult.store import PROJECT_ROOT, ConsultationClosed, ConsultationNotFound, STATUSES
+from backline.experts.base import ChannelError
+from backline.hub.dedupe import SqlDedupe
+from backline.hub.guidance import ExpertReply
 from backline.hub.rasa_client import RasaClient, RasaError
+from backline.hub.slack_inbound import Ephemeral, SlackInbound
+from backline.hub.telegram_inbound import TelegramInbound, send_message
 
 logger = logging.getLogger(__name__)
 
 ENV_OPERATOR_TOKEN = "BACKLINE_OPERATOR_TOKEN"
+ENV_SLACK_SIGNING_SECRET = "BACKLINE_SLACK_SIGNING_SECRET"
+ENV_TELEGRAM_WEBHOOK_SECRET = "BACKLINE_TELEGRAM_WEBHOOK_SECRET"
+Outcome = Tuple[int, Dict[str, Any]]
 TOKEN_FILE = PROJECT_ROOT / "var" / "operator_token"
 
 
@@ -50,6 +63,8 @@ class HubConfig:
     rasa_url: str
     rasa_token: str
     sla_interval: float = 30.0
+    slack_signing_secret: str = ""
+    telegram_webhook_secret: str = ""
 
     @classmethod
     def from_env(cls, env: Optional[Mapping[str, str]] = None) -> "HubConfig":
@@ -61,6 +76,8 @@ class HubConfig:
             rasa_url=env.get("BACKLINE_RASA_URL") or f"http://localhost:{env.get('BACKLINE_RASA_PORT', '5005')}",
             rasa_token=api_token(env),
             sla_interval=float(env.get("BACKLINE_SLA_INTERVAL") or 30),
+            slack_signing_secret=env.get(ENV_SLACK_SIGNING_SECRET, ""),
+            telegram_webhook_secret=env.get(ENV_TELEGRAM_WEBHOOK_SECRET, ""),
         )
 
 
@@ -124,31 +141,108 @@ def create_app(service: ConsultationService, config: HubConfig, rasa: RasaClient
         followups = body.get("allowed_followups") or []
         if not isinstance(followups, list) or not all(isinstance(f, str) for f in followups):
             return _error(400, "allowed_followups must be a list of follow-up types")
-        answer = Reply(action=str(body.get("action") or ""), text=str(body.get("text") or ""),
-                       allowed_followups=tuple(followups))
-        return await resume(consultation_id, actor, "api", answer)
+        try:
+            answer = ExpertReply(consultation_id, actor, "api", str(body.get("action") or ""),
+                                 str(body.get("text") or ""), tuple(followups))
+        except ValueError as error:
+            return _error(400, str(error))
+        status, payload = await apply(answer)
+        return json(payload, status=status)
 
-    async def resume(consultation_id: str, actor: str, source: str, answer: Reply) -> HTTPResponse:
+    async def apply(answer: ExpertReply) -> Outcome:
+        """Turn an expert's reply into guidance (``//`` notes stay internal) and resume the customer's conversation."""
+        case = await asyncio.to_thread(store.get, answer.consultation_id)
+        if case is None:
+            return 404, {"error": f"no consultation {answer.consultation_id}"}
+        try:
+            guidance = answer.to_reply(case.mode)
+        except ReplyError as error:
+            return 400, {"error": str(error)}
+        return await resume(answer.consultation_id, answer.actor, answer.source, guidance)
+
+    async def resume(consultation_id: str, actor: str, source: str, answer: Reply) -> Outcome:
         """Record the reply, then resume the customer's conversation with it."""
         try:
             step = await asyncio.to_thread(record_reply, store, consultation_id, actor, source, answer)
         except ConsultationNotFound:
-            return _error(404, f"no consultation {consultation_id}")
+            return 404, {"error": f"no consultation {consultation_id}"}
         except ConsultationClosed:
             closed = await asyncio.to_thread(store.require, consultation_id)
-            return _error(409, f"consultation {consultation_id} is already closed ({closed.resolution}); "
-                               "nothing was sent to the customer", consultation=closed.as_dict())
+            return 409, {"error": f"consultation {consultation_id} is already closed ({closed.resolution}); "
+                                  "nothing was sent to the customer", "consultation": closed.as_dict()}
         except ReplyError as error:
-            return _error(400, str(error))
+            return 400, {"error": str(error)}
         case = await asyncio.to_thread(store.require, consultation_id)
         try:
             resumed = await asyncio.to_thread(rasa.trigger_intent, step.conversation_id, step.intent, step.entities)
         except RasaError as error:
             logger.error("consultation %s: reply recorded, customer not reached: %s", consultation_id, error)
             await asyncio.to_thread(store.audit, consultation_id, "hub", "resume_failed", {"error": str(error)})
-            return _error(502, f"the reply is recorded but the customer was not reached: {error}",
-                          consultation=case.as_dict())
-        return json({"consultation": case.as_dict(), "customer_messages": resumed.get("messages", [])})
+            return 502, {"error": f"the reply is recorded but the customer was not reached: {error}",
+                         "consultation": case.as_dict()}
+        return 200, {"consultation": case.as_dict(), "customer_messages": resumed.get("messages", [])}
+
+    dedupe = SqlDedupe(store.engine)
+    slack = (SlackInbound(config.slack_signing_secret, service.directory, dedupe,
+                          lambda channel, ts: store.find_thread("slack", channel, ts))
+             if config.slack_signing_secret else None)
+    telegram = (TelegramInbound(config.telegram_webhook_secret, service.directory, dedupe,
+                                lambda chat, message: store.find_thread("telegram", chat, message), store.open_for)
+                if config.telegram_webhook_secret else None)
+
+    async def webhook(request: Request, handler: Optional[Callable[[bytes, Mapping[str, str]], Any]],
+                      setting: str) -> HTTPResponse:
+        """Verify and parse at once (Slack wants an answer within 3 s); apply the reply in the background."""
+        if handler is None:
+            return _error(404, f"this webhook is off: set {setting}")
+        result = await asyncio.to_thread(handler, request.body, dict(request.headers))
+        if result.reason:
+            logger.info("%s: %s", request.path, result.reason)
+        ephemeral = getattr(result, "ephemeral", None)
+        if ephemeral is not None:
+            app.add_task(asyncio.to_thread(tell_slack, ephemeral))
+        if result.reply is not None:
+            app.add_task(answer_expert(result.reply))
+        return json(result.body or {}, status=result.status)
+
+    async def answer_expert(answer: ExpertReply) -> None:
+        """Apply a webhook reply; when it could not reach the customer, tell the expert where they wrote."""
+        status, payload = await apply(answer)
+        if status != 200:
+            await asyncio.to_thread(tell_expert, answer, f"Not sent: {payload.get('error')}")
+
+    def tell_expert(answer: ExpertReply, text: str) -> None:
+        raw = answer.raw
+        if answer.source == "slack":
+            tell_slack(Ephemeral(text, response_url=raw.get("response_url"), channel=raw.get("channel"),
+                                 user=raw.get("user_id"), thread_ts=raw.get("thread_ts")))
+        elif answer.source == "telegram" and "telegram" in service.channels:
+            call = send_message(raw.get("chat_id"), text, raw.get("message_id"))
+            try:
+                service.channels["telegram"].call(call.pop("method"), call)
+            except ChannelError as error:
+                logger.warning("could not tell the expert on Telegram: %s", error.message)
+
+    def tell_slack(ephemeral: Ephemeral) -> None:
+        try:
+            if ephemeral.response_url:
+                requests.post(ephemeral.response_url, json=ephemeral.payload(), timeout=10).raise_for_status()
+            elif "slack" in service.channels:
+                service.channels["slack"].client.chat_postEphemeral(**ephemeral.payload())
+        except Exception as error:  # the expert's feedback is best effort; the reply itself is recorded
+            logger.warning("could not send a Slack ephemeral message: %s", error)
+
+    @app.post("/slack/interactivity")
+    async def slack_interactivity(request: Request) -> HTTPResponse:
+        return await webhook(request, slack and slack.interactivity, ENV_SLACK_SIGNING_SECRET)
+
+    @app.post("/slack/events")
+    async def slack_events(request: Request) -> HTTPResponse:
+        return await webhook(request, slack and slack.events, ENV_SLACK_SIGNING_SECRET)
+
+    @app.post("/telegram/webhook")
+    async def telegram_webhook(request: Request) -> HTTPResponse:
+        return await webhook(request, telegram and telegram.handle, ENV_TELEGRAM_WEBHOOK_SECRET)
 
     @app.get("/api/metrics")
     async def metrics(_: Request) -> HTTPResponse:
@@ -176,6 +270,7 @@ def create_app(service: ConsultationService, config: HubConfig, rasa: RasaClient
         if config.sla_interval > 0:
             app.add_task(sla_timer())
 
+    app.ctx.apply = apply
     app.ctx.resume = resume
     app.ctx.sla_tick = sla_tick
     return app

@@ -1,0 +1,226 @@
+"""An expert's reply, from whichever channel, turned into structured guidance for the assistant.
+
+Buttons (Slack, Telegram), the dashboard and the JSON API say what the expert decided; free text
+(a Slack thread reply, a Telegram message, an e-mail body) follows this convention:
+
+- a leading keyword sets the decision when no button was used: ``approve``, ``deny``,
+  ``answer:``, ``need info``, ``take over``, ``hand back``; without one, free text is a
+  ``message``, read as an answer while the case is still a consultation (`ExpertReply.to_reply`);
+- lines starting with ``//``, ``note:`` or ``internal:``, and the rest of a line after
+  `` //``, are internal notes: recorded, never shown to the customer;
+- ``allowed: informational, order status`` (also ``allow:``, ``follow-ups:``) or the rest of a
+  ``hand back: info only`` line lists what the AI may handle after the hand-back;
+- quoted e-mail history is dropped: lines starting with ``>`` and everything from an
+  ``On ... wrote:`` line, an ``-----Original Message-----`` line or a ``-- `` signature on.
+
+Follow-up types are the keys of `backline.consult.replies.FOLLOWUPS` (each allows a few
+intents of domain.yml); `FOLLOWUP_ALIASES` lists the words experts may use for them.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
+
+from backline.consult.replies import DECISIONS, FOLLOWUPS, Reply, ReplyError, allowed_intents
+from backline.nlp.money import find_money
+from backline.routing.experts import ExpertDirectory, Person
+
+SOURCES = ("slack", "telegram", "email", "dashboard", "api")
+FREE_TEXT_DECISION = {"consult": "answer", "handoff": "message"}
+"""What free text without a keyword means, by the consultation's mode."""
+ALWAYS_ALLOWED = frozenset({"greet", "goodbye", "affirm", "deny", "thank", "bot_challenge"})
+"""Small talk the AI answers after any hand-back, whatever the expert allowed."""
+FOLLOWUP_ALIASES: Mapping[str, str] = {
+    **{key.replace("_", " "): key for key in FOLLOWUPS},
+    "info": "informational", "information": "informational", "general": "informational", "faq": "informational",
+    "order": "order_status", "orders": "order_status", "tracking": "order_status", "shipping": "order_status",
+    "delivery": "order_status",
+    "invoice": "invoices", "billing": "invoices", "billing info": "invoices",
+    "return": "returns",
+    "accounts": "account", "account info": "account",
+    "plan": "plan_changes", "plans": "plan_changes", "plan change": "plan_changes", "upgrades": "plan_changes",
+}
+"""Words for follow-up types (lower case, '-' and '_' read as spaces, a trailing 'only' or 'questions' ignored)."""
+
+_KEYWORDS = (
+    ("approve", r"approved?"),
+    ("deny", r"deny|denied|reject(?:ed)?"),
+    ("answer", r"answer(?=\s*:)"),
+    ("need_info", r"need(?:s)?\s+(?:more\s+)?info(?:rmation)?"),
+    ("take_over", r"take\s*over|taking\s+over"),
+    ("hand_back", r"hand(?:ing)?\s*back"),
+)
+_KEYWORD = re.compile(
+    r"^\s*(?:" + "|".join(f"(?P<{name}>{pattern})" for name, pattern in _KEYWORDS) + r")"
+    r"(?:\s*[:,.!\-–—]+\s*|\s+|$)",
+    re.IGNORECASE,
+)
+_NOTE_LINE = re.compile(r"^\s*(?://|(?:internal(?:\s+note)?|note)\s*:)\s*", re.IGNORECASE)
+_INLINE_NOTE = re.compile(r"(?:^|\s)//\s*")
+_FOLLOWUP_LINE = re.compile(r"^\s*(?:allowed|allow|follow[\s-]?ups?)\s*:\s*(?P<spec>.*)$", re.IGNORECASE)
+_QUOTE = re.compile(r"^\s*>")
+_HISTORY = re.compile(r"^\s*(?:On\b.*\bwrote:\s*|-{2,}\s*Original Message\s*-{2,}\s*|-- ?)$", re.IGNORECASE)
+_SPLIT = re.compile(r"\s*(?:[,;/&+]|\band\b)\s*", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class Guidance:
+    """What the expert decided, what the customer may read, and what stays internal."""
+
+    decision: str
+    customer_text: str = ""
+    internal_notes: Tuple[str, ...] = ()
+    amounts: Tuple[Dict[str, Any], ...] = ()
+    """Money in the customer text: ``{"amount": 250.0, "currency": "EUR"}``."""
+    allowed_followups: Tuple[str, ...] = ()
+    explicit: bool = True
+    """False when free text without a keyword fell back to the default decision."""
+
+
+def normalize_followups(words: Sequence[str]) -> Tuple[str, ...]:
+    """Follow-up types for ``words`` (keys or aliases, each may list several); `ReplyError` names unknown ones."""
+    found: List[str] = []
+    unknown: List[str] = []
+    for word in words:
+        for token in _SPLIT.split(str(word)):
+            key = _followup(token)
+            if key:
+                found.append(key)
+            elif token.strip():
+                unknown.append(token.strip())
+    if unknown:
+        raise ReplyError(f"unknown follow-up types {unknown}; known: {', '.join(FOLLOWUPS)}")
+    return tuple(dict.fromkeys(found))
+
+
+def _followup(token: str) -> Optional[str]:
+    words = re.sub(r"[\s_\-]+", " ", token.strip(" .!").lower()).split()
+    while words and words[-1] in ("only", "questions", "question"):
+        words.pop()
+    phrase = " ".join(words)
+    return phrase if phrase in FOLLOWUPS else FOLLOWUP_ALIASES.get(phrase)
+
+
+def followup_allows(allowed: Sequence[str], intent: str) -> bool:
+    """Whether the AI may handle ``intent`` after a hand-back limited to ``allowed`` (no limit when empty)."""
+    return not allowed or intent in ALWAYS_ALLOWED or intent in allowed_intents(normalize_followups(allowed))
+
+
+def _without_history(text: str) -> List[str]:
+    lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+    kept: List[str] = []
+    for i, line in enumerate(lines):
+        wrapped = f"{line} {lines[i + 1].strip()}" if i + 1 < len(lines) and line.lstrip().startswith("On ") else ""
+        if _HISTORY.match(line) or (wrapped and _HISTORY.match(wrapped)):
+            break
+        if not _QUOTE.match(line):
+            kept.append(line)
+    return kept
+
+
+def parse_guidance(
+    action: Optional[str],
+    text: str = "",
+    *,
+    allowed_followups: Sequence[str] = (),
+    default: str = "message",
+) -> Guidance:
+    """Guidance from a button or API ``action``, or from free text (``action`` None): its leading
+    keyword, dropped from the customer text, else ``default``. `ReplyError` for an unknown action
+    or follow-up type."""
+    for name, value in (("action", action), ("default", default)):
+        if value is not None and value not in DECISIONS:
+            raise ReplyError(f"unknown {name} {value!r}; one of {', '.join(DECISIONS)}")
+    notes: List[str] = []
+    followups: List[str] = list(allowed_followups)
+    body: List[str] = []
+    decision, explicit = action, action is not None
+    first = action is None  # the first line for the customer may start with a keyword
+    for line in _without_history(text or ""):
+        note = _NOTE_LINE.match(line)
+        if note:
+            notes.append(line[note.end():].strip())
+            continue
+        spec = _FOLLOWUP_LINE.match(line)
+        if spec:
+            followups.append(spec.group("spec"))
+            continue
+        inline = _INLINE_NOTE.search(line)
+        if inline:
+            notes.append(line[inline.end():].strip())
+            line = line[:inline.start()]
+        if first and line.strip():
+            first = False
+            keyword = _KEYWORD.match(line)
+            if keyword:
+                decision, explicit = keyword.lastgroup, True
+                line = line[keyword.end():]
+                if decision == "hand_back" and line.strip():
+                    try:
+                        followups += normalize_followups([line])
+                        continue
+                    except ReplyError:  # not a list of follow-ups: words for the customer
+                        pass
+        body.append(line.rstrip())
+    customer_text = re.sub(r"\n{3,}", "\n\n", "\n".join(body)).strip()
+    return Guidance(
+        decision=decision or default,
+        customer_text=customer_text,
+        internal_notes=tuple(n for n in notes if n),
+        amounts=tuple({"amount": float(m.amount), "currency": m.currency} for _, _, m in find_money(customer_text)),
+        allowed_followups=normalize_followups(followups),
+        explicit=explicit,
+    )
+
+
+@dataclass(frozen=True)
+class ExpertReply:
+    """One reply as it arrived: who, from where, what; ``raw`` keeps the channel's ids for answering there
+    (Slack ``channel``/``message_ts``/``thread_ts``/``response_url``, Telegram ``chat_id``/``message_id``)."""
+
+    consultation_id: str
+    actor: str
+    """The person id of experts.yml."""
+    source: str
+    action: str
+    text: str = ""
+    allowed_followups: Tuple[str, ...] = ()
+    free_text: bool = False
+    """True when ``action`` was read from ``text``: its leading keyword, else ``message``."""
+    dedupe_key: Optional[str] = None
+    raw: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.source not in SOURCES:
+            raise ValueError(f"source must be one of {', '.join(SOURCES)}, not {self.source!r}")
+        if self.action not in DECISIONS:
+            raise ValueError(f"unknown action {self.action!r}; one of {', '.join(DECISIONS)}")
+
+    @classmethod
+    def from_text(cls, consultation_id: str, actor: str, source: str, text: str, **fields: Any) -> "ExpertReply":
+        """A free-text reply: its action from a leading keyword, else ``message``. `ReplyError` for bad follow-ups."""
+        guidance = parse_guidance(None, text)
+        return cls(consultation_id, actor, source, guidance.decision, text, free_text=True, **fields)
+
+    def guidance(self, mode: str) -> Guidance:
+        """The guidance while the consultation is in ``mode`` (``consult`` | ``handoff``)."""
+        return parse_guidance(None if self.free_text else self.action, self.text,
+                              allowed_followups=self.allowed_followups, default=FREE_TEXT_DECISION[mode])
+
+    def to_reply(self, mode: str) -> Reply:
+        """The `Reply` that `backline.consult.replies.record_reply` records (quoted history dropped)."""
+        g = self.guidance(mode)
+        kept = "\n".join(_without_history(self.text)).strip()
+        return Reply(action=g.decision, text=kept, customer_text=g.customer_text, internal_notes=g.internal_notes,
+                     allowed_followups=g.allowed_followups, amounts=g.amounts)
+
+
+def person_for(directory: ExpertDirectory, channel: str, address: Any) -> Optional[Person]:
+    """The person whose ``channel`` (``slack`` user id, ``telegram`` chat id...) is ``address``, if any."""
+    wanted = str(address)
+    for person in directory.people.values():
+        found = person.channel(channel)
+        if found is not None and found.address == wanted:
+            return person
+    return None

@@ -1,0 +1,153 @@
+"""Telegram → hub: webhook updates from the experts' bot (setWebhook with ``secret_token``).
+
+`TelegramInbound.handle` takes the raw body and headers and returns a `TelegramResult`: what
+the webhook answers at once and the `ExpertReply` to hand off. Telegram runs a Bot API method
+named in a webhook's JSON answer, so ``body`` carries the ``answerCallbackQuery`` that every
+button press needs (or a ``sendMessage`` telling the sender why nothing was recorded): the
+handler returns it as is and calls nothing itself.
+
+A request without the configured ``X-Telegram-Bot-Api-Secret-Token`` is refused; an update is
+processed once (``update_id``). The sender is the person of experts.yml whose ``chat_id`` is
+the sender's user id (in a private chat, the chat id). A message answers the consultation whose
+message it replies to, else the sender's only open consultation.
+"""
+from __future__ import annotations
+
+import hmac
+import json
+from dataclasses import dataclass
+from typing import Any, Callable, Dict, Mapping, Optional, Sequence
+
+from backline.consult.replies import ReplyError
+from backline.experts.base import ACTION_LABELS
+from backline.experts.telegram import parse_callback_data
+from backline.hub.dedupe import DedupeStore
+from backline.hub.guidance import ExpertReply, person_for
+from backline.routing.experts import ExpertDirectory
+
+SECRET_HEADER = "x-telegram-bot-api-secret-token"
+ANSWER_PROMPT = "Reply to this message with your answer for the customer. Lines starting with // stay internal."
+
+
+@dataclass(frozen=True)
+class TelegramResult:
+    """Answer ``status`` with ``body`` (JSON; ``{}`` when None) now; then hand off ``reply``.
+    ``reason`` says why nothing was handed off (for the log)."""
+
+    status: int
+    body: Optional[Dict[str, Any]] = None
+    reply: Optional[ExpertReply] = None
+    reason: str = ""
+
+
+def answer_callback(callback_query_id: str, text: str, alert: bool = False) -> Dict[str, Any]:
+    """A webhook answer that calls answerCallbackQuery (stops the button's spinner, shows ``text``)."""
+    return {"method": "answerCallbackQuery", "callback_query_id": callback_query_id, "text": text[:200],
+            "show_alert": alert}
+
+
+def send_message(chat_id: Any, text: str, reply_to: Optional[int] = None) -> Dict[str, Any]:
+    """A webhook answer that calls sendMessage, as a reply to message ``reply_to`` when given."""
+    call: Dict[str, Any] = {"method": "sendMessage", "chat_id": chat_id, "text": text}
+    if reply_to is not None:
+        call["reply_parameters"] = {"message_id": reply_to, "allow_sending_without_reply": True}
+    return call
+
+
+class TelegramInbound:
+    """``message_lookup(chat_id, message_id)``: the consultation our message with that id in that chat
+    was about, or None; ``open_consultations(person_id)``: the ids of the person's open consultations."""
+
+    def __init__(
+        self,
+        secret_token: str,
+        directory: ExpertDirectory,
+        dedupe: DedupeStore,
+        message_lookup: Callable[[str, str], Optional[str]],
+        open_consultations: Callable[[str], Sequence[str]],
+    ) -> None:
+        if not secret_token:
+            raise ValueError("Telegram inbound needs the webhook's secret_token (setWebhook secret_token)")
+        self.secret_token = secret_token
+        self.directory = directory
+        self.dedupe = dedupe
+        self.message_lookup = message_lookup
+        self.open_consultations = open_consultations
+
+    def handle(self, body: bytes, headers: Mapping[str, str]) -> TelegramResult:
+        lowered = {str(k).lower(): v for k, v in headers.items()}
+        given = str(lowered.get(SECRET_HEADER) or "")
+        if not hmac.compare_digest(given.encode(), self.secret_token.encode()):
+            return TelegramResult(401, {"error": "missing or wrong secret token"}, reason="bad_secret")
+        try:
+            update = json.loads(body)
+            update_id = int(update["update_id"])
+        except (ValueError, TypeError, KeyError):
+            return TelegramResult(400, {"error": "expected a JSON Update with an update_id"}, reason="bad_payload")
+        key = f"telegram:update:{update_id}"
+        if self.dedupe.seen_before(key):
+            return TelegramResult(200, reason="duplicate")
+        if isinstance(update.get("callback_query"), dict):
+            return self._callback(update["callback_query"], key)
+        if isinstance(update.get("message"), dict):
+            return self._message(update["message"], key)
+        return TelegramResult(200, reason="ignored: not a message or button")
+
+    def _callback(self, query: Mapping[str, Any], key: str) -> TelegramResult:
+        query_id = str(query.get("id"))
+        user_id = (query.get("from") or {}).get("id")
+        person = person_for(self.directory, "telegram", user_id)
+        if person is None:
+            return TelegramResult(200, answer_callback(query_id, _unknown(user_id), alert=True), reason="unknown_user")
+        try:
+            action, consultation_id = parse_callback_data(query.get("data") or "")
+        except ValueError:
+            return TelegramResult(200, answer_callback(query_id, "This button is not Backline's."),
+                                  reason="ignored: not our button")
+        if action == "answer":
+            return TelegramResult(200, answer_callback(query_id, ANSWER_PROMPT, alert=True), reason="answer_prompt")
+        message = query.get("message") or {}
+        raw = {
+            "user_id": user_id,
+            "chat_id": (message.get("chat") or {}).get("id"),
+            "message_id": message.get("message_id"),
+            "callback_query_id": query_id,
+        }
+        reply = ExpertReply(consultation_id, person.id, "telegram", action, dedupe_key=key, raw=raw)
+        return TelegramResult(200, answer_callback(query_id, f"{ACTION_LABELS[action]}: received"), reply=reply)
+
+    def _message(self, message: Mapping[str, Any], key: str) -> TelegramResult:
+        sender = message.get("from") or {}
+        chat_id = (message.get("chat") or {}).get("id")
+        text = message.get("text")
+        if sender.get("is_bot") or not isinstance(text, str):
+            return TelegramResult(200, reason="ignored: not a person's text message")
+        person = person_for(self.directory, "telegram", sender.get("id"))
+        if person is None:
+            return TelegramResult(200, send_message(chat_id, _unknown(sender.get("id"))), reason="unknown_user")
+        if text.startswith("/"):
+            return TelegramResult(200, send_message(chat_id, f"Hello {person.name}: reply to a consultation's "
+                                                             "message to answer it."), reason="command")
+        replied = (message.get("reply_to_message") or {}).get("message_id")
+        consultation_id = self.message_lookup(str(chat_id), str(replied)) if replied is not None else None
+        if consultation_id is None:
+            open_ids = list(self.open_consultations(person.id))
+            if len(open_ids) != 1:
+                problem = (f"You have {len(open_ids)} open consultations: reply to the message of the one you mean."
+                           if open_ids else "You have no open consultation to answer.")
+                return TelegramResult(200, send_message(chat_id, f"Not recorded. {problem}", message.get("message_id")),
+                                      reason="no_consultation")
+            consultation_id = open_ids[0]
+        raw = {"user_id": sender.get("id"), "chat_id": chat_id, "message_id": message.get("message_id"),
+               "reply_to_message_id": replied}
+        try:
+            reply = ExpertReply.from_text(consultation_id, person.id, "telegram", text, dedupe_key=key, raw=raw)
+        except ReplyError as error:
+            return TelegramResult(200, send_message(chat_id, f"Not recorded: {error}", message.get("message_id")),
+                                  reason="invalid_reply")
+        return TelegramResult(200, reply=reply)
+
+
+def _unknown(user_id: Any) -> str:
+    return (f"Not recorded: your Telegram id ({user_id}) is not an expert's chat_id in Backline's experts.yml. "
+            "Ask your Backline admin to add it.")

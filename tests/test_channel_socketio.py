@@ -1,0 +1,156 @@
+"""The socket.io customer channel: real Sanic servers on loopback, a python-socketio client, a real Redis."""
+from __future__ import annotations
+
+import asyncio
+import uuid
+from typing import Any, Awaitable, Callable, Dict, Iterator, List, Optional
+
+import pytest
+import socketio
+from rasa.core.channels.channel import UserMessage
+from sanic import Sanic
+
+from backline.rasa.channels.socketio import ENV_REDIS_URL, SocketIOInput
+from tests.channel_servers import LiveApp, redis_server
+
+WAIT = 5.0
+
+
+@pytest.fixture(scope="module")
+def redis_url() -> Iterator[str]:
+    with redis_server() as url:
+        yield url
+
+
+class Instance:
+    """One Rasa-like server: a SocketIOInput in a Sanic app; user messages are recorded and echoed."""
+
+    def __init__(self, channel: SocketIOInput) -> None:
+        self.channel = channel
+        self.received: List[UserMessage] = []
+
+        async def on_new_message(message: UserMessage) -> None:
+            self.received.append(message)
+            await message.output_channel.send_text_message(message.sender_id, f"echo: {message.text}")
+
+        app = Sanic(f"socketio-{uuid.uuid4().hex[:8]}", configure_logging=False)
+        app.blueprint(channel.blueprint(on_new_message), url_prefix="/webhooks/socketio")
+        self.live = LiveApp(app).start()
+
+    async def push(self, session_id: str, text: str, output: Optional[Any] = None) -> None:
+        """Sends `text` to the session through this instance's output channel, on its own loop."""
+        out = output or self.channel.get_output_channel()
+        sent = asyncio.run_coroutine_threadsafe(out.send_text_message(session_id, text), self.live.loop)
+        await asyncio.wrap_future(sent)
+
+
+@pytest.fixture
+def instances() -> Iterator[Callable[..., Instance]]:
+    started: List[Instance] = []
+
+    def start(**options: Any) -> Instance:
+        instance = Instance(SocketIOInput(session_persistence=True, **options))
+        started.append(instance)
+        return instance
+
+    yield start
+    for instance in started:
+        instance.live.stop()
+
+
+def converse(
+    server: Instance, then: Callable[[socketio.AsyncClient, str], Awaitable[None]], expected: int,
+    session_id: Optional[str] = None, wait: float = WAIT,
+) -> List[Dict[str, Any]]:
+    """Connects a client to `server`, opens a session, runs `then(client, session_id)` and returns the
+    bot messages received (once `expected` arrived, or after `wait` seconds)."""
+
+    async def run() -> List[Dict[str, Any]]:
+        client = socketio.AsyncClient()
+        confirmed: asyncio.Future = asyncio.get_running_loop().create_future()
+        messages: List[Dict[str, Any]] = []
+        enough = asyncio.Event()
+
+        @client.on("session_confirm")
+        async def session_confirm(session_id: str) -> None:
+            confirmed.set_result(session_id)
+
+        @client.on("bot_uttered")
+        async def bot_uttered(message: Dict[str, Any]) -> None:
+            messages.append(message)
+            if len(messages) >= expected:
+                enough.set()
+
+        # long-polling: python-engineio 4.15's websocket client needs aiohttp >= 3.10 (Rasa pins 3.9)
+        await client.connect(server.live.url, transports=["polling"], wait_timeout=WAIT)
+        try:
+            await client.emit("session_request", {"session_id": session_id})
+            await then(client, await asyncio.wait_for(confirmed, WAIT))
+            try:
+                await asyncio.wait_for(enough.wait(), wait)
+            except asyncio.TimeoutError:
+                pass
+            return messages
+        finally:
+            await client.eio.disconnect(abort=True)  # without waiting out the pending long-poll
+
+    return asyncio.run(run())
+
+
+def test_a_user_message_is_answered_in_its_session_room(instances: Callable[..., Instance]) -> None:
+    server = instances()
+
+    async def ask(client: socketio.AsyncClient, session_id: str) -> None:
+        await client.emit("user_uttered", {"message": "where is my order?", "session_id": session_id})
+
+    replies = converse(server, ask, expected=1, session_id="conversation-42")
+
+    assert replies == [{"text": "echo: where is my order?"}]
+    [message] = server.received
+    assert (message.sender_id, message.input_channel) == ("conversation-42", "socketio")
+
+
+def test_an_emit_on_one_instance_reaches_a_client_on_another_through_redis(
+    instances: Callable[..., Instance], redis_url: str
+) -> None:
+    a, b = instances(redis_url=redis_url), instances(redis_url=redis_url)
+
+    async def ask_then_push_from_b(client: socketio.AsyncClient, session_id: str) -> None:
+        await client.emit("user_uttered", {"message": "refund?", "session_id": session_id})
+        await b.push(session_id, "An expert replied: approved.")
+
+    # waits for a third message that must not come: each message arrives once
+    replies = converse(a, ask_then_push_from_b, expected=3, wait=2)
+
+    assert sorted(r["text"] for r in replies) == ["An expert replied: approved.", "echo: refund?"]
+
+
+def test_without_redis_an_emit_on_another_instance_is_lost(instances: Callable[..., Instance]) -> None:
+    a, b = instances(), instances()
+
+    replies = converse(a, lambda _, session_id: b.push(session_id, "lost"), expected=1, wait=2)
+
+    assert replies == []
+
+
+def test_an_instance_without_a_socketio_server_still_gets_an_output_channel(
+    instances: Callable[..., Instance], redis_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    a = instances(redis_url=redis_url)
+    monkeypatch.setenv(ENV_REDIS_URL, redis_url)
+    elsewhere = SocketIOInput.from_credentials({"session_persistence": True})
+    output = elsewhere.get_output_channel()
+    assert output is not None
+
+    replies = converse(a, lambda _, session_id: a.push(session_id, "from elsewhere", output=output), expected=1)
+
+    assert replies == [{"text": "from elsewhere"}]
+
+
+def test_without_redis_it_is_rasas_channel(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(ENV_REDIS_URL, raising=False)
+    channel = SocketIOInput.from_credentials({"session_persistence": True, "bot_message_evt": "bot_says"})
+
+    assert (channel.redis_url, channel.bot_message_evt, channel.session_persistence) == (None, "bot_says", True)
+    with pytest.warns(UserWarning, match="cannot be recreated"):
+        assert channel.get_output_channel() is None

@@ -76,6 +76,10 @@ def test_take_over_relay_and_hand_back_with_limits(stack: Stack) -> None:
     assert "has joined the conversation" in texts(joined.json()["customer_messages"])
     assert slots(stack, "loop-human")["handoff_mode"] == "human"
 
+    restarted = requests.post(f"{stack.rasa_url}/conversations/loop-human/execute", params={"token": stack.rasa_token},
+                              json={"name": "action_session_start"}, timeout=60)  # as when the session expires
+    assert restarted.status_code == 200, restarted.text
+    assert slots(stack, "loop-human")["handoff_mode"] == "human"
     assert say(stack, "loop-human", "it is about my invoice INV-2025-0107") == []  # the AI stays silent
     detail = hub(stack, "GET", f"/api/consultations/{case['id']}").json()
     relayed = [m for m in detail["messages"] if m["direction"] == "from_customer"]

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import logging
-from collections import OrderedDict
 from typing import Any, Awaitable, Callable, Dict, Optional, Text
 
 from rasa.core.channels import slack as rasa_slack
@@ -24,6 +23,8 @@ from rasa.core.channels.channel import InputChannel, OutputChannel, UserMessage
 from sanic import response
 from sanic.request import Request
 from slack_sdk.web.async_client import AsyncWebClient
+
+from backline.rasa.channels import RecentDeliveries
 
 logger = logging.getLogger(__name__)
 
@@ -60,19 +61,12 @@ class SlackInput(rasa_slack.SlackInput):
     def __init__(self, *args: Any, api_url: Optional[Text] = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.api_url = api_url
-        self._seen: "OrderedDict[str, None]" = OrderedDict()
+        self._seen = RecentDeliveries(REMEMBERED_DELIVERIES)
 
     def _first_delivery(self, request: Request) -> bool:
         """False when this event (or click) was already handed to Rasa."""
         key = _delivery_key(request)
-        if key is None:
-            return True
-        if key in self._seen:
-            return False
-        self._seen[key] = None
-        while len(self._seen) > REMEMBERED_DELIVERIES:
-            self._seen.popitem(last=False)
-        return True
+        return key is None or self._seen.first(key)
 
     async def process_message(self, request: Request, on_new_message: Callable[[UserMessage], Awaitable[Any]],
                               text: Text, sender_id: Optional[Text], metadata: Optional[Dict]) -> Any:

@@ -22,7 +22,6 @@ import asyncio
 import hmac
 import json
 import logging
-from collections import OrderedDict
 from typing import Any, Awaitable, Callable, Dict, List, Optional, Text, Tuple
 
 import aiohttp
@@ -31,6 +30,8 @@ from rasa.shared.exceptions import RasaException
 from sanic import Blueprint, response
 from sanic.request import Request
 from sanic.response import HTTPResponse
+
+from backline.rasa.channels import RecentDeliveries
 
 logger = logging.getLogger(__name__)
 
@@ -126,7 +127,7 @@ class TelegramInput(InputChannel):
         self.webhook_url = webhook_url
         self.secret_token = secret_token
         self.api_url = api_url
-        self._seen: "OrderedDict[int, None]" = OrderedDict()
+        self._seen = RecentDeliveries(REMEMBERED_UPDATES)
 
     def get_output_channel(self) -> TelegramOutput:
         return TelegramOutput(self.access_token, self.api_url)
@@ -143,12 +144,7 @@ class TelegramInput(InputChannel):
 
     def is_first_delivery(self, update_id: int) -> bool:
         """False when this update was seen before; remembers it."""
-        if update_id in self._seen:
-            return False
-        self._seen[update_id] = None
-        if len(self._seen) > REMEMBERED_UPDATES:
-            self._seen.popitem(last=False)
-        return True
+        return self._seen.first(update_id)
 
     def _authentic(self, request: Request) -> bool:
         if not self.secret_token:

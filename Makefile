@@ -18,7 +18,7 @@ export BACKLINE_TRACKER_DB ?= $(CURDIR)/var/tracker.db
 export BACKLINE_ACTION_ENDPOINT ?= http://localhost:5055/webhook
 
 .PHONY: help run shell test setup install system-packages build seed validate train test-unit test-stories \
-	export-matrix lock clean
+	export-matrix lock clean screenshots
 
 help: ## List every target
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-15s %s\n", $$1, $$2}'
@@ -35,7 +35,7 @@ setup: install build seed ## Create the venv, build the spaCy pipeline, seed the
 
 install: $(VENV)/.installed ## Create .venv and install the pinned dependencies
 
-system-packages: ## Install the Debian packages the tests need (PostgreSQL 15), when missing
+system-packages: ## Install the Debian packages the tests need (PostgreSQL 15, Redis, Chromium), when missing
 	bash scripts/install-system-packages.sh
 
 $(VENV)/.installed: requirements.lock
@@ -65,6 +65,9 @@ test-unit: setup ## Run the pytest suites
 
 test-stories: train ## Run the rasa test stories (fails on any prediction error)
 	$(RASA) test core --model $(MODEL) --stories tests/stories --fail-on-prediction-errors --out results/core
+
+screenshots: system-packages setup train ## Retake the README's screenshots (docs/screenshots/) in the browser tests
+	BACKLINE_SCREENSHOTS=docs/screenshots $(PY) -m pytest tests/test_browser.py -q
 
 export-matrix: install ## Export the routing model (Markdown, CSV, JSON) to docs/routing/
 	$(PY) -m backline export-matrix --out docs/routing

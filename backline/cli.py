@@ -13,6 +13,7 @@ COMMANDS = {
     "run": ("backline.launcher", "run the Rasa server, the action server and the hub"),
     "hub": ("backline.hub.app", "run the hub alone (expert webhooks, operator API, SLA timer)"),
     "migrate-consultations": ("backline.consult.store", "migrate the consultation store: migrate | current"),
+    "hash-password": ("backline.hub.operators", "print a dashboard password hash for experts.yml"),
 }
 
 

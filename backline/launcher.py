@@ -100,6 +100,8 @@ Backline is running (Ctrl-C stops everything).
   Rasa server   http://localhost:{port}   (HTTP API with token; customer channels: {channels})
   Action server http://localhost:{env['BACKLINE_ACTIONS_PORT']}
   Hub           http://localhost:{env['BACKLINE_HUB_PORT']}   (operator API: Authorization: Bearer $(cat var/operator_token))
+  Dashboard     http://localhost:{env['BACKLINE_HUB_PORT']}/dashboard   (experts.yml operators, e.g. mara / kestrel-demo)
+  Web chat      http://localhost:{env['BACKLINE_HUB_PORT']}/chat   (the customer side)
 
 Talk to the assistant over REST:
   curl -s localhost:{port}/webhooks/rest/webhook \\

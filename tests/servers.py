@@ -110,6 +110,7 @@ def assistant_env(tmp: Path, business_url: str, **extra: str) -> Tuple[Stack, Di
         "BACKLINE_CONSULT_DB_URL": stack.consult_url,
         "BACKLINE_RASA_TOKEN": stack.rasa_token,
         "BACKLINE_OPERATOR_TOKEN": stack.operator_token,
+        "BACKLINE_DASHBOARD_SECRET": "test-dashboard-secret",
         "BACKLINE_SLACK_BOT_TOKEN": "", "BACKLINE_TELEGRAM_BOT_TOKEN": "", "BACKLINE_SMTP_HOST": "",
         "BACKLINE_SLACK_SIGNING_SECRET": "", "BACKLINE_TELEGRAM_WEBHOOK_SECRET": "",
         "BACKLINE_CUSTOMER_TELEGRAM_TOKEN": "", "BACKLINE_CUSTOMER_SLACK_TOKEN": "",

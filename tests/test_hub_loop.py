@@ -46,6 +46,8 @@ def test_the_api_needs_the_operator_token(stack: Stack) -> None:
     assert hub(stack, "GET", "/api/consultations", token="forged").status_code == 401
     assert hub(stack, "GET", "/api/metrics").status_code == 200
     assert requests.get(f"{stack.hub_url}/health", timeout=10).json() == {"status": "ok"}
+    home = requests.get(stack.hub_url, timeout=10, allow_redirects=False)
+    assert (home.status_code, home.headers["Location"]) == (302, "/dashboard")
 
 
 def test_an_expert_answer_reaches_the_customer_in_the_assistants_voice(stack: Stack) -> None:

@@ -1,5 +1,6 @@
 """The hub (`python -m backline hub`): the expert-facing web app.
 
+- the operator dashboard (/dashboard, sign-in per operator) and the customer web chat (/chat);
 - JSON API for operators (``Authorization: Bearer <operator token>``): consultations, replies, metrics;
 - Slack (``/slack/interactivity``, ``/slack/events``; signing secret) and Telegram (``/telegram/webhook``;
   secret token) webhooks: button clicks and replies from the experts' channels, answered at once,
@@ -18,24 +19,27 @@ import hmac
 import logging
 import os
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
 
 import requests
 
 from sanic import Sanic
 from sanic.request import Request
-from sanic.response import HTTPResponse, json
+from sanic.response import HTTPResponse, json, redirect
 
 from backline.consult.replies import SLA_DELAY, Reply, ReplyError, record_reply
 from backline.consult.service import ConsultationService
 from backline.consult.store import PROJECT_ROOT, ConsultationClosed, ConsultationNotFound, STATUSES
 from backline.experts.base import ChannelError
+from backline.hub.dashboard import dashboard_blueprint
 from backline.hub.dedupe import SqlDedupe
 from backline.hub.guidance import ExpertReply
+from backline.hub.operators import dashboard_secret
 from backline.hub.rasa_client import RasaClient, RasaError
 from backline.hub.slack_inbound import Ephemeral, SlackInbound
 from backline.hub.telegram_inbound import TelegramInbound, send_message
+from backline.hub.webchat import ENV_SOCKET_URL, webchat_blueprint
 
 logger = logging.getLogger(__name__)
 
@@ -63,6 +67,8 @@ class HubConfig:
     rasa_url: str
     rasa_token: str
     sla_interval: float = 30.0
+    dashboard_secret: bytes = field(default_factory=lambda: secrets.token_bytes(32), repr=False)
+    chat_socket_url: Optional[str] = None
     slack_signing_secret: str = ""
     telegram_webhook_secret: str = ""
 
@@ -76,6 +82,8 @@ class HubConfig:
             rasa_url=env.get("BACKLINE_RASA_URL") or f"http://localhost:{env.get('BACKLINE_RASA_PORT', '5005')}",
             rasa_token=api_token(env),
             sla_interval=float(env.get("BACKLINE_SLA_INTERVAL") or 30),
+            dashboard_secret=dashboard_secret(env),
+            chat_socket_url=env.get(ENV_SOCKET_URL) or None,
             slack_signing_secret=env.get(ENV_SLACK_SIGNING_SECRET, ""),
             telegram_webhook_secret=env.get(ENV_TELEGRAM_WEBHOOK_SECRET, ""),
         )
@@ -102,6 +110,10 @@ def create_app(service: ConsultationService, config: HubConfig, rasa: RasaClient
         if request.path.startswith("/api/") and not _authorized(request, config.operator_token):
             return _error(401, "operator token required: Authorization: Bearer <token>")
         return None
+
+    @app.get("/")
+    async def home(_: Request) -> HTTPResponse:
+        return redirect("/dashboard")
 
     @app.get("/health")
     async def health(_: Request) -> HTTPResponse:
@@ -270,6 +282,8 @@ def create_app(service: ConsultationService, config: HubConfig, rasa: RasaClient
         if config.sla_interval > 0:
             app.add_task(sla_timer())
 
+    app.blueprint(dashboard_blueprint(service, apply, config.dashboard_secret))
+    app.blueprint(webchat_blueprint(service, config.rasa_url, config.chat_socket_url))
     app.ctx.apply = apply
     app.ctx.resume = resume
     app.ctx.sla_tick = sla_tick

@@ -17,6 +17,7 @@ _QUEUE = r"^[a-z][a-z0-9_]*$"
 _SPAN = r"^(([01][0-9]|2[0-3]):[0-5][0-9])-((([01][0-9]|2[0-3]):[0-5][0-9])|24:00)$"
 _EMAIL = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
 _SLACK_ID = r"^[UW][A-Z0-9]{6,}$"
+_PASSWORD_HASH = r"^scrypt\$[0-9]+\$[0-9]+\$[0-9]+\$[A-Za-z0-9_=-]+\$[A-Za-z0-9_=-]+$"
 _DAY_HOURS = {
     "description": "'HH:MM-HH:MM', a list of such ranges, or 'closed'",
     "anyOf": [
@@ -120,11 +121,16 @@ SCHEMA: Dict[str, Any] = {
                                 "chat_id": {"type": "integer"},
                                 "address": {"type": "string"},
                                 "username": {"type": "string"},
+                                "password_hash": {"type": "string", "pattern": _PASSWORD_HASH},
                             },
                             "allOf": [
                                 _channel_rule("slack", {"user_id": {"type": "string", "pattern": _SLACK_ID}}),
                                 _channel_rule("telegram", {"chat_id": {"type": "integer"}}),
                                 _channel_rule("email", {"address": {"type": "string", "pattern": _EMAIL}}),
+                                {
+                                    "if": {"properties": {"type": {"not": {"const": "dashboard"}}}},
+                                    "then": {"not": {"required": ["password_hash"]}},
+                                },
                             ],
                         },
                     },
@@ -152,10 +158,12 @@ Hours = Mapping[str, Tuple[TimeRange, ...]]
 
 @dataclass(frozen=True)
 class Channel:
-    """How to reach a person: ``address`` is the Slack user id, Telegram chat id, e-mail or dashboard user."""
+    """How to reach a person: ``address`` is the Slack user id, Telegram chat id, e-mail or dashboard user.
+    ``password_hash``: the dashboard sign-in (`backline.hub.operators`), dashboard channels only."""
 
     type: str
     address: str
+    password_hash: Optional[str] = field(default=None, repr=False, compare=False)
 
 
 @dataclass(frozen=True)
@@ -293,7 +301,7 @@ def _channel(data: Mapping[str, Any], person_id: str) -> Channel:
         "email": data.get("address"),
         "dashboard": data.get("username", person_id),
     }[kind]
-    return Channel(kind, str(address))
+    return Channel(kind, str(address), data.get("password_hash"))
 
 
 def _build(source: YamlSource) -> ExpertDirectory:

@@ -1,0 +1,206 @@
+"""The operator dashboard: sign-in, the priority queue, a consultation's page, live updates.
+
+Pages (``/dashboard``, ``/dashboard/consultations/<id>``) and their JSON (``/dashboard/api/...``)
+need a signed-in operator (`backline.hub.operators`): pages redirect to ``/dashboard/login``,
+JSON answers 401. ``/dashboard/events`` is a Server-Sent Events stream that says ``change``
+whenever the consultation store changed (checked at most once a second for all listeners);
+the page then fetches what it shows again. Replies go through the hub's ``apply`` (``//`` lines
+stay internal; record the reply, resume the customer's conversation), as the JSON API's and the
+Slack and Telegram replies do, with the signed-in operator as the actor.
+"""
+from __future__ import annotations
+
+import asyncio
+import functools
+import html
+import time
+import urllib.parse
+from pathlib import Path
+from typing import Any, Awaitable, Callable, Dict, Mapping, Optional, Tuple
+
+from sanic import Blueprint
+from sanic.request import Request
+from sanic.response import HTTPResponse, file, html as html_response, json, redirect
+
+from backline.consult import board
+from backline.consult.replies import FOLLOWUP_LABELS
+from backline.consult.service import ConsultationService
+from backline.consult.store import utcnow
+from backline.hub.guidance import ExpertReply
+from backline.hub.operators import SESSION_SECONDS, Operator, authenticate, operators, read_session, sign_session
+
+STATIC = Path(__file__).resolve().parent / "static"
+COOKIE = "backline_session"
+STREAM_SECONDS = 300
+"""An event stream ends after this long; the browser reconnects at once (``retry``)."""
+HEARTBEAT_SECONDS = 15
+
+Apply = Callable[[ExpertReply], Awaitable[Tuple[int, Dict[str, Any]]]]
+"""The hub's ``app.ctx.apply``: the reply as guidance, recorded and resumed; the HTTP status and body."""
+
+
+class StoreVersion:
+    """The store's version (`board.store_version`), read at most once per ``interval`` seconds
+    however many listeners ask."""
+
+    def __init__(self, read: Callable[[], int], interval: float = 1.0, clock: Callable[[], float] = time.monotonic):
+        self.read, self.interval, self.clock = read, interval, clock
+        self._value: Optional[int] = None
+        self._at = float("-inf")
+        self._lock = asyncio.Lock()
+
+    async def get(self) -> int:
+        async with self._lock:
+            if self.clock() - self._at >= self.interval:
+                self._value = await asyncio.to_thread(self.read)
+                self._at = self.clock()
+        return self._value  # type: ignore[return-value]
+
+
+def _safe_next(target: Optional[str]) -> str:
+    """Where to go after signing in: a dashboard path, never another site."""
+    if target and target.startswith("/dashboard") and not target.startswith("//"):
+        return target
+    return "/dashboard"
+
+
+def _login_page(error: str = "", target: str = "/dashboard", status: int = 200) -> HTTPResponse:
+    page = (STATIC / "dashboard" / "login.html").read_text()
+    page = page.replace("{{error}}", html.escape(error)).replace("{{next}}", html.escape(target, quote=True))
+    return html_response(page, status=status)
+
+
+def dashboard_blueprint(
+    service: ConsultationService, apply: Apply, secret: bytes, *, poll_interval: float = 1.0
+) -> Blueprint:
+    """The dashboard over ``service`` (store, expert directory); ``apply`` applies a reply;
+    ``secret`` signs the session cookies (`backline.hub.operators.dashboard_secret`)."""
+    bp = Blueprint("dashboard")
+    store, directory = service.store, service.directory
+    accounts = operators(directory)
+    by_person = {account.person_id: account for account in accounts.values()}
+    version = StoreVersion(functools.partial(board.store_version, store), poll_interval)
+    stopping = asyncio.Event()
+    bp.static("/dashboard/static", str(STATIC / "dashboard"), name="dashboard_static")
+
+    def operator_of(request: Request) -> Optional[Operator]:
+        return by_person.get(read_session(secret, request.cookies.get(COOKIE), time.time()) or "")
+
+    def signed_in(page: bool) -> Callable:
+        """Handlers get the operator; without a session, pages redirect to sign-in and data is 401."""
+        def decorate(handler: Callable[..., Awaitable[HTTPResponse]]) -> Callable[..., Awaitable[HTTPResponse]]:
+            @functools.wraps(handler)
+            async def checked(request: Request, *args: Any, **kwargs: Any) -> HTTPResponse:
+                operator = operator_of(request)
+                if operator is None:
+                    if page:
+                        return redirect("/dashboard/login?next=" + urllib.parse.quote(request.path))
+                    return json({"error": "sign in at /dashboard/login"}, status=401)
+                return await handler(request, operator, *args, **kwargs)
+            return checked
+        return decorate
+
+    @bp.get("/dashboard/login")
+    async def login_form(request: Request) -> HTTPResponse:
+        return _login_page(target=_safe_next(request.args.get("next")))
+
+    @bp.post("/dashboard/login")
+    async def login(request: Request) -> HTTPResponse:
+        form = request.form or {}
+        target = _safe_next(form.get("next"))
+        account = await asyncio.to_thread(authenticate, accounts, form.get("username") or "",
+                                          form.get("password") or "")
+        if account is None:
+            return _login_page("Wrong username or password.", target, status=401)
+        response = redirect(target, status=303)
+        response.cookies[COOKIE] = sign_session(secret, account.person_id, time.time())
+        cookie = response.cookies[COOKIE]
+        cookie.update({"httponly": True, "samesite": "Lax", "path": "/", "max-age": SESSION_SECONDS})
+        if request.scheme == "https":
+            cookie["secure"] = True
+        return response
+
+    @bp.post("/dashboard/logout")
+    async def logout(_: Request) -> HTTPResponse:
+        response = redirect("/dashboard/login", status=303)
+        del response.cookies[COOKIE]
+        return response
+
+    @bp.get("/dashboard")
+    @signed_in(page=True)
+    async def queue_page(_: Request, __: Operator) -> HTTPResponse:
+        return await file(STATIC / "dashboard" / "dashboard.html")
+
+    @bp.get("/dashboard/consultations/<consultation_id>")
+    @signed_in(page=True)
+    async def case_page(_: Request, __: Operator, consultation_id: str) -> HTTPResponse:
+        return await file(STATIC / "dashboard" / "dashboard.html")
+
+    @bp.get("/dashboard/api/session")
+    @signed_in(page=False)
+    async def session(_: Request, operator: Operator) -> HTTPResponse:
+        return json({
+            "operator": {"id": operator.person_id, "name": operator.name, "title": operator.title},
+            "queues": list(directory.queues),
+            "statuses": list(board.STATUS_FILTERS),
+            "followups": [{"key": key, "label": label} for key, label in FOLLOWUP_LABELS.items()],
+        })
+
+    @bp.get("/dashboard/api/queue")
+    @signed_in(page=False)
+    async def queue(request: Request, _: Operator) -> HTTPResponse:
+        wanted_queue = request.args.get("queue") or None
+        status = request.args.get("status") or "active"
+        if status not in board.STATUS_FILTERS:
+            return json({"error": f"status must be one of {', '.join(board.STATUS_FILTERS)}"}, status=400)
+        cases = board.select_cases(await asyncio.to_thread(store.list, None, None, wanted_queue), status=status)
+        now = utcnow()
+        return json({"now": now.isoformat(), "consultations": [board.queue_row(c, directory, now) for c in cases]})
+
+    @bp.get("/dashboard/api/consultations/<consultation_id>")
+    @signed_in(page=False)
+    async def consultation(_: Request, __: Operator, consultation_id: str) -> HTTPResponse:
+        case = await asyncio.to_thread(store.get, consultation_id)
+        if case is None:
+            return json({"error": f"no consultation {consultation_id}"}, status=404)
+        messages = await asyncio.to_thread(store.messages, consultation_id)
+        now = utcnow()
+        return json({"now": now.isoformat(), "consultation": board.case_view(case, messages, directory, now)})
+
+    @bp.post("/dashboard/api/consultations/<consultation_id>/reply")
+    @signed_in(page=False)
+    async def reply(request: Request, operator: Operator, consultation_id: str) -> HTTPResponse:
+        body: Mapping[str, Any] = request.json if isinstance(request.json, dict) else {}
+        try:
+            answer = ExpertReply(consultation_id, operator.person_id, "dashboard", str(body.get("action") or ""),
+                                 str(body.get("text") or ""), tuple(map(str, body.get("allowed_followups") or ())))
+        except ValueError as error:
+            return json({"error": str(error)}, status=400)
+        status, payload = await apply(answer)
+        return json(payload, status=status)
+
+    @bp.get("/dashboard/events")
+    @signed_in(page=False)
+    async def events(request: Request, _: Operator) -> None:
+        request.stream.keep_alive = False  # the connection closes with the stream (no idle wait at shutdown)
+        response = await request.respond(content_type="text/event-stream",
+                                         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+        await response.send("retry: 1000\n\n")
+        loop = asyncio.get_running_loop()
+        ends, seen, quiet_since = loop.time() + STREAM_SECONDS, None, loop.time()
+        while loop.time() < ends and not stopping.is_set():
+            current = await version.get()
+            if current != seen:
+                await response.send(f"event: change\ndata: {current}\n\n")
+                seen, quiet_since = current, loop.time()
+            elif loop.time() - quiet_since >= HEARTBEAT_SECONDS:
+                await response.send(": still here\n\n")
+                quiet_since = loop.time()
+            await asyncio.sleep(poll_interval)
+        await response.eof()
+
+    @bp.listener("before_server_stop")
+    async def end_streams(*_: Any) -> None:
+        stopping.set()  # open streams end now rather than hold up the shutdown
+
+    return bp

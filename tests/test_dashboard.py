@@ -1,0 +1,342 @@
+"""The operator dashboard and the web chat without Rasa: password hashes, sessions, the queue's order,
+the views, and the hub's pages and JSON served for real (sign-in, redirects, 401, replies, live events)."""
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import io
+import uuid
+from pathlib import Path
+from typing import Any, Dict, Iterator, List, Tuple
+
+import pytest
+import requests
+from sanic import Sanic
+
+from backline.consult import board
+from backline.consult.replies import Reply, record_reply
+from backline.consult.service import ConsultationService
+from backline.consult.store import Consultation, ConsultationStore
+from backline.hub import operators
+from backline.hub.dashboard import COOKIE, StoreVersion, dashboard_blueprint
+from backline.hub.guidance import ExpertReply
+from backline.hub.operators import authenticate, hash_password, read_session, sign_session, verify_password
+from backline.hub.webchat import socket_url, webchat_blueprint
+from backline.routing.experts import ExpertDirectory, load_experts
+from backline.routing.source import ExpertsError
+from tests.channel_servers import LiveApp
+from tests.servers import PROJECT_ROOT
+
+DEMO_PASSWORD = "kestrel-demo"
+SECRET = b"test-dashboard-secret"
+T0 = dt.datetime(2026, 11, 24, 9, 0, tzinfo=dt.timezone.utc)
+
+
+@pytest.fixture(scope="module")
+def directory() -> ExpertDirectory:
+    return load_experts(PROJECT_ROOT / "experts.yml")
+
+
+# --- passwords and sessions -------------------------------------------------------------------
+
+
+def test_a_password_hash_verifies_only_its_password() -> None:
+    stored = hash_password("correct horse")
+    assert stored.startswith("scrypt$16384$8$1$") and "correct horse" not in stored
+    assert verify_password("correct horse", stored)
+    assert not verify_password("correct hors", stored)
+    assert hash_password("correct horse") != stored  # a fresh salt each time
+    with pytest.raises(ValueError):
+        hash_password("")
+
+
+@pytest.mark.parametrize("stored", ["", "plain", "md5$1$2$3$abc$def", "scrypt$3$8$1$AAAA$AAAA", "scrypt$x$8$1$AA$AA"])
+def test_a_malformed_hash_matches_nothing(stored: str) -> None:
+    assert not verify_password("anything", stored)
+
+
+def test_the_demo_operators_sign_in_with_their_dashboard_username(directory: ExpertDirectory) -> None:
+    accounts = operators.operators(directory)
+    assert set(accounts) == {"petra", "mara", "jonas", "anna", "tariq", "lena", "felix", "sofia.costa"}
+    assert authenticate(accounts, "sofia.costa", DEMO_PASSWORD).person_id == "sofia"
+    assert authenticate(accounts, " mara ", DEMO_PASSWORD).name == "Mara Klein"
+    assert authenticate(accounts, "mara", "kestrel-demo2") is None
+    assert authenticate(accounts, "sofia", DEMO_PASSWORD) is None  # her username is sofia.costa
+    assert authenticate(accounts, "mallory", DEMO_PASSWORD) is None
+
+
+def test_a_session_cookie_is_valid_only_signed_with_the_secret_and_unexpired() -> None:
+    value = sign_session(SECRET, "mara", now=1000, seconds=60)
+    assert read_session(SECRET, value, now=1059) == "mara"
+    assert read_session(SECRET, value, now=1060) is None
+    assert read_session(b"another secret", value, now=1000) is None
+    person, expires, mac = value.split(":")
+    assert read_session(SECRET, f"petra:{expires}:{mac}", now=1000) is None
+    assert read_session(SECRET, f"{person}:{int(expires) + 3600}:{mac}", now=1000) is None
+    for broken in (None, "", "mara", "mara:soon:abc"):
+        assert read_session(SECRET, broken, now=1000) is None
+
+
+def test_the_secret_comes_from_the_environment_or_is_generated_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert operators.dashboard_secret({operators.ENV_SECRET: "from-env"}) == b"from-env"
+    monkeypatch.setattr(operators, "SECRET_FILE", tmp_path / "var" / "dashboard_secret")
+    first = operators.dashboard_secret({})
+    assert len(first) >= 32 and operators.dashboard_secret({}) == first
+    assert (tmp_path / "var" / "dashboard_secret").stat().st_mode & 0o777 == 0o600
+
+
+def test_the_cli_prints_a_hash_of_the_password_it_reads(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    monkeypatch.setattr("sys.stdin", io.StringIO("a long passphrase\n"))
+    assert operators.main(["--stdin"]) == 0
+    assert verify_password("a long passphrase", capsys.readouterr().out.strip())
+    monkeypatch.setattr("sys.stdin", io.StringIO("short\n"))
+    assert operators.main(["--stdin"]) == 1
+
+
+@pytest.mark.parametrize("old, new", [
+    ("{type: slack, user_id: U07KESTR02}", '{type: slack, user_id: U07KESTR02, password_hash: "' + hash_password("x" * 8) + '"}'),
+    ("{type: dashboard, password_hash: \"scrypt$", '{type: dashboard, password_hash: "secret123", x: "'),
+])
+def test_experts_yml_refuses_misplaced_or_malformed_password_hashes(tmp_path: Path, old: str, new: str) -> None:
+    text = (PROJECT_ROOT / "experts.yml").read_text()
+    assert old in text
+    (tmp_path / "experts.yml").write_text(text.replace(old, new, 1))
+    with pytest.raises(ExpertsError, match="password_hash"):
+        load_experts(tmp_path / "experts.yml")
+
+
+# --- the queue and the views ------------------------------------------------------------------
+
+
+def _case(**fields: Any) -> Consultation:
+    base: Dict[str, Any] = dict(id=uuid.uuid4().hex[:8], conversation_id="c", mode="consult", status="assigned",
+                                queue="billing", priority="normal", reasons=(), detail=None, brief={}, ai_draft=None,
+                                transcript=(), created_at=T0)
+    return Consultation(**{**base, **fields})
+
+
+def test_the_queue_puts_handoffs_first_then_priority_then_the_oldest() -> None:
+    minutes = lambda m: T0 + dt.timedelta(minutes=m)  # noqa: E731
+    cases = {
+        "consult_urgent": _case(priority="urgent", created_at=minutes(5)),
+        "handoff_low": _case(mode="handoff", priority="low", created_at=minutes(1)),
+        "handoff_high_new": _case(mode="handoff", priority="high", created_at=minutes(9)),
+        "handoff_high_old": _case(mode="handoff", priority="high", created_at=minutes(2)),
+        "consult_normal": _case(created_at=minutes(0)),
+        "closed_handoff": _case(mode="handoff", priority="urgent", status="closed", created_at=minutes(0)),
+    }
+    named = {id(c): name for name, c in cases.items()}
+    order = lambda found: [named[id(c)] for c in found]  # noqa: E731
+    assert order(board.select_cases(cases.values(), status="all")) == [
+        "handoff_high_old", "handoff_high_new", "handoff_low", "consult_urgent", "consult_normal", "closed_handoff"]
+    assert "closed_handoff" not in order(board.select_cases(cases.values()))
+    assert order(board.select_cases(cases.values(), status="closed")) == ["closed_handoff"]
+    assert board.select_cases(cases.values(), queue="legal") == []
+    with pytest.raises(ValueError):
+        board.select_cases(cases.values(), status="pending")
+
+
+def test_the_sla_countdown_runs_until_the_first_reply(directory: ExpertDirectory) -> None:
+    due = T0 + dt.timedelta(minutes=30)
+    assert board.sla_seconds_left(_case(sla_due_at=due), T0 + dt.timedelta(minutes=10)) == 1200
+    assert board.sla_seconds_left(_case(sla_due_at=due), T0 + dt.timedelta(minutes=40)) == -600
+    assert board.sla_seconds_left(_case(sla_due_at=due, first_reply_at=T0), T0) is None
+    row = board.queue_row(_case(sla_due_at=due, assignee="mara"), directory, T0)
+    assert (row["assignee_name"], row["team"], row["sla_seconds_left"]) == ("Mara Klein", "billing", 1800)
+    assert "context" not in row and "transcript" not in row
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[ConsultationStore]:
+    with ConsultationStore(f"sqlite:///{tmp_path / 'consultations.db'}") as opened:
+        yield opened
+
+
+def test_the_customer_sees_checking_then_the_named_person_then_the_ai(
+    store: ConsultationStore, directory: ExpertDirectory
+) -> None:
+    assert board.chat_state(None, [], directory) == {"state": "ai"}
+    case = store.create(conversation_id="web-1", mode="handoff", queue="billing", reasons=["sensitive_topic"])
+    assert board.chat_state(case, store.messages(case.id), directory) == {"state": "checking", "team": "billing"}
+    record_reply(store, case.id, "mara", "dashboard", Reply("take_over"))
+    assert board.chat_state(store.require(case.id), store.messages(case.id), directory) == {
+        "state": "human", "team": "billing", "agent": "Mara Klein"}
+    record_reply(store, case.id, "mara", "dashboard", Reply("hand_back", allowed_followups=("informational",)))
+    assert board.chat_state(store.require(case.id), store.messages(case.id), directory) == {"state": "ai"}
+
+
+def test_the_case_view_follows_the_conversation_with_internal_notes_apart(
+    store: ConsultationStore, directory: ExpertDirectory
+) -> None:
+    case = store.create(conversation_id="web-2", mode="handoff", queue="billing", reasons=["sensitive_topic"],
+                        transcript=[{"role": "customer", "text": "refund of 780 EUR please"}])
+    record_reply(store, case.id, "jonas", "dashboard", Reply("take_over"))
+    store.add_message(case.id, "from_customer", "customer", "socketio", "any news?")
+    record_reply(store, case.id, "jonas", "dashboard",
+                 Reply("message", "On it.\n// checked the ledger", customer_text="On it.",
+                       internal_notes=("checked the ledger",)))
+    view = board.case_view(store.require(case.id), store.messages(case.id), directory, T0)
+    assert (view["human_mode"], view["human_agent"]) == (True, "Jonas Weber")
+    assert [(e["role"], e["text"]) for e in view["timeline"]] == [
+        ("customer", "refund of 780 EUR please"), ("expert", ""), ("customer", "any news?"), ("expert", "On it.")]
+    assert view["timeline"][-1]["notes"] == ["checked the ledger"]
+
+
+def test_the_store_version_grows_with_every_write(store: ConsultationStore) -> None:
+    before = board.store_version(store)
+    case = store.create(conversation_id="web-3", mode="consult", queue="support", reasons=[])
+    created = board.store_version(store)
+    store.add_message(case.id, "from_customer", "customer", "socketio", "hello")
+    assert before < created < board.store_version(store)
+
+
+def test_listeners_share_one_read_of_the_store_per_interval() -> None:
+    reads: List[int] = []
+    now = [0.0]
+    version = StoreVersion(lambda: reads.append(1) or len(reads), interval=1.0, clock=lambda: now[0])
+
+    async def ask(times: int) -> List[int]:
+        return [await version.get() for _ in range(times)]
+
+    assert asyncio.run(ask(5)) == [1] * 5
+    now[0] = 1.0
+    assert asyncio.run(ask(3)) == [2] * 3 and len(reads) == 2
+
+
+@pytest.mark.parametrize("public, host, scheme, expected", [
+    (None, "localhost:5006", "http", "http://localhost:5005"),
+    (None, "support.example:8080", "https", "https://support.example:5005"),
+    (None, "[::1]:5006", "http", "http://[::1]:5005"),
+    ("https://chat.example/", "localhost:5006", "http", "https://chat.example"),
+])
+def test_the_chat_finds_rasa_on_the_hosts_the_browser_used(public: Any, host: str, scheme: str, expected: str) -> None:
+    assert socket_url("http://localhost:5005", public, host, scheme) == expected
+
+
+# --- the pages and their data, served ---------------------------------------------------------
+
+
+class Hub:
+    """The dashboard and web chat blueprints in a Sanic app on loopback; replies are recorded."""
+
+    def __init__(self, store: ConsultationStore, directory: ExpertDirectory) -> None:
+        self.store = store
+        self.replies: List[ExpertReply] = []
+        service = ConsultationService(store, directory, {})
+
+        async def apply(answer: ExpertReply) -> Tuple[int, Dict[str, Any]]:
+            self.replies.append(answer)
+            reply = answer.to_reply(store.require(answer.consultation_id).mode)
+            record_reply(store, answer.consultation_id, answer.actor, answer.source, reply)
+            return 200, {"consultation": store.require(answer.consultation_id).as_dict(), "customer_messages": []}
+
+        app = Sanic(f"dashboard-{uuid.uuid4().hex[:8]}", configure_logging=False)
+        app.blueprint(dashboard_blueprint(service, apply, SECRET, poll_interval=0.1))
+        app.blueprint(webchat_blueprint(service, "http://localhost:5005"))
+        self.live = LiveApp(app).start()
+        self.url = self.live.url
+
+    def signed_in(self, username: str = "mara", password: str = DEMO_PASSWORD) -> requests.Session:
+        session = requests.Session()
+        response = session.post(f"{self.url}/dashboard/login", data={"username": username, "password": password},
+                                allow_redirects=False, timeout=10)
+        assert response.status_code == 303, response.text
+        return session
+
+
+@pytest.fixture
+def hub(store: ConsultationStore, directory: ExpertDirectory) -> Iterator[Hub]:
+    served = Hub(store, directory)
+    yield served
+    served.live.stop()
+
+
+def test_without_a_session_pages_redirect_to_sign_in_and_data_is_refused(hub: Hub) -> None:
+    for path in ("/dashboard", "/dashboard/consultations/c_1"):
+        response = requests.get(f"{hub.url}{path}", allow_redirects=False, timeout=10)
+        assert response.status_code == 302 and response.headers["location"] == f"/dashboard/login?next={path}"
+    for path in ("/dashboard/api/session", "/dashboard/api/queue", "/dashboard/api/consultations/c_1",
+                 "/dashboard/events"):
+        assert requests.get(f"{hub.url}{path}", timeout=10).status_code == 401
+    forged = {COOKIE: sign_session(b"not the secret", "mara", now=T0.timestamp() + 10**9)}
+    assert requests.get(f"{hub.url}/dashboard/api/queue", cookies=forged, timeout=10).status_code == 401
+    reply = requests.post(f"{hub.url}/dashboard/api/consultations/c_1/reply", json={"action": "take_over"}, timeout=10)
+    assert reply.status_code == 401 and hub.replies == []
+
+
+def test_a_wrong_password_is_refused_and_a_right_one_signs_in(hub: Hub) -> None:
+    refused = requests.post(f"{hub.url}/dashboard/login", data={"username": "mara", "password": "guess"},
+                            allow_redirects=False, timeout=10)
+    assert refused.status_code == 401 and "Wrong username or password" in refused.text and COOKIE not in refused.cookies
+    response = requests.post(f"{hub.url}/dashboard/login",
+                             data={"username": "mara", "password": DEMO_PASSWORD, "next": "https://evil.example/"},
+                             allow_redirects=False, timeout=10)
+    assert response.status_code == 303 and response.headers["location"] == "/dashboard"
+    cookie = response.headers["set-cookie"]
+    assert "HttpOnly" in cookie and "SameSite=Lax" in cookie
+    session = requests.Session()
+    session.cookies.update(response.cookies)
+    assert session.get(f"{hub.url}/dashboard/api/session", timeout=10).json()["operator"]["name"] == "Mara Klein"
+    assert "<main id=\"app\">" in session.get(f"{hub.url}/dashboard", timeout=10).text
+    session.post(f"{hub.url}/dashboard/logout", timeout=10)
+    assert session.get(f"{hub.url}/dashboard/api/session", timeout=10).status_code == 401
+
+
+def test_the_queue_and_a_reply_through_the_dashboard(hub: Hub) -> None:
+    consult = hub.store.create(conversation_id="q-1", mode="consult", queue="sales", reasons=["medium_confidence"],
+                               ai_draft="Pro costs 20 EUR a month.")
+    handoff = hub.store.create(conversation_id="q-2", mode="handoff", queue="billing", reasons=["sensitive_topic"])
+    session = hub.signed_in("jonas")
+    rows = session.get(f"{hub.url}/dashboard/api/queue", timeout=10).json()["consultations"]
+    assert [r["id"] for r in rows] == [handoff.id, consult.id]
+    billing = session.get(f"{hub.url}/dashboard/api/queue", params={"queue": "billing"}, timeout=10).json()
+    assert [r["id"] for r in billing["consultations"]] == [handoff.id]
+    assert session.get(f"{hub.url}/dashboard/api/queue", params={"status": "nope"}, timeout=10).status_code == 400
+
+    bad = session.post(f"{hub.url}/dashboard/api/consultations/{handoff.id}/reply",
+                       json={"action": "teleport"}, timeout=10)
+    assert bad.status_code == 400 and "teleport" in bad.json()["error"] and hub.replies == []
+    sent = session.post(f"{hub.url}/dashboard/api/consultations/{consult.id}/reply",
+                        json={"action": "answer", "text": "Pro is 20 EUR.\n// quoted the list price",
+                              "allowed_followups": ["informational"]}, timeout=10)
+    assert sent.status_code == 200, sent.text
+    [answer] = hub.replies
+    assert (answer.consultation_id, answer.actor, answer.source, answer.action, answer.allowed_followups) == (
+        consult.id, "jonas", "dashboard", "answer", ("informational",))
+    assert answer.text == "Pro is 20 EUR.\n// quoted the list price"
+    closed = session.get(f"{hub.url}/dashboard/api/queue", params={"status": "closed"}, timeout=10).json()
+    assert [r["id"] for r in closed["consultations"]] == [consult.id]
+
+
+def test_the_event_stream_says_when_the_store_changed(hub: Hub) -> None:
+    session = hub.signed_in()
+    with session.get(f"{hub.url}/dashboard/events", stream=True, timeout=10) as stream:
+        assert stream.headers["content-type"].startswith("text/event-stream")
+        lines = stream.iter_lines(decode_unicode=True)
+        changes: List[str] = []
+
+        def next_change() -> str:
+            for line in lines:
+                if line.startswith("data: "):
+                    return line[len("data: "):]
+            raise AssertionError("the stream ended")
+
+        changes.append(next_change())
+        hub.store.create(conversation_id="live-1", mode="handoff", queue="support", reasons=["explicit_request"])
+        changes.append(next_change())
+    assert int(changes[1]) > int(changes[0])
+
+
+def test_the_chat_page_its_config_and_the_conversation_state(hub: Hub) -> None:
+    assert "socket.io.min.js" in requests.get(f"{hub.url}/chat", timeout=10).text
+    assert requests.get(f"{hub.url}/chat/static/vendor/socket.io.min.js", timeout=10).text.startswith(
+        "/*!\n * Socket.IO v4.7.5")
+    config = requests.get(f"{hub.url}/chat/config.json", timeout=10).json()
+    assert config == {"socket_url": "http://127.0.0.1:5005", "socket_path": "/socket.io"}
+    assert requests.get(f"{hub.url}/chat/state/nobody", timeout=10).json() == {"state": "ai"}
+    hub.store.create(conversation_id="web-9", mode="handoff", queue="security", reasons=["sensitive_topic"])
+    assert requests.get(f"{hub.url}/chat/state/web-9", timeout=10).json() == {"state": "checking", "team": "account security"}

@@ -92,7 +92,8 @@ def _stop(processes: List[subprocess.Popen]) -> None:
 
 def _print_welcome(env: Dict[str, str], token: str, credentials: Path) -> None:
     port = env["BACKLINE_RASA_PORT"]
-    channels = ", ".join(line.rstrip(":").rsplit(".", 1)[-1] for line in credentials.read_text().splitlines()
+    channels = ", ".join(line.rstrip(":").rsplit(".", 1)[-1].removesuffix("Input").lower()
+                         for line in credentials.read_text().splitlines()
                          if line and not line[0].isspace() and not line.startswith("#"))
     print(
         f"""

@@ -20,7 +20,9 @@ from backline.consult.store import Consultation, ConsultationStore
 from backline.hub import operators
 from backline.hub.dashboard import COOKIE, StoreVersion, dashboard_blueprint
 from backline.hub.guidance import ExpertReply
-from backline.hub.operators import authenticate, hash_password, read_session, sign_session, verify_password
+from backline.hub.operators import (
+    SignInThrottle, authenticate, hash_password, read_session, sign_session, verify_password,
+)
 from backline.hub.webchat import socket_url, webchat_blueprint
 from backline.routing.experts import ExpertDirectory, load_experts
 from backline.routing.source import ExpertsError
@@ -285,6 +287,32 @@ def test_a_wrong_password_is_refused_and_a_right_one_signs_in(hub: Hub) -> None:
     session.post(f"{hub.url}/dashboard/logout", timeout=10)
     assert session.get(f"{hub.url}/dashboard/api/session", timeout=10).status_code == 401
 
+
+
+def test_the_throttle_refuses_a_username_after_five_wrong_passwords_for_a_while() -> None:
+    now = [0.0]
+    throttle = SignInThrottle(failures=5, window=900, clock=lambda: now[0])
+    for _ in range(4):
+        throttle.failed("mara")
+        now[0] += 10
+    assert throttle.wait("mara") == 0
+    throttle.failed("Mara ")  # the same account, however typed
+    assert throttle.wait("mara") == 900 - 40 and throttle.wait("jonas") == 0
+    now[0] = 900.5  # the first failure left the window
+    assert throttle.wait("mara") == 0
+    throttle.succeeded("mara")
+    throttle.failed("mara")
+    assert throttle.wait("mara") == 0
+
+
+def test_guessing_a_password_over_http_is_stopped(hub: Hub) -> None:
+    def sign_in(password: str) -> requests.Response:
+        return requests.post(f"{hub.url}/dashboard/login", data={"username": "jonas", "password": password},
+                             allow_redirects=False, timeout=10)
+    assert [sign_in(f"guess-{n}").status_code for n in range(5)] == [401] * 5
+    blocked = sign_in(DEMO_PASSWORD)
+    assert blocked.status_code == 429 and "Too many wrong passwords" in blocked.text and COOKIE not in blocked.cookies
+    assert hub.signed_in("mara")  # other operators are not affected
 
 def test_the_queue_and_a_reply_through_the_dashboard(hub: Hub) -> None:
     consult = hub.store.create(conversation_id="q-1", mode="consult", queue="sales", reasons=["medium_confidence"],

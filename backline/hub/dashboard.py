@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import html
+import math
 import time
 import urllib.parse
 from pathlib import Path
@@ -27,7 +28,9 @@ from backline.consult.replies import FOLLOWUP_LABELS
 from backline.consult.service import ConsultationService
 from backline.consult.store import utcnow
 from backline.hub.guidance import ExpertReply
-from backline.hub.operators import SESSION_SECONDS, Operator, authenticate, operators, read_session, sign_session
+from backline.hub.operators import (
+    SESSION_SECONDS, Operator, SignInThrottle, authenticate, operators, read_session, sign_session,
+)
 
 STATIC = Path(__file__).resolve().parent / "static"
 COOKIE = "backline_session"
@@ -78,6 +81,7 @@ def dashboard_blueprint(
     bp = Blueprint("dashboard")
     store, directory = service.store, service.directory
     accounts = operators(directory)
+    throttle = SignInThrottle()
     by_person = {account.person_id: account for account in accounts.values()}
     version = StoreVersion(functools.partial(board.store_version, store), poll_interval)
     stopping = asyncio.Event()
@@ -108,10 +112,16 @@ def dashboard_blueprint(
     async def login(request: Request) -> HTTPResponse:
         form = request.form or {}
         target = _safe_next(form.get("next"))
-        account = await asyncio.to_thread(authenticate, accounts, form.get("username") or "",
-                                          form.get("password") or "")
+        username = form.get("username") or ""
+        wait = throttle.wait(username)
+        if wait:
+            return _login_page(f"Too many wrong passwords: try again in {math.ceil(wait / 60)} minutes.", target,
+                               status=429)
+        account = await asyncio.to_thread(authenticate, accounts, username, form.get("password") or "")
         if account is None:
+            throttle.failed(username)
             return _login_page("Wrong username or password.", target, status=401)
+        throttle.succeeded(username)
         response = redirect(target, status=303)
         response.cookies[COOKIE] = sign_session(secret, account.person_id, time.time())
         cookie = response.cookies[COOKIE]

@@ -15,8 +15,11 @@ import hashlib
 import hmac
 import secrets
 import sys
+import threading
+import time
+from collections import deque
 from dataclasses import dataclass
-from typing import Dict, List, Mapping, Optional
+from typing import Callable, Deque, Dict, List, Mapping, Optional
 
 from backline.consult.store import PROJECT_ROOT
 from backline.routing.experts import ExpertDirectory
@@ -86,6 +89,38 @@ def authenticate(accounts: Mapping[str, Operator], username: str, password: str)
     account = accounts.get(username.strip())
     matches = verify_password(password, account.password_hash if account else _UNKNOWN_USER)
     return account if account and matches else None
+
+
+class SignInThrottle:
+    """At most ``failures`` wrong passwords per username within ``window`` seconds; then sign-in
+    for that username is refused until the oldest failure leaves the window (guessing is slow)."""
+
+    def __init__(self, failures: int = 5, window: float = 900.0, clock: Callable[[], float] = time.monotonic) -> None:
+        self.failures = failures
+        self.window = window
+        self.clock = clock
+        self._failed: Dict[str, Deque[float]] = {}
+        self._lock = threading.Lock()
+
+    def _recent(self, username: str) -> Deque[float]:
+        times = self._failed.setdefault(username.strip().lower(), deque())
+        while times and times[0] <= self.clock() - self.window:
+            times.popleft()
+        return times
+
+    def wait(self, username: str) -> float:
+        """Seconds before ``username`` may try again (0: now)."""
+        with self._lock:
+            times = self._recent(username)
+            return max(0.0, times[0] + self.window - self.clock()) if len(times) >= self.failures else 0.0
+
+    def failed(self, username: str) -> None:
+        with self._lock:
+            self._recent(username).append(self.clock())
+
+    def succeeded(self, username: str) -> None:
+        with self._lock:
+            self._failed.pop(username.strip().lower(), None)
 
 
 def dashboard_secret(env: Mapping[str, str]) -> bytes:

@@ -18,7 +18,7 @@ export BACKLINE_TRACKER_DB ?= $(CURDIR)/var/tracker.db
 export BACKLINE_ACTION_ENDPOINT ?= http://localhost:5055/webhook
 
 .PHONY: help run shell test setup install system-packages build seed validate train test-unit test-stories \
-	export-matrix lock clean screenshots
+	export-matrix lock clean bench screenshots
 
 help: ## List every target
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-15s %s\n", $$1, $$2}'
@@ -71,6 +71,9 @@ screenshots: system-packages setup train ## Retake the README's screenshots (doc
 
 export-matrix: install ## Export the routing model (Markdown, CSV, JSON) to docs/routing/
 	$(PY) -m backline export-matrix --out docs/routing
+
+bench: setup train ## Benchmarks (not in `test`; under 30 min on 2 cores): routing quality, thresholds, serving speed -> docs/benchmarks.md
+	$(PY) -m backline.bench run --config config.yml --folds 5
 
 lock: ## Re-pin requirements.lock from requirements.in in a scratch venv
 	rm -rf build/lockenv && $(PYTHON_BIN) -m venv build/lockenv

@@ -60,7 +60,8 @@ def test_csv_has_one_row_per_intent(matrix, written):
     assert refund["ai_may"] == "collect_then_route"
     assert refund["queue"] == "billing"
     assert refund["exceptions"].split(";") == list(matrix.rows["refund_request"].exceptions)
-    assert refund["high"] == "0.80" and refund["low"] == "0.40"
+    defaults = matrix.defaults.thresholds
+    assert (refund["high"], refund["low"]) == (f"{defaults.high:.2f}", f"{defaults.low:.2f}")
     greet = by_intent["greet"]
     assert (greet["high"], greet["low"]) == ("0.70", "0.30")
     compromised = by_intent["account_compromised"]
@@ -76,8 +77,8 @@ def test_json_round_trip(matrix, written):
     data = json.loads(written[".json"].read_text(encoding="utf-8"))
     assert {"defaults", "triggers", "categories", "rows"} <= set(data)
     assert data["source"] == "escalation.yml"
-    assert data["defaults"]["thresholds"]["high"] == pytest.approx(0.80)
-    assert data["defaults"]["thresholds"]["low"] == pytest.approx(0.40)
+    assert data["defaults"]["thresholds"]["high"] == pytest.approx(matrix.defaults.thresholds.high)
+    assert data["defaults"]["thresholds"]["low"] == pytest.approx(matrix.defaults.thresholds.low)
     no_convergence = {"same_intent_turns": 3, "overlap": 0.70, "rejection_intents": ["answer_rejected"]}
     assert data["triggers"]["no_convergence"] == no_convergence
     assert [r["intent"] for r in data["rows"]] == sorted(matrix.rows)
@@ -125,7 +126,7 @@ def test_markdown_has_a_table_row_per_intent(matrix, written):
     assert signals[0] == list(export_module.SIGNAL_COLUMNS)
     assert [row[0] for row in signals[1:]] == [spec.name for spec in matrix.signal_specs()]
     assert "human resources" in dict(zip(signals[0], signals[1]))["not phrases"]
-    assert "0.80" in text and "provisional" in text
+    assert f"high {matrix.defaults.thresholds.high:.2f}" in text and matrix.defaults.thresholds.basis in text
 
 
 def test_markdown_escapes_pipes(tmp_path):

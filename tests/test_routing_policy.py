@@ -558,7 +558,10 @@ def test_medium_confidence_on_an_answer_row_is_reviewed_by_an_expert(policy: Rou
         policy.predict_action_probabilities(tracker_of(domain, events), domain),
         domain, "action_consult", "consulting", "medium_confidence", "draft_review",
     )
-    assert (record["row"], record["tier"], record["thresholds"]) == ("order_status", "medium", {"high": 0.8, "low": 0.4})
+    defaults = read_yaml_file(ROOT / "escalation.yml")["defaults"]["thresholds"]
+    assert (record["row"], record["tier"], record["thresholds"]) == (
+        "order_status", "medium", {"high": defaults["high"], "low": defaults["low"]})
+    assert defaults["low"] <= record["confidence"] < defaults["high"]
     assert record["evidence"]["confidence"]["ai_may"] == "answer"
 
 

@@ -1,0 +1,168 @@
+"""`python -m backline.bench run | thresholds`: the benchmarks behind docs/benchmarks.md."""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shlex
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence, Tuple
+
+from backline.bench import configs, datasets, machine, metrics, report
+from backline.bench.report import QualityRun
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+BENCHMARKS = PROJECT_ROOT.parent / "shared" / "benchmarks"
+WORKDIR = PROJECT_ROOT / "build" / "bench"
+Speed = Dict[str, Dict[int, metrics.LatencySummary]]  # stack name -> concurrent conversations -> latencies
+
+
+def log(text: str) -> None:
+    """Progress on stdout, flushed at once."""
+    print(text, flush=True)
+
+
+def _slug(config: Path) -> str:
+    return config.stem.replace(".", "-")
+
+
+def _save(run: QualityRun, path: Path) -> None:
+    path.write_text(json.dumps([list(p) for p in run.predictions]))
+
+
+def quality(configs_to_run: Sequence[Path], splits: Sequence[datasets.Split]) -> List[QualityRun]:
+    """Trains and evaluates every config on every split, one training at a time."""
+    from backline.bench import nlu_runner
+
+    runs = []
+    for config in configs_to_run:
+        for split in splits:
+            log(f"[quality] {split.name} with {config}")
+            workdir = WORKDIR / f"{split.name.lower()}-{_slug(config)}"
+            predictions, train_seconds, parse_seconds = nlu_runner.evaluate(
+                config, split.train, split.evaluation, workdir, log=log
+            )
+            run = QualityRun(split.name, split.description, str(config), len(split.train), train_seconds,
+                             parse_seconds, predictions)
+            _save(run, workdir / "predictions.json")
+            log(f"  in-scope accuracy {report.pct(metrics.in_scope_accuracy(predictions))}, "
+                f"OOS recall {report.pct(metrics.oos_recall(predictions))}, "
+                f"lowest high meeting the limits: {metrics.choose_high(predictions)}")
+            runs.append(run)
+    return runs
+
+
+def serving(config: Path, project_model: Path) -> Tuple[Speed, Dict[str, metrics.LatencySummary]]:
+    """Trains the vanilla variant of `config`, measures both stacks over REST, then the hub's reply path."""
+    from backline.bench import serving as bench_serving
+    from backline.business.seed import seed
+
+    workdir = WORKDIR / "serving"
+    workdir.mkdir(parents=True, exist_ok=True)
+    env = bench_serving.environment(workdir)
+    seed(env["BACKLINE_BUSINESS_DB_URL"])
+    vanilla_config = configs.write(configs.vanilla(configs.read(config)), workdir / "vanilla-config.yml")
+    log(f"[serving] training the vanilla model ({vanilla_config})")
+    vanilla_model = bench_serving.train_vanilla(vanilla_config, workdir, env)
+    log("[serving] measuring over REST")
+    speed = bench_serving.measure({"project": project_model, "vanilla": vanilla_model}, workdir, env, log=log)
+    log("[serving] expert reply -> customer channel")
+    hub = bench_serving.measure_hub_reply(project_model, workdir, env, log=log)
+    for name, summary in hub.items():
+        log(f"    {name}: {summary.messages} replies, p50 {summary.p50 * 1000:.0f} ms, p95 {summary.p95 * 1000:.0f} ms")
+    return speed, hub
+
+
+def demo_run(config: Path, folds: int, seed: int) -> QualityRun:
+    """`config` cross-validated on data/nlu (k folds, fixed seed): the pooled out-of-fold predictions."""
+    from rasa.shared.nlu.training_data.loading import load_data
+
+    from backline.bench import nlu_runner
+
+    data = load_data(str(PROJECT_ROOT / "data" / "nlu"))
+    examples = [(message.get("text"), message.get("intent")) for message in data.intent_examples]
+    predictions: List[metrics.Prediction] = []
+    train_seconds = parse_seconds = 0.0
+    for index, (train, test) in enumerate(datasets.k_folds(examples, folds, seed), start=1):
+        log(f"[thresholds] fold {index}/{folds} with {config}")
+        fold, fold_train, fold_parse = nlu_runner.evaluate(
+            config, train, test, WORKDIR / f"demo-{_slug(config)}-fold{index}", log=log
+        )
+        predictions += fold
+        train_seconds += fold_train
+        parse_seconds += fold_parse
+    description = (f"data/nlu ({len(examples)} examples, retrieval intents as their base intent), {folds}-fold "
+                   f"cross-validation stratified by intent (seed {seed}), out-of-fold predictions pooled")
+    return QualityRun(report.DEMO, description, str(config), len(examples), train_seconds, parse_seconds, predictions)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Routing quality (every config), thresholds, serving speed; writes the report."""
+    started = time.monotonic()
+    main_config = Path(args.config)
+    compare = [Path(path) for path in args.compare
+               if not configs.same_pipeline(configs.read(main_config), configs.read(Path(path)))]
+    splits = [datasets.clinc150(BENCHMARKS / "clinc150" / "data_full_train_val.json"),
+              datasets.banking77(BENCHMARKS / "banking77" / "train.csv", BENCHMARKS / "banking77" / "categories.json")]
+    runs = quality([main_config, *compare], splits)
+    if args.folds:
+        runs += [demo_run(config, args.folds, datasets.SEED) for config in [main_config, *compare]]
+    thresholds = {str(config): report.derive([r for r in runs if r.config == str(config)])
+                  for config in [main_config, *compare]}
+    speed, hub = ({}, {}) if args.skip_serving else serving(main_config, Path(args.model))
+    note = ("Skipped (--skip-serving)." if args.skip_serving else
+            f"The project's stack serves `{args.model}` (trained by `make train` from `{main_config}`).")
+    page = report.render(report.Report(
+        command=args.command,
+        date=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        machine=machine.describe(),
+        wall_seconds=time.monotonic() - started,
+        runs=runs, thresholds=thresholds, serving=speed, serving_note=note, hub_reply=hub,
+    ))
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(page)
+    log(f"wrote {args.out} in {(time.monotonic() - started) / 60:.1f} min")
+    return 0
+
+
+def thresholds(args: argparse.Namespace) -> int:
+    """Prints the demo domain's risk–coverage table and thresholds from k-fold cross-validation on data/nlu."""
+    run = demo_run(Path(args.config), args.folds, args.seed)
+    high = metrics.choose_high(run.predictions)
+    print("\n".join(report.coverage_table(run)))
+    print(f"\nin-scope accuracy {report.pct(metrics.in_scope_accuracy(run.predictions))}, "
+          f"OOS recall {report.pct(metrics.oos_recall(run.predictions))}")
+    if high is None:
+        print("no threshold meets the limits")
+        return 1
+    print(f"high {high.threshold:.3g}  low {metrics.choose_low(run.predictions, high.threshold):.2f}")
+    return 0
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    os.chdir(PROJECT_ROOT)
+    parser = argparse.ArgumentParser(prog="python -m backline.bench", description=__doc__)
+    commands = parser.add_subparsers(dest="name", required=True)
+    run_parser = commands.add_parser("run", help="every benchmark; writes docs/benchmarks.md")
+    run_parser.add_argument("--config", default="config.yml", help="the config whose pipeline is measured")
+    run_parser.add_argument("--compare", nargs="*", default=[], help="more configs to measure on the same data")
+    run_parser.add_argument("--model", default="models/backline.tar.gz", help="the project's trained model (serving)")
+    run_parser.add_argument("--folds", type=int, default=0, help="also cross-validate on data/nlu (k folds) for the thresholds")
+    run_parser.add_argument("--skip-serving", action="store_true")
+    run_parser.add_argument("--out", default="docs/benchmarks.md")
+    run_parser.set_defaults(handler=run)
+    thresholds_parser = commands.add_parser("thresholds", help="derive thresholds for the demo domain (k-fold on data/nlu)")
+    thresholds_parser.add_argument("--config", default="config.yml")
+    thresholds_parser.add_argument("--folds", type=int, default=5)
+    thresholds_parser.add_argument("--seed", type=int, default=datasets.SEED)
+    thresholds_parser.set_defaults(handler=thresholds)
+    args = parser.parse_args(argv)
+    args.command = "python -m backline.bench " + " ".join(shlex.quote(arg) for arg in (argv or sys.argv[1:]))
+    return args.handler(args)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

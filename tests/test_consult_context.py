@@ -109,7 +109,8 @@ def test_refund_of_780_eur(refund_record: Dict[str, Any], refund_package: Dict[s
     assert package["reasons"][0]["evidence"]["limit_eur"] == 500
     assert package["confidence"]["ranking"] == [{"intent": "refund_request", "confidence": 0.91},
                                                 {"intent": "billing_dispute", "confidence": 0.06}]
-    assert package["confidence"]["thresholds"] == {"high": 0.8, "low": 0.4}
+    limits = MATRIX.thresholds("refund_request")
+    assert package["confidence"]["thresholds"] == {"high": limits.high, "low": limits.low}
     assert package["ai_attempts"] == [{"text": "Sorry to hear that! Which order is it about?",
                                        "at": "2026-11-23T09:00:05+00:00"}]
     assert "ai_draft" not in package and "documents_used" not in package  # not in the billing package
@@ -463,7 +464,8 @@ def test_render_text(refund_package: Dict[str, Any]) -> None:
     assert "  Ann Becker <ann@example.com>, plus tier, DE" in lines
     assert "  Order 10023: shipped, 1× Kestrel Hub X1, €249" in lines
     assert "  Subscriptions: Kestrel Cloud Pro monthly active" in lines
-    assert "  refund_request 0.91 (high tier; high ≥ 0.80, low < 0.40)" in lines
+    limits = MATRIX.thresholds("refund_request")
+    assert f"  refund_request 0.91 (high tier; high ≥ {limits.high:.2f}, low < {limits.low:.2f})" in lines
     assert lines[-4:] == [
         "Transcript:",
         "  09:00 customer: Hi, my Kestrel Hub stopped working",

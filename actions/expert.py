@@ -3,6 +3,11 @@
 `action_expert_update` answers the intents the hub triggers (an expert's reply, a take-over, a
 human's message, a hand-back, a delay notice); `action_relay_to_expert` carries a customer message
 to the human in human mode while the AI stays silent.
+
+Exactly once: the hub's outbox sends each reply with a ``delivery_id`` and may send it again when it
+did not hear back. The bot message carries the id in its metadata, and a delivery whose id is
+already on a bot message of the tracker is answered with silence. Rasa runs trigger_intent under
+the conversation's lock, so the second delivery always sees the first one's message.
 """
 import asyncio
 from typing import Any, Dict, List, Text
@@ -20,6 +25,13 @@ def _entities(tracker: Tracker) -> Dict[str, Any]:
     return {e.get("entity"): e.get("value") for e in (tracker.latest_message or {}).get("entities") or []}
 
 
+def already_delivered(events: List[Dict[str, Any]], delivery_id: Any) -> bool:
+    """Whether a bot message of the tracker carries ``delivery_id`` (the hub's retry of a delivery
+    whose answer it did not get)."""
+    return bool(delivery_id) and any(
+        e.get("event") == "bot" and (e.get("metadata") or {}).get("delivery_id") == delivery_id for e in events)
+
+
 class ActionExpertUpdate(Action):
     """Say what the expert decided, in the assistant's voice (or as the named person in human mode)."""
 
@@ -28,6 +40,9 @@ class ActionExpertUpdate(Action):
 
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> List[EventType]:
         entities = _entities(tracker)
+        delivery_id = entities.get("delivery_id")
+        if already_delivered(tracker.events, delivery_id):
+            return []
         service = consultations()
         update = await asyncio.to_thread(
             customer_update,
@@ -36,9 +51,11 @@ class ActionExpertUpdate(Action):
             entities.get("consultation_id") or tracker.get_slot("consultation_id"),
             (tracker.latest_message or {}).get("intent", {}).get("name"),
             entities.get("message_id"),
+            delivery_id,
         )
         text = f"{update.sender_name}: {update.text}" if update.sender_name else update.text
-        dispatcher.utter_message(text=text, sender_name=update.sender_name)
+        extra = {"delivery_id": delivery_id} if delivery_id else {}
+        dispatcher.utter_message(text=text, sender_name=update.sender_name, **extra)
         return [SlotSet(name, value) for name, value in update.slots.items()]
 
 

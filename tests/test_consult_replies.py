@@ -3,11 +3,14 @@ and PostgreSQL)."""
 from __future__ import annotations
 
 import datetime as dt
-from typing import Iterator
+import threading
+from typing import Iterator, List
 
 import pytest
 
+from backline.consult.outbox import Outbox
 from backline.consult.replies import (
+    DuplicateReply,
     EXPERT_REPLY,
     HAND_BACK,
     HUMAN_MESSAGE,
@@ -142,3 +145,108 @@ def test_follow_up_types_map_to_intents() -> None:
     assert allowed_intents(["order_status", "informational"])[:2] == ["order_status", "track_shipment"]
     with pytest.raises(ReplyError):
         allowed_intents(["nope"])
+
+
+# --- one transaction: the reply, its effect, its delivery and the webhook key --------------------
+
+
+def test_a_reply_is_recorded_with_a_pending_delivery_carrying_its_id(store: ConsultationStore, case: Consultation) -> None:
+    resume = record_reply(store, case.id, "mara", "slack", Reply("answer", text="Done."))
+    [delivery] = Outbox(store).for_consultation(case.id)
+    assert (delivery.id, delivery.status, delivery.attempts, delivery.intent) == (
+        resume.delivery_id, "pending", 0, EXPERT_REPLY)
+    assert delivery.entities == {"consultation_id": case.id, "message_id": resume.entities["message_id"],
+                                 "delivery_id": resume.delivery_id}
+    assert resume.entities == dict(delivery.entities)
+    assert store.require(case.id).delivery_status == "awaiting_delivery"
+    trail = [e.action for e in store.audit_trail(case.id)]
+    assert trail[-4:] == ["message", "first_reply", "closed", "delivery_queued"]
+
+
+def test_a_webhook_key_is_applied_once(store: ConsultationStore, case: Consultation) -> None:
+    record_reply(store, case.id, "mara", "slack", Reply("deny", text="No."), dedupe_key="slack:event:Ev1")
+    with pytest.raises(DuplicateReply):
+        record_reply(store, case.id, "mara", "slack", Reply("deny", text="No."), dedupe_key="slack:event:Ev1")
+    assert len(store.messages(case.id)) == 1 and len(Outbox(store).for_consultation(case.id)) == 1
+
+
+def test_a_reply_that_fails_keeps_no_key_so_the_retry_is_applied(store: ConsultationStore, case: Consultation) -> None:
+    with pytest.raises(ReplyError):
+        record_reply(store, case.id, "mara", "slack", Reply("answer"), dedupe_key="telegram:update:7")
+    resume = record_reply(store, case.id, "mara", "slack", Reply("answer", text="Here you go."),
+                          dedupe_key="telegram:update:7")
+    assert resume.delivery_id is not None
+    assert [m.text for m in store.messages(case.id)] == ["Here you go."]
+
+
+def test_a_failure_after_the_key_rolls_everything_back(
+    store: ConsultationStore, case: Consultation, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(*args, **kwargs):
+        raise RuntimeError("database went away")
+
+    monkeypatch.setattr(Outbox, "enqueue", broken)
+    with pytest.raises(RuntimeError):
+        record_reply(store, case.id, "mara", "slack", Reply("approve"), dedupe_key="slack:event:Ev9")
+    after = store.require(case.id)
+    assert (after.status, after.first_reply_at, store.messages(case.id)) == ("assigned", None, [])
+    assert store.claim_webhook_key("slack:event:Ev9") is True  # the key was not kept either
+
+
+def test_the_second_of_two_final_decisions_is_told_who_decided(store: ConsultationStore, case: Consultation) -> None:
+    record_reply(store, case.id, "mara", "dashboard", Reply("approve"))
+    with pytest.raises(ConsultationClosed) as refused:
+        record_reply(store, case.id, "jonas", "slack", Reply("deny", text="No."))
+    assert (refused.value.decided_by, refused.value.resolution) == ("mara", "approved")
+    assert str(refused.value) == f"consultation {case.id} was already decided by mara (approved)"
+
+
+def test_concurrent_final_decisions_from_two_hubs_record_exactly_one(db_url: str, case: Consultation) -> None:
+    hubs = [ConsultationStore(db_url) for _ in range(2)]
+    outcomes: List[str] = []
+    barrier = threading.Barrier(6)
+
+    def decide(i: int) -> None:
+        barrier.wait()
+        action = ("approve", "deny")[i % 2]
+        try:
+            record_reply(hubs[i % 2], case.id, ("mara", "jonas")[i % 2], "slack", Reply(action, text="x"))
+            outcomes.append(action)
+        except ConsultationClosed:
+            outcomes.append("refused")
+
+    try:
+        threads = [threading.Thread(target=decide, args=(i,)) for i in range(6)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert sorted(outcomes).count("refused") == 5
+        assert len(Outbox(hubs[0]).for_consultation(case.id)) == 1
+        assert len([m for m in hubs[0].messages(case.id) if m.direction == "from_expert"]) == 1
+    finally:
+        for hub in hubs:
+            hub.dispose()
+
+
+def test_two_hubs_receiving_one_webhook_retry_apply_it_once(db_url: str, case: Consultation) -> None:
+    hubs = [ConsultationStore(db_url) for _ in range(2)]
+    try:
+        record_reply(hubs[0], case.id, "mara", "slack", Reply("message", text="Checking."),
+                     dedupe_key="slack:event:EvShared")
+        with pytest.raises(DuplicateReply):
+            record_reply(hubs[1], case.id, "mara", "slack", Reply("message", text="Checking."),
+                         dedupe_key="slack:event:EvShared")
+        assert [m.text for m in hubs[1].messages(case.id)] == ["Checking."]
+    finally:
+        for hub in hubs:
+            hub.dispose()
+
+
+def test_the_delay_notice_comes_from_its_delivery(
+    store: ConsultationStore, directory: ExpertDirectory, case: Consultation
+) -> None:
+    queued = Outbox(store).enqueue(case.id, "conv", SLA_DELAY, {"consultation_id": case.id},
+                                   notice="Sorry for the wait: still on it.")
+    update = customer_update(store, directory, case.id, SLA_DELAY, delivery_id=queued.id)
+    assert update.text == "Sorry for the wait: still on it."

@@ -3,10 +3,13 @@ experts.yml, the loopback Slack and Telegram API servers, an injectable clock.""
 from __future__ import annotations
 
 import datetime as dt
+import threading
 from typing import Any, Dict, Iterator, List
 
 import pytest
 
+from backline.consult.outbox import Outbox
+from backline.consult.replies import SLA_DELAY
 from backline.consult.service import ConsultationService, transcript_from_events
 from backline.consult.store import ConsultationStore
 from backline.experts import DashboardChannel, RetryPolicy, SlackChannel, TelegramChannel, UnavailableChannel
@@ -203,8 +206,68 @@ def test_the_sla_ladder_reroutes_and_tells_the_customer_once_the_promise_passed(
     assert (boss[0].step.step, boss[0].delivery.person_id) == ("supervisor", "petra")
     assert "U07KESTR01" in [p["channel"] for p in slack_api.posts()]
     trail = actions(store, case_id)
-    assert trail.count("customer_delay_told") == 1
     assert [a for a in trail if a.startswith("sla_")] == ["sla_next_person", "sla_backup_queue", "sla_supervisor"]
+    # The notice waits in the outbox once; "told" is recorded only when it reached the customer.
+    [notice] = Outbox(store).for_consultation(case_id)
+    assert (notice.intent, notice.status, notice.notice) == (SLA_DELAY, "pending", first[0].customer_text)
+    assert "customer_delay_told" not in trail
+    outbox = Outbox(store)
+    [leased] = outbox.claim_due("hub-a", at=TUESDAY_10 + dt.timedelta(minutes=481))
+    assert outbox.succeeded(leased, at=TUESDAY_10 + dt.timedelta(minutes=481)) is True
+    assert actions(store, case_id).count("customer_delay_told") == 1
+    assert [o.customer_text for o in service.run_sla(TUESDAY_10 + dt.timedelta(minutes=600))] in ([], [None])
+    assert len(Outbox(store).for_consultation(case_id)) == 1
+
+
+def test_two_hubs_ticking_at_once_take_each_step_once(
+    service: ConsultationService, store: ConsultationStore, db_url: str
+) -> None:
+    opened = service.open("conv-6b", REFUND, transcript=TRANSCRIPT, slots=SLOTS)
+    other = ConsultationStore(db_url)
+    twin = ConsultationService(other, service.directory, service.channels, clock=service.clock,
+                               retry=service.retry, sleep=service.sleep, hub_url=None)
+    barrier = threading.Barrier(2)
+    errors: List[BaseException] = []
+
+    def tick(svc: ConsultationService) -> None:
+        barrier.wait()
+        try:
+            for minutes in (240, 360, 480):
+                svc.run_sla(TUESDAY_10 + dt.timedelta(minutes=minutes))
+        except BaseException as error:  # surfaced below
+            errors.append(error)
+
+    try:
+        threads = [threading.Thread(target=tick, args=(svc,)) for svc in (service, twin)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    finally:
+        other.dispose()
+    assert errors == []
+    trail = actions(store, opened.consultation.id)
+    assert [a for a in trail if a.startswith("sla_")] == ["sla_next_person", "sla_backup_queue", "sla_supervisor"]
+    assert trail.count("queue_changed") == 1
+    assert len(Outbox(store).for_consultation(opened.consultation.id)) == 1
+
+
+def test_one_broken_case_does_not_stop_the_tick(
+    service: ConsultationService, store: ConsultationStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    broken = service.open("conv-6c", REFUND, transcript=TRANSCRIPT, slots=SLOTS).consultation.id
+    fine = service.open("conv-6d", REFUND, transcript=TRANSCRIPT, slots=SLOTS).consultation.id
+    climb = ConsultationService._climb
+
+    def failing(self: ConsultationService, consultation_id: str, now: dt.datetime):
+        if consultation_id == broken:
+            raise RuntimeError("corrupt trail")
+        return climb(self, consultation_id, now)
+
+    monkeypatch.setattr(ConsultationService, "_climb", failing)
+    outcomes = service.run_sla(TUESDAY_10 + dt.timedelta(minutes=240))
+    assert [o.consultation_id for o in outcomes] == [fine]
+    assert "sla_next_person" in actions(store, fine) and "sla_next_person" not in actions(store, broken)
 
 
 def test_a_replied_case_leaves_the_ladder(service: ConsultationService, store: ConsultationStore) -> None:

@@ -128,11 +128,16 @@ def test_a_button_press_is_a_reply_and_is_answered(telegram: TelegramInbound, ac
     assert reply.dedupe_key == "telegram:update:900000001"
 
 
-def test_a_redelivered_update_counts_once(telegram: TelegramInbound) -> None:
+def test_a_redelivered_update_carries_one_delivery_key(telegram: TelegramInbound) -> None:
+    # The hub records the key with the reply in one transaction (test_consult_replies, test_hub_loop).
     first, again = deliver(telegram, press("approve")), deliver(telegram, press("approve"))
-    assert first.reply is not None
-    assert (again.status, again.reply, again.reason) == (200, None, "duplicate")
-    assert deliver(telegram, press("approve", update_id=900000009)).reply is not None
+    assert first.reply.dedupe_key == again.reply.dedupe_key == "telegram:update:900000001"
+    assert deliver(telegram, press("approve", update_id=900000009)).reply.dedupe_key == "telegram:update:900000009"
+
+
+def test_a_redelivered_update_without_a_reply_is_answered_once(telegram: TelegramInbound) -> None:
+    first, again = (deliver(telegram, press("approve", from_id=STRANGER)) for _ in range(2))
+    assert (first.reason, again.reason, again.body) == ("unknown_user", "duplicate", None)
 
 
 def test_a_stranger_pressing_a_button_is_told_and_nothing_is_recorded(telegram: TelegramInbound) -> None:

@@ -1,7 +1,8 @@
 """What the operator dashboard and the customer web chat show of consultations.
 
 - the queue: handoffs (a customer waits for a person) first, then by priority, then oldest
-  first; closed cases last; filtered by queue and status (``active``: not closed);
+  first; closed cases last; filtered by queue and status (``active``: not closed, or closed with
+  a reply that has not reached the customer: awaiting delivery or undeliverable);
 - a consultation's view: the record, its timeline (the transcript when it opened, then the
   customer's and the experts' messages) and whether a person has taken the conversation over;
 - a conversation's state for the customer: ``ai``, ``checking`` (a specialist is on it) or
@@ -14,7 +15,7 @@ from typing import Any, Dict, Iterable, List, Optional, Sequence
 
 from sqlalchemy import func, select
 
-from backline.consult.store import STATUSES, Consultation, ConsultationStore, Message, audit_events
+from backline.consult.store import AWAITING_DELIVERY, STATUSES, Consultation, ConsultationStore, Message, audit_events
 from backline.routing.announce import team_name
 from backline.routing.experts import ExpertDirectory
 from backline.routing.matrix import PRIORITIES
@@ -26,7 +27,12 @@ HUMAN_ACTIONS = ("take_over", "message")
 
 def queue_order(case: Consultation) -> tuple:
     """Sort key: open before closed, handoffs first, higher priority first, then oldest first."""
-    return (not case.is_open, case.mode != "handoff", -PRIORITIES.index(case.priority), case.created_at, case.id)
+    return (not needs_attention(case), case.mode != "handoff", -PRIORITIES.index(case.priority), case.created_at, case.id)
+
+
+def needs_attention(case: Consultation) -> bool:
+    """Open, or closed with a reply that has not reached the customer (awaiting delivery, undeliverable)."""
+    return case.is_open or case.delivery_status in (AWAITING_DELIVERY, "undeliverable")
 
 
 def select_cases(cases: Iterable[Consultation], queue: Optional[str] = None, status: str = "active") -> List[Consultation]:
@@ -34,7 +40,7 @@ def select_cases(cases: Iterable[Consultation], queue: Optional[str] = None, sta
     if status not in STATUS_FILTERS:
         raise ValueError(f"status must be one of {', '.join(STATUS_FILTERS)}")
     kept = [c for c in cases if (queue is None or c.queue == queue)
-            and (status == "all" or (c.is_open if status == "active" else c.status == status))]
+            and (status == "all" or (needs_attention(c) if status == "active" else c.status == status))]
     return sorted(kept, key=queue_order)
 
 

@@ -1,8 +1,11 @@
 """Expert replies: recorded on the consultation (hub side), then turned into what the customer hears
 (action side), in the assistant's voice or as the named person in human mode.
 
-The hub calls `record_reply` and resumes the conversation with the returned `Resume` (Rasa's
-trigger_intent); the action server answers that intent with `customer_update`.
+The hub calls `record_reply`: the reply, its effect on the case and a pending delivery (the outbox,
+`backline.consult.outbox`) are one transaction under the consultation's row lock, so of two final
+decisions at once exactly one is recorded and reaches the customer. The hub's delivery worker then
+resumes the conversation with the returned `Resume` (Rasa's trigger_intent); the action server
+answers that intent with `customer_update`.
 """
 from __future__ import annotations
 
@@ -10,6 +13,7 @@ import datetime as dt
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
+from backline.consult.outbox import Outbox
 from backline.consult.store import Consultation, ConsultationClosed, ConsultationStore, Message
 from backline.routing.announce import team_name
 from backline.routing.experts import ExpertDirectory
@@ -50,6 +54,10 @@ class ReplyError(ValueError):
     """A reply that cannot be applied: the message says why (shown to the expert)."""
 
 
+class DuplicateReply(ReplyError):
+    """The webhook delivery carrying this reply was already recorded (a platform retry): no effect."""
+
+
 @dataclass(frozen=True)
 class Reply:
     """An expert's reply. ``customer_text``: what is meant for the customer (default ``text``);
@@ -74,6 +82,7 @@ class Resume:
     conversation_id: str
     intent: str
     entities: Dict[str, Any] = field(default_factory=dict)
+    delivery_id: Optional[str] = None
 
 
 @dataclass(frozen=True)
@@ -101,30 +110,40 @@ def record_reply(
     reply: Reply,
     *,
     now: Optional[dt.datetime] = None,
+    dedupe_key: Optional[str] = None,
 ) -> Resume:
-    """Apply the reply to the consultation (message, first reply, mode, closing; all audited) and say
-    how to resume the customer's conversation. `ConsultationClosed` for a closed case."""
-    case = store.require(consultation_id)
-    if not case.is_open:
-        raise ConsultationClosed(consultation_id)
-    _check(case, reply)
-    message = store.add_message(
-        consultation_id, "from_expert", actor, source, reply.text, at=now,
-        meta={
-            "action": reply.action,
-            "customer_text": reply.for_customer,
-            "internal_notes": list(reply.internal_notes),
-            "allowed_followups": list(reply.allowed_followups),
-            "amounts": [dict(a) for a in reply.amounts],
-        },
-    )
-    store.record_first_reply(consultation_id, now, actor=actor)
-    if reply.action in ("take_over", "message") and case.mode == "consult":
-        store.set_mode(consultation_id, "handoff", at=now, actor=actor)
-    if reply.action in RESOLUTIONS:
-        store.close(consultation_id, now, RESOLUTIONS[reply.action], actor=actor)
-    return Resume(case.conversation_id, INTENT_FOR[reply.action],
-                  {"consultation_id": consultation_id, "message_id": message.id})
+    """Apply the reply to the consultation (message, first reply, mode, closing) and queue its delivery
+    to the customer, all audited, in one transaction under the consultation's lock.
+
+    `ConsultationClosed` (with who decided) for a closed case; `DuplicateReply` when ``dedupe_key``
+    (a webhook delivery's key) was already recorded: the key is kept only if the reply is."""
+    with store.transaction():
+        if dedupe_key is not None and not store.claim_webhook_key(dedupe_key, at=now):
+            raise DuplicateReply(f"delivery {dedupe_key} was already applied")
+        case = store.lock(consultation_id)
+        if not case.is_open:
+            raise ConsultationClosed(consultation_id, store.decided_by(consultation_id), case.resolution)
+        _check(case, reply)
+        message = store.add_message(
+            consultation_id, "from_expert", actor, source, reply.text, at=now,
+            meta={
+                "action": reply.action,
+                "customer_text": reply.for_customer,
+                "internal_notes": list(reply.internal_notes),
+                "allowed_followups": list(reply.allowed_followups),
+                "amounts": [dict(a) for a in reply.amounts],
+            },
+        )
+        store.record_first_reply(consultation_id, now, actor=actor)
+        if reply.action in ("take_over", "message") and case.mode == "consult":
+            store.set_mode(consultation_id, "handoff", at=now, actor=actor)
+        if reply.action in RESOLUTIONS:
+            store.close(consultation_id, now, RESOLUTIONS[reply.action], actor=actor)
+        intent = INTENT_FOR[reply.action]
+        delivery = Outbox(store).enqueue(consultation_id, case.conversation_id, intent,
+                                         {"consultation_id": consultation_id, "message_id": message.id},
+                                         at=now, actor=actor)
+    return Resume(case.conversation_id, intent, dict(delivery.entities), delivery.id)
 
 
 def _check(case: Consultation, reply: Reply) -> None:
@@ -148,11 +167,15 @@ def customer_update(
     consultation_id: str,
     intent: str,
     message_id: Optional[int] = None,
+    delivery_id: Optional[str] = None,
 ) -> CustomerUpdate:
     """What to tell the customer after ``intent`` was triggered for the consultation (see `INTENT_FOR`)."""
     case = store.require(consultation_id)
     team = team_name(case.queue)
     if intent == SLA_DELAY:
+        delivery = Outbox(store).get(delivery_id) if delivery_id else None
+        if delivery is not None and delivery.consultation_id == consultation_id and delivery.notice:
+            return CustomerUpdate(delivery.notice, {})
         told = [e for e in store.audit_trail(consultation_id) if e.action == "customer_delay_told"]
         if not told:
             raise ReplyError(f"consultation {consultation_id} has no delay message")

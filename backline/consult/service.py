@@ -3,7 +3,11 @@
 Plain Python over the store, the expert directory and the expert channels; the action server
 calls `ConsultationService.open`, the hub's timer calls `run_sla`. Every step is audited:
 ``created``, ``selected``, ``delivery_failed`` / ``notified``, ``assigned``, ``customer_told``,
-``sla_<step>``, ``queue_changed``, ``customer_delay_told``.
+``sla_<step>``, ``queue_changed``, ``delivery_queued`` (the delay notice; ``customer_delay_told``
+once it reached the customer).
+
+Several hubs may tick at once on one store: each case's ladder step is decided and recorded in one
+transaction under the case's row lock, after reading its trail again, so a step is taken once.
 """
 from __future__ import annotations
 
@@ -22,6 +26,8 @@ from sqlalchemy.exc import SQLAlchemyError
 from backline.consult import sla, waits
 from backline.consult.context import build_context, lookup_account
 from backline.consult.selection import Selection, choose_experts
+from backline.consult.outbox import Outbox
+from backline.consult.replies import SLA_DELAY
 from backline.consult.store import PROJECT_ROOT, Consultation, ConsultationStore, utcnow
 from backline.experts.base import ChannelError, Delivery, ExpertChannel, Notification
 from backline.experts.delivery import DeliveryFailed, RetryPolicy, Sleep, channels_from_env, deliver
@@ -92,7 +98,8 @@ def _trail_values(store: ConsultationStore, consultation_id: str) -> Dict[str, A
             found["started_at"] = dt.datetime.fromisoformat(detail["sla_started_at"])
         elif event.action == "customer_told":
             found["promised_minutes"] = detail.get("promised_minutes")
-        elif event.action == "customer_delay_told":
+        elif event.action == "customer_delay_told" or (
+                event.action == "delivery_queued" and detail.get("intent") == SLA_DELAY):
             found["delay_told"] = True
     found["tried"] = tuple(dict.fromkeys(tried))
     found["steps_taken"] = tuple(dict.fromkeys(steps))
@@ -287,32 +294,44 @@ class ConsultationService:
     # the SLA ladder
 
     def run_sla(self, now: Optional[dt.datetime] = None) -> List[LadderOutcome]:
-        """Take the ladder steps now due on cases without an expert reply, and say which customers
-        must now hear about the delay (each once, when the promised wait has passed)."""
+        """Take the ladder steps now due on cases without an expert reply, and queue the delay notice
+        for customers whose promised wait has passed (each once; the hub's outbox delivers it). A case
+        that fails is logged and left for the next tick; the others go on."""
         now = now or self.clock()
         outcomes = []
         for case in self.store.overdue(now):
-            outcomes.append(self._climb(case, now))
+            try:
+                outcome = self._climb(case.id, now)
+            except Exception:  # one broken case must not stop the ladder for the others
+                logger.exception("SLA ladder: consultation %s failed; retried on the next tick", case.id)
+                continue
+            if outcome is not None:
+                outcomes.append(outcome)
         return outcomes
 
-    def _climb(self, case: Consultation, now: dt.datetime) -> LadderOutcome:
-        trail = _trail_values(self.store, case.id)
-        state = sla.ConsultationState(
-            queue=case.queue, priority=case.priority, created_at=case.created_at, due_at=case.sla_due_at,
-            started_at=trail["started_at"], tried=trail["tried"], steps_taken=trail["steps_taken"],
-            high_value="high_value" in (case.routing.get("modifiers") or ()), load=self._load(),
-            consultation_id=case.id,
-        )
-        step = sla.next_step(state, self.directory, now)
-        delivery = None
-        if step is not None:
-            self.store.audit(case.id, SLA_ACTOR, step.audit["action"], step.audit, at=now)
-            if step.queue != case.queue:
-                case = self.store.set_queue(case.id, step.queue, at=now, actor=SLA_ACTOR, detail={"step": step.step})
-            delivery = self._notify(case, [c.person for c in step.targets], SLA_ACTOR)
-        text = None
-        promised = trail["promised_minutes"]
-        if promised is not None and sla.customer_should_hear(now, promised, case.created_at, trail["delay_told"]):
-            text = waits.delay_message(case.mode, team_name(case.queue))
-            self.store.audit(case.id, SLA_ACTOR, "customer_delay_told", {"text": text}, at=now)
+    def _climb(self, consultation_id: str, now: dt.datetime) -> Optional[LadderOutcome]:
+        with self.store.transaction():
+            case = self.store.lock(consultation_id)
+            if not case.is_open or case.first_reply_at is not None:
+                return None  # answered or closed since the overdue query (another hub, an expert)
+            trail = _trail_values(self.store, case.id)
+            state = sla.ConsultationState(
+                queue=case.queue, priority=case.priority, created_at=case.created_at, due_at=case.sla_due_at,
+                started_at=trail["started_at"], tried=trail["tried"], steps_taken=trail["steps_taken"],
+                high_value="high_value" in (case.routing.get("modifiers") or ()), load=self._load(),
+                consultation_id=case.id,
+            )
+            step = sla.next_step(state, self.directory, now)
+            if step is not None:
+                self.store.audit(case.id, SLA_ACTOR, step.audit["action"], step.audit, at=now)
+                if step.queue != case.queue:
+                    case = self.store.set_queue(case.id, step.queue, at=now, actor=SLA_ACTOR,
+                                                detail={"step": step.step})
+            text = None
+            promised = trail["promised_minutes"]
+            if promised is not None and sla.customer_should_hear(now, promised, case.created_at, trail["delay_told"]):
+                text = waits.delay_message(case.mode, team_name(case.queue))
+                Outbox(self.store).enqueue(case.id, case.conversation_id, SLA_DELAY, {"consultation_id": case.id},
+                                           notice=text, at=now, actor=SLA_ACTOR)
+        delivery = self._notify(case, [c.person for c in step.targets], SLA_ACTOR) if step is not None else None
         return LadderOutcome(case.id, case.conversation_id, step, delivery, text)

@@ -16,43 +16,51 @@ datetimes are stored as naive UTC and returned aware (UTC). Naive input is taken
 from __future__ import annotations
 
 import argparse
-import copy
+import contextlib
+import contextvars
 import json
 import os
 import re
 import sqlite3
 import sys
 import uuid
-from dataclasses import dataclass, field
-from datetime import date, datetime, timezone
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional, Sequence, Union
 
-from sqlalchemy import (
-    JSON,
-    Boolean,
-    CheckConstraint,
-    Column,
-    DateTime,
-    ForeignKey,
-    Index,
-    Integer,
-    MetaData,
-    String,
-    Table,
-    Text,
-    create_engine,
-    event,
-    func,
-    select,
-)
+from sqlalchemy import create_engine, event, func, select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.types import TypeDecorator
 
 from backline.consult.context import mask, mask_data
+from backline.consult.records import (  # noqa: F401  (re-exported: the store's public names)
+    ACTIVE_STATUSES,
+    AWAITING_DELIVERY,
+    DELIVERY_STATUSES,
+    DIRECTIONS,
+    MODES,
+    STATUSES,
+    AuditEvent,
+    Consultation,
+    ConsultationClosed,
+    ConsultationNotFound,
+    Delivery,
+    Message,
+)
+from backline.consult.schema import (  # noqa: F401
+    UtcDateTime,
+    audit_events,
+    consultation_messages,
+    consultations,
+    deliveries,
+    expert_threads,
+    metadata,
+    webhook_deliveries,
+)
 from backline.routing.matrix import PRIORITIES
+from backline.utc import as_utc, iso as _iso, utcnow  # noqa: F401
 
 ENV_URL = "BACKLINE_CONSULT_DB_URL"
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -61,11 +69,6 @@ MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 VERSION_TABLE = "consult_alembic_version"
 """Alembic's version table, named apart so the store can share a database with others."""
 
-MODES = ("consult", "handoff")
-STATUSES = ("open", "assigned", "replied", "closed")
-"""open: no expert yet; assigned: an expert was given the case; replied: an expert answered; closed."""
-ACTIVE_STATUSES = ("open", "assigned", "replied")
-DIRECTIONS = ("to_expert", "from_expert", "to_customer", "from_customer")
 AUDIT_ACTIONS = (
     "created",
     "assigned",
@@ -84,6 +87,11 @@ AUDIT_ACTIONS = (
     "mode_changed",
     "closed",
     "close_ignored",
+    "delivery_queued",
+    "delivered",
+    "delivery_retrying",
+    "delivery_undeliverable",
+    "delivery_requeued",
 )
 """Actions the store and its callers write; `audit` accepts any other snake_case name too."""
 
@@ -91,260 +99,6 @@ _ACTION = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
 _PG_LOCK_KEY = 0x6261636B6C696E65 % (2**63)  # "backline": serialises concurrent migrations
 
 Clock = Callable[[], datetime]
-
-
-def utcnow() -> datetime:
-    """The real clock (aware UTC): the store's default `clock`."""
-    return datetime.now(timezone.utc)
-
-
-def as_utc(moment: datetime) -> datetime:
-    """An aware UTC datetime; naive input is taken as UTC."""
-    if not isinstance(moment, datetime):
-        raise TypeError(f"expected a datetime, got {type(moment).__name__}")
-    if moment.tzinfo is None:
-        return moment.replace(tzinfo=timezone.utc)
-    return moment.astimezone(timezone.utc)
-
-
-def _iso(moment: Optional[datetime]) -> Optional[str]:
-    return None if moment is None else as_utc(moment).isoformat()
-
-
-class UtcDateTime(TypeDecorator):
-    """A point in time: stored as naive UTC (portable), returned aware UTC."""
-
-    impl = DateTime
-    cache_ok = True
-
-    def process_bind_param(self, value: Optional[datetime], dialect: Any) -> Optional[datetime]:
-        return None if value is None else as_utc(value).replace(tzinfo=None)
-
-    def process_result_value(self, value: Optional[datetime], dialect: Any) -> Optional[datetime]:
-        return None if value is None else value.replace(tzinfo=timezone.utc)
-
-
-# --- schema (the migrations create exactly this; tests compare the two) ------------------
-
-metadata = MetaData()
-
-consultations = Table(
-    "consultations",
-    metadata,
-    Column("id", String(32), primary_key=True),
-    Column("conversation_id", String(255), nullable=False),
-    Column("mode", String(16), nullable=False),
-    Column("status", String(16), nullable=False),
-    Column("queue", String(64), nullable=False),
-    Column("priority", String(16), nullable=False),
-    Column("reasons", JSON, nullable=False),
-    Column("detail", String(64)),
-    Column("brief", JSON, nullable=False),
-    Column("ai_draft", Text),
-    Column("transcript", JSON, nullable=False),
-    Column("context", JSON, nullable=False),
-    Column("routing", JSON, nullable=False),
-    Column("assignee", String(64)),
-    Column("channel", String(32)),
-    Column("resolution", Text),
-    Column("created_at", UtcDateTime, nullable=False),
-    Column("first_reply_at", UtcDateTime),
-    Column("closed_at", UtcDateTime),
-    Column("sla_due_at", UtcDateTime),
-    CheckConstraint("mode IN ('consult', 'handoff')", name="ck_consultations_mode"),
-    CheckConstraint("status IN ('open', 'assigned', 'replied', 'closed')", name="ck_consultations_status"),
-    Index("ix_consultations_conversation_id", "conversation_id"),
-    Index("ix_consultations_status", "status"),
-    Index("ix_consultations_queue_created_at", "queue", "created_at"),
-    Index("ix_consultations_assignee", "assignee"),
-)
-
-consultation_messages = Table(
-    "consultation_messages",
-    metadata,
-    Column("id", Integer, primary_key=True, autoincrement=True),
-    Column(
-        "consultation_id",
-        String(32),
-        ForeignKey("consultations.id", name="fk_consultation_messages_consultation_id"),
-        nullable=False,
-    ),
-    Column("at", UtcDateTime, nullable=False),
-    Column("direction", String(16), nullable=False),
-    Column("author", String(128), nullable=False),
-    Column("channel", String(32), nullable=False),
-    Column("text", Text, nullable=False),
-    Column("internal", Boolean, nullable=False),
-    Column("meta", JSON, nullable=False),
-    CheckConstraint(
-        "direction IN ('to_expert', 'from_expert', 'to_customer', 'from_customer')",
-        name="ck_consultation_messages_direction",
-    ),
-    Index("ix_consultation_messages_consultation_id", "consultation_id"),
-)
-
-audit_events = Table(
-    "audit_events",
-    metadata,
-    Column("id", Integer, primary_key=True, autoincrement=True),
-    Column(
-        "consultation_id",
-        String(32),
-        ForeignKey("consultations.id", name="fk_audit_events_consultation_id"),
-        nullable=False,
-    ),
-    Column("at", UtcDateTime, nullable=False),
-    Column("actor", String(128), nullable=False),
-    Column("action", String(64), nullable=False),
-    Column("detail", JSON, nullable=False),
-    Index("ix_audit_events_consultation_id", "consultation_id"),
-    Index("ix_audit_events_action", "action"),
-)
-
-
-expert_threads = Table(
-    "expert_threads",
-    metadata,
-    Column("id", Integer, primary_key=True, autoincrement=True),
-    Column(
-        "consultation_id",
-        String(32),
-        ForeignKey("consultations.id", name="fk_expert_threads_consultation_id"),
-        nullable=False,
-    ),
-    Column("channel", String(32), nullable=False),
-    Column("address", String(128), nullable=False),
-    Column("message_id", String(64), nullable=False),
-    Column("at", UtcDateTime, nullable=False),
-    Index("ux_expert_threads_message", "channel", "address", "message_id", unique=True),
-)
-"""Messages we posted to an expert (Slack channel + ts, Telegram chat + message id): a reply in
-that thread, or to that message, belongs to the consultation."""
-
-webhook_deliveries = Table(
-    "webhook_deliveries",
-    metadata,
-    Column("key", String(255), primary_key=True),
-    Column("seen_at", UtcDateTime, nullable=False),
-    Index("ix_webhook_deliveries_seen_at", "seen_at"),
-)
-"""Webhook deliveries already processed (`backline.hub.dedupe.SqlDedupe`)."""
-
-
-# --- records ------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Consultation:
-    """One consultation (consult mode: an expert reviews behind the AI; handoff: a person takes over)."""
-
-    id: str
-    conversation_id: str
-    mode: str
-    status: str
-    queue: str
-    priority: str
-    reasons: Tuple[str, ...]
-    detail: Optional[str]
-    brief: Mapping[str, Any]
-    ai_draft: Optional[str]
-    transcript: Tuple[Mapping[str, Any], ...]
-    created_at: datetime
-    first_reply_at: Optional[datetime] = None
-    closed_at: Optional[datetime] = None
-    sla_due_at: Optional[datetime] = None
-    assignee: Optional[str] = None
-    channel: Optional[str] = None
-    resolution: Optional[str] = None
-    context: Mapping[str, Any] = field(default_factory=dict)
-    routing: Mapping[str, Any] = field(default_factory=dict)
-
-    @property
-    def is_open(self) -> bool:
-        return self.status != "closed"
-
-    def as_dict(self) -> Dict[str, Any]:
-        """The hub API record (DESIGN.md, "Observable contract"): JSON-ready, ISO-8601 timestamps."""
-        return {
-            "id": self.id,
-            "conversation_id": self.conversation_id,
-            "mode": self.mode,
-            "status": self.status,
-            "queue": self.queue,
-            "priority": self.priority,
-            "reasons": list(self.reasons),
-            "detail": self.detail,
-            "brief": copy.deepcopy(dict(self.brief)),
-            "ai_draft": self.ai_draft,
-            "transcript": copy.deepcopy([dict(t) for t in self.transcript]),
-            "created_at": _iso(self.created_at),
-            "first_reply_at": _iso(self.first_reply_at),
-            "closed_at": _iso(self.closed_at),
-            "sla_due_at": _iso(self.sla_due_at),
-            "assignee": self.assignee,
-            "channel": self.channel,
-            "resolution": self.resolution,
-            "context": copy.deepcopy(dict(self.context)),
-            "routing": copy.deepcopy(dict(self.routing)),
-        }
-
-
-@dataclass(frozen=True)
-class Message:
-    """A message in a consultation: to / from the expert, or to / from the customer."""
-
-    id: int
-    consultation_id: str
-    at: datetime
-    direction: str
-    author: str
-    channel: str
-    text: str
-    internal: bool = False
-    meta: Mapping[str, Any] = field(default_factory=dict)
-
-    def as_dict(self) -> Dict[str, Any]:
-        return {
-            "id": self.id,
-            "consultation_id": self.consultation_id,
-            "at": _iso(self.at),
-            "direction": self.direction,
-            "author": self.author,
-            "channel": self.channel,
-            "text": self.text,
-            "internal": self.internal,
-            "meta": copy.deepcopy(dict(self.meta)),
-        }
-
-
-@dataclass(frozen=True)
-class AuditEvent:
-    """One step in a consultation's life: who did what, when, with which details."""
-
-    id: int
-    consultation_id: str
-    at: datetime
-    actor: str
-    action: str
-    detail: Mapping[str, Any] = field(default_factory=dict)
-
-    def as_dict(self) -> Dict[str, Any]:
-        return {
-            "id": self.id,
-            "consultation_id": self.consultation_id,
-            "at": _iso(self.at),
-            "actor": self.actor,
-            "action": self.action,
-            "detail": copy.deepcopy(dict(self.detail)),
-        }
-
-
-class ConsultationNotFound(KeyError):
-    """No consultation with this id."""
-
-
-class ConsultationClosed(ValueError):
-    """The operation needs an open consultation."""
 
 
 # --- helpers --------------------------------------------------------------------------------
@@ -470,7 +224,7 @@ def current_revision(url: Union[str, Engine, None] = None) -> Optional[str]:
             engine.dispose()
 
 
-def _consultation(row: Any) -> Consultation:
+def _consultation(row: Any, delivery_status: Optional[str] = None) -> Consultation:
     return Consultation(
         id=row.id,
         conversation_id=row.conversation_id,
@@ -492,6 +246,7 @@ def _consultation(row: Any) -> Consultation:
         resolution=row.resolution,
         context=row.context or {},
         routing=row.routing or {},
+        delivery_status=delivery_status,
     )
 
 
@@ -520,6 +275,47 @@ def _event(row: Any) -> AuditEvent:
     )
 
 
+WEBHOOK_KEY_TTL = timedelta(days=1)
+"""How long a webhook delivery key is remembered: longer than Slack's retries (minutes) and
+Telegram's re-deliveries (hours)."""
+WEBHOOK_KEY_LIMIT = webhook_deliveries.c.key.type.length
+
+
+def claim_webhook_key(connection: Connection, key: str, now: datetime, ttl: timedelta = WEBHOOK_KEY_TTL) -> bool:
+    """Record a webhook delivery key in the open transaction; True when it is new (or its record
+    expired), False for a duplicate. One INSERT ... ON CONFLICT DO UPDATE: of two concurrent
+    deliveries of one key exactly one gets True; if the transaction rolls back, so does the key."""
+    if not isinstance(key, str) or not key or len(key) > WEBHOOK_KEY_LIMIT:
+        raise ValueError(f"a delivery key is a non-empty string of at most {WEBHOOK_KEY_LIMIT} characters; got {key!r}")
+    dialect = postgresql if connection.dialect.name == "postgresql" else sqlite
+    insert = dialect.insert(webhook_deliveries).values(key=key, seen_at=as_utc(now))
+    upsert = insert.on_conflict_do_update(
+        index_elements=[webhook_deliveries.c.key],
+        set_={"seen_at": insert.excluded.seen_at},
+        where=webhook_deliveries.c.seen_at <= as_utc(now) - ttl,
+    )
+    return connection.execute(upsert).rowcount == 1
+
+
+def _delivery_states(connection: Connection, ids: Sequence[str]) -> Dict[str, str]:
+    """Each consultation's ``delivery_status`` (see `backline.consult.records.AWAITING_DELIVERY`)."""
+    found: Dict[str, set] = {}
+    for start in range(0, len(ids), 500):
+        statement = select(deliveries.c.consultation_id, deliveries.c.status).where(
+            deliveries.c.consultation_id.in_(ids[start:start + 500])).distinct()
+        for row in connection.execute(statement):
+            found.setdefault(row.consultation_id, set()).add(row.status)
+    states = {}
+    for consultation_id, statuses in found.items():
+        if "pending" in statuses:
+            states[consultation_id] = AWAITING_DELIVERY
+        elif "undeliverable" in statuses:
+            states[consultation_id] = "undeliverable"
+        else:
+            states[consultation_id] = "delivered"
+    return states
+
+
 # --- the store ------------------------------------------------------------------------------
 
 
@@ -534,6 +330,8 @@ class ConsultationStore:
         self.url = url or database_url()
         self.clock: Clock = clock or utcnow
         self.engine = make_engine(self.url)
+        self._active: "contextvars.ContextVar[Optional[Connection]]" = contextvars.ContextVar(
+            f"consultation_store_{id(self)}", default=None)
         if migrate_schema:
             migrate(self.engine)
 
@@ -550,10 +348,35 @@ class ConsultationStore:
     # transactions
 
     def _write(self) -> Any:
-        return self.engine.begin()
+        active = self._active.get()
+        return contextlib.nullcontext(active) if active is not None else self.engine.begin()
 
     def _read(self) -> Any:
+        active = self._active.get()
+        if active is not None:
+            return contextlib.nullcontext(active)
         return self.engine.connect().execution_options(backline_read_only=True)
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[Connection]:
+        """One transaction for every store call made inside the block (in this thread or task):
+        all of them commit together or none does. Nested blocks join the outer one."""
+        active = self._active.get()
+        if active is not None:
+            yield active
+            return
+        with self.engine.begin() as connection:
+            token = self._active.set(connection)
+            try:
+                yield connection
+            finally:
+                self._active.reset(token)
+
+    def lock(self, consultation_id: str) -> Consultation:
+        """The consultation, locked until the surrounding `transaction` ends (``SELECT ... FOR UPDATE``
+        on PostgreSQL; SQLite's write transaction locks the whole database)."""
+        with self._write() as connection:
+            return _consultation(self._locked(connection, consultation_id))
 
     def _now(self, at: Optional[datetime]) -> datetime:
         return as_utc(at if at is not None else self.clock())
@@ -656,7 +479,8 @@ class ConsultationStore:
         """The consultation, or None."""
         with self._read() as connection:
             row = connection.execute(select(consultations).where(consultations.c.id == consultation_id)).first()
-        return None if row is None else _consultation(row)
+            states = _delivery_states(connection, [consultation_id]) if row is not None else {}
+        return None if row is None else _consultation(row, states.get(consultation_id))
 
     def require(self, consultation_id: str) -> Consultation:
         """The consultation; `ConsultationNotFound` when there is none."""
@@ -688,7 +512,9 @@ class ConsultationStore:
         if limit is not None:
             statement = statement.limit(max(0, int(limit)))
         with self._read() as connection:
-            return [_consultation(row) for row in connection.execute(statement)]
+            rows = list(connection.execute(statement))
+            states = _delivery_states(connection, [row.id for row in rows])
+        return [_consultation(row, states.get(row.id)) for row in rows]
 
     def assign(
         self,
@@ -906,6 +732,19 @@ class ConsultationStore:
         )
         with self._read() as connection:
             return [_event(row) for row in connection.execute(statement)]
+
+    def claim_webhook_key(self, key: str, *, at: Optional[datetime] = None, ttl: timedelta = WEBHOOK_KEY_TTL) -> bool:
+        """`claim_webhook_key` in this store's database (inside `transaction` when one is open)."""
+        with self._write() as connection:
+            return claim_webhook_key(connection, key, self._now(at), ttl)
+
+    def decided_by(self, consultation_id: str) -> Optional[str]:
+        """Who closed the consultation (the actor of its ``closed`` event), or None."""
+        statement = (select(audit_events.c.actor)
+                     .where(audit_events.c.consultation_id == consultation_id, audit_events.c.action == "closed")
+                     .order_by(audit_events.c.id.desc()).limit(1))
+        with self._read() as connection:
+            return connection.execute(statement).scalar()
 
     # expert threads
 

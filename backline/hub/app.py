@@ -3,13 +3,14 @@
 - the operator dashboard (/dashboard, sign-in per operator) and the customer web chat (/chat);
 - JSON API for operators (``Authorization: Bearer <operator token>``): consultations, replies, metrics;
 - Slack (``/slack/interactivity``, ``/slack/events``; signing secret) and Telegram (``/telegram/webhook``;
-  secret token) webhooks: button clicks and replies from the experts' channels, answered at once,
-  applied in the background, each delivery once;
+  secret token) webhooks: button clicks and replies from the experts' channels, recorded with the
+  platform's delivery key in one transaction and answered at once, each delivery once;
 - the SLA timer: every ``BACKLINE_SLA_INTERVAL`` seconds the ladder is walked and customers whose
   promised wait has passed hear about the delay;
-- expert replies resume the customer's conversation through Rasa's trigger_intent.
+- the delivery worker: expert replies and delay notices resume the customer's conversation through
+  Rasa's trigger_intent, from the outbox, until Rasa confirms them (`backline.hub.delivery_worker`).
 
-Handlers are thin: the work is in `backline.consult` (service, replies).
+Handlers are thin: the work is in `backline.hub.flow` and `backline.consult` (service, replies, outbox).
 """
 from __future__ import annotations
 
@@ -22,23 +23,23 @@ import secrets
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
 
-import requests
-
 from sanic import Sanic
 from sanic.request import Request
 from sanic.response import HTTPResponse, json, redirect
 
-from backline.consult.replies import SLA_DELAY, Reply, ReplyError, record_reply
+from backline.consult.outbox import Outbox, RetryBudget
 from backline.consult.service import ConsultationService
-from backline.consult.store import PROJECT_ROOT, ConsultationClosed, ConsultationNotFound, STATUSES
-from backline.experts.base import ChannelError
+from backline.consult.store import PROJECT_ROOT, STATUSES
 from backline.hub.dashboard import dashboard_blueprint
+from backline.hub.delivery_worker import DeliveryWorker
+from backline.hub.flow import ConsultationFlow
 from backline.hub.dedupe import SqlDedupe
 from backline.hub.guidance import ExpertReply
 from backline.hub.operators import dashboard_secret
 from backline.hub.rasa_client import RasaClient, RasaError
-from backline.hub.slack_inbound import Ephemeral, SlackInbound
-from backline.hub.telegram_inbound import TelegramInbound, send_message
+from backline.hub.slack_inbound import SlackInbound
+from backline.hub.telegram_inbound import TelegramInbound
+from backline.redact import install_log_filter, register, register_env
 from backline.hub.webchat import ENV_SOCKET_URL, webchat_blueprint
 
 logger = logging.getLogger(__name__)
@@ -46,7 +47,6 @@ logger = logging.getLogger(__name__)
 ENV_OPERATOR_TOKEN = "BACKLINE_OPERATOR_TOKEN"
 ENV_SLACK_SIGNING_SECRET = "BACKLINE_SLACK_SIGNING_SECRET"
 ENV_TELEGRAM_WEBHOOK_SECRET = "BACKLINE_TELEGRAM_WEBHOOK_SECRET"
-Outcome = Tuple[int, Dict[str, Any]]
 TOKEN_FILE = PROJECT_ROOT / "var" / "operator_token"
 
 
@@ -71,6 +71,9 @@ class HubConfig:
     chat_socket_url: Optional[str] = None
     slack_signing_secret: str = ""
     telegram_webhook_secret: str = ""
+    delivery_interval: float = 1.0
+    delivery_budget: RetryBudget = RetryBudget()
+    max_body_bytes: int = 1_000_000
 
     @classmethod
     def from_env(cls, env: Optional[Mapping[str, str]] = None) -> "HubConfig":
@@ -86,6 +89,9 @@ class HubConfig:
             chat_socket_url=env.get(ENV_SOCKET_URL) or None,
             slack_signing_secret=env.get(ENV_SLACK_SIGNING_SECRET, ""),
             telegram_webhook_secret=env.get(ENV_TELEGRAM_WEBHOOK_SECRET, ""),
+            delivery_interval=float(env.get("BACKLINE_DELIVERY_INTERVAL") or 1.0),
+            delivery_budget=RetryBudget.from_env(env),
+            max_body_bytes=int(env.get("BACKLINE_MAX_BODY_BYTES") or 1_000_000),
         )
 
 
@@ -99,11 +105,16 @@ def _authorized(request: Request, token: str) -> bool:
     return scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), token.encode())
 
 
-def create_app(service: ConsultationService, config: HubConfig, rasa: RasaClient, name: str = "backline_hub") -> Sanic:
+def create_app(service: ConsultationService, config: HubConfig, rasa: RasaClient, name: str = "backline_hub",
+               *, worker: Optional[DeliveryWorker] = None) -> Sanic:
     """The hub's Sanic app over ``service`` (store, experts, channels) and ``rasa`` (the customer side)."""
     app = Sanic(name)
     app.config.FALLBACK_ERROR_FORMAT = "json"
+    app.config.REQUEST_MAX_SIZE = config.max_body_bytes
     store = service.store
+    worker = worker or DeliveryWorker(Outbox(store, config.delivery_budget), rasa,
+                                      interval=config.delivery_interval)
+    flow = ConsultationFlow(service, worker)
 
     @app.middleware("request")
     async def require_operator(request: Request) -> Optional[HTTPResponse]:
@@ -136,20 +147,24 @@ def create_app(service: ConsultationService, config: HubConfig, rasa: RasaClient
             return _error(404, f"no consultation {consultation_id}")
         messages = await asyncio.to_thread(store.messages, consultation_id)
         audit = await asyncio.to_thread(store.audit_trail, consultation_id)
+        sent = await asyncio.to_thread(flow.outbox.for_consultation, consultation_id)
         return json({**case.as_dict(), "messages": [m.as_dict() for m in messages],
-                     "audit": [e.as_dict() for e in audit]})
+                     "audit": [e.as_dict() for e in audit], "deliveries": [d.as_dict() for d in sent]})
 
     @app.post("/api/consultations/<consultation_id>/reply")
     async def reply(request: Request, consultation_id: str) -> HTTPResponse:
-        body = request.json if isinstance(request.json, dict) else None
+        body = _json_object(request)
         if body is None:
             return _error(400, 'send a JSON object: {"action": ..., "text": ..., "allowed_followups": [...]}')
         case = await asyncio.to_thread(store.get, consultation_id)
         if case is None:
             return _error(404, f"no consultation {consultation_id}")
         actor = body.get("actor") or case.assignee or "operator"
-        if body.get("actor") and actor not in service.directory.people:
+        if not isinstance(actor, str) or (body.get("actor") and actor not in service.directory.people):
             return _error(400, f"actor {actor!r} is not a person of experts.yml")
+        for key in ("action", "text"):
+            if body.get(key) is not None and not isinstance(body.get(key), str):
+                return _error(400, f"{key} must be a string")
         followups = body.get("allowed_followups") or []
         if not isinstance(followups, list) or not all(isinstance(f, str) for f in followups):
             return _error(400, "allowed_followups must be a list of follow-up types")
@@ -158,41 +173,18 @@ def create_app(service: ConsultationService, config: HubConfig, rasa: RasaClient
                                  str(body.get("text") or ""), tuple(followups))
         except ValueError as error:
             return _error(400, str(error))
-        status, payload = await apply(answer)
+        status, payload = await flow.apply_async(answer)
         return json(payload, status=status)
 
-    async def apply(answer: ExpertReply) -> Outcome:
-        """Turn an expert's reply into guidance (``//`` notes stay internal) and resume the customer's conversation."""
-        case = await asyncio.to_thread(store.get, answer.consultation_id)
-        if case is None:
-            return 404, {"error": f"no consultation {answer.consultation_id}"}
+    @app.post("/api/deliveries/<delivery_id>/retry")
+    async def retry_delivery(request: Request, delivery_id: str) -> HTTPResponse:
+        """Send an undeliverable reply again (the operator fixed what stopped it)."""
         try:
-            guidance = answer.to_reply(case.mode)
-        except ReplyError as error:
-            return 400, {"error": str(error)}
-        return await resume(answer.consultation_id, answer.actor, answer.source, guidance)
-
-    async def resume(consultation_id: str, actor: str, source: str, answer: Reply) -> Outcome:
-        """Record the reply, then resume the customer's conversation with it."""
-        try:
-            step = await asyncio.to_thread(record_reply, store, consultation_id, actor, source, answer)
-        except ConsultationNotFound:
-            return 404, {"error": f"no consultation {consultation_id}"}
-        except ConsultationClosed:
-            closed = await asyncio.to_thread(store.require, consultation_id)
-            return 409, {"error": f"consultation {consultation_id} is already closed ({closed.resolution}); "
-                                  "nothing was sent to the customer", "consultation": closed.as_dict()}
-        except ReplyError as error:
-            return 400, {"error": str(error)}
-        case = await asyncio.to_thread(store.require, consultation_id)
-        try:
-            resumed = await asyncio.to_thread(rasa.trigger_intent, step.conversation_id, step.intent, step.entities)
-        except RasaError as error:
-            logger.error("consultation %s: reply recorded, customer not reached: %s", consultation_id, error)
-            await asyncio.to_thread(store.audit, consultation_id, "hub", "resume_failed", {"error": str(error)})
-            return 502, {"error": f"the reply is recorded but the customer was not reached: {error}",
-                         "consultation": case.as_dict()}
-        return 200, {"consultation": case.as_dict(), "customer_messages": resumed.get("messages", [])}
+            delivery = await asyncio.to_thread(flow.outbox.requeue, delivery_id, actor="operator")
+        except ValueError as error:
+            return _error(409, str(error))
+        worker.wake()
+        return json({"delivery": delivery.as_dict()}, status=202)
 
     dedupe = SqlDedupe(store.engine)
     slack = (SlackInbound(config.slack_signing_secret, service.directory, dedupe,
@@ -204,45 +196,33 @@ def create_app(service: ConsultationService, config: HubConfig, rasa: RasaClient
 
     async def webhook(request: Request, handler: Optional[Callable[[bytes, Mapping[str, str]], Any]],
                       setting: str) -> HTTPResponse:
-        """Verify and parse at once (Slack wants an answer within 3 s); apply the reply in the background."""
+        """Verify and parse, record the reply with its delivery in one transaction (the platform's
+        delivery key too), answer at once; the delivery worker reaches the customer. If recording
+        fails nothing is kept and the platform is asked to retry (503)."""
         if handler is None:
             return _error(404, f"this webhook is off: set {setting}")
         result = await asyncio.to_thread(handler, request.body, dict(request.headers))
         if result.reason:
             logger.info("%s: %s", request.path, result.reason)
+        body = dict(result.body or {})
+        if result.reply is not None:
+            try:
+                (status, payload), delivery_id = await asyncio.to_thread(flow.record, result.reply)
+            except Exception:
+                logger.exception("%s: the reply could not be recorded; the platform will retry", request.path)
+                return _error(503, "the reply could not be recorded; please retry")
+            if delivery_id is not None:
+                worker.wake()
+            elif status >= 400:
+                problem = f"Not sent: {payload.get('error')}"
+                if body.get("method") == "answerCallbackQuery":
+                    body.update(text=problem[:200], show_alert=True)
+                else:
+                    app.add_task(asyncio.to_thread(flow.tell_expert, result.reply, problem))
         ephemeral = getattr(result, "ephemeral", None)
         if ephemeral is not None:
-            app.add_task(asyncio.to_thread(tell_slack, ephemeral))
-        if result.reply is not None:
-            app.add_task(answer_expert(result.reply))
-        return json(result.body or {}, status=result.status)
-
-    async def answer_expert(answer: ExpertReply) -> None:
-        """Apply a webhook reply; when it could not reach the customer, tell the expert where they wrote."""
-        status, payload = await apply(answer)
-        if status != 200:
-            await asyncio.to_thread(tell_expert, answer, f"Not sent: {payload.get('error')}")
-
-    def tell_expert(answer: ExpertReply, text: str) -> None:
-        raw = answer.raw
-        if answer.source == "slack":
-            tell_slack(Ephemeral(text, response_url=raw.get("response_url"), channel=raw.get("channel"),
-                                 user=raw.get("user_id"), thread_ts=raw.get("thread_ts")))
-        elif answer.source == "telegram" and "telegram" in service.channels:
-            call = send_message(raw.get("chat_id"), text, raw.get("message_id"))
-            try:
-                service.channels["telegram"].call(call.pop("method"), call)
-            except ChannelError as error:
-                logger.warning("could not tell the expert on Telegram: %s", error.message)
-
-    def tell_slack(ephemeral: Ephemeral) -> None:
-        try:
-            if ephemeral.response_url:
-                requests.post(ephemeral.response_url, json=ephemeral.payload(), timeout=10).raise_for_status()
-            elif "slack" in service.channels:
-                service.channels["slack"].client.chat_postEphemeral(**ephemeral.payload())
-        except Exception as error:  # the expert's feedback is best effort; the reply itself is recorded
-            logger.warning("could not send a Slack ephemeral message: %s", error)
+            app.add_task(asyncio.to_thread(flow.tell_slack, ephemeral))
+        return json(body, status=result.status)
 
     @app.post("/slack/interactivity")
     async def slack_interactivity(request: Request) -> HTTPResponse:
@@ -264,30 +244,31 @@ def create_app(service: ConsultationService, config: HubConfig, rasa: RasaClient
         while True:
             await asyncio.sleep(config.sla_interval)
             try:
-                await sla_tick()
+                await asyncio.to_thread(flow.sla_tick)
             except Exception:  # the timer must survive a bad tick; the next one retries
                 logger.exception("SLA tick failed")
 
-    async def sla_tick() -> List[Dict[str, Any]]:
-        notified = []
-        for outcome in await asyncio.to_thread(service.run_sla):
-            if outcome.customer_text:
-                await asyncio.to_thread(rasa.trigger_intent, outcome.conversation_id, SLA_DELAY,
-                                        {"consultation_id": outcome.consultation_id})
-                notified.append({"consultation_id": outcome.consultation_id, "text": outcome.customer_text})
-        return notified
-
     @app.after_server_start
-    async def start_timer(app: Sanic, _: Any) -> None:
+    async def start_timers(app: Sanic, _: Any) -> None:
         if config.sla_interval > 0:
             app.add_task(sla_timer())
+        if config.delivery_interval > 0:
+            app.add_task(worker.run())
 
-    app.blueprint(dashboard_blueprint(service, apply, config.dashboard_secret))
+    app.blueprint(dashboard_blueprint(service, flow.apply_async, config.dashboard_secret))
     app.blueprint(webchat_blueprint(service, config.rasa_url, config.chat_socket_url))
-    app.ctx.apply = apply
-    app.ctx.resume = resume
-    app.ctx.sla_tick = sla_tick
+    app.ctx.flow = flow
+    app.ctx.worker = worker
     return app
+
+
+def _json_object(request: Request) -> Optional[Dict[str, Any]]:
+    """The body as a JSON object, or None (not JSON, not an object)."""
+    try:
+        body = request.json
+    except Exception:  # Sanic raises on a body that is not JSON
+        return None
+    return body if isinstance(body, dict) else None
 
 
 def main(argv: Optional[List[str]] = None) -> int:
@@ -298,6 +279,11 @@ def main(argv: Optional[List[str]] = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s  %(message)s")
     config = HubConfig.from_env()
+    register_env(os.environ)
+    register(config.operator_token, config.rasa_token, config.slack_signing_secret, config.telegram_webhook_secret)
+    install_log_filter()
+    for name in ("sanic.root", "sanic.error", "sanic.access"):
+        install_log_filter(logging.getLogger(name))
     app = create_app(ConsultationService.from_env(), config, RasaClient(config.rasa_url, config.rasa_token))
     app.run(host=args.host, port=args.port, access_log=False, workers=1)
     return 0

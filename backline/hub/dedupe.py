@@ -4,6 +4,8 @@ can arrive twice (same user and ``action_ts``), Telegram re-sends an update (sam
 `seen_before(key)` records the key and says whether it was already recorded within the TTL, in
 one atomic step: of two concurrent deliveries of the same key exactly one gets False.
 `MemoryDedupe` serves one process; `SqlDedupe` (SQLite or PostgreSQL) serves several hubs.
+A delivery that carries an expert's reply is not marked here but in the transaction that records
+the reply (`backline.consult.replies.record_reply`), so a failed apply is applied again on retry.
 """
 from __future__ import annotations
 
@@ -14,15 +16,12 @@ from datetime import datetime, timedelta
 from typing import Callable, Optional, Union
 
 from sqlalchemy import delete
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
 
-from backline.consult.store import as_utc, database_url, make_engine, migrate, utcnow
+from backline.consult.store import WEBHOOK_KEY_LIMIT as KEY_LIMIT
+from backline.consult.store import WEBHOOK_KEY_TTL as DEFAULT_TTL
+from backline.consult.store import as_utc, claim_webhook_key, database_url, make_engine, migrate, utcnow
 from backline.consult.store import webhook_deliveries as deliveries
-
-DEFAULT_TTL = timedelta(days=1)
-"""Longer than Slack's retries (minutes) and Telegram's re-deliveries (hours)."""
-KEY_LIMIT = deliveries.c.key.type.length
 
 
 def _check(key: str) -> str:
@@ -85,16 +84,8 @@ class SqlDedupe(DedupeStore):
         migrate(self.engine)
 
     def seen_before(self, key: str) -> bool:
-        now = as_utc(self.clock())
-        dialect = postgresql if self.engine.dialect.name == "postgresql" else sqlite
-        insert = dialect.insert(deliveries).values(key=_check(key), seen_at=now)
-        upsert = insert.on_conflict_do_update(
-            index_elements=[deliveries.c.key],
-            set_={"seen_at": insert.excluded.seen_at},
-            where=deliveries.c.seen_at <= now - self.ttl,
-        )
         with self.engine.begin() as connection:
-            return connection.execute(upsert).rowcount == 0
+            return not claim_webhook_key(connection, _check(key), as_utc(self.clock()), self.ttl)
 
     def purge(self, now: Optional[datetime] = None) -> int:
         """Delete the expired keys (for a periodic task); how many were deleted."""

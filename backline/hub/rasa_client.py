@@ -1,13 +1,19 @@
-"""Rasa's HTTP API as the hub uses it: resume a customer's conversation with an external intent."""
+"""Rasa's HTTP API as the hub uses it: resume a customer's conversation with an external intent.
+
+Errors name the Rasa server and what went wrong, never the API token (it travels as the ``token``
+query parameter, which Rasa's token auth requires, and would otherwise show in the URL).
+"""
 from __future__ import annotations
 
 from typing import Any, Dict, Mapping
 
 import requests
 
+from backline.redact import redact
+
 
 class RasaError(RuntimeError):
-    """Rasa refused or could not be reached; the message says which."""
+    """Rasa refused or could not be reached; the message says which (without the token)."""
 
 
 class RasaClient:
@@ -20,21 +26,29 @@ class RasaClient:
         self.session = requests.Session()
 
     def trigger_intent(
-        self, conversation_id: str, intent: str, entities: Mapping[str, Any], output_channel: str = "latest"
+        self, conversation_id: str, intent: str, entities: Mapping[str, Any], output_channel: str = "latest",
+        *, timeout: float = None,
     ) -> Dict[str, Any]:
         """POST /conversations/{id}/trigger_intent: the bot runs the intent's rule and answers on the
-        customer's latest channel; returns Rasa's answer (tracker and the messages it produced)."""
+        customer's latest channel; returns Rasa's answer: the whole tracker (every event, so that a
+        delivery can be confirmed) and the messages it produced."""
         url = f"{self.base_url}/conversations/{requests.utils.quote(conversation_id, safe='')}/trigger_intent"
         try:
             response = self.session.post(
                 url,
-                params={"output_channel": output_channel, "token": self.token},
+                params={"output_channel": output_channel, "include_events": "ALL", "token": self.token},
                 json={"name": intent, "entities": dict(entities)},
-                timeout=self.timeout,
+                timeout=timeout or self.timeout,
             )
+        except requests.Timeout:
+            raise RasaError(f"Rasa at {self.base_url} did not answer {intent} within "
+                            f"{timeout or self.timeout:g} s") from None
         except requests.RequestException as error:
-            raise RasaError(f"cannot reach Rasa at {self.base_url}: {error}") from error
+            raise RasaError(f"cannot reach Rasa at {self.base_url}: {type(error).__name__}") from None
         if response.status_code != 200:
-            raise RasaError(f"Rasa answered {response.status_code} to {intent} for {conversation_id}: "
-                            f"{response.text[:300]}")
-        return response.json()
+            raise RasaError(redact(f"Rasa answered {response.status_code} to {intent}: {response.text[:300]}",
+                                   [self.token]))
+        try:
+            return response.json()
+        except ValueError:
+            raise RasaError(f"Rasa answered {intent} with a body that is not JSON") from None

@@ -4,7 +4,10 @@ Each entry point takes the raw body and headers and returns a `SlackResult`: wha
 handler answers at once (Slack wants it within 3 seconds) and the `ExpertReply` to hand off.
 Requests are verified with the app's signing secret (HMAC-SHA256 of ``v0:timestamp:body``,
 timestamp within 5 minutes); deliveries are de-duplicated by ``event_id`` (events, retried
-with ``X-Slack-Retry-Num``) or by user and ``action_ts`` (clicks). Only people of experts.yml
+with ``X-Slack-Retry-Num``) or by user and ``action_ts`` (clicks): a reply carries its key as
+``dedupe_key`` and the hub records the key in the transaction that records the reply, so a retry
+after a failure is applied and a retry after success is not; deliveries without a reply are
+marked here. Only people of experts.yml
 with a Slack ``user_id`` may answer; others get an ephemeral message.
 
 The Answer button records nothing: it asks for the answer in the message's thread, where a
@@ -134,10 +137,10 @@ class SlackInbound:
             return SlackResult(200, ephemeral=Ephemeral(_unknown(user_id), response_url=response_url),
                                reason="unknown_user")
         key = f"slack:action:{user_id}:{click.get('action_ts')}"
-        if self.dedupe.seen_before(key):
-            return SlackResult(200, reason="duplicate")
         action = ACTION_FOR[click["action_id"]]
         if action == "answer":
+            if self.dedupe.seen_before(key):
+                return SlackResult(200, reason="duplicate")
             return SlackResult(200, ephemeral=Ephemeral(ANSWER_PROMPT, response_url=response_url),
                                reason="answer_prompt")
         container = payload.get("container") or {}
@@ -182,8 +185,6 @@ class SlackInbound:
             return SlackResult(200, ephemeral=Ephemeral(_unknown(user_id), channel=channel, user=user_id,
                                                         thread_ts=thread_ts), reason="unknown_user")
         key = f"slack:event:{payload.get('event_id')}"
-        if self.dedupe.seen_before(key):
-            return SlackResult(200, reason="duplicate")
         lowered = {str(k).lower(): v for k, v in headers.items()}
         raw = {
             "user_id": user_id,
@@ -197,6 +198,8 @@ class SlackInbound:
             reply = ExpertReply.from_text(consultation_id, person.id, "slack", unescape(event.get("text") or ""),
                                           dedupe_key=key, raw=raw)
         except ReplyError as error:
+            if self.dedupe.seen_before(key):
+                return SlackResult(200, reason="duplicate")
             return SlackResult(200, ephemeral=Ephemeral(f"Not recorded: {error}", channel=channel, user=user_id,
                                                         thread_ts=thread_ts), reason="invalid_reply")
         return SlackResult(200, reply=reply)

@@ -7,7 +7,8 @@ button press needs (or a ``sendMessage`` telling the sender why nothing was reco
 handler returns it as is and calls nothing itself.
 
 A request without the configured ``X-Telegram-Bot-Api-Secret-Token`` is refused; an update is
-processed once (``update_id``). The sender is the person of experts.yml whose ``chat_id`` is
+processed once (``update_id``): a reply carries the key as ``dedupe_key`` and the hub records it in
+the transaction that records the reply; other updates are marked here. The sender is the person of experts.yml whose ``chat_id`` is
 the sender's user id (in a private chat, the chat id). A message answers the consultation whose
 message it replies to, else the sender's only open consultation.
 """
@@ -85,13 +86,15 @@ class TelegramInbound:
         except (ValueError, TypeError, KeyError):
             return TelegramResult(400, {"error": "expected a JSON Update with an update_id"}, reason="bad_payload")
         key = f"telegram:update:{update_id}"
-        if self.dedupe.seen_before(key):
-            return TelegramResult(200, reason="duplicate")
         if isinstance(update.get("callback_query"), dict):
-            return self._callback(update["callback_query"], key)
-        if isinstance(update.get("message"), dict):
-            return self._message(update["message"], key)
-        return TelegramResult(200, reason="ignored: not a message or button")
+            result = self._callback(update["callback_query"], key)
+        elif isinstance(update.get("message"), dict):
+            result = self._message(update["message"], key)
+        else:
+            result = TelegramResult(200, reason="ignored: not a message or button")
+        if result.reply is None and self.dedupe.seen_before(key):
+            return TelegramResult(200, reason="duplicate")
+        return result
 
     def _callback(self, query: Mapping[str, Any], key: str) -> TelegramResult:
         query_id = str(query.get("id"))

@@ -72,7 +72,19 @@
       el("span", { class: `badge priority ${item.priority}` }, PRIORITY_LABEL[item.priority] || item.priority),
       el("span", { class: "badge queue" }, item.queue),
       el("span", { class: `badge status ${item.status}` }, item.status),
+      deliveryBadge(item),
     ];
+  }
+
+  // A reply that has not reached the customer yet, or never will (an alert).
+  function deliveryBadge(item) {
+    if (item.delivery_status === "awaiting_delivery") {
+      return el("span", { class: "badge delivery awaiting", title: "The reply is recorded; the customer has not been reached yet. Retrying." }, "awaiting delivery");
+    }
+    if (item.delivery_status === "undeliverable") {
+      return el("span", { class: "badge delivery undeliverable", title: "A reply could not reach the customer within the retry budget." }, "NOT DELIVERED");
+    }
+    return null;
   }
 
   function summary(item) {
@@ -167,9 +179,14 @@
   }
 
   function decisionPanel(c, act) {
+    const delivery = c.delivery_status === "awaiting_delivery"
+      ? el("p", { id: "delivery-state", class: "flash warn" }, "Awaiting delivery: the reply is recorded and is being retried until the customer is reached.")
+      : c.delivery_status === "undeliverable"
+        ? el("p", { id: "delivery-state", class: "flash error" }, "Not delivered: the reply did not reach the customer within the retry budget. See the audit trail.")
+        : null;
     if (c.status === "closed") {
       return el("section", { class: "card decision" }, el("h2", {}, "Closed"),
-        el("p", {}, `Resolution: ${c.resolution || "—"} · ${when(c.closed_at)}`));
+        el("p", {}, `Resolution: ${c.resolution || "—"} · ${when(c.closed_at)}`), delivery);
     }
     const text = el("textarea", { id: "reply-text", rows: 5, placeholder: "Text for the customer. Lines starting with // stay internal." });
     if (c.human_mode) {
@@ -223,8 +240,13 @@
         const result = await response.json();
         if (!response.ok) throw new Error(result.error || response.statusText);
         const said = (result.customer_messages || []).map((m) => m.text).filter(Boolean).join(" ");
-        flash.className = "flash ok";
-        flash.textContent = said ? `The customer was told: “${said}”` : "Sent to the customer.";
+        if (response.status === 202) {
+          flash.className = "flash warn";
+          flash.textContent = "Recorded. The customer could not be reached yet: it is delivered as soon as the assistant is back (awaiting delivery).";
+        } else {
+          flash.className = "flash ok";
+          flash.textContent = said ? `The customer was told: “${said}”` : "Sent to the customer.";
+        }
         panelKey = null;
         await load();
       } catch (error) {
@@ -247,7 +269,7 @@
         el("h1", {}, summary(c) || "Consultation"), ...badges(c), el("span", { class: "spacer" }), slaBadge(c));
       brief.replaceChildren(briefCard(c));
       transcript.replaceChildren(timelineCard(c));
-      const key = `${c.status}/${c.human_mode}/${c.human_agent}`;
+      const key = `${c.status}/${c.human_mode}/${c.human_agent}/${c.delivery_status}`;
       if (key !== panelKey) {  // keeps what the operator is typing while the case stays in the same state
         panelKey = key;
         panel.replaceChildren(decisionPanel(c, act));

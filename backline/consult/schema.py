@@ -1,0 +1,173 @@
+"""The consultation store's tables. The Alembic migrations in ``migrations/`` create exactly
+this schema (a test compares the two); datetimes are stored as naive UTC and returned aware."""
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any, Optional
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    CheckConstraint,
+    Column,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+)
+from sqlalchemy.types import TypeDecorator
+
+from backline.utc import as_utc
+
+
+class UtcDateTime(TypeDecorator):
+    """A point in time: stored as naive UTC (portable), returned aware UTC."""
+
+    impl = DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: Optional[datetime], dialect: Any) -> Optional[datetime]:
+        return None if value is None else as_utc(value).replace(tzinfo=None)
+
+    def process_result_value(self, value: Optional[datetime], dialect: Any) -> Optional[datetime]:
+        return None if value is None else value.replace(tzinfo=timezone.utc)
+
+
+
+metadata = MetaData()
+
+consultations = Table(
+    "consultations",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("conversation_id", String(255), nullable=False),
+    Column("mode", String(16), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("queue", String(64), nullable=False),
+    Column("priority", String(16), nullable=False),
+    Column("reasons", JSON, nullable=False),
+    Column("detail", String(64)),
+    Column("brief", JSON, nullable=False),
+    Column("ai_draft", Text),
+    Column("transcript", JSON, nullable=False),
+    Column("context", JSON, nullable=False),
+    Column("routing", JSON, nullable=False),
+    Column("assignee", String(64)),
+    Column("channel", String(32)),
+    Column("resolution", Text),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("first_reply_at", UtcDateTime),
+    Column("closed_at", UtcDateTime),
+    Column("sla_due_at", UtcDateTime),
+    CheckConstraint("mode IN ('consult', 'handoff')", name="ck_consultations_mode"),
+    CheckConstraint("status IN ('open', 'assigned', 'replied', 'closed')", name="ck_consultations_status"),
+    Index("ix_consultations_conversation_id", "conversation_id"),
+    Index("ix_consultations_status", "status"),
+    Index("ix_consultations_queue_created_at", "queue", "created_at"),
+    Index("ix_consultations_assignee", "assignee"),
+)
+
+consultation_messages = Table(
+    "consultation_messages",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column(
+        "consultation_id",
+        String(32),
+        ForeignKey("consultations.id", name="fk_consultation_messages_consultation_id"),
+        nullable=False,
+    ),
+    Column("at", UtcDateTime, nullable=False),
+    Column("direction", String(16), nullable=False),
+    Column("author", String(128), nullable=False),
+    Column("channel", String(32), nullable=False),
+    Column("text", Text, nullable=False),
+    Column("internal", Boolean, nullable=False),
+    Column("meta", JSON, nullable=False),
+    CheckConstraint(
+        "direction IN ('to_expert', 'from_expert', 'to_customer', 'from_customer')",
+        name="ck_consultation_messages_direction",
+    ),
+    Index("ix_consultation_messages_consultation_id", "consultation_id"),
+)
+
+audit_events = Table(
+    "audit_events",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column(
+        "consultation_id",
+        String(32),
+        ForeignKey("consultations.id", name="fk_audit_events_consultation_id"),
+        nullable=False,
+    ),
+    Column("at", UtcDateTime, nullable=False),
+    Column("actor", String(128), nullable=False),
+    Column("action", String(64), nullable=False),
+    Column("detail", JSON, nullable=False),
+    Index("ix_audit_events_consultation_id", "consultation_id"),
+    Index("ix_audit_events_action", "action"),
+)
+
+
+expert_threads = Table(
+    "expert_threads",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column(
+        "consultation_id",
+        String(32),
+        ForeignKey("consultations.id", name="fk_expert_threads_consultation_id"),
+        nullable=False,
+    ),
+    Column("channel", String(32), nullable=False),
+    Column("address", String(128), nullable=False),
+    Column("message_id", String(64), nullable=False),
+    Column("at", UtcDateTime, nullable=False),
+    Index("ux_expert_threads_message", "channel", "address", "message_id", unique=True),
+)
+"""Messages we posted to an expert (Slack channel + ts, Telegram chat + message id): a reply in
+that thread, or to that message, belongs to the consultation."""
+
+webhook_deliveries = Table(
+    "webhook_deliveries",
+    metadata,
+    Column("key", String(255), primary_key=True),
+    Column("seen_at", UtcDateTime, nullable=False),
+    Index("ix_webhook_deliveries_seen_at", "seen_at"),
+)
+"""Webhook deliveries already processed (`backline.hub.dedupe.SqlDedupe`)."""
+
+
+deliveries = Table(
+    "deliveries",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column(
+        "consultation_id",
+        String(32),
+        ForeignKey("consultations.id", name="fk_deliveries_consultation_id"),
+        nullable=False,
+    ),
+    Column("conversation_id", String(255), nullable=False),
+    Column("intent", String(64), nullable=False),
+    Column("entities", JSON, nullable=False),
+    Column("notice", Text),
+    Column("status", String(16), nullable=False),
+    Column("attempts", Integer, nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("next_attempt_at", UtcDateTime, nullable=False),
+    Column("lease_owner", String(64)),
+    Column("lease_until", UtcDateTime),
+    Column("delivered_at", UtcDateTime),
+    Column("last_error", Text),
+    CheckConstraint("status IN ('pending', 'delivered', 'undeliverable')", name="ck_deliveries_status"),
+    Index("ix_deliveries_status_next_attempt_at", "status", "next_attempt_at"),
+    Index("ix_deliveries_consultation_id", "consultation_id"),
+)
+"""The transactional outbox: what must reach the customer's conversation (Rasa's trigger_intent),
+committed with the reply that caused it and sent by the hub's delivery worker until Rasa confirms it."""

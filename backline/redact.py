@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import re
 import threading
-from typing import Iterable, Mapping, Set
+from typing import Any, Iterable, Mapping, Set
 
 MASK = "***"
 _PATTERNS = (
@@ -54,6 +54,17 @@ def redact(text: str, extra: Iterable[str] = ()) -> str:
     for pattern, replacement in _PATTERNS:
         text = pattern.sub(replacement, text)
     return text
+
+
+def redact_data(value: Any) -> Any:
+    """``value`` (JSON-like: dicts, lists, strings) with every string redacted."""
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, dict):
+        return {key: redact_data(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [redact_data(item) for item in value]
+    return value
 
 
 class RedactingFilter(logging.Filter):

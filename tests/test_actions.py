@@ -265,3 +265,27 @@ def test_invoice_form_rejects_unknown_and_malformed_ids(business_env: str) -> No
     messages, events = _validate(ValidateInvoiceForm(), "invoice_id", "my invoice")
     assert messages == [answers.invalid_invoice_id("my invoice")]
     assert events == [SlotSet("invoice_id", None)]
+
+
+def test_an_expert_reply_is_said_once_per_delivery(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from actions.expert import ActionExpertUpdate
+    from backline.consult.replies import Reply, record_reply
+    from backline.consult.store import ConsultationStore
+
+    url = sqlite_url(tmp_path / "consultations.db")
+    monkeypatch.setenv("BACKLINE_CONSULT_DB_URL", url)
+    with ConsultationStore(url) as store:
+        case = store.create(conversation_id="test-user", mode="handoff", queue="billing")
+        resume = record_reply(store, case.id, "mara", "dashboard", Reply("answer", text="Refund approved."))
+    entities = [{"entity": name, "value": value} for name, value in resume.entities.items()]
+    trigger = user(resume.intent, entities=entities)
+    dispatcher = CollectingDispatcher()
+    events = asyncio.run(ActionExpertUpdate().run(dispatcher, make_tracker([trigger]), DOMAIN))
+    [message] = dispatcher.messages
+    assert message["text"] == "I checked with Mara from our billing team. Refund approved."
+    assert message["delivery_id"] == resume.delivery_id  # Rasa keeps it in the bot event's metadata
+    assert SlotSet("handoff_mode", "ai") in events
+
+    said = {"event": "bot", "text": message["text"], "metadata": {"delivery_id": resume.delivery_id}}
+    retry = make_tracker([trigger, said, user(resume.intent, entities=entities)])
+    assert run(ActionExpertUpdate(), retry) == ([], [])  # the hub's retry: nothing said twice

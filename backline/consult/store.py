@@ -59,6 +59,7 @@ from backline.consult.schema import (  # noqa: F401
     metadata,
     webhook_deliveries,
 )
+from backline.redact import redact_data
 from backline.routing.matrix import PRIORITIES
 from backline.utc import as_utc, iso as _iso, utcnow  # noqa: F401
 
@@ -398,7 +399,7 @@ class ConsultationStore:
             "at": at,
             "actor": _text("actor", actor, 128),
             "action": action,
-            "detail": _json(dict(detail or {})),
+            "detail": redact_data(_json(dict(detail or {}))),
         }
         if not _ACTION.match(action or ""):
             raise ValueError(f"audit action must be a snake_case name; got {action!r}")

@@ -88,8 +88,10 @@ def test_json_round_trip(matrix, written):
     assert over["limit_eur"] == pytest.approx(500.0)
     assert over["intents"] == ["refund_request", "billing_dispute"]
     assert over["phrases"] == [] and over["patterns"] == []
+    assert over["unrated_detail"] == "unrated_currency"
     legal = next(c for c in data["categories"] if c["name"] == "legal")
     assert "lawyer" in legal["phrases"] and legal["amount_above"] is None
+    assert legal["unrated_detail"] is None
     assert legal["patterns"] == [list(p) for p in matrix.categories["legal"].patterns]
     explicit = data["triggers"]["explicit_request"]
     assert explicit["intents"] == ["request_human"] and explicit["min_confidence"] == pytest.approx(0.5)
@@ -118,15 +120,45 @@ def test_markdown_has_a_table_row_per_intent(matrix, written):
     categories = _markdown_table(text, "## Exception categories")
     assert [row[0] for row in categories[1:]] == sorted(matrix.categories)
     over = dict(zip(categories[0], next(r for r in categories[1:] if r[0] == "refund_over_limit")))
-    assert over["classifier route"] == "intents: refund_request, billing_dispute; amount > 500 EUR"
+    assert over["classifier route"] == (
+        "intents: refund_request, billing_dispute; amount > 500 EUR, or in a currency without a rate (unrated_currency)"
+    )
+    assert over["detail"] == "refund_over_limit; unrated_currency"
     assert over["rule route"] == "-"
     legal = dict(zip(categories[0], next(r for r in categories[1:] if r[0] == "legal")))
+    assert legal["detail"] == "legal"
     assert legal["rule route"].endswith("(see Signals)")
     signals = _markdown_table(text, "## Signals")
     assert signals[0] == list(export_module.SIGNAL_COLUMNS)
     assert [row[0] for row in signals[1:]] == [spec.name for spec in matrix.signal_specs()]
     assert "human resources" in dict(zip(signals[0], signals[1]))["not phrases"]
     assert f"high {matrix.defaults.thresholds.high:.2f}" in text and matrix.defaults.thresholds.basis in text
+
+
+def test_the_export_names_the_unrated_currency_detail(matrix, written):
+    """Governance sees the fail-closed rule: the rated currencies, and what happens to any other one."""
+    text = written[".md"].read_text(encoding="utf-8")
+    assert (
+        "- currency rates to EUR: CHF 1.07, EUR 1, GBP 1.14, USD 0.86; an amount in any other currency is never"
+        " compared with a limit: on the intents of a category with one it escalates (fail closed)"
+    ) in text.splitlines()
+    assert "unrated_currency" in _markdown_table(text, "## Exception categories")[-1][2]
+    data = json.loads(written[".json"].read_text(encoding="utf-8"))
+    assert data["currency_rates"] == {"CHF": 1.07, "EUR": 1.0, "GBP": 1.14, "USD": 0.86}
+    assert [(c["name"], c["detail"], c["unrated_detail"]) for c in data["categories"] if c["unrated_detail"]] == [
+        ("refund_over_limit", "refund_over_limit", "unrated_currency")
+    ]
+    committed = (ROOT / "docs" / "routing" / "routing-model.json").read_text(encoding="utf-8")
+    assert '"unrated_detail": "unrated_currency"' in committed
+
+
+def test_without_a_money_limit_the_export_claims_no_fail_closed_rule(tmp_path):
+    source = (FIXTURES / "small_escalation.yml").read_text(encoding="utf-8")
+    path = tmp_path / "escalation.yml"
+    path.write_text(source.replace("    amount_above:\n      value: 500\n      currency: EUR\n", ""), encoding="utf-8")
+    text = export(load_matrix(path), tmp_path / "out")[0].read_text(encoding="utf-8")
+    assert "- currency rates to EUR: EUR 1, USD 0.9" in text.splitlines()
+    assert "unrated_currency" not in text
 
 
 def test_markdown_escapes_pipes(tmp_path):

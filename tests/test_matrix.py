@@ -1,6 +1,7 @@
 """The escalation matrix and expert directory: loaders, accessors and the validator."""
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import re
 from pathlib import Path
@@ -10,7 +11,7 @@ import pytest
 
 from backline.routing import ExpertsError, MatrixError, Problem, load_experts, load_matrix
 from backline.routing import validate as validate_module
-from backline.routing.validate import domain_intents, validate
+from backline.routing.validate import currency_warnings, domain_intents, validate, validate_with_warnings
 
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "matrix"
@@ -103,6 +104,8 @@ def test_real_matrix_encodes_the_business_rules(matrix):
     assert over.reason == "sensitive_topic" and over.amount_above is not None
     assert (over.amount_above.value, over.amount_above.currency, over.limit_eur) == (500, "EUR", 500)
     assert over.intents == ("refund_request", "billing_dispute") and not over.has_rule_route
+    assert over.unrated_detail == "unrated_currency"  # an amount without a rate fails closed
+    assert over.details == ("refund_over_limit", "unrated_currency")
     assert matrix.categories["account_security"].priority == "urgent"
     assert set(matrix.categories) == {"refund_over_limit", "legal", "formal_complaint", "account_security"}
     assert set(matrix.categories["legal"].intents) == {"legal_threat", "gdpr_request"}
@@ -161,6 +164,17 @@ def test_to_eur(matrix):
         matrix.to_eur(100, "JPY")
 
 
+def test_has_rate(matrix):
+    assert [matrix.has_rate(c) for c in ("EUR", "usd", " GBP ", "CHF")] == [True, True, True, True]
+    assert [matrix.has_rate(c) for c in ("JPY", "SEK", "", None, "EURO")] == [False] * 5
+
+
+def test_detail_codes(matrix):
+    assert matrix.detail_codes() == (
+        "refund_over_limit", "unrated_currency", "legal", "formal_complaint", "account_security",
+    )  # fmt: skip
+
+
 def test_refund_over_limit_rule(matrix):
     names = lambda **kw: [c.name for c in matrix.matching_categories("refund_request", **kw)]  # noqa: E731
     assert "refund_over_limit" in names(amount=780, currency="EUR")
@@ -171,6 +185,27 @@ def test_refund_over_limit_rule(matrix):
     assert "refund_over_limit" in names(amount=usd_over, currency="USD")
     assert "refund_over_limit" not in names(amount=usd_over - 2, currency="USD")
     assert matrix.matching_categories("order_status", amount=10_000, currency="EUR") == []
+
+
+@pytest.mark.parametrize("amount", [1, 500, 90_000])
+@pytest.mark.parametrize("currency", ["JPY", "sek", "XYZ"])
+def test_an_amount_without_a_rate_fires_every_money_limit(matrix, amount, currency):
+    for intent in ("refund_request", "billing_dispute"):
+        assert [c.name for c in matrix.matching_categories(intent, amount=amount, currency=currency)] == ["refund_over_limit"]
+    assert matrix.matching_categories("order_status", amount=amount, currency=currency) == []
+    assert [c.name for c in matrix.matching_categories("legal_threat", amount=amount, currency=currency)] == ["legal"]
+
+
+def test_unrated_detail_defaults_with_a_money_limit_and_is_absent_without(tmp_path):
+    small = load_matrix(SMALL_MATRIX)  # its refund_over_limit does not name one
+    assert small.categories["refund_over_limit"].unrated_detail == "unrated_currency"
+    assert small.categories["legal"].unrated_detail is None and small.categories["legal"].details == ("legal",)
+    edit = ("    description: Large refunds.\n", "    unrated_detail: refund_unconvertible\n    description: Large refunds.\n")
+    path, _ = patched(tmp_path, SMALL_MATRIX, edit)
+    named = load_matrix(path).categories["refund_over_limit"]
+    assert named.details == ("refund_over_limit", "refund_unconvertible")
+    # a money limit cannot be built to fail open, not even in code
+    assert dataclasses.replace(named, unrated_detail=None).unrated_detail == "unrated_currency"
 
 
 def test_signal_specs(matrix):
@@ -381,6 +416,18 @@ MATRIX_CASES = {
     "amount rule without a currency": (
         [("    amount_above:\n      value: 500\n      currency: EUR\n", f"    amount_above:  {MARK}\n      value: 500\n")],
         "refund_over_limit.amount_above: 'currency' is a required property",
+    ),
+    "unrated detail without a money limit": (
+        [("    phrases: [lawyer, legal action]\n", f"    unrated_detail: unrated_currency  {MARK}\n    phrases: [lawyer, legal action]\n")],
+        "exception_categories.legal.unrated_detail: applies only with amount_above",
+    ),
+    "unrated detail equal to the detail": (
+        [("    description: Large refunds.\n", f"    unrated_detail: refund_over_limit  {MARK}\n    description: Large refunds.\n")],
+        "exception_categories.refund_over_limit.unrated_detail: must differ from detail 'refund_over_limit'",
+    ),
+    "unrated detail that is not a code": (
+        [("    description: Large refunds.\n", f"    unrated_detail: No Rate  {MARK}\n    description: Large refunds.\n")],
+        "exception_categories.refund_over_limit.unrated_detail: 'No Rate' does not match",
     ),
     "category with an unknown key": (
         [("    amount_above:\n", f"    amount_over:  {MARK}\n")],
@@ -810,9 +857,14 @@ def test_main_ok(capsys):
     )
     out = capsys.readouterr().out
     assert code == 0
+    *warnings, summary = out.strip().splitlines()
     assert re.fullmatch(
-        r"escalation matrix OK: 32 intents, 4 categories, 4 signals \(\d+ phrases, \d+ patterns\), 5 queues", out.strip()
+        r"escalation matrix OK: 32 intents, 4 categories, 4 signals \(\d+ phrases, \d+ patterns\), 5 queues, "
+        r"10 warning\(s\)",
+        summary,
     ), out
+    assert [w.split(": ")[3].split()[3].rstrip(",") for w in warnings] == UNRATED_IN_THE_REAL_MATRIX
+    assert all(": warning: currency_rates: no rate for " in w for w in warnings)
 
 
 def test_main_reports_problems(tmp_path, capsys):
@@ -821,6 +873,66 @@ def test_main_reports_problems(tmp_path, capsys):
     code = validate_module.main(["--matrix", str(path), "--experts", str(SMALL_EXPERTS), "--domain", str(SMALL_DOMAIN)])
     captured = capsys.readouterr()
     assert code == 1
-    lines: List[str] = captured.out.splitlines()
+    lines: List[str] = [out for out in captured.out.splitlines() if ": warning: " not in out]
     assert len(lines) == 1 and lines[0].startswith(f"{path}:{line}: ")
-    assert "1 problem" in captured.err
+    assert captured.err == "escalation matrix: 1 problem(s)\n"  # a matrix that does not load has no warnings
+
+
+# --- the validator: warnings -----------------------------------------------------
+
+UNRATED_IN_THE_REAL_MATRIX = ["AUD", "CAD", "CNY", "CZK", "DKK", "INR", "JPY", "NOK", "PLN", "SEK"]
+
+
+def test_a_parsed_currency_without_a_rate_is_a_warning_at_currency_rates(tmp_path):
+    path, line = patched(tmp_path, SMALL_MATRIX, ("currency_rates:\n", f"currency_rates:  {MARK}\n"))
+    problems, warnings = validate_with_warnings(path, SMALL_EXPERTS, SMALL_DOMAIN)
+    assert problems == [] and validate(path, SMALL_EXPERTS, SMALL_DOMAIN) == []  # a warning is not a problem
+    codes = ["AUD", "CAD", "CHF", "CNY", "CZK", "DKK", "GBP", "INR", "JPY", "NOK", "PLN", "SEK"]  # the fixture rates EUR, USD
+    assert [w.message.split()[4].rstrip(",") for w in warnings] == codes
+    assert all(w.is_warning and w.severity == "warning" and (w.path, w.line) == (str(path), line) for w in warnings)
+    jpy = next(w for w in warnings if " JPY," in w.message)
+    assert str(jpy) == (
+        f"{path}:{line}: warning: currency_rates: no rate for JPY, which the money parser reads (jpy, yen, ¥): "
+        "an amount in JPY on refund_request is not compared with the limit but escalates (detail unrated_currency)"
+    )
+
+
+def test_a_rate_silences_the_warning(tmp_path):
+    path, _ = patched(tmp_path, SMALL_MATRIX, ("  USD: 0.90\n", "  USD: 0.90\n  JPY: 0.0058\n  sek: 0.09\n"))
+    problems, warnings = validate_with_warnings(path, SMALL_EXPERTS, SMALL_DOMAIN)
+    assert problems and all("invalid name" in p.message for p in problems)  # codes are upper case: sek is an error
+    fixed, _ = patched(tmp_path, SMALL_MATRIX, ("  USD: 0.90\n", "  USD: 0.90\n  JPY: 0.0058\n  SEK: 0.09\n"))
+    problems, warnings = validate_with_warnings(fixed, SMALL_EXPERTS, SMALL_DOMAIN)
+    assert problems == []
+    assert not any(" JPY," in w.message or " SEK," in w.message for w in warnings) and len(warnings) == 10
+
+
+def test_without_a_money_limit_the_warning_says_what_it_means(tmp_path):
+    path, _ = patched(tmp_path, SMALL_MATRIX, ("    amount_above:\n      value: 500\n      currency: EUR\n", ""))
+    _, warnings = validate_with_warnings(path, SMALL_EXPERTS, SMALL_DOMAIN)
+    jpy = next(w for w in warnings if " JPY," in w.message)
+    assert jpy.message == (
+        "currency_rates: no rate for JPY, which the money parser reads (jpy, yen, ¥): an amount in JPY cannot be converted to EUR"
+    )
+
+
+def test_the_real_matrix_warns_about_the_parsed_currencies_it_has_no_rate_for(matrix):
+    warnings = currency_warnings(matrix)
+    assert [w.message.split()[4].rstrip(",") for w in warnings] == UNRATED_IN_THE_REAL_MATRIX
+    text = (ROOT / "escalation.yml").read_text(encoding="utf-8").splitlines()
+    assert {text[w.line - 1] for w in warnings} == {"currency_rates:"}
+    assert all("on refund_request, billing_dispute" in w.message for w in warnings)
+
+
+def test_warnings_and_problems_print_in_line_order(tmp_path, capsys):
+    edit = ("    queue: billing\n    exceptions: [refund_over_limit]", f"    queue: warehouse  {MARK}\n    exceptions: [refund_over_limit]")
+    path, line = patched(tmp_path, SMALL_MATRIX, edit)
+    code = validate_module.main(["--matrix", str(path), "--experts", str(SMALL_EXPERTS), "--domain", str(SMALL_DOMAIN)])
+    captured = capsys.readouterr()
+    assert code == 1  # the problem fails, not the warnings
+    lines = captured.out.splitlines()
+    assert len(lines) == 13 and sum(": warning: " in out for out in lines) == 12
+    numbers = [int(out.split(":")[1]) for out in lines]
+    assert numbers == sorted(numbers) and numbers[-1] == line
+    assert lines[-1].startswith(f"{path}:{line}: intents.refund_request.queue: unknown queue 'warehouse'")
+    assert captured.err == "escalation matrix: 1 problem(s), 12 warning(s)\n"

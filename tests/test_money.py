@@ -7,7 +7,7 @@ from typing import Optional
 
 import pytest
 
-from backline.nlp.money import MAX_AMOUNT, Money, find_money, parse_money, parse_number
+from backline.nlp.money import CURRENCIES, MAX_AMOUNT, Money, find_money, markers_for, parse_money, parse_number
 
 PARSED = [
     ("€780", "780", "EUR"),
@@ -57,6 +57,17 @@ PARSED = [
     ("¥500", "500", "JPY"),
     ("A$ 50", "50", "AUD"),
     ("SEK 300", "300", "SEK"),
+    ("80000 yen", "80000", "JPY"),
+    ("JPY 80,000", "80000", "JPY"),
+    ("₹5000", "5000", "INR"),
+    ("5000 inr", "5000", "INR"),
+    ("C$ 120", "120", "CAD"),
+    ("120 cad", "120", "CAD"),
+    ("PLN 2000", "2000", "PLN"),
+    ("300 nok", "300", "NOK"),
+    ("DKK 300", "300", "DKK"),
+    ("CZK 900", "900", "CZK"),
+    ("CNY 70", "70", "CNY"),
 ]
 
 NOT_MONEY = [
@@ -186,3 +197,33 @@ def test_long_inputs_finish_fast(text: str) -> None:
     parse_money(text)
     find_money(text)
     assert time.perf_counter() - started < 0.5
+
+
+def test_the_currencies_the_parser_knows() -> None:
+    """What `validate-matrix` checks escalation.yml's currency_rates against."""
+    assert CURRENCIES == (
+        "AUD", "CAD", "CHF", "CNY", "CZK", "DKK", "EUR", "GBP", "INR", "JPY", "NOK", "PLN", "SEK", "USD",
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "currency, markers",
+    [
+        ("JPY", ("jpy", "yen", "¥")),
+        ("jpy", ("jpy", "yen", "¥")),
+        ("INR", ("inr", "₹")),
+        ("AUD", ("a$", "au$", "aud")),
+        ("SEK", ("sek",)),
+        ("EUR", ("eur", "euro", "euros", "€")),
+        ("XYZ", ()),
+        ("", ()),
+    ],
+)
+def test_markers_for(currency: str, markers: tuple) -> None:
+    assert markers_for(currency) == markers
+
+
+@pytest.mark.parametrize("currency", CURRENCIES)
+def test_every_marker_of_every_currency_parses_to_it(currency: str) -> None:
+    for marker in markers_for(currency):
+        assert parse_money(f"250 {marker}") == Money(Decimal(250), currency), marker

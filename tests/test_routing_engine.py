@@ -26,6 +26,7 @@ from backline.routing.engine import (
     tokens,
     usable,
 )
+from backline.nlp.money import find_money
 from backline.routing.signals import Signal
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -320,6 +321,9 @@ def test_no_signal_and_another_intent_is_no_request() -> None:
         (money(900, "USD"), True, 900 * MATRIX.currency_rates["USD"]),
         (money(550, "USD"), False, 550 * MATRIX.currency_rates["USD"]),
         (money(450, "GBP"), True, 450 * MATRIX.currency_rates["GBP"]),
+        (money(480, "CHF"), True, 513.6),  # 480 x 1.07
+        (money(460, "CHF"), False, 492.2),  # 460 x 1.07
+        (money(580, "usd"), False, 498.8),  # 580 x 0.86: a rated code in lower case converts
         (money("1,200.50"), True, 1200.5),
     ],
 )
@@ -382,10 +386,163 @@ def test_amounts_outside_the_categories_do_not_fire() -> None:
     assert "sensitive_topic" not in d.evidence
 
 
-def test_an_amount_in_a_currency_without_a_rate_is_reported_not_guessed() -> None:
-    d = decide(msg("refund 100000 yen", "refund_request", 0.9, entities=money(100_000, "JPY")), conv(), MATRIX)
+# --- fail closed: an amount in a currency without a rate ------------------------------------------
+
+
+def parsed(text: str) -> Tuple[Dict[str, Any], ...]:
+    """amount / currency entities over each money mention, as the NLU's money parser finds them."""
+    entities: list = []
+    for start, end, found in find_money(text):
+        common = {"start": start, "end": end}
+        entities += [{"entity": "amount", "value": float(found.amount), **common},
+                     {"entity": "currency", "value": found.currency, **common}]  # fmt: skip
+    return tuple(entities)
+
+
+UNRATED = [
+    # (text, intent, amount, currency): symbols, ISO codes before and after the number, a word
+    ("i want a refund of ¥80000 for the hub", "refund_request", 80_000.0, "JPY"),
+    ("refund 80000 yen please", "refund_request", 80_000.0, "JPY"),
+    ("please refund JPY 80,000", "refund_request", 80_000.0, "JPY"),
+    ("please refund ₹5000", "refund_request", 5_000.0, "INR"),
+    ("refund A$ 50 for the cable", "refund_request", 50.0, "AUD"),
+    ("i want my 120 cad back", "refund_request", 120.0, "CAD"),
+    ("refund SEK 300", "refund_request", 300.0, "SEK"),
+    ("you charged me 2000 pln twice", "billing_dispute", 2_000.0, "PLN"),
+    ("i dispute the C$ 5 fee", "billing_dispute", 5.0, "CAD"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("text, intent, amount, currency", UNRATED)
+def test_an_amount_in_a_currency_without_a_rate_escalates(text: str, intent: str, amount: float, currency: str) -> None:
+    entities = parsed(text)
+    assert [e["value"] for e in entities] == [amount, currency]  # the money parser reads it
+    d = decide(msg(text, intent, 0.97, entities=entities), conv(), MATRIX)
+    assert (d.action, d.mode, d.reason, d.detail, d.queue, d.priority) == (
+        "handoff", "human", "sensitive_topic", "unrated_currency", "billing", "high",
+    )  # fmt: skip
+    assert d.slot_updates() == {"handoff_mode": "human", "escalation_reason": "sensitive_topic",
+                                "escalation_detail": "unrated_currency"}  # fmt: skip
+    evidence = d.evidence["sensitive_topic"]
+    assert (evidence["category"], evidence["detail"], evidence["route"], evidence["intent"]) == (
+        "refund_over_limit", "unrated_currency", "classifier", intent,
+    )  # fmt: skip
+    assert (evidence["amount"], evidence["currency"], evidence["amount_eur"], evidence["no_rate"]) == (
+        amount, currency, None, True,
+    )  # fmt: skip
+    assert evidence["why"] == (
+        f"no rate configured for {currency} (currency_rates: CHF, EUR, GBP, USD), "
+        "so it cannot be compared with the 500 EUR limit"
+    )
+    assert "limit_eur" not in evidence  # nothing was compared with the limit
+    assert d.evidence["amount"] == {"amount": amount, "currency": currency, "amount_eur": None,
+                                    "source": "message", "no_rate": True}  # fmt: skip
+    assert d.triggers == ("sensitive_topic",)
+    record = json.loads(json.dumps(d.as_record()))
+    assert record["detail"] == "unrated_currency" and record["evidence"]["sensitive_topic"]["no_rate"] is True
+
+
+@pytest.mark.parametrize("intent", ["refund_request", "billing_dispute"])
+@pytest.mark.parametrize("confidence", [0.99, 0.7, 0.2])
+def test_an_unrated_currency_escalates_at_every_confidence(intent: str, confidence: float) -> None:
+    d = decide(msg("refund 100 yen", intent, confidence, entities=money(100, "JPY")), conv(), MATRIX)
+    assert (d.action, d.reason, d.detail) == ("handoff", "sensitive_topic", "unrated_currency")
+
+
+@pytest.mark.parametrize("currency", ["JPY", "XYZ", "jpy", "Bitcoin"])
+def test_any_currency_without_a_rate_fails_closed(currency: str) -> None:
+    """Not only the ones the parser knows: whatever currency the entity carries, no rate means no comparison."""
+    d = decide(msg("refund it", "refund_request", 0.95, entities=money(1, currency)), conv(), MATRIX)
+    assert d.detail == "unrated_currency"
+    assert d.evidence["sensitive_topic"]["currency"] == currency.upper()
+
+
+@pytest.mark.parametrize(
+    "intent",
+    ["order_status", "invoice_copy", "pricing", "product_question/warranty", "inform", "upgrade_interest", "cancel_subscription"],
+)
+def test_an_unrated_currency_outside_the_limit_intents_does_not_escalate(intent: str) -> None:
+    d = decide(msg("it cost ¥90000", intent, 0.99, entities=money(90_000, "JPY")), conv(), MATRIX)
+    assert "sensitive_topic" not in d.evidence and d.detail != "unrated_currency"
+    assert d.evidence["amount"]["no_rate"] is True
+
+
+def test_an_unrated_amount_from_the_slots_escalates() -> None:
+    d = decide(msg("please refund it", "refund_request", 0.9), conv(amount=100.0, currency="JPY"), MATRIX)
+    assert (d.action, d.detail) == ("handoff", "unrated_currency")
+    evidence = d.evidence["sensitive_topic"]
+    assert (evidence["amount"], evidence["currency"], evidence["source"]) == (100.0, "JPY", "slots")
+
+
+def test_an_amount_without_currency_takes_an_unrated_currency_slot() -> None:
+    d = decide(msg("refund 300", "refund_request", 0.9, entities=money(300, None)), conv(currency="SEK"), MATRIX)
+    assert d.detail == "unrated_currency"
+    assert (d.evidence["sensitive_topic"]["currency"], d.evidence["sensitive_topic"]["currency_assumed"]) == ("SEK", True)
+
+
+def test_a_blank_currency_counts_as_none() -> None:
+    d = decide(msg("refund 80", "refund_request", 0.9, entities=money(80, " ")), conv(currency=" "), MATRIX)
     assert d.action == "answer"
-    assert d.evidence["amount"]["no_rate"] is True and d.evidence["amount"]["amount_eur"] is None
+    assert (d.evidence["amount"]["currency"], d.evidence["amount"]["currency_assumed"]) == ("EUR", True)
+
+
+def test_an_unrated_amount_given_in_the_next_turn_of_a_refund() -> None:
+    history = (turn("i want a refund", "refund_request", "Which order is it for, and how much?"),)
+    d = decide(msg("it was 8000 yen", "inform", 0.9, entities=money(8_000, "JPY")), conv(*history), MATRIX)
+    assert (d.action, d.detail) == ("handoff", "unrated_currency")
+    assert d.evidence["sensitive_topic"]["topic_intent"] == "refund_request"
+    unrelated = (turn("where is my order", "order_status", "It shipped on Monday."),)
+    later = decide(msg("it was 8000 yen", "inform", 0.9, entities=money(8_000, "JPY")), conv(*unrelated), MATRIX)
+    assert "sensitive_topic" not in later.evidence
+
+
+def test_a_rated_amount_below_the_limit_does_not_clear_an_unrated_one() -> None:
+    entities = money(50, "EUR", start=5, end=8) + money(90_000, "JPY", start=20, end=26)
+    d = decide(msg("paid €50, refund ¥90000", "refund_request", 0.9, entities=entities), conv(), MATRIX)
+    assert (d.action, d.detail) == ("handoff", "unrated_currency")
+    evidence = d.evidence["sensitive_topic"]
+    assert (evidence["amount"], evidence["currency"]) == (90_000.0, "JPY")
+    assert d.evidence["amount"]["amount_eur"] == 50.0  # the amount that converts is still recorded
+
+
+def test_a_rated_amount_over_the_limit_wins_and_the_unrated_one_is_recorded() -> None:
+    entities = money(800, "EUR", start=5, end=9) + money(100, "JPY", start=20, end=24)
+    d = decide(msg("paid €800, then ¥100", "refund_request", 0.9, entities=entities), conv(), MATRIX)
+    assert (d.action, d.detail) == ("handoff", "refund_over_limit")
+    evidence = d.evidence["sensitive_topic"]
+    assert (evidence["amount"], evidence["amount_eur"], evidence["limit_eur"]) == (800.0, 800.0, 500.0)
+    assert [(u["amount"], u["currency"], u["no_rate"]) for u in evidence["unrated"]] == [(100.0, "JPY", True)]
+
+
+def test_several_unrated_amounts_are_all_recorded() -> None:
+    entities = money(100, "JPY", start=0, end=4) + money(300, "SEK", start=10, end=17)
+    d = decide(msg("¥100 and SEK 300", "refund_request", 0.9, entities=entities), conv(), MATRIX)
+    assert d.detail == "unrated_currency"
+    assert [(u["currency"], u["amount_eur"]) for u in d.evidence["sensitive_topic"]["unrated"]] == [("JPY", None), ("SEK", None)]
+
+
+def test_a_more_urgent_category_outranks_an_unrated_refund() -> None:
+    text = "my account was hacked, refund the ¥9000"
+    signals = [sig("account_security", "hacked", text)]
+    d = decide(msg(text, "refund_request", 0.9, signals=signals, entities=money(9_000, "JPY")), conv(), MATRIX)
+    assert (d.detail, d.queue, d.priority) == ("account_security", "security", "urgent")
+    fired = {f["category"]: f["detail"] for f in d.evidence["sensitive_topic"]["fired"]}
+    assert fired == {"refund_over_limit": "unrated_currency", "account_security": "account_security"}
+
+
+def test_an_explicit_request_outranks_an_unrated_refund_and_the_record_keeps_it() -> None:
+    text = "refund ¥9000, let me talk to a human"
+    signals = [sig("explicit_request", "talk to a human", text)]
+    d = decide(msg(text, "refund_request", 0.9, signals=signals, entities=money(9_000, "JPY")), conv(), MATRIX)
+    assert (d.reason, d.detail) == ("explicit_request", None)
+    assert d.evidence["sensitive_topic"]["detail"] == "unrated_currency"
+
+
+def test_a_category_names_its_own_unrated_detail() -> None:
+    over = replace(MATRIX.categories["refund_over_limit"], unrated_detail="refund_unconvertible")
+    matrix = replace(MATRIX, categories={**MATRIX.categories, "refund_over_limit": over})
+    d = decide(msg("refund ¥100", "refund_request", 0.9, entities=money(100, "JPY")), conv(), matrix)
+    assert (d.reason, d.detail) == ("sensitive_topic", "refund_unconvertible")
 
 
 def test_an_amount_without_currency_uses_the_slot_or_eur() -> None:

@@ -540,6 +540,46 @@ def test_an_amount_from_an_earlier_turn_counts_through_the_slots(policy: Routing
     assert (evidence["amount"], evidence["amount_eur"], evidence["source"]) == (780.0, 780.0, "slots")
 
 
+@pytest.mark.parametrize(
+    "text, span, amount, currency",
+    [
+        ("I want a refund of ¥80000 for the Hub X1", "¥80000", 80_000.0, "JPY"),
+        ("please refund the 300 SEK you charged", "300 SEK", 300.0, "SEK"),
+    ],
+)
+def test_a_refund_in_a_currency_without_a_rate_hands_off_to_billing(
+    text: str, span: str, amount: float, currency: str, policy: RoutingPolicy, domain: Domain
+) -> None:
+    """Fail closed: escalation.yml has no rate for the currency, so the amount is never compared with the limit."""
+    events = session(turn(user(text, "refund_request", 0.95, entities=money(text, span, amount, currency))))
+    tracker = tracker_of(domain, events)
+    assert (tracker.get_slot("amount"), tracker.get_slot("currency")) == (amount, currency)
+    record = assert_escalation(
+        policy.predict_action_probabilities(tracker, domain),
+        domain, "action_handoff", "human", "sensitive_topic", "unrated_currency",
+    )
+    evidence = record["evidence"]["sensitive_topic"]
+    assert (evidence["category"], evidence["detail"]) == ("refund_over_limit", "unrated_currency")
+    assert (evidence["amount"], evidence["currency"], evidence["amount_eur"], evidence["no_rate"]) == (amount, currency, None, True)
+    assert evidence["why"].startswith(f"no rate configured for {currency}")
+    assert (record["queue"], record["priority"], record["context_package"]) == ("billing", "high", "billing")
+
+
+def test_an_unrated_currency_in_the_slots_still_hands_off(policy: RoutingPolicy, domain: Domain) -> None:
+    amount_text = "it was 9000 yen"
+    events = session(
+        turn(user(amount_text, "inform", 0.93, entities=money(amount_text, "9000 yen", 9_000.0, "JPY")),
+             *said("utter_ask_what_for", "Thanks. What would you like me to do with that?")),
+        turn(user("I want a refund for that", "refund_request", 0.92)),
+    )
+    record = assert_escalation(
+        policy.predict_action_probabilities(tracker_of(domain, events), domain),
+        domain, "action_handoff", "human", "sensitive_topic", "unrated_currency",
+    )
+    evidence = record["evidence"]["sensitive_topic"]
+    assert (evidence["amount"], evidence["currency"], evidence["source"]) == (9_000.0, "JPY", "slots")
+
+
 def test_a_fifty_euro_refund_stays_with_the_ai(policy: RoutingPolicy, domain: Domain) -> None:
     prediction = policy.predict_action_probabilities(tracker_of(domain, refund(REFUND_50, "50 EUR", 50.0)), domain)
     assert predicted(prediction, domain) == (None, 0.0)

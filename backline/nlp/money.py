@@ -60,6 +60,14 @@ PREFIX_CURRENCIES: Dict[str, str] = {**SYMBOLS, **CODES}
 """Lower-case currency markers that may precede the number."""
 SUFFIX_CURRENCIES: Dict[str, str] = {**SYMBOLS, **CODES, **WORDS}
 """Lower-case currency markers that may follow the number."""
+CURRENCIES: Tuple[str, ...] = tuple(sorted(set(SUFFIX_CURRENCIES.values())))
+"""Every ISO 4217 code a money mention can be normalised to."""
+
+
+def markers_for(currency: str) -> Tuple[str, ...]:
+    """The lower-case markers (symbols, codes, words) that money.py reads as ``currency``, sorted."""
+    code = currency.strip().upper() if isinstance(currency, str) else ""
+    return tuple(sorted(marker for marker, value in SUFFIX_CURRENCIES.items() if value == code))
 
 
 @dataclass(frozen=True)

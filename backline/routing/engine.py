@@ -11,7 +11,10 @@ Order (DESIGN.md, "Routing decision"); the first step that decides wins:
    ``min_confidence`` or more that no ``not_explicit_request`` signal vetoes: ``handoff``;
 2. exception category: the classifier route (intent, and amount above the limit when the
    category has one) or the rule route (a signal named after the category, in any message);
-   the most urgent category wins: ``handoff``, reason ``sensitive_topic``;
+   the most urgent category wins: ``handoff``, reason ``sensitive_topic``. Fail closed: an
+   amount whose currency has no rate in ``currency_rates`` cannot be compared with a limit, so
+   on an intent of a category with a limit it escalates too, detail ``unrated_currency`` (the
+   category's ``unrated_detail``), unless a convertible amount is already over the limit;
 3. no convergence: a rejection intent after an earlier answer, or the same intent for
    ``same_intent_turns`` turns with consecutive question+answer token sets overlapping
    ``>= overlap`` (Jaccard): ``handoff``, reason ``no_convergence``, the last answer attached;
@@ -331,10 +334,25 @@ def _convert(matrix: EscalationMatrix, amount: float, currency: str, source: str
     return _Amount(amount, currency.strip().upper(), eur, source, assumed)
 
 
+def _unrated_evidence(
+    amount: _Amount, matrix: EscalationMatrix, category: Optional[ExceptionCategory] = None
+) -> Dict[str, Any]:
+    """What the record says about an amount that could not be converted to EUR. No ``limit_eur``:
+    nothing was compared with the limit (readers take ``limit_eur`` as "the amount is above it")."""
+    rated = ", ".join(sorted(matrix.currency_rates))
+    why = f"no rate configured for {amount.currency} (currency_rates: {rated})"
+    limit = category.amount_above if category is not None else None
+    if limit is not None:
+        why += f", so it cannot be compared with the {limit.value:g} {limit.currency} limit"
+    return {**amount.evidence(), "why": why}
+
+
 def _message_amounts(parse: Parse, conversation: Conversation, matrix: EscalationMatrix) -> List[_Amount]:
     """Amounts in the message's entities, each with its currency (same span, else the nearest)."""
     entities = [e for e in parse.entities or () if isinstance(e, Mapping)]
-    currencies = [e for e in entities if e.get("entity") == "currency" and isinstance(e.get("value"), str)]
+    currencies = [
+        e for e in entities if e.get("entity") == "currency" and isinstance(e.get("value"), str) and e["value"].strip()
+    ]
     found: List[_Amount] = []
     for entity in entities:
         if entity.get("entity") != "amount":
@@ -345,7 +363,7 @@ def _message_amounts(parse: Parse, conversation: Conversation, matrix: Escalatio
         currency, assumed = _currency_for(entity, currencies), False
         if currency is None:
             slot = conversation.currency
-            currency, assumed = (slot if isinstance(slot, str) and slot else "EUR"), True
+            currency, assumed = (slot if isinstance(slot, str) and slot.strip() else "EUR"), True
         found.append(_convert(matrix, value, currency, "message", assumed))
     return found
 
@@ -365,16 +383,24 @@ def _currency_for(amount: Mapping[str, Any], currencies: Sequence[Mapping[str, A
     return str(currencies[0]["value"])
 
 
-def resolve_amount(parse: Parse, conversation: Conversation, matrix: EscalationMatrix) -> Optional[_Amount]:
-    """The message's amount (the largest in EUR when it names several), else the amount / currency slots."""
+def resolve_amounts(parse: Parse, conversation: Conversation, matrix: EscalationMatrix) -> List[_Amount]:
+    """Every amount of the message, else the one of the amount / currency slots (or none)."""
     found = _message_amounts(parse, conversation, matrix)
     if found:
-        return max(found, key=lambda a: a.amount_eur if a.amount_eur is not None else -1.0)
+        return found
     value = _number(conversation.amount)
     if value is None:
-        return None
-    currency = conversation.currency if isinstance(conversation.currency, str) and conversation.currency else None
-    return _convert(matrix, value, currency or "EUR", "slots", currency is None)
+        return []
+    slot = conversation.currency
+    currency = slot if isinstance(slot, str) and slot.strip() else None
+    return [_convert(matrix, value, currency or "EUR", "slots", currency is None)]
+
+
+def resolve_amount(parse: Parse, conversation: Conversation, matrix: EscalationMatrix) -> Optional[_Amount]:
+    """The message's amount (the largest in EUR when it names several; the first unconvertible one when
+    none converts), else the amount / currency slots."""
+    found = resolve_amounts(parse, conversation, matrix)
+    return max(found, key=lambda a: a.amount_eur if a.amount_eur is not None else -1.0) if found else None
 
 
 # --- the decision -----------------------------------------------------------------------
@@ -394,17 +420,28 @@ class _Context:
         self.evidence: Dict[str, Any] = {}
         self.tier_cap: Optional[str] = None
         self.mode = conversation.handoff_mode if isinstance(conversation.handoff_mode, str) else AI
-        self._amount: Optional[_Amount] = None
-        self._amount_done = False
+        self._amounts: Optional[List[_Amount]] = None
+
+    @property
+    def amounts(self) -> List[_Amount]:
+        """Every amount of the message (else of the slots); the first look records ``evidence["amount"]``."""
+        if self._amounts is None:
+            self._amounts = resolve_amounts(self.parse, self.conversation, self.matrix)
+            amount = self.amount
+            if amount is not None:
+                self.evidence["amount"] = amount.evidence()
+        return self._amounts
 
     @property
     def amount(self) -> Optional[_Amount]:
-        if not self._amount_done:
-            self._amount = resolve_amount(self.parse, self.conversation, self.matrix)
-            self._amount_done = True
-            if self._amount is not None:
-                self.evidence["amount"] = self._amount.evidence()
-        return self._amount
+        """The amount that counts: the largest in EUR (see `resolve_amount`)."""
+        found = self.amounts
+        return max(found, key=lambda a: a.amount_eur if a.amount_eur is not None else -1.0) if found else None
+
+    @property
+    def unrated(self) -> List[_Amount]:
+        """Amounts whose currency has no rate in the matrix."""
+        return [a for a in self.amounts if a.amount_eur is None]
 
     @property
     def row(self) -> IntentRow:
@@ -527,30 +564,54 @@ def _suppress(ctx: _Context, veto: Signal) -> None:
     ctx.evidence["explicit_suppressed"] = evidence
 
 
+def _classifier_detail(
+    category: ExceptionCategory, intent: Optional[str], amount_eur: Optional[float], unrated: bool
+) -> Optional[str]:
+    """The detail the classifier route fires with for this topic intent, or None: over the limit first
+    (a convertible amount above it is certain), then fail closed on an unconvertible amount."""
+    if category.matches(intent, amount_eur):
+        return category.detail
+    if unrated and category.fails_closed(intent):
+        return category.unrated_detail
+    return None
+
+
 def _category_fires(ctx: _Context, category: ExceptionCategory) -> Optional[Dict[str, Any]]:
+    """Evidence of the category firing (``detail``: the detail it sets), or None."""
     evidence: Dict[str, Any] = {}
+    detail: Optional[str] = None
     if category.intents:
-        amount = ctx.amount if category.limit_eur is not None else None
+        limited = category.limit_eur is not None
+        amount = ctx.amount if limited else None
         amount_eur = amount.amount_eur if amount is not None else None
+        unrated = ctx.unrated if limited else []
         topic = ctx.intent
-        if not category.matches(topic, amount_eur) and amount is not None and amount.source == "message":
+        detail = _classifier_detail(category, topic, amount_eur, bool(unrated))
+        if detail is None and amount is not None and amount.source == "message":
             previous = ctx.history[-1].intent if ctx.history else None
-            if _base(topic) not in category.intents and category.matches(previous, amount_eur):
-                topic = previous or ""
-                evidence["topic_intent"] = previous
-        if category.matches(topic, amount_eur):
+            if not category.names(topic):
+                detail = _classifier_detail(category, previous, amount_eur, bool(unrated))
+                if detail is not None:
+                    evidence["topic_intent"] = previous
+        if detail is not None:
             evidence.update(route="classifier", intent=ctx.intent, confidence=ctx.confidence)
-            if category.limit_eur is not None and amount is not None:
+            if limited and detail == category.detail and amount is not None:
                 evidence.update(amount.evidence())
                 evidence["limit_eur"] = category.limit_eur
-        else:
-            evidence.pop("topic_intent", None)
+            elif limited:
+                evidence.update(_unrated_evidence(unrated[0], ctx.matrix, category))
+            if len(unrated) > 1 or (unrated and detail == category.detail):
+                evidence["unrated"] = [_unrated_evidence(a, ctx.matrix) for a in unrated]
     hits = _signals(ctx.parse, category.name)
     if hits:
         rule = _signal_evidence(hits[0])
         evidence["route"] = "both" if evidence.get("route") == "classifier" else "rule"
         evidence.update({k: v for k, v in rule.items() if k != "route"})
-    return evidence or None
+        detail = category.detail  # the signal names the category, whatever the amount
+    if not evidence:
+        return None
+    evidence["detail"] = detail
+    return evidence
 
 
 def _sensitive_topic(ctx: _Context) -> Optional[Decision]:
@@ -565,13 +626,15 @@ def _sensitive_topic(ctx: _Context) -> Optional[Decision]:
     ctx.evidence["sensitive_topic"] = {
         "category": category.name,
         **evidence,
-        "fired": [{"category": c.name, "priority": c.priority, "route": e["route"]} for c, e in fired],
+        "fired": [
+            {"category": c.name, "priority": c.priority, "route": e["route"], "detail": e["detail"]} for c, e in fired
+        ],
     }
     row = ctx.matrix.category_row(category)
     return ctx.decision(
         HANDOFF,
         reason=category.reason,
-        detail=category.detail,
+        detail=evidence["detail"],
         row=row,
         queue=category.queue,
         priority=category.priority,

@@ -94,7 +94,14 @@ def describe_classifier_route(category: ExceptionCategory) -> str:
     text = "intents: " + ", ".join(category.intents)
     if category.amount_above is not None:
         text += f"; amount > {category.amount_above.value:g} {category.amount_above.currency}"
+        if category.unrated_detail:
+            text += f", or in a currency without a rate ({category.unrated_detail})"
     return text
+
+
+def describe_details(category: ExceptionCategory) -> str:
+    """The ``escalation_detail`` codes the category sets: ``refund_over_limit; unrated_currency``."""
+    return "; ".join(category.details)
 
 
 def describe_rule_route(category: ExceptionCategory) -> str:
@@ -166,6 +173,7 @@ def to_json(matrix: EscalationMatrix) -> Dict[str, Any]:
                 "intents": list(c.intents),
                 "amount_above": asdict(c.amount_above) if c.amount_above else None,
                 "limit_eur": c.limit_eur,
+                "unrated_detail": c.unrated_detail,
                 "phrases": list(c.phrases),
                 "patterns": [list(p) for p in c.patterns],
                 "description": c.description,
@@ -245,7 +253,13 @@ def to_markdown(matrix: EscalationMatrix) -> str:
         + (f"; basis: {_cell(d.thresholds.basis)}" if d.thresholds.basis else ""),
         f"- AI may: {d.ai_may}; queue: {d.queue}; priority: {d.priority}; SLA: {d.sla_minutes} min;"
         f" context package: {d.context_package}",
-        "- currency rates to EUR: " + ", ".join(f"{code} {rate:g}" for code, rate in rates),
+        "- currency rates to EUR: " + ", ".join(f"{code} {rate:g}" for code, rate in rates)
+        + (
+            "; an amount in any other currency is never compared with a limit: on the intents of a category"
+            " with one it escalates (fail closed)"
+            if any(c.amount_above is not None and c.unrated_detail for c in matrix.categories.values())
+            else ""
+        ),
         "",
         "## Triggers",
         "",
@@ -286,7 +300,8 @@ def to_markdown(matrix: EscalationMatrix) -> str:
         "## Exception categories",
         "",
         "These always escalate, whatever the confidence: by the classifier route (the intent, and the amount"
-        " when a limit is set) or by the rule route (the category's signal, in any message). The most urgent wins.",
+        " when a limit is set; an amount in a currency without a rate escalates with the second detail) or by"
+        " the rule route (the category's signal, in any message). The most urgent wins.",
         "",
     ]
     lines += _table(
@@ -295,7 +310,7 @@ def to_markdown(matrix: EscalationMatrix) -> str:
             (
                 c.name,
                 c.reason,
-                c.detail,
+                describe_details(c),
                 c.queue,
                 c.priority,
                 describe_classifier_route(c),

@@ -35,6 +35,10 @@ REASONS = (
     "high_value",
     "policy_action",
 )
+UNRATED_CURRENCY = "unrated_currency"
+"""Detail of an exception category with a money limit when the amount's currency has no rate in
+``currency_rates``: the amount cannot be compared with the limit, so it escalates (fail closed).
+A category may name another code with ``unrated_detail``."""
 CONTEXT_FIELDS = (
     "brief",
     "sentiment",
@@ -180,6 +184,7 @@ SCHEMA: Dict[str, Any] = {
                     "priority": {"enum": list(PRIORITIES)},
                     "intents": _INTENT_LIST,
                     "amount_above": _MONEY,
+                    "unrated_detail": {"type": "string", "pattern": _NAME},
                     "phrases": _PHRASES,
                     "patterns": _PATTERNS,
                     "description": {"type": "string", "minLength": 1},
@@ -321,7 +326,9 @@ class ExceptionCategory:
     """A case that always escalates, whatever the confidence. Two routes, either one enough:
 
     - classifier route: the message's intent is one of ``intents`` and, when ``amount_above``
-      is set, the amount (in EUR) is above ``limit_eur``;
+      is set, the amount (in EUR) is above ``limit_eur``; an amount in a currency without a
+      rate cannot be compared, so it fires too, with ``unrated_detail`` instead of ``detail``
+      (fail closed; set whenever ``amount_above`` is, default `UNRATED_CURRENCY`);
     - rule route: the NLU signal detector found one of ``phrases`` / ``patterns`` (a signal
       named after the category) in any message, whatever its intent.
     """
@@ -338,18 +345,37 @@ class ExceptionCategory:
     phrases: Tuple[str, ...] = ()
     patterns: Tuple[TokenPattern, ...] = ()
     line: Optional[int] = None
+    unrated_detail: Optional[str] = None
+
+    def __post_init__(self) -> None:
+        if self.amount_above is not None and not self.unrated_detail:
+            object.__setattr__(self, "unrated_detail", UNRATED_CURRENCY)  # a money limit always fails closed
 
     @property
     def has_rule_route(self) -> bool:
         return bool(self.phrases or self.patterns)
 
+    @property
+    def details(self) -> Tuple[str, ...]:
+        """Every ``escalation_detail`` the category can set: ``detail``, then ``unrated_detail`` if any."""
+        return (self.detail,) + ((self.unrated_detail,) if self.unrated_detail else ())
+
+    def names(self, intent: Optional[str]) -> bool:
+        """Whether the classifier route covers the intent (retrieval sub-intents by their base)."""
+        return bool(intent) and base_intent(intent) in self.intents
+
     def matches(self, intent: Optional[str], amount_eur: Optional[float] = None) -> bool:
         """The classifier route: the intent is one of the category's and the amount rule, if any, holds."""
-        if not intent or base_intent(intent) not in self.intents:
+        if not self.names(intent):
             return False
         if self.limit_eur is None:
             return True
         return amount_eur is not None and amount_eur > self.limit_eur
+
+    def fails_closed(self, intent: Optional[str]) -> bool:
+        """The classifier route for an amount whose currency has no rate: the category has a money limit
+        and covers the intent, so the unconvertible amount escalates with ``unrated_detail``."""
+        return self.limit_eur is not None and self.unrated_detail is not None and self.names(intent)
 
     def signal_spec(self) -> SignalSpec:
         return SignalSpec(self.name, self.phrases, self.patterns)
@@ -430,7 +456,10 @@ class EscalationMatrix:
     def matching_categories(
         self, intent: str, amount: Optional[float] = None, currency: Optional[str] = None
     ) -> List[ExceptionCategory]:
-        """Categories the classifier route fires for this intent and amount (in ``currency``, default EUR)."""
+        """Categories the classifier route fires for this intent and amount (in ``currency``, default EUR).
+        An amount in a currency without a rate fires every category with a money limit (fail closed)."""
+        if amount is not None and not self.has_rate(currency or "EUR"):
+            return [c for c in self.categories_for(intent) if c.fails_closed(intent) or c.matches(intent)]
         amount_eur = None if amount is None else self.to_eur(amount, currency or "EUR")
         return [c for c in self.categories_for(intent) if c.matches(intent, amount_eur)]
 
@@ -456,6 +485,14 @@ class EscalationMatrix:
         for name, category in self.categories.items():
             refs[f"exception_categories.{name}.intents"] = category.intents
         return refs
+
+    def detail_codes(self) -> Tuple[str, ...]:
+        """Every ``escalation_detail`` an exception category can set, in file order, without repeats."""
+        return tuple(dict.fromkeys(d for c in self.categories.values() for d in c.details))
+
+    def has_rate(self, currency: Optional[str]) -> bool:
+        """Whether ``currency_rates`` converts the currency (an ISO code, any case) to EUR."""
+        return isinstance(currency, str) and currency.strip().upper() in self.currency_rates
 
     def to_eur(self, amount: float, currency: str) -> float:
         code = currency.strip().upper()
@@ -583,6 +620,7 @@ def _build(source: YamlSource) -> EscalationMatrix:
             phrases=_phrases(c, "phrases"),
             patterns=_patterns(source, keys, c),
             line=_line(source, keys),
+            unrated_detail=c.get("unrated_detail"),
         )
     rows: Dict[str, IntentRow] = {}
     for intent, r in data["intents"].items():
@@ -656,6 +694,16 @@ def _check_category(m: EscalationMatrix, source: YamlSource, name: str, category
     if category.amount_above is not None and not category.intents:
         message = f"exception_categories.{name}.amount_above: applies to the classifier route, which needs intents"
         source.add(keys + ("amount_above",), message, at_key=True)
+    if "unrated_detail" in source.get(keys):
+        if category.amount_above is None:
+            message = f"exception_categories.{name}.unrated_detail: applies only with amount_above"
+            source.add(keys + ("unrated_detail",), message, at_key=True)
+        elif category.unrated_detail == category.detail:
+            message = (
+                f"exception_categories.{name}.unrated_detail: must differ from detail "
+                f"{category.detail!r} (the record must tell an unconvertible amount from one over the limit)"
+            )
+            source.add(keys + ("unrated_detail",), message)
     for i, intent in enumerate(category.intents):
         where = keys + ("intents", i)
         if intent not in m.rows:

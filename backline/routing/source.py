@@ -16,19 +16,32 @@ PathLike = Union[str, Path]
 Keys = Sequence[Union[str, int]]
 
 
+ERROR = "error"
+WARNING = "warning"
+
+
 @dataclass(frozen=True)
 class Problem:
-    """One finding in a file, rendered as ``path:line: message``; line and column are 1-based."""
+    """One finding in a file, rendered as ``path:line: message``; line and column are 1-based.
+
+    A ``warning`` (``path:line: warning: message``) is worth a look but does not make the file invalid.
+    """
 
     path: str
     line: Optional[int]
     column: Optional[int]
     message: str
+    severity: str = ERROR
+
+    @property
+    def is_warning(self) -> bool:
+        return self.severity == WARNING
 
     def __str__(self) -> str:
+        text = f"warning: {self.message}" if self.is_warning else self.message
         if self.line is None:
-            return f"{self.path}: {self.message}"
-        return f"{self.path}:{self.line}: {self.message}"
+            return f"{self.path}: {text}"
+        return f"{self.path}:{self.line}: {text}"
 
 
 ValidationProblem = Problem
@@ -118,9 +131,9 @@ class YamlSource:
             node = node[key]
         return node
 
-    def problem(self, keys: Keys, message: str, *, at_key: bool = False) -> Problem:
+    def problem(self, keys: Keys, message: str, *, at_key: bool = False, severity: str = ERROR) -> Problem:
         line, col = self.key_position(keys) if at_key else self.position(keys)
-        return Problem(self.path, line, col, message)
+        return Problem(self.path, line, col, message, severity)
 
     def add(self, keys: Keys, message: str, *, at_key: bool = False) -> None:
         self.problems.append(self.problem(keys, message, at_key=at_key))

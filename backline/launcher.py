@@ -2,21 +2,44 @@
 
 Ports and stores come from the environment with embedded defaults, so
 `make run` works on a fresh machine with no accounts and no configuration.
+
+`backline run` supervises the three processes (backline/supervisor.py): it starts them in
+order, actions, then Rasa, then the hub, each once the one before answers its health check,
+prints the "Backline is running" banner, and watches them. A process that exits, or fails its
+health check 3 times in a row (checked every 10 s), is restarted after 1, 2, 4 ... 30 s; the
+5th crash of one process within 5 minutes stops everything. SIGINT (Ctrl-C) and SIGTERM stop
+every process with whatever it started: SIGTERM to its process group, SIGKILL after 20 s.
+
+Exit status:
+  0  stopped on request (SIGINT or SIGTERM)
+  1  start-up failed: a process exited, or did not answer its health check in time
+  2  bad command line
+  3  gave up: a process kept crashing (or failing its health check) past its restart budget
+With --shell, the action server is started the same way and the status is `rasa shell`'s.
+
+`process_specs()` is the list of the processes, their commands, ports and health checks;
+deploy/systemd/ runs the same commands as systemd units (tests/test_systemd_units.py keeps
+the two in step).
 """
 from __future__ import annotations
 
 import argparse
+import logging
 import os
+import re
 import secrets
-import signal
 import subprocess
 import sys
 import tempfile
 import time
 import urllib.error
 import urllib.request
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import Dict, List, Mapping, Optional, Tuple
+
+from backline.supervisor import EXIT_START_FAILED, EXIT_STOPPED, Child, StartupError, Supervisor, probe, redacted
+from backline.supervisor import log as supervisor_log
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
@@ -39,12 +62,16 @@ def _env() -> Dict[str, str]:
 
 def customer_channels(env: Dict[str, str]) -> Path:
     """A credentials file with the channels of credentials.yml whose variables are set in ``env``."""
+    handle, name = tempfile.mkstemp(prefix="backline-credentials-", suffix=".yml")
+    os.close(handle)
+    _write_channels(env, Path(name))
+    return Path(name)
+
+
+def _write_channels(env: Mapping[str, str], path: Path) -> None:
     from backline.rasa.channels import enabled_credentials
 
-    handle, name = tempfile.mkstemp(prefix="backline-credentials-", suffix=".yml")
-    with os.fdopen(handle, "w") as out:
-        out.write(enabled_credentials((PROJECT_ROOT / "credentials.yml").read_text(), env))
-    return Path(name)
+    path.write_text(enabled_credentials((PROJECT_ROOT / "credentials.yml").read_text(), env))
 
 
 def api_token(env: Dict[str, str]) -> str:
@@ -75,19 +102,102 @@ def wait_until_up(url: str, process: subprocess.Popen, timeout: float) -> None:
     raise RuntimeError(f"{url} did not answer within {timeout:.0f} s")
 
 
-def _rasa(*args: str) -> List[str]:
-    return [str(BIN / "rasa"), *args]
+DEFAULT_MODEL = "models/backline.tar.gz"
+_VARIABLE = re.compile(r"\$\{(\w+)\}")
 
 
-def _stop(processes: List[subprocess.Popen]) -> None:
-    for process in processes:
-        if process.poll() is None:
-            process.send_signal(signal.SIGINT)
-    for process in processes:
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
+@dataclass(frozen=True)
+class ProcessSpec:
+    """One Backline process, as `backline run` and the systemd units run it.
+
+    ``command`` is a program of the virtualenv's bin/ folder and its arguments; ``${VARIABLE}``
+    comes from the environment (as in a systemd ExecStart=). The process listens on the port in
+    ``port_variable`` and is well when GET ``health_path`` there answers 200 (within
+    ``start_timeout`` seconds of a start). ``prepare`` runs before it (ExecStartPre=);
+    `backline run` does the same in-process.
+    """
+
+    name: str
+    command: Tuple[str, ...]
+    port_variable: str
+    health_path: str
+    start_timeout: float
+    prepare: Tuple[str, ...] = ()
+
+    @property
+    def unit(self) -> str:
+        """Its systemd unit in deploy/systemd/."""
+        return f"backline-{self.name}.service"
+
+
+def process_specs(model: str = DEFAULT_MODEL, debug: bool = False) -> List[ProcessSpec]:
+    """The processes of Backline in start order: the action server, the Rasa server, the hub."""
+    return [
+        ProcessSpec(
+            name="actions",
+            command=("rasa", "run", "actions", "--actions", "actions", "--port", "${BACKLINE_ACTIONS_PORT}"),
+            port_variable="BACKLINE_ACTIONS_PORT",
+            health_path="/health",
+            start_timeout=120,
+        ),
+        ProcessSpec(
+            name="rasa",
+            command=(
+                "rasa", "run", "--model", model, "--port", "${BACKLINE_RASA_PORT}",
+                "--enable-api", "--auth-token", "${BACKLINE_RASA_TOKEN}", "--cors", "*",
+                "--endpoints", "endpoints.yml", "--credentials", "${BACKLINE_CREDENTIALS}",
+                *(["--debug"] if debug else []),
+            ),
+            port_variable="BACKLINE_RASA_PORT",
+            health_path="/status?token=${BACKLINE_RASA_TOKEN}",
+            start_timeout=300,
+            prepare=("python", "-m", "backline", "run", "--prepare-rasa", "${BACKLINE_CREDENTIALS}"),
+        ),
+        ProcessSpec(
+            name="hub",
+            command=("python", "-m", "backline", "hub", "--port", "${BACKLINE_HUB_PORT}"),
+            port_variable="BACKLINE_HUB_PORT",
+            health_path="/health",
+            start_timeout=60,
+        ),
+    ]
+
+
+def expand(text: str, env: Mapping[str, str]) -> str:
+    """``text`` with each ``${VARIABLE}`` replaced by its value in ``env`` (KeyError when unset)."""
+    return _VARIABLE.sub(lambda match: env[match.group(1)], text)
+
+
+def health_url(spec: ProcessSpec, env: Mapping[str, str]) -> str:
+    """Where ``spec``'s process answers its health check, variables expanded."""
+    return f"http://localhost:{env[spec.port_variable]}{expand(spec.health_path, env)}"
+
+
+def health_wait(spec: ProcessSpec) -> Tuple[str, ...]:
+    """The command that waits for ``spec``'s process to answer its health check (ExecStartPost=)."""
+    return ("python", "-m", "backline", "run", "--wait-healthy", spec.name)
+
+
+def child(spec: ProcessSpec, env: Mapping[str, str]) -> Child:
+    """What the supervisor runs for ``spec``: the program from BIN, variables expanded."""
+    program, *args = spec.command
+    return Child(
+        name=spec.name,
+        argv=[str(BIN / program), *(expand(arg, env) for arg in args)],
+        env=dict(env),
+        health_url=health_url(spec, env),
+        start_timeout=spec.start_timeout,
+        cwd=str(PROJECT_ROOT),
+    )
+
+
+def _log_to_stderr() -> None:
+    """The supervisor's lines on stderr: `<time> backline run: rasa exited with code 1 ...`."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s backline run: %(message)s"))
+    supervisor_log.addHandler(handler)
+    supervisor_log.setLevel(logging.INFO)
+    supervisor_log.propagate = False
 
 
 def _print_welcome(env: Dict[str, str], token: str, credentials: Path) -> None:
@@ -115,52 +225,84 @@ Or chat in the terminal: make shell
     )
 
 
+def prepare_rasa(env: Mapping[str, str], credentials: Path) -> int:
+    """What `backline run` does in-process before starting Rasa, for a Rasa started by systemd:
+    refuse without BACKLINE_RASA_TOKEN (systemd cannot generate one), write the credentials file."""
+    if not env.get("BACKLINE_RASA_TOKEN", "").strip():
+        print("backline run: BACKLINE_RASA_TOKEN is not set; set it in the environment file "
+              "(a long random string) before starting Rasa with its HTTP API", file=sys.stderr)
+        return EXIT_START_FAILED
+    _write_channels(env, credentials)
+    return 0
+
+
+def wait_healthy(name: str, env: Mapping[str, str]) -> int:
+    """For a process started by systemd (ExecStartPost=): 0 once it answers its health check,
+    1 when it has not within its start timeout (systemd then fails the start and restarts it)."""
+    spec = next(spec for spec in process_specs() if spec.name == name)
+    url = health_url(spec, env)
+    deadline = time.monotonic() + spec.start_timeout
+    while True:
+        problem = probe(url, 2.0)
+        if problem is None:
+            return 0
+        if time.monotonic() >= deadline:
+            print(f"backline run: {name} did not answer {redacted(url)} within {spec.start_timeout:g} s ({problem})",
+                  file=sys.stderr)
+            return EXIT_START_FAILED
+        time.sleep(0.5)
+
+
+def _shell(model: str, debug: bool, env: Dict[str, str]) -> int:
+    """The action server, supervised, and `rasa shell` in the foreground (Ctrl-C ends it as before)."""
+    actions = next(spec for spec in process_specs() if spec.name == "actions")
+    supervisor = Supervisor([child(actions, env)])
+    try:
+        with supervisor.handling_signals():
+            if not supervisor.start():
+                return EXIT_STOPPED
+        return subprocess.call(
+            [str(BIN / "rasa"), "shell", "--model", model, "--endpoints", "endpoints.yml",
+             *(["--debug"] if debug else [])],
+            env=env,
+        )
+    except StartupError as error:
+        supervisor_log.error("%s", error)
+        return EXIT_START_FAILED
+    except KeyboardInterrupt:
+        return EXIT_STOPPED
+    finally:
+        supervisor.stop()
+
+
 def main(argv: Optional[List[str]] = None) -> int:
-    parser = argparse.ArgumentParser(prog="backline run", description=__doc__)
-    parser.add_argument("--model", default="models/backline.tar.gz")
+    parser = argparse.ArgumentParser(
+        prog="backline run", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--model", default=DEFAULT_MODEL)
     parser.add_argument("--shell", action="store_true", help="chat in the terminal with rasa shell")
     parser.add_argument("--debug", action="store_true", help="Rasa debug logs: slots and routing decisions per turn")
+    parser.add_argument("--prepare-rasa", metavar="CREDENTIALS",
+                        help="only check that BACKLINE_RASA_TOKEN is set and write the customer channels the "
+                             "environment enables to CREDENTIALS (the systemd Rasa unit's ExecStartPre)")
+    parser.add_argument("--wait-healthy", metavar="NAME", choices=[spec.name for spec in process_specs()],
+                        help="only wait until process NAME answers its health check (a systemd unit's ExecStartPost)")
     args = parser.parse_args(argv)
 
     env = _env()
-    debug = ["--debug"] if args.debug else []
+    if args.prepare_rasa:
+        return prepare_rasa(env, Path(args.prepare_rasa))
+    if args.wait_healthy:
+        return wait_healthy(args.wait_healthy, env)
     os.chdir(PROJECT_ROOT)
-    processes: List[subprocess.Popen] = []
+    _log_to_stderr()
     credentials = customer_channels(env)
+    env["BACKLINE_CREDENTIALS"] = str(credentials)
     try:
-        actions = subprocess.Popen(
-            _rasa("run", "actions", "--actions", "actions", "--port", env["BACKLINE_ACTIONS_PORT"]),
-            env=env,
-        )
-        processes.append(actions)
-        wait_until_up(f"http://localhost:{env['BACKLINE_ACTIONS_PORT']}/health", actions, 120)
         if args.shell:
-            return subprocess.call(
-                _rasa("shell", "--model", args.model, "--endpoints", "endpoints.yml", *debug), env=env
-            )
-        token = api_token(env)
-        server = subprocess.Popen(
-            _rasa(
-                "run", "--model", args.model, "--port", env["BACKLINE_RASA_PORT"],
-                "--enable-api", "--auth-token", token, "--cors", "*",
-                "--endpoints", "endpoints.yml", "--credentials", str(credentials), *debug,
-            ),
-            env=env,
-        )
-        processes.append(server)
-        wait_until_up(f"http://localhost:{env['BACKLINE_RASA_PORT']}/status?token={token}", server, 300)
-        hub = subprocess.Popen([sys.executable, "-m", "backline", "hub"], env={**env, "BACKLINE_RASA_TOKEN": token})
-        processes.append(hub)
-        wait_until_up(f"http://localhost:{env['BACKLINE_HUB_PORT']}/health", hub, 60)
-        _print_welcome(env, token, credentials)
-        while all(process.poll() is None for process in processes):
-            time.sleep(1)
-        return 1
-    except KeyboardInterrupt:
-        return 0
-    except RuntimeError as error:
-        print(f"backline run: {error}", file=sys.stderr)
-        return 1
+            return _shell(args.model, args.debug, env)
+        token = env["BACKLINE_RASA_TOKEN"] = api_token(env)
+        supervisor = Supervisor([child(spec, env) for spec in process_specs(args.model, args.debug)])
+        return supervisor.run(on_ready=lambda: _print_welcome(env, token, credentials))
     finally:
-        _stop(processes)
         credentials.unlink(missing_ok=True)

@@ -42,9 +42,14 @@ class RetryBudget:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> "RetryBudget":
-        """``BACKLINE_DELIVERY_BUDGET`` (seconds, default 3600) and ``BACKLINE_DELIVERY_MAX_DELAY`` (30)."""
-        return cls(max_delay=float(env.get("BACKLINE_DELIVERY_MAX_DELAY") or 30.0),
-                   budget=float(env.get("BACKLINE_DELIVERY_BUDGET") or 3600.0))
+        """``BACKLINE_DELIVERY_BUDGET`` (seconds, default 3600), ``BACKLINE_DELIVERY_MAX_DELAY`` (30) and
+        ``BACKLINE_DELIVERY_LEASE`` (60)."""
+        budget = cls(max_delay=float(env.get("BACKLINE_DELIVERY_MAX_DELAY") or 30.0),
+                     budget=float(env.get("BACKLINE_DELIVERY_BUDGET") or 3600.0),
+                     lease=float(env.get("BACKLINE_DELIVERY_LEASE") or 60.0))
+        if min(budget.max_delay, budget.budget, budget.lease) <= 0:
+            raise ValueError("BACKLINE_DELIVERY_MAX_DELAY, _BUDGET and _LEASE must be positive seconds")
+        return budget
 
 
 def new_delivery_id() -> str:

@@ -72,6 +72,7 @@ class HubConfig:
     slack_signing_secret: str = ""
     telegram_webhook_secret: str = ""
     delivery_interval: float = 1.0
+    delivery_timeout: float = 10.0
     delivery_budget: RetryBudget = RetryBudget()
     max_body_bytes: int = 1_000_000
 
@@ -90,6 +91,7 @@ class HubConfig:
             slack_signing_secret=env.get(ENV_SLACK_SIGNING_SECRET, ""),
             telegram_webhook_secret=env.get(ENV_TELEGRAM_WEBHOOK_SECRET, ""),
             delivery_interval=float(env.get("BACKLINE_DELIVERY_INTERVAL") or 1.0),
+            delivery_timeout=float(env.get("BACKLINE_DELIVERY_TIMEOUT") or 10.0),
             delivery_budget=RetryBudget.from_env(env),
             max_body_bytes=int(env.get("BACKLINE_MAX_BODY_BYTES") or 1_000_000),
         )
@@ -113,7 +115,7 @@ def create_app(service: ConsultationService, config: HubConfig, rasa: RasaClient
     app.config.REQUEST_MAX_SIZE = config.max_body_bytes
     store = service.store
     worker = worker or DeliveryWorker(Outbox(store, config.delivery_budget), rasa,
-                                      interval=config.delivery_interval)
+                                      interval=config.delivery_interval, attempt_timeout=config.delivery_timeout)
     flow = ConsultationFlow(service, worker)
 
     @app.middleware("request")

@@ -5,6 +5,7 @@ query parameter, which Rasa's token auth requires, and would otherwise show in t
 """
 from __future__ import annotations
 
+import threading
 from typing import Any, Dict, Mapping
 
 import requests
@@ -23,7 +24,14 @@ class RasaClient:
         self.base_url = base_url.rstrip("/")
         self.token = token
         self.timeout = timeout
-        self.session = requests.Session()
+        self._local = threading.local()
+
+    @property
+    def session(self) -> requests.Session:
+        """A connection pool per thread (the worker and the API's immediate attempts run in threads)."""
+        if not hasattr(self._local, "session"):
+            self._local.session = requests.Session()
+        return self._local.session
 
     def trigger_intent(
         self, conversation_id: str, intent: str, entities: Mapping[str, Any], output_channel: str = "latest",

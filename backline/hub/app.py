@@ -250,12 +250,22 @@ def create_app(service: ConsultationService, config: HubConfig, rasa: RasaClient
             except Exception:  # the timer must survive a bad tick; the next one retries
                 logger.exception("SLA tick failed")
 
+    timers: List[asyncio.Task] = []
+
     @app.after_server_start
     async def start_timers(app: Sanic, _: Any) -> None:
         if config.sla_interval > 0:
-            app.add_task(sla_timer())
+            timers.append(asyncio.get_running_loop().create_task(sla_timer()))
         if config.delivery_interval > 0:
-            app.add_task(worker.run())
+            timers.append(asyncio.get_running_loop().create_task(worker.run()))
+
+    @app.before_server_stop
+    async def stop_timers(app: Sanic, _: Any) -> None:
+        """Stop the timers cleanly; a delivery in flight keeps its lease and is retried after it."""
+        for task in timers:
+            task.cancel()
+        await asyncio.gather(*timers, return_exceptions=True)
+        timers.clear()
 
     app.blueprint(dashboard_blueprint(service, flow.apply_async, config.dashboard_secret))
     app.blueprint(webchat_blueprint(service, config.rasa_url, config.chat_socket_url))

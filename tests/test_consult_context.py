@@ -500,3 +500,16 @@ def test_format_money() -> None:
     assert format_money(1200, "CHF") == "CHF 1,200"
     assert format_money(-5, None) == "-€5"
     assert format_money("abc", "EUR") is None and format_money(float("nan"), "EUR") is None
+
+
+def test_an_amount_without_a_rate_is_explained_not_called_above_the_limit() -> None:
+    record = {"action": "handoff", "reason": "sensitive_topic", "detail": "unrated_currency", "intent": "refund_request",
+              "confidence": 0.99, "queue": "billing",
+              "evidence": {"sensitive_topic": {"category": "refund_over_limit", "route": "classifier",
+                                               "intent": "refund_request", "confidence": 0.99, "amount": 80000.0,
+                                               "currency": "JPY", "amount_eur": None, "no_rate": True}}}
+    package = build_context(record, [{"role": "customer", "text": "i want a refund of 80000 yen"}], {})
+    [reason] = package["reasons"]
+    assert reason["grounds"] == "JPY 80,000: no rate is configured for JPY, so it was not compared with the limit"
+    assert package["brief"]["risk"]["grounds"] == [reason["grounds"]]
+    assert package["next_step"] == "Convert the amount of JPY 80,000 yourself, then approve or deny the refund"

@@ -485,6 +485,10 @@ def _grounds(key: str, evidence: Mapping[str, Any], record: Mapping[str, Any]) -
     if key == "sensitive_topic":
         category = str(evidence.get("category") or record.get("detail") or "sensitive topic")
         words = _CATEGORY_WORDS.get(category, category.replace("_", " "))
+        if evidence.get("no_rate") and _number(evidence.get("amount")) is not None:
+            amount = format_money(evidence.get("amount"), evidence.get("currency"))
+            return (f"{amount}: no rate is configured for {evidence.get('currency')}, so it was not compared "
+                    "with the limit")
         if evidence.get("limit_eur") is not None and _number(evidence.get("amount")) is not None:
             amount = format_money(evidence.get("amount"), evidence.get("currency"))
             limit = format_money(evidence.get("limit_eur"), "EUR")
@@ -562,6 +566,10 @@ def next_step(record: Mapping[str, Any], slots: Mapping[str, Any], amount: Optio
     intent = str(record.get("intent") or "").split("/", 1)[0]
     ref = _reference(slots)
     money = f" of {amount['display']}" if amount and amount.get("display") else ""
+    if detail == "unrated_currency":
+        if intent == "billing_dispute":
+            return f"Convert the amount{money} yourself and decide the disputed charge{ref}"
+        return f"Convert the amount{money} yourself, then approve or deny the refund{ref}"
     if detail == "refund_over_limit":
         if intent == "billing_dispute":
             return f"Decide the disputed charge{money}{ref}: uphold it or refund it"

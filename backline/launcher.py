@@ -201,7 +201,11 @@ def _log_to_stderr() -> None:
 
 
 def _print_welcome(env: Dict[str, str], token: str, credentials: Path) -> None:
+    """The banner. It names where the tokens are, never their values (a banner ends up in logs)."""
     port = env["BACKLINE_RASA_PORT"]
+    generated = (PROJECT_ROOT / "var" / "rasa_api_token")
+    token_hint = ("$(cat var/rasa_api_token)" if generated.exists() and generated.read_text().strip() == token
+                  else "$BACKLINE_RASA_TOKEN")
     channels = ", ".join(line.rstrip(":").rsplit(".", 1)[-1].removesuffix("Input").lower()
                          for line in credentials.read_text().splitlines()
                          if line and not line[0].isspace() and not line.startswith("#"))
@@ -218,7 +222,7 @@ Talk to the assistant over REST:
   curl -s localhost:{port}/webhooks/rest/webhook \\
        -d '{{"sender": "demo", "message": "where is my order 10023?"}}'
 Read the conversation's tracker (slots, events):
-  curl -s "localhost:{port}/conversations/demo/tracker?token={token}"
+  curl -s "localhost:{port}/conversations/demo/tracker?token={token_hint}"
 Or chat in the terminal: make shell
 """,
         flush=True,

@@ -226,6 +226,15 @@ def test_duplicate_webhook_deliveries_around_a_hub_restart(customer: Customer, p
     record("Telegram webhook re-delivered", "same update 4x: before and after a hub SIGKILL, 3 at once", counts, started)
 
 
+def test_no_secret_in_any_process_log_after_the_faults(customer: Customer, procs: Dict[str, Process]) -> None:
+    logs = {name: proc.log.read_text(errors="replace") for name, proc in procs.items()}
+    assert all(logs.values())  # every process wrote its log
+    assert "not delivered yet" in logs["hub"]  # the failed attempts were logged ...
+    secrets = (customer.stack.rasa_token, customer.stack.operator_token, TELEGRAM_SECRET, "test-dashboard-secret")
+    leaks = {name: [s for s in secrets if s in text] for name, text in logs.items()}
+    assert leaks == {name: [] for name in logs}  # ... and no log line carries a token or secret
+
+
 def update(update_id: int, action: str, consultation_id: str) -> Dict[str, Any]:
     """A Bot API Update: Jonas pressed one of the consultation's buttons."""
     return {"update_id": update_id, "callback_query": {

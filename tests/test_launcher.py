@@ -136,7 +136,8 @@ def test_run_starts_actions_rasa_hub_in_order_and_a_stop_signal_stops_them_all_w
     assert [pid for pid in pids if alive(pid)] == []
     assert not Path(credentials).exists()
     assert f"{signal.Signals(signum).name}: stopping hub, rasa, actions" in run.messages()
-    assert TOKEN not in run.stderr  # the supervisor never logs the token (the banner on stdout does)
+    assert TOKEN not in run.stderr and TOKEN not in run.stdout  # neither the supervisor nor the banner prints it
+    assert "token=$BACKLINE_RASA_TOKEN" in run.stdout
 
 
 def test_run_exits_1_and_says_why_when_a_process_fails_to_start(launch) -> None:

@@ -210,7 +210,7 @@ def test_telegram_customer_gets_the_slack_experts_answer_once_and_forgeries_chan
     assert slack_event(f"{c.stack.hub_url}/slack/events", HUB_SLACK_SECRET, late).status_code == 200
     told = eventually(lambda: [p for p in c.expert_slack.requests if p.path.endswith("postEphemeral")],
                       what="the expert told the case is closed")
-    assert "already closed" in told[-1].payload["text"] and told[-1].payload["user"] == MARA
+    assert "already decided by Mara Klein (answered)" in told[-1].payload["text"] and told[-1].payload["user"] == MARA
     assert not any("800" in text for text in texts_to(c.customer_telegram, chat))
 
     assert customer_telegram_says(c, chat, "hello?", update_id=999_999).status_code == 200

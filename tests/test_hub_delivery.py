@@ -8,11 +8,16 @@ import subprocess
 import sys
 import threading
 import time
+import uuid
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Dict, Iterator, List
 
 import pytest
 import requests
+
+from sqlalchemy import create_engine
+from sqlalchemy.engine import make_url
 
 from backline.consult.store import ConsultationStore
 from tests.faults import healthy, wait_for
@@ -29,17 +34,16 @@ def rasa() -> Iterator[FakeRasa]:
     server.stop()
 
 
-@pytest.fixture(scope="module")
-def hub(rasa: FakeRasa, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Dict[str, Any]]:
-    tmp = tmp_path_factory.mktemp("hub_delivery")
+@contextmanager
+def running_hub(rasa: FakeRasa, tmp: Path, url: str, **extra: str) -> Iterator[Dict[str, Any]]:
+    """``python -m backline hub`` on a free port over the consultation store at ``url``."""
     port = free_port()
-    url = f"sqlite:///{tmp / 'consultations.db'}"
     env = {**os.environ, "RASA_TELEMETRY_ENABLED": "false", "BACKLINE_CONSULT_DB_URL": url,
            "BACKLINE_RASA_URL": rasa.url, "BACKLINE_RASA_TOKEN": TOKEN, "BACKLINE_OPERATOR_TOKEN": OPERATOR,
            "BACKLINE_DASHBOARD_SECRET": "hub-delivery-dashboard-secret", "BACKLINE_SLA_INTERVAL": "0",
            "BACKLINE_DELIVERY_INTERVAL": "0.2", "BACKLINE_DELIVERY_MAX_DELAY": "0.5",
            "BACKLINE_DELIVERY_BUDGET": "3", "BACKLINE_DELIVERY_TIMEOUT": "2",
-           "BACKLINE_SLACK_BOT_TOKEN": "", "BACKLINE_TELEGRAM_BOT_TOKEN": "", "BACKLINE_SMTP_HOST": ""}
+           "BACKLINE_SLACK_BOT_TOKEN": "", "BACKLINE_TELEGRAM_BOT_TOKEN": "", "BACKLINE_SMTP_HOST": "", **extra}
     log = tmp / "hub.log"
     with open(log, "wb") as out:
         process = subprocess.Popen([sys.executable, "-m", "backline", "hub", "--port", str(port)], cwd=PROJECT_ROOT,
@@ -47,11 +51,18 @@ def hub(rasa: FakeRasa, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Di
     try:
         wait_for(lambda: healthy(f"http://127.0.0.1:{port}/health") or process.poll() is not None, 60, "the hub")
         assert process.poll() is None, log.read_text()
-        with ConsultationStore(url) as store:
-            yield {"url": f"http://127.0.0.1:{port}", "store": store, "log": log}
+        yield {"url": f"http://127.0.0.1:{port}", "log": log}
     finally:
         process.terminate()
         process.wait(timeout=30)
+
+
+@pytest.fixture(scope="module")
+def hub(rasa: FakeRasa, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Dict[str, Any]]:
+    tmp = tmp_path_factory.mktemp("hub_delivery")
+    url = f"sqlite:///{tmp / 'consultations.db'}"
+    with ConsultationStore(url) as store, running_hub(rasa, tmp, url) as running:
+        yield {**running, "store": store}
 
 
 def api(hub: Dict[str, Any], method: str, path: str, **kwargs: Any) -> requests.Response:
@@ -143,3 +154,49 @@ def test_no_secret_in_the_hubs_log(hub: Dict[str, Any], rasa: FakeRasa) -> None:
     text = Path(hub["log"]).read_text()
     assert "not delivered yet" in text  # the failures were logged ...
     assert TOKEN not in text and OPERATOR not in text  # ... without the tokens
+
+
+def test_a_webhook_reply_the_database_refuses_is_retried_by_the_platform_and_applied_once(
+    rasa: FakeRasa, postgres_url: str, tmp_path: Path
+) -> None:
+    """The hub's database role may not write (a real PostgreSQL refusal): the webhook answers 503
+    and keeps nothing, so Telegram's retry is applied once the database takes writes again."""
+    name, role = f"hub_{uuid.uuid4().hex[:8]}", f"hub_role_{uuid.uuid4().hex[:8]}"
+    admin = create_engine(postgres_url, future=True, isolation_level="AUTOCOMMIT")
+    owner_url = make_url(postgres_url).set(database=name)
+    with admin.connect() as connection:
+        connection.exec_driver_sql(f'CREATE DATABASE "{name}"')
+        connection.exec_driver_sql(f'CREATE ROLE "{role}" LOGIN')
+    owner = create_engine(owner_url, future=True, isolation_level="AUTOCOMMIT")
+    try:
+        with ConsultationStore(owner_url.render_as_string(hide_password=False)) as store:
+            with owner.connect() as connection:
+                connection.exec_driver_sql(f'GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO "{role}"')
+                connection.exec_driver_sql(f'GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO "{role}"')
+                connection.exec_driver_sql(f'REVOKE INSERT ON deliveries FROM "{role}"')
+            case = new_case({"store": store}, "hd-pg")
+            hub_url = owner_url.set(username=role).render_as_string(hide_password=False)
+            press = {"update_id": 81, "callback_query": {
+                "id": "q81", "from": {"id": 5100000001, "is_bot": False, "first_name": "Jonas"}, "chat_instance": "-1",
+                "data": f"deny:{case}", "message": {"message_id": 5, "date": 1764000000,
+                                                     "chat": {"id": 5100000001, "type": "private"}}}}
+            headers = {"X-Telegram-Bot-Api-Secret-Token": "pg-telegram-secret"}
+            with running_hub(rasa, tmp_path, hub_url, BACKLINE_TELEGRAM_WEBHOOK_SECRET="pg-telegram-secret") as hub:
+                refused = requests.post(f"{hub['url']}/telegram/webhook", json=press, headers=headers, timeout=30)
+                assert refused.status_code == 503 and "retry" in refused.json()["error"]
+                assert store.messages(case) == [] and store.require(case).status == "assigned"
+                with owner.connect() as connection:
+                    assert connection.exec_driver_sql("SELECT count(*) FROM webhook_deliveries").scalar() == 0
+                    connection.exec_driver_sql(f'GRANT INSERT ON deliveries TO "{role}"')
+                retries = [requests.post(f"{hub['url']}/telegram/webhook", json=press, headers=headers, timeout=30)
+                           for _ in range(2)]
+                assert [r.status_code for r in retries] == [200, 200]
+                wait_for(lambda: store.require(case).delivery_status == "delivered", 20, "the retried reply delivered")
+            assert [m.meta["action"] for m in store.messages(case)] == ["deny"]
+            assert store.require(case).resolution == "denied" and len(rasa.shown("hd-pg")) == 1
+    finally:
+        owner.dispose()
+        with admin.connect() as connection:
+            connection.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            connection.exec_driver_sql(f'DROP ROLE IF EXISTS "{role}"')
+        admin.dispose()

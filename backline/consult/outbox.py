@@ -111,7 +111,7 @@ class Outbox:
             connection.execute(deliveries.insert().values(**values))
             store._append(connection, consultation_id, moment, actor, "delivery_queued",
                           {"delivery_id": delivery_id, "intent": intent})
-        return Delivery(**{k: v for k, v in values.items()})
+        return Delivery(**values)
 
     def get(self, delivery_id: str) -> Optional[Delivery]:
         with self.store._read() as connection:

@@ -21,7 +21,7 @@ import logging
 import os
 import secrets
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
+from typing import Any, Callable, Dict, List, Mapping, Optional
 
 from sanic import Sanic
 from sanic.request import Request
@@ -36,7 +36,7 @@ from backline.hub.flow import ConsultationFlow
 from backline.hub.dedupe import SqlDedupe
 from backline.hub.guidance import ExpertReply
 from backline.hub.operators import dashboard_secret
-from backline.hub.rasa_client import RasaClient, RasaError
+from backline.hub.rasa_client import RasaClient
 from backline.hub.slack_inbound import SlackInbound
 from backline.hub.telegram_inbound import TelegramInbound
 from backline.redact import install_log_filter, register, register_env

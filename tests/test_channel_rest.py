@@ -1,9 +1,11 @@
-"""The REST outbox channel in a real Sanic app on loopback: REST replies, and pushed messages read back."""
+"""The REST and outbox channels in a real Sanic app on loopback: REST replies, pushed messages read back,
+and bad bodies refused with a clear 400 or 413 before anything reaches Rasa."""
 from __future__ import annotations
 
+import json
 import uuid
 from pathlib import Path
-from typing import Iterator, List
+from typing import Any, Iterator, List
 
 import pytest
 import requests
@@ -15,7 +17,8 @@ from sanic import Sanic, response
 from sanic.request import Request
 from sanic.response import HTTPResponse
 
-from backline.rasa.channels.rest import ENV_DB_URL, OutboxInput
+from backline.rasa.channels.limits import MAX_BODY_BYTES, MAX_MESSAGE_CHARS, SERVER_MAX_BYTES
+from backline.rasa.channels.rest import ENV_DB_URL, OutboxInput, RestInput
 from tests.channel_servers import LiveApp
 
 
@@ -119,3 +122,111 @@ def test_instances_share_an_outbox_in_sql(tmp_path: Path, monkeypatch: pytest.Mo
     finally:
         a.live.stop()
         b.live.stop()
+
+
+# --- bad bodies: 400 or 413 with a clear error, nothing reaches Rasa ------------------------------------
+
+
+class RestServer:
+    """The plain REST channel (``rest``) in a Sanic app that also has a route of its own (``/elsewhere``)."""
+
+    def __init__(self) -> None:
+        self.received: List[UserMessage] = []
+
+        async def on_new_message(message: UserMessage) -> None:
+            self.received.append(message)
+
+        app = Sanic(f"rest-{uuid.uuid4().hex[:8]}", configure_logging=False)
+        app.blueprint(RestInput().blueprint(on_new_message), url_prefix="/webhooks/rest")
+
+        @app.post("/elsewhere")
+        async def elsewhere(request: Request) -> HTTPResponse:
+            return response.json({"bytes": len(request.body)})
+
+        self.live = LiveApp(app).start()
+
+
+@pytest.fixture
+def rest() -> Iterator[RestServer]:
+    started = RestServer()
+    yield started
+    started.live.stop()
+
+
+def post_raw(server: Any, body: bytes, path: str = "/webhooks/rest/webhook",
+             content_type: str = "application/json") -> requests.Response:
+    return requests.post(f"{server.live.url}{path}", data=body, headers={"Content-Type": content_type}, timeout=30)
+
+
+@pytest.mark.parametrize("body, error", [
+    (b"", "the body is empty"),
+    (b"sender=ada&message=hi", "the body is not JSON"),
+    (b'{"sender": "ada", "message": "hi"', "the body is not JSON"),
+    (b"[1, 2]", "the body is an array, not a JSON object"),
+    (b"null", "the body is null, not a JSON object"),
+    (b'{"message": "hi"}', "sender must be a string, not missing"),
+    (b'{"sender": {"id": 1}, "message": "hi"}', "sender must be a string, not an object"),
+    (b'{"sender": 42, "message": "hi"}', "sender must be a string, not a number"),
+    (b'{"sender": "", "message": "hi"}', "sender must not be empty"),
+    (b'{"sender": "ada", "message": 42}', "message must be a string, not a number"),
+    (b'{"sender": "ada", "message": ["hi"]}', "message must be a string, not an array"),
+    (b'{"sender": "ada", "message": "hi", "metadata": []}', "metadata must be a JSON object, not an array"),
+    (b'{"sender": "ada", "message": "hi", "input_channel": 7}', "input_channel must be a string, not a number"),
+    (b'{"sender": "ada", "message": "a\\u0000b"}', "message contains NUL or an unpaired surrogate"),
+    (b'{"sender": "ada", "message": "\\ud800"}', "message contains NUL or an unpaired surrogate"),
+    (b'{"sender": "ada", "message": "hi", "metadata": ' + b'{"a": ' * 40 + b"1" + b"}" * 41,
+     "the body nests deeper than 32 levels"),
+    (b"[" * 10_000, "the body nests deeper than 32 levels"),
+    (b'{"sender": "ada", "message": "caf\xe9"}', "the body is not UTF-8"),
+    (b'{"sender": "' + b"s" * 256 + b'", "message": "hi"}', "sender is longer than 255 characters"),
+])
+def test_a_malformed_or_wrongly_typed_body_gets_400_and_reaches_no_one(
+    rest: RestServer, body: bytes, error: str
+) -> None:
+    answer = post_raw(rest, body)
+
+    assert answer.status_code == 400
+    assert error in answer.json()["error"]
+    assert rest.received == []
+
+
+def test_too_long_a_body_or_message_gets_413_and_the_limit_itself_is_fine(rest: RestServer) -> None:
+    def body(text: str, padding: int = 0) -> bytes:
+        return json.dumps({"sender": "ada", "message": text, "metadata": {"pad": "x" * padding}}).encode()
+
+    at_limit = body("hi", MAX_BODY_BYTES - len(body("hi")))
+    over_limit = body("hi", MAX_BODY_BYTES - len(body("hi")) + 1)
+    answers = [post_raw(rest, data) for data in (at_limit, over_limit, body("a" * MAX_MESSAGE_CHARS),
+                                                  body("a" * (MAX_MESSAGE_CHARS + 1)), b"{" + b" " * 3_000_000)]
+
+    assert (len(at_limit), len(over_limit)) == (MAX_BODY_BYTES, MAX_BODY_BYTES + 1)
+    assert [a.status_code for a in answers] == [200, 413, 200, 413, 413]
+    assert answers[1].json() == {"error": f"the body is larger than {MAX_BODY_BYTES} bytes"}
+    assert answers[3].json() == {"error": f"message is longer than {MAX_MESSAGE_CHARS} characters"}
+    assert [len(m.text) for m in rest.received] == [2, MAX_MESSAGE_CHARS]
+
+
+def test_the_limits_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("BACKLINE_MAX_BODY_BYTES", "1000")
+    monkeypatch.setenv("BACKLINE_MAX_MESSAGE_CHARS", "10")
+    channel = RestInput.from_credentials(None)
+
+    assert (channel.max_body, channel.max_chars) == (1000, 10)
+    monkeypatch.setenv("BACKLINE_MAX_BODY_BYTES", "lots")
+    with pytest.raises(ValueError, match="BACKLINE_MAX_BODY_BYTES"):
+        RestInput.from_credentials(None)
+
+
+def test_the_channel_caps_every_request_to_its_server_at_1_mib(rest: RestServer) -> None:
+    assert rest.live.app.config.REQUEST_MAX_SIZE == SERVER_MAX_BYTES
+    assert post_raw(rest, b"x" * 1000, "/elsewhere").json() == {"bytes": 1000}
+    assert post_raw(rest, b"x" * (SERVER_MAX_BYTES + 1), "/elsewhere").status_code == 413
+
+
+def test_the_outbox_refuses_bad_bodies_too_and_reads_only_plain_message_ids(server: Server) -> None:
+    refused = post_raw(server, b'{"sender": ["a"], "message": "hi"}', "/webhooks/outbox/webhook")
+
+    assert (refused.status_code, refused.json()) == (400, {"error": "sender must be a string, not an array"})
+    assert server.received == []
+    for after in ("\u00b2", "\u0663", "9" * 19, "-1"):
+        assert server.outbox(sender="rest-6", after=after).status_code == 400

@@ -1,11 +1,13 @@
 """The Slack customer channel: Rasa's connector on a configurable API URL, retries applied once,
-proactive messages addressed to the conversation's DM or thread (a real Sanic server, a fake Slack API)."""
+proactive messages addressed to the conversation's DM or thread, bodies of the wrong shape refused (a real
+Sanic server, a fake Slack API)."""
 from __future__ import annotations
 
 import hashlib
 import hmac
 import json
 import time
+import urllib.parse
 import uuid
 from typing import Any, Dict, Iterator, List
 
@@ -89,13 +91,13 @@ def test_a_retried_event_reaches_rasa_once(served: Dict[str, Any], slack_api: Fa
 
 
 def test_forged_and_stale_requests_are_refused(served: Dict[str, Any], slack_api: FakeSlack) -> None:
-    assert post_event(served["url"], DM, "EvForged", secret="not-the-secret").status_code == 400
+    assert post_event(served["url"], DM, "EvForged", secret="not-the-secret").status_code == 401
     body = json.dumps({"type": "event_callback", "event_id": "EvOld", "event": DM}).encode()
     old = str(int(time.time()) - 600)
     digest = hmac.new(SECRET.encode(), f"v0:{old}:".encode() + body, hashlib.sha256).hexdigest()
     stale = requests.post(served["url"], data=body, timeout=10, headers={
         "Content-Type": "application/json", "X-Slack-Request-Timestamp": old, "X-Slack-Signature": f"v0={digest}"})
-    assert stale.status_code == 400
+    assert stale.status_code == 401
     time.sleep(0.3)
     assert served["received"] == [] and slack_api.posts() == []
 
@@ -116,3 +118,64 @@ def test_proactive_messages_find_the_dm_or_the_thread(served: Dict[str, Any], sl
 def test_without_api_url_it_uses_slacks(slack_api: FakeSlack) -> None:
     channel = SlackInput.from_credentials({"slack_token": "xoxb-x", "slack_signing_secret": SECRET})
     assert channel.get_output_channel().client.base_url == "https://slack.com/api/"
+
+
+# --- bad bodies: checked after the signature, answered 4xx, nothing reaches Rasa -------------------------
+
+
+def post_signed(url: str, body: bytes, content_type: str, secret: str = SECRET) -> requests.Response:
+    timestamp = str(int(time.time()))
+    digest = hmac.new(secret.encode(), f"v0:{timestamp}:".encode() + body, hashlib.sha256).hexdigest()
+    return requests.post(url, data=body, timeout=10, headers={
+        "Content-Type": content_type, "X-Slack-Request-Timestamp": timestamp, "X-Slack-Signature": f"v0={digest}"})
+
+
+def click(**action: Any) -> bytes:
+    payload = {"type": "block_actions", "user": {"id": "U0CUST0001"}, "channel": {"id": "D0CUST0001"},
+               "message": {"ts": "1764000000.000100"},
+               "actions": [{"type": "button", "value": "/affirm", "action_ts": "1764000000.5", **action}]}
+    return urllib.parse.urlencode({"payload": json.dumps(payload)}).encode()
+
+
+@pytest.mark.parametrize("body, content_type, status, error", [
+    (b"[1, 2]", "application/json", 400, "the body is an array, not a JSON object"),
+    (b"{" * 3, "application/json", 400, "the body is not JSON"),
+    (b"\xff\xfe", "application/json", 400, "the body is not UTF-8"),
+    (json.dumps({"type": "event_callback", "event": "hi"}).encode(), "application/json", 400,
+     "event must be a JSON object, not a string"),
+    (json.dumps({"type": "event_callback", "event": dict(DM, text=42)}).encode(), "application/json", 400,
+     "event.text must be a string, not a number"),
+    (json.dumps({"type": "event_callback", "event": dict(DM, user={"id": "U1"})}).encode(), "application/json", 400,
+     "event.user must be a string, not an object"),
+    (json.dumps({"type": "event_callback", "event": dict(DM, text="a" * 5000)}).encode(), "application/json", 413,
+     "event.text is longer than 4096 characters"),
+    (b"token=x&text=hi", "application/x-www-form-urlencoded", 400, "expected a form field 'payload'"),
+    (b"payload=%5B1%5D", "application/x-www-form-urlencoded", 400, "the form field 'payload' is an array, not a JSON object"),
+    (click(value=["/affirm"]), "application/x-www-form-urlencoded", 400, "the action's value must be a string"),
+    (click(action_ts=1.5), "application/x-www-form-urlencoded", 400, "action_ts must be a string"),
+    (b"hello", "text/plain", 415, "Slack sends events as application/json"),
+])
+def test_a_signed_body_of_the_wrong_shape_gets_a_4xx_and_reaches_no_one(
+    served: Dict[str, Any], body: bytes, content_type: str, status: int, error: str
+) -> None:
+    answer = post_signed(served["url"], body, content_type)
+
+    assert answer.status_code == status
+    assert error in answer.json()["error"]
+    time.sleep(0.2)
+    assert served["received"] == []
+
+
+def test_a_click_reaches_rasa_once_and_components_rasa_cannot_read_are_ignored(served: Dict[str, Any]) -> None:
+    url, form = served["url"], "application/x-www-form-urlencoded"
+    answers = [post_signed(url, body, form).status_code for body in (
+        click(), click(), click(type="rich_text_input"), click(value=None, action_ts="1764000000.6"))]
+    unsigned = requests.post(url, data=click(action_ts="1764000000.7"), headers={"Content-Type": form}, timeout=10)
+    challenge = post_signed(url, json.dumps({"type": "url_verification", "challenge": "c-42"}).encode(),
+                            "application/json")
+
+    assert answers == [200, 200, 200, 200]
+    assert (unsigned.status_code, challenge.json()) == (401, {"challenge": "c-42"})
+    wait_for(lambda: served["received"])
+    time.sleep(0.2)
+    assert [(m.text, m.sender_id) for m in served["received"]] == [("/affirm", "U0CUST0001")]

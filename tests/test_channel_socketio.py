@@ -1,16 +1,20 @@
-"""The socket.io customer channel: real Sanic servers on loopback, a python-socketio client, a real Redis."""
+"""The socket.io customer channel: real Sanic servers on loopback, a python-socketio client, a real Redis;
+messages of the wrong shape refused on the client's socket, refused polling POSTs answered at once."""
 from __future__ import annotations
 
 import asyncio
+import json
+import time
 import uuid
 from typing import Any, Awaitable, Callable, Dict, Iterator, List, Optional
 
 import pytest
+import requests
 import socketio
 from rasa.core.channels.channel import UserMessage
 from sanic import Sanic
 
-from backline.rasa.channels.socketio import ENV_REDIS_URL, SocketIOInput
+from backline.rasa.channels.socketio import ENV_REDIS_URL, REFUSED_EVENT, SocketIOInput
 from tests.channel_servers import LiveApp, redis_server
 
 WAIT = 5.0
@@ -154,3 +158,72 @@ def test_without_redis_it_is_rasas_channel(monkeypatch: pytest.MonkeyPatch) -> N
     assert (channel.redis_url, channel.bot_message_evt, channel.session_persistence) == (None, "bot_says", True)
     with pytest.warns(UserWarning, match="cannot be recreated"):
         assert channel.get_output_channel() is None
+
+
+# --- bad messages: refused on the client's own socket, nothing reaches Rasa ------------------------------
+
+
+def refusals(server: Instance, sent: List[Any]) -> List[Dict[str, Any]]:
+    """Emits each of ``sent`` as user_uttered after opening a session; the message_refused events received."""
+
+    async def run() -> List[Dict[str, Any]]:
+        client = socketio.AsyncClient()
+        refused: List[Dict[str, Any]] = []
+        done = asyncio.Event()
+
+        @client.on(REFUSED_EVENT)
+        async def on_refused(data: Dict[str, Any]) -> None:
+            refused.append(data)
+            if len(refused) >= len(sent):
+                done.set()
+
+        await client.connect(server.live.url, transports=["polling"], wait_timeout=WAIT)
+        try:
+            for data in sent:
+                await client.emit("user_uttered", data)
+            try:
+                await asyncio.wait_for(done.wait(), WAIT)
+            except asyncio.TimeoutError:
+                pass
+            return refused
+        finally:
+            await client.eio.disconnect(abort=True)
+
+    return asyncio.run(run())
+
+
+def test_a_message_of_the_wrong_shape_is_refused_on_its_socket_and_reaches_no_one(
+    instances: Callable[..., Instance]
+) -> None:
+    server = instances()
+    bad = ["just text", {"message": 42, "session_id": "s1"}, {"message": "hi", "session_id": ["s1"]},
+           {"message": "hi", "session_id": "s1", "metadata": "not json"},
+           {"message": "a\u0000b", "session_id": "s1"}, {"message": "a" * 5000, "session_id": "s1"},
+           {"message": "hi", "session_id": "s1", "metadata": {"a": json.loads("[" * 32 + "1" + "]" * 32)}}]
+
+    refused = refusals(server, bad)
+
+    assert sorted((r["status"], r["error"]) for r in refused) == sorted([
+        (400, "the event's data must be a JSON object, not a string"),
+        (400, "message must be a string, not a number"),
+        (400, "session_id must be a string, not an array"),
+        (400, "metadata is not JSON (JSONDecodeError); send an object"),
+        (400, "message contains NUL or an unpaired surrogate"),
+        (413, "message is longer than 4096 characters"),
+        (400, "the event's data nests deeper than 32 levels"),
+    ])
+    assert server.received == []
+
+
+def test_a_polling_post_engineio_refuses_is_answered_at_once(instances: Callable[..., Instance]) -> None:
+    server = instances()
+    base = f"{server.live.url}/socket.io/?EIO=4&transport=polling"
+    answers = []
+    for body in (b"6 an unknown packet", b"4" + b"x" * 70_000):
+        handshake = requests.get(base, timeout=10)
+        session = f"{base}&sid={json.loads(handshake.text[1:])['sid']}"
+        requests.post(session, data=b"40", timeout=10)
+        started = time.monotonic()
+        answers.append((requests.post(session, data=body, timeout=10).status_code, time.monotonic() - started < 2))
+
+    assert answers == [(400, True), (400, True)]

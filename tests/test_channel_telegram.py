@@ -3,6 +3,7 @@ trigger_intent through a real `rasa run`."""
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import subprocess
@@ -18,6 +19,7 @@ from rasa.core.channels.channel import UserMessage
 from sanic import Sanic
 
 from backline.rasa.channels import enabled_credentials
+from backline.rasa.channels.limits import MAX_BODY_BYTES, MAX_MESSAGE_CHARS, SERVER_MAX_BYTES
 from backline.rasa.channels.telegram import SECRET_HEADER, TelegramError, TelegramInput
 from tests.channel_servers import FakeBotApi, LiveApp
 from tests.expert_apis import Answer, RecordingApi, Recorded
@@ -129,6 +131,43 @@ def test_an_update_without_text_is_accepted_and_ignored(webhook: Webhook) -> Non
 
     assert webhook.post(sticker).status_code == 200
     assert webhook.post({"message": {"text": "no update id"}}).status_code == 400
+    assert webhook.received == []
+
+
+@pytest.mark.parametrize("body, error", [
+    ({"update_id": "7", "message": {"chat": {"id": CHAT}, "text": "hi"}}, "update_id (an integer)"),
+    ({"update_id": True, "message": {"chat": {"id": CHAT}, "text": "hi"}}, "update_id (an integer)"),
+    ({"update_id": 7, "message": "hi"}, "message must be a JSON object, not a string"),
+    ({"update_id": 7, "message": {"chat": {"id": CHAT}, "text": 42}}, "message.text must be a string, not a number"),
+    ({"update_id": 7, "message": {"chat": [CHAT], "text": "hi"}}, "message.chat must be a JSON object, not an array"),
+    ({"update_id": 7, "message": {"chat": {"id": 1.5}, "text": "hi"}}, "message.chat.id must be a string"),
+    ({"update_id": 7, "message": {"chat": {"id": CHAT}, "text": "\u0000"}}, "contains NUL"),
+    ({"update_id": 7, "message": {"chat": {"id": CHAT}, "location": {"longitude": "east", "latitude": 1}}},
+     "longitude must be a number"),
+    ({"update_id": 7, "callback_query": {"id": "q", "data": {"x": 1}, "message": {"chat": {"id": CHAT}}}},
+     "callback_query.data must be a string, not an object"),
+])
+def test_a_wrongly_typed_update_gets_400_and_does_not_use_up_its_update_id(
+    webhook: Webhook, body: Dict[str, Any], error: str
+) -> None:
+    refused = webhook.post(body)
+    corrected = webhook.post(update(7, "hello"))
+
+    assert refused.status_code == 400 and error in refused.json()["error"]
+    assert corrected.status_code == 200
+    assert [m.text for m in webhook.received] == ["hello"]
+
+
+def test_bodies_that_are_not_json_or_too_large_are_refused_after_the_secret(webhook: Webhook) -> None:
+    url = f"{webhook.live.url}/webhooks/telegram/webhook"
+    big = json.dumps({**update(8, "hi"), "padding": "x" * MAX_BODY_BYTES}).encode()
+
+    def send(data: bytes, secret: str = SECRET) -> requests.Response:
+        return requests.post(url, data=data, headers={SECRET_HEADER: secret}, timeout=30)
+
+    assert [send(data).status_code for data in (b"", b"{", b"[" * 5000, b"\xff\xfe", big)] == [400, 400, 400, 400, 413]
+    assert send(big, secret="forged").status_code == 403
+    assert webhook.post(update(9, "a" * (MAX_MESSAGE_CHARS + 1))).status_code == 413
     assert webhook.received == []
 
 
@@ -269,3 +308,25 @@ def test_trigger_intent_with_the_latest_channel_reaches_telegram(rasa_with_teleg
     assert triggered.status_code == 200, triggered.text
     assert [r.payload["next_action"] for r in actions.requests] == ["action_expert_update"]
     assert api.calls("sendMessage")[1:] == [{"chat_id": str(CHAT), "text": "Mara: Your refund is approved."}]
+
+
+def test_the_rasa_server_refuses_bad_bodies_and_caps_every_request(rasa_with_telegram: tuple) -> None:
+    base_url, _, _ = rasa_with_telegram
+    hook, secret = f"{base_url}/webhooks/telegram/webhook", {SECRET_HEADER: SECRET}
+
+    def user_events() -> int:
+        tracker = requests.get(f"{base_url}/conversations/{CHAT}/tracker", params={"token": API_TOKEN}, timeout=60)
+        return sum(1 for event in tracker.json()["events"] if event["event"] == "user")
+
+    before = user_events()
+    wrong = requests.post(hook, json={"update_id": 20, "message": {"chat": {"id": CHAT}, "text": 42}}, headers=secret,
+                          timeout=60)
+    not_json = requests.post(hook, data=b"[" * 10_000, headers=secret, timeout=60)
+    too_big = requests.post(hook, data=b"x" * (MAX_BODY_BYTES + 1), headers=secret, timeout=60)
+    api_too_big = requests.post(f"{base_url}/model/parse", params={"token": API_TOKEN},
+                                data=b"x" * (SERVER_MAX_BYTES + 1), timeout=60)
+
+    assert (wrong.status_code, not_json.status_code, too_big.status_code) == (400, 400, 413)
+    assert wrong.json() == {"error": "message.text must be a string, not a number"}
+    assert api_too_big.status_code == 413
+    assert user_events() == before

@@ -1,10 +1,12 @@
 """The operator dashboard and the web chat without Rasa: password hashes, sessions, the queue's order,
-the views, and the hub's pages and JSON served for real (sign-in, redirects, 401, replies, live events)."""
+the views, and the hub's pages and JSON served for real (sign-in, redirects, 401, replies, live events,
+bodies of the wrong shape or size refused with 400 or 413)."""
 from __future__ import annotations
 
 import asyncio
 import datetime as dt
 import io
+import json
 import uuid
 from pathlib import Path
 from typing import Any, Dict, Iterator, List, Tuple
@@ -24,6 +26,7 @@ from backline.hub.operators import (
     SignInThrottle, authenticate, hash_password, read_session, sign_session, verify_password,
 )
 from backline.hub.webchat import socket_url, webchat_blueprint
+from backline.rasa.channels.limits import MAX_BODY_BYTES
 from backline.routing.experts import ExpertDirectory, load_experts
 from backline.routing.source import ExpertsError
 from tests.channel_servers import LiveApp
@@ -338,6 +341,66 @@ def test_the_queue_and_a_reply_through_the_dashboard(hub: Hub) -> None:
     assert answer.text == "Pro is 20 EUR.\n// quoted the list price"
     closed = session.get(f"{hub.url}/dashboard/api/queue", params={"status": "closed"}, timeout=10).json()
     assert [r["id"] for r in closed["consultations"]] == [consult.id]
+
+
+@pytest.mark.parametrize("body, error", [
+    (b"", "the body is empty"),
+    (b"action=answer&text=hi", "the body is not JSON"),
+    (b'["answer"]', "the body is an array, not a JSON object"),
+    (b'{"text": "hi"}', "action must be a string, not missing"),
+    (b'{"action": 1}', "action must be a string, not a number"),
+    (b'{"action": "answer", "text": 5}', "text must be a string, not a number"),
+    (b'{"action": "answer", "text": "hi", "allowed_followups": "informational"}',
+     "allowed_followups must be a list"),
+    (b'{"action": "answer", "text": "hi", "allowed_followups": false}', "allowed_followups must be a list"),
+    (b'{"action": "answer", "text": "hi", "allowed_followups": [1]}', "allowed_followups[] must be a string"),
+    (b'{"action": "answer", "text": "a\\u0000b"}', "text contains NUL or an unpaired surrogate"),
+    (b'{"action": "answer", "text": "\\udc00"}', "text contains NUL or an unpaired surrogate"),
+    (b'{"action": "answer", "text": "hi", "x": ' + b"[" * 40 + b"]" * 40 + b"}", "nests deeper than 32 levels"),
+    (b'{"action": "answer", "text": "caf\xe9"}', "the body is not UTF-8"),
+])
+def test_a_reply_of_the_wrong_shape_gets_400_and_changes_nothing(hub: Hub, body: bytes, error: str) -> None:
+    case = hub.store.create(conversation_id="q-3", mode="consult", queue="sales", reasons=["medium_confidence"])
+    session = hub.signed_in()
+    version = board.store_version(hub.store)
+
+    answer = session.post(f"{hub.url}/dashboard/api/consultations/{case.id}/reply", data=body,
+                          headers={"Content-Type": "application/json"}, timeout=10)
+
+    assert answer.status_code == 400
+    assert error in answer.json()["error"]
+    assert hub.replies == [] and board.store_version(hub.store) == version
+
+
+def test_an_expert_reply_keeps_only_text_that_can_be_stored() -> None:
+    for text in ("a\x00b", "\ud800", 42):
+        with pytest.raises(ValueError, match="text"):
+            ExpertReply("c_1", "mara", "api", "answer", text)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="allowed_followups"):
+        ExpertReply("c_1", "mara", "api", "hand_back", "", "informational")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="consultation_id"):
+        ExpertReply("c" * 300, "mara", "api", "answer", "hi")
+    assert ExpertReply("c_1", "mara", "api", "hand_back", "", ["informational"]).allowed_followups == ("informational",)
+
+
+def test_oversized_posts_get_413_and_an_empty_sign_in_400_without_counting_a_failure(hub: Hub) -> None:
+    case = hub.store.create(conversation_id="q-4", mode="consult", queue="sales", reasons=["medium_confidence"])
+    session = hub.signed_in()
+    big = json.dumps({"action": "answer", "text": "x" * MAX_BODY_BYTES}).encode()
+    login = f"{hub.url}/dashboard/login"
+
+    def sign_in(form: Dict[str, str]) -> requests.Response:
+        return requests.post(login, data=form, allow_redirects=False, timeout=10)
+
+    too_big = session.post(f"{hub.url}/dashboard/api/consultations/{case.id}/reply", data=big, timeout=10)
+    assert (too_big.status_code, too_big.json()) == (413, {"error": f"the body is larger than {MAX_BODY_BYTES} bytes"})
+    assert sign_in({"username": "jonas", "password": "x" * MAX_BODY_BYTES}).status_code == 413
+    empty = [sign_in(form) for form in ({}, {"username": "jonas"}, {"username": " ", "password": "p"},
+                                        {"password": "p"}) for _ in range(2)]
+    assert {r.status_code for r in empty} == {400} and "Enter your username and password" in empty[0].text
+    assert sign_in({"username": "jonas", "password": "x" * 2000}).status_code == 400
+    assert [sign_in({"username": "jonas", "password": f"guess-{n}"}).status_code for n in range(5)] == [401] * 5
+    assert hub.replies == []
 
 
 def test_the_event_stream_says_when_the_store_changed(hub: Hub) -> None:

@@ -7,6 +7,12 @@ whenever the consultation store changed (checked at most once a second for all l
 the page then fetches what it shows again. Replies go through the hub's ``apply`` (``//`` lines
 stay internal; record the reply, resume the customer's conversation), as the JSON API's and the
 Slack and Telegram replies do, with the signed-in operator as the actor.
+
+Bodies are checked before anything happens (`backline.rasa.channels.limits`): a POST body over
+BACKLINE_MAX_BODY_BYTES (65,536) gets 413; a sign-in without a username and password, or with one
+too long to be real, 400 (and counts no failure); a reply that is not a JSON object whose
+``action`` is a string, ``text`` a string (or absent) and ``allowed_followups`` a list of strings
+(or absent) gets 400 ``{"error": "..."}``. None of them touches the store.
 """
 from __future__ import annotations
 
@@ -17,7 +23,7 @@ import math
 import time
 import urllib.parse
 from pathlib import Path
-from typing import Any, Awaitable, Callable, Dict, Mapping, Optional, Tuple
+from typing import Any, Awaitable, Callable, Dict, Optional, Tuple
 
 from sanic import Blueprint
 from sanic.request import Request
@@ -31,12 +37,16 @@ from backline.hub.guidance import ExpertReply
 from backline.hub.operators import (
     SESSION_SECONDS, Operator, SignInThrottle, authenticate, operators, read_session, sign_session,
 )
+from backline.rasa.channels.limits import Refused, json_object, max_body_bytes, text_field, too_large
 
 STATIC = Path(__file__).resolve().parent / "static"
 COOKIE = "backline_session"
 STREAM_SECONDS = 300
 """An event stream ends after this long; the browser reconnects at once (``retry``)."""
 HEARTBEAT_SECONDS = 15
+MAX_USERNAME = 200
+MAX_PASSWORD = 1024
+REPLY_SHAPE = '{"action": "approve", "text": "...", "allowed_followups": ["informational"]}'
 
 Apply = Callable[[ExpertReply], Awaitable[Tuple[int, Dict[str, Any]]]]
 """The hub's ``app.ctx.apply``: the reply as guidance, recorded and resumed; the HTTP status and body."""
@@ -73,12 +83,28 @@ def _login_page(error: str = "", target: str = "/dashboard", status: int = 200) 
     return html_response(page, status=status)
 
 
+def reply_fields(body: bytes) -> Tuple[str, str, Tuple[str, ...]]:
+    """(action, text, allowed follow-ups) of a dashboard reply's JSON body; `Refused` 400 otherwise."""
+    payload = json_object(body, REPLY_SHAPE)
+    action = text_field("action", payload.get("action"), empty=False)
+    text = text_field("text", payload.get("text"), required=False) or ""
+    followups = payload.get("allowed_followups")
+    if followups is None:
+        followups = []
+    if not isinstance(followups, list):
+        raise Refused(400, "allowed_followups must be a list of follow-up types")
+    return action, text, tuple(text_field("allowed_followups[]", f) for f in followups)  # type: ignore[misc]
+
+
 def dashboard_blueprint(
-    service: ConsultationService, apply: Apply, secret: bytes, *, poll_interval: float = 1.0
+    service: ConsultationService, apply: Apply, secret: bytes, *, poll_interval: float = 1.0,
+    max_body: Optional[int] = None,
 ) -> Blueprint:
     """The dashboard over ``service`` (store, expert directory); ``apply`` applies a reply;
-    ``secret`` signs the session cookies (`backline.hub.operators.dashboard_secret`)."""
+    ``secret`` signs the session cookies (`backline.hub.operators.dashboard_secret`); ``max_body``:
+    the largest POST body (BACKLINE_MAX_BODY_BYTES)."""
     bp = Blueprint("dashboard")
+    limit = max_body or max_body_bytes()
     store, directory = service.store, service.directory
     accounts = operators(directory)
     throttle = SignInThrottle()
@@ -110,14 +136,21 @@ def dashboard_blueprint(
 
     @bp.post("/dashboard/login")
     async def login(request: Request) -> HTTPResponse:
+        if len(request.body or b"") > limit:
+            return _login_page(too_large(limit).message, status=413)
         form = request.form or {}
         target = _safe_next(form.get("next"))
         username = form.get("username") or ""
+        password = form.get("password") or ""
+        if not username.strip() or not password:
+            return _login_page("Enter your username and password.", target, status=400)
+        if len(username) > MAX_USERNAME or len(password) > MAX_PASSWORD:
+            return _login_page("Wrong username or password.", target, status=400)
         wait = throttle.wait(username)
         if wait:
             return _login_page(f"Too many wrong passwords: try again in {math.ceil(wait / 60)} minutes.", target,
                                status=429)
-        account = await asyncio.to_thread(authenticate, accounts, username, form.get("password") or "")
+        account = await asyncio.to_thread(authenticate, accounts, username, password)
         if account is None:
             throttle.failed(username)
             return _login_page("Wrong username or password.", target, status=401)
@@ -180,10 +213,13 @@ def dashboard_blueprint(
     @bp.post("/dashboard/api/consultations/<consultation_id>/reply")
     @signed_in(page=False)
     async def reply(request: Request, operator: Operator, consultation_id: str) -> HTTPResponse:
-        body: Mapping[str, Any] = request.json if isinstance(request.json, dict) else {}
         try:
-            answer = ExpertReply(consultation_id, operator.person_id, "dashboard", str(body.get("action") or ""),
-                                 str(body.get("text") or ""), tuple(map(str, body.get("allowed_followups") or ())))
+            if len(request.body or b"") > limit:
+                raise too_large(limit)
+            action, text, followups = reply_fields(request.body or b"")
+            answer = ExpertReply(consultation_id, operator.person_id, "dashboard", action, text, followups)
+        except Refused as refused:
+            return refused.response()
         except ValueError as error:
             return json({"error": str(error)}, status=400)
         status, payload = await apply(answer)

@@ -27,6 +27,10 @@ from backline.nlp.money import find_money
 from backline.routing.experts import ExpertDirectory, Person
 
 SOURCES = ("slack", "telegram", "email", "dashboard", "api")
+MAX_ID_CHARS = 255
+"""The longest consultation id or actor a reply may name (ids are short; anything longer is not one)."""
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+"""NUL (PostgreSQL refuses it in text) and unpaired surrogates (not UTF-8): no reply may carry them."""
 FREE_TEXT_DECISION = {"consult": "answer", "handoff": "message"}
 """What free text without a keyword means, by the consultation's mode."""
 ALWAYS_ALLOWED = frozenset({"greet", "goodbye", "affirm", "deny", "thank", "bot_challenge"})
@@ -192,10 +196,22 @@ class ExpertReply:
     raw: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        """`ReplyError` (a ValueError) unless every field has its type and can be stored as it is."""
         if self.source not in SOURCES:
-            raise ValueError(f"source must be one of {', '.join(SOURCES)}, not {self.source!r}")
+            raise ValueError(f"source must be one of {', '.join(SOURCES)}, not {_short(self.source)}")
         if self.action not in DECISIONS:
-            raise ValueError(f"unknown action {self.action!r}; one of {', '.join(DECISIONS)}")
+            raise ReplyError(f"unknown action {_short(self.action)}; one of {', '.join(DECISIONS)}")
+        for name in ("consultation_id", "actor", "text"):
+            _storable(name, getattr(self, name))
+        for name in ("consultation_id", "actor"):
+            value = getattr(self, name)
+            if not value.strip() or len(value) > MAX_ID_CHARS:
+                raise ReplyError(f"{name} must be 1 to {MAX_ID_CHARS} characters, not {_short(value)}")
+        if isinstance(self.allowed_followups, (str, bytes)) or not isinstance(self.allowed_followups, (tuple, list)):
+            raise ReplyError("allowed_followups must be a list of follow-up types")
+        for followup in self.allowed_followups:
+            _storable("a follow-up type", followup)
+        object.__setattr__(self, "allowed_followups", tuple(self.allowed_followups))
 
     @classmethod
     def from_text(cls, consultation_id: str, actor: str, source: str, text: str, **fields: Any) -> "ExpertReply":
@@ -214,6 +230,18 @@ class ExpertReply:
         kept = "\n".join(_without_history(self.text)).strip()
         return Reply(action=g.decision, text=kept, customer_text=g.customer_text, internal_notes=g.internal_notes,
                      allowed_followups=g.allowed_followups, amounts=g.amounts)
+
+
+def _short(value: Any, limit: int = 60) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
+def _storable(name: str, value: Any) -> None:
+    if not isinstance(value, str):
+        raise ReplyError(f"{name} must be text, not {type(value).__name__}")
+    if _UNSTORABLE.search(value):
+        raise ReplyError(f"{name} contains NUL or an unpaired surrogate")
 
 
 def person_for(directory: ExpertDirectory, channel: str, address: Any) -> Optional[Person]:

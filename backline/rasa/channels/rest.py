@@ -9,23 +9,44 @@ last `id` the client has seen.
 The store is SQL: `db_url` in the credentials, or BACKLINE_OUTBOX_DB_URL; the default, in-memory
 SQLite, suits one instance; several Rasa instances share one database. Like the REST webhook, the
 outbox trusts the caller with the conversation id: put both behind the same authentication.
+
+Both webhooks are `RestInput`, Rasa's REST channel with its bodies checked (credentials.yml names
+it instead of Rasa's `rest`): a JSON object whose ``sender`` is a non-empty string (at most 255
+characters), ``message`` a string (at most BACKLINE_MAX_MESSAGE_CHARS, 4,096), ``metadata`` an
+object and ``input_channel`` a string when present, the body at most BACKLINE_MAX_BODY_BYTES
+(65,536). Anything else is answered 400 (413 when too long) with ``{"error": "..."}`` and never
+reaches Rasa, where Rasa's own channel answered 500 to a body that is not a JSON object and
+passed wrongly typed fields on to the tracker (`backline.rasa.channels.limits`).
 """
 from __future__ import annotations
 
 import json
+import logging
 import os
-from typing import Any, Awaitable, Callable, Dict, List, Optional, Text
+import re
+from asyncio import CancelledError
+from typing import Any, Awaitable, Callable, Dict, List, Optional, Text, Tuple
 
+import rasa.utils.endpoints
 import sqlalchemy as sa
+from rasa.core.channels import rest as rasa_rest
 from rasa.core.channels.channel import CollectingOutputChannel, InputChannel, UserMessage
-from rasa.core.channels.rest import RestInput
 from sanic import Blueprint, response
 from sanic.request import Request
 from sanic.response import HTTPResponse
 from sqlalchemy.pool import StaticPool
 
+from backline.rasa.channels.limits import (
+    Refused, cap_server_requests, guarded, id_field, json_object, max_body_bytes, max_message_chars, object_field,
+    read_body, text_field,
+)
+
+logger = logging.getLogger(__name__)
+
 ENV_DB_URL = "BACKLINE_OUTBOX_DB_URL"
 PAGE = 100
+_MESSAGE_ID = re.compile(r"[0-9]{1,18}")
+SHAPE = '{"sender": "<conversation id>", "message": "<text>"}'
 
 
 class Outbox:
@@ -76,8 +97,66 @@ class OutboxOutput(CollectingOutputChannel):
         self.outbox.put(message["recipient_id"], message)
 
 
+class RestInput(rasa_rest.RestInput):
+    """Rasa's REST channel (``rest``, /webhooks/rest/webhook, ``?stream=true`` too) that answers a
+    malformed, oversized or wrongly typed body with 400 or 413 and passes nothing on to Rasa."""
+
+    @classmethod
+    def name(cls) -> Text:
+        return "rest"
+
+    @classmethod
+    def from_credentials(cls, credentials: Optional[Dict[Text, Any]]) -> InputChannel:
+        return cls()
+
+    def __init__(self, max_body: Optional[int] = None, max_chars: Optional[int] = None) -> None:
+        self.max_body = max_body or max_body_bytes()
+        self.max_chars = max_chars or max_message_chars()
+
+    def _input_channel(self, payload: Dict[Text, Any]) -> Text:
+        """The payload's ``input_channel`` (Rasa's REST channel lets the client name one), else ``rest``."""
+        return text_field("input_channel", payload.get("input_channel"), required=False, empty=False) or self.name()
+
+    def parse(self, body: bytes) -> Tuple[Text, Text, Text, Optional[Dict[Text, Any]]]:
+        """(sender, text, input channel, metadata) of a webhook body; `Refused` when it is not one."""
+        payload = json_object(body, SHAPE)
+        sender = id_field("sender", payload.get("sender"))
+        text = text_field("message", payload.get("message"), max_chars=self.max_chars)
+        metadata = object_field("metadata", payload.get("metadata"))
+        return sender, text, self._input_channel(payload), metadata  # type: ignore[return-value]
+
+    def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Blueprint:
+        webhook = Blueprint(f"custom_webhook_{type(self).__name__}")
+        cap_server_requests(webhook)
+
+        @webhook.route("/", methods=["GET"])
+        async def health(_: Request) -> HTTPResponse:
+            return response.json({"status": "ok"})
+
+        @webhook.route("/webhook", methods=["POST"], stream=True)
+        @guarded
+        async def receive(request: Request) -> Any:
+            sender, text, input_channel, metadata = self.parse(await read_body(request, self.max_body))
+            if rasa.utils.endpoints.bool_arg(request, "stream", default=False):
+                return response.stream(
+                    self.stream_response(on_new_message, text, sender, input_channel, metadata),
+                    content_type="text/event-stream",
+                )
+            collector = CollectingOutputChannel()
+            try:
+                await on_new_message(UserMessage(text, collector, sender, input_channel=input_channel,
+                                                 metadata=metadata))
+            except CancelledError:
+                logger.error("REST message from %s timed out", sender)
+            except Exception:  # as Rasa's channel: the customer gets what was said before the failure
+                logger.exception("REST message from %s failed", sender)
+            return response.json(collector.messages)
+
+        return webhook
+
+
 class OutboxInput(RestInput):
-    """Rasa's REST channel plus `GET /webhooks/outbox/messages`."""
+    """`RestInput` plus `GET /webhooks/outbox/messages`."""
 
     @classmethod
     def name(cls) -> Text:
@@ -88,13 +167,14 @@ class OutboxInput(RestInput):
         url = (credentials or {}).get("db_url") or os.environ.get(ENV_DB_URL) or "sqlite://"
         return cls(Outbox(url))
 
-    def __init__(self, outbox: Outbox) -> None:
+    def __init__(self, outbox: Outbox, max_body: Optional[int] = None, max_chars: Optional[int] = None) -> None:
+        super().__init__(max_body, max_chars)
         self.outbox = outbox
 
     def get_output_channel(self) -> OutboxOutput:
         return OutboxOutput(self.outbox)
 
-    def _extract_input_channel(self, request: Request) -> Text:
+    def _input_channel(self, payload: Dict[Text, Any]) -> Text:
         """Always this channel: a client must not point later pushes at another channel."""
         return self.name()
 
@@ -102,11 +182,12 @@ class OutboxInput(RestInput):
         webhook = super().blueprint(on_new_message)
 
         @webhook.route("/messages", methods=["GET"])
+        @guarded
         async def messages(request: Request) -> HTTPResponse:
             sender = request.args.get("sender")
             after = request.args.get("after", "0")
-            if not sender or not after.isdigit():
-                return response.json({"error": "sender (required) and after (a message id) expected"}, status=400)
-            return response.json(self.outbox.after(sender, int(after)))
+            if not sender or not _MESSAGE_ID.fullmatch(after):
+                raise Refused(400, "sender (required) and after (a message id) expected")
+            return response.json(self.outbox.after(id_field("sender", sender), int(after)))
 
         return webhook

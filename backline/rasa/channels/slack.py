@@ -11,24 +11,39 @@ credentials.yml entry `backline.rasa.channels.slack.SlackInput`: Rasa's `slack` 
 - Messages pushed later (``trigger_intent?output_channel=latest``: an expert's answer) go to the
   conversation's DM, or with ``conversation_granularity: thread`` to the thread it names
   (``<user>_<channel>_<thread ts>``), not to a channel id Slack does not know.
+- Requests are checked before anything else (`backline.rasa.channels.limits`), where Rasa 3.6
+  answered 500 to a signed body of the wrong shape: unsigned or stale ones get 401, a body over
+  BACKLINE_MAX_BODY_BYTES or a text over BACKLINE_MAX_MESSAGE_CHARS 413, a body that is not an
+  event object (JSON) or an interaction (form field ``payload`` holding a JSON object), or whose
+  fields have the wrong types, 400, another content type 415; always ``{"error": "..."}``.
+  Interactions Rasa cannot read (other component types, link buttons) are acknowledged (200) and
+  ignored.
 """
 from __future__ import annotations
 
-import json
 import logging
-from typing import Any, Awaitable, Callable, Dict, Optional, Text
+import urllib.parse
+from typing import Any, Awaitable, Callable, Dict, List, Optional, Text
 
 from rasa.core.channels import slack as rasa_slack
 from rasa.core.channels.channel import InputChannel, OutputChannel, UserMessage
-from sanic import response
+from sanic import Blueprint, response
 from sanic.request import Request
+from sanic.response import HTTPResponse
 from slack_sdk.web.async_client import AsyncWebClient
 
 from backline.rasa.channels import RecentDeliveries
+from backline.rasa.channels.limits import (
+    Refused, cap_server_requests, guarded, id_field, json_object, max_body_bytes, max_message_chars, object_field,
+    read_body, text_field,
+)
 
 logger = logging.getLogger(__name__)
 
 REMEMBERED_DELIVERIES = 10_000
+INTERACTIVE_TYPES = ("button", "select", "static_select", "external_select", "conversations_select", "users_select",
+                     "channels_select", "overflow", "datepicker")
+"""The interactive components whose value Rasa's connector reads (`SlackInput._get_interactive_response`)."""
 
 
 class SlackOutput(rasa_slack.SlackBot):
@@ -58,34 +73,133 @@ class SlackInput(rasa_slack.SlackInput):
         channel.api_url = api_url
         return channel
 
-    def __init__(self, *args: Any, api_url: Optional[Text] = None, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, api_url: Optional[Text] = None, max_body: Optional[int] = None,
+                 max_chars: Optional[int] = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.api_url = api_url
         self._seen = RecentDeliveries(REMEMBERED_DELIVERIES)
+        self.max_body = max_body or max_body_bytes()
+        self.max_chars = max_chars or max_message_chars()
 
-    def _first_delivery(self, request: Request) -> bool:
+    def _first_delivery(self, key: Optional[str]) -> bool:
         """False when this event (or click) was already handed to Rasa."""
-        key = _delivery_key(request)
         return key is None or self._seen.first(key)
 
-    async def process_message(self, request: Request, on_new_message: Callable[[UserMessage], Awaitable[Any]],
-                              text: Text, sender_id: Optional[Text], metadata: Optional[Dict]) -> Any:
-        if not self._first_delivery(request):
+    async def _deliver(self, request: Request, on_new_message: Callable[[UserMessage], Awaitable[Any]],
+                       key: Optional[str], text: Text, sender_id: Text, metadata: Dict[Text, Any]) -> Any:
+        if not self._first_delivery(key):
             logger.info("Slack delivery already processed (retry %s)", request.headers.get("x-slack-retry-num"))
             return response.text("")
-        return await super().process_message(request, on_new_message, text, sender_id, metadata)
+        return await self.process_message(request, on_new_message, text, sender_id, metadata)
+
+    def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Blueprint:
+        webhook = Blueprint("backline_slack_webhook")
+        cap_server_requests(webhook)
+
+        @webhook.route("/", methods=["GET"])
+        async def health(_: Request) -> HTTPResponse:
+            return response.json({"status": "ok"})
+
+        @webhook.route("/webhook", methods=["POST"], stream=True)
+        @guarded
+        async def receive(request: Request) -> HTTPResponse:
+            body = await read_body(request, self.max_body)
+            if not self.is_request_from_slack_authentic(request):
+                raise Refused(401, "not signed with this app's signing secret, or stale (X-Slack-Signature)")
+            content_type = (request.headers.get("content-type") or "").split(";")[0].strip().lower()
+            if content_type == "application/json":
+                return await self._event(request, json_object(body, "a Slack event"), on_new_message)
+            if content_type == "application/x-www-form-urlencoded":
+                return await self._interaction(request, _form_payload(body), on_new_message)
+            raise Refused(415, "Slack sends events as application/json and interactions as "
+                               "application/x-www-form-urlencoded")
+
+        return webhook
+
+    async def _event(self, request: Request, payload: Dict[Text, Any],
+                     on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> HTTPResponse:
+        """An Events API callback (or its URL check)."""
+        if "challenge" in payload:
+            return response.json({"challenge": text_field("challenge", payload["challenge"])})
+        event = object_field("event", payload.get("event"))
+        if event is None or event.get("type") not in ("message", "app_mention") or event.get("bot_id"):
+            return response.text("Bot message delivered.")
+        if event.get("text") in (None, ""):  # edits, joins, files without a caption
+            return response.text("Bot message delivered.")
+        text = text_field("event.text", event.get("text"), max_chars=self.max_chars)
+        user = id_field("event.user", event.get("user"))
+        channel = id_field("event.channel", event.get("channel"), required=False)
+        thread_id = id_field("event.ts", event.get("thread_ts", event.get("ts")), required=False)
+        text_field("event.channel_type", event.get("channel_type"), required=False)
+        metadata = {"out_channel": channel, "thread_id": thread_id, "users": _authed_users(payload)}
+        if not self._is_supported_channel(payload, metadata):
+            logger.warning(f"Received message on unsupported channel: {channel}")
+            return response.text("channel not supported.")
+        event_id = id_field("event_id", payload.get("event_id"), required=False)
+        return await self._deliver(
+            request, on_new_message, f"event:{event_id}" if event_id else None,
+            self._sanitize_user_message(text, metadata["users"]),  # type: ignore[arg-type]
+            self._get_conversation_id(user, channel, thread_id), metadata,  # type: ignore[arg-type]
+        )
+
+    async def _interaction(self, request: Request, payload: Dict[Text, Any],
+                           on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> HTTPResponse:
+        """A click on a button (or a choice in a menu) of a message the bot sent."""
+        actions = payload.get("actions")
+        if actions is not None and not isinstance(actions, list):
+            raise Refused(400, "actions must be a list of objects")
+        if not actions:
+            return response.text("ignored: not an interaction with a message")
+        if not isinstance(actions[0], dict):
+            raise Refused(400, "actions must be a list of objects")
+        action = actions[0]
+        if action.get("type") not in INTERACTIVE_TYPES:
+            return response.text(f"ignored: Rasa does not read {str(action.get('type'))[:40]} components")
+        user = object_field("user", payload.get("user"), required=True)
+        sender = id_field("user.id", user.get("id"))  # type: ignore[union-attr]
+        try:
+            value = self._get_interactive_response(action)
+        except (AttributeError, IndexError, KeyError, TypeError):
+            raise Refused(400, f"the {action['type']} action's fields have the wrong types") from None
+        if value is None:
+            return response.text("User clicked link button")
+        text = text_field("the action's value", value, max_chars=self.max_chars)
+        channel = object_field("channel", payload.get("channel")) or {}
+        message = object_field("message", payload.get("message")) or {}
+        channel_id = id_field("channel.id", channel.get("id"), required=False)
+        thread_id = id_field("message.ts", message.get("thread_ts", message.get("ts")), required=False)
+        metadata = {"out_channel": channel_id, "thread_id": thread_id, "users": [sender]}
+        action_ts = id_field("action_ts", action.get("action_ts"), required=False)
+        key = f"action:{sender}:{action_ts}" if action_ts else None
+        return await self._deliver(
+            request, on_new_message, key, text,
+            self._get_conversation_id(sender, channel_id, thread_id), metadata,  # type: ignore[arg-type]
+        )
 
     def get_output_channel(self, channel: Optional[Text] = None, thread_id: Optional[Text] = None) -> OutputChannel:
         return SlackOutput(self.slack_token, channel or self.slack_channel, thread_id, self.proxy, self.api_url)
 
 
-def _delivery_key(request: Request) -> Optional[str]:
-    """``event:<event_id>`` for Events API callbacks, ``action:<user>:<action_ts>`` for clicks."""
-    if request.headers.get("content-type") == "application/json":
-        event_id = (request.json or {}).get("event_id")
-        return f"event:{event_id}" if event_id else None
+def _authed_users(payload: Dict[Text, Any]) -> List[Text]:
+    """The bot's own user ids, whose mentions are dropped from the text (as Rasa's connector does)."""
+    users = payload.get("authed_users")
+    if users is None:
+        authorizations = payload.get("authorizations")
+        if not isinstance(authorizations, list) or not authorizations:
+            return []
+        first = object_field("authorizations[0]", authorizations[0], required=True)
+        users = [first.get("user_id")] if first.get("user_id") is not None else []  # type: ignore[union-attr]
+    if not isinstance(users, list):
+        raise Refused(400, "authed_users must be a list of user ids")
+    return [id_field("authed_users[]", user) for user in users]  # type: ignore[misc]
+
+
+def _form_payload(body: bytes) -> Dict[Text, Any]:
+    """The JSON object in the form field ``payload`` of an interaction; `Refused` 400 otherwise."""
     try:
-        payload = json.loads(request.form["payload"][0])
-        return f"action:{payload['user']['id']}:{payload['actions'][0]['action_ts']}"
-    except (KeyError, IndexError, TypeError, ValueError):
-        return None
+        form = urllib.parse.parse_qs(body.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError):
+        raise Refused(400, "the body is not a UTF-8 form") from None
+    if not form.get("payload"):
+        raise Refused(400, "expected a form field 'payload' holding a JSON object")
+    return json_object(form["payload"][0], "a JSON object", name="the form field 'payload'")

@@ -8,9 +8,23 @@ runs. Without Redis it behaves like Rasa's.
 
 It also fixes session persistence under python-socketio 5.x, whose `enter_room` is a coroutine
 that Rasa 3.6 never awaits: the client never joined its session's room and got no replies.
+
+User messages are checked before they reach Rasa (`backline.rasa.channels.limits`), where Rasa's
+handler failed on data of the wrong shape: the event's data must be an object whose ``message``
+is a string (at most BACKLINE_MAX_MESSAGE_CHARS), ``session_id`` a string of at most 255
+characters and ``metadata`` an object (or a string holding one), all at most 32 levels deep. A refused
+message (or session request) is answered on the client's own socket with the event
+``message_refused``: ``{"error": "...", "status": 400}`` (413 when too long). A socket.io packet
+larger than BACKLINE_MAX_BODY_BYTES closes the connection (Engine.IO's ``max_http_buffer_size``).
+
+A long-polling POST that python-engineio refuses (an unknown packet type, a payload over the limit)
+is answered 400 at once: the library closed the session and then waited for the client to read
+the CLOSE packet, which the client could no longer do (its GET finds the session gone), so the
+POST hung until Sanic's response timeout (an hour under ``rasa run``).
 """
 from __future__ import annotations
 
+import logging
 import os
 import uuid
 from typing import Any, Awaitable, Callable, Dict, Optional, Text
@@ -20,7 +34,15 @@ from rasa.core.channels.channel import InputChannel, OutputChannel, UserMessage
 from sanic import Blueprint
 from socketio import AsyncRedisManager
 
+from backline.rasa.channels.limits import (
+    MAX_DEPTH, Refused, cap_server_requests, depth, id_field, json_object, max_body_bytes, max_message_chars,
+    object_field, text_field,
+)
+
+logger = logging.getLogger(__name__)
+
 ENV_REDIS_URL = "BACKLINE_SOCKETIO_REDIS_URL"
+REFUSED_EVENT = "message_refused"
 
 
 class SocketIOInput(rasa_socketio.SocketIOInput):
@@ -34,10 +56,35 @@ class SocketIOInput(rasa_socketio.SocketIOInput):
         channel.redis_url = redis_url
         return channel
 
-    def __init__(self, *args: Any, redis_url: Optional[Text] = None, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, redis_url: Optional[Text] = None, max_body: Optional[int] = None,
+                 max_chars: Optional[int] = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.redis_url = redis_url
         self._redis_writer: Optional[AsyncRedisManager] = None
+        self.max_body = max_body or max_body_bytes()
+        self.max_chars = max_chars or max_message_chars()
+
+    def user_message(self, sid: Text, data: Any, output: OutputChannel) -> Optional[UserMessage]:
+        """The user message in a ``user_uttered`` event; None for one without a session id (ignored,
+        as Rasa does); `Refused` when the data has the wrong shape."""
+        data = object_field("the event's data", data, required=True)
+        if depth(data) > MAX_DEPTH:
+            raise Refused(400, f"the event's data nests deeper than {MAX_DEPTH} levels")
+        if self.session_persistence:
+            if not data.get("session_id"):  # type: ignore[union-attr]
+                logger.warning("socket.io message without a session_id ignored: send session_request first")
+                return None
+            sender = id_field("session_id", data["session_id"])  # type: ignore[index]
+        else:
+            sender = sid
+        metadata = data.get(self.metadata_key)  # type: ignore[union-attr]
+        if isinstance(metadata, str):
+            metadata = json_object(metadata, "an object", name="metadata")
+        metadata = object_field("metadata", metadata) or {}
+        if depth(metadata) > MAX_DEPTH:  # a string holding JSON
+            raise Refused(400, f"metadata nests deeper than {MAX_DEPTH} levels")
+        text = text_field("message", data.get("message", ""), max_chars=self.max_chars)  # type: ignore[union-attr]
+        return UserMessage(text, output, sender, input_channel=self.name(), metadata=metadata)
 
     def get_output_channel(self) -> Optional[OutputChannel]:
         if self.sio is None and self.redis_url:
@@ -48,16 +95,54 @@ class SocketIOInput(rasa_socketio.SocketIOInput):
 
     def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Blueprint:
         webhook = super().blueprint(on_new_message)
+        cap_server_requests(webhook)
         sio = self.sio
+        sio.eio.max_http_buffer_size = self.max_body
+        _answer_refused_polls(sio.eio)
         if self.redis_url:
             sio.manager = AsyncRedisManager(self.redis_url)
             sio.manager.set_server(sio)
 
+        async def refuse(sid: Text, refused: Refused) -> None:
+            await sio.emit(REFUSED_EVENT, {"error": refused.message, "status": refused.status}, room=sid,
+                           namespace=self.namespace)
+
         @sio.on("session_request", namespace=self.namespace)
         async def session_request(sid: Text, data: Optional[Dict]) -> None:
-            session_id = (data or {}).get("session_id") or uuid.uuid4().hex
+            try:
+                asked = (object_field("the session request", data) or {}).get("session_id") or None
+                session_id = id_field("session_id", asked, required=False) or uuid.uuid4().hex
+            except Refused as refused:
+                await refuse(sid, refused)
+                return
             if self.session_persistence:
                 await sio.enter_room(sid, session_id, namespace=self.namespace)
             await sio.emit("session_confirm", session_id, room=sid, namespace=self.namespace)
 
+        @sio.on(self.user_message_evt, namespace=self.namespace)
+        async def handle_message(sid: Text, data: Any) -> None:
+            try:
+                message = self.user_message(sid, data, rasa_socketio.SocketIOOutput(sio, self.bot_message_evt))
+            except Refused as refused:
+                await refuse(sid, refused)
+                return
+            if message is not None:
+                await on_new_message(message)
+
         return webhook
+
+
+def _answer_refused_polls(eio: Any) -> None:
+    """Makes ``eio`` (python-engineio's AsyncServer) close a long-polling session without waiting for
+    the client to fetch the CLOSE packet, so the POST that caused the close gets its 400."""
+    close_and_wait = eio.disconnect
+
+    async def disconnect(sid: Optional[Text] = None) -> None:
+        socket = eio.sockets.get(sid) if sid is not None else None
+        if socket is None or socket.upgraded:
+            await close_and_wait(sid)
+            return
+        await socket.close(wait=False, reason=eio.reason.SERVER_DISCONNECT)
+        eio.sockets.pop(sid, None)
+
+    eio.disconnect = disconnect

@@ -12,6 +12,10 @@ channel holds only the token and URL, so `get_output_channel()` works inside the
 and `trigger_intent?output_channel=latest` reaches Telegram. A bot message with a
 `sender_name` (`dispatcher.utter_message(text=..., sender_name="Mara")`) reads "Mara: ..." (once:
 text that already starts so is sent as is).
+Updates are checked before anything else happens (`backline.rasa.channels.limits`): a body over
+BACKLINE_MAX_BODY_BYTES or a text over BACKLINE_MAX_MESSAGE_CHARS gets 413, a body that is not an
+Update with an integer `update_id`, or whose message, chat, text, button data or location have the
+wrong types, gets 400 with ``{"error": "..."}``; neither reaches Rasa nor uses up its `update_id`.
 Buttons become an inline keyboard (`button_type: vertical`: one per row; `reply`: a reply
 keyboard); a custom payload is one Bot API call, `{"method": "sendLocation", ...}`
 (sendMessage without `method`).
@@ -32,6 +36,10 @@ from sanic.request import Request
 from sanic.response import HTTPResponse
 
 from backline.rasa.channels import RecentDeliveries
+from backline.rasa.channels.limits import (
+    Refused, cap_server_requests, guarded, id_field, json_object, max_body_bytes, max_message_chars, object_field,
+    read_body, text_field,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -120,7 +128,8 @@ class TelegramInput(InputChannel):
 
     def __init__(
         self, access_token: Text, verify: Optional[Text] = None, webhook_url: Optional[Text] = None,
-        secret_token: Optional[Text] = None, api_url: Text = API_URL,
+        secret_token: Optional[Text] = None, api_url: Text = API_URL, max_body: Optional[int] = None,
+        max_chars: Optional[int] = None,
     ) -> None:
         self.access_token = access_token
         self.verify = verify
@@ -128,6 +137,8 @@ class TelegramInput(InputChannel):
         self.secret_token = secret_token
         self.api_url = api_url
         self._seen = RecentDeliveries(REMEMBERED_UPDATES)
+        self.max_body = max_body or max_body_bytes()
+        self.max_chars = max_chars or max_message_chars()
 
     def get_output_channel(self) -> TelegramOutput:
         return TelegramOutput(self.access_token, self.api_url)
@@ -152,7 +163,8 @@ class TelegramInput(InputChannel):
         return hmac.compare_digest(request.headers.get(SECRET_HEADER, "").encode(), self.secret_token.encode())
 
     def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Blueprint:
-        webhook = Blueprint("backline_telegram_webhook", __name__)
+        webhook = Blueprint("backline_telegram_webhook")
+        cap_server_requests(webhook)
         bot = self.get_output_channel()
         if not self.secret_token:
             logger.warning("Telegram channel without secret_token: anyone can post updates to its webhook")
@@ -168,37 +180,59 @@ class TelegramInput(InputChannel):
         async def health(_: Request) -> HTTPResponse:
             return response.json({"status": "ok"})
 
-        @webhook.route("/webhook", methods=["POST"])
+        @webhook.route("/webhook", methods=["POST"], stream=True)
+        @guarded
         async def receive(request: Request) -> HTTPResponse:
             if not self._authentic(request):
                 return response.json({"error": "forbidden"}, status=403)
-            update = request.json
-            if not isinstance(update, dict) or not isinstance(update.get("update_id"), int):
-                return response.json({"error": "not a Telegram update"}, status=400)
-            if not self.is_first_delivery(update["update_id"]):
+            update = json_object(await read_body(request, self.max_body), "a Telegram Update")
+            update_id = update.get("update_id")
+            if not isinstance(update_id, int) or isinstance(update_id, bool):
+                raise Refused(400, "not a Telegram update: update_id (an integer) expected")
+            message = _user_message(update, self.max_chars)
+            if not self.is_first_delivery(update_id):
                 return response.text("duplicate")
-            message = _user_message(update)
             if message is not None:
-                if update.get("callback_query"):
-                    await _answer_callback(bot, update["callback_query"]["id"])
-                chat_id, text = message
+                chat_id, text, callback_id = message
+                if callback_id is not None:
+                    await _answer_callback(bot, callback_id)
                 await on_new_message(UserMessage(text, bot, chat_id, input_channel=self.name()))
             return response.text("success")
 
         return webhook
 
 
-def _user_message(update: Dict[Text, Any]) -> Optional[Tuple[Text, Text]]:
-    """(chat id, text) of a message, an edited message, a button press or a location; None otherwise."""
-    query = update.get("callback_query") or {}
-    if "message" in query and "data" in query:
-        return str(query["message"]["chat"]["id"]), query["data"]
-    message = update.get("message") or update.get("edited_message") or {}
+def _chat_id(message: Dict[Text, Any], name: Text) -> Text:
+    chat = object_field(f"{name}.chat", message.get("chat"), required=True)
+    return id_field(f"{name}.chat.id", chat.get("id"), numbers=True)  # type: ignore[union-attr,return-value]
+
+
+def _coordinate(name: Text, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise Refused(400, f"{name} must be a number")
+    return value
+
+
+def _user_message(update: Dict[Text, Any], max_chars: int) -> Optional[Tuple[Text, Text, Optional[Text]]]:
+    """(chat id, text, callback query id) of a message, an edited message, a button press or a location;
+    None for other updates; `Refused` when one of these has fields of the wrong type."""
+    query = object_field("callback_query", update.get("callback_query"))
+    if query is not None:
+        if "message" not in query or "data" not in query:
+            return None
+        message = object_field("callback_query.message", query["message"], required=True)
+        text = text_field("callback_query.data", query["data"], max_chars=max_chars)
+        query_id = id_field("callback_query.id", query.get("id"), numbers=True)
+        return _chat_id(message, "callback_query.message"), text, query_id  # type: ignore[arg-type,return-value]
+    name = "message" if update.get("message") is not None else "edited_message"
+    message = object_field(name, update.get(name)) or {}
     if "text" in message:
-        return str(message["chat"]["id"]), message["text"]
+        return _chat_id(message, name), text_field(f"{name}.text", message["text"], max_chars=max_chars), None
     if "location" in message:
-        where = message["location"]
-        return str(message["chat"]["id"]), json.dumps({"lng": where["longitude"], "lat": where["latitude"]})
+        where = object_field(f"{name}.location", message["location"], required=True)
+        point = {"lng": _coordinate("longitude", where.get("longitude")),  # type: ignore[union-attr]
+                 "lat": _coordinate("latitude", where.get("latitude"))}  # type: ignore[union-attr]
+        return _chat_id(message, name), json.dumps(point), None
     return None
 
 

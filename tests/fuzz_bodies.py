@@ -270,7 +270,8 @@ class _Generator:
             else:
                 data = b'{"' + bytes(self.rng.randrange(0x80, 0x100) for _ in range(size)) + b'": 1}'
             content_type = self.rng.choice((JSON, FORM, None, "application/octet-stream", TEXT))
-            yield Body("random_bytes", data, content_type, f"{size} random bytes, style {style}", self.unreadable())
+            expect = "any" if _is_json(data) else self.unreadable()  # noise can spell valid JSON: {"é": 1}
+            yield Body("random_bytes", data, content_type, f"{size} random bytes, style {style}", expect)
 
     # truncated
     def truncated(self, count: int) -> Iterator[Body]:
@@ -591,3 +592,12 @@ def generate(shape: Shape, seed: int, *, limit: int = MAX_BODY_BYTES, max_chars:
     bodies += g.random_json(FAMILY_SIZES["random_json"])
     bodies += g.odd_json()
     return bodies
+
+
+def _is_json(data: bytes) -> bool:
+    """Whether ``data`` happens to be valid UTF-8 JSON."""
+    try:
+        json.loads(data.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        return False
+    return True

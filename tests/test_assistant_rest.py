@@ -121,10 +121,19 @@ def test_in_human_mode_the_ai_is_silent(assistant: str) -> None:
     assert slots(assistant, "rest-silent")["routing_decision"]["action"] == "silent"
 
 
-@pytest.mark.parametrize("text", ["", "   ", "🙂🙂🙂", "?!", "refund " * 1500 + "please"])
+@pytest.mark.parametrize("text", ["", "   ", "🙂🙂🙂", "?!", "refund " * 580 + "please"])
 def test_bad_input_gets_a_sane_answer(assistant: str, text: str) -> None:
     sender = f"rest-bad-{abs(hash(text))}"
     messages = say(assistant, sender, text)
 
     assert messages, "the assistant answered nothing"
     assert slots(assistant, sender)["routing_decision"]["action"] in {"clarify", "answer", "consult", "handoff"}
+
+
+def test_a_message_over_the_limit_is_refused_and_changes_nothing(assistant: str) -> None:
+    response = requests.post(f"{assistant}/webhooks/rest/webhook",
+                             json={"sender": "rest-too-long", "message": "refund " * 1500 + "please"}, timeout=60)
+    assert response.status_code == 413 and "4096 characters" in response.json()["error"]
+    tracker = requests.get(f"{assistant}/conversations/rest-too-long/tracker", timeout=30,
+                           params={"token": TOKEN}).json()
+    assert [e for e in tracker["events"] if e["event"] == "user"] == []

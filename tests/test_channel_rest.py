@@ -17,7 +17,7 @@ from sanic import Sanic, response
 from sanic.request import Request
 from sanic.response import HTTPResponse
 
-from backline.rasa.channels.limits import MAX_BODY_BYTES, MAX_MESSAGE_CHARS, SERVER_MAX_BYTES
+from backline.limits import MAX_BODY_BYTES, MAX_MESSAGE_CHARS, SERVER_MAX_BYTES
 from backline.rasa.channels.rest import ENV_DB_URL, OutboxInput, RestInput
 from tests.channel_servers import LiveApp
 

@@ -234,7 +234,7 @@ def test_slack_customer_in_human_mode_with_a_telegram_expert_then_a_limited_hand
             "text": text, "ts": f"{time.time():.6f}"})
 
     assert slack_event(webhook, "forged", {"type": "message", "channel": "D0CUST0001", "channel_type": "im",
-                                           "user": customer, "text": "hi", "ts": "1.0"}).status_code == 400
+                                           "user": customer, "text": "hi", "ts": "1.0"}).status_code == 401
     assert customer_says("can i talk to a real person please").status_code == 200
     case = consultation(c.stack, customer, assigned=True)
     assert (case["mode"], case["assignee"], case["channel"]) == ("handoff", "jonas", "telegram")

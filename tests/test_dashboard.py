@@ -26,7 +26,7 @@ from backline.hub.operators import (
     SignInThrottle, authenticate, hash_password, read_session, sign_session, verify_password,
 )
 from backline.hub.webchat import socket_url, webchat_blueprint
-from backline.rasa.channels.limits import MAX_BODY_BYTES
+from backline.limits import MAX_BODY_BYTES
 from backline.routing.experts import ExpertDirectory, load_experts
 from backline.routing.source import ExpertsError
 from tests.channel_servers import LiveApp

@@ -43,7 +43,7 @@ from sanic import Sanic
 from backline import reports
 from backline.consult.store import ConsultationStore
 from backline.hub.operators import sign_session
-from backline.rasa.channels.limits import MAX_BODY_BYTES, MAX_MESSAGE_CHARS, SERVER_MAX_BYTES
+from backline.limits import MAX_BODY_BYTES, MAX_MESSAGE_CHARS, SERVER_MAX_BYTES
 from backline.rasa.channels.rest import Outbox, OutboxInput, RestInput
 from backline.rasa.channels.slack import SlackInput
 from backline.rasa.channels.socketio import SocketIOInput
@@ -617,7 +617,7 @@ def report_markdown(found: Campaign) -> str:
         "credentials: once). The customer channels run as Rasa mounts them, with an agent that records user "
         "messages instead of running a model; the hub runs as its own process on a SQLite store. A write is a "
         "user message handed to Rasa or any commit to the consultation store (SQLite `data_version`). Limits "
-        f"(`backline/rasa/channels/limits.py`): bodies over {MAX_BODY_BYTES:,} bytes get 413 on the customer "
+        f"(`backline/limits.py`): bodies over {MAX_BODY_BYTES:,} bytes get 413 on the customer "
         "channels, the dashboard and the JSON API (`BACKLINE_MAX_BODY_BYTES`); the hub's expert webhooks and "
         f"sign-out only over its server-wide cap (every body over {SERVER_MAX_BYTES:,} bytes is checked there, as "
         f"on the Rasa server); customer messages over {MAX_MESSAGE_CHARS:,} characters get 413 "
@@ -658,34 +658,13 @@ STRICT = [n for n in NAMES if n not in ("POST /dashboard/logout", "POST /slack/i
                                         "POST /telegram/webhook", SOCKETIO_NAME)]
 
 _NO_LIMIT = ("lead fixing: the JSON API takes bodies up to the hub's REQUEST_MAX_SIZE (1,000,000 bytes), not "
-             "64 KiB (its middleware can answer backline.rasa.channels.limits.refuse_oversized)")
+             "64 KiB (its middleware can answer backline.limits.refuse_oversized)")
 _SLACK_500 = ("lead fixing: slack_inbound answers 500 to bodies that are not UTF-8 (slack_sdk's SignatureVerifier "
               "decodes the body before comparing, even unsigned), to JSON nested too deep (RecursionError) and to "
               "payload/event fields that are not objects (.get on a list, str, number)")
 _TELEGRAM_500 = ("lead fixing: telegram_inbound answers 500 to JSON nested too deep (RecursionError is not a "
                  "ValueError) and to message/from/chat/callback_query fields that are not objects")
-LEAD = {
-    ("no_5xx", "POST /api/consultations/<id>/reply"):
-        "lead fixing: app.py reply answers 500 to an actor that is a list or object (unhashable in "
-        "`actor not in directory.people`; a deep one fails in repr) and to a body that is not UTF-8",
-    ("no_5xx", "POST /slack/interactivity"): _SLACK_500,
-    ("no_5xx", "POST /slack/events"): _SLACK_500,
-    ("no_5xx", "POST /telegram/webhook"): _TELEGRAM_500,
-    ("unauthenticated", "POST /slack/interactivity"): _SLACK_500,
-    ("unauthenticated", "POST /slack/events"): _SLACK_500,
-    ("413", "POST /api/consultations/<id>/reply"): _NO_LIMIT,
-    ("unreadable", "POST /slack/interactivity"): _SLACK_500,
-    ("unreadable", "POST /slack/events"): _SLACK_500,
-    ("unreadable", "POST /telegram/webhook"): _TELEGRAM_500,
-    ("wrong_types", "POST /api/consultations/<id>/reply"):
-        "lead fixing: app.py reply turns a wrongly typed action/text into text with str() and accepts JSON "
-        "nested 1,000 deep in fields it ignores (use backline.rasa.channels.limits.json_object/text_field)",
-    ("refused_change_nothing", "POST /api/consultations/<id>/reply"):
-        "lead fixing: app.py reply records wrongly typed bodies as replies (str() coercion)",
-    ("refused_change_nothing", "POST /telegram/webhook"):
-        "lead fixing: telegram_inbound parses bytes with json.loads (surrogatepass): a body that is not UTF-8 "
-        "still claims its update_id (a webhook_deliveries row) before it is refused",
-}
+LEAD = {}
 """Failures in the hub's app.py, slack_inbound.py and telegram_inbound.py, which the lead is rewriting:
 strict xfails, so that each one fails the suite the moment it is fixed (then remove its line)."""
 

@@ -27,6 +27,7 @@ from sanic import Sanic
 from sanic.request import Request
 from sanic.response import HTTPResponse, json, redirect
 
+from backline import limits
 from backline.consult.outbox import Outbox, RetryBudget
 from backline.consult.service import ConsultationService
 from backline.consult.store import PROJECT_ROOT, STATUSES
@@ -39,8 +40,8 @@ from backline.hub.operators import dashboard_secret
 from backline.hub.rasa_client import RasaClient
 from backline.hub.slack_inbound import SlackInbound
 from backline.hub.telegram_inbound import TelegramInbound
-from backline.redact import install_log_filter, register, register_env
 from backline.hub.webchat import ENV_SOCKET_URL, webchat_blueprint
+from backline.redact import install_log_filter, register, register_env
 
 logger = logging.getLogger(__name__)
 
@@ -74,7 +75,8 @@ class HubConfig:
     delivery_interval: float = 1.0
     delivery_timeout: float = 10.0
     delivery_budget: RetryBudget = RetryBudget()
-    max_body_bytes: int = 1_000_000
+    max_body_bytes: int = limits.MAX_BODY_BYTES
+    server_max_bytes: int = limits.SERVER_MAX_BYTES
 
     @classmethod
     def from_env(cls, env: Optional[Mapping[str, str]] = None) -> "HubConfig":
@@ -93,7 +95,8 @@ class HubConfig:
             delivery_interval=float(env.get("BACKLINE_DELIVERY_INTERVAL") or 1.0),
             delivery_timeout=float(env.get("BACKLINE_DELIVERY_TIMEOUT") or 10.0),
             delivery_budget=RetryBudget.from_env(env),
-            max_body_bytes=int(env.get("BACKLINE_MAX_BODY_BYTES") or 1_000_000),
+            max_body_bytes=limits.max_body_bytes(env),
+            server_max_bytes=int(env.get(limits.ENV_SANIC_MAX) or limits.SERVER_MAX_BYTES),
         )
 
 
@@ -112,7 +115,7 @@ def create_app(service: ConsultationService, config: HubConfig, rasa: RasaClient
     """The hub's Sanic app over ``service`` (store, experts, channels) and ``rasa`` (the customer side)."""
     app = Sanic(name)
     app.config.FALLBACK_ERROR_FORMAT = "json"
-    app.config.REQUEST_MAX_SIZE = config.max_body_bytes
+    app.config.REQUEST_MAX_SIZE = config.server_max_bytes
     store = service.store
     worker = worker or DeliveryWorker(Outbox(store, config.delivery_budget), rasa,
                                       interval=config.delivery_interval, attempt_timeout=config.delivery_timeout)
@@ -120,8 +123,10 @@ def create_app(service: ConsultationService, config: HubConfig, rasa: RasaClient
 
     @app.middleware("request")
     async def require_operator(request: Request) -> Optional[HTTPResponse]:
-        if request.path.startswith("/api/") and not _authorized(request, config.operator_token):
-            return _error(401, "operator token required: Authorization: Bearer <token>")
+        if request.path.startswith("/api/"):
+            if not _authorized(request, config.operator_token):
+                return _error(401, "operator token required: Authorization: Bearer <token>")
+            return limits.refuse_oversized(request, config.max_body_bytes)
         return None
 
     @app.get("/")
@@ -155,24 +160,16 @@ def create_app(service: ConsultationService, config: HubConfig, rasa: RasaClient
 
     @app.post("/api/consultations/<consultation_id>/reply")
     async def reply(request: Request, consultation_id: str) -> HTTPResponse:
-        body = _json_object(request)
-        if body is None:
-            return _error(400, 'send a JSON object: {"action": ..., "text": ..., "allowed_followups": [...]}')
+        try:
+            fields = _api_reply(request.body, service)
+        except limits.Refused as refused:
+            return refused.response()
         case = await asyncio.to_thread(store.get, consultation_id)
         if case is None:
             return _error(404, f"no consultation {consultation_id}")
-        actor = body.get("actor") or case.assignee or "operator"
-        if not isinstance(actor, str) or (body.get("actor") and actor not in service.directory.people):
-            return _error(400, f"actor {actor!r} is not a person of experts.yml")
-        for key in ("action", "text"):
-            if body.get(key) is not None and not isinstance(body.get(key), str):
-                return _error(400, f"{key} must be a string")
-        followups = body.get("allowed_followups") or []
-        if not isinstance(followups, list) or not all(isinstance(f, str) for f in followups):
-            return _error(400, "allowed_followups must be a list of follow-up types")
         try:
-            answer = ExpertReply(consultation_id, actor, "api", str(body.get("action") or ""),
-                                 str(body.get("text") or ""), tuple(followups))
+            answer = ExpertReply(consultation_id, fields["actor"] or case.assignee or "operator", "api",
+                                 fields["action"], fields["text"], fields["allowed_followups"])
         except ValueError as error:
             return _error(400, str(error))
         status, payload = await flow.apply_async(answer)
@@ -215,6 +212,8 @@ def create_app(service: ConsultationService, config: HubConfig, rasa: RasaClient
                 return _error(503, "the reply could not be recorded; please retry")
             if delivery_id is not None:
                 worker.wake()
+            elif payload.get("duplicate"):
+                body = {}  # a re-delivery of what was applied: nothing to answer again
             elif status >= 400:
                 problem = f"Not sent: {payload.get('error')}"
                 if body.get("method") == "answerCallbackQuery":
@@ -274,13 +273,24 @@ def create_app(service: ConsultationService, config: HubConfig, rasa: RasaClient
     return app
 
 
-def _json_object(request: Request) -> Optional[Dict[str, Any]]:
-    """The body as a JSON object, or None (not JSON, not an object)."""
-    try:
-        body = request.json
-    except Exception:  # Sanic raises on a body that is not JSON
-        return None
-    return body if isinstance(body, dict) else None
+REPLY_SHAPE = '{"action": ..., "text": ..., "allowed_followups": [...], "actor": ...}'
+
+
+def _api_reply(body: bytes, service: ConsultationService) -> Dict[str, Any]:
+    """The JSON API's reply body, checked: ``action``, ``text``, ``actor`` ("" when not given: the
+    assignee) and ``allowed_followups``; `limits.Refused` 400 for anything malformed or wrongly typed."""
+    fields = limits.json_object(body, f"a JSON object: {REPLY_SHAPE}")
+    action = limits.text_field("action", fields.get("action"), empty=False)
+    text = limits.text_field("text", fields.get("text"), required=False) or ""
+    actor = limits.text_field("actor", fields.get("actor"), required=False) or ""
+    if actor and actor not in service.directory.people:
+        raise limits.Refused(400, f"actor {actor[:64]!r} is not a person of experts.yml")
+    followups = fields.get("allowed_followups")
+    followups = [] if followups is None else followups
+    if not isinstance(followups, list):
+        raise limits.Refused(400, "allowed_followups must be a list of follow-up types")
+    followups = tuple(limits.text_field("allowed_followups[]", f) for f in followups)
+    return {"action": action, "text": text, "actor": actor, "allowed_followups": followups}
 
 
 def main(argv: Optional[List[str]] = None) -> int:

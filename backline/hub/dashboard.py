@@ -8,7 +8,7 @@ the page then fetches what it shows again. Replies go through the hub's ``apply`
 stay internal; record the reply, resume the customer's conversation), as the JSON API's and the
 Slack and Telegram replies do, with the signed-in operator as the actor.
 
-Bodies are checked before anything happens (`backline.rasa.channels.limits`): a POST body over
+Bodies are checked before anything happens (`backline.limits`): a POST body over
 BACKLINE_MAX_BODY_BYTES (65,536) gets 413; a sign-in without a username and password, or with one
 too long to be real, 400 (and counts no failure); a reply that is not a JSON object whose
 ``action`` is a string, ``text`` a string (or absent) and ``allowed_followups`` a list of strings
@@ -37,7 +37,7 @@ from backline.hub.guidance import ExpertReply
 from backline.hub.operators import (
     SESSION_SECONDS, Operator, SignInThrottle, authenticate, operators, read_session, sign_session,
 )
-from backline.rasa.channels.limits import Refused, json_object, max_body_bytes, text_field, too_large
+from backline.limits import Refused, json_object, max_body_bytes, text_field, too_large
 
 STATIC = Path(__file__).resolve().parent / "static"
 COOKIE = "backline_session"

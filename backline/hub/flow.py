@@ -97,8 +97,8 @@ class ConsultationFlow:
         if answer.source == "slack":
             self.tell_slack(Ephemeral(text, response_url=raw.get("response_url"), channel=raw.get("channel"),
                                       user=raw.get("user_id"), thread_ts=raw.get("thread_ts")))
-        elif answer.source == "telegram" and "telegram" in self.service.channels:
-            call = send_message(raw.get("chat_id"), text, raw.get("message_id"))
+        elif answer.source == "telegram" and hasattr(self.service.channels.get("telegram"), "call"):
+            call = send_message(raw.get("chat_id"), text, raw.get("message_id"))  # (no bot token: nothing to call)
             try:
                 self.service.channels["telegram"].call(call.pop("method"), call)
             except ChannelError as error:
@@ -108,7 +108,7 @@ class ConsultationFlow:
         try:
             if ephemeral.response_url:
                 requests.post(ephemeral.response_url, json=ephemeral.payload(), timeout=10).raise_for_status()
-            elif "slack" in self.service.channels:
+            elif hasattr(self.service.channels.get("slack"), "client"):
                 self.service.channels["slack"].client.chat_postEphemeral(**ephemeral.payload())
         except Exception as error:  # the expert's feedback is best effort; the reply itself is recorded
             logger.warning("could not send a Slack ephemeral message: %s", redact(str(error)))

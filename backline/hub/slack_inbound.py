@@ -15,7 +15,6 @@ reply (optionally starting with ``answer:``) is read by `backline.hub.guidance`.
 """
 from __future__ import annotations
 
-import json
 import time
 import urllib.parse
 from dataclasses import dataclass
@@ -23,7 +22,9 @@ from typing import Any, Callable, Dict, Mapping, Optional
 
 from slack_sdk.signature import Clock, SignatureVerifier
 
+from backline import limits
 from backline.consult.replies import ReplyError
+from backline.consult.store import WEBHOOK_KEY_LIMIT
 from backline.experts.slack import ACTION_IDS
 from backline.hub.dedupe import DedupeStore
 from backline.hub.guidance import ExpertReply, person_for
@@ -114,88 +115,120 @@ class SlackInbound:
             return "bad_timestamp"
         if age > MAX_AGE:
             return "stale_timestamp"
-        return None if self.verifier.is_valid(body, timestamp, signature) else "bad_signature"
+        try:
+            valid = self.verifier.is_valid(body, timestamp, signature)
+        except (UnicodeDecodeError, ValueError):  # slack_sdk decodes the body first; Slack sends UTF-8
+            valid = False
+        return None if valid else "bad_signature"
 
     def interactivity(self, body: bytes, headers: Mapping[str, str]) -> SlackResult:
         """The Interactivity Request URL: a ``block_actions`` click on one of our buttons."""
+        return self._answer(self._interactivity, body, headers)
+
+    def events(self, body: bytes, headers: Mapping[str, str]) -> SlackResult:
+        """The Events API Request URL: the URL check, and messages in the thread of a consultation."""
+        return self._answer(self._events, body, headers)
+
+    def _answer(self, parse: Callable[[bytes, Mapping[str, str]], SlackResult], body: bytes,
+                headers: Mapping[str, str]) -> SlackResult:
+        """Verified first; a body that is signed but malformed or wrongly typed gets 400 and changes nothing."""
         refused = self._refuse(body, headers)
         if refused:
             return refused
         try:
-            payload = json.loads(urllib.parse.parse_qs(body.decode("utf-8"))["payload"][0])
-        except (KeyError, ValueError, UnicodeDecodeError):
-            return SlackResult(400, {"error": "expected a form field 'payload' holding JSON"}, reason="bad_payload")
+            return parse(body, headers)
+        except limits.Refused as bad:
+            return SlackResult(bad.status, {"error": bad.message}, reason="bad_payload")
+
+    def _interactivity(self, body: bytes, headers: Mapping[str, str]) -> SlackResult:
+        try:
+            form = urllib.parse.parse_qs(body.decode("utf-8"), strict_parsing=False)
+        except UnicodeDecodeError:
+            raise limits.Refused(400, "the body is not UTF-8") from None
+        if not form.get("payload"):
+            raise limits.Refused(400, "expected a form field 'payload' holding JSON")
+        payload = limits.json_object(form["payload"][0], name="the payload")
         if payload.get("type") != "block_actions":
-            return SlackResult(200, reason=f"ignored: {payload.get('type')}")
-        click = next((a for a in payload.get("actions") or () if a.get("action_id") in ACTION_FOR), None)
+            return SlackResult(200, reason=f"ignored: {str(payload.get('type'))[:40]}")
+        actions = payload.get("actions") or []
+        if not isinstance(actions, list):
+            raise limits.Refused(400, "actions must be a list")
+        click = next((a for a in actions if isinstance(a, dict) and isinstance(a.get("action_id"), str)
+                      and a["action_id"] in ACTION_FOR), None)
         if click is None or not click.get("value") or not click.get("action_ts"):
             return SlackResult(200, reason="ignored: not a consultation button")
-        user_id = str((payload.get("user") or {}).get("id") or "")
-        response_url = payload.get("response_url")
+        value = limits.id_field("the button's value", click["value"])
+        action_ts = limits.id_field("action_ts", click["action_ts"])
+        user_id = limits.id_field("user.id", (limits.object_field("user", payload.get("user")) or {}).get("id"),
+                                  required=False) or ""
+        response_url = limits.text_field("response_url", payload.get("response_url"), required=False)
         person = person_for(self.directory, "slack", user_id)
         if person is None:
             return SlackResult(200, ephemeral=Ephemeral(_unknown(user_id), response_url=response_url),
                                reason="unknown_user")
-        key = f"slack:action:{user_id}:{click.get('action_ts')}"
+        key = _key(f"slack:action:{user_id}:{action_ts}")
         action = ACTION_FOR[click["action_id"]]
         if action == "answer":
             if self.dedupe.seen_before(key):
                 return SlackResult(200, reason="duplicate")
             return SlackResult(200, ephemeral=Ephemeral(ANSWER_PROMPT, response_url=response_url),
                                reason="answer_prompt")
-        container = payload.get("container") or {}
-        message_ts = container.get("message_ts") or (payload.get("message") or {}).get("ts")
+        container = limits.object_field("container", payload.get("container")) or {}
+        message = limits.object_field("message", payload.get("message")) or {}
+        channel = limits.object_field("channel", payload.get("channel")) or {}
+        message_ts = limits.id_field("message_ts", container.get("message_ts") or message.get("ts"), required=False)
         raw = {
             "user_id": user_id,
-            "channel": container.get("channel_id") or (payload.get("channel") or {}).get("id"),
+            "channel": limits.id_field("channel", container.get("channel_id") or channel.get("id"), required=False),
             "message_ts": message_ts,
-            "thread_ts": container.get("thread_ts") or message_ts,
+            "thread_ts": limits.id_field("thread_ts", container.get("thread_ts"), required=False) or message_ts,
             "response_url": response_url,
-            "trigger_id": payload.get("trigger_id"),
-            "action_ts": click.get("action_ts"),
+            "trigger_id": limits.text_field("trigger_id", payload.get("trigger_id"), required=False),
+            "action_ts": action_ts,
         }
-        reply = ExpertReply(str(click["value"]), person.id, "slack", action, dedupe_key=key, raw=raw)
+        try:
+            reply = ExpertReply(value, person.id, "slack", action, dedupe_key=key, raw=raw)
+        except ValueError as error:
+            raise limits.Refused(400, str(error)) from None
         return SlackResult(200, reply=reply)
 
-    def events(self, body: bytes, headers: Mapping[str, str]) -> SlackResult:
-        """The Events API Request URL: the URL check, and messages in the thread of a consultation."""
-        refused = self._refuse(body, headers)
-        if refused:
-            return refused
-        try:
-            payload = json.loads(body)
-        except ValueError:
-            return SlackResult(400, {"error": "expected a JSON body"}, reason="bad_payload")
+    def _events(self, body: bytes, headers: Mapping[str, str]) -> SlackResult:
+        payload = limits.json_object(body)
         if payload.get("type") == "url_verification":
-            return SlackResult(200, {"challenge": payload.get("challenge")}, reason="url_verification")
-        event = payload.get("event") or {}
+            challenge = limits.text_field("challenge", payload.get("challenge"))
+            return SlackResult(200, {"challenge": challenge}, reason="url_verification")
+        event = limits.object_field("event", payload.get("event")) or {}
         if payload.get("type") != "event_callback" or event.get("type") != "message" or not payload.get("event_id"):
-            return SlackResult(200, reason=f"ignored: {payload.get('type')}/{event.get('type')}")
+            return SlackResult(200, reason=f"ignored: {str(payload.get('type'))[:40]}/{str(event.get('type'))[:40]}")
         if event.get("subtype") not in THREAD_SUBTYPES or event.get("bot_id") or (
                 self.bot_user_id and event.get("user") == self.bot_user_id):
             return SlackResult(200, reason="ignored: not a person's message")
-        channel, thread_ts, user_id = event.get("channel"), event.get("thread_ts"), str(event.get("user") or "")
-        if not thread_ts or thread_ts == event.get("ts"):
+        channel = limits.id_field("event.channel", event.get("channel"), required=False)
+        thread_ts = limits.id_field("event.thread_ts", event.get("thread_ts"), required=False)
+        user_id = limits.id_field("event.user", event.get("user"), required=False) or ""
+        event_id = limits.id_field("event_id", payload.get("event_id"))
+        text = limits.text_field("event.text", event.get("text"), required=False) or ""
+        if not thread_ts or thread_ts == event.get("ts") or not channel:
             return SlackResult(200, reason="ignored: not in a thread")
-        consultation_id = self.thread_lookup(str(channel), str(thread_ts))
+        consultation_id = self.thread_lookup(channel, thread_ts)
         if consultation_id is None:
             return SlackResult(200, reason="ignored: not a consultation thread")
         person = person_for(self.directory, "slack", user_id)
         if person is None:
             return SlackResult(200, ephemeral=Ephemeral(_unknown(user_id), channel=channel, user=user_id,
                                                         thread_ts=thread_ts), reason="unknown_user")
-        key = f"slack:event:{payload.get('event_id')}"
+        key = _key(f"slack:event:{event_id}")
         lowered = {str(k).lower(): v for k, v in headers.items()}
         raw = {
             "user_id": user_id,
             "channel": channel,
-            "ts": event.get("ts"),
+            "ts": limits.id_field("event.ts", event.get("ts"), required=False),
             "thread_ts": thread_ts,
-            "event_id": payload.get("event_id"),
+            "event_id": event_id,
             "retry_num": lowered.get("x-slack-retry-num"),
         }
         try:
-            reply = ExpertReply.from_text(consultation_id, person.id, "slack", unescape(event.get("text") or ""),
+            reply = ExpertReply.from_text(consultation_id, person.id, "slack", unescape(text),
                                           dedupe_key=key, raw=raw)
         except ReplyError as error:
             if self.dedupe.seen_before(key):
@@ -209,6 +242,13 @@ class SlackInbound:
         if problem is None:
             return None
         return SlackResult(401, {"error": "invalid or stale Slack request signature"}, reason=problem)
+
+
+def _key(key: str) -> str:
+    """A delivery key the store can keep; `limits.Refused` 400 for one made of oversized ids."""
+    if len(key) > WEBHOOK_KEY_LIMIT:
+        raise limits.Refused(400, "the delivery's ids are too long")
+    return key
 
 
 def unescape(text: str) -> str:

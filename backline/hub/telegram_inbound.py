@@ -15,10 +15,10 @@ message it replies to, else the sender's only open consultation.
 from __future__ import annotations
 
 import hmac
-import json
 from dataclasses import dataclass
 from typing import Any, Callable, Dict, Mapping, Optional, Sequence
 
+from backline import limits
 from backline.consult.replies import ReplyError
 from backline.experts.base import ACTION_LABELS
 from backline.experts.telegram import parse_callback_data
@@ -81,74 +81,96 @@ class TelegramInbound:
         if not hmac.compare_digest(given.encode(), self.secret_token.encode()):
             return TelegramResult(401, {"error": "missing or wrong secret token"}, reason="bad_secret")
         try:
-            update = json.loads(body)
-            update_id = int(update["update_id"])
-        except (ValueError, TypeError, KeyError):
-            return TelegramResult(400, {"error": "expected a JSON Update with an update_id"}, reason="bad_payload")
-        key = f"telegram:update:{update_id}"
-        if isinstance(update.get("callback_query"), dict):
-            result = self._callback(update["callback_query"], key)
-        elif isinstance(update.get("message"), dict):
-            result = self._message(update["message"], key)
-        else:
-            result = TelegramResult(200, reason="ignored: not a message or button")
+            update = limits.json_object(body, "a JSON Update with an update_id")
+            update_id = _int_id("update_id", update.get("update_id"))
+            key = f"telegram:update:{update_id}"
+            query = limits.object_field("callback_query", update.get("callback_query"))
+            message = limits.object_field("message", update.get("message"))
+            if query is not None:
+                result = self._callback(query, key)
+            elif message is not None:
+                result = self._message(message, key)
+            else:
+                result = TelegramResult(200, reason="ignored: not a message or button")
+        except limits.Refused as bad:
+            return TelegramResult(bad.status, {"error": bad.message}, reason="bad_payload")
         if result.reply is None and self.dedupe.seen_before(key):
             return TelegramResult(200, reason="duplicate")
         return result
 
     def _callback(self, query: Mapping[str, Any], key: str) -> TelegramResult:
-        query_id = str(query.get("id"))
-        user_id = (query.get("from") or {}).get("id")
+        query_id = limits.id_field("callback_query.id", query.get("id"), numbers=True)
+        user_id = _int_id("from.id", (limits.object_field("from", query.get("from")) or {}).get("id"), required=False)
         person = person_for(self.directory, "telegram", user_id)
         if person is None:
             return TelegramResult(200, answer_callback(query_id, _unknown(user_id), alert=True), reason="unknown_user")
         try:
-            action, consultation_id = parse_callback_data(query.get("data") or "")
-        except ValueError:
+            data = limits.text_field("callback_query.data", query.get("data"), required=False) or ""
+            action, consultation_id = parse_callback_data(data)
+        except (ValueError, limits.Refused):
             return TelegramResult(200, answer_callback(query_id, "This button is not Backline's."),
                                   reason="ignored: not our button")
         if action == "answer":
             return TelegramResult(200, answer_callback(query_id, ANSWER_PROMPT, alert=True), reason="answer_prompt")
-        message = query.get("message") or {}
+        message = limits.object_field("message", query.get("message")) or {}
         raw = {
             "user_id": user_id,
-            "chat_id": (message.get("chat") or {}).get("id"),
-            "message_id": message.get("message_id"),
+            "chat_id": _int_id("chat.id", (limits.object_field("chat", message.get("chat")) or {}).get("id"),
+                               required=False),
+            "message_id": _int_id("message_id", message.get("message_id"), required=False),
             "callback_query_id": query_id,
         }
-        reply = ExpertReply(consultation_id, person.id, "telegram", action, dedupe_key=key, raw=raw)
+        try:
+            reply = ExpertReply(consultation_id, person.id, "telegram", action, dedupe_key=key, raw=raw)
+        except ValueError:
+            return TelegramResult(200, answer_callback(query_id, "This button is not Backline's."),
+                                  reason="ignored: not our button")
         return TelegramResult(200, answer_callback(query_id, f"{ACTION_LABELS[action]}: received"), reply=reply)
 
     def _message(self, message: Mapping[str, Any], key: str) -> TelegramResult:
-        sender = message.get("from") or {}
-        chat_id = (message.get("chat") or {}).get("id")
+        sender = limits.object_field("from", message.get("from")) or {}
+        chat_id = _int_id("chat.id", (limits.object_field("chat", message.get("chat")) or {}).get("id"), required=False)
         text = message.get("text")
         if sender.get("is_bot") or not isinstance(text, str):
             return TelegramResult(200, reason="ignored: not a person's text message")
-        person = person_for(self.directory, "telegram", sender.get("id"))
+        limits.text_field("text", text)
+        sender_id = _int_id("from.id", sender.get("id"), required=False)
+        person = person_for(self.directory, "telegram", sender_id)
         if person is None:
-            return TelegramResult(200, send_message(chat_id, _unknown(sender.get("id"))), reason="unknown_user")
+            return TelegramResult(200, send_message(chat_id, _unknown(sender_id)), reason="unknown_user")
         if text.startswith("/"):
             return TelegramResult(200, send_message(chat_id, f"Hello {person.name}: reply to a consultation's "
                                                              "message to answer it."), reason="command")
-        replied = (message.get("reply_to_message") or {}).get("message_id")
+        replied = _int_id("reply_to_message.message_id",
+                          (limits.object_field("reply_to_message", message.get("reply_to_message")) or {})
+                          .get("message_id"), required=False)
+        message_id = _int_id("message_id", message.get("message_id"), required=False)
         consultation_id = self.message_lookup(str(chat_id), str(replied)) if replied is not None else None
         if consultation_id is None:
             open_ids = list(self.open_consultations(person.id))
             if len(open_ids) != 1:
                 problem = (f"You have {len(open_ids)} open consultations: reply to the message of the one you mean."
                            if open_ids else "You have no open consultation to answer.")
-                return TelegramResult(200, send_message(chat_id, f"Not recorded. {problem}", message.get("message_id")),
+                return TelegramResult(200, send_message(chat_id, f"Not recorded. {problem}", message_id),
                                       reason="no_consultation")
             consultation_id = open_ids[0]
-        raw = {"user_id": sender.get("id"), "chat_id": chat_id, "message_id": message.get("message_id"),
-               "reply_to_message_id": replied}
+        raw = {"user_id": sender_id, "chat_id": chat_id, "message_id": message_id, "reply_to_message_id": replied}
         try:
             reply = ExpertReply.from_text(consultation_id, person.id, "telegram", text, dedupe_key=key, raw=raw)
         except ReplyError as error:
-            return TelegramResult(200, send_message(chat_id, f"Not recorded: {error}", message.get("message_id")),
+            return TelegramResult(200, send_message(chat_id, f"Not recorded: {error}", message_id),
                                   reason="invalid_reply")
         return TelegramResult(200, reply=reply)
+
+
+def _int_id(name: str, value: Any, *, required: bool = True) -> Optional[int]:
+    """A Telegram id (update, chat, user, message): an integer of at most 64 bits; `limits.Refused` 400
+    otherwise (None when absent and not ``required``)."""
+    if value is None and not required:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or not -(2 ** 63) <= value < 2 ** 63:
+        raise limits.Refused(400, f"{name} must be an integer id, not {limits.kind(value)}")
+    return value
 
 
 def _unknown(user_id: Any) -> str:

@@ -16,7 +16,7 @@ characters), ``message`` a string (at most BACKLINE_MAX_MESSAGE_CHARS, 4,096), `
 object and ``input_channel`` a string when present, the body at most BACKLINE_MAX_BODY_BYTES
 (65,536). Anything else is answered 400 (413 when too long) with ``{"error": "..."}`` and never
 reaches Rasa, where Rasa's own channel answered 500 to a body that is not a JSON object and
-passed wrongly typed fields on to the tracker (`backline.rasa.channels.limits`).
+passed wrongly typed fields on to the tracker (`backline.limits`).
 """
 from __future__ import annotations
 
@@ -36,7 +36,7 @@ from sanic.request import Request
 from sanic.response import HTTPResponse
 from sqlalchemy.pool import StaticPool
 
-from backline.rasa.channels.limits import (
+from backline.limits import (
     Refused, cap_server_requests, guarded, id_field, json_object, max_body_bytes, max_message_chars, object_field,
     read_body, text_field,
 )

@@ -11,7 +11,7 @@ credentials.yml entry `backline.rasa.channels.slack.SlackInput`: Rasa's `slack` 
 - Messages pushed later (``trigger_intent?output_channel=latest``: an expert's answer) go to the
   conversation's DM, or with ``conversation_granularity: thread`` to the thread it names
   (``<user>_<channel>_<thread ts>``), not to a channel id Slack does not know.
-- Requests are checked before anything else (`backline.rasa.channels.limits`), where Rasa 3.6
+- Requests are checked before anything else (`backline.limits`), where Rasa 3.6
   answered 500 to a signed body of the wrong shape: unsigned or stale ones get 401, a body over
   BACKLINE_MAX_BODY_BYTES or a text over BACKLINE_MAX_MESSAGE_CHARS 413, a body that is not an
   event object (JSON) or an interaction (form field ``payload`` holding a JSON object), or whose
@@ -33,7 +33,7 @@ from sanic.response import HTTPResponse
 from slack_sdk.web.async_client import AsyncWebClient
 
 from backline.rasa.channels import RecentDeliveries
-from backline.rasa.channels.limits import (
+from backline.limits import (
     Refused, cap_server_requests, guarded, id_field, json_object, max_body_bytes, max_message_chars, object_field,
     read_body, text_field,
 )

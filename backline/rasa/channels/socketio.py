@@ -9,7 +9,7 @@ runs. Without Redis it behaves like Rasa's.
 It also fixes session persistence under python-socketio 5.x, whose `enter_room` is a coroutine
 that Rasa 3.6 never awaits: the client never joined its session's room and got no replies.
 
-User messages are checked before they reach Rasa (`backline.rasa.channels.limits`), where Rasa's
+User messages are checked before they reach Rasa (`backline.limits`), where Rasa's
 handler failed on data of the wrong shape: the event's data must be an object whose ``message``
 is a string (at most BACKLINE_MAX_MESSAGE_CHARS), ``session_id`` a string of at most 255
 characters and ``metadata`` an object (or a string holding one), all at most 32 levels deep. A refused
@@ -34,7 +34,7 @@ from rasa.core.channels.channel import InputChannel, OutputChannel, UserMessage
 from sanic import Blueprint
 from socketio import AsyncRedisManager
 
-from backline.rasa.channels.limits import (
+from backline.limits import (
     MAX_DEPTH, Refused, cap_server_requests, depth, id_field, json_object, max_body_bytes, max_message_chars,
     object_field, text_field,
 )

@@ -12,7 +12,7 @@ channel holds only the token and URL, so `get_output_channel()` works inside the
 and `trigger_intent?output_channel=latest` reaches Telegram. A bot message with a
 `sender_name` (`dispatcher.utter_message(text=..., sender_name="Mara")`) reads "Mara: ..." (once:
 text that already starts so is sent as is).
-Updates are checked before anything else happens (`backline.rasa.channels.limits`): a body over
+Updates are checked before anything else happens (`backline.limits`): a body over
 BACKLINE_MAX_BODY_BYTES or a text over BACKLINE_MAX_MESSAGE_CHARS gets 413, a body that is not an
 Update with an integer `update_id`, or whose message, chat, text, button data or location have the
 wrong types, gets 400 with ``{"error": "..."}``; neither reaches Rasa nor uses up its `update_id`.
@@ -36,7 +36,7 @@ from sanic.request import Request
 from sanic.response import HTTPResponse
 
 from backline.rasa.channels import RecentDeliveries
-from backline.rasa.channels.limits import (
+from backline.limits import (
     Refused, cap_server_requests, guarded, id_field, json_object, max_body_bytes, max_message_chars, object_field,
     read_body, text_field,
 )

@@ -1,4 +1,5 @@
-"""What an HTTP caller may send: body size, message length, JSON depth, clean text; refusals as JSON.
+"""What an HTTP caller may send to any Backline server (customer channels on the Rasa server, the hub):
+body size, message length, JSON depth, clean text; refusals as JSON.
 
 Every customer channel (REST, outbox, Telegram, Slack, socket.io) and the hub's dashboard check
 bodies here, so a malformed, oversized or wrongly typed body gets a clear 4xx ``{"error": ...}``

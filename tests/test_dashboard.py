@@ -16,6 +16,7 @@ import requests
 from sanic import Sanic
 
 from backline.consult import board
+from backline.consult.outbox import Outbox, RetryBudget
 from backline.consult.replies import Reply, record_reply
 from backline.consult.service import ConsultationService
 from backline.consult.store import Consultation, ConsultationStore
@@ -431,3 +432,25 @@ def test_the_chat_page_its_config_and_the_conversation_state(hub: Hub) -> None:
     assert requests.get(f"{hub.url}/chat/state/nobody", timeout=10).json() == {"state": "ai"}
     hub.store.create(conversation_id="web-9", mode="handoff", queue="security", reasons=["sensitive_topic"])
     assert requests.get(f"{hub.url}/chat/state/web-9", timeout=10).json() == {"state": "checking", "team": "account security"}
+
+
+def test_an_undelivered_reply_is_an_alert_an_operator_can_send_again(hub: Hub, store: ConsultationStore) -> None:
+    case = store.create(conversation_id="conv-alert", mode="handoff", queue="billing", reasons=["sensitive_topic"])
+    resume = record_reply(store, case.id, "mara", "dashboard", Reply("answer", text="Approved."))
+    outbox = Outbox(store, RetryBudget(budget=1))
+    [leased] = outbox.claim_due("hub-test")
+    assert outbox.failed(leased, "cannot reach Rasa", at=leased.created_at + dt.timedelta(seconds=5)).status == (
+        "undeliverable")
+    session = hub.signed_in()
+    queue = session.get(f"{hub.url}/dashboard/api/queue", timeout=10).json()["consultations"]
+    assert [(c["id"], c["status"], c["delivery_status"]) for c in queue if c["id"] == case.id] == [
+        (case.id, "closed", "undeliverable")]  # closed, but still in the active queue: it needs a person
+    view = session.get(f"{hub.url}/dashboard/api/consultations/{case.id}", timeout=10).json()["consultation"]
+    assert [(d["id"], d["status"]) for d in view["deliveries"]] == [(resume.delivery_id, "undeliverable")]
+
+    assert requests.post(f"{hub.url}/dashboard/api/deliveries/{resume.delivery_id}/retry", timeout=10).status_code == 401
+    again = session.post(f"{hub.url}/dashboard/api/deliveries/{resume.delivery_id}/retry", timeout=10)
+    assert again.status_code == 202 and again.json()["delivery"]["status"] == "pending"
+    assert store.require(case.id).delivery_status == "awaiting_delivery"
+    assert [e.actor for e in store.audit_trail(case.id) if e.action == "delivery_requeued"] == ["mara"]
+    assert session.post(f"{hub.url}/dashboard/api/deliveries/{resume.delivery_id}/retry", timeout=10).status_code == 409

@@ -266,7 +266,8 @@ def create_app(service: ConsultationService, config: HubConfig, rasa: RasaClient
         await asyncio.gather(*timers, return_exceptions=True)
         timers.clear()
 
-    app.blueprint(dashboard_blueprint(service, flow.apply_async, config.dashboard_secret))
+    app.blueprint(dashboard_blueprint(service, flow.apply_async, config.dashboard_secret,
+                                      max_body=config.max_body_bytes, wake=worker.wake))
     app.blueprint(webchat_blueprint(service, config.rasa_url, config.chat_socket_url))
     app.ctx.flow = flow
     app.ctx.worker = worker

@@ -30,6 +30,7 @@ from sanic.request import Request
 from sanic.response import HTTPResponse, file, html as html_response, json, redirect
 
 from backline.consult import board
+from backline.consult.outbox import Outbox
 from backline.consult.replies import FOLLOWUP_LABELS
 from backline.consult.service import ConsultationService
 from backline.consult.store import utcnow
@@ -98,11 +99,12 @@ def reply_fields(body: bytes) -> Tuple[str, str, Tuple[str, ...]]:
 
 def dashboard_blueprint(
     service: ConsultationService, apply: Apply, secret: bytes, *, poll_interval: float = 1.0,
-    max_body: Optional[int] = None,
+    max_body: Optional[int] = None, wake: Callable[[], None] = lambda: None,
 ) -> Blueprint:
     """The dashboard over ``service`` (store, expert directory); ``apply`` applies a reply;
     ``secret`` signs the session cookies (`backline.hub.operators.dashboard_secret`); ``max_body``:
-    the largest POST body (BACKLINE_MAX_BODY_BYTES)."""
+    the largest POST body (BACKLINE_MAX_BODY_BYTES); ``wake``: starts a delivery round now (after a
+    reply that could not be delivered is sent again)."""
     bp = Blueprint("dashboard")
     limit = max_body or max_body_bytes()
     store, directory = service.store, service.directory
@@ -207,8 +209,21 @@ def dashboard_blueprint(
         if case is None:
             return json({"error": f"no consultation {consultation_id}"}, status=404)
         messages = await asyncio.to_thread(store.messages, consultation_id)
+        sent = await asyncio.to_thread(Outbox(store).for_consultation, consultation_id)
         now = utcnow()
-        return json({"now": now.isoformat(), "consultation": board.case_view(case, messages, directory, now)})
+        view = board.case_view(case, messages, directory, now)
+        return json({"now": now.isoformat(), "consultation": {**view, "deliveries": [d.as_dict() for d in sent]}})
+
+    @bp.post("/dashboard/api/deliveries/<delivery_id>/retry")
+    @signed_in(page=False)
+    async def resend(_: Request, operator: Operator, delivery_id: str) -> HTTPResponse:
+        """Send a reply that did not reach the customer within the retry budget again."""
+        try:
+            delivery = await asyncio.to_thread(Outbox(store).requeue, delivery_id, actor=operator.person_id)
+        except ValueError as error:
+            return json({"error": str(error)}, status=409)
+        wake()
+        return json({"delivery": delivery.as_dict()}, status=202)
 
     @bp.post("/dashboard/api/consultations/<consultation_id>/reply")
     @signed_in(page=False)

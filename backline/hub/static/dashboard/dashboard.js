@@ -178,11 +178,22 @@
       el("ol", { id: "timeline", class: "timeline" }, items));
   }
 
+  // Undeliverable replies go back into the outbox; the page reloads when the state changes.
+  async function resend(c) {
+    const button = document.getElementById("resend");
+    if (button) button.disabled = true;
+    for (const d of (c.deliveries || []).filter((x) => x.status === "undeliverable")) {
+      await api(`/dashboard/api/deliveries/${d.id}/retry`, { method: "POST" });
+    }
+  }
+
   function decisionPanel(c, act) {
     const delivery = c.delivery_status === "awaiting_delivery"
       ? el("p", { id: "delivery-state", class: "flash warn" }, "Awaiting delivery: the reply is recorded and is being retried until the customer is reached.")
       : c.delivery_status === "undeliverable"
-        ? el("p", { id: "delivery-state", class: "flash error" }, "Not delivered: the reply did not reach the customer within the retry budget. See the audit trail.")
+        ? el("div", { id: "delivery-state", class: "flash error" },
+          el("p", {}, "Not delivered: a reply did not reach the customer within the retry budget."),
+          el("button", { id: "resend", onclick: () => resend(c) }, "Send again"))
         : null;
     if (c.status === "closed") {
       return el("section", { class: "card decision" }, el("h2", {}, "Closed"),
@@ -194,6 +205,7 @@
         el("input", { type: "checkbox", name: "followup", value: f.key, checked: f.key === "informational" }), ` ${f.label}`));
       return el("section", { class: "card decision human" },
         el("h2", {}, `Human mode · ${c.human_agent} is talking to the customer`),
+        delivery,
         text,
         el("div", { class: "actions" }, el("button", { class: "primary", id: "send-message", onclick: () => act("message") }, "Send message")),
         el("h3", {}, "Hand back to the AI"),
@@ -204,6 +216,7 @@
     if (c.ai_draft) text.value = c.ai_draft;
     return el("section", { class: "card decision" },
       el("h2", {}, c.ai_draft ? "AI draft — approve, edit and send, or deny" : "Your answer"),
+      delivery,
       text,
       el("div", { class: "actions" },
         c.ai_draft ? el("button", { class: "primary", id: "approve", onclick: () => act("approve") }, "Approve draft") : null,

@@ -200,3 +200,14 @@ def test_a_webhook_reply_the_database_refuses_is_retried_by_the_platform_and_app
             connection.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
             connection.exec_driver_sql(f'DROP ROLE IF EXISTS "{role}"')
         admin.dispose()
+
+
+@pytest.mark.parametrize("name, value", [("BACKLINE_DELIVERY_BUDGET", "an hour"), ("BACKLINE_DELIVERY_LEASE", "0"),
+                                         ("BACKLINE_DELIVERY_INTERVAL", "-1"), ("BACKLINE_SLA_INTERVAL", "soon")])
+def test_a_bad_setting_stops_the_hub_with_its_name(name: str, value: str) -> None:
+    env = {**os.environ, "RASA_TELEMETRY_ENABLED": "false", "BACKLINE_OPERATOR_TOKEN": OPERATOR,
+           "BACKLINE_RASA_TOKEN": TOKEN, "BACKLINE_DASHBOARD_SECRET": "x" * 32, name: value}
+    run = subprocess.run([sys.executable, "-m", "backline", "hub", "--port", str(free_port())], cwd=PROJECT_ROOT,
+                         env=env, capture_output=True, text=True, timeout=60)
+    assert run.returncode == 2
+    assert run.stderr.strip().splitlines()[-1].startswith(f"backline hub: {name} must be")

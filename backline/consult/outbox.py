@@ -44,12 +44,18 @@ class RetryBudget:
     def from_env(cls, env: Mapping[str, str]) -> "RetryBudget":
         """``BACKLINE_DELIVERY_BUDGET`` (seconds, default 3600), ``BACKLINE_DELIVERY_MAX_DELAY`` (30) and
         ``BACKLINE_DELIVERY_LEASE`` (60)."""
-        budget = cls(max_delay=float(env.get("BACKLINE_DELIVERY_MAX_DELAY") or 30.0),
-                     budget=float(env.get("BACKLINE_DELIVERY_BUDGET") or 3600.0),
-                     lease=float(env.get("BACKLINE_DELIVERY_LEASE") or 60.0))
-        if min(budget.max_delay, budget.budget, budget.lease) <= 0:
-            raise ValueError("BACKLINE_DELIVERY_MAX_DELAY, _BUDGET and _LEASE must be positive seconds")
-        return budget
+        def seconds(name: str, default: float) -> float:
+            value = (env.get(name) or "").strip()
+            try:
+                found = float(value) if value else default
+            except ValueError:
+                found = float("nan")
+            if not found > 0:
+                raise ValueError(f"{name} must be a positive number of seconds, not {value!r}")
+            return found
+
+        return cls(max_delay=seconds("BACKLINE_DELIVERY_MAX_DELAY", 30.0), budget=seconds("BACKLINE_DELIVERY_BUDGET", 3600.0),
+                   lease=seconds("BACKLINE_DELIVERY_LEASE", 60.0))
 
 
 def new_delivery_id() -> str:

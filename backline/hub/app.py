@@ -20,6 +20,7 @@ import hmac
 import logging
 import os
 import secrets
+import sys
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Mapping, Optional
 
@@ -87,17 +88,29 @@ class HubConfig:
             operator_token=operator_token(env),
             rasa_url=env.get("BACKLINE_RASA_URL") or f"http://localhost:{env.get('BACKLINE_RASA_PORT', '5005')}",
             rasa_token=api_token(env),
-            sla_interval=float(env.get("BACKLINE_SLA_INTERVAL") or 30),
+            sla_interval=_seconds(env, "BACKLINE_SLA_INTERVAL", 30.0),
             dashboard_secret=dashboard_secret(env),
             chat_socket_url=env.get(ENV_SOCKET_URL) or None,
             slack_signing_secret=env.get(ENV_SLACK_SIGNING_SECRET, ""),
             telegram_webhook_secret=env.get(ENV_TELEGRAM_WEBHOOK_SECRET, ""),
-            delivery_interval=float(env.get("BACKLINE_DELIVERY_INTERVAL") or 1.0),
-            delivery_timeout=float(env.get("BACKLINE_DELIVERY_TIMEOUT") or 10.0),
+            delivery_interval=_seconds(env, "BACKLINE_DELIVERY_INTERVAL", 1.0),
+            delivery_timeout=_seconds(env, "BACKLINE_DELIVERY_TIMEOUT", 10.0),
             delivery_budget=RetryBudget.from_env(env),
             max_body_bytes=limits.max_body_bytes(env),
             server_max_bytes=int(env.get(limits.ENV_SANIC_MAX) or limits.SERVER_MAX_BYTES),
         )
+
+
+def _seconds(env: Mapping[str, str], name: str, default: float) -> float:
+    """A number of seconds (0 or more) from ``env[name]``; `ValueError` naming the variable otherwise."""
+    value = (env.get(name) or "").strip()
+    try:
+        seconds = float(value) if value else default
+    except ValueError:
+        raise ValueError(f"{name} must be a number of seconds, not {value!r}") from None
+    if not seconds >= 0:
+        raise ValueError(f"{name} must be 0 or more seconds, not {value!r}")
+    return seconds
 
 
 def _error(status: int, message: str, **extra: Any) -> HTTPResponse:
@@ -301,7 +314,11 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--host", default=os.environ.get("BACKLINE_HUB_HOST") or "127.0.0.1")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s  %(message)s")
-    config = HubConfig.from_env()
+    try:
+        config = HubConfig.from_env()
+    except ValueError as error:  # a setting that is not what it must be: say which, start nothing
+        print(f"backline hub: {error}", file=sys.stderr)
+        return 2
     register_env(os.environ)
     register(config.operator_token, config.rasa_token, config.slack_signing_secret, config.telegram_webhook_secret)
     install_log_filter()

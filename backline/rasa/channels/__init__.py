@@ -11,8 +11,27 @@ import re
 from collections import OrderedDict
 from typing import Hashable, Mapping
 
+from sanic import Blueprint, response
+from sanic.request import Request
+from sanic.response import HTTPResponse
+
+from backline.limits import cap_server_requests
+
 _ENV_REFERENCE = re.compile(r"\$\{(\w+)\}")
 _TOP_LEVEL_KEY = re.compile(r"^(?=[^\s#])", re.MULTILINE)
+
+
+def webhook_blueprint(name: str) -> Blueprint:
+    """A channel's blueprint: requests to the server capped (`cap_server_requests`) and ``GET /``
+    answering ``{"status": "ok"}``, as Rasa's own channels do; the channel adds its ``/webhook``."""
+    webhook = Blueprint(name)
+    cap_server_requests(webhook)
+
+    @webhook.route("/", methods=["GET"])
+    async def health(_: Request) -> HTTPResponse:
+        return response.json({"status": "ok"})
+
+    return webhook
 
 
 def enabled_credentials(text: str, environ: Mapping[str, str]) -> str:

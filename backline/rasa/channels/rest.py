@@ -37,9 +37,10 @@ from sanic.response import HTTPResponse
 from sqlalchemy.pool import StaticPool
 
 from backline.limits import (
-    Refused, cap_server_requests, guarded, id_field, json_object, max_body_bytes, max_message_chars, object_field,
+    Refused, guarded, id_field, json_object, max_body_bytes, max_message_chars, object_field,
     read_body, text_field,
 )
+from backline.rasa.channels import webhook_blueprint
 
 logger = logging.getLogger(__name__)
 
@@ -126,12 +127,7 @@ class RestInput(rasa_rest.RestInput):
         return sender, text, self._input_channel(payload), metadata  # type: ignore[return-value]
 
     def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Blueprint:
-        webhook = Blueprint(f"custom_webhook_{type(self).__name__}")
-        cap_server_requests(webhook)
-
-        @webhook.route("/", methods=["GET"])
-        async def health(_: Request) -> HTTPResponse:
-            return response.json({"status": "ok"})
+        webhook = webhook_blueprint(f"custom_webhook_{type(self).__name__}")
 
         @webhook.route("/webhook", methods=["POST"], stream=True)
         @guarded

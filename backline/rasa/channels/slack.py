@@ -32,11 +32,11 @@ from sanic.request import Request
 from sanic.response import HTTPResponse
 from slack_sdk.web.async_client import AsyncWebClient
 
-from backline.rasa.channels import RecentDeliveries
 from backline.limits import (
-    Refused, cap_server_requests, guarded, id_field, json_object, max_body_bytes, max_message_chars, object_field,
+    Refused, guarded, id_field, json_object, max_body_bytes, max_message_chars, object_field,
     read_body, text_field,
 )
+from backline.rasa.channels import RecentDeliveries, webhook_blueprint
 
 logger = logging.getLogger(__name__)
 
@@ -93,12 +93,7 @@ class SlackInput(rasa_slack.SlackInput):
         return await self.process_message(request, on_new_message, text, sender_id, metadata)
 
     def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Blueprint:
-        webhook = Blueprint("backline_slack_webhook")
-        cap_server_requests(webhook)
-
-        @webhook.route("/", methods=["GET"])
-        async def health(_: Request) -> HTTPResponse:
-            return response.json({"status": "ok"})
+        webhook = webhook_blueprint("backline_slack_webhook")
 
         @webhook.route("/webhook", methods=["POST"], stream=True)
         @guarded

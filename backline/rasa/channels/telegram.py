@@ -35,11 +35,11 @@ from sanic import Blueprint, response
 from sanic.request import Request
 from sanic.response import HTTPResponse
 
-from backline.rasa.channels import RecentDeliveries
 from backline.limits import (
-    Refused, cap_server_requests, guarded, id_field, json_object, max_body_bytes, max_message_chars, object_field,
+    Refused, guarded, id_field, json_object, max_body_bytes, max_message_chars, object_field,
     read_body, text_field,
 )
+from backline.rasa.channels import RecentDeliveries, webhook_blueprint
 
 logger = logging.getLogger(__name__)
 
@@ -163,8 +163,7 @@ class TelegramInput(InputChannel):
         return hmac.compare_digest(request.headers.get(SECRET_HEADER, "").encode(), self.secret_token.encode())
 
     def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Blueprint:
-        webhook = Blueprint("backline_telegram_webhook")
-        cap_server_requests(webhook)
+        webhook = webhook_blueprint("backline_telegram_webhook")
         bot = self.get_output_channel()
         if not self.secret_token:
             logger.warning("Telegram channel without secret_token: anyone can post updates to its webhook")
@@ -175,10 +174,6 @@ class TelegramInput(InputChannel):
                 await self.register_webhook()
             except (TelegramError, aiohttp.ClientError, asyncio.TimeoutError) as error:
                 logger.error(f"Telegram webhook not registered: {error}")
-
-        @webhook.route("/", methods=["GET"])
-        async def health(_: Request) -> HTTPResponse:
-            return response.json({"status": "ok"})
 
         @webhook.route("/webhook", methods=["POST"], stream=True)
         @guarded

@@ -44,18 +44,23 @@ class RetryBudget:
     def from_env(cls, env: Mapping[str, str]) -> "RetryBudget":
         """``BACKLINE_DELIVERY_BUDGET`` (seconds, default 3600), ``BACKLINE_DELIVERY_MAX_DELAY`` (30) and
         ``BACKLINE_DELIVERY_LEASE`` (60)."""
-        def seconds(name: str, default: float) -> float:
-            value = (env.get(name) or "").strip()
-            try:
-                found = float(value) if value else default
-            except ValueError:
-                found = float("nan")
-            if not found > 0:
-                raise ValueError(f"{name} must be a positive number of seconds, not {value!r}")
-            return found
+        return cls(max_delay=env_seconds(env, "BACKLINE_DELIVERY_MAX_DELAY", 30.0, positive=True),
+                   budget=env_seconds(env, "BACKLINE_DELIVERY_BUDGET", 3600.0, positive=True),
+                   lease=env_seconds(env, "BACKLINE_DELIVERY_LEASE", 60.0, positive=True))
 
-        return cls(max_delay=seconds("BACKLINE_DELIVERY_MAX_DELAY", 30.0), budget=seconds("BACKLINE_DELIVERY_BUDGET", 3600.0),
-                   lease=seconds("BACKLINE_DELIVERY_LEASE", 60.0))
+
+def env_seconds(env: Mapping[str, str], name: str, default: float, *, positive: bool = False) -> float:
+    """A number of seconds from ``env[name]`` (``default`` when unset): 0 or more, or more than 0 with
+    ``positive``; `ValueError` naming the variable otherwise."""
+    value = (env.get(name) or "").strip()
+    try:
+        seconds = float(value) if value else default
+    except ValueError:
+        seconds = float("nan")
+    if not (seconds > 0 if positive else seconds >= 0):
+        raise ValueError(f"{name} must be {'a positive number' if positive else '0 or more'} of seconds, "
+                         f"not {value!r}")
+    return seconds
 
 
 def new_delivery_id() -> str:

@@ -29,7 +29,7 @@ from sanic.request import Request
 from sanic.response import HTTPResponse, json, redirect
 
 from backline import limits
-from backline.consult.outbox import Outbox, RetryBudget
+from backline.consult.outbox import Outbox, RetryBudget, env_seconds
 from backline.consult.service import ConsultationService
 from backline.consult.store import PROJECT_ROOT, STATUSES
 from backline.hub.dashboard import dashboard_blueprint
@@ -88,29 +88,17 @@ class HubConfig:
             operator_token=operator_token(env),
             rasa_url=env.get("BACKLINE_RASA_URL") or f"http://localhost:{env.get('BACKLINE_RASA_PORT', '5005')}",
             rasa_token=api_token(env),
-            sla_interval=_seconds(env, "BACKLINE_SLA_INTERVAL", 30.0),
+            sla_interval=env_seconds(env, "BACKLINE_SLA_INTERVAL", 30.0),
             dashboard_secret=dashboard_secret(env),
             chat_socket_url=env.get(ENV_SOCKET_URL) or None,
             slack_signing_secret=env.get(ENV_SLACK_SIGNING_SECRET, ""),
             telegram_webhook_secret=env.get(ENV_TELEGRAM_WEBHOOK_SECRET, ""),
-            delivery_interval=_seconds(env, "BACKLINE_DELIVERY_INTERVAL", 1.0),
-            delivery_timeout=_seconds(env, "BACKLINE_DELIVERY_TIMEOUT", 10.0),
+            delivery_interval=env_seconds(env, "BACKLINE_DELIVERY_INTERVAL", 1.0),
+            delivery_timeout=env_seconds(env, "BACKLINE_DELIVERY_TIMEOUT", 10.0),
             delivery_budget=RetryBudget.from_env(env),
             max_body_bytes=limits.max_body_bytes(env),
             server_max_bytes=int(env.get(limits.ENV_SANIC_MAX) or limits.SERVER_MAX_BYTES),
         )
-
-
-def _seconds(env: Mapping[str, str], name: str, default: float) -> float:
-    """A number of seconds (0 or more) from ``env[name]``; `ValueError` naming the variable otherwise."""
-    value = (env.get(name) or "").strip()
-    try:
-        seconds = float(value) if value else default
-    except ValueError:
-        raise ValueError(f"{name} must be a number of seconds, not {value!r}") from None
-    if not seconds >= 0:
-        raise ValueError(f"{name} must be 0 or more seconds, not {value!r}")
-    return seconds
 
 
 def _error(status: int, message: str, **extra: Any) -> HTTPResponse:

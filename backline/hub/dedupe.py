@@ -85,7 +85,7 @@ class SqlDedupe(DedupeStore):
 
     def seen_before(self, key: str) -> bool:
         with self.engine.begin() as connection:
-            return not claim_webhook_key(connection, _check(key), as_utc(self.clock()), self.ttl)
+            return not claim_webhook_key(connection, key, as_utc(self.clock()), self.ttl)  # checks the key
 
     def purge(self, now: Optional[datetime] = None) -> int:
         """Delete the expired keys (for a periodic task); how many were deleted."""

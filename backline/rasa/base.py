@@ -7,6 +7,7 @@ annotates every message in `process`; a subclass says only what it adds to one m
 """
 from __future__ import annotations
 
+from abc import abstractmethod
 from typing import TYPE_CHECKING, Any, Dict, List, Optional, Text, Type
 
 from rasa.engine.graph import ExecutionContext, GraphComponent
@@ -50,9 +51,9 @@ class MessageAnnotator(GraphComponent):
             self.annotate(message)
         return messages
 
+    @abstractmethod
     def annotate(self, message: Message) -> None:
-        """Adds this component's output to one message."""
-        raise NotImplementedError
+        """Adds this component's output to one message (each subclass says what)."""
 
 
 class SpacyDocAnnotator(MessageAnnotator):

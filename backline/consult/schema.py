@@ -171,3 +171,34 @@ deliveries = Table(
 )
 """The transactional outbox: what must reach the customer's conversation (Rasa's trigger_intent),
 committed with the reply that caused it and sent by the hub's delivery worker until Rasa confirms it."""
+
+
+api_tokens = Table(
+    "api_tokens",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("person_id", String(64), nullable=False),
+    Column("label", String(128), nullable=False),
+    Column("token_hash", String(64), nullable=False, unique=True),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("last_used_at", UtcDateTime),
+    Column("revoked_at", UtcDateTime),
+    Index("ix_api_tokens_person_id", "person_id"),
+)
+"""Per-operator API tokens: only the SHA-256 of a token is kept; the token names its person, who is
+the actor of everything done with it (`backline.hub.api_tokens`)."""
+
+
+sign_in_attempts = Table(
+    "sign_in_attempts",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("scope", String(16), nullable=False),
+    Column("key", String(128), nullable=False),
+    Column("at", UtcDateTime, nullable=False),
+    Index("ix_sign_in_attempts_scope_key_at", "scope", "key", "at"),
+    Index("ix_sign_in_attempts_at", "at"),
+)
+"""Failed dashboard sign-ins, shared by every hub: ``scope`` is what is counted (``address``,
+``user_address``, ``all``), ``key`` its value (hashed), ``at`` when; rows older than the longest
+window are deleted as new ones come (`backline.hub.operators`)."""

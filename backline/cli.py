@@ -11,6 +11,7 @@ COMMANDS = {
     "validate-matrix": ("backline.routing.validate", "validate escalation.yml and experts.yml"),
     "export-matrix": ("backline.routing.export", "export the routing model (md, csv, json)"),
     "run": ("backline.launcher", "run the Rasa server, the action server and the hub"),
+    "actions": ("backline.actions_server", "run the action server alone (loopback, token-checked)"),
     "hub": ("backline.hub.app", "run the hub alone (expert webhooks, operator API, SLA timer)"),
     "migrate-consultations": ("backline.consult.store", "migrate the consultation store: migrate | current"),
     "hash-password": ("backline.hub.operators", "print a dashboard password hash for experts.yml"),

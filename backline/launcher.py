@@ -17,6 +17,14 @@ Exit status:
   3  gave up: a process kept crashing (or failing its health check) past its restart budget
 With --shell, the action server is started the same way and the status is `rasa shell`'s.
 
+Binding (issue 13): Rasa listens on BACKLINE_RASA_HOST and the action server on
+BACKLINE_ACTIONS_HOST (both 127.0.0.1 by default), Rasa's CORS and socket.io answer only the chat's
+origin (BACKLINE_CHAT_ORIGIN, default http://localhost:<hub port>), and Rasa reaches the action
+server with BACKLINE_ACTION_TOKEN. Secrets left unset (the Rasa API token, the REST/outbox channel
+token, the action token, the chat secret) are generated once into var/ (0600); every child runs
+under umask 077. Children get BACKLINE_DEMO=1 unless it is set: the demo operators' password
+works only then.
+
 `process_specs()` is the list of the processes, their commands, ports and health checks;
 deploy/systemd/ runs the same commands as systemd units (tests/test_systemd_units.py keeps
 the two in step).
@@ -27,7 +35,6 @@ import argparse
 import logging
 import os
 import re
-import secrets
 import subprocess
 import sys
 import tempfile
@@ -38,6 +45,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, List, Mapping, Optional, Tuple
 
+from backline import paths
 from backline.supervisor import EXIT_START_FAILED, EXIT_STOPPED, Child, StartupError, Supervisor, probe, redacted
 from backline.supervisor import log as supervisor_log
 
@@ -55,6 +63,9 @@ def _env() -> Dict[str, str]:
     env.setdefault("BACKLINE_RASA_PORT", "5005")
     env.setdefault("BACKLINE_HUB_PORT", "5006")
     env.setdefault("BACKLINE_HUB_URL", f"http://localhost:{env['BACKLINE_HUB_PORT']}")
+    env.setdefault("BACKLINE_RASA_HOST", "127.0.0.1")
+    env.setdefault("BACKLINE_ACTIONS_HOST", "127.0.0.1")
+    env.setdefault("BACKLINE_CHAT_ORIGIN", f"http://localhost:{env['BACKLINE_HUB_PORT']}")
     env.setdefault("BACKLINE_CUSTOMER_TELEGRAM_API_URL", "https://api.telegram.org")
     env.setdefault("BACKLINE_CUSTOMER_SLACK_API_URL", "https://slack.com/api/")
     return env
@@ -76,14 +87,23 @@ def _write_channels(env: Mapping[str, str], path: Path) -> None:
 
 def api_token(env: Dict[str, str]) -> str:
     """The Rasa HTTP API token: BACKLINE_RASA_TOKEN, else one generated once and kept in var/."""
-    if env.get("BACKLINE_RASA_TOKEN"):
-        return env["BACKLINE_RASA_TOKEN"]
-    path = PROJECT_ROOT / "var" / "rasa_api_token"
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(secrets.token_urlsafe(24))
-        path.chmod(0o600)
-    return path.read_text().strip()
+    return paths.secret(env, "BACKLINE_RASA_TOKEN", paths.VAR / "rasa_api_token")
+
+
+GENERATED = {
+    "BACKLINE_CHANNEL_TOKEN": "channel_token",
+    "BACKLINE_ACTION_TOKEN": "action_token",
+    "BACKLINE_CHAT_SECRET": "chat_secret",
+}
+"""Secrets `backline run` sets for its children when unset: variable -> file in var/."""
+
+
+def child_secrets(env: Dict[str, str]) -> None:
+    """Sets each of `GENERATED` in ``env`` (the environment's value, else the one in var/) and
+    BACKLINE_DEMO=1 unless set."""
+    for variable, name in GENERATED.items():
+        env[variable] = paths.secret(env, variable, paths.VAR / name)
+    env.setdefault("BACKLINE_DEMO", "1")
 
 
 def wait_until_up(url: str, process: subprocess.Popen, timeout: float) -> None:
@@ -135,7 +155,8 @@ def process_specs(model: str = DEFAULT_MODEL, debug: bool = False) -> List[Proce
     return [
         ProcessSpec(
             name="actions",
-            command=("rasa", "run", "actions", "--actions", "actions", "--port", "${BACKLINE_ACTIONS_PORT}"),
+            command=("python", "-m", "backline", "actions", "--actions", "actions",
+                     "--host", "${BACKLINE_ACTIONS_HOST}", "--port", "${BACKLINE_ACTIONS_PORT}"),
             port_variable="BACKLINE_ACTIONS_PORT",
             health_path="/health",
             start_timeout=120,
@@ -143,8 +164,8 @@ def process_specs(model: str = DEFAULT_MODEL, debug: bool = False) -> List[Proce
         ProcessSpec(
             name="rasa",
             command=(
-                "rasa", "run", "--model", model, "--port", "${BACKLINE_RASA_PORT}",
-                "--enable-api", "--auth-token", "${BACKLINE_RASA_TOKEN}", "--cors", "*",
+                "rasa", "run", "--model", model, "-i", "${BACKLINE_RASA_HOST}", "--port", "${BACKLINE_RASA_PORT}",
+                "--enable-api", "--auth-token", "${BACKLINE_RASA_TOKEN}", "--cors", "${BACKLINE_CHAT_ORIGIN}",
                 "--endpoints", "endpoints.yml", "--credentials", "${BACKLINE_CREDENTIALS}",
                 *(["--debug"] if debug else []),
             ),
@@ -206,6 +227,11 @@ def _print_welcome(env: Dict[str, str], token: str, credentials: Path) -> None:
     generated = (PROJECT_ROOT / "var" / "rasa_api_token")
     token_hint = ("$(cat var/rasa_api_token)" if generated.exists() and generated.read_text().strip() == token
                   else "$BACKLINE_RASA_TOKEN")
+    channel_file = paths.VAR / "channel_token"
+    channel_hint = ("$(cat var/channel_token)" if channel_file.exists()
+                    and channel_file.read_text().strip() == env.get("BACKLINE_CHANNEL_TOKEN") else "$BACKLINE_CHANNEL_TOKEN")
+    demo = ("demo operators: password kestrel-demo (BACKLINE_DEMO=1)" if env.get("BACKLINE_DEMO") == "1"
+            else "BACKLINE_DEMO is not 1: demo passwords are refused")
     channels = ", ".join(line.rstrip(":").rsplit(".", 1)[-1].removesuffix("Input").lower()
                          for line in credentials.read_text().splitlines()
                          if line and not line[0].isspace() and not line.startswith("#"))
@@ -215,11 +241,11 @@ Backline is running (Ctrl-C stops everything).
   Rasa server   http://localhost:{port}   (HTTP API with token; customer channels: {channels})
   Action server http://localhost:{env['BACKLINE_ACTIONS_PORT']}
   Hub           http://localhost:{env['BACKLINE_HUB_PORT']}   (operator API: Authorization: Bearer $(cat var/operator_token))
-  Dashboard     http://localhost:{env['BACKLINE_HUB_PORT']}/dashboard   (experts.yml operators, e.g. mara / kestrel-demo)
+  Dashboard     http://localhost:{env['BACKLINE_HUB_PORT']}/dashboard   (experts.yml operators, e.g. mara; {demo})
   Web chat      http://localhost:{env['BACKLINE_HUB_PORT']}/chat   (the customer side)
 
-Talk to the assistant over REST:
-  curl -s localhost:{port}/webhooks/rest/webhook \\
+Talk to the assistant over REST (for an integrating backend: the channel token is required):
+  curl -s localhost:{port}/webhooks/rest/webhook -H "Authorization: Bearer {channel_hint}" \\
        -d '{{"sender": "demo", "message": "where is my order 10023?"}}'
 Read the conversation's tracker (slots, events):
   curl -s "localhost:{port}/conversations/demo/tracker?token={token_hint}"
@@ -293,6 +319,8 @@ def main(argv: Optional[List[str]] = None) -> int:
                         help="only wait until process NAME answers its health check (a systemd unit's ExecStartPost)")
     args = parser.parse_args(argv)
 
+    paths.private_umask()
+    paths.private_dir()
     env = _env()
     if args.prepare_rasa:
         return prepare_rasa(env, Path(args.prepare_rasa))
@@ -300,6 +328,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         return wait_healthy(args.wait_healthy, env)
     os.chdir(PROJECT_ROOT)
     _log_to_stderr()
+    child_secrets(env)
     credentials = customer_channels(env)
     env["BACKLINE_CREDENTIALS"] = str(credentials)
     try:

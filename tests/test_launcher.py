@@ -115,11 +115,13 @@ def test_run_starts_actions_rasa_hub_in_order_and_a_stop_signal_stops_them_all_w
     assert (len(actions), len(rasa), len(hub)) == (1, 1, 1)
     assert actions[0]["time"] < rasa[0]["time"] < hub[0]["time"]
     ports = run.ports
-    assert actions[0]["argv"] == ["run", "actions", "--actions", "actions", "--port", ports["actions"]]
+    assert actions[0]["argv"] == ["-m", "backline", "actions", "--actions", "actions", "--host", "127.0.0.1",
+                                  "--port", ports["actions"]]
     credentials = rasa[0]["argv"][-1]
     assert rasa[0]["argv"] == [
-        "run", "--model", "models/test.tar.gz", "--port", ports["rasa"], "--enable-api", "--auth-token", TOKEN,
-        "--cors", "*", "--endpoints", "endpoints.yml", "--credentials", credentials,
+        "run", "--model", "models/test.tar.gz", "-i", "127.0.0.1", "--port", ports["rasa"], "--enable-api",
+        "--auth-token", TOKEN, "--cors", f"http://localhost:{ports['hub']}", "--endpoints", "endpoints.yml",
+        "--credentials", credentials,
     ]
     assert "backline.rasa.channels.socketio.SocketIOInput:" in rasa[0]["credentials"]
     assert "TelegramInput" not in rasa[0]["credentials"]  # its token is empty
@@ -138,6 +140,9 @@ def test_run_starts_actions_rasa_hub_in_order_and_a_stop_signal_stops_them_all_w
     assert f"{signal.Signals(signum).name}: stopping hub, rasa, actions" in run.messages()
     assert TOKEN not in run.stderr and TOKEN not in run.stdout  # neither the supervisor nor the banner prints it
     assert "token=$BACKLINE_RASA_TOKEN" in run.stdout
+    assert "demo operators: password kestrel-demo (BACKLINE_DEMO=1)" in run.stdout
+    assert 'Authorization: Bearer $(cat var/channel_token)' in run.stdout or \
+        'Authorization: Bearer $BACKLINE_CHANNEL_TOKEN' in run.stdout
 
 
 def test_run_exits_1_and_says_why_when_a_process_fails_to_start(launch) -> None:
@@ -163,13 +168,16 @@ def test_shell_starts_the_action_server_then_rasa_shell_and_exits_with_its_statu
 
 def test_each_process_spec_becomes_a_child_with_the_environment_expanded() -> None:
     env = {"BACKLINE_ACTIONS_PORT": "6055", "BACKLINE_RASA_PORT": "6005", "BACKLINE_HUB_PORT": "6006",
-           "BACKLINE_RASA_TOKEN": "tok", "BACKLINE_CREDENTIALS": "/tmp/channels.yml"}
+           "BACKLINE_RASA_TOKEN": "tok", "BACKLINE_CREDENTIALS": "/tmp/channels.yml",
+           "BACKLINE_RASA_HOST": "127.0.0.1", "BACKLINE_ACTIONS_HOST": "127.0.0.1",
+           "BACKLINE_CHAT_ORIGIN": "http://localhost:6006"}
     children = [launcher.child(spec, env) for spec in launcher.process_specs("m.tar.gz", debug=True)]
     assert [child.name for child in children] == ["actions", "rasa", "hub"]
     assert [child.argv for child in children] == [
-        [str(launcher.BIN / "rasa"), "run", "actions", "--actions", "actions", "--port", "6055"],
-        [str(launcher.BIN / "rasa"), "run", "--model", "m.tar.gz", "--port", "6005", "--enable-api",
-         "--auth-token", "tok", "--cors", "*", "--endpoints", "endpoints.yml", "--credentials", "/tmp/channels.yml",
+        [str(launcher.BIN / "python"), "-m", "backline", "actions", "--actions", "actions", "--host", "127.0.0.1",
+         "--port", "6055"],
+        [str(launcher.BIN / "rasa"), "run", "--model", "m.tar.gz", "-i", "127.0.0.1", "--port", "6005", "--enable-api",
+         "--auth-token", "tok", "--cors", "http://localhost:6006", "--endpoints", "endpoints.yml", "--credentials", "/tmp/channels.yml",
          "--debug"],
         [str(launcher.BIN / "python"), "-m", "backline", "hub", "--port", "6006"],
     ]

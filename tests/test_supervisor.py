@@ -44,7 +44,7 @@ def option(flag, default=None):
 
 if os.environ.get("FAKE_NAME"):
     name = os.environ["FAKE_NAME"]
-elif argv[:2] == ["run", "actions"]:
+elif argv[:2] == ["run", "actions"] or argv[:3] == ["-m", "backline", "actions"]:
     name = "actions"
 elif argv[:1] == ["run"]:
     name = "rasa"

@@ -144,7 +144,10 @@ def test_every_variable_the_units_use_is_defined_and_the_example_holds_no_secret
     }
     assert example["RASA_TELEMETRY_ENABLED"] == "false"
     secrets = {name: value for name, value in example.items() if re.search(r"TOKEN|SECRET|PASSWORD", name)}
-    assert secrets == {"BACKLINE_RASA_TOKEN": "", "BACKLINE_OPERATOR_TOKEN": "", "BACKLINE_DASHBOARD_SECRET": ""}
+    assert secrets == {"BACKLINE_RASA_TOKEN": "", "BACKLINE_OPERATOR_TOKEN": "", "BACKLINE_DASHBOARD_SECRET": "",
+                       "BACKLINE_ACTION_TOKEN": "", "BACKLINE_CHANNEL_TOKEN": "", "BACKLINE_CHAT_SECRET": ""}
+    assert {name: example[name] for name in ("BACKLINE_RASA_HOST", "BACKLINE_ACTIONS_HOST")} == {
+        "BACKLINE_RASA_HOST": "127.0.0.1", "BACKLINE_ACTIONS_HOST": "127.0.0.1"}
     lines = (UNITS / "backline.env.example").read_text().splitlines()
     for name in secrets:
         at = next(index for index, line in enumerate(lines) if line.startswith(f"{name}="))

@@ -3,7 +3,10 @@
 ``/chat`` is the page; it reads ``/chat/config.json`` (where the Rasa server's socket.io
 endpoint is, as the browser reaches it) and, after every bot message, ``/chat/state/<session>``:
 whether a specialist is checking or a named person has taken the conversation over
-(`backline.consult.board.chat_state`). The socket.io session id is the conversation id.
+(`backline.consult.board.chat_state`). The socket.io session id is issued and signed by the Rasa
+server's channel (`backline.rasa.channels.socketio`); ``/chat/state/<session>`` answers only for a
+validly signed one (its conversation ``web:<id>``) and 403 ``{"error": ...}`` for anything else, so
+it tells nothing about another customer's conversation.
 """
 from __future__ import annotations
 
@@ -18,6 +21,7 @@ from sanic.response import HTTPResponse, file, json
 
 from backline.consult import board
 from backline.consult.service import ConsultationService
+from backline.rasa.channels import chat_secret, web_conversation
 
 STATIC = Path(__file__).resolve().parent / "static" / "chat"
 SOCKET_PATH = "/socket.io"
@@ -33,11 +37,13 @@ def socket_url(rasa_url: str, public_url: Optional[str], host: str, scheme: str)
     return f"{scheme}://{hostname}:{urlsplit(rasa_url).port or 5005}"
 
 
-def webchat_blueprint(service: ConsultationService, rasa_url: str, public_url: Optional[str] = None) -> Blueprint:
+def webchat_blueprint(service: ConsultationService, rasa_url: str, public_url: Optional[str] = None,
+                      secret: Optional[str] = None) -> Blueprint:
     """The chat page for the Rasa server at ``rasa_url``; ``public_url`` (BACKLINE_CHAT_SOCKET_URL):
     its address for browsers when that is not the hub's host on Rasa's port."""
     bp = Blueprint("webchat")
     store, directory = service.store, service.directory
+    secret = secret or chat_secret()
     bp.static("/chat/static", str(STATIC), name="chat_static")
 
     @bp.get("/chat")
@@ -49,8 +55,11 @@ def webchat_blueprint(service: ConsultationService, rasa_url: str, public_url: O
         return json({"socket_url": socket_url(rasa_url, public_url, request.host, request.scheme),
                      "socket_path": SOCKET_PATH})
 
-    @bp.get("/chat/state/<conversation_id>")
-    async def state(_: Request, conversation_id: str) -> HTTPResponse:
+    @bp.get("/chat/state/<session_id>")
+    async def state(_: Request, session_id: str) -> HTTPResponse:
+        conversation_id = web_conversation(session_id, secret)
+        if conversation_id is None:
+            return json({"error": "not your conversation: a session id issued by the chat is required"}, status=403)
         cases = await asyncio.to_thread(store.list, conversation_id)
         latest = cases[-1] if cases else None
         messages = await asyncio.to_thread(store.messages, latest.id) if latest else []

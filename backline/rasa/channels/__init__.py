@@ -7,9 +7,13 @@ no secret is written anywhere).
 """
 from __future__ import annotations
 
+import hashlib
+import hmac
+import os
 import re
+import secrets
 from collections import OrderedDict
-from typing import Hashable, Mapping
+from typing import Hashable, Mapping, Optional
 
 from sanic import Blueprint, response
 from sanic.request import Request
@@ -59,3 +63,65 @@ class RecentDeliveries:
         if len(self._seen) > self.limit:
             self._seen.popitem(last=False)
         return True
+
+
+# --- Conversation ownership (issue 13) -------------------------------------------------------
+# Conversation ids are namespaced by channel (`web:<id>`, `telegram:<chat id>`, `slack:<...>`), so
+# one channel cannot name another's conversation; the REST and outbox channels, for an integrating
+# backend, need BACKLINE_CHANNEL_TOKEN and may not use these prefixes. The web chat's session ids
+# are issued by the server and signed with the chat secret (shared by Rasa and the hub).
+
+ENV_CHAT_SECRET = "BACKLINE_CHAT_SECRET"
+ENV_CHANNEL_TOKEN = "BACKLINE_CHANNEL_TOKEN"
+RESERVED_PREFIXES = ("web:", "telegram:", "slack:")
+_EXTERNAL_SHORTCUT = re.compile(r"\s*/\s*external_", re.IGNORECASE)
+_SESSION = re.compile(r"([0-9a-f]{32})\.([0-9a-f]{64})")
+
+
+def external_intent(text: object) -> bool:
+    """True when ``text`` is a Rasa intent shortcut naming an ``EXTERNAL_*`` intent (any case,
+    leading whitespace): only the hub may trigger those, never a customer's text."""
+    return isinstance(text, str) and _EXTERNAL_SHORTCUT.match(text) is not None
+
+
+def chat_secret(env: Optional[Mapping[str, str]] = None) -> str:
+    """The web chat's signing secret: BACKLINE_CHAT_SECRET, else one generated once into var/chat_secret."""
+    from backline import paths
+
+    return paths.secret(os.environ if env is None else env, ENV_CHAT_SECRET, paths.VAR / "chat_secret")
+
+
+def channel_token(env: Optional[Mapping[str, str]] = None) -> str:
+    """The REST/outbox credential: BACKLINE_CHANNEL_TOKEN, else the one generated into var/channel_token."""
+    from backline import paths
+
+    return paths.secret(os.environ if env is None else env, ENV_CHANNEL_TOKEN, paths.VAR / "channel_token")
+
+
+def _mac(secret: str, random_part: str) -> str:
+    return hmac.new(secret.encode(), f"web-session:{random_part}".encode(), hashlib.sha256).hexdigest()
+
+
+def new_session(secret: str) -> str:
+    """A fresh signed web chat session id: ``<random 128-bit hex>.<mac>``."""
+    random_part = secrets.token_hex(16)
+    return f"{random_part}.{_mac(secret, random_part)}"
+
+
+def web_conversation(session_id: object, secret: str) -> Optional[str]:
+    """``web:<random part>`` for a validly signed session id; None for anything else."""
+    match = _SESSION.fullmatch(session_id) if isinstance(session_id, str) else None
+    if match is None or not hmac.compare_digest(match.group(2), _mac(secret, match.group(1))):
+        return None
+    return f"web:{match.group(1)}"
+
+
+def bearer_ok(header: Optional[str], token: str) -> bool:
+    """Whether an ``Authorization`` header is ``Bearer <token>`` (constant-time)."""
+    given = (header or "").removeprefix("Bearer ").strip() if (header or "").startswith("Bearer ") else ""
+    return bool(given) and hmac.compare_digest(given.encode(), token.encode())
+
+
+def strip_prefix(conversation_id: str, prefix: str) -> str:
+    """The channel's own id in a namespaced conversation id (``telegram:42`` -> ``42``)."""
+    return conversation_id[len(prefix):] if conversation_id.startswith(prefix) else conversation_id

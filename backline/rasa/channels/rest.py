@@ -17,6 +17,12 @@ object and ``input_channel`` a string when present, the body at most BACKLINE_MA
 (65,536). Anything else is answered 400 (413 when too long) with ``{"error": "..."}`` and never
 reaches Rasa, where Rasa's own channel answered 500 to a body that is not a JSON object and
 passed wrongly typed fields on to the tracker (`backline.limits`).
+
+Both are for an integrating backend, not for browsers (issue 13): every request needs
+``Authorization: Bearer <BACKLINE_CHANNEL_TOKEN>`` (else var/channel_token, generated once; 401
+``{"error": ...}`` otherwise, compared in constant time), a ``sender`` starting with another
+channel's prefix (``web:``, ``telegram:``, ``slack:``) is refused 400, and so is a message naming
+an ``EXTERNAL_*`` intent (only the hub triggers those).
 """
 from __future__ import annotations
 
@@ -40,7 +46,7 @@ from backline.limits import (
     Refused, guarded, id_field, json_object, max_body_bytes, max_message_chars, object_field,
     read_body, text_field,
 )
-from backline.rasa.channels import webhook_blueprint
+from backline.rasa.channels import RESERVED_PREFIXES, bearer_ok, channel_token, external_intent, webhook_blueprint
 
 logger = logging.getLogger(__name__)
 
@@ -110,9 +116,23 @@ class RestInput(rasa_rest.RestInput):
     def from_credentials(cls, credentials: Optional[Dict[Text, Any]]) -> InputChannel:
         return cls()
 
-    def __init__(self, max_body: Optional[int] = None, max_chars: Optional[int] = None) -> None:
+    def __init__(self, max_body: Optional[int] = None, max_chars: Optional[int] = None,
+                 token: Optional[Text] = None) -> None:
         self.max_body = max_body or max_body_bytes()
         self.max_chars = max_chars or max_message_chars()
+        self._token = token
+
+    @property
+    def token(self) -> Text:
+        """The credential callers must present (BACKLINE_CHANNEL_TOKEN, else var/channel_token)."""
+        if self._token is None:
+            self._token = channel_token()
+        return self._token
+
+    def check_caller(self, request: Request) -> None:
+        """`Refused` 401 unless the request carries ``Authorization: Bearer <channel token>``."""
+        if not bearer_ok(request.headers.get("authorization"), self.token):
+            raise Refused(401, "Authorization: Bearer <BACKLINE_CHANNEL_TOKEN> required")
 
     def _input_channel(self, payload: Dict[Text, Any]) -> Text:
         """The payload's ``input_channel`` (Rasa's REST channel lets the client name one), else ``rest``."""
@@ -122,7 +142,12 @@ class RestInput(rasa_rest.RestInput):
         """(sender, text, input channel, metadata) of a webhook body; `Refused` when it is not one."""
         payload = json_object(body, SHAPE)
         sender = id_field("sender", payload.get("sender"))
+        if sender.startswith(RESERVED_PREFIXES):  # type: ignore[union-attr]
+            raise Refused(400, f"sender may not start with {', '.join(RESERVED_PREFIXES)}: another channel's conversation")
         text = text_field("message", payload.get("message"), max_chars=self.max_chars)
+        if external_intent(text):
+            logger.warning("REST message naming an EXTERNAL_ intent refused")
+            raise Refused(400, "EXTERNAL_ intents are not accepted from customers")
         metadata = object_field("metadata", payload.get("metadata"))
         return sender, text, self._input_channel(payload), metadata  # type: ignore[return-value]
 
@@ -132,6 +157,7 @@ class RestInput(rasa_rest.RestInput):
         @webhook.route("/webhook", methods=["POST"], stream=True)
         @guarded
         async def receive(request: Request) -> Any:
+            self.check_caller(request)
             sender, text, input_channel, metadata = self.parse(await read_body(request, self.max_body))
             if rasa.utils.endpoints.bool_arg(request, "stream", default=False):
                 return response.stream(
@@ -163,8 +189,9 @@ class OutboxInput(RestInput):
         url = (credentials or {}).get("db_url") or os.environ.get(ENV_DB_URL) or "sqlite://"
         return cls(Outbox(url))
 
-    def __init__(self, outbox: Outbox, max_body: Optional[int] = None, max_chars: Optional[int] = None) -> None:
-        super().__init__(max_body, max_chars)
+    def __init__(self, outbox: Outbox, max_body: Optional[int] = None, max_chars: Optional[int] = None,
+                 token: Optional[Text] = None) -> None:
+        super().__init__(max_body, max_chars, token)
         self.outbox = outbox
 
     def get_output_channel(self) -> OutboxOutput:
@@ -180,6 +207,7 @@ class OutboxInput(RestInput):
         @webhook.route("/messages", methods=["GET"])
         @guarded
         async def messages(request: Request) -> HTTPResponse:
+            self.check_caller(request)
             sender = request.args.get("sender")
             after = request.args.get("after", "0")
             if not sender or not _MESSAGE_ID.fullmatch(after):

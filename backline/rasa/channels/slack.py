@@ -36,11 +36,13 @@ from backline.limits import (
     Refused, guarded, id_field, json_object, max_body_bytes, max_message_chars, object_field,
     read_body, text_field,
 )
-from backline.rasa.channels import RecentDeliveries, webhook_blueprint
+from backline.rasa.channels import RecentDeliveries, external_intent, strip_prefix, webhook_blueprint
 
 logger = logging.getLogger(__name__)
 
 REMEMBERED_DELIVERIES = 10_000
+PREFIX = "slack:"
+"""Conversation ids are ``slack:<user>[_<channel>_<thread>]`` (issue 13); the output strips it."""
 INTERACTIVE_TYPES = ("button", "select", "static_select", "external_select", "conversations_select", "users_select",
                      "channels_select", "overflow", "datepicker")
 """The interactive components whose value Rasa's connector reads (`SlackInput._get_interactive_response`)."""
@@ -56,6 +58,7 @@ class SlackOutput(rasa_slack.SlackBot):
             self.client = AsyncWebClient(token, proxy=proxy, base_url=api_url.rstrip("/") + "/")
 
     async def _post_message(self, channel: Text, **kwargs: Any) -> None:
+        channel = strip_prefix(channel, PREFIX)
         parts = channel.split("_")
         if not self.thread_id and len(parts) == 3 and all(parts):
             channel, self.thread_id = parts[1], parts[2]
@@ -90,6 +93,9 @@ class SlackInput(rasa_slack.SlackInput):
         if not self._first_delivery(key):
             logger.info("Slack delivery already processed (retry %s)", request.headers.get("x-slack-retry-num"))
             return response.text("")
+        if external_intent(text):
+            logger.warning("Slack message naming an EXTERNAL_ intent ignored")
+            return response.text("ignored")
         return await self.process_message(request, on_new_message, text, sender_id, metadata)
 
     def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Blueprint:
@@ -170,6 +176,10 @@ class SlackInput(rasa_slack.SlackInput):
             request, on_new_message, key, text,
             self._get_conversation_id(sender, channel_id, thread_id), metadata,  # type: ignore[arg-type]
         )
+
+    def _get_conversation_id(self, *args: Any, **kwargs: Any) -> Text:
+        """Rasa's conversation id, namespaced ``slack:``."""
+        return PREFIX + super()._get_conversation_id(*args, **kwargs)
 
     def get_output_channel(self, channel: Optional[Text] = None, thread_id: Optional[Text] = None) -> OutputChannel:
         return SlackOutput(self.slack_token, channel or self.slack_channel, thread_id, self.proxy, self.api_url)

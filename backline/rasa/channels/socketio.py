@@ -21,12 +21,18 @@ A long-polling POST that python-engineio refuses (an unknown packet type, a payl
 is answered 400 at once: the library closed the session and then waited for the client to read
 the CLOSE packet, which the client could no longer do (its GET finds the session gone), so the
 POST hung until Sanic's response timeout (an hour under ``rasa run``).
+
+Session ids are the server's (issue 13): ``session_request`` accepts the client's session id only
+when it is validly signed with the chat secret (BACKLINE_CHAT_SECRET, else var/chat_secret; the hub
+shares it), else issues a fresh ``<random 128-bit hex>.<hmac>``. The conversation (Rasa's sender
+id, and the socket.io room) is ``web:<random part>``; the signature never reaches the tracker. A
+``user_uttered`` whose session id is not validly signed, or whose text names an ``EXTERNAL_*``
+intent, is refused (``message_refused``, 403) and never reaches Rasa.
 """
 from __future__ import annotations
 
 import logging
 import os
-import uuid
 from typing import Any, Awaitable, Callable, Dict, Optional, Text
 
 from rasa.core.channels import socketio as rasa_socketio
@@ -34,6 +40,7 @@ from rasa.core.channels.channel import InputChannel, OutputChannel, UserMessage
 from sanic import Blueprint
 from socketio import AsyncRedisManager
 
+from backline.rasa.channels import chat_secret, external_intent, new_session, web_conversation
 from backline.limits import (
     MAX_DEPTH, Refused, cap_server_requests, depth, id_field, json_object, max_body_bytes, max_message_chars,
     object_field, text_field,
@@ -42,6 +49,9 @@ from backline.limits import (
 logger = logging.getLogger(__name__)
 
 ENV_REDIS_URL = "BACKLINE_SOCKETIO_REDIS_URL"
+ENV_CHAT_ORIGIN = "BACKLINE_CHAT_ORIGIN"
+"""The web chat's origin(s), comma-separated: socket.io refuses (400) a request from any other
+``Origin`` (python-engineio's ``cors_allowed_origins``; Rasa 3.6 leaves it open)."""
 REFUSED_EVENT = "message_refused"
 
 
@@ -63,6 +73,14 @@ class SocketIOInput(rasa_socketio.SocketIOInput):
         self._redis_writer: Optional[AsyncRedisManager] = None
         self.max_body = max_body or max_body_bytes()
         self.max_chars = max_chars or max_message_chars()
+        self._secret: Optional[Text] = None
+
+    @property
+    def secret(self) -> Text:
+        """The chat secret, read (or generated) on first use."""
+        if self._secret is None:
+            self._secret = chat_secret()
+        return self._secret
 
     def user_message(self, sid: Text, data: Any, output: OutputChannel) -> Optional[UserMessage]:
         """The user message in a ``user_uttered`` event; None for one without a session id (ignored,
@@ -74,9 +92,12 @@ class SocketIOInput(rasa_socketio.SocketIOInput):
             if not data.get("session_id"):  # type: ignore[union-attr]
                 logger.warning("socket.io message without a session_id ignored: send session_request first")
                 return None
-            sender = id_field("session_id", data["session_id"])  # type: ignore[index]
+            signed = id_field("session_id", data["session_id"])  # type: ignore[index]
+            sender = web_conversation(signed, self.secret)
+            if sender is None:
+                raise Refused(403, "session_id is not one this server issued: send session_request")
         else:
-            sender = sid
+            sender = f"web:{sid}"
         metadata = data.get(self.metadata_key)  # type: ignore[union-attr]
         if isinstance(metadata, str):
             metadata = json_object(metadata, "an object", name="metadata")
@@ -84,6 +105,9 @@ class SocketIOInput(rasa_socketio.SocketIOInput):
         if depth(metadata) > MAX_DEPTH:  # a string holding JSON
             raise Refused(400, f"metadata nests deeper than {MAX_DEPTH} levels")
         text = text_field("message", data.get("message", ""), max_chars=self.max_chars)  # type: ignore[union-attr]
+        if external_intent(text):
+            logger.warning("socket.io message naming an EXTERNAL_ intent refused (%s)", sender)
+            raise Refused(403, "EXTERNAL_ intents are not accepted from customers")
         return UserMessage(text, output, sender, input_channel=self.name(), metadata=metadata)
 
     def get_output_channel(self) -> Optional[OutputChannel]:
@@ -98,6 +122,9 @@ class SocketIOInput(rasa_socketio.SocketIOInput):
         cap_server_requests(webhook)
         sio = self.sio
         sio.eio.max_http_buffer_size = self.max_body
+        origins = [origin.strip() for origin in os.environ.get(ENV_CHAT_ORIGIN, "").split(",") if origin.strip()]
+        if origins:
+            sio.eio.cors_allowed_origins = origins
         _answer_refused_polls(sio.eio)
         if self.redis_url:
             sio.manager = AsyncRedisManager(self.redis_url)
@@ -111,12 +138,15 @@ class SocketIOInput(rasa_socketio.SocketIOInput):
         async def session_request(sid: Text, data: Optional[Dict]) -> None:
             try:
                 asked = (object_field("the session request", data) or {}).get("session_id") or None
-                session_id = id_field("session_id", asked, required=False) or uuid.uuid4().hex
+                asked = id_field("session_id", asked, required=False)
             except Refused as refused:
                 await refuse(sid, refused)
                 return
+            session_id = asked if web_conversation(asked, self.secret) else new_session(self.secret)
             if self.session_persistence:
-                await sio.enter_room(sid, session_id, namespace=self.namespace)
+                await sio.enter_room(sid, web_conversation(session_id, self.secret), namespace=self.namespace)
+            else:
+                await sio.enter_room(sid, f"web:{sid}", namespace=self.namespace)
             await sio.emit("session_confirm", session_id, room=sid, namespace=self.namespace)
 
         @sio.on(self.user_message_evt, namespace=self.namespace)

@@ -39,13 +39,15 @@ from backline.limits import (
     Refused, guarded, id_field, json_object, max_body_bytes, max_message_chars, object_field,
     read_body, text_field,
 )
-from backline.rasa.channels import RecentDeliveries, webhook_blueprint
+from backline.rasa.channels import RecentDeliveries, external_intent, strip_prefix, webhook_blueprint
 
 logger = logging.getLogger(__name__)
 
 API_URL = "https://api.telegram.org"
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
 REMEMBERED_UPDATES = 10_000
+PREFIX = "telegram:"
+"""Conversation ids are ``telegram:<chat id>`` (issue 13); outputs parse the chat id back out."""
 
 
 class TelegramError(RasaException):
@@ -76,7 +78,7 @@ class TelegramOutput(OutputChannel):
 
     async def send_text_message(self, recipient_id: Text, text: Text, **kwargs: Any) -> None:
         for part in text.strip().split("\n\n"):
-            await self.call("sendMessage", {"chat_id": recipient_id, "text": _signed(part, kwargs)})
+            await self.call("sendMessage", {"chat_id": _chat(recipient_id), "text": _signed(part, kwargs)})
 
     async def send_text_with_buttons(
         self, recipient_id: Text, text: Text, buttons: List[Dict[Text, Any]], button_type: Text = "inline",
@@ -90,14 +92,14 @@ class TelegramOutput(OutputChannel):
             keys = [{"text": b["title"], "callback_data": b["payload"]} for b in buttons]
             markup = {"inline_keyboard": [[key] for key in keys] if button_type == "vertical" else [keys]}
         await self.call(
-            "sendMessage", {"chat_id": recipient_id, "text": _signed(text, kwargs), "reply_markup": markup}
+            "sendMessage", {"chat_id": _chat(recipient_id), "text": _signed(text, kwargs), "reply_markup": markup}
         )
 
     async def send_image_url(self, recipient_id: Text, image: Text, **kwargs: Any) -> None:
-        await self.call("sendPhoto", {"chat_id": recipient_id, "photo": image})
+        await self.call("sendPhoto", {"chat_id": _chat(recipient_id), "photo": image})
 
     async def send_custom_json(self, recipient_id: Text, json_message: Dict[Text, Any], **kwargs: Any) -> None:
-        payload = {"chat_id": recipient_id, **json_message}
+        payload = {"chat_id": _chat(recipient_id), **json_message}
         await self.call(payload.pop("method", "sendMessage"), payload)
 
 
@@ -191,10 +193,18 @@ class TelegramInput(InputChannel):
                 chat_id, text, callback_id = message
                 if callback_id is not None:
                     await _answer_callback(bot, callback_id)
-                await on_new_message(UserMessage(text, bot, chat_id, input_channel=self.name()))
+                if external_intent(text):
+                    logger.warning("Telegram message naming an EXTERNAL_ intent ignored (update %s)", update_id)
+                    return response.text("ignored")
+                await on_new_message(UserMessage(text, bot, PREFIX + chat_id, input_channel=self.name()))
             return response.text("success")
 
         return webhook
+
+
+def _chat(recipient_id: Text) -> Text:
+    """The Telegram chat id in a conversation id ``telegram:<chat id>``."""
+    return strip_prefix(recipient_id, PREFIX)
 
 
 def _chat_id(message: Dict[Text, Any], name: Text) -> Text:

@@ -1,5 +1,7 @@
 // The customer web chat: Rasa's socket.io channel (events user_uttered / bot_uttered, one session
 // per browser), and the hub's /chat/state for "a specialist is checking" and the human's name.
+// The session id is the server's: it is signed by the Rasa server, kept in localStorage and sent
+// back on reconnect (an id the server did not issue is replaced by a fresh one in session_confirm).
 (() => {
   "use strict";
   const SESSION_KEY = "backline.chat.session";
@@ -10,17 +12,7 @@
   let pending = Promise.resolve();
   let socket = null;
 
-  function newSessionId() {
-    const bytes = new Uint8Array(16);
-    crypto.getRandomValues(bytes);
-    return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
-  }
-
   let sessionId = localStorage.getItem(SESSION_KEY);
-  if (!sessionId) {
-    sessionId = newSessionId();
-    localStorage.setItem(SESSION_KEY, sessionId);
-  }
 
   function history() {
     try { return JSON.parse(localStorage.getItem(HISTORY_KEY) || "[]"); } catch (e) { return []; }
@@ -95,15 +87,20 @@
   }
 
   function say(text, shown) {
-    if (!socket || !text.trim()) return;
+    if (!socket || !sessionId || !text.trim()) return;
     add({ from: "customer", author: "You", text: shown || text });
     socket.emit("user_uttered", { message: text, session_id: sessionId });
   }
 
   function connect(config) {
     socket = io(config.socket_url, { path: config.socket_path });
-    socket.on("connect", () => socket.emit("session_request", { session_id: sessionId }));
-    socket.on("session_confirm", () => {
+    socket.on("connect", () => socket.emit("session_request", sessionId ? { session_id: sessionId } : {}));
+    socket.on("session_confirm", (issued) => {
+      if (issued !== sessionId) {
+        if (sessionId) localStorage.removeItem(HISTORY_KEY);
+        sessionId = issued;
+        localStorage.setItem(SESSION_KEY, sessionId);
+      }
       $("connection").textContent = "Online: ask about orders, invoices, refunds, plans…";
       input.disabled = send.disabled = false;
       input.focus();

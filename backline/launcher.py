@@ -53,8 +53,10 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 
 
-def _env() -> Dict[str, str]:
-    env = dict(os.environ)
+def environment(base: Optional[Mapping[str, str]] = None) -> Dict[str, str]:
+    """``base`` (default: this process's environment) with the embedded defaults for what it leaves
+    unset: ports, hosts (loopback), the chat origin, the stores under var/."""
+    env = dict(os.environ if base is None else base)
     env["RASA_TELEMETRY_ENABLED"] = "false"
     actions_port = env.setdefault("BACKLINE_ACTIONS_PORT", "5055")
     env.setdefault("BACKLINE_ACTION_ENDPOINT", f"http://localhost:{actions_port}/webhook")
@@ -321,7 +323,7 @@ def main(argv: Optional[List[str]] = None) -> int:
 
     paths.private_umask()
     paths.private_dir()
-    env = _env()
+    env = environment()
     if args.prepare_rasa:
         return prepare_rasa(env, Path(args.prepare_rasa))
     if args.wait_healthy:

@@ -17,7 +17,7 @@ from typing import Any, Callable, Dict, List, Optional
 
 import requests
 
-from backline.launcher import BIN, PROJECT_ROOT, _write_channels, child, process_specs
+from backline.launcher import BIN, PROJECT_ROOT, _write_channels, child, environment, process_specs
 from tests.servers import Stack
 
 
@@ -85,7 +85,7 @@ def processes(model: Path, env: Dict[str, str], logs: Path) -> Dict[str, Process
     """The action server, the Rasa server and the hub, as `backline run` would start them."""
     credentials = logs / "credentials.yml"
     _write_channels(env, credentials)
-    env = {**env, "BACKLINE_CREDENTIALS": str(credentials)}
+    env = {**environment(env), "BACKLINE_CREDENTIALS": str(credentials)}
     found = {}
     for spec in process_specs(str(model)):
         spec_child = child(spec, env)
@@ -116,7 +116,8 @@ class Customer:
 
     def say(self, sender: str, text: str) -> List[Dict[str, Any]]:
         response = requests.post(f"{self.stack.rasa_url}/webhooks/rest/webhook",
-                                 json={"sender": sender, "message": text}, timeout=120)
+                                 json={"sender": sender, "message": text}, headers=self.stack.channel_auth,
+                                 timeout=120)
         response.raise_for_status()
         self.said.setdefault(sender, []).append(text)
         return response.json()

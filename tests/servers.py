@@ -86,6 +86,13 @@ class Stack:
     consult_url: str
     rasa_token: str
     operator_token: str
+    channel_token: str = "test-channel-token"
+    chat_secret: str = "test-chat-secret"
+
+    @property
+    def channel_auth(self) -> Dict[str, str]:
+        """The REST/outbox channels' credential, as the integrating backend sends it."""
+        return {"Authorization": f"Bearer {self.channel_token}"}
 
 
 def assistant_env(tmp: Path, business_url: str, **extra: str) -> Tuple[Stack, Dict[str, str]]:
@@ -111,6 +118,10 @@ def assistant_env(tmp: Path, business_url: str, **extra: str) -> Tuple[Stack, Di
         "BACKLINE_RASA_TOKEN": stack.rasa_token,
         "BACKLINE_OPERATOR_TOKEN": stack.operator_token,
         "BACKLINE_DASHBOARD_SECRET": "test-dashboard-secret",
+        "BACKLINE_CHANNEL_TOKEN": stack.channel_token,
+        "BACKLINE_CHAT_SECRET": stack.chat_secret,
+        "BACKLINE_ACTION_TOKEN": "test-action-token",
+        "BACKLINE_DEMO": "1",
         "BACKLINE_SLACK_BOT_TOKEN": "", "BACKLINE_TELEGRAM_BOT_TOKEN": "", "BACKLINE_SMTP_HOST": "",
         "BACKLINE_SLACK_SIGNING_SECRET": "", "BACKLINE_TELEGRAM_WEBHOOK_SECRET": "",
         "BACKLINE_CUSTOMER_TELEGRAM_TOKEN": "", "BACKLINE_CUSTOMER_SLACK_TOKEN": "",

@@ -10,6 +10,7 @@ from backline.consult.store import ConsultationStore
 from tests.servers import Stack
 
 TOKEN = "test-api-token"
+CHANNEL = {"Authorization": f"Bearer {Stack.channel_token}"}
 
 
 @pytest.fixture(scope="module")
@@ -23,7 +24,8 @@ def consult_url(stack: Stack) -> str:
 
 
 def say(base_url: str, sender: str, text: str) -> List[Dict]:
-    response = requests.post(f"{base_url}/webhooks/rest/webhook", json={"sender": sender, "message": text}, timeout=60)
+    response = requests.post(f"{base_url}/webhooks/rest/webhook", json={"sender": sender, "message": text},
+                             headers=CHANNEL, timeout=60)
     response.raise_for_status()
     return response.json()
 
@@ -131,7 +133,7 @@ def test_bad_input_gets_a_sane_answer(assistant: str, text: str) -> None:
 
 
 def test_a_message_over_the_limit_is_refused_and_changes_nothing(assistant: str) -> None:
-    response = requests.post(f"{assistant}/webhooks/rest/webhook",
+    response = requests.post(f"{assistant}/webhooks/rest/webhook", headers=CHANNEL,
                              json={"sender": "rest-too-long", "message": "refund " * 1500 + "please"}, timeout=60)
     assert response.status_code == 413 and "4096 characters" in response.json()["error"]
     tracker = requests.get(f"{assistant}/conversations/rest-too-long/tracker", timeout=30,

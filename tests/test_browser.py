@@ -97,7 +97,7 @@ def test_a_wrong_password_is_refused(stack: Stack, browser: Browser) -> None:
 
 def test_a_handoff_from_the_web_chat_played_on_both_sides(stack: Stack, browser: Browser) -> None:
     errors: List[str] = []
-    requests.post(f"{stack.rasa_url}/webhooks/rest/webhook", timeout=60,
+    requests.post(f"{stack.rasa_url}/webhooks/rest/webhook", timeout=60, headers=stack.channel_auth,
                   json={"sender": "browser-rest", "message": ASKS_FOR_A_PERSON}).raise_for_status()
     operator = new_page(browser, LAPTOP, errors)
     sign_in(operator, stack)
@@ -177,7 +177,7 @@ def test_an_ai_draft_is_approved_or_edited_and_sent_from_the_dashboard(stack: St
         cases = {}
         for sender in ("browser-approve", "browser-edit"):
             requests.post(f"{stack.rasa_url}/webhooks/rest/webhook", json={"sender": sender, "message": "hello"},
-                          timeout=60).raise_for_status()
+                          headers=stack.channel_auth, timeout=60).raise_for_status()
             cases[sender] = store.create(conversation_id=sender, mode="consult", queue="sales",
                                          reasons=["medium_confidence"], ai_draft=draft).id
     operator = new_page(browser, LAPTOP, errors)

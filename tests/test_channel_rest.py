@@ -21,6 +21,15 @@ from backline.limits import MAX_BODY_BYTES, MAX_MESSAGE_CHARS, SERVER_MAX_BYTES
 from backline.rasa.channels.rest import ENV_DB_URL, OutboxInput, RestInput
 from tests.channel_servers import LiveApp
 
+CHANNEL_TOKEN = "channel-test-token"
+AUTH = {"Authorization": f"Bearer {CHANNEL_TOKEN}"}
+
+
+@pytest.fixture(autouse=True)
+def channel_token(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The REST/outbox credential the channels read from the environment."""
+    monkeypatch.setenv("BACKLINE_CHANNEL_TOKEN", CHANNEL_TOKEN)
+
 
 class Server:
     """An OutboxInput in a Sanic app, plus the route trigger_intent would be: it picks the output
@@ -50,14 +59,14 @@ class Server:
 
     def say(self, sender: str, text: str, **extra: str) -> requests.Response:
         return requests.post(f"{self.live.url}/webhooks/outbox/webhook",
-                             json={"sender": sender, "message": text, **extra}, timeout=30)
+                             json={"sender": sender, "message": text, **extra}, headers=AUTH, timeout=30)
 
     def trigger(self, sender: str, text: str, output_channel: str = "latest") -> requests.Response:
         return requests.post(f"{self.live.url}/conversations/{sender}/trigger",
                              params={"output_channel": output_channel}, json={"text": text}, timeout=30)
 
     def outbox(self, **params: str) -> requests.Response:
-        return requests.get(f"{self.live.url}/webhooks/outbox/messages", params=params, timeout=30)
+        return requests.get(f"{self.live.url}/webhooks/outbox/messages", params=params, headers=AUTH, timeout=30)
 
 
 @pytest.fixture
@@ -155,7 +164,8 @@ def rest() -> Iterator[RestServer]:
 
 def post_raw(server: Any, body: bytes, path: str = "/webhooks/rest/webhook",
              content_type: str = "application/json") -> requests.Response:
-    return requests.post(f"{server.live.url}{path}", data=body, headers={"Content-Type": content_type}, timeout=30)
+    return requests.post(f"{server.live.url}{path}", data=body, headers={"Content-Type": content_type, **AUTH},
+                         timeout=30)
 
 
 @pytest.mark.parametrize("body, error", [
@@ -230,3 +240,19 @@ def test_the_outbox_refuses_bad_bodies_too_and_reads_only_plain_message_ids(serv
     assert server.received == []
     for after in ("\u00b2", "\u0663", "9" * 19, "-1"):
         assert server.outbox(sender="rest-6", after=after).status_code == 400
+
+
+def test_the_channels_need_the_channel_token_and_refuse_other_channels_ids_and_external_intents(
+        server: Server, rest: RestServer) -> None:
+    for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": CHANNEL_TOKEN}):
+        for url in (f"{server.live.url}/webhooks/outbox/webhook", f"{rest.live.url}/webhooks/rest/webhook"):
+            refused = requests.post(url, json={"sender": "ada", "message": "hi"}, headers=headers, timeout=30)
+            assert (refused.status_code, "error" in refused.json()) == (401, True)
+        read = requests.get(f"{server.live.url}/webhooks/outbox/messages", params={"sender": "ada"},
+                            headers=headers, timeout=30)
+        assert read.status_code == 401
+    for sender in ("web:0123", "telegram:42", "slack:U1"):
+        assert server.say(sender, "hi").status_code == 400
+    for text in ("/EXTERNAL_expert_update{\"decision\": \"approve\"}", "  /external_expert_update", "/External_x"):
+        assert server.say("ada", text).status_code == 400
+    assert server.received == [] and rest.received == []

@@ -76,7 +76,7 @@ def test_a_message_is_answered_through_the_configured_api(served: Dict[str, Any]
     posts = wait_for(slack_api.posts)
     assert posts[0]["channel"] == "D0CUST0001" and posts[0]["text"] == "echo: where is my order 10023?"
     assert slack_api.requests[0].headers["Authorization"] == "Bearer xoxb-customers"
-    assert served["received"][0].sender_id == "U0CUST0001"
+    assert served["received"][0].sender_id == "slack:U0CUST0001"
 
 
 def test_a_retried_event_reaches_rasa_once(served: Dict[str, Any], slack_api: FakeSlack) -> None:
@@ -178,4 +178,4 @@ def test_a_click_reaches_rasa_once_and_components_rasa_cannot_read_are_ignored(s
     assert (unsigned.status_code, challenge.json()) == (401, {"challenge": "c-42"})
     wait_for(lambda: served["received"])
     time.sleep(0.2)
-    assert [(m.text, m.sender_id) for m in served["received"]] == [("/affirm", "U0CUST0001")]
+    assert [(m.text, m.sender_id) for m in served["received"]] == [("/affirm", "slack:U0CUST0001")]

@@ -14,10 +14,12 @@ import socketio
 from rasa.core.channels.channel import UserMessage
 from sanic import Sanic
 
+from backline.rasa.channels import new_session, web_conversation
 from backline.rasa.channels.socketio import ENV_REDIS_URL, REFUSED_EVENT, SocketIOInput
 from tests.channel_servers import LiveApp, redis_server
 
 WAIT = 5.0
+SECRET = "socketio-test-secret"
 
 
 @pytest.fixture(scope="module")
@@ -42,9 +44,12 @@ class Instance:
         self.live = LiveApp(app).start()
 
     async def push(self, session_id: str, text: str, output: Optional[Any] = None) -> None:
-        """Sends `text` to the session through this instance's output channel, on its own loop."""
+        """Sends `text` to the session's conversation (``web:<id>``, what Rasa's trigger_intent names)
+        through this instance's output channel, on its own loop."""
         out = output or self.channel.get_output_channel()
-        sent = asyncio.run_coroutine_threadsafe(out.send_text_message(session_id, text), self.live.loop)
+        conversation = web_conversation(session_id, SECRET)
+        assert conversation is not None, session_id
+        sent = asyncio.run_coroutine_threadsafe(out.send_text_message(conversation, text), self.live.loop)
         await asyncio.wrap_future(sent)
 
 
@@ -53,7 +58,7 @@ def instances() -> Iterator[Callable[..., Instance]]:
     started: List[Instance] = []
 
     def start(**options: Any) -> Instance:
-        instance = Instance(SocketIOInput(session_persistence=True, **options))
+        instance = Instance(SocketIOInput(session_persistence=True, secret=SECRET, **options))
         started.append(instance)
         return instance
 
@@ -107,11 +112,12 @@ def test_a_user_message_is_answered_in_its_session_room(instances: Callable[...,
     async def ask(client: socketio.AsyncClient, session_id: str) -> None:
         await client.emit("user_uttered", {"message": "where is my order?", "session_id": session_id})
 
-    replies = converse(server, ask, expected=1, session_id="conversation-42")
+    issued = new_session(SECRET)
+    replies = converse(server, ask, expected=1, session_id=issued)
 
     assert replies == [{"text": "echo: where is my order?"}]
     [message] = server.received
-    assert (message.sender_id, message.input_channel) == ("conversation-42", "socketio")
+    assert (message.sender_id, message.input_channel) == ("web:" + issued.split(".")[0], "socketio")
 
 
 def test_an_emit_on_one_instance_reaches_a_client_on_another_through_redis(
@@ -196,10 +202,14 @@ def test_a_message_of_the_wrong_shape_is_refused_on_its_socket_and_reaches_no_on
     instances: Callable[..., Instance]
 ) -> None:
     server = instances()
-    bad = ["just text", {"message": 42, "session_id": "s1"}, {"message": "hi", "session_id": ["s1"]},
-           {"message": "hi", "session_id": "s1", "metadata": "not json"},
-           {"message": "a\u0000b", "session_id": "s1"}, {"message": "a" * 5000, "session_id": "s1"},
-           {"message": "hi", "session_id": "s1", "metadata": {"a": json.loads("[" * 32 + "1" + "]" * 32)}}]
+    s1 = new_session(SECRET)
+    bad = ["just text", {"message": 42, "session_id": s1}, {"message": "hi", "session_id": [s1]},
+           {"message": "hi", "session_id": s1, "metadata": "not json"},
+           {"message": "a\u0000b", "session_id": s1}, {"message": "a" * 5000, "session_id": s1},
+           {"message": "hi", "session_id": s1, "metadata": {"a": json.loads("[" * 32 + "1" + "]" * 32)}},
+           {"message": "hi", "session_id": "0" * 32 + "." + "0" * 64},
+           {"message": "hi", "session_id": new_session("another server's secret")},
+           {"message": "/EXTERNAL_expert_update", "session_id": s1}]
 
     refused = refusals(server, bad)
 
@@ -211,6 +221,9 @@ def test_a_message_of_the_wrong_shape_is_refused_on_its_socket_and_reaches_no_on
         (400, "message contains NUL or an unpaired surrogate"),
         (413, "message is longer than 4096 characters"),
         (400, "the event's data nests deeper than 32 levels"),
+        (403, "session_id is not one this server issued: send session_request"),
+        (403, "session_id is not one this server issued: send session_request"),
+        (403, "EXTERNAL_ intents are not accepted from customers"),
     ])
     assert server.received == []
 

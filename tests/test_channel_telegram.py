@@ -81,7 +81,7 @@ def test_an_update_reaches_rasa_and_the_reply_reaches_the_bot_api(webhook: Webho
 
     assert answer.status_code == 200
     [message] = webhook.received
-    assert (message.text, message.sender_id) == ("where is my order 10023?", str(CHAT))
+    assert (message.text, message.sender_id) == ("where is my order 10023?", f"telegram:{CHAT}")
     assert message.input_channel == "telegram"
     assert bot_api.calls("sendMessage") == [{"chat_id": str(CHAT), "text": "echo: where is my order 10023?"}]
 
@@ -121,7 +121,7 @@ def test_a_button_press_is_the_payload_and_is_acknowledged(webhook: Webhook, bot
 
     assert webhook.post(press).status_code == 200
 
-    assert [(m.text, m.sender_id) for m in webhook.received] == [("/affirm", str(CHAT))]
+    assert [(m.text, m.sender_id) for m in webhook.received] == [("/affirm", f"telegram:{CHAT}")]
     assert bot_api.calls("answerCallbackQuery") == [{"callback_query_id": "cbq-1"}]
 
 
@@ -259,7 +259,7 @@ def rasa_with_telegram(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tup
     port = free_port()
     env = {**os.environ, "TG_TOKEN": TOKEN, "TG_SECRET": SECRET, "TG_API_URL": api.url,
            "RASA_TELEMETRY_ENABLED": "false", "BACKLINE_TRACKER_DB": str(tmp / "tracker.db"),
-           "BACKLINE_ACTION_ENDPOINT": f"{actions.url}/webhook"}
+           "BACKLINE_ACTION_ENDPOINT": f"{actions.url}/webhook", "BACKLINE_ACTION_TOKEN": "test-action-token"}
     log_path = tmp / "rasa.log"
     with open(log_path, "wb") as log:
         process = subprocess.Popen(
@@ -301,7 +301,7 @@ def test_trigger_intent_with_the_latest_channel_reaches_telegram(rasa_with_teleg
     assert len(greeting) == 1 and "support assistant" in greeting[0]
 
     triggered = requests.post(
-        f"{base_url}/conversations/{CHAT}/trigger_intent", params={"output_channel": "latest", "token": API_TOKEN},
+        f"{base_url}/conversations/telegram:{CHAT}/trigger_intent", params={"output_channel": "latest", "token": API_TOKEN},
         json={"name": "EXTERNAL_expert_reply"}, timeout=60,
     )
 
@@ -315,7 +315,7 @@ def test_the_rasa_server_refuses_bad_bodies_and_caps_every_request(rasa_with_tel
     hook, secret = f"{base_url}/webhooks/telegram/webhook", {SECRET_HEADER: SECRET}
 
     def user_events() -> int:
-        tracker = requests.get(f"{base_url}/conversations/{CHAT}/tracker", params={"token": API_TOKEN}, timeout=60)
+        tracker = requests.get(f"{base_url}/conversations/telegram:{CHAT}/tracker", params={"token": API_TOKEN}, timeout=60)
         return sum(1 for event in tracker.json()["events"] if event["event"] == "user")
 
     before = user_events()

@@ -327,7 +327,7 @@ def test_web_chat_customer_receives_the_answer_on_the_open_socket(c: Channels) -
 
 def test_rest_customer_reads_the_answer_from_the_outbox(c: Channels) -> None:
     sender = f"outbox-{next(_ids)}"
-    first = requests.post(f"{c.stack.rasa_url}/webhooks/outbox/webhook", timeout=60,
+    first = requests.post(f"{c.stack.rasa_url}/webhooks/outbox/webhook", timeout=60, headers=c.stack.channel_auth,
                           json={"sender": sender, "message": "I want a refund of €780 for my Hub X1, order 10023"})
     assert first.status_code == 200 and first.json()
     case = consultation(c.stack, sender)
@@ -335,9 +335,9 @@ def test_rest_customer_reads_the_answer_from_the_outbox(c: Channels) -> None:
 
     def outbox() -> List[Dict[str, Any]]:
         return requests.get(f"{c.stack.rasa_url}/webhooks/outbox/messages", params={"sender": sender},
-                            timeout=30).json()
+                            headers=c.stack.channel_auth, timeout=30).json()
     messages = eventually(outbox, what="the answer in the outbox")
     assert any("device back first" in m["text"] for m in messages)
     last = messages[-1]["id"]
     assert requests.get(f"{c.stack.rasa_url}/webhooks/outbox/messages", params={"sender": sender, "after": last},
-                        timeout=30).json() == []
+                        headers=c.stack.channel_auth, timeout=30).json() == []

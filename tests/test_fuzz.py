@@ -44,6 +44,7 @@ from backline import reports
 from backline.consult.store import ConsultationStore
 from backline.hub.operators import sign_session
 from backline.limits import MAX_BODY_BYTES, MAX_MESSAGE_CHARS, SERVER_MAX_BYTES
+from backline.rasa.channels import new_session
 from backline.rasa.channels.rest import Outbox, OutboxInput, RestInput
 from backline.rasa.channels.slack import SlackInput
 from backline.rasa.channels.socketio import SocketIOInput
@@ -59,6 +60,8 @@ CUSTOMER_SLACK_SECRET = "fuzz-customer-slack-secret"
 HUB_SLACK_SECRET = "fuzz-hub-slack-secret"
 HUB_TELEGRAM_SECRET = "fuzz-hub-telegram-secret"
 OPERATOR_TOKEN = "fuzz-operator-token"
+CHANNEL_TOKEN = "fuzz-channel-token"
+CHAT_SECRET = "fuzz-chat-secret"
 DASHBOARD_SECRET = "fuzz-dashboard-secret"
 MARA_SLACK, JONAS_TELEGRAM = "U07KESTR02", 5100000001
 EXPERT_THREAD = ("C0EXPERTS", "1764000000.000100")
@@ -135,12 +138,13 @@ class RasaChannels:
         app = Sanic(f"fuzz-rasa-{uuid.uuid4().hex[:8]}", configure_logging=False)
         app.ctx.agent = self.recorder
         channels = [
-            RestInput(),
-            OutboxInput(Outbox(f"sqlite:///{tmp / 'outbox.db'}")),
+            RestInput(token=CHANNEL_TOKEN),
+            OutboxInput(Outbox(f"sqlite:///{tmp / 'outbox.db'}"), token=CHANNEL_TOKEN),
             TelegramInput("123456:fuzz", secret_token=CUSTOMER_TELEGRAM_SECRET, api_url=NOWHERE),
             SlackInput.from_credentials({"slack_token": "xoxb-fuzz", "slack_signing_secret": CUSTOMER_SLACK_SECRET,
                                          "api_url": f"{NOWHERE}/api/"}),
-            SocketIOInput(user_message_evt="user_uttered", bot_message_evt="bot_uttered", session_persistence=True),
+            SocketIOInput(user_message_evt="user_uttered", bot_message_evt="bot_uttered", session_persistence=True,
+                          secret=CHAT_SECRET),
         ]
         register(channels, app, "/webhooks/")
         self.app = app
@@ -163,7 +167,7 @@ class RasaChannels:
         routes = ("rest", "outbox", "telegram", "slack", "socketio")
         ok = all(get(f"{self.url}/webhooks/{name}/")[0] == 200 for name in routes)
         said = post(f"{self.url}/webhooks/rest/webhook", b'{"sender": "after-fuzz", "message": "hello"}',
-                    "application/json", {})
+                    "application/json", {"Authorization": f"Bearer {CHANNEL_TOKEN}"})
         return ok and said == 200 and self.writes() == before + 1
 
     def stop(self) -> None:
@@ -285,6 +289,15 @@ def _header(name: str, value: str) -> Headers:
     return lambda _: {name: value}
 
 
+def _bearer(token: str) -> Headers:
+    return _header("Authorization", f"Bearer {token}")
+
+
+def _forged_bearer(token: str) -> Tuple[Headers, ...]:
+    """No credential, a wrong one, and the right token without the ``Bearer`` scheme."""
+    return (_none, _bearer("forged"), _header("Authorization", token))
+
+
 def _slack(secret: str, skew: int = 0) -> Headers:
     return lambda body: slack_signature(secret, body.data, int(time.time()) + skew)
 
@@ -359,8 +372,8 @@ CUSTOMER_SLACK_CLICK = Shape(
     serial=("actions.0.action_ts", "str"),
 )
 SOCKETIO = Shape(
-    examples=({"message": "hello", "session_id": "fuzz-session", "metadata": {"locale": "en"}},
-              {"message": "where is my order 10023?", "session_id": "fuzz-session-2"}),
+    examples=({"message": "hello", "session_id": new_session(CHAT_SECRET), "metadata": {"locale": "en"}},
+              {"message": "where is my order 10023?", "session_id": new_session(CHAT_SECRET)}),
     encoding="socketio",
     checked={"message": ("string",), "session_id": ("string",), "metadata": ("object", "string", "null")},
     texts=("message",), ids=("session_id",), stored=("message", "session_id"), pad="metadata.pad",
@@ -420,8 +433,10 @@ def hub_shapes(case: str, telegram_case: str) -> Dict[str, Shape]:
 def targets(hub: Hub) -> List[Target]:
     expert = hub_shapes(hub.case, hub.telegram_case)
     return [
-        Target("POST /webhooks/rest/webhook", "rasa", "/webhooks/rest/webhook", REST),
-        Target("POST /webhooks/outbox/webhook", "rasa", "/webhooks/outbox/webhook", OUTBOX),
+        Target("POST /webhooks/rest/webhook", "rasa", "/webhooks/rest/webhook", REST, auth=_bearer(CHANNEL_TOKEN),
+               forged=_forged_bearer(CHANNEL_TOKEN)),
+        Target("POST /webhooks/outbox/webhook", "rasa", "/webhooks/outbox/webhook", OUTBOX,
+               auth=_bearer(CHANNEL_TOKEN), forged=_forged_bearer(CHANNEL_TOKEN)),
         Target("POST /webhooks/telegram/webhook", "rasa", "/webhooks/telegram/webhook", CUSTOMER_TELEGRAM,
                auth=_header(SECRET_HEADER, CUSTOMER_TELEGRAM_SECRET),
                forged=(_none, _header(SECRET_HEADER, "forged"), _header(SECRET_HEADER, ""))),
@@ -433,8 +448,7 @@ def targets(hub: Hub) -> List[Target]:
                forged=(_none, _slack("forged"), _slack(CUSTOMER_SLACK_SECRET, skew=900))),
         Target("POST /socket.io/ (polling: user_uttered)", "rasa", "/socket.io/", SOCKETIO, statuses=False),
         Target("POST /api/consultations/<id>/reply", "hub", f"/api/consultations/{hub.case}/reply", API_REPLY,
-               auth=_header("Authorization", f"Bearer {OPERATOR_TOKEN}"),
-               forged=(_none, _header("Authorization", "Bearer forged"), _header("Authorization", OPERATOR_TOKEN))),
+               auth=_bearer(OPERATOR_TOKEN), forged=_forged_bearer(OPERATOR_TOKEN)),
         Target("POST /dashboard/api/consultations/<id>/reply", "hub",
                f"/dashboard/api/consultations/{hub.case}/reply", REPLY, auth=_cookie(DASHBOARD_SECRET),
                forged=(_none, _cookie("forged-secret"), _cookie(DASHBOARD_SECRET, age=13 * 3600))),
@@ -651,8 +665,7 @@ NAMES = ["POST /webhooks/rest/webhook", "POST /webhooks/outbox/webhook", "POST /
          "POST /socket.io/ (polling: user_uttered)", "POST /api/consultations/<id>/reply",
          "POST /dashboard/api/consultations/<id>/reply", "POST /dashboard/login", "POST /dashboard/logout",
          "POST /slack/interactivity", "POST /slack/events", "POST /telegram/webhook"]
-OPEN = ("POST /webhooks/rest/webhook", "POST /webhooks/outbox/webhook", "POST /socket.io/ (polling: user_uttered)",
-        "POST /dashboard/login", "POST /dashboard/logout")
+OPEN = ("POST /socket.io/ (polling: user_uttered)", "POST /dashboard/login", "POST /dashboard/logout")
 SOCKETIO_NAME = "POST /socket.io/ (polling: user_uttered)"
 STRICT = [n for n in NAMES if n not in ("POST /dashboard/logout", "POST /slack/interactivity", "POST /slack/events",
                                         "POST /telegram/webhook", SOCKETIO_NAME)]

@@ -10,7 +10,7 @@ from tests.servers import Stack
 
 def say(stack: Stack, sender: str, text: str) -> List[Dict[str, Any]]:
     response = requests.post(f"{stack.rasa_url}/webhooks/rest/webhook", json={"sender": sender, "message": text},
-                             timeout=60)
+                             headers=stack.channel_auth, timeout=60)
     response.raise_for_status()
     return response.json()
 

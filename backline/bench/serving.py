@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -41,6 +42,8 @@ REQUEST_TIMEOUT = 60.0
 START_TIMEOUT = 300.0
 CONSULTATIONS = 20
 POLL = 0.01
+CHANNEL_TOKEN = secrets.token_urlsafe(24)
+"""This run's REST/outbox channel credential (BACKLINE_CHANNEL_TOKEN of the servers it starts)."""
 ESCALATING = "I want a refund of €780 for my Hub X1, order 10023"
 EXPERT_ANSWER = "The refund of 780 EUR is approved; expect it within 5 days."
 
@@ -94,7 +97,7 @@ def say(base_url: str, sender: str, text: str) -> float:
     request = urllib.request.Request(
         f"{base_url}/webhooks/rest/webhook",
         data=json.dumps({"sender": sender, "message": text}).encode(),
-        headers={"Content-Type": "application/json"},
+        headers={"Content-Type": "application/json", "Authorization": f"Bearer {CHANNEL_TOKEN}"},
     )
     started = time.perf_counter()
     with urllib.request.urlopen(request, timeout=REQUEST_TIMEOUT) as response:
@@ -140,6 +143,9 @@ def environment(workdir: Path) -> Dict[str, str]:
         # experts on the dashboard only
         BACKLINE_CUSTOMER_TELEGRAM_TOKEN="", BACKLINE_CUSTOMER_SLACK_TOKEN="",
         BACKLINE_SLACK_BOT_TOKEN="", BACKLINE_TELEGRAM_BOT_TOKEN="", BACKLINE_SMTP_HOST="",
+        # the credentials of a run of its own (the REST/outbox channels, the action server, the chat)
+        BACKLINE_CHANNEL_TOKEN=CHANNEL_TOKEN, BACKLINE_ACTION_TOKEN=secrets.token_urlsafe(24),
+        BACKLINE_CHAT_SECRET=secrets.token_urlsafe(24), BACKLINE_DEMO="1",
     )
     env["BACKLINE_ACTION_ENDPOINT"] = f"http://127.0.0.1:{env['BACKLINE_ACTIONS_PORT']}/webhook"
     return env
@@ -155,14 +161,15 @@ def measure(
     credentials = workdir / "credentials.yml"
     credentials.write_text(enabled_credentials((PROJECT_ROOT / "credentials.yml").read_text(), env))
     results: Dict[str, Dict[int, LatencySummary]] = {}
-    with process([RASA, "run", "actions", "--actions", "actions", "--port", actions_port], env,
+    with process([sys.executable, "-m", "backline", "actions", "--actions", "actions", "--port", actions_port], env,
                  workdir / "actions.log", f"http://127.0.0.1:{actions_port}/health"):
         for name, model in models.items():
             port = str(free_port())
             server_env = {**env, "BACKLINE_TRACKER_DB": str(workdir / f"tracker-{name}.db")}
             Path(server_env["BACKLINE_TRACKER_DB"]).unlink(missing_ok=True)
             log(f"  starting the {name} Rasa server on port {port}")
-            with process([RASA, "run", "--model", str(model), "--port", port, "--endpoints", "endpoints.yml",
+            with process([RASA, "run", "--model", str(model), "-i", "127.0.0.1", "--port", port,
+                          "--endpoints", "endpoints.yml",
                           "--credentials", str(credentials)], server_env, workdir / f"rasa-{name}.log",
                          f"http://127.0.0.1:{port}/"):
                 base_url = f"http://127.0.0.1:{port}"
@@ -208,7 +215,8 @@ def measure_hub_reply(
                  workdir / "backline-run.log", f"{hub_url}/health"), ThreadPoolExecutor(1) as pool:
         for number in range(consultations):
             sender = f"hub-reply-{number}"
-            call("POST", f"{rasa_url}/webhooks/outbox/webhook", {"sender": sender, "message": ESCALATING})
+            call("POST", f"{rasa_url}/webhooks/outbox/webhook", {"sender": sender, "message": ESCALATING},
+                 CHANNEL_TOKEN)
             cases = call("GET", f"{hub_url}/api/consultations?conversation_id={sender}", token=token)
             if not cases:
                 raise RuntimeError(f"{ESCALATING!r} opened no consultation for {sender}")
@@ -227,7 +235,7 @@ def measure_hub_reply(
 def _until_in_outbox(rasa_url: str, sender: str, started: float) -> float:
     """Polls the customer's outbox until the expert's answer is there; the seconds since `started`."""
     while time.perf_counter() - started < REQUEST_TIMEOUT:
-        pushed = call("GET", f"{rasa_url}/webhooks/outbox/messages?sender={sender}")
+        pushed = call("GET", f"{rasa_url}/webhooks/outbox/messages?sender={sender}", token=CHANNEL_TOKEN)
         if any(EXPERT_ANSWER in (m.get("text") or "") for m in pushed):
             return time.perf_counter() - started
         time.sleep(POLL)

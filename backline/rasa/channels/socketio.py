@@ -67,13 +67,13 @@ class SocketIOInput(rasa_socketio.SocketIOInput):
         return channel
 
     def __init__(self, *args: Any, redis_url: Optional[Text] = None, max_body: Optional[int] = None,
-                 max_chars: Optional[int] = None, **kwargs: Any) -> None:
+                 max_chars: Optional[int] = None, secret: Optional[Text] = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.redis_url = redis_url
         self._redis_writer: Optional[AsyncRedisManager] = None
         self.max_body = max_body or max_body_bytes()
         self.max_chars = max_chars or max_message_chars()
-        self._secret: Optional[Text] = None
+        self._secret: Optional[Text] = secret
 
     @property
     def secret(self) -> Text:

@@ -15,6 +15,7 @@ from rasa_sdk.events import EventType, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
+from backline.consult.quotas import CLIENT_KEY, EscalationLimited
 from backline.consult.service import ConsultationService, transcript_from_events
 from backline.routing.announce import draft_answer, response_for, team_name
 
@@ -25,6 +26,15 @@ logger = logging.getLogger(__name__)
 def consultations() -> ConsultationService:
     """The action server's consultation service, configured from the environment."""
     return ConsultationService.from_env()
+
+
+def _client(tracker: Tracker) -> Optional[str]:
+    """The hashed client address the customer channel stamped on the latest user message, if any."""
+    for event in reversed(tracker.events):
+        if event.get("event") == "user":
+            value = (event.get("metadata") or {}).get(CLIENT_KEY)
+            return value if isinstance(value, str) and value else None
+    return None
 
 
 async def _escalate(
@@ -45,7 +55,12 @@ async def _escalate(
             ai_draft=draft,
             sentiment=(parse.get("sentiment") or {}).get("compound"),
             ranking=parse.get("intent_ranking") or (),
+            client=_client(tracker),
         )
+    except EscalationLimited as limited:
+        logger.warning("conversation %s: escalation limited (%s)", tracker.sender_id, limited.limit)
+        dispatcher.utter_message(text=limited.text)
+        return [SlotSet("consultation_id", limited.consultation.id)] if limited.consultation else []
     except Exception:
         logger.exception("conversation %s: the consultation could not be opened", tracker.sender_id)
         dispatcher.utter_message(response="utter_escalation_pending", team=team)

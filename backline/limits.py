@@ -10,6 +10,9 @@ and changes nothing (no user message reaches Rasa, nothing is stored):
   channel reads no further than the limit);
 - ``BACKLINE_MAX_MESSAGE_CHARS`` (default 4,096, Telegram's own limit): the longest customer
   message; longer ones get **413**;
+- ``BACKLINE_MAX_REPLY_CHARS`` (default 4,000): the longest text an expert's reply may carry to
+  the customer (`backline.consult.replies`), on every expert channel; a longer one is refused with
+  the count, never cut;
 - JSON nested deeper than `MAX_DEPTH` levels, text with NUL or unpaired surrogates (neither
   survives PostgreSQL or UTF-8), a field of the wrong type: **400**;
 - every other request to the same server (Rasa's HTTP API, socket.io polling): Sanic's
@@ -31,6 +34,8 @@ from sanic.response import HTTPResponse
 ENV_MAX_BODY = "BACKLINE_MAX_BODY_BYTES"
 ENV_MAX_MESSAGE = "BACKLINE_MAX_MESSAGE_CHARS"
 ENV_SANIC_MAX = "SANIC_REQUEST_MAX_SIZE"
+ENV_MAX_REPLY = "BACKLINE_MAX_REPLY_CHARS"
+MAX_REPLY_CHARS = 4000
 MAX_BODY_BYTES = 64 * 1024
 MAX_MESSAGE_CHARS = 4096
 SERVER_MAX_BYTES = 1024 * 1024
@@ -59,6 +64,11 @@ def max_body_bytes(env: Optional[Mapping[str, str]] = None) -> int:
 def max_message_chars(env: Optional[Mapping[str, str]] = None) -> int:
     """BACKLINE_MAX_MESSAGE_CHARS, else 4,096."""
     return _positive(os.environ if env is None else env, ENV_MAX_MESSAGE, MAX_MESSAGE_CHARS)
+
+
+def max_reply_chars(env: Optional[Mapping[str, str]] = None) -> int:
+    """BACKLINE_MAX_REPLY_CHARS, else 4,000."""
+    return _positive(os.environ if env is None else env, ENV_MAX_REPLY, MAX_REPLY_CHARS)
 
 
 _JSON_KINDS = {dict: "an object", list: "an array", bool: "a boolean", int: "a number", float: "a number",

@@ -65,7 +65,7 @@ def actions(store: ConsultationStore, consultation_id: str) -> List[str]:
 def test_migrations_apply_from_empty_and_are_idempotent(db_url: str) -> None:
     assert current_revision(db_url) is None
     head = migrate(db_url)
-    assert head == "0004"
+    assert head == "0005"
     assert current_revision(db_url) == head
     engine = make_engine(db_url)
     try:
@@ -99,9 +99,9 @@ def test_command_line_migrates_and_reports_the_revision(db_url: str, capsys: pyt
     assert main(["current", "--url", db_url]) == 0
     assert capsys.readouterr().out.strip() == "none"
     assert main(["migrate", "--url", db_url]) == 0
-    assert "revision 0004" in capsys.readouterr().out
+    assert "revision 0005" in capsys.readouterr().out
     assert main(["current", "--url", db_url]) == 0
-    assert capsys.readouterr().out.strip() == "0004"
+    assert capsys.readouterr().out.strip() == "0005"
 
 
 def test_concurrent_migrations_do_not_collide(db_url: str) -> None:
@@ -119,7 +119,7 @@ def test_concurrent_migrations_do_not_collide(db_url: str) -> None:
     for thread in threads:
         thread.join()
     assert errors == []
-    assert current_revision(db_url) == "0004"
+    assert current_revision(db_url) == "0005"
 
 
 def test_default_url_comes_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from backline.consult.outbox import Outbox
+from backline.limits import max_reply_chars
 from backline.consult.store import Consultation, ConsultationClosed, ConsultationStore, Message
 from backline.routing.announce import team_name
 from backline.routing.experts import ExpertDirectory
@@ -151,6 +152,10 @@ def _check(case: Consultation, reply: Reply) -> None:
         raise ReplyError(f"unknown action {reply.action!r}; one of {', '.join(DECISIONS)}")
     if reply.action in NEEDS_TEXT and not reply.for_customer:
         raise ReplyError(f"'{reply.action}' needs the text for the customer")
+    limit = max_reply_chars()
+    for name, text in (("the text", reply.text), ("the text for the customer", reply.customer_text or "")):
+        if len(text) > limit:
+            raise ReplyError(f"{name} is {len(text):,} characters; at most {limit:,} (BACKLINE_MAX_REPLY_CHARS)")
     if reply.action == "approve" and not reply.for_customer and not case.ai_draft:
         raise ReplyError("there is no AI draft to approve: answer with the text for the customer")
     allowed_intents(reply.allowed_followups)

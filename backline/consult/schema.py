@@ -63,13 +63,17 @@ consultations = Table(
     Column("first_reply_at", UtcDateTime),
     Column("closed_at", UtcDateTime),
     Column("sla_due_at", UtcDateTime),
+    Column("client_key", String(64)),
     CheckConstraint("mode IN ('consult', 'handoff')", name="ck_consultations_mode"),
     CheckConstraint("status IN ('open', 'assigned', 'replied', 'closed')", name="ck_consultations_status"),
     Index("ix_consultations_conversation_id", "conversation_id"),
     Index("ix_consultations_status", "status"),
     Index("ix_consultations_queue_created_at", "queue", "created_at"),
     Index("ix_consultations_assignee", "assignee"),
+    Index("ix_consultations_client_key_created_at", "client_key", "created_at"),
 )
+"""``client_key``: the hashed client address a web chat escalation came from (never the address
+itself), counted by the per-address escalation limit (`backline.consult.service`)."""
 
 consultation_messages = Table(
     "consultation_messages",

@@ -23,8 +23,10 @@ from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence
 
 from sqlalchemy.exc import SQLAlchemyError
 
-from backline.consult import sla, waits
+from backline.consult import quotas, sla, waits
 from backline.consult.context import build_context, lookup_account
+from backline.consult.masking import mask
+from backline.consult.quotas import EscalationLimits
 from backline.consult.selection import Selection, choose_experts
 from backline.consult.outbox import Outbox
 from backline.consult.replies import SLA_DELAY
@@ -120,8 +122,10 @@ class ConsultationService:
         sleep: Sleep = time.sleep,
         hub_url: Optional[str] = DEFAULT_HUB_URL,
         business_db_url: Optional[str] = None,
+        limits: Optional[EscalationLimits] = None,
     ) -> None:
         self.store = store
+        self.limits = limits or EscalationLimits.from_env()
         self.directory = directory
         self.channels = channels
         self.clock = clock
@@ -152,14 +156,18 @@ class ConsultationService:
         ai_draft: Optional[str] = None,
         sentiment: Optional[float] = None,
         ranking: Sequence[Any] = (),
+        client: Optional[str] = None,
     ) -> Opened:
         """Create the consultation for a routing decision (``action`` consult or handoff), offer it to
-        the best expert on their channel, and return what to tell the customer."""
+        the best expert on their channel, and return what to tell the customer. ``client``: the
+        hashed client address (`backline.consult.quotas.client_key`) when the channel knows it.
+        `EscalationLimited` past the hourly limits (`backline.consult.quotas`)."""
         now = self.clock()
         slots = slots or {}
         queue = routing.get("queue") or "support"
         if queue not in self.directory.queues:
             raise ValueError(f"routing names queue {queue!r}, which experts.yml does not define")
+        self._within_limits(conversation_id, client, routing, transcript, now)
         mode = "consult" if routing.get("action") == "consult" else "handoff"
         priority = routing.get("priority") or "normal"
         high_value = "high_value" in (routing.get("modifiers") or ())
@@ -175,6 +183,7 @@ class ConsultationService:
         case = self.store.create(
             conversation_id=conversation_id, mode=mode, queue=queue, priority=priority, reasons=reasons,
             detail=routing.get("detail"), context=package, routing=routing, sla_due_at=due, now=now,
+            client_key=client,
         )
         self.store.audit(case.id, SYSTEM, "selected", {**selection.as_record(), "sla_started_at": clock_start.isoformat()},
                          at=now)
@@ -191,6 +200,30 @@ class ConsultationService:
             "off_hours": selection.off_hours,
         }, at=now)
         return Opened(self.store.require(case.id), text, wait, selection, delivery)
+
+    def _within_limits(self, conversation_id: str, client: Optional[str], routing: Mapping[str, Any],
+                       transcript: Sequence[Mapping[str, Any]], now: dt.datetime) -> None:
+        """Raises `EscalationLimited` when the conversation or the client address is past its hourly limit."""
+        since = now - dt.timedelta(seconds=quotas.WINDOW_SECONDS)
+        limit = self.limits.per_conversation
+        recent = self.store.created_since(since, conversation_id=conversation_id) if limit else []
+        if limit and len(recent) >= limit:
+            latest = recent[-1]
+            said = [t.get("text") for t in transcript if t.get("role") in ("customer", "user") and t.get("text")]
+            if said:
+                self.store.add_message(latest.id, "from_customer", "customer", "escalated_again", str(said[-1]),
+                                       meta={"reason": routing.get("reason"), "limit": "conversation"}, at=now)
+            self.store.audit(latest.id, SYSTEM, "escalation_limited", {
+                "limit": "conversation", "per_hour": limit, "reason": routing.get("reason")}, at=now)
+            raise quotas.EscalationLimited(
+                f"Your request is already with our {team_name(latest.queue)} team, and I have added your latest "
+                "message to it: they will answer you here.", latest, "conversation")
+        limit = self.limits.per_address
+        if client and limit and len(self.store.created_since(since, client_key=client)) >= limit:
+            logger.warning("escalation refused: %s escalations from one address within the hour", limit)
+            raise quotas.EscalationLimited(
+                "We have received many requests from your connection in the last hour, so I cannot open another "
+                "case right now. Please try again later.", None, "address")
 
     def _account(self, slots: Mapping[str, Any]) -> Optional[Dict[str, Any]]:
         try:
@@ -252,7 +285,7 @@ class ConsultationService:
 
     def relay_to_expert(self, consultation_id: str, text: str, channel: str) -> Optional[Delivery]:
         """A customer message in human mode: kept on the consultation (the dashboard shows it) and
-        posted in the assigned expert's thread on their channel."""
+        posted in the assigned expert's thread on their channel, masked in both places."""
         case = self.store.require(consultation_id)
         self.store.add_message(consultation_id, "from_customer", "customer", channel or "unknown", text)
         person = self.directory.people.get(case.assignee or "")
@@ -262,7 +295,7 @@ class ConsultationService:
         threads = [e.detail.get("thread_id") for e in self.store.audit_trail(consultation_id)
                    if e.action == "assigned" and e.detail.get("assignee") == person.id]
         try:
-            posted = self.channels[channel_kind].post(person, f"Customer: {text}", threads[-1] if threads else None)
+            posted = self.channels[channel_kind].post(person, f"Customer: {mask(text)}", threads[-1] if threads else None)
         except ChannelError as error:
             self.store.audit(consultation_id, SYSTEM, "delivery_failed",
                              {"person_id": person.id, "channel": channel_kind, "code": error.code,

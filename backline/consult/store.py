@@ -4,7 +4,8 @@ SQLAlchemy Core on SQLite (default) or PostgreSQL; the schema is owned by the Al
 migrations in ``backline/consult/migrations`` and brought to head when a store starts
 (`migrate`). Every write is one transaction that also appends its audit event, so the
 record and its trail never disagree; a consultation's brief, transcript, draft, context
-and routing record are stored masked (card numbers, IBANs...); a failed notification is an audit event
+and routing record, every message and every audit detail are stored masked (`backline.consult.masking`:
+card numbers, IBANs, codes, passwords, credentials); a failed notification is an audit event
 (``delivery_failed``), never a dropped consultation.
 
 Time: every operation takes its moment (``now`` / ``at``) or asks the store's ``clock``;
@@ -30,7 +31,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
-from backline.consult.context import mask, mask_data
+from backline.consult.masking import mask, mask_data
 from backline.consult.database import (  # noqa: F401  (re-exported)
     DEFAULT_DB_PATH,
     ENV_URL,
@@ -316,7 +317,7 @@ class ConsultationStore:
             "at": at,
             "actor": _text("actor", actor, 128),
             "action": action,
-            "detail": redact_data(_json(dict(detail or {}))),
+            "detail": mask_data(redact_data(_json(dict(detail or {})))),
         }
         if not _ACTION.match(action or ""):
             raise ValueError(f"audit action must be a snake_case name; got {action!r}")
@@ -347,6 +348,7 @@ class ConsultationStore:
         sla_due_at: Optional[datetime] = None,
         now: Optional[datetime] = None,
         actor: str = "system",
+        client_key: Optional[str] = None,
     ) -> Consultation:
         """A new open consultation, audited ``created``. Brief, transcript and AI draft default to
         those of the context package (`backline.consult.context.build_context`); whatever is given,
@@ -371,6 +373,7 @@ class ConsultationStore:
             "routing": mask_data(_json(dict(routing or {}))),
             "created_at": created_at,
             "sla_due_at": None if sla_due_at is None else as_utc(sla_due_at),
+            "client_key": None if client_key is None else _text("client_key", client_key, 64),
         }
         for attempt in range(3):
             consultation_id = new_id()
@@ -392,6 +395,18 @@ class ConsultationStore:
                 if attempt == 2 or self.get(consultation_id) is None:
                     raise  # not an id collision
         raise AssertionError("unreachable")
+
+    def created_since(self, since: datetime, *, conversation_id: Optional[str] = None,
+                      client_key: Optional[str] = None) -> List[Consultation]:
+        """Consultations created at or after ``since`` for the conversation and/or the client key,
+        oldest first (what the escalation limits count)."""
+        statement = select(consultations).where(consultations.c.created_at >= as_utc(since))
+        if conversation_id is not None:
+            statement = statement.where(consultations.c.conversation_id == conversation_id)
+        if client_key is not None:
+            statement = statement.where(consultations.c.client_key == client_key)
+        with self._read() as connection:
+            return [_consultation(row) for row in connection.execute(statement.order_by(consultations.c.created_at))]
 
     def get(self, consultation_id: str) -> Optional[Consultation]:
         """The consultation, or None."""
@@ -590,7 +605,8 @@ class ConsultationStore:
         at: Optional[datetime] = None,
         meta: Optional[Mapping[str, Any]] = None,
     ) -> Message:
-        """Append a message (also to a closed case: a late reply is kept); audited ``message``."""
+        """Append a message (also to a closed case: a late reply is kept), its text and meta masked;
+        audited ``message``."""
         moment = self._now(at)
         if not isinstance(text, str):
             raise ValueError(f"text must be a string; got {type(text).__name__}")
@@ -600,9 +616,9 @@ class ConsultationStore:
             "direction": _choice("direction", direction, DIRECTIONS),
             "author": _text("author", author, 128),
             "channel": _text("channel", channel, 32),
-            "text": text,
+            "text": mask(text),
             "internal": bool(internal),
-            "meta": _json(dict(meta or {})),
+            "meta": mask_data(_json(dict(meta or {}))),
         }
         with self._write() as connection:
             self._locked(connection, consultation_id)

@@ -27,7 +27,9 @@ when it is validly signed with the chat secret (BACKLINE_CHAT_SECRET, else var/c
 shares it), else issues a fresh ``<random 128-bit hex>.<hmac>``. The conversation (Rasa's sender
 id, and the socket.io room) is ``web:<random part>``; the signature never reaches the tracker. A
 ``user_uttered`` whose session id is not validly signed, or whose text names an ``EXTERNAL_*``
-intent, is refused (``message_refused``, 403) and never reaches Rasa.
+intent, is refused (``message_refused``, 403) and never reaches Rasa. Each message's metadata gets
+``backline_client``: a keyed hash of the client's address (replacing whatever the client sent), which
+the per-address escalation limit counts (`backline.consult.quotas`).
 """
 from __future__ import annotations
 
@@ -40,6 +42,7 @@ from rasa.core.channels.channel import InputChannel, OutputChannel, UserMessage
 from sanic import Blueprint
 from socketio import AsyncRedisManager
 
+from backline.consult.quotas import CLIENT_KEY, client_key
 from backline.rasa.channels import chat_secret, external_intent, new_session, web_conversation
 from backline.limits import (
     MAX_DEPTH, Refused, cap_server_requests, depth, id_field, json_object, max_body_bytes, max_message_chars,
@@ -108,7 +111,18 @@ class SocketIOInput(rasa_socketio.SocketIOInput):
         if external_intent(text):
             logger.warning("socket.io message naming an EXTERNAL_ intent refused (%s)", sender)
             raise Refused(403, "EXTERNAL_ intents are not accepted from customers")
+        metadata = {**(metadata or {}), CLIENT_KEY: self.client(sid)}
         return UserMessage(text, output, sender, input_channel=self.name(), metadata=metadata)
+
+    def client(self, sid: Text) -> Optional[Text]:
+        """The keyed hash of the client's address (Sanic's ``remote_addr`` when its proxy settings
+        are configured, else the peer), for the per-address escalation limit; None when unknown."""
+        try:
+            request = self.sio.get_environ(sid, namespace=self.namespace)["sanic.request"] if self.sio else None  # type: ignore[index]
+        except (KeyError, TypeError, AttributeError):
+            request = None
+        address = (getattr(request, "remote_addr", "") or getattr(request, "ip", "")) if request else ""
+        return client_key(address, self.secret) if address else None
 
     def get_output_channel(self) -> Optional[OutputChannel]:
         if self.sio is None and self.redis_url:

@@ -34,5 +34,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     if name not in COMMANDS:
         print(f"unknown command {name!r}\n\n{_usage()}", file=sys.stderr)
         return 2
+    from backline import paths
+
+    paths.private_umask()  # databases, journals and secrets under var/ are the owner's alone
+    paths.private_var()
     command: Callable[[List[str]], int] = importlib.import_module(COMMANDS[name][0]).main
     return command(rest) or 0

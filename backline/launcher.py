@@ -322,7 +322,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     args = parser.parse_args(argv)
 
     paths.private_umask()
-    paths.private_dir()
+    paths.private_var()
     env = environment()
     if args.prepare_rasa:
         return prepare_rasa(env, Path(args.prepare_rasa))

@@ -31,6 +31,17 @@ def private_dir(path: Path = VAR) -> Path:
     return path
 
 
+def private_var(path: Path = VAR) -> Path:
+    """`private_dir` for ``var/``, and every file or folder already in it narrowed to its owner (files
+    an older Backline, or a command run under another umask, left readable by others)."""
+    private_dir(path)
+    for entry in path.rglob("*"):
+        mode = entry.lstat().st_mode
+        if not entry.is_symlink() and mode & 0o077:
+            entry.chmod(mode & 0o700)
+    return path
+
+
 def write_private(path: Path, text: str) -> bool:
     """Write ``text`` to a new file at ``path`` with mode 0600 from creation; False when it exists."""
     private_dir(path.parent)

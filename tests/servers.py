@@ -120,6 +120,7 @@ def assistant_env(tmp: Path, business_url: str, **extra: str) -> Tuple[Stack, Di
         "BACKLINE_DASHBOARD_SECRET": "test-dashboard-secret",
         "BACKLINE_CHANNEL_TOKEN": stack.channel_token,
         "BACKLINE_CHAT_SECRET": stack.chat_secret,
+        "BACKLINE_CHAT_ORIGIN": stack.hub_url,
         "BACKLINE_ACTION_TOKEN": "test-action-token",
         "BACKLINE_DEMO": "1",
         "BACKLINE_SLACK_BOT_TOKEN": "", "BACKLINE_TELEGRAM_BOT_TOKEN": "", "BACKLINE_SMTP_HOST": "",

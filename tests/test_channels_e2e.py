@@ -5,169 +5,24 @@ Experts: Mara (billing) on Slack, Jonas (support) on Telegram (tests/fixtures/ex
 They answer through the hub's signed webhooks exactly as Slack and Telegram would call them.
 """
 import asyncio
-import hashlib
-import hmac
-import itertools
-import json
 import time
-import urllib.parse
-from pathlib import Path
-from typing import Any, Callable, Dict, Iterator, List, Optional
+from typing import Any, Dict, Iterator, List
 
 import pytest
 import requests
 import socketio
 
-from tests.channel_servers import FakeBotApi
-from tests.expert_apis import FakeSlack
-from tests.servers import Stack, assistant_env, running_assistant
-
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
-HUB_SLACK_SECRET = "hub-slack-signing-secret"
-HUB_TELEGRAM_SECRET = "hub-telegram-secret"
-CUSTOMER_SLACK_SECRET = "customer-slack-signing-secret"
-CUSTOMER_TELEGRAM_SECRET = "customer-telegram-secret"
-MARA, JONAS_CHAT = "U0MARA01", 7001
-_ids = itertools.count(1000)
-
-
-class Channels:
-    """The running stack and the fake APIs it talks to."""
-
-    def __init__(self, stack: Stack, expert_slack: FakeSlack, expert_telegram: FakeBotApi,
-                 customer_slack: FakeSlack, customer_telegram: FakeBotApi) -> None:
-        self.stack = stack
-        self.expert_slack = expert_slack
-        self.expert_telegram = expert_telegram
-        self.customer_slack = customer_slack
-        self.customer_telegram = customer_telegram
+from tests.channels_stack import (
+    CUSTOMER_SLACK_SECRET, HUB_SLACK_SECRET, HUB_TELEGRAM_SECRET, JONAS_CHAT, MARA, Channels, _ids, api_reply,
+    case_detail, consultation, customer_telegram_says, eventually, first_delivery, jonas_says, running_channels,
+    slack_event, slack_signed, slots, telegram_update, texts_to,
+)
 
 
 @pytest.fixture(scope="module")
 def c(business_url_today: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Channels]:
-    model = PROJECT_ROOT / "models" / "backline.tar.gz"
-    if not model.exists():
-        pytest.fail(f"{model} is missing: run `make train`")
-    fakes = [FakeSlack("xoxb-experts"), FakeBotApi("111:experts", "kestrel_experts_bot"),
-             FakeSlack("xoxb-customers"), FakeBotApi("222:customers", "kestrel_support_bot")]
-    for fake in fakes:
-        fake.start()
-    expert_slack, expert_telegram, customer_slack, customer_telegram = fakes
-    tmp = tmp_path_factory.mktemp("channels")
-    stack, env = assistant_env(
-        tmp, business_url_today,
-        BACKLINE_EXPERTS=str(PROJECT_ROOT / "tests" / "fixtures" / "experts_channels.yml"),
-        BACKLINE_SLACK_BOT_TOKEN="xoxb-experts", BACKLINE_SLACK_API_URL=f"{expert_slack.url}/api/",
-        BACKLINE_SLACK_SIGNING_SECRET=HUB_SLACK_SECRET,
-        BACKLINE_TELEGRAM_BOT_TOKEN="111:experts", BACKLINE_TELEGRAM_API_URL=expert_telegram.url,
-        BACKLINE_TELEGRAM_WEBHOOK_SECRET=HUB_TELEGRAM_SECRET,
-        BACKLINE_CUSTOMER_SLACK_TOKEN="xoxb-customers", BACKLINE_CUSTOMER_SLACK_API_URL=f"{customer_slack.url}/api/",
-        BACKLINE_CUSTOMER_SLACK_SIGNING_SECRET=CUSTOMER_SLACK_SECRET,
-        BACKLINE_CUSTOMER_TELEGRAM_TOKEN="222:customers", BACKLINE_CUSTOMER_TELEGRAM_API_URL=customer_telegram.url,
-        BACKLINE_CUSTOMER_TELEGRAM_BOT_NAME="kestrel_support_bot",
-        BACKLINE_CUSTOMER_TELEGRAM_WEBHOOK_URL="https://kestrel.example/webhooks/telegram/webhook",
-        BACKLINE_CUSTOMER_TELEGRAM_SECRET=CUSTOMER_TELEGRAM_SECRET,
-    )
-    try:
-        with running_assistant(model, env, tmp / "backline-run.log"):
-            yield Channels(stack, *fakes)
-    finally:
-        for fake in fakes:
-            fake.stop()
-
-
-# --- helpers ----------------------------------------------------------------------------------------
-
-
-def eventually(probe: Callable[[], Any], timeout: float = 60, what: str = "condition") -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        found = probe()
-        if found:
-            return found
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
-def slack_signed(body: bytes, secret: str, timestamp: Optional[int] = None) -> Dict[str, str]:
-    timestamp = int(time.time()) if timestamp is None else timestamp
-    digest = hmac.new(secret.encode(), f"v0:{timestamp}:".encode() + body, hashlib.sha256).hexdigest()
-    return {"X-Slack-Request-Timestamp": str(timestamp), "X-Slack-Signature": f"v0={digest}"}
-
-
-def slack_event(url: str, secret: str, event: Dict[str, Any], event_id: Optional[str] = None,
-                **headers: str) -> requests.Response:
-    body = json.dumps({"type": "event_callback", "event_id": event_id or f"Ev{next(_ids)}",
-                       "team_id": "T0KESTREL", "event": event}).encode()
-    return requests.post(url, data=body, timeout=30, headers={
-        "Content-Type": "application/json", **slack_signed(body, secret), **headers})
-
-
-def slack_click(stack: Stack, action_id: str, consultation_id: str, message_ts: str) -> requests.Response:
-    payload = {"type": "block_actions", "user": {"id": MARA}, "trigger_id": "1.2.3",
-               "container": {"type": "message", "channel_id": "D0MARA01", "message_ts": message_ts},
-               "actions": [{"action_id": action_id, "value": consultation_id, "action_ts": f"{time.time():.6f}"}]}
-    body = urllib.parse.urlencode({"payload": json.dumps(payload)}).encode()
-    return requests.post(f"{stack.hub_url}/slack/interactivity", data=body, timeout=30, headers={
-        "Content-Type": "application/x-www-form-urlencoded", **slack_signed(body, HUB_SLACK_SECRET)})
-
-
-def telegram_update(url: str, secret: str, update: Dict[str, Any]) -> requests.Response:
-    return requests.post(url, json=update, timeout=60, headers={"X-Telegram-Bot-Api-Secret-Token": secret})
-
-
-def customer_telegram_says(c: Channels, chat_id: int, text: str, update_id: Optional[int] = None) -> requests.Response:
-    update = {"update_id": update_id or next(_ids), "message": {
-        "message_id": next(_ids), "date": int(time.time()), "text": text,
-        "chat": {"id": chat_id, "type": "private"}, "from": {"id": chat_id, "is_bot": False, "first_name": "Kim"}}}
-    return telegram_update(f"{c.stack.rasa_url}/webhooks/telegram/webhook", CUSTOMER_TELEGRAM_SECRET, update)
-
-
-def jonas_says(c: Channels, text: str, reply_to: Optional[int] = None, update_id: Optional[int] = None
-               ) -> requests.Response:
-    message: Dict[str, Any] = {"message_id": next(_ids), "date": int(time.time()), "text": text,
-                               "chat": {"id": JONAS_CHAT, "type": "private"},
-                               "from": {"id": JONAS_CHAT, "is_bot": False, "first_name": "Jonas"}}
-    if reply_to is not None:
-        message["reply_to_message"] = {"message_id": reply_to, "chat": {"id": JONAS_CHAT}}
-    return telegram_update(f"{c.stack.hub_url}/telegram/webhook", HUB_TELEGRAM_SECRET,
-                           {"update_id": update_id or next(_ids), "message": message})
-
-
-def texts_to(fake: Any, recipient: Any) -> List[str]:
-    key = "chat_id" if isinstance(fake, FakeBotApi) else "channel"
-    return [str(p.get("text") or "") for p in list(fake.posts() if isinstance(fake, FakeSlack) else fake.messages())
-            if str(p.get(key)) in {str(recipient), "D" + str(recipient)[1:]}]
-
-
-def consultation(stack: Stack, conversation_id: Any, assigned: bool = False) -> Dict[str, Any]:
-    """The conversation's latest consultation (once an expert was given it, with ``assigned``)."""
-    def found() -> Optional[Dict[str, Any]]:
-        response = requests.get(f"{stack.hub_url}/api/consultations", params={"conversation_id": conversation_id},
-                                headers={"Authorization": f"Bearer {stack.operator_token}"}, timeout=30)
-        cases = response.json()
-        return cases[-1] if cases and (cases[-1]["assignee"] or not assigned) else None
-    return eventually(found, what=f"a consultation for {conversation_id}")
-
-
-def case_detail(stack: Stack, consultation_id: str) -> Dict[str, Any]:
-    return requests.get(f"{stack.hub_url}/api/consultations/{consultation_id}",
-                        headers={"Authorization": f"Bearer {stack.operator_token}"}, timeout=30).json()
-
-
-def slots(stack: Stack, conversation_id: str) -> Dict[str, Any]:
-    return requests.get(f"{stack.rasa_url}/conversations/{conversation_id}/tracker",
-                        params={"token": stack.rasa_token}, timeout=30).json()["slots"]
-
-
-def first_delivery(fake: Any, consultation_id: str) -> Dict[str, Any]:
-    """The notification about the consultation that reached the expert's fake API."""
-    def found() -> Optional[Dict[str, Any]]:
-        for payload in list(fake.posts() if isinstance(fake, FakeSlack) else fake.messages()):
-            if consultation_id in json.dumps(payload):
-                return payload
-        return None
-    return eventually(found, what=f"the notification of {consultation_id}")
+    with running_channels(business_url_today, tmp_path_factory.mktemp("channels")) as channels:
+        yield channels
 
 
 # --- Telegram customer, Slack expert ------------------------------------------------------------------
@@ -176,7 +31,7 @@ def first_delivery(fake: Any, consultation_id: str) -> Dict[str, Any]:
 def test_telegram_customer_gets_the_slack_experts_answer_once_and_forgeries_change_nothing(c: Channels) -> None:
     chat = 880001
     assert customer_telegram_says(c, chat, "I want a refund of €780 for my Hub X1, order 10023").status_code == 200
-    case = consultation(c.stack, chat, assigned=True)
+    case = consultation(c.stack, f"telegram:{chat}", assigned=True)  # conversation ids are namespaced
     assert (case["queue"], case["assignee"], case["channel"]) == ("billing", "mara", "slack")
     waiting = eventually(lambda: texts_to(c.customer_telegram, chat), what="the wait message")
     assert any("minutes" in text or "colleague" in text for text in waiting), waiting
@@ -236,7 +91,7 @@ def test_slack_customer_in_human_mode_with_a_telegram_expert_then_a_limited_hand
     assert slack_event(webhook, "forged", {"type": "message", "channel": "D0CUST0001", "channel_type": "im",
                                            "user": customer, "text": "hi", "ts": "1.0"}).status_code == 401
     assert customer_says("can i talk to a real person please").status_code == 200
-    case = consultation(c.stack, customer, assigned=True)
+    case = consultation(c.stack, f"slack:{customer}", assigned=True)
     assert (case["mode"], case["assignee"], case["channel"]) == ("handoff", "jonas", "telegram")
     card = first_delivery(c.expert_telegram, case["id"])
     assert card["chat_id"] == JONAS_CHAT and card["reply_markup"]["inline_keyboard"]
@@ -254,7 +109,7 @@ def test_slack_customer_in_human_mode_with_a_telegram_expert_then_a_limited_hand
     joined = eventually(lambda: [t for t in texts_to(c.customer_slack, customer) if "joined" in t],
                         what="the customer told a person joined")
     assert "Jonas" in joined[0]
-    assert eventually(lambda: slots(c.stack, customer)["handoff_mode"] == "human", what="human mode")
+    assert eventually(lambda: slots(c.stack, f"slack:{customer}")["handoff_mode"] == "human", what="human mode")
 
     said_before = len(texts_to(c.customer_slack, customer))
     assert customer_says("it is about my invoice INV-2025-0107").status_code == 200
@@ -272,45 +127,46 @@ def test_slack_customer_in_human_mode_with_a_telegram_expert_then_a_limited_hand
     assert jonas_says(c, "hand back: All sorted.\nallowed: informational").status_code == 200
     eventually(lambda: [t for t in texts_to(c.customer_slack, customer) if "handed the conversation back" in t],
                what="the hand-back message")
-    state = slots(c.stack, customer)
+    state = slots(c.stack, f"slack:{customer}")
     assert state["handoff_mode"] == "handed_back" and "opening_hours" in state["allowed_intents"]
 
     answered_before = len(texts_to(c.customer_slack, customer))
     assert customer_says("what are your opening hours?").status_code == 200
     eventually(lambda: len(texts_to(c.customer_slack, customer)) > answered_before,
                what="the AI answering an allowed follow-up")
-    assert slots(c.stack, customer)["handoff_mode"] == "handed_back"
+    assert slots(c.stack, f"slack:{customer}")["handoff_mode"] == "handed_back"
     assert customer_says("I want to cancel my subscription").status_code == 200
-    eventually(lambda: slots(c.stack, customer)["handoff_mode"] == "human", what="back to a person")
-    assert slots(c.stack, customer)["escalation_detail"] == "outside_handback"
+    eventually(lambda: slots(c.stack, f"slack:{customer}")["handoff_mode"] == "human", what="back to a person")
+    assert slots(c.stack, f"slack:{customer}")["escalation_detail"] == "outside_handback"
 
 
 # --- socket.io (web chat) and REST outbox, answered through the API --------------------------------------
 
 
-def api_reply(stack: Stack, consultation_id: str, **body: Any) -> requests.Response:
-    return requests.post(f"{stack.hub_url}/api/consultations/{consultation_id}/reply", json=body, timeout=90,
-                         headers={"Authorization": f"Bearer {stack.operator_token}"})
-
-
 def test_web_chat_customer_receives_the_answer_on_the_open_socket(c: Channels) -> None:
-    session = f"web-{next(_ids)}"
+    issued: List[str] = []
 
     async def chat() -> List[Dict[str, Any]]:
         client = socketio.AsyncClient()
         received: List[Dict[str, Any]] = []
         confirmed = asyncio.Event()
-        client.on("session_confirm", lambda *_: confirmed.set())
+
+        def on_confirm(session_id: str) -> None:
+            issued.append(session_id)
+            confirmed.set()
+
+        client.on("session_confirm", on_confirm)
         client.on("bot_uttered", received.append)
         # long-polling: python-engineio's websocket client needs a newer aiohttp than Rasa 3.6 pins
         await client.connect(c.stack.rasa_url, transports=["polling"], wait_timeout=30)
         try:
-            await client.emit("session_request", {"session_id": session})
+            await client.emit("session_request", {"session_id": f"web-{next(_ids)}"})  # not one it issued
             await asyncio.wait_for(confirmed.wait(), 30)
+            session = issued[0]
             await client.emit("user_uttered", {"message": "I want a refund of €780 for my Hub X1, order 10023",
                                                "session_id": session})
             await asyncio.to_thread(eventually, lambda: received, 60, "the wait message on the socket")
-            case = await asyncio.to_thread(consultation, c.stack, session)
+            case = await asyncio.to_thread(consultation, c.stack, "web:" + session.split(".")[0])
             count = len(received)
             answered = await asyncio.to_thread(api_reply, c.stack, case["id"], action="answer",
                                                text="Approved: 780 EUR back in 5 days. // ok'd by Mara")

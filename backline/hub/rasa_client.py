@@ -13,6 +13,16 @@ import requests
 from backline.redact import redact
 
 
+PATH_SAFE = ":/@!$&'()*+,;=~"
+"""Characters of a conversation id sent as they are: Rasa's route (``<conversation_id:path>``) does not
+percent-decode, so ``telegram:42`` must arrive as ``telegram:42``, not ``telegram%3A42``."""
+
+
+def conversation_path(conversation_id: str) -> str:
+    """``conversation_id`` for Rasa's ``/conversations/<id>/...`` routes."""
+    return requests.utils.quote(conversation_id, safe=PATH_SAFE)
+
+
 class RasaError(RuntimeError):
     """Rasa refused or could not be reached; the message says which (without the token)."""
 
@@ -40,7 +50,7 @@ class RasaClient:
         """POST /conversations/{id}/trigger_intent: the bot runs the intent's rule and answers on the
         customer's latest channel; returns Rasa's answer: the whole tracker (every event, so that a
         delivery can be confirmed) and the messages it produced."""
-        url = f"{self.base_url}/conversations/{requests.utils.quote(conversation_id, safe='')}/trigger_intent"
+        url = f"{self.base_url}/conversations/{conversation_path(conversation_id)}/trigger_intent"
         try:
             response = self.session.post(
                 url,

@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import logging
 import os
-from typing import Any, Awaitable, Callable, Dict, Optional, Text
+from typing import Any, Awaitable, Callable, Dict, List, Optional, Text
 
 from rasa.core.channels import socketio as rasa_socketio
 from rasa.core.channels.channel import InputChannel, OutputChannel, UserMessage
@@ -56,6 +56,21 @@ ENV_CHAT_ORIGIN = "BACKLINE_CHAT_ORIGIN"
 """The web chat's origin(s), comma-separated: socket.io refuses (400) a request from any other
 ``Origin`` (python-engineio's ``cors_allowed_origins``; Rasa 3.6 leaves it open)."""
 REFUSED_EVENT = "message_refused"
+
+
+def chat_origins(configured: str) -> List[str]:
+    """The origins of BACKLINE_CHAT_ORIGIN (comma-separated), each loopback one also under its other
+    name (``http://localhost:5006`` and ``http://127.0.0.1:5006`` are the same page to a user)."""
+    origins: List[str] = []
+    for origin in (o.strip().rstrip("/") for o in configured.split(",")):
+        if not origin:
+            continue
+        twins = [origin]
+        for one, other in (("//localhost", "//127.0.0.1"), ("//127.0.0.1", "//localhost")):
+            if one + ":" in origin or origin.endswith(one):
+                twins.append(origin.replace(one, other, 1))
+        origins.extend(o for o in twins if o not in origins)
+    return origins
 
 
 class SocketIOInput(rasa_socketio.SocketIOInput):
@@ -136,7 +151,7 @@ class SocketIOInput(rasa_socketio.SocketIOInput):
         cap_server_requests(webhook)
         sio = self.sio
         sio.eio.max_http_buffer_size = self.max_body
-        origins = [origin.strip() for origin in os.environ.get(ENV_CHAT_ORIGIN, "").split(",") if origin.strip()]
+        origins = chat_origins(os.environ.get(ENV_CHAT_ORIGIN, ""))
         if origins:
             sio.eio.cors_allowed_origins = origins
         _answer_refused_polls(sio.eio)

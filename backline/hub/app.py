@@ -41,7 +41,8 @@ from backline.hub.operators import dashboard_secret
 from backline.hub.rasa_client import RasaClient
 from backline.hub.slack_inbound import SlackInbound
 from backline.hub.telegram_inbound import TelegramInbound
-from backline.hub.webchat import ENV_SOCKET_URL, webchat_blueprint
+from backline.hub.webchat import ENV_SOCKET_URL, socket_url, webchat_blueprint
+from backline.hub import headers
 from backline.redact import install_log_filter, register, register_env
 
 logger = logging.getLogger(__name__)
@@ -117,6 +118,8 @@ def create_app(service: ConsultationService, config: HubConfig, rasa: RasaClient
     app = Sanic(name)
     app.config.FALLBACK_ERROR_FORMAT = "json"
     app.config.REQUEST_MAX_SIZE = config.server_max_bytes
+    headers.install(app, lambda request: socket_url(config.rasa_url, config.chat_socket_url, request.host,
+                                                    request.scheme))  # CSP, frames, nosniff, no-store
     store = service.store
     worker = worker or DeliveryWorker(Outbox(store, config.delivery_budget), rasa,
                                       interval=config.delivery_interval, attempt_timeout=config.delivery_timeout)

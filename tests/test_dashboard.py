@@ -1,6 +1,7 @@
 """The operator dashboard and the web chat without Rasa: password hashes, sessions, the queue's order,
 the views, and the hub's pages and JSON served for real (sign-in, redirects, 401, replies, live events,
-bodies of the wrong shape or size refused with 400 or 413)."""
+bodies of the wrong shape or size refused with 400 or 413). Requests send what the dashboard's page
+sends: Origin, the session's X-CSRF-Token on POSTs, JSON bodies as application/json."""
 from __future__ import annotations
 
 import asyncio
@@ -20,14 +21,15 @@ from backline.consult.outbox import Outbox, RetryBudget
 from backline.consult.replies import Reply, record_reply
 from backline.consult.service import ConsultationService
 from backline.consult.store import Consultation, ConsultationStore
-from backline.hub import operators
+from backline.hub import headers, operators
 from backline.hub.dashboard import COOKIE, StoreVersion, dashboard_blueprint
 from backline.hub.guidance import ExpertReply
 from backline.hub.operators import (
-    SignInThrottle, authenticate, hash_password, read_session, sign_session, verify_password,
+    Settings, authenticate, csrf_token, hash_password, read_session, sign_session, verify_password,
 )
 from backline.hub.webchat import socket_url, webchat_blueprint
 from backline.limits import MAX_BODY_BYTES
+from backline.rasa.channels import new_session, web_conversation
 from backline.routing.experts import ExpertDirectory, load_experts
 from backline.routing.source import ExpertsError
 from tests.channel_servers import LiveApp
@@ -35,6 +37,7 @@ from tests.servers import PROJECT_ROOT
 
 DEMO_PASSWORD = "kestrel-demo"
 SECRET = b"test-dashboard-secret"
+CHAT_SECRET = "test-chat-secret"
 T0 = dt.datetime(2026, 11, 24, 9, 0, tzinfo=dt.timezone.utc)
 
 
@@ -229,7 +232,8 @@ def test_the_chat_finds_rasa_on_the_hosts_the_browser_used(public: Any, host: st
 class Hub:
     """The dashboard and web chat blueprints in a Sanic app on loopback; replies are recorded."""
 
-    def __init__(self, store: ConsultationStore, directory: ExpertDirectory) -> None:
+    def __init__(self, store: ConsultationStore, directory: ExpertDirectory, settings: Settings = Settings(demo=True)
+                 ) -> None:
         self.store = store
         self.replies: List[ExpertReply] = []
         service = ConsultationService(store, directory, {})
@@ -241,16 +245,27 @@ class Hub:
             return 200, {"consultation": store.require(answer.consultation_id).as_dict(), "customer_messages": []}
 
         app = Sanic(f"dashboard-{uuid.uuid4().hex[:8]}", configure_logging=False)
-        app.blueprint(dashboard_blueprint(service, apply, SECRET, poll_interval=0.1))
-        app.blueprint(webchat_blueprint(service, "http://localhost:5005"))
+        headers.install(app, lambda _: "http://localhost:5005")
+        app.blueprint(dashboard_blueprint(service, apply, SECRET, poll_interval=0.1, settings=settings))
+        app.blueprint(webchat_blueprint(service, "http://localhost:5005", secret=CHAT_SECRET))
         self.live = LiveApp(app).start()
         self.url = self.live.url
+        self.origin = {"Origin": self.url}
+
+    def sign_in(self, form: Dict[str, str], **headers: str) -> requests.Response:
+        """The sign-in form's POST, as the sign-in page sends it (its Origin) unless ``headers`` say otherwise."""
+        return requests.post(f"{self.url}/dashboard/login", data=form, allow_redirects=False, timeout=10,
+                             headers={**self.origin, **headers})
 
     def signed_in(self, username: str = "mara", password: str = DEMO_PASSWORD) -> requests.Session:
+        """A browser session of ``username``: its cookie, and the Origin and CSRF token the page sends."""
         session = requests.Session()
+        session.headers.update(self.origin)
         response = session.post(f"{self.url}/dashboard/login", data={"username": username, "password": password},
                                 allow_redirects=False, timeout=10)
         assert response.status_code == 303, response.text
+        token = session.get(f"{self.url}/dashboard/api/session", timeout=10).json()["csrf_token"]
+        session.headers["X-CSRF-Token"] = token
         return session
 
 
@@ -275,48 +290,113 @@ def test_without_a_session_pages_redirect_to_sign_in_and_data_is_refused(hub: Hu
 
 
 def test_a_wrong_password_is_refused_and_a_right_one_signs_in(hub: Hub) -> None:
-    refused = requests.post(f"{hub.url}/dashboard/login", data={"username": "mara", "password": "guess"},
-                            allow_redirects=False, timeout=10)
+    refused = hub.sign_in({"username": "mara", "password": "guess"})
     assert refused.status_code == 401 and "Wrong username or password" in refused.text and COOKIE not in refused.cookies
-    response = requests.post(f"{hub.url}/dashboard/login",
-                             data={"username": "mara", "password": DEMO_PASSWORD, "next": "https://evil.example/"},
-                             allow_redirects=False, timeout=10)
+    response = hub.sign_in({"username": "mara", "password": DEMO_PASSWORD, "next": "https://evil.example/"})
     assert response.status_code == 303 and response.headers["location"] == "/dashboard"
     cookie = response.headers["set-cookie"]
-    assert "HttpOnly" in cookie and "SameSite=Lax" in cookie
+    assert "HttpOnly" in cookie and "SameSite=Lax" in cookie and "Secure" not in cookie
     session = requests.Session()
     session.cookies.update(response.cookies)
-    assert session.get(f"{hub.url}/dashboard/api/session", timeout=10).json()["operator"]["name"] == "Mara Klein"
+    state = session.get(f"{hub.url}/dashboard/api/session", timeout=10).json()
+    assert state["operator"]["name"] == "Mara Klein"
+    assert state["csrf_token"] == csrf_token(SECRET, response.cookies[COOKIE])
     assert "<main id=\"app\">" in session.get(f"{hub.url}/dashboard", timeout=10).text
-    session.post(f"{hub.url}/dashboard/logout", timeout=10)
+    kept = session.post(f"{hub.url}/dashboard/logout", headers=hub.origin, allow_redirects=False, timeout=10)
+    assert kept.status_code == 403  # without the session's token another site could sign her out
+    assert session.get(f"{hub.url}/dashboard/api/session", timeout=10).status_code == 200
+    gone = session.post(f"{hub.url}/dashboard/logout", headers={**hub.origin, "X-CSRF-Token": state["csrf_token"]},
+                        allow_redirects=False, timeout=10)
+    assert gone.status_code == 303 and gone.headers["location"] == "/dashboard/login"
     assert session.get(f"{hub.url}/dashboard/api/session", timeout=10).status_code == 401
 
 
-
-def test_the_throttle_refuses_a_username_after_five_wrong_passwords_for_a_while() -> None:
-    now = [0.0]
-    throttle = SignInThrottle(failures=5, window=900, clock=lambda: now[0])
-    for _ in range(4):
-        throttle.failed("mara")
-        now[0] += 10
-    assert throttle.wait("mara") == 0
-    throttle.failed("Mara ")  # the same account, however typed
-    assert throttle.wait("mara") == 900 - 40 and throttle.wait("jonas") == 0
-    now[0] = 900.5  # the first failure left the window
-    assert throttle.wait("mara") == 0
-    throttle.succeeded("mara")
-    throttle.failed("mara")
-    assert throttle.wait("mara") == 0
+def test_the_session_cookie_is_secure_when_configured_behind_tls(store: ConsultationStore,
+                                                                directory: ExpertDirectory) -> None:
+    served = Hub(store, directory, Settings(demo=True, cookie_secure=True, origins=("https://support.example",)))
+    try:
+        response = served.sign_in({"username": "mara", "password": DEMO_PASSWORD}, Origin="https://support.example")
+        assert response.status_code == 303
+        assert "Secure" in response.headers["set-cookie"] and "HttpOnly" in response.headers["set-cookie"]
+    finally:
+        served.live.stop()
 
 
-def test_guessing_a_password_over_http_is_stopped(hub: Hub) -> None:
+def test_the_demo_password_is_refused_without_the_demo_flag(
+    store: ConsultationStore, directory: ExpertDirectory, caplog: pytest.LogCaptureFixture
+) -> None:
+    served = Hub(store, directory, Settings(demo=False))
+    try:
+        refused = served.sign_in({"username": "mara", "password": DEMO_PASSWORD})
+        wrong = served.sign_in({"username": "jonas", "password": "not-the-password"})
+        assert (refused.status_code, wrong.status_code) == (401, 401)
+        assert refused.text.replace("mara", "jonas") == wrong.text  # the page gives no hint
+        assert COOKIE not in refused.cookies
+    finally:
+        served.live.stop()
+    assert "the demo password is accepted only with BACKLINE_DEMO=1" in caplog.text and DEMO_PASSWORD not in caplog.text
+
+
+def test_guessing_a_password_over_http_is_slowed_for_that_user_and_address(hub: Hub) -> None:
     def sign_in(password: str) -> requests.Response:
-        return requests.post(f"{hub.url}/dashboard/login", data={"username": "jonas", "password": password},
-                             allow_redirects=False, timeout=10)
-    assert [sign_in(f"guess-{n}").status_code for n in range(5)] == [401] * 5
+        return hub.sign_in({"username": "jonas", "password": password})
+    assert [sign_in(f"guess-{n}").status_code for n in range(3)] == [401] * 3
     blocked = sign_in(DEMO_PASSWORD)
-    assert blocked.status_code == 429 and "Too many wrong passwords" in blocked.text and COOKIE not in blocked.cookies
+    assert blocked.status_code == 429 and "Too many sign-in attempts" in blocked.text and COOKIE not in blocked.cookies
+    assert 1 <= int(blocked.headers["retry-after"]) <= 5
     assert hub.signed_in("mara")  # other operators are not affected
+
+
+def test_a_sign_in_from_another_site_is_refused(hub: Hub) -> None:
+    form = {"username": "mara", "password": DEMO_PASSWORD}
+    for headers in ({"Origin": "https://evil.example"}, {"Origin": "null"}, {"Origin": ""},
+                    {"Referer": "https://evil.example/login"}):
+        refused = requests.post(f"{hub.url}/dashboard/login", data=form, headers=headers, allow_redirects=False,
+                                timeout=10)
+        assert refused.status_code == 403 and COOKIE not in refused.cookies, headers
+    referred = requests.post(f"{hub.url}/dashboard/login", data=form, headers={"Referer": f"{hub.url}/dashboard/login"},
+                             allow_redirects=False, timeout=10)
+    assert referred.status_code == 303  # no Origin: the Referer's origin is checked instead
+
+
+def test_a_dashboard_post_needs_its_origin_token_and_json(hub: Hub) -> None:
+    case = hub.store.create(conversation_id="q-x", mode="consult", queue="sales", reasons=["medium_confidence"])
+    session = hub.signed_in()
+    url = f"{hub.url}/dashboard/api/consultations/{case.id}/reply"
+    body = json.dumps({"action": "answer", "text": "hello"})
+    token = session.headers["X-CSRF-Token"]
+    plain = {"Content-Type": "application/json"}
+    version = board.store_version(hub.store)
+    attempts = {
+        "foreign origin": {**plain, "Origin": "https://evil.example"},
+        "no origin": {**plain, "Origin": None},
+        "no token": {**plain, "X-CSRF-Token": None},
+        "another session's token": {**plain, "X-CSRF-Token": csrf_token(SECRET, "petra:1:abc")},
+        "text/plain": {"Content-Type": "text/plain"},
+        "form": {"Content-Type": "application/x-www-form-urlencoded"},
+    }
+    statuses = {name: session.post(url, data=body, headers=headers, timeout=10).status_code
+                for name, headers in attempts.items()}
+    assert statuses == {"foreign origin": 403, "no origin": 403, "no token": 403, "another session's token": 403,
+                        "text/plain": 415, "form": 415}
+    assert hub.replies == [] and board.store_version(hub.store) == version and token
+    assert session.post(url, data=body, headers=plain, timeout=10).status_code == 200
+
+
+def test_every_answer_carries_the_security_headers(hub: Hub) -> None:
+    session = hub.signed_in()
+    for path in ("/dashboard", "/dashboard/api/queue", "/dashboard/login", "/chat", "/dashboard/static/dashboard.js",
+                 "/nowhere"):
+        answer = session.get(f"{hub.url}{path}", timeout=10)
+        policy = answer.headers["content-security-policy"]
+        assert "default-src 'self'" in policy and "frame-ancestors 'none'" in policy and "unsafe-inline" not in policy
+        assert (answer.headers["x-frame-options"], answer.headers["x-content-type-options"],
+                answer.headers["referrer-policy"]) == ("DENY", "nosniff", "same-origin")
+        assert ("ws://localhost:5005" in policy) == (path == "/chat"), path
+    assert session.get(f"{hub.url}/dashboard/api/queue", timeout=10).headers["cache-control"] == "no-store"
+    with session.get(f"{hub.url}/dashboard/events", stream=True, timeout=10) as stream:
+        assert stream.headers["cache-control"] == "no-store" and "frame-ancestors" in stream.headers[
+            "content-security-policy"]
 
 def test_the_queue_and_a_reply_through_the_dashboard(hub: Hub) -> None:
     consult = hub.store.create(conversation_id="q-1", mode="consult", queue="sales", reasons=["medium_confidence"],
@@ -388,10 +468,7 @@ def test_oversized_posts_get_413_and_an_empty_sign_in_400_without_counting_a_fai
     case = hub.store.create(conversation_id="q-4", mode="consult", queue="sales", reasons=["medium_confidence"])
     session = hub.signed_in()
     big = json.dumps({"action": "answer", "text": "x" * MAX_BODY_BYTES}).encode()
-    login = f"{hub.url}/dashboard/login"
-
-    def sign_in(form: Dict[str, str]) -> requests.Response:
-        return requests.post(login, data=form, allow_redirects=False, timeout=10)
+    sign_in = hub.sign_in
 
     too_big = session.post(f"{hub.url}/dashboard/api/consultations/{case.id}/reply", data=big, timeout=10)
     assert (too_big.status_code, too_big.json()) == (413, {"error": f"the body is larger than {MAX_BODY_BYTES} bytes"})
@@ -400,7 +477,7 @@ def test_oversized_posts_get_413_and_an_empty_sign_in_400_without_counting_a_fai
                                         {"password": "p"}) for _ in range(2)]
     assert {r.status_code for r in empty} == {400} and "Enter your username and password" in empty[0].text
     assert sign_in({"username": "jonas", "password": "x" * 2000}).status_code == 400
-    assert [sign_in({"username": "jonas", "password": f"guess-{n}"}).status_code for n in range(5)] == [401] * 5
+    assert [sign_in({"username": "jonas", "password": f"guess-{n}"}).status_code for n in range(3)] == [401] * 3
     assert hub.replies == []
 
 
@@ -429,9 +506,13 @@ def test_the_chat_page_its_config_and_the_conversation_state(hub: Hub) -> None:
         "/*!\n * Socket.IO v4.7.5")
     config = requests.get(f"{hub.url}/chat/config.json", timeout=10).json()
     assert config == {"socket_url": "http://127.0.0.1:5005", "socket_path": "/socket.io"}
-    assert requests.get(f"{hub.url}/chat/state/nobody", timeout=10).json() == {"state": "ai"}
-    hub.store.create(conversation_id="web-9", mode="handoff", queue="security", reasons=["sensitive_topic"])
-    assert requests.get(f"{hub.url}/chat/state/web-9", timeout=10).json() == {"state": "checking", "team": "account security"}
+    assert requests.get(f"{hub.url}/chat/state/nobody", timeout=10).status_code == 403  # not a signed session
+    session = new_session(CHAT_SECRET)
+    assert requests.get(f"{hub.url}/chat/state/{session}", timeout=10).json() == {"state": "ai"}
+    hub.store.create(conversation_id=web_conversation(session, CHAT_SECRET), mode="handoff", queue="security",
+                     reasons=["sensitive_topic"])
+    assert requests.get(f"{hub.url}/chat/state/{session}", timeout=10).json() == {
+        "state": "checking", "team": "account security"}
 
 
 def test_an_undelivered_reply_is_an_alert_an_operator_can_send_again(hub: Hub, store: ConsultationStore) -> None:

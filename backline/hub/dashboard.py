@@ -13,12 +13,21 @@ BACKLINE_MAX_BODY_BYTES (65,536) gets 413; a sign-in without a username and pass
 too long to be real, 400 (and counts no failure); a reply that is not a JSON object whose
 ``action`` is a string, ``text`` a string (or absent) and ``allowed_followups`` a list of strings
 (or absent) gets 400 ``{"error": "..."}``. None of them touches the store.
+
+Every POST that changes something (replies, resends, sign-out) must come from the dashboard's own
+page: Origin (or Referer) check, CSRF token, JSON bodies only (`backline.hub.forgery`: 403, 415).
+Sign-in (`backline.hub.sign_in`): the Origin check; failures limited per address, per username and
+address (backoff) and overall, in the database (429 with Retry-After, the same page whatever the
+username); scrypt on its own small pool (503 with Retry-After when it is full); the demo password
+refused unless BACKLINE_DEMO=1. The session cookie is HttpOnly, SameSite=Lax, and Secure over HTTPS
+or with BACKLINE_COOKIE_SECURE=1.
 """
 from __future__ import annotations
 
 import asyncio
 import functools
 import html
+import logging
 import math
 import time
 import urllib.parse
@@ -34,11 +43,16 @@ from backline.consult.outbox import Outbox
 from backline.consult.replies import FOLLOWUP_LABELS
 from backline.consult.service import ConsultationService
 from backline.consult.store import utcnow
+from backline.hub import forgery
 from backline.hub.guidance import ExpertReply
 from backline.hub.operators import (
-    SESSION_SECONDS, Operator, SignInThrottle, authenticate, operators, read_session, sign_session,
+    SESSION_SECONDS, Operator, Settings, authenticate, csrf_token, csrf_valid, demo_refused, operators,
+    read_session, sign_session,
 )
+from backline.hub.sign_in import PasswordPool, PoolFull, SignInLimits, client_address, retry_after
 from backline.limits import Refused, json_object, max_body_bytes, text_field, too_large
+
+logger = logging.getLogger(__name__)
 
 STATIC = Path(__file__).resolve().parent / "static"
 COOKIE = "backline_session"
@@ -78,10 +92,16 @@ def _safe_next(target: Optional[str]) -> str:
     return "/dashboard"
 
 
-def _login_page(error: str = "", target: str = "/dashboard", status: int = 200) -> HTTPResponse:
+def _login_page(error: str = "", target: str = "/dashboard", status: int = 200,
+                wait: Optional[float] = None) -> HTTPResponse:
     page = (STATIC / "dashboard" / "login.html").read_text()
     page = page.replace("{{error}}", html.escape(error)).replace("{{next}}", html.escape(target, quote=True))
-    return html_response(page, status=status)
+    headers = {"Retry-After": retry_after(wait)} if wait is not None else None
+    return html_response(page, status=status, headers=headers)
+
+
+def _later(seconds: float) -> str:
+    return f"{math.ceil(seconds)} seconds" if seconds < 120 else f"{math.ceil(seconds / 60)} minutes"
 
 
 def reply_fields(body: bytes) -> Tuple[str, str, Tuple[str, ...]]:
@@ -99,17 +119,21 @@ def reply_fields(body: bytes) -> Tuple[str, str, Tuple[str, ...]]:
 
 def dashboard_blueprint(
     service: ConsultationService, apply: Apply, secret: bytes, *, poll_interval: float = 1.0,
-    max_body: Optional[int] = None, wake: Callable[[], None] = lambda: None,
+    max_body: Optional[int] = None, wake: Callable[[], None] = lambda: None, settings: Optional[Settings] = None,
+    pool: Optional[PasswordPool] = None,
 ) -> Blueprint:
     """The dashboard over ``service`` (store, expert directory); ``apply`` applies a reply;
     ``secret`` signs the session cookies (`backline.hub.operators.dashboard_secret`); ``max_body``:
     the largest POST body (BACKLINE_MAX_BODY_BYTES); ``wake``: starts a delivery round now (after a
-    reply that could not be delivered is sent again)."""
+    reply that could not be delivered is sent again); ``settings``: sign-in and cookie settings
+    (default: from the environment, `Settings.from_env`); ``pool``: where passwords are checked."""
     bp = Blueprint("dashboard")
     limit = max_body or max_body_bytes()
     store, directory = service.store, service.directory
     accounts = operators(directory)
-    throttle = SignInThrottle()
+    settings = settings or Settings.from_env()
+    limits = SignInLimits(store.engine, secret, settings.rules)
+    pool = pool or PasswordPool()
     by_person = {account.person_id: account for account in accounts.values()}
     version = StoreVersion(functools.partial(board.store_version, store), poll_interval)
     stopping = asyncio.Event()
@@ -118,8 +142,22 @@ def dashboard_blueprint(
     def operator_of(request: Request) -> Optional[Operator]:
         return by_person.get(read_session(secret, request.cookies.get(COOKIE), time.time()) or "")
 
+    def forged(request: Request) -> Optional[HTTPResponse]:
+        """Why a signed-in POST is refused (`backline.hub.forgery`), else None."""
+        if not forgery.same_origin(request, settings.origins):
+            return json({"error": "cross-site request refused: the Origin is not this dashboard's"}, status=403)
+        if not csrf_valid(secret, request.cookies.get(COOKIE), request.headers.get(forgery.CSRF_HEADER)):
+            return json({"error": f"the {forgery.CSRF_HEADER} header of this session is required "
+                                  "(GET /dashboard/api/session)"}, status=403)
+        if len(request.body or b"") > limit:
+            return too_large(limit).response()
+        if request.body and not forgery.is_json(request):
+            return json({"error": "send the body as Content-Type: application/json"}, status=415)
+        return None
+
     def signed_in(page: bool) -> Callable:
-        """Handlers get the operator; without a session, pages redirect to sign-in and data is 401."""
+        """Handlers get the operator; without a session, pages redirect to sign-in and data is 401.
+        A POST must also pass the forgery checks (403, 413, 415)."""
         def decorate(handler: Callable[..., Awaitable[HTTPResponse]]) -> Callable[..., Awaitable[HTTPResponse]]:
             @functools.wraps(handler)
             async def checked(request: Request, *args: Any, **kwargs: Any) -> HTTPResponse:
@@ -128,6 +166,9 @@ def dashboard_blueprint(
                     if page:
                         return redirect("/dashboard/login?next=" + urllib.parse.quote(request.path))
                     return json({"error": "sign in at /dashboard/login"}, status=401)
+                refused = forged(request) if request.method == "POST" else None
+                if refused is not None:
+                    return refused
                 return await handler(request, operator, *args, **kwargs)
             return checked
         return decorate
@@ -140,6 +181,8 @@ def dashboard_blueprint(
     async def login(request: Request) -> HTTPResponse:
         if len(request.body or b"") > limit:
             return _login_page(too_large(limit).message, status=413)
+        if not forgery.same_origin(request, settings.origins):
+            return _login_page("Sign in from the dashboard's own sign-in page.", status=403)
         form = request.form or {}
         target = _safe_next(form.get("next"))
         username = form.get("username") or ""
@@ -148,25 +191,42 @@ def dashboard_blueprint(
             return _login_page("Enter your username and password.", target, status=400)
         if len(username) > MAX_USERNAME or len(password) > MAX_PASSWORD:
             return _login_page("Wrong username or password.", target, status=400)
-        wait = throttle.wait(username)
-        if wait:
-            return _login_page(f"Too many wrong passwords: try again in {math.ceil(wait / 60)} minutes.", target,
-                               status=429)
-        account = await asyncio.to_thread(authenticate, accounts, username, password)
+        address = client_address(request.ip, request.headers.getall("x-forwarded-for", []), settings.trusted_proxies)
+        wait = await asyncio.to_thread(limits.wait, username, address)
+        if wait > 0:
+            return _login_page(f"Too many sign-in attempts: try again in {_later(wait)}.", target, status=429,
+                               wait=wait)
+        try:
+            account = await pool.run(authenticate, accounts, username, password)
+        except PoolFull:
+            return _login_page("The dashboard is busy signing others in: try again in a moment.", target,
+                               status=503, wait=2)
+        if account is not None and demo_refused(password, settings.demo):
+            logger.warning("dashboard sign-in refused for %r: the demo password is accepted only with "
+                           "BACKLINE_DEMO=1; give this operator a password_hash of their own "
+                           "(python -m backline hash-password)", account.username)
+            account = None
         if account is None:
-            throttle.failed(username)
+            await asyncio.to_thread(limits.failed, username, address)
             return _login_page("Wrong username or password.", target, status=401)
-        throttle.succeeded(username)
+        await asyncio.to_thread(limits.succeeded, username, address)
         response = redirect(target, status=303)
         response.cookies[COOKIE] = sign_session(secret, account.person_id, time.time())
         cookie = response.cookies[COOKIE]
         cookie.update({"httponly": True, "samesite": "Lax", "path": "/", "max-age": SESSION_SECONDS})
-        if request.scheme == "https":
+        if request.scheme == "https" or settings.cookie_secure:
             cookie["secure"] = True
         return response
 
     @bp.post("/dashboard/logout")
-    async def logout(_: Request) -> HTTPResponse:
+    async def logout(request: Request) -> HTTPResponse:
+        """Sign out: from the dashboard's page (Origin), with the session's CSRF token when there is
+        a session (another site cannot sign an operator out either)."""
+        if not forgery.same_origin(request, settings.origins):
+            return json({"error": "cross-site request refused: the Origin is not this dashboard's"}, status=403)
+        if operator_of(request) is not None and not csrf_valid(
+                secret, request.cookies.get(COOKIE), request.headers.get(forgery.CSRF_HEADER)):
+            return json({"error": f"the {forgery.CSRF_HEADER} header of this session is required"}, status=403)
         response = redirect("/dashboard/login", status=303)
         del response.cookies[COOKIE]
         return response
@@ -183,9 +243,10 @@ def dashboard_blueprint(
 
     @bp.get("/dashboard/api/session")
     @signed_in(page=False)
-    async def session(_: Request, operator: Operator) -> HTTPResponse:
+    async def session(request: Request, operator: Operator) -> HTTPResponse:
         return json({
             "operator": {"id": operator.person_id, "name": operator.name, "title": operator.title},
+            "csrf_token": csrf_token(secret, request.cookies.get(COOKIE) or ""),
             "queues": list(directory.queues),
             "statuses": list(board.STATUS_FILTERS),
             "followups": [{"key": key, "label": label} for key, label in FOLLOWUP_LABELS.items()],
@@ -263,5 +324,9 @@ def dashboard_blueprint(
     @bp.listener("before_server_stop")
     async def end_streams(*_: Any) -> None:
         stopping.set()  # open streams end now rather than hold up the shutdown
+
+    @bp.listener("after_server_stop")
+    async def stop_pool(*_: Any) -> None:
+        pool.shutdown()
 
     return bp

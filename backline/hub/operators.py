@@ -4,7 +4,13 @@ An operator is a person of experts.yml with a dashboard channel that has a ``pas
 they sign in with the channel's username (default: the person id). Hashes are scrypt with a
 random salt (``scrypt$n$r$p$salt$hash``, URL-safe base64); `python -m backline hash-password`
 prints one. A session is a cookie ``<person id>:<expiry>:<HMAC-SHA256>`` signed with
-BACKLINE_DASHBOARD_SECRET, or with a secret generated once into var/dashboard_secret.
+BACKLINE_DASHBOARD_SECRET, or with a secret generated once into var/dashboard_secret. Its CSRF
+token is a second MAC of the cookie's value (`csrf_token`).
+
+The demo operators all share the published password ``kestrel-demo``: a sign-in whose password
+matched is still refused when the password is that one and BACKLINE_DEMO is not 1 (`demo_refused`;
+checked on the password typed, so it covers every account whatever its hash, with no extra scrypt).
+How many tries, from where, and on which threads: `backline.hub.sign_in`.
 """
 from __future__ import annotations
 
@@ -13,19 +19,24 @@ import base64
 import getpass
 import hashlib
 import hmac
+import os
 import secrets
 import sys
-import threading
-import time
-from collections import deque
+import urllib.parse
 from dataclasses import dataclass
-from typing import Callable, Deque, Dict, List, Mapping, Optional
+from typing import Dict, List, Mapping, Optional, Tuple
 
-from backline.consult.store import PROJECT_ROOT
+from backline import paths
+from backline.hub.sign_in import ENV_TRUSTED_PROXIES, Network, Rules, trusted_proxies
 from backline.routing.experts import ExpertDirectory
 
 ENV_SECRET = "BACKLINE_DASHBOARD_SECRET"
-SECRET_FILE = PROJECT_ROOT / "var" / "dashboard_secret"
+ENV_DEMO = "BACKLINE_DEMO"
+ENV_ORIGIN = "BACKLINE_DASHBOARD_ORIGIN"
+ENV_COOKIE_SECURE = "BACKLINE_COOKIE_SECURE"
+DEMO_PASSWORD = "kestrel-demo"
+"""The demo operators' password (experts.yml's hashes): refused unless BACKLINE_DEMO=1."""
+SECRET_FILE = paths.VAR / "dashboard_secret"
 SCRYPT = {"n": 2**14, "r": 8, "p": 1}
 SESSION_SECONDS = 12 * 3600
 MIN_PASSWORD = 8
@@ -91,47 +102,9 @@ def authenticate(accounts: Mapping[str, Operator], username: str, password: str)
     return account if account and matches else None
 
 
-class SignInThrottle:
-    """At most ``failures`` wrong passwords per username within ``window`` seconds; then sign-in
-    for that username is refused until the oldest failure leaves the window (guessing is slow)."""
-
-    def __init__(self, failures: int = 5, window: float = 900.0, clock: Callable[[], float] = time.monotonic) -> None:
-        self.failures = failures
-        self.window = window
-        self.clock = clock
-        self._failed: Dict[str, Deque[float]] = {}
-        self._lock = threading.Lock()
-
-    def _recent(self, username: str) -> Deque[float]:
-        times = self._failed.setdefault(username.strip().lower(), deque())
-        while times and times[0] <= self.clock() - self.window:
-            times.popleft()
-        return times
-
-    def wait(self, username: str) -> float:
-        """Seconds before ``username`` may try again (0: now)."""
-        with self._lock:
-            times = self._recent(username)
-            return max(0.0, times[0] + self.window - self.clock()) if len(times) >= self.failures else 0.0
-
-    def failed(self, username: str) -> None:
-        with self._lock:
-            self._recent(username).append(self.clock())
-
-    def succeeded(self, username: str) -> None:
-        with self._lock:
-            self._failed.pop(username.strip().lower(), None)
-
-
 def dashboard_secret(env: Mapping[str, str]) -> bytes:
-    """BACKLINE_DASHBOARD_SECRET, else one generated once and kept in var/dashboard_secret."""
-    if env.get(ENV_SECRET):
-        return env[ENV_SECRET].encode()
-    if not SECRET_FILE.exists():
-        SECRET_FILE.parent.mkdir(parents=True, exist_ok=True)
-        SECRET_FILE.write_text(secrets.token_urlsafe(32))
-        SECRET_FILE.chmod(0o600)
-    return SECRET_FILE.read_text().strip().encode()
+    """BACKLINE_DASHBOARD_SECRET, else one generated once and kept in var/dashboard_secret (0600)."""
+    return paths.secret(env, ENV_SECRET, SECRET_FILE, nbytes=32).encode()
 
 
 def _mac(secret: bytes, payload: str) -> str:
@@ -152,6 +125,67 @@ def read_session(secret: bytes, value: Optional[str], now: float) -> Optional[st
     except ValueError:
         return None
     return person_id if alive and hmac.compare_digest(mac, _mac(secret, f"{person_id}:{expires}")) else None
+
+
+def csrf_token(secret: bytes, session: str) -> str:
+    """The CSRF token of a session (its cookie's value): a MAC only the hub can make, so a page of
+    another site, which cannot read the cookie or the session's JSON, cannot send it."""
+    return _mac(secret, f"csrf:{session}")
+
+
+def csrf_valid(secret: bytes, session: Optional[str], given: Optional[str]) -> bool:
+    """Whether ``given`` (the X-CSRF-Token header) is the token of ``session``."""
+    return bool(session and given) and hmac.compare_digest(csrf_token(secret, session or ""), given or "")
+
+
+def demo_refused(password: str, demo: bool) -> bool:
+    """Whether a password that matched must still be refused: the published demo password
+    (``kestrel-demo``, the demo operators' in experts.yml) outside a demo (BACKLINE_DEMO=1)."""
+    return not demo and hmac.compare_digest(password.encode("utf-8", "surrogatepass"), DEMO_PASSWORD.encode())
+
+
+def _origin(value: str) -> str:
+    """``https://support.example`` as an origin: scheme, host and a port other than the default."""
+    parts = urllib.parse.urlsplit(value.strip())
+    if parts.scheme not in ("http", "https") or not parts.hostname or parts.path not in ("", "/") \
+            or parts.query or parts.username:
+        raise ValueError(f"{ENV_ORIGIN}: {value[:80]!r} is not an origin such as https://support.example")
+    return normal_origin(parts.scheme, parts.hostname, parts.port)
+
+
+def normal_origin(scheme: str, host: str, port: Optional[int]) -> str:
+    """``scheme://host[:port]``, lower case, without the scheme's default port."""
+    host = host.lower()
+    host = f"[{host}]" if ":" in host else host
+    default = {"http": 80, "https": 443}.get(scheme.lower())
+    return f"{scheme.lower()}://{host}" + ("" if port in (None, default) else f":{port}")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """How sign-in and the dashboard's cookie behave, from the environment:
+
+    - ``demo`` (BACKLINE_DEMO=1): the demo password is accepted (`backline run` sets it);
+    - ``origins`` (BACKLINE_DASHBOARD_ORIGIN, comma-separated): origins that may POST besides the
+      one the request names in its Host (behind a TLS proxy: ``https://support.example``);
+    - ``cookie_secure`` (BACKLINE_COOKIE_SECURE=1): the session cookie is ``Secure`` (behind a TLS
+      proxy, where the hub itself sees plain HTTP);
+    - ``trusted_proxies`` (BACKLINE_TRUSTED_PROXIES): whose X-Forwarded-For names the client;
+    - ``rules``: the sign-in limits (`backline.hub.sign_in.Rules`)."""
+
+    demo: bool = False
+    origins: Tuple[str, ...] = ()
+    cookie_secure: bool = False
+    trusted_proxies: Tuple[Network, ...] = ()
+    rules: Rules = Rules()
+
+    @classmethod
+    def from_env(cls, env: Optional[Mapping[str, str]] = None) -> "Settings":
+        env = os.environ if env is None else env
+        origins = tuple(_origin(o) for o in (env.get(ENV_ORIGIN) or "").split(",") if o.strip())
+        return cls(demo=env.get(ENV_DEMO, "").strip() == "1", origins=origins,
+                   cookie_secure=env.get(ENV_COOKIE_SECURE, "").strip() == "1",
+                   trusted_proxies=trusted_proxies(env.get(ENV_TRUSTED_PROXIES)))
 
 
 def main(argv: Optional[List[str]] = None) -> int:

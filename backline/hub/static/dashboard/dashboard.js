@@ -1,6 +1,8 @@
 // The operator dashboard: the queue (/dashboard) and a consultation (/dashboard/consultations/<id>).
 // Data comes from /dashboard/api/*; /dashboard/events says when the store changed, and the view
 // fetches its data again (no reload). SLA countdowns tick every second.
+// Every POST carries the session's CSRF token (X-CSRF-Token, from /dashboard/api/session) and, when it
+// has a body, Content-Type: application/json; the hub refuses any other (backline/hub/forgery.py).
 (() => {
   "use strict";
   const app = document.getElementById("app");
@@ -28,7 +30,11 @@
   }
 
   async function api(path, options) {
-    const response = await fetch(path, { credentials: "same-origin", ...options });
+    const request = { credentials: "same-origin", ...options };
+    if ((request.method || "GET").toUpperCase() !== "GET") {
+      request.headers = { ...(request.headers || {}), "X-CSRF-Token": session ? session.csrf_token : "" };
+    }
+    const response = await fetch(path, request);
     if (response.status === 401) {
       location.href = "/dashboard/login?next=" + encodeURIComponent(location.pathname);
       throw new Error("signed out");
@@ -304,7 +310,17 @@
     events.addEventListener("error", () => { live.textContent = "reconnecting…"; live.className = "live"; });
   }
 
+  // Sign out: a POST with the token, then the sign-in page.
+  function signOut(event) {
+    event.preventDefault();
+    api("/dashboard/logout", { method: "POST" })
+      .catch(() => null)
+      .then(() => { location.href = "/dashboard/login"; });
+  }
+
   async function start() {
+    const logout = document.getElementById("logout");
+    if (logout) logout.addEventListener("submit", signOut);
     session = await (await api("/dashboard/api/session")).json();
     document.getElementById("operator").textContent = `${session.operator.name}`;
     reload = caseMatch ? caseView(decodeURIComponent(caseMatch[1])) : queueView();

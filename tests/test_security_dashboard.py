@@ -38,7 +38,7 @@ from tests.servers import PROJECT_ROOT, free_port
 COMMAND = "pytest tests/test_security_dashboard.py"
 JONAS_PASSWORD = "jonas-own-passphrase-7"
 RESULTS: List[Tuple[str, str, str]] = []
-FLOOD_REQUESTS, FLOOD_THREADS, FLOOD_ADDRESSES = 300, 30, 100
+FLOOD_REQUESTS, FLOOD_THREADS, FLOOD_ADDRESSES = 800, 40, 200
 BOUND_MAX, BOUND_P95 = 1.0, 0.5
 """During the flood every /health and dashboard API read must answer within BOUND_MAX seconds, 95% of
 them within BOUND_P95."""
@@ -308,7 +308,7 @@ def test_a_sign_in_flood_does_not_stall_the_hub(hub: Hub) -> None:
     assert all("retry-after" in a.headers for a in flood if a.status in (429, 503))
     assert seconds < 60
     times = [t for _, status, t in during if status == 200]
-    assert len(times) == len(during) >= 10  # every read answered 200 during the flood
+    assert len(times) == len(during) >= 20  # every read answered 200 during the flood
     p95 = statistics.quantiles(times, n=20)[-1]
     base = [t for _, _, t in baseline]
     assert max(times) <= BOUND_MAX and p95 <= BOUND_P95, (max(times), p95)

@@ -95,7 +95,7 @@ class Hub:
         self.case = store.create(conversation_id="web:0123456789abcdef0123456789abcdef", mode="handoff",
                                  queue="billing", reasons=["sensitive_topic"]).id
         store.assign(self.case, "jonas", "dashboard")
-        record_reply(store, self.case, "jonas", "dashboard", Reply("take_over"))  # human mode: he writes to the customer
+        record_reply(store, self.case, "jonas", "dashboard", Reply("take_over"))  # human mode: he writes himself
         store.dispose()
         port, self.rasa_port = free_port(), free_port()  # nothing listens on Rasa's port
         self.url = f"http://127.0.0.1:{port}"
@@ -103,7 +103,8 @@ class Hub:
                "BACKLINE_CONSULT_DB_URL": f"sqlite:///{self.db}", "BACKLINE_EXPERTS": str(tmp / "experts.yml"),
                "BACKLINE_OPERATOR_TOKEN": "security-operator-token", "BACKLINE_DASHBOARD_SECRET": "security-secret",
                "BACKLINE_RASA_URL": f"http://127.0.0.1:{self.rasa_port}", "BACKLINE_RASA_TOKEN": "security-rasa",
-               "BACKLINE_CHAT_SECRET": "security-chat-secret", "BACKLINE_SLA_INTERVAL": "0", "BACKLINE_DELIVERY_INTERVAL": "0",
+               "BACKLINE_CHAT_SECRET": "security-chat-secret",
+               "BACKLINE_SLA_INTERVAL": "0", "BACKLINE_DELIVERY_INTERVAL": "0",
                "BACKLINE_DEMO": "", "BACKLINE_TRUSTED_PROXIES": "", "BACKLINE_DASHBOARD_ORIGIN": "",
                "BACKLINE_COOKIE_SECURE": "", "BACKLINE_CHAT_SOCKET_URL": "", "BACKLINE_HUB_URL": self.url,
                "BACKLINE_SLACK_SIGNING_SECRET": "", "BACKLINE_TELEGRAM_WEBHOOK_SECRET": "",
@@ -173,7 +174,8 @@ def _page_text(answer: Answer) -> str:
 
 def test_guessing_passwords_over_many_usernames_from_one_address_gets_429(hub: Hub) -> None:
     source = "127.0.0.2"
-    names = ["anna", "tariq", "lena", "felix", "petra", "sofia.costa", "jonas", "mara"] + [f"user{n}" for n in range(16)]
+    names = ["anna", "tariq", "lena", "felix", "petra", "sofia.costa", "jonas", "mara"]
+    names += [f"user{n}" for n in range(16)]
     answers = [hub.sign_in(name, f"guess-{n}", source) for n, name in enumerate(names)]
     statuses = [a.status for a in answers]
     assert statuses[:20] == [401] * 20 and set(statuses[20:]) == {429}

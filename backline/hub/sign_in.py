@@ -116,8 +116,8 @@ class SignInLimits:
         """Count a failure (one row per scope), pruning rows older than any window, in one transaction."""
         now = self.clock()
         with self.engine.begin() as connection:
-            connection.execute(insert(sign_in_attempts),
-                               [{"scope": scope, "key": key, "at": now} for scope, key in self._keys(username, address)])
+            rows = [{"scope": scope, "key": key, "at": now} for scope, key in self._keys(username, address)]
+            connection.execute(insert(sign_in_attempts), rows)
             connection.execute(delete(sign_in_attempts).where(
                 sign_in_attempts.c.at < now - dt.timedelta(seconds=self.rules.kept)))
 

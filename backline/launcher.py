@@ -18,8 +18,9 @@ Exit status:
 With --shell, the action server is started the same way and the status is `rasa shell`'s.
 
 Binding (issue 13): Rasa listens on BACKLINE_RASA_HOST and the action server on
-BACKLINE_ACTIONS_HOST (both 127.0.0.1 by default), Rasa's CORS and socket.io answer only the chat's
-origin (BACKLINE_CHAT_ORIGIN, default http://localhost:<hub port>), and Rasa reaches the action
+BACKLINE_ACTIONS_HOST (both 127.0.0.1 by default), Rasa's HTTP API grants no cross-origin access
+(no ``--cors``: it is for backends) and its socket.io answers only the chat's origin
+(BACKLINE_CHAT_ORIGIN, default http://localhost:<hub port>), and Rasa reaches the action
 server with BACKLINE_ACTION_TOKEN. Secrets left unset (the Rasa API token, the REST/outbox channel
 token, the action token, the chat secret) are generated once into var/ (0600); every child runs
 under umask 077. Children get BACKLINE_DEMO=1 unless it is set: the demo operators' password
@@ -167,7 +168,7 @@ def process_specs(model: str = DEFAULT_MODEL, debug: bool = False) -> List[Proce
             name="rasa",
             command=(
                 "rasa", "run", "--model", model, "-i", "${BACKLINE_RASA_HOST}", "--port", "${BACKLINE_RASA_PORT}",
-                "--enable-api", "--auth-token", "${BACKLINE_RASA_TOKEN}", "--cors", "${BACKLINE_CHAT_ORIGIN}",
+                "--enable-api", "--auth-token", "${BACKLINE_RASA_TOKEN}",
                 "--endpoints", "endpoints.yml", "--credentials", "${BACKLINE_CREDENTIALS}",
                 *(["--debug"] if debug else []),
             ),

@@ -120,7 +120,7 @@ def test_run_starts_actions_rasa_hub_in_order_and_a_stop_signal_stops_them_all_w
     credentials = rasa[0]["argv"][-1]
     assert rasa[0]["argv"] == [
         "run", "--model", "models/test.tar.gz", "-i", "127.0.0.1", "--port", ports["rasa"], "--enable-api",
-        "--auth-token", TOKEN, "--cors", f"http://localhost:{ports['hub']}", "--endpoints", "endpoints.yml",
+        "--auth-token", TOKEN, "--endpoints", "endpoints.yml",
         "--credentials", credentials,
     ]
     assert "backline.rasa.channels.socketio.SocketIOInput:" in rasa[0]["credentials"]
@@ -177,7 +177,7 @@ def test_each_process_spec_becomes_a_child_with_the_environment_expanded() -> No
         [str(launcher.BIN / "python"), "-m", "backline", "actions", "--actions", "actions", "--host", "127.0.0.1",
          "--port", "6055"],
         [str(launcher.BIN / "rasa"), "run", "--model", "m.tar.gz", "-i", "127.0.0.1", "--port", "6005", "--enable-api",
-         "--auth-token", "tok", "--cors", "http://localhost:6006", "--endpoints", "endpoints.yml", "--credentials", "/tmp/channels.yml",
+         "--auth-token", "tok", "--endpoints", "endpoints.yml", "--credentials", "/tmp/channels.yml",
          "--debug"],
         [str(launcher.BIN / "python"), "-m", "backline", "hub", "--port", "6006"],
     ]

@@ -43,14 +43,19 @@ def private_var(path: Path = VAR) -> Path:
 
 
 def write_private(path: Path, text: str) -> bool:
-    """Write ``text`` to a new file at ``path`` with mode 0600 from creation; False when it exists."""
+    """Write ``text`` to a new file at ``path`` with mode 0600 from creation; False when it exists.
+    The file appears whole (written aside, then hard-linked into place)."""
     private_dir(path.parent)
+    draft = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
+    handle = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:
-        handle = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(handle, "w") as file:
+            file.write(text)
+        os.link(draft, path)  # atomic, and refused when ``path`` exists: no reader sees a half-written file
     except FileExistsError:
         return False
-    with os.fdopen(handle, "w") as file:
-        file.write(text)
+    finally:
+        draft.unlink(missing_ok=True)
     return True
 
 

@@ -15,6 +15,7 @@ COMMANDS = {
     "hub": ("backline.hub.app", "run the hub alone (expert webhooks, operator API, SLA timer)"),
     "migrate-consultations": ("backline.consult.store", "migrate the consultation store: migrate | current"),
     "hash-password": ("backline.hub.operators", "print a dashboard password hash for experts.yml"),
+    "tokens": ("backline.hub.api_tokens", "per-operator API tokens: create | list | revoke"),
 }
 
 

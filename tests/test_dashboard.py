@@ -360,7 +360,7 @@ def test_a_sign_in_from_another_site_is_refused(hub: Hub) -> None:
 
 
 def test_a_dashboard_post_needs_its_origin_token_and_json(hub: Hub) -> None:
-    case = hub.store.create(conversation_id="q-x", mode="consult", queue="sales", reasons=["medium_confidence"])
+    case = hub.store.create(conversation_id="q-x", mode="consult", queue="billing", reasons=["medium_confidence"])
     session = hub.signed_in()
     url = f"{hub.url}/dashboard/api/consultations/{case.id}/reply"
     body = json.dumps({"action": "answer", "text": "hello"})
@@ -399,15 +399,24 @@ def test_every_answer_carries_the_security_headers(hub: Hub) -> None:
             "content-security-policy"]
 
 def test_the_queue_and_a_reply_through_the_dashboard(hub: Hub) -> None:
-    consult = hub.store.create(conversation_id="q-1", mode="consult", queue="sales", reasons=["medium_confidence"],
+    consult = hub.store.create(conversation_id="q-1", mode="consult", queue="billing", reasons=["medium_confidence"],
                                ai_draft="Pro costs 20 EUR a month.")
     handoff = hub.store.create(conversation_id="q-2", mode="handoff", queue="billing", reasons=["sensitive_topic"])
-    session = hub.signed_in("jonas")
+    legal = hub.store.create(conversation_id="q-3", mode="handoff", queue="legal", reasons=["legal_risk"])
+    session = hub.signed_in("jonas")  # billing only (experts.yml)
     rows = session.get(f"{hub.url}/dashboard/api/queue", timeout=10).json()["consultations"]
     assert [r["id"] for r in rows] == [handoff.id, consult.id]
     billing = session.get(f"{hub.url}/dashboard/api/queue", params={"queue": "billing"}, timeout=10).json()
-    assert [r["id"] for r in billing["consultations"]] == [handoff.id]
+    assert [r["id"] for r in billing["consultations"]] == [handoff.id, consult.id]
     assert session.get(f"{hub.url}/dashboard/api/queue", params={"status": "nope"}, timeout=10).status_code == 400
+    assert session.get(f"{hub.url}/dashboard/api/queue", params={"queue": "legal"}, timeout=10).status_code == 403
+    assert session.get(f"{hub.url}/dashboard/api/consultations/{legal.id}", timeout=10).status_code == 403
+    assert session.get(f"{hub.url}/dashboard/api/session", timeout=10).json()["queues"] == ["billing"]
+    assert session.post(f"{hub.url}/dashboard/api/consultations/{legal.id}/reply",
+                        json={"action": "answer", "text": "x"}, timeout=10).status_code == 403 and hub.replies == []
+    petra = hub.signed_in("petra")  # the supervisor: every queue
+    assert {r["id"] for r in petra.get(f"{hub.url}/dashboard/api/queue", timeout=10).json()["consultations"]} == {
+        consult.id, handoff.id, legal.id}
 
     bad = session.post(f"{hub.url}/dashboard/api/consultations/{handoff.id}/reply",
                        json={"action": "teleport"}, timeout=10)

@@ -318,9 +318,9 @@ REPLY = Shape(
              "allowed_followups.0": ("string",)},
     required=("action",), stored=("text", "allowed_followups.0"),
 )
-API_REPLY = Shape(examples=tuple({**e, "actor": "mara"} for e in REPLY.examples),
+API_REPLY = Shape(examples=tuple({**e, "actor": None} for e in REPLY.examples),  # the shared token names no actor
                   checked={**REPLY.checked, "actor": ("string", "null")}, required=REPLY.required,
-                  ids=("actor",), stored=REPLY.stored + ("actor",))
+                  stored=REPLY.stored)
 SIGN_IN = Shape(examples=({"username": "fuzz-operator", "password": "not-the-password", "next": "/dashboard"},),
                 encoding="form", required=("username", "password"))
 SIGN_OUT = Shape(examples=({"confirm": True},))

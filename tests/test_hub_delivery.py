@@ -20,6 +20,7 @@ from sqlalchemy import create_engine
 from sqlalchemy.engine import make_url
 
 from backline.consult.store import ConsultationStore
+from backline.hub.api_tokens import ApiTokens
 from tests.faults import healthy, wait_for
 from tests.rasa_api import TOKEN, FakeRasa
 from tests.servers import PROJECT_ROOT, free_port
@@ -65,8 +66,8 @@ def hub(rasa: FakeRasa, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Di
         yield {**running, "store": store}
 
 
-def api(hub: Dict[str, Any], method: str, path: str, **kwargs: Any) -> requests.Response:
-    return requests.request(method, hub["url"] + path, headers={"Authorization": f"Bearer {OPERATOR}"},
+def api(hub: Dict[str, Any], method: str, path: str, token: str = OPERATOR, **kwargs: Any) -> requests.Response:
+    return requests.request(method, hub["url"] + path, headers={"Authorization": f"Bearer {token}"},
                             timeout=30, **kwargs)
 
 
@@ -127,10 +128,12 @@ def test_two_final_decisions_at_once_reach_the_customer_once(hub: Dict[str, Any]
     answers: List[requests.Response] = []
     barrier = threading.Barrier(2)
 
-    def decide(action: str, actor: str) -> None:
+    tokens = {person: ApiTokens(hub["store"]).create(person, "race test")[1] for person in ("mara", "jonas")}
+
+    def decide(action: str, actor: str) -> None:  # each with their own token: the API acts as its person
         barrier.wait()
-        answers.append(api(hub, "POST", f"/api/consultations/{case}/reply",
-                           json={"action": action, "text": "x", "actor": actor}))
+        answers.append(api(hub, "POST", f"/api/consultations/{case}/reply", token=tokens[actor],
+                           json={"action": action, "text": "x"}))
 
     threads = [threading.Thread(target=decide, args=args) for args in (("approve", "mara"), ("deny", "jonas"))]
     for thread in threads:

@@ -61,7 +61,7 @@ _ONE_TIME_CODE = re.compile(
     r"(?:\s*(?:code|pin|number|passcode))?\s*(?:is|was|:|=|#)?\s*(\d{4,8})(?!\d)"
 )
 _TOKENS = re.compile(
-    r"\b(?:(?:sk|pk|rk)_(?:live|test)_|xox[abprse]-|gh[pousr]_|glpat-|AKIA|ASIA)"
+    r"\b(?:(?:sk|pk|rk)_(?:live|test)_|xox[abprse]-|gh[pousr]_|glpat-|bkl_|AKIA|ASIA)"
     r"[A-Za-z0-9_\-]{8,}"
     r"|\beyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}"
 )
@@ -192,7 +192,7 @@ def _star_group(pattern: "re.Pattern[str]", text: str, fixed: Optional[int] = No
 
 def _keep_head(token: str) -> str:
     """A credential that announces its kind (``sk_live_...``, ``xoxb-...``): the kind stays, the rest is starred."""
-    head = re.match(r"(?:(?:sk|pk|rk)_(?:live|test)_|xox[abprse]-|gh[pousr]_|glpat-|AKIA|ASIA|eyJ)", token)
+    head = re.match(r"(?:(?:sk|pk|rk)_(?:live|test)_|xox[abprse]-|gh[pousr]_|glpat-|bkl_|AKIA|ASIA|eyJ)", token)
     keep = head.end() if head else 0
     return token[:keep] + "*" * 8
 

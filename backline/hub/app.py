@@ -1,7 +1,8 @@
 """The hub (`python -m backline hub`): the expert-facing web app.
 
 - the operator dashboard (/dashboard, sign-in per operator) and the customer web chat (/chat);
-- JSON API for operators (``Authorization: Bearer <operator token>``): consultations, replies, metrics;
+- JSON API for operators (``Authorization: Bearer <token>``: a person's own token, `backline.hub.api_tokens`,
+  or the shared integration token): consultations of the caller's queues, replies, metrics (supervisor);
 - Slack (``/slack/interactivity``, ``/slack/events``; signing secret) and Telegram (``/telegram/webhook``;
   secret token) webhooks: button clicks and replies from the experts' channels, recorded with the
   platform's delivery key in one transaction and answered at once, each delivery once;
@@ -29,12 +30,14 @@ from sanic.request import Request
 from sanic.response import HTTPResponse, json, redirect
 
 from backline import limits
+from backline.access import SYSTEM, access_for
 from backline.consult.outbox import Outbox, RetryBudget, env_seconds
 from backline.consult.service import ConsultationService
 from backline.consult.store import PROJECT_ROOT, STATUSES
 from backline.hub.dashboard import dashboard_blueprint
 from backline.hub.delivery_worker import DeliveryWorker
 from backline.hub.flow import ConsultationFlow
+from backline.hub.api_tokens import ApiTokens
 from backline.hub.dedupe import SqlDedupe
 from backline.hub.guidance import ExpertReply
 from backline.hub.operators import dashboard_secret
@@ -106,10 +109,16 @@ def _error(status: int, message: str, **extra: Any) -> HTTPResponse:
     return json({"error": message, **extra}, status=status)
 
 
-def _authorized(request: Request, token: str) -> bool:
-    header = request.headers.get("authorization", "")
-    scheme, _, given = header.partition(" ")
-    return scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), token.encode())
+def _caller(request: Request, token: str, tokens: ApiTokens) -> Optional[str]:
+    """Who is calling the JSON API: `SYSTEM` for the shared token, the person of a per-operator token
+    (`backline.hub.api_tokens`), None for anything else."""
+    scheme, _, given = request.headers.get("authorization", "").partition(" ")
+    given = given.strip()
+    if scheme.lower() != "bearer" or not given:
+        return None
+    if hmac.compare_digest(given.encode(), token.encode()):
+        return SYSTEM
+    return tokens.person(given)
 
 
 def create_app(service: ConsultationService, config: HubConfig, rasa: RasaClient, name: str = "backline_hub",
@@ -125,13 +134,26 @@ def create_app(service: ConsultationService, config: HubConfig, rasa: RasaClient
                                       interval=config.delivery_interval, attempt_timeout=config.delivery_timeout)
     flow = ConsultationFlow(service, worker)
 
+    tokens = ApiTokens(store)
+
     @app.middleware("request")
     async def require_operator(request: Request) -> Optional[HTTPResponse]:
         if request.path.startswith("/api/"):
-            if not _authorized(request, config.operator_token):
+            caller = await asyncio.to_thread(_caller, request, config.operator_token, tokens)
+            if caller is None:
                 return _error(401, "operator token required: Authorization: Bearer <token>")
+            request.ctx.access = access_for(service.directory, caller)
             return limits.refuse_oversized(request, config.max_body_bytes)
         return None
+
+    async def visible(request: Request, consultation_id: str) -> Any:
+        """The consultation if the caller's queues include it; else an error response (404 / 403)."""
+        case = await asyncio.to_thread(store.get, consultation_id)
+        if case is None:
+            return _error(404, f"no consultation {consultation_id}")
+        if not request.ctx.access.may_see_case(case):
+            return _error(403, f"consultation {consultation_id} is not in your queues")
+        return case
 
     @app.get("/")
     async def home(_: Request) -> HTTPResponse:
@@ -146,16 +168,17 @@ def create_app(service: ConsultationService, config: HubConfig, rasa: RasaClient
         status = request.args.get("status")
         if status is not None and status not in STATUSES:
             return _error(400, f"status must be one of {', '.join(STATUSES)}")
-        found = await asyncio.to_thread(
-            store.list, request.args.get("conversation_id"), status, request.args.get("queue")
-        )
-        return json([case.as_dict() for case in found])
+        queue = request.args.get("queue")
+        if queue and not request.ctx.access.may_see(queue):
+            return _error(403, f"queue {queue[:64]!r} is not one of yours")
+        found = await asyncio.to_thread(store.list, request.args.get("conversation_id"), status, queue)
+        return json([case.as_dict() for case in found if request.ctx.access.may_see_case(case)])
 
     @app.get("/api/consultations/<consultation_id>")
-    async def get_consultation(_: Request, consultation_id: str) -> HTTPResponse:
-        case = await asyncio.to_thread(store.get, consultation_id)
-        if case is None:
-            return _error(404, f"no consultation {consultation_id}")
+    async def get_consultation(request: Request, consultation_id: str) -> HTTPResponse:
+        case = await visible(request, consultation_id)
+        if isinstance(case, HTTPResponse):
+            return case
         messages = await asyncio.to_thread(store.messages, consultation_id)
         audit = await asyncio.to_thread(store.audit_trail, consultation_id)
         sent = await asyncio.to_thread(flow.outbox.for_consultation, consultation_id)
@@ -168,11 +191,16 @@ def create_app(service: ConsultationService, config: HubConfig, rasa: RasaClient
             fields = _api_reply(request.body, service)
         except limits.Refused as refused:
             return refused.response()
-        case = await asyncio.to_thread(store.get, consultation_id)
-        if case is None:
-            return _error(404, f"no consultation {consultation_id}")
+        case = await visible(request, consultation_id)
+        if isinstance(case, HTTPResponse):
+            return case
+        caller = request.ctx.access.person_id
+        if fields["actor"] and fields["actor"] != caller:
+            return _error(403, "actor is the token's person: a reply cannot name someone else "
+                               "(use that person's own token)")
+        speaker = caller if caller != SYSTEM else case.assignee or "operator"
         try:
-            answer = ExpertReply(consultation_id, fields["actor"] or case.assignee or "operator", "api",
+            answer = ExpertReply(consultation_id, speaker, "api",
                                  fields["action"], fields["text"], fields["allowed_followups"])
         except ValueError as error:
             return _error(400, str(error))
@@ -182,8 +210,14 @@ def create_app(service: ConsultationService, config: HubConfig, rasa: RasaClient
     @app.post("/api/deliveries/<delivery_id>/retry")
     async def retry_delivery(request: Request, delivery_id: str) -> HTTPResponse:
         """Send an undeliverable reply again (the operator fixed what stopped it)."""
+        found = await asyncio.to_thread(flow.outbox.get, delivery_id)
+        if found is not None:
+            case = await visible(request, found.consultation_id)
+            if isinstance(case, HTTPResponse):
+                return case
         try:
-            delivery = await asyncio.to_thread(flow.outbox.requeue, delivery_id, actor="operator")
+            delivery = await asyncio.to_thread(flow.outbox.requeue, delivery_id,
+                                               actor=request.ctx.access.person_id)
         except ValueError as error:
             return _error(409, str(error))
         worker.wake()
@@ -208,7 +242,14 @@ def create_app(service: ConsultationService, config: HubConfig, rasa: RasaClient
         if result.reason:
             logger.info("%s: %s", request.path, result.reason)
         body = dict(result.body or {})
-        if result.reply is not None:
+        if result.reply is not None and not await asyncio.to_thread(allowed, result.reply):
+            problem = "Not sent: this case is not in your queues."
+            logger.warning("%s: %s replied to a case outside their queues", request.path, result.reply.actor)
+            if body.get("method") == "answerCallbackQuery":
+                body.update(text=problem, show_alert=True)
+            else:
+                app.add_task(asyncio.to_thread(flow.tell_expert, result.reply, problem))
+        elif result.reply is not None:
             try:
                 (status, payload), delivery_id = await asyncio.to_thread(flow.record, result.reply)
             except Exception:
@@ -241,8 +282,15 @@ def create_app(service: ConsultationService, config: HubConfig, rasa: RasaClient
     async def telegram_webhook(request: Request) -> HTTPResponse:
         return await webhook(request, telegram and telegram.handle, ENV_TELEGRAM_WEBHOOK_SECRET)
 
+    def allowed(reply: ExpertReply) -> bool:
+        """Whether the expert answering from Slack or Telegram may decide the case (their queues)."""
+        case = store.get(reply.consultation_id)
+        return case is None or access_for(service.directory, reply.actor).may_see_case(case)
+
     @app.get("/api/metrics")
-    async def metrics(_: Request) -> HTTPResponse:
+    async def metrics(request: Request) -> HTTPResponse:
+        if not request.ctx.access.sees_all:
+            return _error(403, "metrics cover every queue: for the supervisor and integrations")
         return json(await asyncio.to_thread(service.metrics))
 
     async def sla_timer() -> None:

@@ -38,6 +38,7 @@ from sanic import Blueprint
 from sanic.request import Request
 from sanic.response import HTTPResponse, file, html as html_response, json, redirect
 
+from backline.access import access_for
 from backline.consult import board
 from backline.consult.outbox import Outbox
 from backline.consult.replies import FOLLOWUP_LABELS
@@ -241,34 +242,48 @@ def dashboard_blueprint(
     async def case_page(_: Request, __: Operator, consultation_id: str) -> HTTPResponse:
         return await file(STATIC / "dashboard" / "dashboard.html")
 
+    async def mine(operator: Operator, consultation_id: str) -> Any:
+        """The consultation if it is in the operator's queues (or assigned to them); else 404 / 403."""
+        case = await asyncio.to_thread(store.get, consultation_id)
+        if case is None:
+            return json({"error": f"no consultation {consultation_id}"}, status=404)
+        if not access_for(directory, operator.person_id).may_see_case(case):
+            return json({"error": f"consultation {consultation_id} is not in your queues"}, status=403)
+        return case
+
     @bp.get("/dashboard/api/session")
     @signed_in(page=False)
     async def session(request: Request, operator: Operator) -> HTTPResponse:
+        access = access_for(directory, operator.person_id)
         return json({
             "operator": {"id": operator.person_id, "name": operator.name, "title": operator.title},
             "csrf_token": csrf_token(secret, request.cookies.get(COOKIE) or ""),
-            "queues": list(directory.queues),
+            "queues": [name for name in directory.queues if access.may_see(name)],
             "statuses": list(board.STATUS_FILTERS),
             "followups": [{"key": key, "label": label} for key, label in FOLLOWUP_LABELS.items()],
         })
 
     @bp.get("/dashboard/api/queue")
     @signed_in(page=False)
-    async def queue(request: Request, _: Operator) -> HTTPResponse:
+    async def queue(request: Request, operator: Operator) -> HTTPResponse:
+        access = access_for(directory, operator.person_id)
         wanted_queue = request.args.get("queue") or None
         status = request.args.get("status") or "active"
         if status not in board.STATUS_FILTERS:
             return json({"error": f"status must be one of {', '.join(board.STATUS_FILTERS)}"}, status=400)
-        cases = board.select_cases(await asyncio.to_thread(store.list, None, None, wanted_queue), status=status)
+        if wanted_queue and not access.may_see(wanted_queue):
+            return json({"error": f"queue {wanted_queue[:64]!r} is not one of yours"}, status=403)
+        listed = await asyncio.to_thread(store.list, None, None, wanted_queue)
+        cases = board.select_cases([c for c in listed if access.may_see_case(c)], status=status)
         now = utcnow()
         return json({"now": now.isoformat(), "consultations": [board.queue_row(c, directory, now) for c in cases]})
 
     @bp.get("/dashboard/api/consultations/<consultation_id>")
     @signed_in(page=False)
-    async def consultation(_: Request, __: Operator, consultation_id: str) -> HTTPResponse:
-        case = await asyncio.to_thread(store.get, consultation_id)
-        if case is None:
-            return json({"error": f"no consultation {consultation_id}"}, status=404)
+    async def consultation(_: Request, operator: Operator, consultation_id: str) -> HTTPResponse:
+        case = await mine(operator, consultation_id)
+        if isinstance(case, HTTPResponse):
+            return case
         messages = await asyncio.to_thread(store.messages, consultation_id)
         sent = await asyncio.to_thread(Outbox(store).for_consultation, consultation_id)
         now = utcnow()
@@ -279,6 +294,11 @@ def dashboard_blueprint(
     @signed_in(page=False)
     async def resend(_: Request, operator: Operator, delivery_id: str) -> HTTPResponse:
         """Send a reply that did not reach the customer within the retry budget again."""
+        found = await asyncio.to_thread(Outbox(store).get, delivery_id)
+        if found is not None:
+            case = await mine(operator, found.consultation_id)
+            if isinstance(case, HTTPResponse):
+                return case
         try:
             delivery = await asyncio.to_thread(Outbox(store).requeue, delivery_id, actor=operator.person_id)
         except ValueError as error:
@@ -298,6 +318,9 @@ def dashboard_blueprint(
             return refused.response()
         except ValueError as error:
             return json({"error": str(error)}, status=400)
+        case = await mine(operator, consultation_id)
+        if isinstance(case, HTTPResponse):
+            return case
         status, payload = await apply(answer)
         return json(payload, status=status)
 

@@ -353,16 +353,17 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--host", default=os.environ.get("BACKLINE_HUB_HOST") or "127.0.0.1")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s  %(message)s")
-    try:
-        config = HubConfig.from_env()
-    except ValueError as error:  # a setting that is not what it must be: say which, start nothing
-        print(f"backline hub: {error}", file=sys.stderr)
-        return 2
     register_env(os.environ)
-    register(config.operator_token, config.rasa_token, config.slack_signing_secret, config.telegram_webhook_secret)
     install_log_filter()
     for name in ("sanic.root", "sanic.error", "sanic.access"):
         install_log_filter(logging.getLogger(name))
-    app = create_app(ConsultationService.from_env(), config, RasaClient(config.rasa_url, config.rasa_token))
+    try:  # a setting that is not what it must be (BACKLINE_TRUSTED_PROXIES, ...): say which, start nothing
+        config = HubConfig.from_env()
+        register(config.operator_token, config.rasa_token, config.slack_signing_secret,
+                 config.telegram_webhook_secret)
+        app = create_app(ConsultationService.from_env(), config, RasaClient(config.rasa_url, config.rasa_token))
+    except ValueError as error:
+        print(f"backline hub: {error}", file=sys.stderr)
+        return 2
     app.run(host=args.host, port=args.port, access_log=False, workers=1)
     return 0

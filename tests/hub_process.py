@@ -8,7 +8,6 @@ import http.server
 import json
 import os
 import re
-import signal
 import sqlite3
 import subprocess
 import sys
@@ -22,7 +21,7 @@ from typing import Dict, List, Optional, Tuple
 from backline.consult.replies import Reply, record_reply
 from backline.consult.store import ConsultationStore
 from backline.hub.operators import hash_password
-from tests.servers import PROJECT_ROOT, free_port
+from tests.servers import PROJECT_ROOT, free_port, interrupt
 
 JONAS_PASSWORD = "jonas-own-passphrase-7"
 """Jonas's own password in the hub's copy of experts.yml; every other operator keeps the demo password."""
@@ -131,12 +130,7 @@ class Hub:
             store.dispose()
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGINT)
-            try:
-                self.process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
+        interrupt(self.process)
 
 
 class AttackerSite:

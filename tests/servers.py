@@ -77,6 +77,16 @@ def postgres_server() -> Iterator[str]:
         shutil.rmtree(base_dir, ignore_errors=True)
 
 
+def interrupt(process: subprocess.Popen, timeout: float = 20) -> None:
+    """Stop a server process as Ctrl-C would (SIGINT), killing it if it has not exited in ``timeout`` s."""
+    if process.poll() is None:
+        process.send_signal(signal.SIGINT)
+        try:
+            process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
 @dataclass(frozen=True)
 class Stack:
     """A running `backline run`: where each part answers and its tokens."""

@@ -23,7 +23,6 @@ import hmac
 import http.client
 import json
 import os
-import signal
 import socket
 import sqlite3
 import subprocess
@@ -52,7 +51,7 @@ from backline.rasa.channels.telegram import SECRET_HEADER, TelegramInput
 from tests.channel_servers import LiveApp
 from tests.expert_apis import RecordingApi
 from tests.fuzz_bodies import FAMILIES, Body, Shape, generate
-from tests.servers import PROJECT_ROOT, free_port
+from tests.servers import PROJECT_ROOT, free_port, interrupt
 
 SEED = 20261124
 CUSTOMER_TELEGRAM_SECRET = "fuzz-customer-telegram-secret"
@@ -243,12 +242,7 @@ class Hub:
         return self.process.poll() is None and status == 200 and listed == 200
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGINT)
-            try:
-                self.process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
+        interrupt(self.process)
         if hasattr(self, "probe"):
             self.probe.close()
         self.rasa.stop()

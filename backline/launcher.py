@@ -224,15 +224,19 @@ def _log_to_stderr() -> None:
     supervisor_log.propagate = False
 
 
+def _where(value: str, variable: str, name: str) -> str:
+    """How to get a secret in a shell: ``$(cat var/<name>)`` when it is the generated one, else ``$VARIABLE``."""
+    generated = paths.VAR / name
+    if generated.exists() and generated.read_text().strip() == value:
+        return f"$(cat var/{name})"
+    return f"${variable}"
+
+
 def _print_welcome(env: Dict[str, str], token: str, credentials: Path) -> None:
     """The banner. It names where the tokens are, never their values (a banner ends up in logs)."""
     port = env["BACKLINE_RASA_PORT"]
-    generated = (PROJECT_ROOT / "var" / "rasa_api_token")
-    token_hint = ("$(cat var/rasa_api_token)" if generated.exists() and generated.read_text().strip() == token
-                  else "$BACKLINE_RASA_TOKEN")
-    channel_file = paths.VAR / "channel_token"
-    channel_hint = ("$(cat var/channel_token)" if channel_file.exists()
-                    and channel_file.read_text().strip() == env.get("BACKLINE_CHANNEL_TOKEN") else "$BACKLINE_CHANNEL_TOKEN")
+    token_hint = _where(token, "BACKLINE_RASA_TOKEN", "rasa_api_token")
+    channel_hint = _where(env.get("BACKLINE_CHANNEL_TOKEN", ""), "BACKLINE_CHANNEL_TOKEN", "channel_token")
     demo = ("demo operators: password kestrel-demo (BACKLINE_DEMO=1)" if env.get("BACKLINE_DEMO") == "1"
             else "BACKLINE_DEMO is not 1: demo passwords are refused")
     channels = ", ".join(line.rstrip(":").rsplit(".", 1)[-1].removesuffix("Input").lower()

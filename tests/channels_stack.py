@@ -17,6 +17,7 @@ import requests
 
 from tests.channel_servers import FakeBotApi
 from tests.expert_apis import FakeSlack, SmtpServer
+from tests.faults import wait_for
 from tests.servers import Stack, assistant_env, running_assistant
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
@@ -88,13 +89,8 @@ def running_channels(business_url: str, tmp: Path, experts: Path = EXPERTS, **ex
 
 
 def eventually(probe: Callable[[], Any], timeout: float = 60, what: str = "condition") -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        found = probe()
-        if found:
-            return found
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}")
+    """`tests.faults.wait_for`, polling every 0.2 s."""
+    return wait_for(probe, timeout, what, every=0.2)
 
 
 def slack_signed(body: bytes, secret: str, timestamp: Optional[int] = None) -> Dict[str, str]:

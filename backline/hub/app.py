@@ -29,11 +29,11 @@ from sanic import Sanic
 from sanic.request import Request
 from sanic.response import HTTPResponse, json, redirect
 
-from backline import limits
+from backline import limits, paths
 from backline.access import SYSTEM, access_for
 from backline.consult.outbox import Outbox, RetryBudget, env_seconds
 from backline.consult.service import ConsultationService
-from backline.consult.store import PROJECT_ROOT, STATUSES
+from backline.consult.store import STATUSES
 from backline.hub.dashboard import dashboard_blueprint
 from backline.hub.delivery_worker import DeliveryWorker
 from backline.hub.flow import ConsultationFlow
@@ -53,18 +53,12 @@ logger = logging.getLogger(__name__)
 ENV_OPERATOR_TOKEN = "BACKLINE_OPERATOR_TOKEN"
 ENV_SLACK_SIGNING_SECRET = "BACKLINE_SLACK_SIGNING_SECRET"
 ENV_TELEGRAM_WEBHOOK_SECRET = "BACKLINE_TELEGRAM_WEBHOOK_SECRET"
-TOKEN_FILE = PROJECT_ROOT / "var" / "operator_token"
+TOKEN_FILE = paths.VAR / "operator_token"
 
 
 def operator_token(env: Mapping[str, str]) -> str:
-    """BACKLINE_OPERATOR_TOKEN, else one generated once and kept in var/operator_token."""
-    if env.get(ENV_OPERATOR_TOKEN):
-        return env[ENV_OPERATOR_TOKEN]
-    if not TOKEN_FILE.exists():
-        TOKEN_FILE.parent.mkdir(parents=True, exist_ok=True)
-        TOKEN_FILE.write_text(secrets.token_urlsafe(24))
-        TOKEN_FILE.chmod(0o600)
-    return TOKEN_FILE.read_text().strip()
+    """BACKLINE_OPERATOR_TOKEN, else one generated once into var/operator_token (0600 from creation)."""
+    return paths.secret(env, ENV_OPERATOR_TOKEN, TOKEN_FILE)
 
 
 @dataclass(frozen=True)

@@ -37,13 +37,16 @@ def _client(tracker: Tracker) -> Optional[str]:
     return None
 
 
-async def _escalate(
-    kind: Text, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict, draft: Optional[str] = None
+async def escalate(
+    kind: Text, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict, draft: Optional[str] = None,
+    announce: bool = True,
 ) -> List[EventType]:
-    """Announce, open the consultation, tell the wait; a store failure never leaves the customer unanswered."""
+    """Announce (unless the caller did), open the consultation, tell the wait; a store failure never
+    leaves the customer unanswered."""
     record: Dict[str, Any] = tracker.get_slot("routing_decision") or {}
     team = team_name(record.get("queue"))
-    dispatcher.utter_message(response=response_for(kind, record, domain.get("responses", {})), team=team)
+    if announce:
+        dispatcher.utter_message(response=response_for(kind, record, domain.get("responses", {})), team=team)
     parse = tracker.latest_message or {}
     try:
         opened = await asyncio.to_thread(
@@ -76,7 +79,8 @@ class ActionHandoff(Action):
         return "action_handoff"
 
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> List[EventType]:
-        return await _escalate("handoff", dispatcher, tracker, domain)
+        events = await escalate("handoff", dispatcher, tracker, domain)
+        return [SlotSet("human_joined", False), *events]
 
 
 class ActionConsult(Action):
@@ -88,5 +92,5 @@ class ActionConsult(Action):
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> List[EventType]:
         record = tracker.get_slot("routing_decision") or {}
         draft = draft_answer(record.get("intent") or "", domain.get("responses", {}), tracker.latest_message or {})
-        events = await _escalate("consult", dispatcher, tracker, domain, draft)
+        events = await escalate("consult", dispatcher, tracker, domain, draft)
         return [SlotSet("ai_draft", draft), *events]

@@ -60,7 +60,12 @@ def test_an_approval_closes_the_case_and_the_customer_hears_the_draft(
     assert (closed.first_reply_at - closed.created_at) == dt.timedelta(minutes=12)
     update = customer_update(store, directory, case.id, resume.intent, resume.entities["message_id"])
     assert update.text == f"Good news: Mara from our billing team approved it. {DRAFT}"
-    assert update.slots["handoff_mode"] == "ai" and update.slots["ai_draft"] is None
+    assert update.slots == {
+        "handoff_mode": "ai", "escalation_reason": None, "escalation_detail": None, "ai_draft": None,
+        "human_agent": None, "allowed_intents": None, "human_joined": False,
+        "case_resolution": {"consultation_id": case.id, "intent": None, "outcome": "approved", "text": DRAFT,
+                            "by": "Mara", "team": "billing", "at": "2026-11-24T09:12:00+00:00"},
+    }
 
 
 def test_internal_notes_never_reach_the_customer(
@@ -82,11 +87,12 @@ def test_take_over_then_messages_as_the_named_person(
     assert joined.intent == HUMAN_TAKEOVER and store.require(case.id).mode == "handoff"
     update = customer_update(store, directory, case.id, joined.intent)
     assert update.text == "Mara Klein from our billing team has joined the conversation."
-    assert update.slots == {"handoff_mode": "human", "human_agent": "Mara Klein"}
+    assert update.slots == {"handoff_mode": "human", "human_agent": "Mara Klein", "human_joined": True}
 
     said = record_reply(store, case.id, "mara", "dashboard", Reply("message", text="Which card did you use?"))
     update = customer_update(store, directory, case.id, said.intent, said.entities["message_id"])
     assert (said.intent, update.text, update.sender_name) == (HUMAN_MESSAGE, "Which card did you use?", "Mara Klein")
+    assert update.slots == {"handoff_mode": "human", "human_agent": "Mara Klein", "human_joined": True}
     assert store.require(case.id).is_open
 
 
@@ -94,14 +100,101 @@ def test_hand_back_sets_the_allowed_intents(
     store: ConsultationStore, directory: ExpertDirectory, case: Consultation
 ) -> None:
     resume = record_reply(store, case.id, "mara", "slack",
-                          Reply("hand_back", text="Refund done.", allowed_followups=("order_status", "invoices")))
+                          Reply("hand_back", text="Refund done.", allowed_followups=("order_status", "invoices")),
+                          now=T0 + dt.timedelta(minutes=30))
     update = customer_update(store, directory, case.id, resume.intent)
     assert resume.intent == HAND_BACK
     assert update.text == ("Mara has handed the conversation back to me. Refund done. "
                            "From here I can help you with order status and tracking, invoices.")
-    assert update.slots["handoff_mode"] == "handed_back"
-    assert update.slots["allowed_intents"] == ["order_status", "track_shipment", "invoice_copy", "invoice_wrong"]
+    assert update.slots == {
+        "handoff_mode": "handed_back", "escalation_reason": None, "escalation_detail": None, "ai_draft": None,
+        "human_agent": None, "human_joined": False,
+        "allowed_intents": ["order_status", "track_shipment", "invoice_copy", "invoice_wrong"],
+        "case_resolution": {"consultation_id": case.id, "intent": None, "outcome": "handed_back",
+                            "text": "Refund done.", "by": "Mara", "team": "billing",
+                            "at": "2026-11-24T09:30:00+00:00"},
+    }
     assert store.require(case.id).resolution == "handed_back"
+
+
+def test_a_hand_back_without_words_or_limits_resolves_with_an_empty_text(
+    store: ConsultationStore, directory: ExpertDirectory, case: Consultation
+) -> None:
+    resume = record_reply(store, case.id, "mara", "slack", Reply("hand_back"), now=T0 + dt.timedelta(minutes=5))
+    update = customer_update(store, directory, case.id, resume.intent)
+    assert update.text == "Mara has handed the conversation back to me."
+    assert (update.slots["handoff_mode"], update.slots["allowed_intents"]) == ("handed_back", None)
+    assert update.slots["case_resolution"] == {
+        "consultation_id": case.id, "intent": None, "outcome": "handed_back", "text": "", "by": "Mara",
+        "team": "billing", "at": "2026-11-24T09:05:00+00:00"}
+
+
+BACK_TO_AI = {"handoff_mode": "ai", "escalation_reason": None, "escalation_detail": None, "ai_draft": None,
+              "human_agent": None, "allowed_intents": None, "human_joined": False}
+
+
+@pytest.mark.parametrize("reply, text, outcome, body", [
+    (Reply("approve", text="Refund of 780 EUR approved."),
+     "Good news: Jonas from our billing team approved it. Refund of 780 EUR approved.", "approved",
+     "Refund of 780 EUR approved."),
+    (Reply("deny"), "I checked with Jonas from our billing team. I am sorry, we cannot do that in this case.",
+     "denied", "I am sorry, we cannot do that in this case."),
+    (Reply("deny", text="Used licences cannot be refunded."),
+     "I checked with Jonas from our billing team. Used licences cannot be refunded.", "denied",
+     "Used licences cannot be refunded."),
+    (Reply("answer", text="It arrives on Friday."),
+     "I checked with Jonas from our billing team. It arrives on Friday.", "answered", "It arrives on Friday."),
+    (Reply("close", text="Your refund was sent today.\n// ticket 4411", customer_text="Your refund was sent today.",
+           internal_notes=("ticket 4411",)),
+     "Jonas from our billing team has closed this case: Your refund was sent today.", "closed",
+     "Your refund was sent today."),
+])
+def test_every_final_decision_sets_back_to_ai_and_the_case_resolution(
+    store: ConsultationStore, directory: ExpertDirectory, reply: Reply, text: str, outcome: str, body: str
+) -> None:
+    created = store.create(conversation_id="conv-r", mode="handoff", queue="billing", reasons=["sensitive_topic"],
+                           brief={"intent": "refund_request"}, routing={"intent": "refund_request"})
+    resume = record_reply(store, created.id, "jonas", "telegram", reply, now=T0 + dt.timedelta(minutes=42))
+    update = customer_update(store, directory, created.id, resume.intent, resume.entities["message_id"])
+    assert resume.intent == EXPERT_REPLY
+    assert update.text == text and update.sender_name is None
+    assert update.slots == {**BACK_TO_AI, "case_resolution": {
+        "consultation_id": created.id, "intent": "refund_request", "outcome": outcome, "text": body,
+        "by": "Jonas", "team": "billing", "at": "2026-11-24T09:42:00+00:00"}}
+    assert "ticket" not in update.text
+
+
+def test_close_in_human_mode_closes_the_case_with_its_resolution(
+    store: ConsultationStore, directory: ExpertDirectory, case: Consultation
+) -> None:
+    record_reply(store, case.id, "mara", "dashboard", Reply("take_over"), now=T0 + dt.timedelta(minutes=1))
+    resume = record_reply(store, case.id, "mara", "dashboard", Reply("close", text="The duplicate charge is refunded."),
+                          now=T0 + dt.timedelta(minutes=20))
+
+    closed = store.require(case.id)
+    assert (closed.status, closed.resolution, closed.mode) == ("closed", "closed", "handoff")
+    assert closed.closed_at == T0 + dt.timedelta(minutes=20)
+    [event] = [e for e in store.audit_trail(case.id) if e.action == "closed"]
+    assert (event.actor, event.detail) == ("mara", {"resolution": "closed", "previous_status": "replied",
+                                                    "text": "The duplicate charge is refunded."})
+    [delivery] = [d for d in Outbox(store).for_consultation(case.id) if d.id == resume.delivery_id]
+    assert (delivery.intent, delivery.status) == (EXPERT_REPLY, "pending")
+    update = customer_update(store, directory, case.id, resume.intent, resume.entities["message_id"])
+    assert update.text == "Mara from our billing team has closed this case: The duplicate charge is refunded."
+    assert update.slots["case_resolution"]["outcome"] == "closed"
+    with pytest.raises(ConsultationClosed) as refused:
+        record_reply(store, case.id, "mara", "dashboard", Reply("message", text="One more thing"))
+    assert (refused.value.decided_by, refused.value.resolution) == ("mara", "closed")
+
+
+def test_the_case_intent_is_the_base_name_of_the_brief_or_routing_intent(
+    store: ConsultationStore, directory: ExpertDirectory
+) -> None:
+    created = store.create(conversation_id="conv-i", mode="handoff", queue="support", reasons=["low_confidence"],
+                           routing={"intent": "faq/returns_policy"})
+    resume = record_reply(store, created.id, "felix", "dashboard", Reply("answer", text="30 days."))
+    resolution = customer_update(store, directory, created.id, resume.intent).slots["case_resolution"]
+    assert (resolution["intent"], resolution["by"], resolution["team"]) == ("faq", "Felix", "customer support")
 
 
 def test_a_closed_case_refuses_replies(store: ConsultationStore, case: Consultation) -> None:
@@ -115,6 +208,8 @@ def test_a_closed_case_refuses_replies(store: ConsultationStore, case: Consultat
     "reply, message",
     [
         (Reply("answer"), "needs the text"),
+        (Reply("close"), "needs the text"),
+        (Reply("close", text="// internal only", customer_text=""), "needs the text"),
         (Reply("message", text="  "), "needs the text"),
         (Reply("teleport", text="x"), "unknown action"),
         (Reply("hand_back", allowed_followups=("everything",)), "unknown follow-up"),

@@ -9,6 +9,7 @@ from typing import Any, Dict, Iterator, List
 import pytest
 
 from backline.consult.outbox import Outbox
+from backline.consult.quotas import EscalationLimited, EscalationLimits
 from backline.consult.replies import SLA_DELAY
 from backline.consult.service import ConsultationService, transcript_from_events
 from backline.consult.store import ConsultationStore
@@ -331,3 +332,142 @@ def test_metrics_count_escalations_and_reply_times(service: ConsultationService,
     assert metrics["by_reason"] == {"sensitive_topic": 3, "explicit_request": 1}
     assert metrics["by_queue"] == {"billing": 3, "support": 1}
     assert metrics["first_reply_seconds"] == {"count": 3, "median": 1200.0, "p90": 1800.0}
+
+
+# --- one open consultation per conversation ------------------------------------------------------
+
+CONSULT = {**REFUND, "action": "consult", "mode": "consulting", "reason": "medium_confidence", "detail": None,
+           "tier": "medium", "confidence": 0.61, "triggers": [], "priority": "normal"}
+LATER = [
+    *TRANSCRIPT,
+    {"role": "assistant", "text": "A specialist from our billing team is checking this.",
+     "at": "2026-11-24T09:00:05+00:00"},
+    {"role": "customer", "text": "I was charged twice as well", "at": "2026-11-24T09:03:00+00:00"},
+    {"role": "customer", "text": "I want to talk to a person now", "at": "2026-11-24T09:04:00+00:00"},
+]
+
+
+def top_level(slack_api: FakeSlack) -> List[Dict[str, Any]]:
+    """The Slack posts that notify someone of a case (not the transcript in its thread)."""
+    return [p for p in slack_api.posts() if "thread_ts" not in p]
+
+
+def test_escalating_again_adds_to_the_open_case_and_upgrades_it_to_a_handoff(
+    service: ConsultationService, store: ConsultationStore, slack_api: FakeSlack, clock: FakeClock
+) -> None:
+    first = service.open("conv-again", CONSULT, transcript=TRANSCRIPT, slots=SLOTS, ai_draft="Refund on its way.")
+    assert len(top_level(slack_api)) == 1
+    clock.now = TUESDAY_10 + dt.timedelta(minutes=5)
+
+    again = service.open("conv-again", {**REFUND, "reason": "explicit_request", "detail": None}, transcript=LATER,
+                         slots=SLOTS)
+
+    assert (again.merged, again.consultation.id) == (True, first.consultation.id)
+    [case] = store.list("conv-again")
+    assert (case.mode, case.priority, case.reasons, case.status) == (
+        "handoff", "high", ("medium_confidence", "explicit_request"), "assigned")
+    assert [(m.direction, m.channel, m.text) for m in store.messages(case.id)] == [
+        ("from_customer", "escalated_again", "I was charged twice as well"),
+        ("from_customer", "escalated_again", "I want to talk to a person now")]
+    trail = store.audit_trail(case.id)
+    assert [e.action for e in trail][5:] == ["message", "message", "escalated_again", "mode_changed", "notified",
+                                             "assigned", "customer_told_again"]
+    [event] = [e for e in trail if e.action == "escalated_again"]
+    assert event.detail == {"detail": None, "action": "handoff", "intent": "refund_request", "queue": "billing",
+                            "messages_added": 2, "reason": "explicit_request",
+                            "reasons": ["medium_confidence", "explicit_request"],
+                            "previous_reasons": ["medium_confidence"], "priority": "high",
+                            "previous_priority": "normal"}
+    [mode] = [e.detail for e in trail if e.action == "mode_changed"]
+    assert (mode["mode"], mode["previous_mode"]) == ("handoff", "consult")
+    renotified = top_level(slack_api)
+    assert len(renotified) == 2 and renotified[1]["channel"] == "U07KESTR02"  # mara again, now a handoff
+    assert again.delivery is not None and again.delivery.person_id == "mara"
+    assert again.customer_text == ("Your request is already with our billing team, and I have added this to it. "
+                                   "I have asked for a colleague to take over; they typically reply in 4 hours.")
+
+
+def test_escalating_again_in_the_same_mode_pings_no_one_and_never_lowers_anything(
+    service: ConsultationService, store: ConsultationStore, slack_api: FakeSlack
+) -> None:
+    first = service.open("conv-same", REFUND, transcript=TRANSCRIPT, slots=SLOTS)
+    posts = len(slack_api.posts())
+
+    again = service.open("conv-same", {**CONSULT, "priority": "low"}, transcript=LATER[:4], slots=SLOTS)
+    third = service.open("conv-same", {**CONSULT, "priority": "low"}, transcript=LATER[:4], slots=SLOTS)
+
+    assert again.consultation.id == third.consultation.id == first.consultation.id
+    case = store.require(first.consultation.id)
+    assert (case.mode, case.priority, case.reasons) == ("handoff", "high", ("sensitive_topic", "medium_confidence"))
+    assert len(slack_api.posts()) == posts and again.delivery is None
+    assert [m.text for m in store.messages(case.id)] == []  # the assistant's turn is not the customer's
+    assert [e.action for e in store.audit_trail(case.id)].count("escalated_again") == 2
+    assert "mode_changed" not in [e.action for e in store.audit_trail(case.id)]
+    assert again.customer_text == ("Your request is already with our billing team, and I have added this to it. "
+                                   "They will answer you here.")
+
+
+def test_a_customer_message_is_added_once_however_often_the_conversation_escalates(
+    service: ConsultationService, store: ConsultationStore
+) -> None:
+    first = service.open("conv-once", REFUND, transcript=TRANSCRIPT, slots=SLOTS)
+    service.open("conv-once", REFUND, transcript=LATER[:5], slots=SLOTS)
+    service.relay_to_expert(first.consultation.id, "hello?", "rest")
+    service.open("conv-once", REFUND, transcript=[*LATER, {"role": "customer", "text": "hello?", "at": None}],
+                 slots=SLOTS)
+    assert [m.text for m in store.messages(first.consultation.id)] == [
+        "I was charged twice as well", "hello?", "I want to talk to a person now"]
+
+
+def test_once_the_case_is_closed_the_next_escalation_opens_a_new_one(
+    service: ConsultationService, store: ConsultationStore, clock: FakeClock
+) -> None:
+    first = service.open("conv-next", REFUND, transcript=TRANSCRIPT, slots=SLOTS)
+    store.close(first.consultation.id, resolution="answered", actor="mara")
+    clock.now = TUESDAY_10 + dt.timedelta(minutes=1)
+    second = service.open("conv-next", REFUND, transcript=LATER, slots=SLOTS)
+    assert second.merged is False and second.consultation.id != first.consultation.id
+    assert [c.status for c in store.list("conv-next")] == ["closed", "assigned"]
+    assert store.open_for_conversation("conv-next").id == second.consultation.id
+    assert store.open_for_conversation("nobody") is None
+
+
+def limited_service(service: ConsultationService, per_conversation: int, per_address: int) -> ConsultationService:
+    return ConsultationService(service.store, service.directory, service.channels, clock=service.clock,
+                               retry=service.retry, sleep=service.sleep, hub_url=None,
+                               limits=EscalationLimits(per_conversation, per_address))
+
+
+def test_the_conversation_limit_counts_new_cases_only(service: ConsultationService, store: ConsultationStore) -> None:
+    limited = limited_service(service, per_conversation=2, per_address=0)
+    cases = []
+    for _ in range(2):
+        opened = limited.open("conv-limit", REFUND, transcript=TRANSCRIPT, slots=SLOTS)
+        for _ in range(3):  # escalating again while the case is open: added to it, not counted
+            assert limited.open("conv-limit", REFUND, transcript=LATER, slots=SLOTS).merged is True
+        store.close(opened.consultation.id, resolution="answered", actor="mara")
+        cases.append(opened.consultation.id)
+
+    with pytest.raises(EscalationLimited) as refused:
+        limited.open("conv-limit", REFUND, transcript=[*LATER, {"role": "customer", "text": "third time!"}],
+                     slots=SLOTS)
+
+    assert refused.value.limit == "conversation" and refused.value.consultation.id == cases[1]
+    assert refused.value.text.startswith("Your request is already with our billing team")
+    assert len(store.list("conv-limit")) == 2
+    assert store.messages(cases[1])[-1].text == "third time!"
+    assert [e.detail["limit"] for e in store.audit_trail(cases[1]) if e.action == "escalation_limited"] == [
+        "conversation"]
+
+
+def test_the_address_limit_refuses_new_cases_but_adds_to_an_open_one(
+    service: ConsultationService, store: ConsultationStore
+) -> None:
+    limited = limited_service(service, per_conversation=0, per_address=2)
+    for n in range(2):
+        limited.open(f"web-{n}", REFUND, transcript=TRANSCRIPT, slots=SLOTS, client="k" * 32)
+    with pytest.raises(EscalationLimited) as refused:
+        limited.open("web-2", REFUND, transcript=TRANSCRIPT, slots=SLOTS, client="k" * 32)
+    assert (refused.value.limit, refused.value.consultation) == ("address", None)
+    assert limited.open("web-1", REFUND, transcript=LATER, slots=SLOTS, client="k" * 32).merged is True
+    assert store.list("web-2") == [] and len(store.list("web-1")) == 1

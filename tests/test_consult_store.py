@@ -469,3 +469,29 @@ def test_raw_rows_hold_naive_utc(store: ConsultationStore) -> None:
         count = connection.execute(select(consultations.c.id)).all()
     assert str(raw).startswith("2026-11-23 09:00:00")
     assert [e.action for e in events] == ["created"] and len(count) == 1
+
+
+def test_a_conversations_open_case_and_its_further_escalations(store: ConsultationStore) -> None:
+    assert store.open_for_conversation("conv-1") is None
+    case = new(store, priority="normal")
+    assert store.open_for_conversation("conv-1").id == case.id and store.open_for_conversation("conv-2") is None
+
+    raised = store.escalated_again(case.id, reason="explicit_request", priority="urgent", at=at(5),
+                                   detail={"action": "handoff", "intent": "refund_request"})
+    lowered = store.escalated_again(case.id, reason="sensitive_topic", priority="low", at=at(6))
+    assert (raised.reasons, raised.priority) == (("sensitive_topic", "explicit_request"), "urgent")
+    assert (lowered.reasons, lowered.priority) == (("sensitive_topic", "explicit_request"), "urgent")
+    first, second = [e for e in store.audit_trail(case.id) if e.action == "escalated_again"]
+    assert first.at == at(5) and first.detail == {
+        "action": "handoff", "intent": "refund_request", "reason": "explicit_request",
+        "reasons": ["sensitive_topic", "explicit_request"], "previous_reasons": ["sensitive_topic"],
+        "priority": "urgent", "previous_priority": "normal"}
+    assert (second.detail["priority"], second.detail["previous_priority"]) == ("urgent", "urgent")
+    with pytest.raises(ValueError, match="priority"):
+        store.escalated_again(case.id, priority="asap")
+
+    store.close(case.id, at(10), "answered", actor="mara")
+    assert store.open_for_conversation("conv-1") is None
+    with pytest.raises(ConsultationClosed):
+        store.escalated_again(case.id, reason="low_confidence")
+    assert store.require(case.id).reasons == ("sensitive_topic", "explicit_request")

@@ -544,3 +544,28 @@ def test_an_undelivered_reply_is_an_alert_an_operator_can_send_again(hub: Hub, s
     assert store.require(case.id).delivery_status == "awaiting_delivery"
     assert [e.actor for e in store.audit_trail(case.id) if e.action == "delivery_requeued"] == ["mara"]
     assert session.post(f"{hub.url}/dashboard/api/deliveries/{resume.delivery_id}/retry", timeout=10).status_code == 409
+
+
+def test_an_operator_closes_a_case_in_human_mode_from_the_dashboard(hub: Hub, store: ConsultationStore) -> None:
+    case = store.create(conversation_id="conv-close", mode="handoff", queue="billing", reasons=["explicit_request"])
+    record_reply(store, case.id, "jonas", "dashboard", Reply("take_over"))
+    path = f"{hub.url}/dashboard/api/consultations/{case.id}/reply"
+    view = hub.signed_in("jonas").get(f"{hub.url}/dashboard/api/consultations/{case.id}", timeout=10).json()
+    assert (view["consultation"]["human_mode"], view["consultation"]["human_agent"]) == (True, "Jonas Weber")
+
+    outsider = hub.signed_in("anna").post(path, json={"action": "close", "text": "Sorted."}, timeout=10)
+    assert outsider.status_code == 403 and hub.replies == []
+    closed = hub.signed_in("jonas").post(path, json={"action": "close", "text": "Your refund was sent.\n// RMA 7"},
+                                         timeout=10)
+
+    assert closed.status_code == 200, closed.text
+    [answer] = hub.replies
+    assert (answer.actor, answer.source, answer.action) == ("jonas", "dashboard", "close")
+    after = store.require(case.id)
+    assert (after.status, after.resolution) == ("closed", "closed")
+    last = store.messages(case.id)[-1]
+    assert (last.meta["action"], last.meta["customer_text"], last.meta["internal_notes"]) == (
+        "close", "Your refund was sent.", ["RMA 7"])
+    script = requests.get(f"{hub.url}/dashboard/static/dashboard.js", timeout=10).text
+    assert 'id: "close-case", onclick: () => act("close")' in script  # the human-mode panel offers it
+    assert 'close: "closed the case"' in script

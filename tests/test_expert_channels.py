@@ -165,8 +165,8 @@ def test_slack_posts_block_kit_dm_then_transcript_in_thread(directory: ExpertDir
     buttons = blocks[5]["elements"]
     assert blocks[5]["block_id"] == "consult_actions"
     assert [b["action_id"] for b in buttons] == ["consult_approve", "consult_deny", "consult_answer",
-                                                 "consult_take_over"]
-    assert [b["text"]["text"] for b in buttons] == ["Approve", "Deny", "Answer", "Take over"]
+                                                 "consult_take_over", "consult_close"]
+    assert [b["text"]["text"] for b in buttons] == ["Approve", "Deny", "Answer", "Take over", "Close case"]
     assert {b["value"] for b in buttons} == {CONSULTATION}
     assert buttons[0]["style"] == "primary" and buttons[1]["style"] == "danger"
     assert first["metadata"]["event_payload"]["consultation_id"] == CONSULTATION
@@ -265,8 +265,9 @@ def test_telegram_message_with_inline_keyboard_and_transcript_reply(
     assert '<a href="http://127.0.0.1:5006/dashboard/consultations/c-7f3a9e">' in text
     keyboard = first["reply_markup"]["inline_keyboard"]
     assert [[b["callback_data"] for b in row] for row in keyboard] == [
-        ["approve:c-7f3a9e", "deny:c-7f3a9e"], ["answer:c-7f3a9e", "take_over:c-7f3a9e"]]
-    assert [[b["text"] for b in row] for row in keyboard] == [["Approve", "Deny"], ["Answer", "Take over"]]
+        ["approve:c-7f3a9e", "deny:c-7f3a9e"], ["answer:c-7f3a9e", "take_over:c-7f3a9e"], ["close:c-7f3a9e"]]
+    assert [[b["text"] for b in row] for row in keyboard] == [["Approve", "Deny"], ["Answer", "Take over"],
+                                                              ["Close case"]]
     assert [parse_callback_data(b["callback_data"]) for row in keyboard for b in row] == [
         (action, CONSULTATION) for action in ACTIONS]
 
@@ -363,6 +364,8 @@ def test_email_brief_transcript_and_reply_headers(directory: ExpertDirectory, sm
     assert "AI draft:\n" + DRAFT in plain
     assert "Transcript (3 messages)" in plain and "Customer: Hi, I was charged twice for my annual plan" in plain
     assert "AI: I am sorry to hear that. Which invoice is it about?" in plain
+    assert plain.rstrip().endswith("Start it with approve, deny, take over, hand back or close: <resolution for "
+                                   "the customer> to decide; lines starting with // stay internal.")
     html_part = message.get_body(("html",)).get_content()
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html_part and "<script>" not in html_part
     assert (delivery.channel, delivery.destination, delivery.person_id) == ("email", "anna.schulz@kestrel.example",

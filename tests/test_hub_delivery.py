@@ -148,6 +148,45 @@ def test_two_final_decisions_at_once_reach_the_customer_once(hub: Dict[str, Any]
     assert len(rasa.shown("hd-race")) == 1
 
 
+def test_closing_in_human_mode_through_the_api_with_each_persons_token(hub: Dict[str, Any], rasa: FakeRasa) -> None:
+    store: ConsultationStore = hub["store"]
+    created = store.create(conversation_id="hd-close", mode="handoff", queue="billing", reasons=["explicit_request"],
+                           brief={"intent": "refund_request"})
+    case = store.assign(created.id, "mara", "dashboard").id
+    tokens = {person: ApiTokens(store).create(person, "close test")[1] for person in ("mara", "anna", "petra")}
+    path = f"/api/consultations/{case}/reply"
+    assert api(hub, "POST", path, token=tokens["mara"], json={"action": "take_over"}).status_code == 200
+
+    outsider = api(hub, "POST", path, token=tokens["anna"], json={"action": "close", "text": "Sorted."})
+    no_text = api(hub, "POST", path, token=tokens["mara"], json={"action": "close", "text": "  "})
+    as_someone_else = api(hub, "POST", path, token=tokens["mara"],
+                          json={"action": "close", "text": "Sorted.", "actor": "jonas"})
+    assert (outsider.status_code, no_text.status_code, as_someone_else.status_code) == (403, 400, 403)
+    assert "not in your queues" in outsider.json()["error"]
+    assert "'close' needs the text for the customer" in no_text.json()["error"]
+    assert store.require(case).status == "replied" and len(rasa.shown("hd-close")) == 1
+
+    closed = api(hub, "POST", path, token=tokens["mara"],
+                 json={"action": "close", "text": "Your refund of 780 EUR was sent today.\n// ticket 4411"})
+    assert closed.status_code == 200, closed.text
+    body = closed.json()
+    assert (body["consultation"]["status"], body["consultation"]["resolution"]) == ("closed", "closed")
+    assert body["delivery"]["intent"] == "EXTERNAL_expert_reply" and body["delivery"]["status"] == "delivered"
+    assert len(rasa.shown("hd-close")) == 2
+    detail = api(hub, "GET", f"/api/consultations/{case}", token=tokens["petra"]).json()
+    [event] = [e for e in detail["audit"] if e["action"] == "closed"]
+    assert (event["actor"], event["detail"]["resolution"], event["detail"]["text"]) == (
+        "mara", "closed", "Your refund of 780 EUR was sent today.")
+    last = detail["messages"][-1]
+    assert (last["meta"]["action"], last["meta"]["customer_text"], last["meta"]["internal_notes"]) == (
+        "close", "Your refund of 780 EUR was sent today.", ["ticket 4411"])
+
+    again = api(hub, "POST", path, token=tokens["petra"], json={"action": "close", "text": "Closing twice."})
+    assert again.status_code == 409
+    assert "already decided by Mara Klein (closed)" in again.json()["error"]
+    assert len(rasa.shown("hd-close")) == 2
+
+
 def test_no_secret_in_the_hubs_log(hub: Dict[str, Any], rasa: FakeRasa) -> None:
     case = new_case(hub, "hd-log")
     rasa.fail_next(500, {"message": "boom"}, times=2)

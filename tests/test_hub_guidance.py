@@ -46,6 +46,15 @@ def test_a_leading_keyword_decides_and_amounts_are_parsed() -> None:
         ("hand back", "hand_back", ""),
         ("Thanks, the refund is on its way.", "message", "Thanks, the refund is on its way."),
         ("Answer is yes, 30 days.", "message", "Answer is yes, 30 days."),
+        ("close: Your refund was sent today.", "close", "Your refund was sent today."),
+        ("Close case: replaced under warranty", "close", "replaced under warranty"),
+        ("close this case: done", "close", "done"),
+        ("Closing. Your new licence key is in your inbox.", "close", "Your new licence key is in your inbox."),
+        ("closing this case - refund sent", "close", "refund sent"),
+        ("closing", "close", ""),
+        ("Closing the account is not possible online.", "message", "Closing the account is not possible online."),
+        ("Close to the limit, but approved.", "message", "Close to the limit, but approved."),
+        ("close the window and try again", "message", "close the window and try again"),
     ],
 )
 def test_keywords_of_free_text(text: str, decision: str, customer_text: str) -> None:
@@ -216,3 +225,32 @@ def test_recorded_guidance_keeps_notes_internal_end_to_end(tmp_path: Path) -> No
         stored = store.messages(case.id)[-1]
     assert update.text == "I checked with Mara from our billing team. We cannot refund an activated licence."
     assert stored.meta["internal_notes"] == ["fraud score 0.93"] and stored.meta["action"] == "deny"
+
+
+def test_an_emailed_close_keeps_the_resolution_and_drops_the_quoted_brief(tmp_path: Path) -> None:
+    directory = load_experts(PROJECT_ROOT / "experts.yml")
+    body = ("Closing:\nThe duplicate charge of 49 EUR was refunded today.\n// ticket 4411\n\n"
+            "On Tue, 24 Nov 2026 at 10:02, Backline <backline@kestrel.example> wrote:\n"
+            "> Customer says: I was charged twice\n")
+    with ConsultationStore(f"sqlite:///{tmp_path / 'c.db'}", clock=FakeClock(T0)) as store:
+        case = store.create(conversation_id="conv", mode="handoff", queue="billing", brief={"intent": "invoice_wrong"})
+        reply = ExpertReply.from_text(case.id, "mara", "email", body)
+        assert (reply.action, reply.to_reply("handoff").action) == ("close", "close")
+        resume = record_reply(store, case.id, reply.actor, reply.source, reply.to_reply("handoff"))
+        update = customer_update(store, directory, case.id, resume.intent, resume.entities["message_id"])
+        closed = store.require(case.id)
+    assert (closed.status, closed.resolution) == ("closed", "closed")
+    assert update.text == ("Mara from our billing team has closed this case: "
+                           "The duplicate charge of 49 EUR was refunded today.")
+    assert update.slots["case_resolution"]["text"] == "The duplicate charge of 49 EUR was refunded today."
+    assert update.slots["case_resolution"]["intent"] == "invoice_wrong"
+
+
+def test_a_close_without_a_resolution_is_refused(tmp_path: Path) -> None:
+    with ConsultationStore(f"sqlite:///{tmp_path / 'c.db'}", clock=FakeClock(T0)) as store:
+        case = store.create(conversation_id="conv", mode="handoff", queue="billing")
+        reply = ExpertReply.from_text(case.id, "mara", "telegram", "close:   // nothing for the customer")
+        assert reply.action == "close" and reply.to_reply("handoff").customer_text == ""
+        with pytest.raises(ReplyError, match="'close' needs the text for the customer"):
+            record_reply(store, case.id, reply.actor, reply.source, reply.to_reply("handoff"))
+        assert store.require(case.id).status == "open" and store.messages(case.id) == []

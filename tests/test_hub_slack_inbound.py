@@ -16,7 +16,7 @@ import pytest
 from backline.experts.base import Notification
 from backline.experts.slack import build_blocks
 from backline.hub.dedupe import MemoryDedupe, SqlDedupe
-from backline.hub.slack_inbound import ANSWER_PROMPT, SlackInbound
+from backline.hub.slack_inbound import ANSWER_PROMPT, CLOSE_PROMPT, SlackInbound
 from backline.routing.experts import ExpertDirectory, load_experts
 from tests.clock import FakeClock
 from tests.servers import PROJECT_ROOT
@@ -210,6 +210,24 @@ def test_the_answer_button_asks_for_the_answer_in_the_thread(slack: SlackInbound
     body = form(click_payload(directory, "consult_answer"))
     result = slack.interactivity(body, sign(body, NOW))
     assert result.reply is None and result.ephemeral.payload()["text"] == ANSWER_PROMPT
+
+
+def test_the_close_button_asks_for_the_resolution_in_the_thread(
+    slack: SlackInbound, directory: ExpertDirectory
+) -> None:
+    body = form(click_payload(directory, "consult_close"))
+    result = slack.interactivity(body, sign(body, NOW))
+    assert (result.status, result.reply, result.reason) == (200, None, "close_prompt")
+    assert result.ephemeral.payload()["text"] == CLOSE_PROMPT
+    assert CLOSE_PROMPT.startswith("To close the case, reply in this message's thread with close:")
+
+
+def test_a_close_in_the_thread_closes_with_the_resolution(slack: SlackInbound) -> None:
+    reply = events(slack, thread_event("close: Your refund of 49 EUR was sent today. // ticket 4411")).reply
+    assert (reply.consultation_id, reply.actor, reply.action, reply.free_text) == (CONSULTATION, "mara", "close", True)
+    recorded = reply.to_reply("handoff")
+    assert (recorded.action, recorded.customer_text, recorded.internal_notes) == (
+        "close", "Your refund of 49 EUR was sent today.", ("ticket 4411",))
 
 
 def test_other_interactions_are_acknowledged_and_ignored(slack: SlackInbound, directory: ExpertDirectory) -> None:

@@ -9,7 +9,7 @@ import pytest
 
 from backline.experts.telegram import reply_markup
 from backline.hub.dedupe import MemoryDedupe
-from backline.hub.telegram_inbound import ANSWER_PROMPT, TelegramInbound
+from backline.hub.telegram_inbound import ANSWER_PROMPT, CLOSE_PROMPT, TelegramInbound
 from backline.routing.experts import ExpertDirectory, load_experts
 from tests.servers import PROJECT_ROOT
 
@@ -152,6 +152,23 @@ def test_the_answer_button_asks_for_a_reply(telegram: TelegramInbound) -> None:
     assert result.reply is None
     assert result.body == {"method": "answerCallbackQuery", "callback_query_id": "4382bfdwdsb323b2d9",
                            "text": ANSWER_PROMPT, "show_alert": True}
+
+
+def test_the_close_button_asks_for_the_resolution(telegram: TelegramInbound) -> None:
+    result = deliver(telegram, press("close"))
+    assert (result.reply, result.reason) == (None, "close_prompt")
+    assert result.body == {"method": "answerCallbackQuery", "callback_query_id": "4382bfdwdsb323b2d9",
+                           "text": CLOSE_PROMPT, "show_alert": True}
+    assert len(CLOSE_PROMPT) <= 200  # what answerCallbackQuery shows
+
+
+def test_a_close_replying_to_our_message_closes_its_consultation(telegram: TelegramInbound) -> None:
+    result = deliver(telegram, text_message("Closing:\nYour replacement ships tomorrow.\n// RMA 5521"))
+    reply = result.reply
+    assert (reply.consultation_id, reply.actor, reply.action, result.body) == (CONSULTATION, "jonas", "close", None)
+    recorded = reply.to_reply("handoff")
+    assert (recorded.action, recorded.customer_text, recorded.internal_notes) == (
+        "close", "Your replacement ships tomorrow.", ("RMA 5521",))
 
 
 def test_a_foreign_button_is_answered_and_ignored(telegram: TelegramInbound) -> None:

@@ -588,8 +588,8 @@ MATRIX_CASES = {
         "triggers.no_convergence.rejection_intents: intent 'nope' has no row",
     ),
     "invalid YAML syntax": (
-        [("    ai_may: collect_then_route\n    queue: billing\n", f"    ai_may: collect_then_route\n      queue: billing  {MARK}\n")],
-        "invalid YAML: mapping values are not allowed here",
+        [("    collect: [order_id, amount]\n    queue: billing\n", f"    collect: [order_id, amount]\n      queue: billing  {MARK}\n")],
+        "invalid YAML: while parsing a block mapping expected <block end>",
     ),
     "duplicate key": (
         [(ROW_ORDER_STATUS, ROW_ORDER_STATUS.replace("    description:", f"    queue: billing  {MARK}\n    description:"))],

@@ -69,7 +69,7 @@ def test_handoff_says_why_opens_the_consultation_and_tells_the_wait(consult_stor
     assert messages[0] == {**messages[0], "response": "utter_handoff_refund_over_limit", "team": "billing"}
     assert messages[1]["text"].startswith("I am connecting you to a colleague.")
     [case] = consult_store.list(conversation_id="customer")
-    assert events == [SlotSet("consultation_id", case.id)]
+    assert events == [SlotSet("human_joined", False), SlotSet("consultation_id", case.id)]
     assert (case.mode, case.queue, case.priority, case.reasons, case.detail) == (
         "handoff", "billing", "high", ("sensitive_topic",), "refund_over_limit")
     assert case.assignee in ("mara", "jonas") and case.channel == "dashboard"
@@ -97,7 +97,7 @@ def test_a_store_failure_still_answers_the_customer_honestly(
     messages, events = run(ActionHandoff(), tracker_with({"reason": "explicit_request", "queue": "support"}))
 
     assert [m.get("response") for m in messages] == ["utter_handoff_explicit_request", "utter_escalation_pending"]
-    assert events == [] and consult_store.list() == []
+    assert events == [SlotSet("human_joined", False)] and consult_store.list() == []
 
 
 def test_the_draft_for_a_faq_question_is_the_response_selectors_pick() -> None:

@@ -120,7 +120,7 @@ def expected_for(intent: str, tier: str, confidence: float) -> Tuple[str, Option
         return "consult", "medium_confidence"
     return {
         "answer": ("answer", None),
-        "collect_then_route": ("answer", None),
+        "collect_then_route": ("collect", None),
         "draft": ("consult", "policy_action"),
         "never": ("handoff", row.route_reason),
     }[row.ai_may]
@@ -138,14 +138,15 @@ def test_every_row_at_every_tier(intent: str, tier: str) -> None:
     assert d.confidence == pytest.approx(confidence)
     row = MATRIX.rows[intent]
     assert d.thresholds == (row.thresholds.high, row.thresholds.low)
-    assert d.mode == {"handoff": "human", "consult": "consulting", "answer": "ai"}[action]
+    assert d.mode == {"handoff": "human", "consult": "consulting", "answer": "ai", "collect": "ai"}[action]
     assert d.context_fields == MATRIX.context_packages[d.context_package]
     if reason not in ("explicit_request", "sensitive_topic"):
         assert (d.queue, d.sla_minutes) == (row.queue, row.sla_minutes)
     if reason == "low_confidence":
         assert d.context_package == "full"
-    if action == "answer":
+    if action in ("answer", "collect"):
         assert d.slot_updates() == {}
+        assert d.form == (f"collect_{intent}" if action == "collect" else None)
     else:
         assert d.slot_updates() == {"handoff_mode": d.mode, "escalation_reason": reason, "escalation_detail": d.detail}
 
@@ -340,12 +341,15 @@ def test_refund_over_limit(entities, fires: bool, amount_eur: float) -> None:
         assert evidence["limit_eur"] == pytest.approx(500)
         assert evidence["currency"] == entities[1]["value"]
     else:
-        assert d.action == "answer" and "sensitive_topic" not in d.evidence
+        assert d.action == "collect" and "sensitive_topic" not in d.evidence
+        assert d.form == "collect_refund_request"
 
 
-def test_a_fifty_euro_refund_stays_with_the_ai() -> None:
+def test_a_fifty_euro_refund_is_collected_then_routed() -> None:
     d = decide(msg("i want a refund of 50 euros for my last order", "refund_request", 0.97, entities=money(50)), conv(), MATRIX)
-    assert (d.action, d.mode, d.reason) == ("answer", "ai", None)
+    assert (d.action, d.mode, d.reason, d.form) == ("collect", "ai", None, "collect_refund_request")
+    assert d.evidence["collect"] == {"form": "collect_refund_request", "fields": ["order_id", "amount"]}
+    assert d.slot_updates() == {}
 
 
 def test_billing_dispute_over_the_limit() -> None:
@@ -363,7 +367,7 @@ def test_amount_from_the_slots_when_the_message_has_none() -> None:
 
 def test_the_message_amount_beats_the_slots() -> None:
     d = decide(msg("actually just 50 euros", "refund_request", 0.9, entities=money(50)), conv(amount=780.0, currency="EUR"), MATRIX)
-    assert d.action == "answer" and d.evidence["amount"]["source"] == "message"
+    assert d.action == "collect" and d.evidence["amount"]["source"] == "message"
 
 
 def test_the_largest_amount_in_a_message_counts() -> None:
@@ -482,7 +486,7 @@ def test_an_amount_without_currency_takes_an_unrated_currency_slot() -> None:
 
 def test_a_blank_currency_counts_as_none() -> None:
     d = decide(msg("refund 80", "refund_request", 0.9, entities=money(80, " ")), conv(currency=" "), MATRIX)
-    assert d.action == "answer"
+    assert d.action == "collect"
     assert (d.evidence["amount"]["currency"], d.evidence["amount"]["currency_assumed"]) == ("EUR", True)
 
 
@@ -762,16 +766,19 @@ def test_enterprise_customers_get_priority_and_review_of_policy_actions() -> Non
     assert (answer.action, answer.priority, answer.modifiers) == ("answer", "high", ("high_value",))
     assert answer.evidence["high_value"]["kind"] == "high_value_customer"
     collect = decide(msg("i want to return my laptop", "return_item", 0.95), conv(customer_tier="Enterprise"), MATRIX)
-    assert (collect.action, collect.reason, collect.detail) == ("consult", "high_value", "high_value_customer")
-    assert collect.priority == "high"
+    assert (collect.action, collect.reason, collect.priority) == ("collect", None, "high")
+    assert collect.modifiers == ("high_value",)
     standard = decide(msg("i want to return my laptop", "return_item", 0.95), conv(customer_tier="standard"), MATRIX)
-    assert (standard.action, standard.priority, standard.modifiers) == ("answer", "normal", ())
+    assert (standard.action, standard.priority, standard.modifiers) == ("collect", "normal", ())
+    draft = decide(msg("hmm", "weather_smalltalk", 0.99), conv(customer_tier="enterprise"), MATRIX)
+    assert (draft.action, draft.reason, draft.detail) == ("consult", "policy_action", "draft_review")
 
 
 def test_high_value_amount() -> None:
     d = decide(msg("switch us to business, 2500 eur a year", "change_plan", 0.95, entities=money(2500)), conv(), MATRIX)
-    assert (d.action, d.reason, d.detail) == ("consult", "high_value", "high_value_amount")
+    assert (d.action, d.priority, d.modifiers) == ("collect", "high", ("high_value",))
     assert d.evidence["high_value"]["limit_eur"] == pytest.approx(2000)
+    assert d.evidence["high_value"]["kind"] == "high_value_amount"
 
 
 def test_high_value_does_not_touch_handoffs_and_priority_caps_at_urgent() -> None:
@@ -829,8 +836,8 @@ def test_junk_inputs_do_not_crash() -> None:
     )
     history = (Turn(text=None, intent=None, confidence=None, answer=None), Turn())
     d = decide(parse, Conversation(handoff_mode=None, amount="n/a", currency=None, history=history), MATRIX)
-    assert d.action == "answer"
-    assert decide(parse, None, MATRIX).action == "answer"
+    assert d.action == "collect"
+    assert decide(parse, None, MATRIX).action == "collect"
     json.dumps(d.as_record())
 
 
@@ -863,7 +870,8 @@ def test_the_record_is_complete_and_json() -> None:
     }  # fmt: skip
     assert record["thresholds"] == {"high": DEFAULTS.high, "low": DEFAULTS.low}
     assert record["triggers"] == ["sensitive_topic"]
-    assert set(ACTIONS) == {"silent", "handoff", "consult", "clarify", "answer"}
+    assert set(ACTIONS) == {"silent", "handoff", "consult", "clarify", "answer", "collect", "answer_waiting",
+                            "tell_resolution"}
     assert isinstance(d, Decision) and d.escalates
 
 

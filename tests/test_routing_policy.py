@@ -419,13 +419,13 @@ def test_loaded_policy_keeps_the_matrix_it_was_trained_with(
     again = load(config_for(matrix_file), model_storage, Resource("routing"), execution_context)
     assert again.predict_action_probabilities(tracker_of(domain, events), domain).optional_events
 
-    # Retrained on the edited matrix, 780 EUR is under the limit: the AI answers.
+    # Retrained on the edited matrix, 780 EUR is under the limit: the refund form collects the details.
     edited = tmp_path / "edited.yml"
     edited.write_text(raised, encoding="utf-8")
     retrained = train(config_for(edited), model_storage, Resource("routing2"), execution_context, domain)
     prediction = retrained.predict_action_probabilities(tracker_of(domain, events), domain)
-    assert predicted(prediction, domain) == (None, 0.0)
-    assert record_of(prediction)["action"] == "answer"
+    assert predicted(prediction, domain) == ("collect_refund_request", 1.0)
+    assert record_of(prediction)["action"] == "collect"
 
 
 def test_model_archive_round_trip(
@@ -580,16 +580,16 @@ def test_an_unrated_currency_in_the_slots_still_hands_off(policy: RoutingPolicy,
     assert (evidence["amount"], evidence["currency"], evidence["source"]) == (9_000.0, "JPY", "slots")
 
 
-def test_a_fifty_euro_refund_stays_with_the_ai(policy: RoutingPolicy, domain: Domain) -> None:
+def test_a_fifty_euro_refund_is_collected_by_its_form(policy: RoutingPolicy, domain: Domain) -> None:
     prediction = policy.predict_action_probabilities(tracker_of(domain, refund(REFUND_50, "50 EUR", 50.0)), domain)
-    assert predicted(prediction, domain) == (None, 0.0)
+    assert predicted(prediction, domain) == ("collect_refund_request", 1.0)
     assert prediction.policy_priority == 7
-    record = record_of(prediction)  # the decision is recorded even when the AI answers
-    assert (record["action"], record["mode"], record["reason"], record["tier"]) == ("answer", "ai", None, "high")
+    record = record_of(prediction)
+    assert (record["action"], record["mode"], record["reason"], record["tier"]) == ("collect", "ai", None, "high")
     assert record["evidence"]["amount"]["amount_eur"] == 50.0
+    assert record["evidence"]["collect"] == {"form": "collect_refund_request", "fields": ["order_id", "amount"]}
     assert "sensitive_topic" not in record["evidence"]
-    assert prediction.optional_events == []
-    assert prediction.action_metadata is None
+    assert prediction.optional_events == []  # no contract slot changes: the AI is still in charge
 
 
 def test_medium_confidence_on_an_answer_row_is_reviewed_by_an_expert(policy: RoutingPolicy, domain: Domain) -> None:
@@ -631,8 +631,24 @@ def test_intents_the_hub_triggers_are_left_to_the_rules(policy: RoutingPolicy, d
     assert_nothing(policy.predict_action_probabilities(tracker_of(domain, events), domain), domain)
 
 
+HAND_BACK = [UserUttered(None, {"name": "EXTERNAL_hand_back", "confidence": 1.0}), ActionExecuted("action_expert_update"),
+             SlotSet("handoff_mode", "handed_back"), SlotSet("allowed_intents", ["opening_hours", "pricing"]),
+             ActionExecuted(ACTION_LISTEN_NAME)]
+
+
+def test_a_hand_back_lapses_with_its_session(policy: RoutingPolicy, domain: Domain) -> None:
+    """The limits carry over as slots into a new session, but apply only in the session of the hand-back."""
+    cancel = turn(user("cancel my subscription", "cancel_subscription", 0.97))
+    same = session(HAND_BACK, cancel)
+    assert record_of(policy.predict_action_probabilities(tracker_of(domain, same), domain))["detail"] == "outside_handback"
+    carried = [SlotSet("handoff_mode", "handed_back"), SlotSet("allowed_intents", ["opening_hours", "pricing"])]
+    later = session(HAND_BACK) + session(carried, cancel)  # action_session_start carries the slots over
+    record = record_of(policy.predict_action_probabilities(tracker_of(domain, later), domain))
+    assert (record["action"], record["evidence"]["handback_lapsed"]) == ("collect", {"expires_after_minutes": 240})
+
+
 def test_after_a_hand_back_only_the_allowed_intents_stay_with_the_ai(policy: RoutingPolicy, domain: Domain) -> None:
-    limits = [SlotSet("handoff_mode", "handed_back"), SlotSet("allowed_intents", ["opening_hours", "pricing"])]
+    limits = HAND_BACK
     allowed = session(limits, turn(user("when are you open?", "opening_hours", 0.97)))
     assert record_of(policy.predict_action_probabilities(tracker_of(domain, allowed), domain))["action"] == "answer"
     small_talk = session(limits, turn(user("thanks!", "thank", 0.97)))

@@ -25,6 +25,7 @@ from backline.business import queries
 from backline.business.ids import normalise_invoice_id, normalise_order_id
 from backline.consult.masking import mask, mask_data  # noqa: F401  (re-exported: the package's masking)
 from backline.routing.matrix import CONTEXT_FIELDS
+from backline.routing.collect import LABELS as COLLECTED_LABELS
 
 FIELDS = CONTEXT_FIELDS
 """Every field a context package may list (escalation.yml ``context_packages``), in display order."""
@@ -529,8 +530,10 @@ def build_context(
     mismatch = _amount_mismatch(amount, account)
     if mismatch:
         grounds.append(mismatch)
+    collected = ((record.get("evidence") or {}).get("collected") or {}).get("fields")
     brief = {
         "intent": record.get("intent"),
+        **({"collected": dict(collected)} if isinstance(collected, Mapping) and collected else {}),
         "amount": amount,
         "product": _product(slots, account),
         "user_claim": claim,
@@ -648,6 +651,11 @@ def render_structured(package: Mapping[str, Any]) -> Dict[str, Any]:
         {"field": "product", "label": "Product", "value": brief.get("product") or "—"},
         {"field": "user_claim", "label": "Customer says", "value": brief.get("user_claim") or "—"},
         {"field": "risk", "label": "Risk", "value": f"{risk.get('level') or 'unknown'}" + (f" — {grounds}" if grounds else "")},
+    ]
+    summary[1:1] = [
+        {"field": f"collected.{name}", "label": COLLECTED_LABELS.get(name, name),
+         "value": format_money(value.get("value"), value.get("currency")) if isinstance(value, Mapping) else str(value)}
+        for name, value in (brief.get("collected") or {}).items()
     ]
     sections = [
         {"field": name, "title": _TITLES[name], "lines": _lines_for(name, package.get(name))}

@@ -2,10 +2,13 @@
 
 A conversation that escalates again and again (a script, a customer pasting the same complaint)
 must not fill a queue with copies or page an expert every minute, and one address must not open a
-case from every fresh web chat session. Two limits, both per rolling hour:
+case from every fresh web chat session. A conversation has one open case at a time: escalating
+again while it is open adds to that case (`backline.consult.service`), so the limits count the
+cases created, i.e. escalations after the previous case was closed. Two limits, both per rolling hour:
 
 - ``BACKLINE_ESCALATIONS_PER_CONVERSATION`` (default 3): past it, no new case; the customer's
-  latest message is added to the conversation's latest case (nothing is lost) and they are told so;
+  latest message is added to the conversation's latest (closed) case (nothing is lost) and they are
+  told so;
 - ``BACKLINE_ESCALATIONS_PER_ADDRESS`` (default 10): web chat escalations from one client address
   (the socket.io channel stamps a keyed hash of it, never the address, into the message metadata,
   see `CLIENT_KEY`); past it, no new case and the customer is told to write to the support address.

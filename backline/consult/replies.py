@@ -6,6 +6,18 @@ The hub calls `record_reply`: the reply, its effect on the case and a pending de
 decisions at once exactly one is recorded and reaches the customer. The hub's delivery worker then
 resumes the conversation with the returned `Resume` (Rasa's trigger_intent); the action server
 answers that intent with `customer_update`.
+
+The slots `customer_update` sets (a contract with the action server and the routing engine):
+
+- approve / deny / answer / close: back to the AI (``handoff_mode`` ``ai``, ``human_joined`` false,
+  reason, detail, draft, agent and allowed intents cleared) plus ``case_resolution``;
+- hand_back: the same with ``handoff_mode`` ``handed_back`` and ``allowed_intents`` (None: no limit);
+- take_over / message: ``handoff_mode`` ``human``, ``human_agent`` (full name), ``human_joined`` true;
+- need_info and the SLA delay notice: no slots.
+
+``case_resolution`` is ``{"consultation_id", "intent" (the case's, base name before "/", or None),
+"outcome" (approved | denied | answered | closed | handed_back), "text" (what the customer was told,
+without the greeting), "by" (the expert's first name), "team", "at" (ISO-8601 UTC of the reply)}``.
 """
 from __future__ import annotations
 
@@ -18,10 +30,14 @@ from backline.limits import max_reply_chars
 from backline.consult.store import Consultation, ConsultationClosed, ConsultationStore, Message
 from backline.routing.announce import team_name
 from backline.routing.experts import ExpertDirectory
+from backline.routing.handback import FOLLOWUP_LABELS, FOLLOWUPS, UnknownFollowup  # noqa: F401  (re-exported)
+from backline.routing.handback import allowed_intents as _allowed_intents
+from backline.utc import iso
 
-DECISIONS = ("approve", "deny", "answer", "need_info", "take_over", "message", "hand_back")
-RESOLUTIONS = {"approve": "approved", "deny": "denied", "answer": "answered", "hand_back": "handed_back"}
-NEEDS_TEXT = ("answer", "need_info", "message")
+DECISIONS = ("approve", "deny", "answer", "need_info", "take_over", "message", "hand_back", "close")
+RESOLUTIONS = {"approve": "approved", "deny": "denied", "answer": "answered", "hand_back": "handed_back",
+               "close": "closed"}
+NEEDS_TEXT = ("answer", "need_info", "message", "close")
 EXPERT_REPLY = "EXTERNAL_expert_reply"
 HUMAN_TAKEOVER = "EXTERNAL_human_takeover"
 HUMAN_MESSAGE = "EXTERNAL_human_message"
@@ -29,26 +45,11 @@ HAND_BACK = "EXTERNAL_hand_back"
 SLA_DELAY = "EXTERNAL_sla_delay"
 INTENT_FOR = {
     "approve": EXPERT_REPLY, "deny": EXPERT_REPLY, "answer": EXPERT_REPLY, "need_info": EXPERT_REPLY,
-    "take_over": HUMAN_TAKEOVER, "message": HUMAN_MESSAGE, "hand_back": HAND_BACK,
+    "take_over": HUMAN_TAKEOVER, "message": HUMAN_MESSAGE, "hand_back": HAND_BACK, "close": EXPERT_REPLY,
 }
-FOLLOWUPS: Mapping[str, Tuple[str, ...]] = {
-    "informational": ("opening_hours", "pricing", "product_question", "order_status", "track_shipment",
-                      "invoice_copy", "upgrade_interest"),
-    "order_status": ("order_status", "track_shipment"),
-    "invoices": ("invoice_copy", "invoice_wrong"),
-    "returns": ("return_item", "damaged_item"),
-    "account": ("password_reset", "update_payment_method", "license_activation"),
-    "plan_changes": ("change_plan", "upgrade_interest", "pricing"),
-}
-"""Follow-up types an expert may leave to the AI at hand-back, and the intents each allows."""
-FOLLOWUP_LABELS = {
-    "informational": "information questions (opening hours, prices, products, order status)",
-    "order_status": "order status and tracking",
-    "invoices": "invoices",
-    "returns": "returns",
-    "account": "account questions",
-    "plan_changes": "plan changes",
-}
+OUTCOMES = {"approve": "approved", "deny": "denied", "answer": "answered", "close": "closed",
+            "hand_back": "handed_back"}
+"""The ``case_resolution`` slot's ``outcome`` per final decision (`customer_update`)."""
 
 
 class ReplyError(ValueError):
@@ -96,11 +97,12 @@ class CustomerUpdate:
 
 
 def allowed_intents(followups: Sequence[str]) -> List[str]:
-    """The intents the follow-up types allow, in `FOLLOWUPS` order."""
-    unknown = [f for f in followups if f not in FOLLOWUPS]
-    if unknown:
-        raise ReplyError(f"unknown follow-up types {unknown}; known: {', '.join(FOLLOWUPS)}")
-    return list(dict.fromkeys(intent for f in followups for intent in FOLLOWUPS[f]))
+    """The intents the follow-up types allow, in `FOLLOWUPS` order (`backline.routing.handback`);
+    `ReplyError` names unknown ones."""
+    try:
+        return _allowed_intents(followups)
+    except UnknownFollowup as error:
+        raise ReplyError(str(error)) from None
 
 
 def record_reply(
@@ -139,7 +141,8 @@ def record_reply(
         if reply.action in ("take_over", "message") and case.mode == "consult":
             store.set_mode(consultation_id, "handoff", at=now, actor=actor)
         if reply.action in RESOLUTIONS:
-            store.close(consultation_id, now, RESOLUTIONS[reply.action], actor=actor)
+            store.close(consultation_id, now, RESOLUTIONS[reply.action], actor=actor,
+                        detail={"text": reply.for_customer} if reply.action == "close" else None)
         intent = INTENT_FOR[reply.action]
         delivery = Outbox(store).enqueue(consultation_id, case.conversation_id, intent,
                                          {"consultation_id": consultation_id, "message_id": message.id},
@@ -192,18 +195,26 @@ def customer_update(
     meta = message.meta or {}
     action, body = meta.get("action"), (meta.get("customer_text") or "").strip()
     back_to_ai = {"handoff_mode": "ai", "escalation_reason": None, "escalation_detail": None, "ai_draft": None,
-                  "human_agent": None, "allowed_intents": None}
+                  "human_agent": None, "allowed_intents": None, "human_joined": False}
+
+    def resolved(outcome_text: str) -> Dict[str, Any]:
+        return {"case_resolution": case_resolution(case, message, action, outcome_text, first, team)}
+
     if action == "approve":
-        return CustomerUpdate(f"Good news: {first} from our {team} team approved it. {body or case.ai_draft}",
-                              back_to_ai)
+        body = body or case.ai_draft or ""
+        return CustomerUpdate(f"Good news: {first} from our {team} team approved it. {body}",
+                              {**back_to_ai, **resolved(body)})
     if action == "deny":
         body = body or "I am sorry, we cannot do that in this case."
-        return CustomerUpdate(f"I checked with {first} from our {team} team. {body}", back_to_ai)
+        return CustomerUpdate(f"I checked with {first} from our {team} team. {body}", {**back_to_ai, **resolved(body)})
     if action == "answer":
-        return CustomerUpdate(f"I checked with {first} from our {team} team. {body}", back_to_ai)
+        return CustomerUpdate(f"I checked with {first} from our {team} team. {body}", {**back_to_ai, **resolved(body)})
+    if action == "close":
+        return CustomerUpdate(f"{first} from our {team} team has closed this case: {body}",
+                              {**back_to_ai, **resolved(body)})
     if action == "need_info":
         return CustomerUpdate(f"{first} from our {team} team needs one more detail: {body}", {})
-    human = {"handoff_mode": "human", "human_agent": name}
+    human = {"handoff_mode": "human", "human_agent": name, "human_joined": True}
     if action == "take_over":
         return CustomerUpdate(f"{name} from our {team} team has joined the conversation.", human)
     if action == "message":
@@ -214,8 +225,25 @@ def customer_update(
                   if followups else "")
         text = f"{first} has handed the conversation back to me. {body}".rstrip() + limits
         return CustomerUpdate(text, {**back_to_ai, "handoff_mode": "handed_back",
-                                     "allowed_intents": allowed_intents(followups) if followups else None})
+                                     "allowed_intents": allowed_intents(followups) if followups else None,
+                                     **resolved(body)})
     raise ReplyError(f"message {message.id} of consultation {consultation_id} is not an expert decision")
+
+
+def case_intent(case: Consultation) -> Optional[str]:
+    """The intent the case is about: the brief's, else the routing record's; its base name (before "/")."""
+    for source in (case.brief, case.routing):
+        intent = (source or {}).get("intent")
+        if isinstance(intent, str) and intent.strip():
+            return intent.strip().split("/", 1)[0]
+    return None
+
+
+def case_resolution(case: Consultation, message: Message, action: str, text: str, by: str,
+                    team: str) -> Dict[str, Any]:
+    """The ``case_resolution`` slot: how the expert's final decision ``action`` resolved the case."""
+    return {"consultation_id": case.id, "intent": case_intent(case), "outcome": OUTCOMES[action], "text": text,
+            "by": by, "team": team, "at": iso(message.at)}
 
 
 def _expert_message(messages: Sequence[Message], message_id: Optional[int]) -> Message:

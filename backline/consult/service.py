@@ -2,7 +2,8 @@
 
 Plain Python over the store, the expert directory and the expert channels; the action server
 calls `ConsultationService.open`, the hub's timer calls `run_sla`. Every step is audited:
-``created``, ``selected``, ``delivery_failed`` / ``notified``, ``assigned``, ``customer_told``,
+``created``, ``selected``, ``delivery_failed`` / ``notified``, ``assigned``, ``customer_told``
+(a conversation escalating again while its case is open: ``escalated_again``, ``customer_told_again``),
 ``sla_<step>``, ``queue_changed``, ``delivery_queued`` (the delay notice; ``customer_delay_told``
 once it reached the customer).
 
@@ -48,13 +49,15 @@ SLA_ACTOR = "sla"
 
 @dataclass(frozen=True)
 class Opened:
-    """A new consultation, whom it reached, and what the customer is told."""
+    """A new consultation, whom it reached, and what the customer is told. ``merged``: no new case, the
+    escalation was added to the conversation's open one (``delivery``: the re-notification, if any)."""
 
     consultation: Consultation
     customer_text: str
     wait: waits.WaitEstimate
     selection: Selection
     delivery: Optional[Delivery]
+    merged: bool = False
 
 
 @dataclass(frozen=True)
@@ -81,6 +84,34 @@ def transcript_from_events(events: Iterable[Mapping[str, Any]]) -> List[Dict[str
             moment = dt.datetime.fromtimestamp(at, dt.timezone.utc).isoformat() if isinstance(at, (int, float)) else None
             out.append({"role": role, "text": text, "at": moment})
     return out
+
+
+def _said(text: Any) -> Optional[str]:
+    return mask(text.strip()) if isinstance(text, str) and text.strip() else None
+
+
+def _unseen_customer_entries(case: Consultation, messages: Sequence[Any],
+                             transcript: Sequence[Mapping[str, Any]]) -> List[Dict[str, Any]]:
+    """The customer's turns of ``transcript`` that the case does not hold yet (neither in the transcript
+    it opened with nor as a customer message since), oldest first. Compared masked, as stored; a
+    repeated sentence counts once per time it was said."""
+    known: Dict[str, int] = {}
+    held = [t.get("text") for t in case.transcript if t.get("role") in ("customer", "user")]
+    held += [m.text for m in messages if m.direction == "from_customer"]
+    for text in held:
+        said = _said(text)
+        if said:
+            known[said] = known.get(said, 0) + 1
+    unseen = []
+    for entry in transcript:
+        said = _said(entry.get("text")) if entry.get("role") in ("customer", "user") else None
+        if said is None:
+            continue
+        if known.get(said, 0) > 0:
+            known[said] -= 1
+        else:
+            unseen.append({"text": entry["text"].strip(), "at": entry.get("at")})
+    return unseen
 
 
 def _trail_values(store: ConsultationStore, consultation_id: str) -> Dict[str, Any]:
@@ -161,12 +192,20 @@ class ConsultationService:
         """Create the consultation for a routing decision (``action`` consult or handoff), offer it to
         the best expert on their channel, and return what to tell the customer. ``client``: the
         hashed client address (`backline.consult.quotas.client_key`) when the channel knows it.
-        `EscalationLimited` past the hourly limits (`backline.consult.quotas`)."""
+
+        One open consultation per conversation: while one is open, the escalation is added to it
+        (`_add_to_open`) instead. `EscalationLimited` past the hourly limits on new cases
+        (`backline.consult.quotas`)."""
         now = self.clock()
         slots = slots or {}
         queue = routing.get("queue") or "support"
         if queue not in self.directory.queues:
             raise ValueError(f"routing names queue {queue!r}, which experts.yml does not define")
+        existing = self.store.open_for_conversation(conversation_id)
+        if existing is not None:
+            merged = self._add_to_open(existing.id, routing, transcript, now)
+            if merged is not None:
+                return merged
         self._within_limits(conversation_id, client, routing, transcript, now)
         mode = "consult" if routing.get("action") == "consult" else "handoff"
         priority = routing.get("priority") or "normal"
@@ -200,6 +239,51 @@ class ConsultationService:
             "off_hours": selection.off_hours,
         }, at=now)
         return Opened(self.store.require(case.id), text, wait, selection, delivery)
+
+    def _add_to_open(self, consultation_id: str, routing: Mapping[str, Any],
+                     transcript: Sequence[Mapping[str, Any]], now: dt.datetime) -> Optional[Opened]:
+        """The conversation escalated again while its case is open: under the case's lock, in one
+        transaction, add the customer's messages the case does not have yet, the reason (once, the
+        details audited ``escalated_again``), a higher priority, and consult -> handoff when the new
+        decision is a handoff (never back). The assigned expert hears of it again only when the mode
+        changed. None when the case was closed in the meantime (the caller opens a new one)."""
+        action = routing.get("action")
+        reason = routing.get("reason")
+        with self.store.transaction():
+            case = self.store.lock(consultation_id)
+            if not case.is_open:
+                return None
+            added = _unseen_customer_entries(case, self.store.messages(consultation_id), transcript)
+            for entry in added:
+                self.store.add_message(case.id, "from_customer", "customer", "escalated_again", entry["text"],
+                                       at=now, meta={"reason": reason, "said_at": entry.get("at")})
+            self.store.escalated_again(case.id, reason=reason, priority=routing.get("priority"), at=now, actor=SYSTEM,
+                                       detail={"detail": routing.get("detail"), "action": action,
+                                               "intent": routing.get("intent"), "queue": routing.get("queue"),
+                                               "messages_added": len(added)})
+            upgraded = case.mode == "consult" and action == "handoff"
+            if upgraded:
+                self.store.set_mode(case.id, "handoff", at=now, actor=SYSTEM, detail={"reason": reason,
+                                                                                      "escalated_again": True})
+            case = self.store.require(case.id)
+        high_value = "high_value" in (routing.get("modifiers") or ())
+        selection = choose_experts(self.directory, case.queue, case.priority, now, self._load(), high_value)
+        delivery = None
+        if upgraded:  # a person is now needed: the expert on the case hears it (else no duplicate ping)
+            assigned = self.directory.people.get(case.assignee or "")
+            people = [assigned] if assigned is not None else [c.person for c in selection]
+            delivery = self._notify(case, people, SYSTEM)
+        wait = waits.typical_wait(
+            case.queue, self.store.first_reply_times(case.queue, waits.window_start(now), now, mode=case.mode),
+            self.directory.queue(case.queue).sla_minutes)
+        team = team_name(case.queue)
+        text = f"Your request is already with our {team} team, and I have added this to it."
+        if upgraded:
+            text += f" I have asked for a colleague to take over; they typically reply in {wait.phrase}."
+        else:
+            text += " They will answer you here."
+        self.store.audit(case.id, SYSTEM, "customer_told_again", {"text": text, "upgraded": upgraded}, at=now)
+        return Opened(self.store.require(case.id), text, wait, selection, delivery, merged=True)
 
     def _within_limits(self, conversation_id: str, client: Optional[str], routing: Mapping[str, Any],
                        transcript: Sequence[Mapping[str, Any]], now: dt.datetime) -> None:

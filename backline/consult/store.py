@@ -96,6 +96,8 @@ AUDIT_ACTIONS = (
     "delivery_retrying",
     "delivery_undeliverable",
     "delivery_requeued",
+    "escalated_again",
+    "escalation_limited",
 )
 """Actions the store and its callers write; `audit` accepts any other snake_case name too."""
 
@@ -408,6 +410,49 @@ class ConsultationStore:
         with self._read() as connection:
             return [_consultation(row) for row in connection.execute(statement.order_by(consultations.c.created_at))]
 
+    def open_for_conversation(self, conversation_id: str) -> Optional[Consultation]:
+        """The conversation's open consultation (one per conversation; the newest should there be
+        several from before that rule), or None."""
+        statement = (select(consultations)
+                     .where(consultations.c.conversation_id == conversation_id,
+                            consultations.c.status.in_(ACTIVE_STATUSES))
+                     .order_by(consultations.c.created_at.desc(), consultations.c.id.desc()).limit(1))
+        with self._read() as connection:
+            row = connection.execute(statement).first()
+        return None if row is None else _consultation(row)
+
+    def escalated_again(
+        self,
+        consultation_id: str,
+        *,
+        reason: Optional[str] = None,
+        priority: Optional[str] = None,
+        at: Optional[datetime] = None,
+        actor: str = "system",
+        detail: Optional[Mapping[str, Any]] = None,
+    ) -> Consultation:
+        """The conversation escalated again while this case is open: ``reason`` joins ``reasons`` (once),
+        the priority rises to ``priority`` when that is higher (never falls); audited ``escalated_again``
+        with ``detail``. A closed case raises `ConsultationClosed`."""
+        moment = self._now(at)
+        if priority is not None:
+            _choice("priority", priority, PRIORITIES)
+        with self._write() as connection:
+            row = self._locked(connection, consultation_id)
+            if row.status == "closed":
+                raise ConsultationClosed(consultation_id)
+            reasons = list(row.reasons or ())
+            if reason and reason not in reasons:
+                reasons.append(_text("reason", reason, 64))
+            new_priority = row.priority
+            if priority is not None and PRIORITIES.index(priority) > PRIORITIES.index(row.priority):
+                new_priority = priority
+            self._append(connection, consultation_id, moment, actor, "escalated_again", {
+                **dict(detail or {}), "reason": reason, "reasons": reasons, "previous_reasons": list(row.reasons or ()),
+                "priority": new_priority, "previous_priority": row.priority,
+            })
+            return self._update(connection, consultation_id, reasons=reasons, priority=new_priority)
+
     def get(self, consultation_id: str) -> Optional[Consultation]:
         """The consultation, or None."""
         with self._read() as connection:
@@ -562,9 +607,11 @@ class ConsultationStore:
         resolution: Optional[str] = None,
         *,
         actor: str = "system",
+        detail: Optional[Mapping[str, Any]] = None,
     ) -> Consultation:
-        """Close the case with its resolution (approved, denied, answered, handed_back...); audited
-        ``closed``. Closing a closed case changes nothing and is audited ``close_ignored``."""
+        """Close the case with its resolution (approved, denied, answered, handed_back, closed...); audited
+        ``closed`` (with ``detail``, e.g. the resolution text of a close). Closing a closed case changes
+        nothing and is audited ``close_ignored``."""
         moment = self._now(at)
         with self._write() as connection:
             row = self._locked(connection, consultation_id)
@@ -573,7 +620,7 @@ class ConsultationStore:
                              {"resolution": resolution, "closed_at": _iso(row.closed_at)})
                 return _consultation(row)
             self._append(connection, consultation_id, moment, actor, "closed",
-                         {"resolution": resolution, "previous_status": row.status})
+                         {"resolution": resolution, "previous_status": row.status, **dict(detail or {})})
             return self._update(connection, consultation_id, status="closed", closed_at=moment, resolution=resolution)
 
     def overdue(self, now: datetime) -> List[Consultation]:

@@ -15,9 +15,13 @@ from backline.routing.experts import Person
 from backline.routing.matrix import PRIORITIES
 
 MODES = ("consult", "handoff")
-ACTIONS = ("approve", "deny", "answer", "take_over")
-"""What an expert can do with a consultation from a channel (the hub's reply actions)."""
-ACTION_LABELS = {"approve": "Approve", "deny": "Deny", "answer": "Answer", "take_over": "Take over"}
+ACTIONS = ("approve", "deny", "answer", "take_over", "close")
+"""What an expert can do with a consultation from a channel's buttons (the hub's reply actions). Answer
+and Close need the text for the customer: their buttons ask for it (a reply in the thread)."""
+ACTION_LABELS = {"approve": "Approve", "deny": "Deny", "answer": "Answer", "take_over": "Take over",
+                 "close": "Close case"}
+TEXT_ACTIONS = ("answer", "close")
+"""Buttons that record nothing: the expert is asked to reply with the text (``close: <resolution>``)."""
 BRIEF_FIELDS: Tuple[Tuple[str, str], ...] = (
     ("intent", "Intent"),
     ("amount", "Amount"),

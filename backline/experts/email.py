@@ -78,6 +78,8 @@ def plain_body(notification: Notification) -> str:
         lines.append("")
     lines.append(f"Reply to this e-mail to answer; your reply is attached to consultation "
                  f"{notification.consultation_id}.")
+    lines.append("Start it with approve, deny, take over, hand back or close: <resolution for the customer> "
+                 "to decide; lines starting with // stay internal.")
     return "\n".join(lines) + "\n"
 
 

@@ -29,7 +29,8 @@ from backline.routing.experts import Person
 ENV_TOKEN = "BACKLINE_SLACK_BOT_TOKEN"
 ENV_API_URL = "BACKLINE_SLACK_API_URL"
 ACTION_IDS = {action: f"consult_{action}" for action in ACTIONS}
-"""Button action_id per reply action: consult_approve, consult_deny, consult_answer, consult_take_over."""
+"""Button action_id per reply action: consult_approve, consult_deny, consult_answer, consult_take_over,
+consult_close."""
 ACTIONS_BLOCK_ID = "consult_actions"
 TRANSIENT_ERRORS = frozenset(
     {"ratelimited", "rate_limited", "internal_error", "fatal_error", "service_unavailable", "request_timeout"}

@@ -32,7 +32,7 @@ MESSAGE_LIMIT = 4096
 """Telegram's limit on a message's text (UTF-16 code units); we hold the HTML source to it, which is stricter."""
 CALLBACK_DATA_LIMIT = 64
 MAX_TRANSCRIPT_MESSAGES = 5
-KEYBOARD_ROWS = (("approve", "deny"), ("answer", "take_over"))
+KEYBOARD_ROWS = (("approve", "deny"), ("answer", "take_over"), ("close",))
 
 
 def callback_data(action: str, consultation_id: str) -> str:

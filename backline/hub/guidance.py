@@ -4,7 +4,9 @@ Buttons (Slack, Telegram), the dashboard and the JSON API say what the expert de
 (a Slack thread reply, a Telegram message, an e-mail body) follows this convention:
 
 - a leading keyword sets the decision when no button was used: ``approve``, ``deny``,
-  ``answer:``, ``need info``, ``take over``, ``hand back``; without one, free text is a
+  ``answer:``, ``need info``, ``take over``, ``hand back``, ``close:`` (also ``close case:``,
+  ``closing:``, ``closing this case:``; the rest is the resolution the customer reads, and the case
+  closes); without one, free text is a
   ``message``, read as an answer while the case is still a consultation (`ExpertReply.to_reply`);
 - lines starting with ``//``, ``note:`` or ``internal:``, and the rest of a line after
   `` //``, are internal notes: recorded, never shown to the customer;
@@ -54,6 +56,8 @@ _KEYWORDS = (
     ("need_info", r"need(?:s)?\s+(?:more\s+)?info(?:rmation)?"),
     ("take_over", r"take\s*over|taking\s+over"),
     ("hand_back", r"hand(?:ing)?\s*back"),
+    ("close", r"close(?:\s+(?:the\s+|this\s+)?case)?(?=\s*:)"
+              r"|closing(?:\s+(?:the|this)\s+case)?(?=\s*[:,.!\-–—]|\s*$)"),
 )
 _KEYWORD = re.compile(
     r"^\s*(?:" + "|".join(f"(?P<{name}>{pattern})" for name, pattern in _KEYWORDS) + r")"

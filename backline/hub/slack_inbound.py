@@ -10,8 +10,9 @@ after a failure is applied and a retry after success is not; deliveries without 
 marked here. Only people of experts.yml
 with a Slack ``user_id`` may answer; others get an ephemeral message.
 
-The Answer button records nothing: it asks for the answer in the message's thread, where a
-reply (optionally starting with ``answer:``) is read by `backline.hub.guidance`.
+The Answer and Close buttons record nothing: they ask for the text in the message's thread, where a
+reply (optionally starting with ``answer:``; ``close:`` and the resolution for the customer to close
+the case) is read by `backline.hub.guidance`.
 """
 from __future__ import annotations
 
@@ -37,6 +38,10 @@ THREAD_SUBTYPES = (None, "thread_broadcast")
 """Message events that are a person writing; edits, deletions, joins and bot posts are not."""
 ANSWER_PROMPT = ("Reply in this message's thread with your answer for the customer. "
                  "Lines starting with // stay internal.")
+CLOSE_PROMPT = ("To close the case, reply in this message's thread with close: and the resolution for the "
+                "customer (for example \"close: your refund was sent today\"). Lines starting with // stay internal.")
+PROMPTS = {"answer": ANSWER_PROMPT, "close": CLOSE_PROMPT}
+"""The buttons that need the text for the customer: what they ask for instead of recording anything."""
 
 
 @dataclass(frozen=True)
@@ -168,11 +173,11 @@ class SlackInbound:
                                reason="unknown_user")
         key = _key(f"slack:action:{user_id}:{action_ts}")
         action = ACTION_FOR[click["action_id"]]
-        if action == "answer":
+        if action in PROMPTS:
             if self.dedupe.seen_before(key):
                 return SlackResult(200, reason="duplicate")
-            return SlackResult(200, ephemeral=Ephemeral(ANSWER_PROMPT, response_url=response_url),
-                               reason="answer_prompt")
+            return SlackResult(200, ephemeral=Ephemeral(PROMPTS[action], response_url=response_url),
+                               reason=f"{action}_prompt")
         container = limits.object_field("container", payload.get("container")) or {}
         message = limits.object_field("message", payload.get("message")) or {}
         channel = limits.object_field("channel", payload.get("channel")) or {}

@@ -28,6 +28,10 @@ from backline.routing.experts import ExpertDirectory
 
 SECRET_HEADER = "x-telegram-bot-api-secret-token"
 ANSWER_PROMPT = "Reply to this message with your answer for the customer. Lines starting with // stay internal."
+CLOSE_PROMPT = ("To close the case, reply to this message with close: and the resolution for the customer. "
+                "Lines starting with // stay internal.")
+PROMPTS = {"answer": ANSWER_PROMPT, "close": CLOSE_PROMPT}
+"""The buttons that need the text for the customer: what they ask for instead of recording anything."""
 
 
 @dataclass(frozen=True)
@@ -110,8 +114,9 @@ class TelegramInbound:
         except (ValueError, limits.Refused):
             return TelegramResult(200, answer_callback(query_id, "This button is not Backline's."),
                                   reason="ignored: not our button")
-        if action == "answer":
-            return TelegramResult(200, answer_callback(query_id, ANSWER_PROMPT, alert=True), reason="answer_prompt")
+        if action in PROMPTS:
+            return TelegramResult(200, answer_callback(query_id, PROMPTS[action], alert=True),
+                                  reason=f"{action}_prompt")
         message = limits.object_field("message", query.get("message")) or {}
         raw = {
             "user_id": user_id,

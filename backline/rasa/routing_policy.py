@@ -6,8 +6,13 @@ conversation so far and the slots, asks `backline.routing.engine.decide`, and:
 - `answer`: predicts nothing, so RulePolicy / TEDPolicy decide as usual;
 - `handoff` / `consult`: predicts `action_handoff` / `action_consult` and sets the
   contract slots (`handoff_mode`, `escalation_reason`, `escalation_detail`);
-- `silent` (human mode): predicts `action_listen`, the AI says nothing;
-- `clarify` (no usable text): predicts `utter_ask_rephrase`.
+- `silent` (human mode): predicts `action_relay_to_expert`, the AI says nothing;
+- `clarify` (no usable text): predicts `utter_ask_rephrase`;
+- `collect` (a collect_then_route row): predicts the row's form, `collect_<intent>`; when
+  that form completes, predicts `action_route_collected` with the route `route_collected`
+  decides (a consultation to the row's queue, or a handoff when an amount is over a limit);
+- `answer_waiting` (a handoff waiting for a person, an informational question):
+  `action_answer_while_waiting`; `tell_resolution`: `action_tell_resolution`.
 
 Every user turn leaves its decision record in the `routing_decision` slot, and the
 escalating actions carry it as the `ActionExecuted` metadata.
@@ -16,6 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Text, Tuple
 
@@ -33,7 +39,8 @@ from rasa.shared.core.trackers import DialogueStateTracker
 from rasa.shared.exceptions import RasaException
 
 from backline.routing import ConfigError, load_matrix
-from backline.routing.engine import Conversation, Decision, Parse, Turn, decide
+from backline.routing.collect import form_intent, form_name
+from backline.routing.engine import Conversation, Decision, Parse, Turn, decide, route_collected
 from backline.routing.matrix import EscalationMatrix, is_external
 from backline.nlp.signals import SignalDetector
 
@@ -44,6 +51,10 @@ ACTION_HANDOFF = "action_handoff"
 ACTION_CONSULT = "action_consult"
 UTTER_ASK_REPHRASE = "utter_ask_rephrase"
 ACTION_RELAY = "action_relay_to_expert"
+ACTION_ROUTE_COLLECTED = "action_route_collected"
+HAND_BACK_INTENT = "EXTERNAL_hand_back"
+ACTION_ANSWER_WAITING = "action_answer_while_waiting"
+ACTION_TELL_RESOLUTION = "action_tell_resolution"
 ROUTING_SLOT = "routing_decision"
 ALLOWED_SLOT = "allowed_intents"
 ACTIONS_FOR = {
@@ -51,8 +62,11 @@ ACTIONS_FOR = {
     "consult": ACTION_CONSULT,
     "silent": ACTION_RELAY,
     "clarify": UTTER_ASK_REPHRASE,
+    "answer_waiting": ACTION_ANSWER_WAITING,
+    "tell_resolution": ACTION_TELL_RESOLUTION,
 }
-ROUTING_ACTIONS = {ACTION_HANDOFF, ACTION_CONSULT, UTTER_ASK_REPHRASE, ACTION_RELAY}
+ROUTING_ACTIONS = {ACTION_HANDOFF, ACTION_CONSULT, UTTER_ASK_REPHRASE, ACTION_RELAY, ACTION_ROUTE_COLLECTED,
+                   ACTION_ANSWER_WAITING, ACTION_TELL_RESOLUTION}
 
 
 class RoutingConfigError(RasaException):
@@ -88,8 +102,28 @@ def check_against_domain(matrix: EscalationMatrix, domain: Domain) -> None:
         for intent in intents
         if intent not in domain_intents
     ]
+    problems += form_problems(matrix, domain)
     if problems:
         raise RoutingConfigError("The escalation matrix does not fit the domain:\n  " + "\n  ".join(problems))
+
+
+def form_problems(matrix: EscalationMatrix, domain: Domain) -> List[str]:
+    """Each collect_then_route row needs its form, collecting exactly the row's fields, in order."""
+    problems = []
+    for row in matrix.collect_rows():
+        name = form_name(row.intent)
+        if name not in domain.form_names:
+            problems.append(f"{matrix.path}: row '{row.intent}' collects {list(row.collect)}, but the domain has no form '{name}'")
+            continue
+        required = list(domain.required_slots_for_form(name))
+        # Rasa prunes the forms' slots from the domain it gives policies at training time:
+        # there, only the form's name is checked; `validate-matrix` checks the whole form.
+        if required and required != list(row.collect):
+            problems.append(f"{matrix.path}: row '{row.intent}' collects {list(row.collect)}, but form '{name}' "
+                            f"requires {required}")
+        problems += [f"{matrix.path}: row '{row.intent}' collects '{slot}', which is not a slot of the domain"
+                     for slot in row.collect if required and slot not in {s.name for s in domain.slots}]
+    return problems
 
 
 def _parse(message: UserUttered, detector: SignalDetector) -> Parse:
@@ -129,7 +163,14 @@ def _conversation(
     tracker: DialogueStateTracker, history: List[Tuple[UserUttered, str]], detector: SignalDetector
 ) -> Conversation:
     allowed = tracker.get_slot(ALLOWED_SLOT)
+    joined = tracker.get_slot("human_joined")
     return Conversation(
+        human_joined=bool(joined) or bool(tracker.get_slot("human_agent")),
+        resolution=tracker.get_slot("case_resolution") if isinstance(tracker.get_slot("case_resolution"), dict) else None,
+        now=datetime.now(timezone.utc),
+        slots=tracker.current_slot_values(),
+        handback_this_session=any(isinstance(e, UserUttered) and e.intent_name == HAND_BACK_INTENT
+                                  for e in tracker.applied_events()),
         allowed_intents=frozenset(allowed) if isinstance(allowed, list) else None,
         handoff_mode=tracker.get_slot("handoff_mode") or "ai",
         customer_tier=tracker.get_slot("customer_tier"),
@@ -143,6 +184,7 @@ def _conversation(
                 confidence=parse.confidence,
                 answer=answer,
                 sentiment=parse.sentiment,
+                signals=parse.signals,
             )
             for parse, answer in ((_parse(message, detector), answer) for message, answer in history)
         ),
@@ -214,6 +256,9 @@ class RoutingPolicy(Policy):
         if tracker.latest_action_name in ROUTING_ACTIONS:
             probabilities[domain.index_for_action(ACTION_LISTEN_NAME)] = 1.0
             return self._prediction(probabilities, is_no_user_prediction=in_loop)
+        collected = form_intent(tracker.latest_action_name)
+        if collected and not in_loop and self.matrix.has_row(collected):
+            return self._route_collected(collected, tracker, domain, probabilities)
         if tracker.latest_action_name != ACTION_LISTEN_NAME or not tracker.latest_message:
             return self._prediction(probabilities)
         if is_external(tracker.latest_message.intent_name):
@@ -233,12 +278,29 @@ class RoutingPolicy(Policy):
         events: List[Event] = [SlotSet(ROUTING_SLOT, record)]
         if decision.action == "answer":
             return self._prediction(probabilities, events=events)
-        probabilities[domain.index_for_action(ACTIONS_FOR[decision.action])] = 1.0
+        action = decision.form if decision.action == "collect" else ACTIONS_FOR[decision.action]
+        probabilities[domain.index_for_action(action)] = 1.0
         return self._prediction(
             probabilities,
             events=events,
             optional_events=self._mode_events(decision, tracker),
             is_no_user_prediction=in_loop,
+            action_metadata={"routing": record},
+        )
+
+    def _route_collected(
+        self, intent: str, tracker: DialogueStateTracker, domain: Domain, probabilities: List[float]
+    ) -> PolicyPrediction:
+        """A collect form has just completed: route what it collected."""
+        turns = conversation_turns(tracker)
+        decision = route_collected(intent, _conversation(tracker, turns, self.detector), self.matrix)
+        record = decision.as_record()
+        action = ACTION_HANDOFF if decision.action == "handoff" else ACTION_ROUTE_COLLECTED
+        probabilities[domain.index_for_action(action)] = 1.0
+        return self._prediction(
+            probabilities,
+            events=[SlotSet(ROUTING_SLOT, record)],
+            optional_events=self._mode_events(decision, tracker),
             action_metadata={"routing": record},
         )
 

@@ -6,7 +6,10 @@ adapter that builds `Parse` / `Conversation` from the tracker and applies the `D
 Order (DESIGN.md, "Routing decision"); the first step that decides wins:
 
 0. human mode (``handoff_mode == "human"``): ``silent``, the AI says nothing (the message
-   goes to the human); a message without words (empty, emoji, punctuation): ``clarify``;
+   goes to the case), except while no person has joined (``human_joined`` false): a confident
+   informational question is answered (``answer_waiting``), saying a person is on the way.
+   A message without words (empty, emoji, punctuation, or the NLU's ``no_known_words``):
+   ``clarify``; the second in a row: ``handoff``, ``low_confidence`` / ``not_understood``;
 1. explicit request for a person: an ``explicit_request`` signal, or a trigger intent at
    ``min_confidence`` or more that no ``not_explicit_request`` signal vetoes: ``handoff``;
 2. exception category: the classifier route (intent, and amount above the limit when the
@@ -14,25 +17,33 @@ Order (DESIGN.md, "Routing decision"); the first step that decides wins:
    the most urgent category wins: ``handoff``, reason ``sensitive_topic``. Fail closed: an
    amount whose currency has no rate in ``currency_rates`` cannot be compared with a limit, so
    on an intent of a category with a limit it escalates too, detail ``unrated_currency`` (the
-   category's ``unrated_detail``), unless a convertible amount is already over the limit;
+   category's ``unrated_detail``), unless a convertible amount is already over the limit.
+   Inside a collect form the form's row is the topic an amount is judged against;
 3. no convergence: a rejection intent after an earlier answer, or the same intent for
    ``same_intent_turns`` turns with consecutive question+answer token sets overlapping
    ``>= overlap`` (Jaccard): ``handoff``, reason ``no_convergence``, the last answer attached;
-4. confidence tier of the intent's row: high -> the row's ``ai_may`` (answer /
-   collect_then_route: ``answer``; draft: ``consult``; never: ``handoff``); medium ->
-   ``consult`` (expert reviews the AI's draft); low -> ``handoff`` with the full context;
-   After a hand-back with limits (``handed_back`` and ``allowed_intents``), an intent
-   outside them goes back to a person: ``handoff``, reason ``policy_action``, detail
-   ``outside_handback``.
-5. modifiers on ``answer`` / ``consult`` outcomes: repeated frustration (``handoff``),
-   negative sentiment (at least ``consult``), high value (priority one level up; at least
-   ``consult`` on collect_then_route / draft rows).
+   after a hand-back with limits (``handed_back`` and ``allowed_intents``, not yet lapsed), an
+   intent outside them goes back to a person: ``handoff``, ``policy_action`` / ``outside_handback``.
+   (Before 1: the topic of a fresh recorded resolution (``case_resolution``), with no signal or
+   amount of its own, gets ``tell_resolution``, once;)
+4. confidence tier of the intent's row: high -> the row's ``ai_may`` (answer: ``answer``;
+   collect_then_route: ``collect``, the row's form; draft: ``consult``; never: ``handoff``);
+   medium -> ``consult`` (expert reviews the AI's draft); low -> ``handoff`` with the full
+   context. While a form is active, a reply to it (or, in a collect form, its own topic) and
+   any reply below the high tier are left to the form;
+5. modifiers on ``answer`` / ``consult`` / ``collect`` outcomes: repeated frustration
+   (``handoff``), negative sentiment (``answer`` becomes ``consult``), high value (priority one
+   level up; ``consult`` on draft rows).
+
+When a collect form completes, `route_collected` decides the route: ``consult`` to the row's
+queue with the collected facts (an amount over a category's limit hands off instead).
 
 Every evaluated trigger that fired leaves its evidence in `Decision.evidence`, keyed by
 trigger name, so the record shows e.g. a sensitive topic that an explicit request beat.
 """
 from __future__ import annotations
 
+import datetime as dt
 import math
 import re
 from dataclasses import dataclass, field, replace
@@ -46,6 +57,8 @@ from backline.routing.matrix import (
     priority_rank,
     raise_priority,
 )
+from backline.routing.collect import collected, form_intent, form_name
+from backline.routing.handback import ALWAYS_ALLOWED, INFORMATIONAL
 from backline.routing.signals import EXPLICIT_REQUEST, NOT_EXPLICIT_REQUEST, Signal
 
 SILENT = "silent"
@@ -53,15 +66,18 @@ HANDOFF = "handoff"
 CONSULT = "consult"
 CLARIFY = "clarify"
 ANSWER = "answer"
-ACTIONS = (SILENT, HANDOFF, CONSULT, CLARIFY, ANSWER)
+COLLECT = "collect"
+ANSWER_WAITING = "answer_waiting"
+TELL_RESOLUTION = "tell_resolution"
+ACTIONS = (SILENT, HANDOFF, CONSULT, CLARIFY, ANSWER, COLLECT, ANSWER_WAITING, TELL_RESOLUTION)
+NO_KNOWN_WORDS = "no_known_words"
+"""The NLU signal for a message with letters but no word the assistant knows (keyboard mash)."""
 
 HUMAN = "human"
 CONSULTING = "consulting"
 AI = "ai"
 HANDED_BACK = "handed_back"
 MODES = (AI, CONSULTING, HUMAN, HANDED_BACK)
-ALWAYS_ALLOWED = frozenset({"greet", "goodbye", "thank", "affirm", "deny", "bot_challenge"})
-"""Small talk the AI may always handle after a hand-back, whatever the limits."""
 _MODE_FOR = {SILENT: HUMAN, HANDOFF: HUMAN, CONSULT: CONSULTING}
 
 FULL_CONTEXT = "full"
@@ -146,6 +162,7 @@ class Turn:
     confidence: Optional[float] = None
     answer: Optional[str] = ""
     sentiment: Optional[float] = None
+    signals: Tuple[Signal, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -155,6 +172,11 @@ class Conversation:
     ``active_loop``: the active form, if any; while a form collects details, a medium or
     low confidence reply is left to the form (it validates and re-asks) instead of escalating.
     ``allowed_intents``: after a hand-back, the intents the expert left to the AI (None: any).
+    ``human_joined``: in human mode, whether a person has joined (None: unknown, treated as joined:
+    the AI stays silent). ``resolution``: the last case's recorded outcome (the ``case_resolution``
+    slot: intent, outcome, text, by, at ...). ``now``: the time of the message (for expiries).
+    ``handback_this_session``: whether the hand-back happened in the current session (False: the
+    limits lapsed with the session; None: unknown).
     """
 
     handoff_mode: Optional[str] = AI
@@ -164,6 +186,11 @@ class Conversation:
     history: Tuple[Turn, ...] = ()
     active_loop: Optional[str] = None
     allowed_intents: Optional[FrozenSet[str]] = None
+    human_joined: Optional[bool] = None
+    resolution: Optional[Mapping[str, Any]] = None
+    now: Optional[dt.datetime] = None
+    slots: Mapping[str, Any] = field(default_factory=dict)
+    handback_this_session: Optional[bool] = None
 
 
 # --- output -----------------------------------------------------------------------------
@@ -200,6 +227,11 @@ class Decision:
     @property
     def escalates(self) -> bool:
         return self.action in (HANDOFF, CONSULT)
+
+    @property
+    def form(self) -> Optional[str]:
+        """The form to run for a ``collect`` decision."""
+        return form_name(self.row) if self.action == COLLECT and self.row else None
 
     @property
     def triggers(self) -> Tuple[str, ...]:
@@ -491,12 +523,18 @@ def decide(parse: Parse, conversation: Optional[Conversation], matrix: Escalatio
     """The routing decision for the latest message (see the module docstring for the order)."""
     ctx = _Context(parse, conversation or Conversation(), matrix)
     if ctx.mode == HUMAN:
-        ctx.evidence["human_mode"] = {"handoff_mode": HUMAN}
+        waiting = _while_waiting(ctx)
+        if waiting is not None:
+            return waiting
+        ctx.evidence["human_mode"] = {"handoff_mode": HUMAN, "human_joined": ctx.conversation.human_joined}
         return ctx.decision(SILENT, detail="human_mode")
-    if not usable(ctx.text):
-        ctx.evidence["clarify"] = {"length": len(ctx.text), "why": "no letters or digits"}
-        return ctx.decision(CLARIFY, detail="no_usable_text")
+    unclear = _unclear(ctx)
+    if unclear is not None:
+        return unclear
 
+    resolved = _resolution(ctx)
+    if resolved is not None:
+        return resolved
     # Every trigger is evaluated, so the record also shows those the winner outranked.
     fired = [d for d in (_explicit_request(ctx), _sensitive_topic(ctx), _no_convergence(ctx)) if d is not None]
     if fired:
@@ -507,9 +545,118 @@ def decide(parse: Parse, conversation: Optional[Conversation], matrix: Escalatio
     return _modifiers(ctx, _confidence_tier(ctx))
 
 
+def _why_unclear(text: Optional[str], signals: Sequence[Signal]) -> Optional[str]:
+    """Why a message cannot be understood: no letters or digits, or no word the assistant knows."""
+    if not usable(text):
+        return "no_usable_text"
+    if any(isinstance(s, Signal) and s.name == NO_KNOWN_WORDS for s in signals or ()):
+        return NO_KNOWN_WORDS
+    return None
+
+
+def _unclear(ctx: _Context) -> Optional[Decision]:
+    """A message without words asks to rephrase; a second one in a row goes to a person (low confidence,
+    detail ``not_understood``) instead of asking again."""
+    why = _why_unclear(ctx.text, ctx.parse.signals)
+    if why is None:
+        return None
+    ctx.evidence["clarify"] = {"length": len(ctx.text), "why": why}
+    previous = ctx.history[-1] if ctx.history else None
+    if previous is not None and _why_unclear(previous.text, previous.signals) is not None:
+        ctx.evidence["clarify"]["previous"] = previous.text
+        package = FULL_CONTEXT if FULL_CONTEXT in ctx.matrix.context_packages else None
+        return ctx.decision(HANDOFF, reason="low_confidence", detail="not_understood", tier="low",
+                            context_package=package)
+    return ctx.decision(CLARIFY, detail=why)
+
+
+def _while_waiting(ctx: _Context) -> Optional[Decision]:
+    """Human mode before a person has joined: an informational question the AI may answer alone (high
+    tier, an ``answer`` row) is answered, saying a person is still on the way; anything else goes to
+    the case (None here: the caller stays silent and relays it)."""
+    if ctx.conversation.human_joined is not False or _why_unclear(ctx.text, ctx.parse.signals):
+        return None
+    intent = _base(ctx.intent)
+    row = ctx.row
+    if intent not in INFORMATIONAL or row.ai_may != "answer" or not ctx.matrix.has_row(intent):
+        return None
+    if row.thresholds.tier(ctx.confidence) != "high" or _signals(ctx.parse, EXPLICIT_REQUEST):
+        return None
+    if any(_signals(ctx.parse, name) for name in ctx.matrix.categories):
+        return None
+    ctx.evidence["while_waiting"] = {"intent": ctx.intent, "confidence": ctx.confidence, "high": row.thresholds.high}
+    return ctx.decision(ANSWER_WAITING, detail="while_waiting", tier="high")
+
+
+def _resolution_time(resolution: Optional[Mapping[str, Any]]) -> Optional[dt.datetime]:
+    at = resolution.get("at") if isinstance(resolution, Mapping) else None
+    if not isinstance(at, str):
+        return None
+    try:
+        when = dt.datetime.fromisoformat(at.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return when if when.tzinfo else when.replace(tzinfo=dt.timezone.utc)
+
+
+def handback_lapsed(conversation: Conversation, matrix: EscalationMatrix) -> bool:
+    """Whether a hand-back's limits have lapsed: the session it happened in has ended, or the recorded
+    resolution is older than ``hand_back.expires_after_minutes`` (unknown: not lapsed)."""
+    if conversation.handback_this_session is False and conversation.handoff_mode == HANDED_BACK:
+        return True
+    when = _resolution_time(conversation.resolution)
+    now = conversation.now
+    if when is None or now is None:
+        return False
+    now = now if now.tzinfo else now.replace(tzinfo=dt.timezone.utc)
+    return now - when > dt.timedelta(minutes=matrix.hand_back_minutes)
+
+
+def _resolution(ctx: _Context) -> Optional[Decision]:
+    """The customer comes back to the topic an expert has just resolved: the AI tells them the recorded
+    outcome (once, while it is fresh) instead of starting over, ahead of the triggers that the case's
+    own facts (its amount in the slots) would fire again. A message with a signal or an amount of its
+    own is new business and goes through the triggers."""
+    resolution = ctx.conversation.resolution
+    if not isinstance(resolution, Mapping) or resolution.get("told") or not resolution.get("intent"):
+        return None
+    if _base(ctx.intent) != _base(str(resolution["intent"])) or handback_lapsed(ctx.conversation, ctx.matrix):
+        return None
+    if ctx.row.thresholds.tier(ctx.confidence) == "low" or ctx.parse.signals:
+        return None  # a new signal (a request for a person, a sensitive topic) is new business
+    if any(a.source == "message" for a in resolve_amounts(ctx.parse, Conversation(), ctx.matrix)):
+        return None  # a new amount is a new matter
+    ctx.evidence["resolution"] = {k: resolution.get(k) for k in ("consultation_id", "intent", "outcome", "at")}
+    return ctx.decision(TELL_RESOLUTION, detail="resolution")
+
+
+def route_collected(intent: str, conversation: Conversation, matrix: EscalationMatrix) -> Decision:
+    """The route once a ``collect_then_route`` row's form has collected its fields: a consultation to the
+    row's queue with the facts (reason ``policy_action`` unless the row names one, detail ``collected``);
+    an exception category the collected amount fires (over the limit, or unconvertible) hands off instead;
+    high value raises the priority."""
+    row = matrix.row(intent)
+    ctx = _Context(Parse(text="", intent=row.intent, confidence=1.0), conversation, matrix)
+    ctx.evidence["collected"] = {"form": form_name(row.intent), "fields": collected(row.collect, conversation.slots)}
+    sensitive = _sensitive_topic(ctx)
+    if sensitive is not None:
+        return replace(sensitive, evidence=dict(ctx.evidence))
+    priority, modifiers = row.priority, ()
+    high_value = _high_value(ctx)
+    if high_value is not None:
+        priority = raise_priority(row.priority)
+        ctx.evidence["high_value"] = {**high_value, "priority_from": row.priority, "priority_to": priority}
+        modifiers = ("high_value",)
+    return ctx.decision(CONSULT, reason=row.route_reason, detail=row.detail or "collected", tier="high",
+                        priority=priority, modifiers=modifiers)
+
+
 def _outside_handback(ctx: _Context) -> Optional[Decision]:
     allowed = ctx.conversation.allowed_intents
     if ctx.mode != HANDED_BACK or allowed is None:
+        return None
+    if handback_lapsed(ctx.conversation, ctx.matrix):
+        ctx.evidence["handback_lapsed"] = {"expires_after_minutes": ctx.matrix.hand_back_minutes}
         return None
     intent = _base(ctx.intent)
     if intent in allowed or intent in ALWAYS_ALLOWED:
@@ -587,8 +734,10 @@ def _category_fires(ctx: _Context, category: ExceptionCategory) -> Optional[Dict
         unrated = ctx.unrated if limited else []
         topic = ctx.intent
         detail = _classifier_detail(category, topic, amount_eur, bool(unrated))
-        if detail is None and amount is not None and amount.source == "message":
-            previous = ctx.history[-1].intent if ctx.history else None
+        loop_topic = form_intent(ctx.conversation.active_loop)
+        if detail is None and amount is not None and (amount.source == "message" or loop_topic):
+            # The topic of an amount given in reply: the collect form's row, else the previous message's intent.
+            previous = loop_topic or (ctx.history[-1].intent if ctx.history else None)
             if not category.names(topic):
                 detail = _classifier_detail(category, previous, amount_eur, bool(unrated))
                 if detail is not None:
@@ -690,11 +839,15 @@ def _confidence_tier(ctx: _Context) -> Decision:
         "low": row.thresholds.low,
         "ai_may": row.ai_may,
     }
-    if tier != "high" and ctx.conversation.active_loop:
-        ctx.evidence["active_loop"] = {"name": ctx.conversation.active_loop, "tier": tier}
+    loop = ctx.conversation.active_loop
+    if loop and (tier != "high" or _continues(loop, _base(ctx.intent))):
+        ctx.evidence["active_loop"] = {"name": loop, "tier": tier}
         return ctx.decision(ANSWER, tier=tier)
     if tier == "high":
-        if row.ai_may in ("answer", "collect_then_route"):
+        if row.ai_may == "collect_then_route" and ctx.matrix.has_row(ctx.intent):
+            ctx.evidence["collect"] = {"form": form_name(row.intent), "fields": list(row.collect)}
+            return ctx.decision(COLLECT, tier=tier)
+        if row.ai_may == "answer":
             return ctx.decision(ANSWER, tier=tier)
         if row.ai_may == "draft":
             return ctx.decision(CONSULT, reason="policy_action", detail="draft_review", tier=tier)
@@ -705,8 +858,14 @@ def _confidence_tier(ctx: _Context) -> Decision:
     return ctx.decision(HANDOFF, reason="low_confidence", tier=tier, context_package=package)
 
 
+def _continues(loop: str, intent: str) -> bool:
+    """Whether a confident message continues the active form: a reply to its question, or (for a collect
+    form) the same topic again. Any other confident intent leaves the form to its own route."""
+    return intent in ("inform", "affirm", "deny") or form_intent(loop) == intent
+
+
 def _modifiers(ctx: _Context, outcome: Decision) -> Decision:
-    if outcome.action not in (ANSWER, CONSULT):
+    if outcome.action not in (ANSWER, CONSULT, COLLECT):
         return outcome
     action, reason, detail = outcome.action, outcome.reason, outcome.detail
     priority, package = outcome.priority, outcome.context_package
@@ -731,7 +890,7 @@ def _modifiers(ctx: _Context, outcome: Decision) -> Decision:
         high_value.update(priority_from=priority, priority_to=raised)
         ctx.evidence["high_value"] = high_value
         priority = raised
-        if action == ANSWER and ctx.row.ai_may in ("collect_then_route", "draft"):
+        if action == ANSWER and ctx.row.ai_may == "draft":
             action, reason, detail = CONSULT, "high_value", high_value["kind"]
         applied.append("high_value")
     if not applied:

@@ -4,6 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Mapping, Optional, Tuple
 
+from backline.routing.collect import FIELDS as COLLECT_FIELDS, form_name
 from backline.routing.signals import (
     EXPLICIT_REQUEST,
     NOT_EXPLICIT_REQUEST,
@@ -25,6 +26,7 @@ AI_MAY = ("answer", "collect_then_route", "draft", "never")
 PRIORITIES = ("low", "normal", "high", "urgent")
 """Least to most urgent."""
 DEFAULT_MIN_CONFIDENCE = 0.5
+DEFAULT_HAND_BACK_MINUTES = 240
 REASONS = (
     "explicit_request",
     "sensitive_topic",
@@ -89,6 +91,12 @@ SCHEMA: Dict[str, Any] = {
     ],
     "properties": {
         "version": {"type": "integer", "minimum": 1},
+        "hand_back": {
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["expires_after_minutes"],
+            "properties": {"expires_after_minutes": {"type": "integer", "minimum": 1}},
+        },
         "defaults": {
             "type": "object",
             "additionalProperties": False,
@@ -207,6 +215,8 @@ SCHEMA: Dict[str, Any] = {
                     "sla_minutes": {"type": "integer", "minimum": 1},
                     "priority": {"enum": list(PRIORITIES)},
                     "exceptions": {"type": "array", "items": {"type": "string"}, "uniqueItems": True},
+                    "collect": {"type": "array", "minItems": 1, "items": {"enum": list(COLLECT_FIELDS)},
+                                "uniqueItems": True},
                     "reason": {"enum": list(REASONS)},
                     "detail": {"type": "string", "pattern": _NAME},
                     "description": {"type": "string", "minLength": 1},
@@ -397,6 +407,13 @@ class IntentRow:
     reason: Optional[str] = None
     detail: Optional[str] = None
     line: Optional[int] = None
+    collect: Tuple[str, ...] = ()
+    """``collect_then_route``: the fields collected (by the form `collect.form_name(intent)`) before routing."""
+
+    @property
+    def form(self) -> Optional[str]:
+        """The form that collects this row's fields (None unless the row is ``collect_then_route``)."""
+        return form_name(self.intent) if self.ai_may == "collect_then_route" else None
 
     @property
     def route_reason(self) -> Optional[str]:
@@ -417,6 +434,12 @@ class EscalationMatrix:
     categories: Mapping[str, ExceptionCategory]
     rows: Mapping[str, IntentRow]
     source: Optional[YamlSource] = field(default=None, compare=False, repr=False)
+    hand_back_minutes: int = DEFAULT_HAND_BACK_MINUTES
+    """How long a hand-back's limits (and the AI's leave to cite the resolution) last."""
+
+    def collect_rows(self) -> List[IntentRow]:
+        """The ``collect_then_route`` rows, in file order."""
+        return [row for row in self.rows.values() if row.ai_may == "collect_then_route"]
 
     @property
     def intents(self) -> List[str]:
@@ -637,6 +660,7 @@ def _build(source: YamlSource) -> EscalationMatrix:
             reason=r.get("reason"),
             detail=r.get("detail"),
             line=_line(source, ("intents", intent)),
+            collect=tuple(r.get("collect", ())),
         )
     return EscalationMatrix(
         path=source.path,
@@ -648,6 +672,7 @@ def _build(source: YamlSource) -> EscalationMatrix:
         categories=categories,
         rows=rows,
         source=source,
+        hand_back_minutes=int((data.get("hand_back") or {}).get("expires_after_minutes", DEFAULT_HAND_BACK_MINUTES)),
     )
 
 
@@ -732,6 +757,12 @@ def _check_row(m: EscalationMatrix, source: YamlSource, intent: str, row: Intent
         elif intent not in m.categories[name].intents:
             message = f"intents.{intent}: exception category {name!r} does not list {intent!r} in its intents"
             source.add(keys + ("exceptions", i), message)
+    if row.ai_may == "collect_then_route" and not row.collect:
+        message = f"intents.{intent}: ai_may collect_then_route needs `collect` (the fields to collect: {', '.join(COLLECT_FIELDS)})"
+        source.add(keys + ("ai_may",), message)
+    if row.collect and row.ai_may != "collect_then_route":
+        message = f"intents.{intent}.collect: only applies to ai_may collect_then_route (this row is {row.ai_may!r})"
+        source.add(keys + ("collect",), message, at_key=True)
     if row.ai_may == "answer" and (row.reason or row.detail):
         field_name = "reason" if row.reason else "detail"
         message = f"intents.{intent}: {field_name} only applies to rows that route (ai_may is 'answer')"

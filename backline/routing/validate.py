@@ -41,6 +41,38 @@ def domain_intents(domain_path: PathLike) -> Tuple[Dict[str, Located], List[Prob
     return intents, problems
 
 
+def domain_forms(domain_path: PathLike) -> Dict[str, List[str]]:
+    """The forms a Rasa domain declares, with their required slots (in order)."""
+    root = Path(domain_path)
+    files = sorted(p for p in root.rglob("*") if p.suffix in (".yml", ".yaml")) if root.is_dir() else [root]
+    forms: Dict[str, List[str]] = {}
+    for file in files:
+        source = read_yaml(file)
+        data = source.data if not source.problems else None
+        if not isinstance(data, CommentedMap) or not isinstance(data.get("forms"), CommentedMap):
+            continue
+        for name, form in data["forms"].items():
+            required = form.get("required_slots") if isinstance(form, CommentedMap) else None
+            forms[str(name)] = [str(slot) for slot in required] if isinstance(required, CommentedSeq) else []
+    return forms
+
+
+def _form_problems(matrix: EscalationMatrix, forms: Dict[str, List[str]]) -> List[Problem]:
+    """A collect_then_route row needs the form `collect_<intent>` with exactly its `collect` fields."""
+    problems: List[Problem] = []
+    assert matrix.source is not None
+    for row in matrix.collect_rows():
+        keys = ("intents", row.intent, "collect")
+        if row.form not in forms:
+            message = f"intents.{row.intent}.collect: the domain has no form {row.form!r} to collect {list(row.collect)}"
+            problems.append(matrix.source.problem(keys, message, at_key=True))
+        elif forms[row.form] != list(row.collect):
+            message = (f"intents.{row.intent}.collect: {list(row.collect)}, but the domain's form {row.form!r} "
+                       f"requires {forms[row.form]}")
+            problems.append(matrix.source.problem(keys, message, at_key=True))
+    return problems
+
+
 def _collect(source: YamlSource, intents: Dict[str, Located], problems: List[Problem]) -> None:
     entries = source.data["intents"]
     if not isinstance(entries, CommentedSeq):
@@ -148,6 +180,8 @@ def _run(
     intents, domain_problems = domain_intents(domain_path)
     problems.extend(domain_problems)
     problems.extend(_check(matrix, experts, None if domain_problems else intents))
+    if matrix is not None and matrix.source is not None and not domain_problems:
+        problems.extend(_form_problems(matrix, domain_forms(domain_path)))
     problems.sort(key=_order)
     warnings = sorted(currency_warnings(matrix), key=_order) if matrix is not None else []
     return problems, warnings, matrix, experts

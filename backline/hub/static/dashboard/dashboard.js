@@ -11,6 +11,7 @@
   const ACTION_LABEL = {
     approve: "approved the AI draft", deny: "denied", answer: "answered", need_info: "asked for a detail",
     take_over: "took over the conversation", message: "wrote", hand_back: "handed back to the AI",
+    close: "closed the case",
   };
   let session = null;
   let reload = () => {};
@@ -214,6 +215,9 @@
         delivery,
         text,
         el("div", { class: "actions" }, el("button", { class: "primary", id: "send-message", onclick: () => act("message") }, "Send message")),
+        el("h3", {}, "Close the case"),
+        el("p", { class: "muted" }, "The text above is the resolution the customer reads; then the AI is back, with no limits."),
+        el("div", { class: "actions" }, el("button", { class: "danger", id: "close-case", onclick: () => act("close") }, "Close case")),
         el("h3", {}, "Hand back to the AI"),
         el("p", { class: "muted" }, "After the hand-back the AI may only handle:"),
         el("div", { class: "followups" }, followups),

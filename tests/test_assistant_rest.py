@@ -100,14 +100,14 @@ def test_triggers_hand_off_with_their_reason(
     assert case.brief["user_claim"] == text and case.assignee
 
 
-def test_a_small_refund_stays_with_the_ai(assistant: str) -> None:
+def test_a_small_refund_is_collected_not_handed_off(assistant: str) -> None:
     messages = say(assistant, "rest-small-refund", "i want a refund of 50 euros for my last order")
 
     state = slots(assistant, "rest-small-refund")
     assert state["handoff_mode"] == "ai" and state["escalation_reason"] is None
     assert (state["amount"], state["currency"]) == (50.0, "EUR")
-    assert state["routing_decision"]["action"] == "answer"
-    assert messages
+    assert (state["routing_decision"]["action"], state["requested_slot"]) == ("collect", "order_id")
+    assert "order number" in " ".join(m.get("text", "") for m in messages)
 
 
 def test_human_resources_is_not_a_request_for_a_person(assistant: str) -> None:
@@ -115,12 +115,16 @@ def test_human_resources_is_not_a_request_for_a_person(assistant: str) -> None:
     assert slots(assistant, "rest-hr")["escalation_reason"] != "explicit_request"
 
 
-def test_in_human_mode_the_ai_is_silent(assistant: str) -> None:
+def test_in_human_mode_the_ai_is_silent_but_for_information_while_waiting(assistant: str) -> None:
     say(assistant, "rest-silent", "i want to speak to a human")
-    assert slots(assistant, "rest-silent")["handoff_mode"] == "human"
+    state = slots(assistant, "rest-silent")
+    assert (state["handoff_mode"], state["human_joined"]) == ("human", False)
 
-    assert say(assistant, "rest-silent", "what are your opening hours?") == []
+    assert say(assistant, "rest-silent", "hello? is anybody there?") == []
     assert slots(assistant, "rest-silent")["routing_decision"]["action"] == "silent"
+    answered = say(assistant, "rest-silent", "what are your opening hours?")
+    assert answered[0]["text"].startswith("While you wait for our customer support team")
+    assert slots(assistant, "rest-silent")["routing_decision"]["action"] == "answer_waiting"
 
 
 @pytest.mark.parametrize("text", ["", "   ", "🙂🙂🙂", "?!", "refund " * 580 + "please"])
@@ -129,7 +133,7 @@ def test_bad_input_gets_a_sane_answer(assistant: str, text: str) -> None:
     messages = say(assistant, sender, text)
 
     assert messages, "the assistant answered nothing"
-    assert slots(assistant, sender)["routing_decision"]["action"] in {"clarify", "answer", "consult", "handoff"}
+    assert slots(assistant, sender)["routing_decision"]["action"] in {"clarify", "answer", "consult", "handoff", "collect"}
 
 
 def test_a_message_over_the_limit_is_refused_and_changes_nothing(assistant: str) -> None:

@@ -181,6 +181,45 @@ def test_web_chat_customer_receives_the_answer_on_the_open_socket(c: Channels) -
     assert not any("ok'd" in m.get("text", "") for m in pushed)
 
 
+def test_web_chat_customer_is_asked_for_the_refund_details_then_routed_to_billing(c: Channels) -> None:
+    """collect_then_route over socket.io: the form asks, checks, and the case reaches billing with the facts."""
+    issued: List[str] = []
+
+    async def chat() -> List[str]:
+        client = socketio.AsyncClient()
+        received: List[Dict[str, Any]] = []
+        confirmed = asyncio.Event()
+
+        def on_confirm(session_id: str) -> None:
+            issued.append(session_id)
+            confirmed.set()
+
+        client.on("session_confirm", on_confirm)
+        client.on("bot_uttered", received.append)
+        await client.connect(c.stack.rasa_url, transports=["polling"], wait_timeout=30)
+        try:
+            await client.emit("session_request", {})
+            await asyncio.wait_for(confirmed.wait(), 30)
+            said: List[str] = []
+            for text, expect in (("i want a refund please", "order number"), ("order 10023", "How much should be refunded"),
+                                 ("49 euros", "passed your refund request")):
+                count = len(received)
+                await client.emit("user_uttered", {"message": text, "session_id": issued[0]})
+                got = await asyncio.to_thread(
+                    eventually, lambda: [m for m in received[count:] if expect in m.get("text", "")] and received[count:],
+                    60, f"a reply with {expect!r}")
+                said += [m.get("text", "") for m in got]
+            return said
+        finally:
+            await client.eio.disconnect(abort=True)
+
+    said = asyncio.run(chat())
+    assert any("order 10023, amount €49" in text for text in said), said
+    case = consultation(c.stack, "web:" + issued[0].split(".")[0])
+    assert (case["mode"], case["queue"], case["reasons"]) == ("consult", "billing", ["policy_action"])
+    assert case["brief"]["collected"] == {"order_id": "10023", "amount": {"value": 49.0, "currency": "EUR"}}
+
+
 def test_rest_customer_reads_the_answer_from_the_outbox(c: Channels) -> None:
     sender = f"outbox-{next(_ids)}"
     first = requests.post(f"{c.stack.rasa_url}/webhooks/outbox/webhook", timeout=60, headers=c.stack.channel_auth,

@@ -60,6 +60,14 @@ def test_csv_has_one_row_per_intent(matrix, written):
     assert refund["ai_may"] == "collect_then_route"
     assert refund["queue"] == "billing"
     assert refund["exceptions"].split(";") == list(matrix.rows["refund_request"].exceptions)
+    assert refund["collect"] == "order_id;amount"
+    assert refund["route"] == ("form collect_refund_request collects order_id, amount, then a consultation to billing"
+                               " (policy_action / collected)")
+    assert by_intent["upgrade_interest"]["route"] == ("form collect_upgrade_interest collects product, email, then a"
+                                                      " consultation to sales (high_value / collected)")
+    assert by_intent["order_status"]["route"] == "the AI answers alone"
+    assert by_intent["account_compromised"]["route"] == "handoff to security (sensitive_topic / account_security)"
+    assert by_intent["order_status"]["collect"] == ""
     defaults = matrix.defaults.thresholds
     assert (refund["high"], refund["low"]) == (f"{defaults.high:.2f}", f"{defaults.low:.2f}")
     greet = by_intent["greet"]

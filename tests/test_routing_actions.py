@@ -108,3 +108,42 @@ def test_the_draft_for_a_faq_question_is_the_response_selectors_pick() -> None:
     }
     assert draft_answer("product_question/warranty", DOMAIN["responses"], parse_data) == "Hardware has a 2-year warranty."
     assert draft_answer("made_up_intent", DOMAIN["responses"], {}) is None
+
+
+# --- collect then route, waiting, resolutions -----------------------------------------------------
+
+
+def test_route_collected_says_what_happens_next_and_keeps_the_draft(consult_store: ConsultationStore) -> None:
+    from actions.collect import ActionRouteCollected
+
+    record = {"action": "consult", "reason": "policy_action", "detail": "collected", "queue": "billing",
+              "intent": "refund_request", "row": "refund_request", "priority": "normal",
+              "evidence": {"collected": {"form": "collect_refund_request",
+                                         "fields": {"order_id": "10023", "amount": {"value": 49.0, "currency": "EUR"}}}}}
+    slots = {"routing_decision": record, "handoff_mode": "consulting", "order_id": "10023", "amount": 49.0,
+             "currency": "EUR"}
+    tracker = Tracker("customer", slots, {}, [], False, None, {}, "action_listen")
+    messages, events = run(ActionRouteCollected(), tracker)
+
+    assert messages[0]["response"] == "utter_routed_refund_request"
+    assert (messages[0]["team"], messages[0]["facts"]) == ("billing", "order 10023, amount €49")
+    draft = "Your refund of €49 for order 10023 is approved; it reaches your original payment method within 5 to 7 business days."
+    [case] = consult_store.list(conversation_id="customer")
+    assert events == [SlotSet("ai_draft", draft), SlotSet("consultation_id", case.id)]
+    assert (case.mode, case.queue, case.reasons, case.detail, case.ai_draft) == (
+        "consult", "billing", ("policy_action",), "collected", draft)
+    assert case.context["brief"]["collected"] == {"order_id": "10023", "amount": {"value": 49.0, "currency": "EUR"}}
+    assert "billing team" in messages[1]["text"]
+
+
+def test_the_recorded_resolution_is_told_once() -> None:
+    from actions.waiting import ActionTellResolution
+
+    resolution = {"consultation_id": "c1", "intent": "refund_request", "outcome": "approved", "by": "Mara",
+                  "team": "billing", "text": "The 49 EUR are on their way.", "at": "2026-12-04T10:12:00+00:00"}
+    tracker = Tracker("customer", {"case_resolution": resolution}, {}, [], False, None, {}, "action_listen")
+    messages, events = run(ActionTellResolution(), tracker)
+    assert [m["text"] for m in messages] == [
+        "About your earlier request: Mara from our billing team approved it on 4 December at 10:12 UTC. "
+        "The 49 EUR are on their way. If this is about something new, tell me and I'll help."]
+    assert events == [SlotSet("case_resolution", {**resolution, "told": True})]

@@ -77,8 +77,9 @@ def test_route_collected_hands_off_an_amount_over_the_limit_and_raises_high_valu
     assert (unrated.action, unrated.detail) == ("handoff", "unrated_currency")
     big = route_collected("return_item", Conversation(customer_tier="enterprise", slots={"order_id": "10023"}), MATRIX)
     assert (big.action, big.priority, big.modifiers) == ("consult", "high", ("high_value",))
+    assert (big.reason, big.detail) == ("high_value", "high_value_customer")
     sales = route_collected("upgrade_interest", Conversation(slots={"product": "Hub X1"}), MATRIX)
-    assert (sales.reason, sales.queue, sales.priority) == ("high_value", "sales", "high")
+    assert (sales.reason, sales.detail, sales.queue, sales.priority) == ("high_value", "collected", "sales", "high")
 
 
 # --- a handoff waiting for a person --------------------------------------------------------------

@@ -222,7 +222,7 @@ class ConsultationService:
         case = self.store.create(
             conversation_id=conversation_id, mode=mode, queue=queue, priority=priority, reasons=reasons,
             detail=routing.get("detail"), context=package, routing=routing, sla_due_at=due, now=now,
-            client_key=client,
+            client_key=client, ai_draft=ai_draft,  # the case's draft, whether or not its package shows it
         )
         self.store.audit(case.id, SYSTEM, "selected", {**selection.as_record(), "sla_started_at": clock_start.isoformat()},
                          at=now)

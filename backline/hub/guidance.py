@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from backline.consult.replies import DECISIONS, FOLLOWUPS, Reply, ReplyError, allowed_intents
+from backline.routing.handback import ALWAYS_ALLOWED
 from backline.nlp.money import find_money
 from backline.routing.experts import ExpertDirectory, Person
 
@@ -35,8 +36,6 @@ _UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 """NUL (PostgreSQL refuses it in text) and unpaired surrogates (not UTF-8): no reply may carry them."""
 FREE_TEXT_DECISION = {"consult": "answer", "handoff": "message"}
 """What free text without a keyword means, by the consultation's mode."""
-ALWAYS_ALLOWED = frozenset({"greet", "goodbye", "affirm", "deny", "thank", "bot_challenge"})
-"""Small talk the AI answers after any hand-back, whatever the expert allowed."""
 FOLLOWUP_ALIASES: Mapping[str, str] = {
     **{key.replace("_", " "): key for key in FOLLOWUPS},
     "info": "informational", "information": "informational", "general": "informational", "faq": "informational",

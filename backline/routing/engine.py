@@ -634,21 +634,21 @@ def route_collected(intent: str, conversation: Conversation, matrix: EscalationM
     """The route once a ``collect_then_route`` row's form has collected its fields: a consultation to the
     row's queue with the facts (reason ``policy_action`` unless the row names one, detail ``collected``);
     an exception category the collected amount fires (over the limit, or unconvertible) hands off instead;
-    high value raises the priority."""
+    high value (tier or amount) raises the priority and names itself as the reason (``high_value``)."""
     row = matrix.row(intent)
     ctx = _Context(Parse(text="", intent=row.intent, confidence=1.0), conversation, matrix)
     ctx.evidence["collected"] = {"form": form_name(row.intent), "fields": collected(row.collect, conversation.slots)}
     sensitive = _sensitive_topic(ctx)
     if sensitive is not None:
         return replace(sensitive, evidence=dict(ctx.evidence))
+    reason, detail = row.route_reason, row.detail or "collected"
     priority, modifiers = row.priority, ()
     high_value = _high_value(ctx)
     if high_value is not None:
         priority = raise_priority(row.priority)
         ctx.evidence["high_value"] = {**high_value, "priority_from": row.priority, "priority_to": priority}
-        modifiers = ("high_value",)
-    return ctx.decision(CONSULT, reason=row.route_reason, detail=row.detail or "collected", tier="high",
-                        priority=priority, modifiers=modifiers)
+        reason, detail, modifiers = "high_value", high_value["kind"], ("high_value",)
+    return ctx.decision(CONSULT, reason=reason, detail=detail, tier="high", priority=priority, modifiers=modifiers)
 
 
 def _outside_handback(ctx: _Context) -> Optional[Decision]:

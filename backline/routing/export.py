@@ -26,6 +26,8 @@ CSV_COLUMNS = (
     "exceptions",
     "reason",
     "detail",
+    "collect",
+    "route",
     "description",
 )
 MD_COLUMNS = (
@@ -39,10 +41,24 @@ MD_COLUMNS = (
     "context package",
     "exceptions",
     "route reason",
+    "collect",
+    "route",
     "description",
 )
 CATEGORY_COLUMNS = ("category", "reason", "detail", "queue", "priority", "classifier route", "rule route", "description")
 SIGNAL_COLUMNS = ("signal", "phrases", "patterns", "not phrases")
+
+
+def describe_route(row: IntentRow) -> str:
+    """What the assistant does with a confident message of the row (the high tier), in words."""
+    if row.ai_may == "answer":
+        return "the AI answers alone"
+    if row.ai_may == "collect_then_route":
+        return (f"form {row.form} collects {', '.join(row.collect)}, then a consultation to {row.queue} "
+                f"({row.route_reason} / {row.detail or 'collected'})")
+    if row.ai_may == "draft":
+        return f"the AI drafts, {row.queue} reviews (consult, {row.route_reason} / draft_review)"
+    return f"handoff to {row.queue} ({row.route_reason} / {row.detail or 'ai_never'})"
 
 
 def _rows(matrix: EscalationMatrix) -> List[IntentRow]:
@@ -128,6 +144,7 @@ def to_json(matrix: EscalationMatrix) -> Dict[str, Any]:
             "priority": d.priority,
             "context_package": d.context_package,
         },
+        "hand_back": {"expires_after_minutes": matrix.hand_back_minutes},
         "currency_rates": dict(sorted(matrix.currency_rates.items())),
         "triggers": {
             "explicit_request": {
@@ -193,6 +210,9 @@ def to_json(matrix: EscalationMatrix) -> Dict[str, Any]:
                 "exceptions": list(r.exceptions),
                 "reason": r.route_reason,
                 "detail": r.detail,
+                "collect": list(r.collect),
+                "form": r.form,
+                "route": describe_route(r),
                 "description": r.description,
             }
             for r in _rows(matrix)
@@ -219,6 +239,8 @@ def to_csv(matrix: EscalationMatrix) -> str:
                 ";".join(r.exceptions),
                 r.route_reason or "",
                 r.detail or "",
+                ";".join(r.collect),
+                describe_route(r),
                 r.description,
             ]
         )
@@ -253,6 +275,8 @@ def to_markdown(matrix: EscalationMatrix) -> str:
         + (f"; basis: {_cell(d.thresholds.basis)}" if d.thresholds.basis else ""),
         f"- AI may: {d.ai_may}; queue: {d.queue}; priority: {d.priority}; SLA: {d.sla_minutes} min;"
         f" context package: {d.context_package}",
+        f"- hand-back: the follow-ups an expert allows (and the AI's leave to cite the recorded resolution) lapse"
+        f" after {matrix.hand_back_minutes} min or with the session",
         "- currency rates to EUR: " + ", ".join(f"{code} {rate:g}" for code, rate in rates)
         + (
             "; an amount in any other currency is never compared with a limit: on the intents of a category"
@@ -290,6 +314,8 @@ def to_markdown(matrix: EscalationMatrix) -> str:
                 r.context_package,
                 ", ".join(r.exceptions) or "-",
                 r.route_reason or "-",
+                ", ".join(r.collect) or "-",
+                describe_route(r),
                 r.description,
             )
             for r in _rows(matrix)

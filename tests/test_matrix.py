@@ -71,7 +71,24 @@ def test_real_files_validate_against_the_contract_domain():
     assert [str(p) for p in problems] == []
 
 
-@pytest.mark.skipif(not (ROOT / "domain.yml").exists(), reason="domain.yml not written yet")
+def test_a_collect_row_needs_its_form_with_exactly_its_fields(tmp_path):
+    domain = (FIXTURES / "domain_full.yml").read_text(encoding="utf-8")
+    swapped = domain.replace("  collect_change_plan:\n    required_slots:\n      - email\n      - target_plan\n",
+                             "  collect_change_plan:\n    required_slots:\n      - target_plan\n")
+    missing = domain.replace("  collect_upgrade_interest:", "  collect_upgrade:")
+    assert swapped != domain and missing != domain
+    (tmp_path / "swapped.yml").write_text(swapped, encoding="utf-8")
+    (tmp_path / "missing.yml").write_text(missing, encoding="utf-8")
+    line = {name: n for n, text in enumerate((ROOT / "escalation.yml").read_text(encoding="utf-8").splitlines(), 1)
+            for name in ("change_plan", "upgrade_interest") if text == f"  {name}:"}
+    [wrong] = validate(ROOT / "escalation.yml", ROOT / "experts.yml", tmp_path / "swapped.yml")
+    assert (wrong.line, wrong.message) == (line["change_plan"] + 2, "intents.change_plan.collect: ['email', "
+                                           "'target_plan'], but the domain's form 'collect_change_plan' requires ['target_plan']")
+    [absent] = validate(ROOT / "escalation.yml", ROOT / "experts.yml", tmp_path / "missing.yml")
+    assert absent.message == ("intents.upgrade_interest.collect: the domain has no form 'collect_upgrade_interest' "
+                              "to collect ['product', 'email']")
+
+
 def test_real_files_validate_against_the_project_domain():
     problems = validate(ROOT / "escalation.yml", ROOT / "experts.yml", ROOT / "domain.yml")
     assert [str(p) for p in problems] == []
@@ -687,6 +704,7 @@ def test_domain_directory_and_entry_forms(tmp_path):
     (tmp_path / "domain" / "a.yml").write_text("intents:\n  - greet\n  - legal_threat:\n      use_entities: []\n")
     rest = ["request_human", "order_status", "refund_request", "answer_rejected", "frustration"]
     (tmp_path / "domain" / "b.yml").write_text("intents:\n" + "".join(f"  - {i}\n" for i in rest) + "responses: {}\n")
+    (tmp_path / "domain" / "c.yml").write_text("forms:\n  collect_refund_request:\n    required_slots: [order_id, amount]\n")
     intents, problems = domain_intents(tmp_path / "domain")
     assert problems == []
     assert intents["legal_threat"][1] == 3

@@ -11,7 +11,7 @@ from typing import Any, Dict, FrozenSet, List, Mapping, Optional, Tuple
 
 from backline.routing.collect import form_name
 from backline.routing.matrix import base_intent
-from backline.routing.signals import EXPLICIT_REQUEST, Signal
+from backline.routing.signals import EXPLICIT_REQUEST, NO_KNOWN_WORDS, Signal  # noqa: F401 (re-exported)
 
 SILENT = "silent"
 HANDOFF = "handoff"
@@ -22,8 +22,6 @@ COLLECT = "collect"
 ANSWER_WAITING = "answer_waiting"
 TELL_RESOLUTION = "tell_resolution"
 ACTIONS = (SILENT, HANDOFF, CONSULT, CLARIFY, ANSWER, COLLECT, ANSWER_WAITING, TELL_RESOLUTION)
-NO_KNOWN_WORDS = "no_known_words"
-"""The NLU signal for a message with letters but no word the assistant knows (keyboard mash)."""
 
 HUMAN = "human"
 CONSULTING = "consulting"

@@ -7,6 +7,8 @@ from typing import Any, Dict, List, Mapping, Optional, Tuple
 
 EXPLICIT_REQUEST = "explicit_request"
 NOT_EXPLICIT_REQUEST = "not_explicit_request"
+NO_KNOWN_WORDS = "no_known_words"
+"""A message with letters but no word of the training data (backline.rasa.vocabulary)."""
 
 
 @dataclass(frozen=True)

@@ -5,8 +5,9 @@ Experts: Mara (billing) on Slack, Jonas (support) on Telegram (tests/fixtures/ex
 They answer through the hub's signed webhooks exactly as Slack and Telegram would call them.
 """
 import asyncio
+import contextlib
 import time
-from typing import Any, Dict, Iterator, List
+from typing import Any, AsyncIterator, Dict, Iterator, List, Tuple
 
 import pytest
 import requests
@@ -143,26 +144,34 @@ def test_slack_customer_in_human_mode_with_a_telegram_expert_then_a_limited_hand
 # --- socket.io (web chat) and REST outbox, answered through the API --------------------------------------
 
 
-def test_web_chat_customer_receives_the_answer_on_the_open_socket(c: Channels) -> None:
+@contextlib.asynccontextmanager
+async def web_chat(rasa_url: str, requested: Dict[str, Any]) -> AsyncIterator[Tuple[Any, List[Dict[str, Any]], str]]:
+    """A socket.io customer: (client, the bot messages received so far, the session id the server issued)."""
+    client = socketio.AsyncClient()
+    received: List[Dict[str, Any]] = []
     issued: List[str] = []
+    confirmed = asyncio.Event()
 
+    def on_confirm(session_id: str) -> None:
+        issued.append(session_id)
+        confirmed.set()
+
+    client.on("session_confirm", on_confirm)
+    client.on("bot_uttered", received.append)
+    # long-polling: python-engineio's websocket client needs a newer aiohttp than Rasa 3.6 pins
+    await client.connect(rasa_url, transports=["polling"], wait_timeout=30)
+    try:
+        await client.emit("session_request", requested)
+        await asyncio.wait_for(confirmed.wait(), 30)
+        yield client, received, issued[0]
+    finally:
+        await client.eio.disconnect(abort=True)
+
+
+def test_web_chat_customer_receives_the_answer_on_the_open_socket(c: Channels) -> None:
     async def chat() -> List[Dict[str, Any]]:
-        client = socketio.AsyncClient()
-        received: List[Dict[str, Any]] = []
-        confirmed = asyncio.Event()
-
-        def on_confirm(session_id: str) -> None:
-            issued.append(session_id)
-            confirmed.set()
-
-        client.on("session_confirm", on_confirm)
-        client.on("bot_uttered", received.append)
-        # long-polling: python-engineio's websocket client needs a newer aiohttp than Rasa 3.6 pins
-        await client.connect(c.stack.rasa_url, transports=["polling"], wait_timeout=30)
-        try:
-            await client.emit("session_request", {"session_id": f"web-{next(_ids)}"})  # not one it issued
-            await asyncio.wait_for(confirmed.wait(), 30)
-            session = issued[0]
+        async with web_chat(c.stack.rasa_url, {"session_id": f"web-{next(_ids)}"}) as (client, received, session):
+            # the session id asked for is not one the server issued: it issues its own
             await client.emit("user_uttered", {"message": "I want a refund of €780 for my Hub X1, order 10023",
                                                "session_id": session})
             await asyncio.to_thread(eventually, lambda: received, 60, "the wait message on the socket")
@@ -173,8 +182,6 @@ def test_web_chat_customer_receives_the_answer_on_the_open_socket(c: Channels) -
             assert answered.ok, answered.text
             await asyncio.to_thread(eventually, lambda: received[count:], 60, "the answer pushed on the socket")
             return received[count:]
-        finally:
-            await client.eio.disconnect(abort=True)
 
     pushed = asyncio.run(chat())
     assert any("780 EUR back in 5 days" in m.get("text", "") for m in pushed), pushed
@@ -183,39 +190,25 @@ def test_web_chat_customer_receives_the_answer_on_the_open_socket(c: Channels) -
 
 def test_web_chat_customer_is_asked_for_the_refund_details_then_routed_to_billing(c: Channels) -> None:
     """collect_then_route over socket.io: the form asks, checks, and the case reaches billing with the facts."""
-    issued: List[str] = []
+    sessions: List[str] = []
 
     async def chat() -> List[str]:
-        client = socketio.AsyncClient()
-        received: List[Dict[str, Any]] = []
-        confirmed = asyncio.Event()
-
-        def on_confirm(session_id: str) -> None:
-            issued.append(session_id)
-            confirmed.set()
-
-        client.on("session_confirm", on_confirm)
-        client.on("bot_uttered", received.append)
-        await client.connect(c.stack.rasa_url, transports=["polling"], wait_timeout=30)
-        try:
-            await client.emit("session_request", {})
-            await asyncio.wait_for(confirmed.wait(), 30)
+        async with web_chat(c.stack.rasa_url, {}) as (client, received, session):
+            sessions.append(session)
             said: List[str] = []
             for text, expect in (("i want a refund please", "order number"), ("order 10023", "How much should be refunded"),
                                  ("49 euros", "passed your refund request")):
                 count = len(received)
-                await client.emit("user_uttered", {"message": text, "session_id": issued[0]})
+                await client.emit("user_uttered", {"message": text, "session_id": session})
                 got = await asyncio.to_thread(
                     eventually, lambda: [m for m in received[count:] if expect in m.get("text", "")] and received[count:],
                     60, f"a reply with {expect!r}")
                 said += [m.get("text", "") for m in got]
             return said
-        finally:
-            await client.eio.disconnect(abort=True)
 
     said = asyncio.run(chat())
     assert any("order 10023, amount €49" in text for text in said), said
-    case = consultation(c.stack, "web:" + issued[0].split(".")[0])
+    case = consultation(c.stack, "web:" + sessions[0].split(".")[0])
     assert (case["mode"], case["queue"], case["reasons"]) == ("consult", "billing", ["policy_action"])
     assert case["brief"]["collected"] == {"order_id": "10023", "amount": {"value": 49.0, "currency": "EUR"}}
 

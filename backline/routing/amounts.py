@@ -100,10 +100,3 @@ def resolve_amounts(parse: Parse, conversation: Conversation, matrix: Escalation
     slot = conversation.currency
     currency = slot if isinstance(slot, str) and slot.strip() else None
     return [_convert(matrix, value, currency or "EUR", "slots", currency is None)]
-
-
-def resolve_amount(parse: Parse, conversation: Conversation, matrix: EscalationMatrix) -> Optional[_Amount]:
-    """The message's amount (the largest in EUR when it names several; the first unconvertible one when
-    none converts), else the amount / currency slots."""
-    found = resolve_amounts(parse, conversation, matrix)
-    return max(found, key=lambda a: a.amount_eur if a.amount_eur is not None else -1.0) if found else None

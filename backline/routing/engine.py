@@ -47,12 +47,12 @@ import datetime as dt
 from dataclasses import replace
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
-from backline.routing.amounts import _Amount, _unrated_evidence, resolve_amount, resolve_amounts  # noqa: F401 (re-exported)
+from backline.routing.amounts import _Amount, _unrated_evidence, resolve_amounts
 from backline.routing.collect import collected, form_intent, form_name
-from backline.routing.decision import (  # noqa: F401  (re-exported: the engine's inputs and output)
-    ACTIONS, AI, ANSWER, ANSWER_WAITING, CLARIFY, COLLECT, CONSULT, CONSULTING, FULL_CONTEXT, HANDED_BACK, HANDOFF,
-    HUMAN, MODES, NO_KNOWN_WORDS, SILENT, TELL_RESOLUTION, TRIGGER_KEYS, _MODE_FOR, Conversation, Decision, Parse,
-    Turn, _base, _jsonable, _number, _polarity, _signal_evidence, _signals, _unit, jaccard, tokens, usable,
+from backline.routing.decision import (  # noqa: F401  (ACTIONS and the inputs/output are re-exported)
+    ACTIONS, AI, ANSWER, ANSWER_WAITING, CLARIFY, COLLECT, CONSULT, FULL_CONTEXT, HANDED_BACK, HANDOFF, HUMAN,
+    NO_KNOWN_WORDS, SILENT, TELL_RESOLUTION, _MODE_FOR, Conversation, Decision, Parse, Turn, _base, _polarity,
+    _signal_evidence, _signals, _unit, jaccard, tokens, usable,
 )
 from backline.routing.handback import ALWAYS_ALLOWED, INFORMATIONAL
 from backline.routing.matrix import EscalationMatrix, ExceptionCategory, IntentRow, priority_rank, raise_priority

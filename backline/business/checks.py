@@ -4,7 +4,7 @@ Each check takes the customer's value (as the slot mapping extracted it) and wha
 far, and returns a `Checked`: the normalised value to keep, or None with the sentence that says why
 and asks again. Order and invoice numbers reuse `backline.business.replies`; amounts must be positive
 and not above the order's total or the invoice's gross amount (same currency); an e-mail address must
-belong to a customer account; a product must be in the catalogue; a plan must be one of the
+be well formed (whether it has an account is not said: the expert sees it in the brief); a product must be in the catalogue; a plan must be one of the
 subscription plans; details need a few words.
 """
 from __future__ import annotations
@@ -98,7 +98,9 @@ def check_email(value: Any, collected: Mapping[str, Any], url: Optional[str] = N
     with session_scope(url) as session:
         customer = queries.customer_by_email(session, raw.lower())
     if customer is None:
-        return Checked(None, f"I can't find a Kestrel account for {raw}. Which address did you sign up with?")
+        # Accepted without saying so: telling a stranger which addresses have an account would let them
+        # probe for customers. The expert sees in the brief that no account matched (no account snapshot).
+        return Checked(raw.lower())
     return Checked(customer.email, extra={"customer_tier": customer.tier})
 
 

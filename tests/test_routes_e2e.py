@@ -100,3 +100,14 @@ def test_keyboard_mash_asks_to_rephrase_then_a_second_goes_to_a_person(stack: St
     assert (state["handoff_mode"], state["escalation_reason"], state["escalation_detail"]) == (
         "human", "low_confidence", "not_understood")
     assert requests.get(f"{stack.hub_url}/health", timeout=10).status_code == 200
+
+
+def test_a_customer_who_changes_their_mind_leaves_the_form_and_nothing_is_routed(stack: Stack) -> None:
+    sender = "route-stop"
+    asked = texts(say(stack, sender, "i want to cancel my subscription"))
+    assert "e-mail address" in asked, asked
+    stopped = texts(say(stack, sender, "no, forget it"))
+    assert stopped == "All right, I have stopped and passed nothing on. What else can I do for you?", stopped
+    state = slots(stack, sender)
+    assert (state["handoff_mode"], state["requested_slot"]) == ("ai", None)
+    assert open_cases(stack, sender) == []

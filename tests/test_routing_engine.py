@@ -871,7 +871,7 @@ def test_the_record_is_complete_and_json() -> None:
     assert record["thresholds"] == {"high": DEFAULTS.high, "low": DEFAULTS.low}
     assert record["triggers"] == ["sensitive_topic"]
     assert set(ACTIONS) == {"silent", "handoff", "consult", "clarify", "answer", "collect", "answer_waiting",
-                            "tell_resolution"}
+                            "tell_resolution", "stop_collect"}
     assert isinstance(d, Decision) and d.escalates
 
 

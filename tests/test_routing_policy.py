@@ -1047,3 +1047,16 @@ def test_a_second_message_without_known_words_goes_to_a_person(policy: RoutingPo
     twice = policy.predict_action_probabilities(
         tracker_of(domain, session(first, turn(user("qwzx vbnm", "out_of_scope", 0.3, signals=mash)))), domain)
     assert_escalation(twice, domain, "action_handoff", "human", "low_confidence", "not_understood")
+
+
+def test_a_no_inside_a_collect_form_deactivates_it_and_says_so(policy: RoutingPolicy, domain: Domain) -> None:
+    form = "collect_cancel_subscription"
+    asked = [ActionExecuted(form), ActiveLoop(form), SlotSet("requested_slot", "email"), ActionExecuted(ACTION_LISTEN_NAME)]
+    events = session(turn(user("cancel my subscription", "cancel_subscription", 0.97)), asked,
+                     turn(user("no, forget it", "deny", 0.96)))
+    stop = policy.predict_action_probabilities(tracker_of(domain, events), domain)
+    assert predicted(stop, domain) == ("action_deactivate_loop", 1.0)
+    assert stop.is_no_user_prediction and stop.optional_events == []
+    stopped = events + [ActionExecuted("action_deactivate_loop"), ActiveLoop(None), SlotSet("requested_slot", None)]
+    said = policy.predict_action_probabilities(tracker_of(domain, stopped), domain)
+    assert predicted(said, domain) == ("utter_collect_stopped", 1.0)

@@ -50,6 +50,16 @@ def test_the_form_keeps_its_replies_and_its_own_topic() -> None:
     assert (person.action, person.reason) == ("handoff", "explicit_request")
 
 
+def test_a_confident_no_stops_a_collect_form_and_routes_nothing() -> None:
+    loop = Conversation(active_loop="collect_change_plan")
+    stop = decide(msg("no, forget it", "deny"), loop, MATRIX)
+    assert (stop.action, stop.mode, stop.detail, stop.slot_updates()) == ("stop_collect", "ai", "customer_stopped", {})
+    unsure = decide(msg("nah", "deny", 0.4), loop, MATRIX)
+    assert unsure.action == "answer"  # left to the form, which asks again
+    other_form = decide(msg("no", "deny"), Conversation(active_loop="order_form"), MATRIX)
+    assert other_form.action == "answer"
+
+
 def test_an_amount_over_the_limit_inside_the_refund_form_hands_off() -> None:
     loop = Conversation(active_loop="collect_refund_request", history=(Turn("order 10023", "inform", "How much?"),))
     d = decide(msg("780 euros", "inform", entities=eur(780)), loop, MATRIX)

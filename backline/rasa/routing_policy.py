@@ -12,7 +12,9 @@ conversation so far and the slots, asks `backline.routing.engine.decide`, and:
   that form completes, predicts `action_route_collected` with the route `route_collected`
   decides (a consultation to the row's queue, or a handoff when an amount is over a limit);
 - `answer_waiting` (a handoff waiting for a person, an informational question):
-  `action_answer_while_waiting`; `tell_resolution`: `action_tell_resolution`.
+  `action_answer_while_waiting`; `tell_resolution`: `action_tell_resolution`;
+- `stop_collect` (a confident "no" inside a collect form): Rasa's `action_deactivate_loop`,
+  then `utter_collect_stopped`.
 
 Every user turn leaves its decision record in the `routing_decision` slot, and the
 escalating actions carry it as the `ActionExecuted` metadata.
@@ -31,7 +33,7 @@ from rasa.engine.graph import ExecutionContext
 from rasa.engine.recipes.default_recipe import DefaultV1Recipe
 from rasa.engine.storage.resource import Resource
 from rasa.engine.storage.storage import ModelStorage
-from rasa.shared.core.constants import ACTION_LISTEN_NAME, DEFAULT_INTENTS, REQUESTED_SLOT
+from rasa.shared.core.constants import ACTION_DEACTIVATE_LOOP_NAME, ACTION_LISTEN_NAME, DEFAULT_INTENTS, REQUESTED_SLOT
 from rasa.shared.core.domain import Domain
 from rasa.shared.core.events import ActionExecuted, ActiveLoop, BotUttered, Event, SlotSet, UserUttered
 from rasa.shared.core.generator import TrackerWithCachedStates
@@ -64,9 +66,11 @@ ACTIONS_FOR = {
     "clarify": UTTER_ASK_REPHRASE,
     "answer_waiting": ACTION_ANSWER_WAITING,
     "tell_resolution": ACTION_TELL_RESOLUTION,
+    "stop_collect": ACTION_DEACTIVATE_LOOP_NAME,
 }
+UTTER_COLLECT_STOPPED = "utter_collect_stopped"
 ROUTING_ACTIONS = {ACTION_HANDOFF, ACTION_CONSULT, UTTER_ASK_REPHRASE, ACTION_RELAY, ACTION_ROUTE_COLLECTED,
-                   ACTION_ANSWER_WAITING, ACTION_TELL_RESOLUTION}
+                   ACTION_ANSWER_WAITING, ACTION_TELL_RESOLUTION, UTTER_COLLECT_STOPPED}
 
 
 class RoutingConfigError(RasaException):
@@ -256,6 +260,10 @@ class RoutingPolicy(Policy):
         if tracker.latest_action_name in ROUTING_ACTIONS:
             probabilities[domain.index_for_action(ACTION_LISTEN_NAME)] = 1.0
             return self._prediction(probabilities, is_no_user_prediction=in_loop)
+        if tracker.latest_action_name == ACTION_DEACTIVATE_LOOP_NAME:
+            # The customer stopped a collect form (`stop_collect`): say so, then listen.
+            probabilities[domain.index_for_action(UTTER_COLLECT_STOPPED)] = 1.0
+            return self._prediction(probabilities)
         collected = form_intent(tracker.latest_action_name)
         if collected and not in_loop and self.matrix.has_row(collected):
             return self._route_collected(collected, tracker, domain, probabilities)

@@ -30,7 +30,8 @@ Order (DESIGN.md, "Routing decision"); the first step that decides wins:
    collect_then_route: ``collect``, the row's form; draft: ``consult``; never: ``handoff``);
    medium -> ``consult`` (expert reviews the AI's draft); low -> ``handoff`` with the full
    context. While a form is active, a reply to it (or, in a collect form, its own topic) and
-   any reply below the high tier are left to the form;
+   any reply below the high tier are left to the form; a confident "no" stops a collect form
+   (``stop_collect``: nothing is routed);
 5. modifiers on ``answer`` / ``consult`` / ``collect`` outcomes: repeated frustration
    (``handoff``), negative sentiment (``answer`` becomes ``consult``), high value (priority one
    level up; ``consult`` on draft rows).
@@ -51,7 +52,7 @@ from backline.routing.amounts import _Amount, _unrated_evidence, resolve_amounts
 from backline.routing.collect import collected, form_intent, form_name
 from backline.routing.decision import (  # noqa: F401  (ACTIONS and the inputs/output are re-exported)
     ACTIONS, AI, ANSWER, ANSWER_WAITING, CLARIFY, COLLECT, CONSULT, FULL_CONTEXT, HANDED_BACK, HANDOFF, HUMAN,
-    NO_KNOWN_WORDS, SILENT, TELL_RESOLUTION, _MODE_FOR, Conversation, Decision, Parse, Turn, _base, _polarity,
+    NO_KNOWN_WORDS, SILENT, STOP_COLLECT, TELL_RESOLUTION, _MODE_FOR, Conversation, Decision, Parse, Turn, _base, _polarity,
     _signal_evidence, _signals, _unit, jaccard, tokens, usable,
 )
 from backline.routing.handback import ALWAYS_ALLOWED, INFORMATIONAL
@@ -463,6 +464,9 @@ def _confidence_tier(ctx: _Context) -> Decision:
         "ai_may": row.ai_may,
     }
     loop = ctx.conversation.active_loop
+    if form_intent(loop) and tier == "high" and _base(ctx.intent) == "deny":
+        ctx.evidence["stop_collect"] = {"form": loop}
+        return ctx.decision(STOP_COLLECT, detail="customer_stopped", tier=tier)
     if loop and (tier != "high" or _continues(loop, _base(ctx.intent))):
         ctx.evidence["active_loop"] = {"name": loop, "tier": tier}
         return ctx.decision(ANSWER, tier=tier)

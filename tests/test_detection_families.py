@@ -16,7 +16,7 @@ ROOT = Path(__file__).resolve().parents[1]
 MODEL = Path(os.environ.get("BACKLINE_STORY_MODEL", ROOT / "models" / "backline.tar.gz"))
 FAMILIES = [load_family(p) for p in sorted((ROOT / "tests" / "fixtures" / "families").glob("*.yml"))]
 MATRIX = load_matrix(ROOT / "escalation.yml")
-FLOORS = {"money_back": 0.8, "person_short": 0.9, "mash": 0.95, "near_misses": 1.0}
+FLOORS = {"money_back": 0.8, "person_short": 0.9, "mash": 0.95, "near_misses": 1.0, "dismissals": 0.65}
 """The share of each family that must reach its route (measured 2026-12-04, see docs/detection.md)."""
 
 

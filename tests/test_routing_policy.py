@@ -1060,3 +1060,23 @@ def test_a_no_inside_a_collect_form_deactivates_it_and_says_so(policy: RoutingPo
     stopped = events + [ActionExecuted("action_deactivate_loop"), ActiveLoop(None), SlotSet("requested_slot", None)]
     said = policy.predict_action_probabilities(tracker_of(domain, stopped), domain)
     assert predicted(said, domain) == ("utter_collect_stopped", 1.0)
+
+
+def test_a_reply_the_collect_form_cannot_use_gets_the_question_again(policy: RoutingPolicy, domain: Domain) -> None:
+    from rasa.shared.core.events import ActionExecutionRejected
+
+    form = "collect_return_item"
+    asked = [ActionExecuted(form), ActiveLoop(form), SlotSet("requested_slot", "order_id"), ActionExecuted(ACTION_LISTEN_NAME)]
+    events = session(turn(user("i want to return my dock", "return_item", 0.97)), asked,
+                     turn(user("hmm let me look", "inform", 0.4)), [ActionExecutionRejected(form)])
+    again = policy.predict_action_probabilities(tracker_of(domain, events), domain)
+    assert predicted(again, domain) == ("utter_ask_order_id", 1.0)
+    details = [ActionExecuted(form), ActiveLoop(form), SlotSet("requested_slot", "issue_details"),
+               ActionExecuted(ACTION_LISTEN_NAME)]
+    specific = session(turn(user("i want to return my dock", "return_item", 0.97)), details,
+                       turn(user("🙂", "inform", 0.4)), [ActionExecutionRejected(form)])
+    assert predicted(policy.predict_action_probabilities(tracker_of(domain, specific), domain), domain) == (
+        "utter_ask_collect_return_item_issue_details", 1.0)
+    then = events + [ActionExecuted("utter_ask_order_id"), BotUttered("What's your order number?")]
+    assert predicted(policy.predict_action_probabilities(tracker_of(domain, then), domain), domain) == (
+        ACTION_LISTEN_NAME, 1.0)

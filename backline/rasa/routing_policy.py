@@ -35,7 +35,15 @@ from rasa.engine.storage.resource import Resource
 from rasa.engine.storage.storage import ModelStorage
 from rasa.shared.core.constants import ACTION_DEACTIVATE_LOOP_NAME, ACTION_LISTEN_NAME, DEFAULT_INTENTS, REQUESTED_SLOT
 from rasa.shared.core.domain import Domain
-from rasa.shared.core.events import ActionExecuted, ActiveLoop, BotUttered, Event, SlotSet, UserUttered
+from rasa.shared.core.events import (
+    ActionExecuted,
+    ActionExecutionRejected,
+    ActiveLoop,
+    BotUttered,
+    Event,
+    SlotSet,
+    UserUttered,
+)
 from rasa.shared.core.generator import TrackerWithCachedStates
 from rasa.shared.core.trackers import DialogueStateTracker
 from rasa.shared.exceptions import RasaException
@@ -260,6 +268,10 @@ class RoutingPolicy(Policy):
         if tracker.latest_action_name in ROUTING_ACTIONS:
             probabilities[domain.index_for_action(ACTION_LISTEN_NAME)] = 1.0
             return self._prediction(probabilities, is_no_user_prediction=in_loop)
+        reask = self._reask(tracker, domain)
+        if reask is not None:
+            probabilities[domain.index_for_action(reask)] = 1.0
+            return self._prediction(probabilities, is_no_user_prediction=in_loop)
         if tracker.latest_action_name == ACTION_DEACTIVATE_LOOP_NAME:
             # The customer stopped a collect form (`stop_collect`): say so, then listen.
             probabilities[domain.index_for_action(UTTER_COLLECT_STOPPED)] = 1.0
@@ -295,6 +307,24 @@ class RoutingPolicy(Policy):
             is_no_user_prediction=in_loop,
             action_metadata={"routing": record},
         )
+
+    @staticmethod
+    def _reask(tracker: DialogueStateTracker, domain: Domain) -> Optional[str]:
+        """A collect form that could not use the reply (it rejected the turn) asks its question again,
+        instead of leaving the customer without an answer; after asking, the bot listens."""
+        form = tracker.active_loop_name
+        if not form_intent(form):
+            return None
+        if tracker.latest_action_name and tracker.latest_action_name.startswith("utter_ask_"):
+            return ACTION_LISTEN_NAME
+        last = tracker.events[-1] if tracker.events else None
+        if not isinstance(last, ActionExecutionRejected) or last.action_name != form:
+            return None
+        slot = tracker.get_slot(REQUESTED_SLOT)
+        for name in (f"utter_ask_{form}_{slot}", f"utter_ask_{slot}"):
+            if slot and name in domain.action_names_or_texts:
+                return name
+        return None
 
     def _route_collected(
         self, intent: str, tracker: DialogueStateTracker, domain: Domain, probabilities: List[float]

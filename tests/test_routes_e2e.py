@@ -111,3 +111,12 @@ def test_a_customer_who_changes_their_mind_leaves_the_form_and_nothing_is_routed
     state = slots(stack, sender)
     assert (state["handoff_mode"], state["requested_slot"]) == ("ai", None)
     assert open_cases(stack, sender) == []
+
+
+def test_a_reply_the_form_cannot_use_gets_the_question_again(stack: Stack) -> None:
+    sender = "route-reask"
+    assert "order number" in texts(say(stack, sender, "i want to return my order"))
+    again = texts(say(stack, sender, "hmm let me have a look"))
+    assert "What's your order number?" in again, again
+    assert slots(stack, sender)["requested_slot"] == "order_id"
+    assert "Why would you like to return it?" in texts(say(stack, sender, "found it, 10023"))

@@ -1080,3 +1080,7 @@ def test_a_reply_the_collect_form_cannot_use_gets_the_question_again(policy: Rou
     then = events + [ActionExecuted("utter_ask_order_id"), BotUttered("What's your order number?")]
     assert predicted(policy.predict_action_probabilities(tracker_of(domain, then), domain), domain) == (
         ACTION_LISTEN_NAME, 1.0)
+    resumed = then + [ActionExecuted(ACTION_LISTEN_NAME),
+                      *turn(user("found it, 10023", "inform", 0.9, entities=[{"entity": "order_id", "value": "10023"}]))]
+    prediction = policy.predict_action_probabilities(tracker_of(domain, resumed), domain)
+    assert predicted(prediction, domain) == (form, 1.0) and prediction.is_no_user_prediction

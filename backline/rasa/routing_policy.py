@@ -296,6 +296,11 @@ class RoutingPolicy(Policy):
         )
         record = decision.as_record()
         events: List[Event] = [SlotSet(ROUTING_SLOT, record)]
+        if decision.action == "answer" and form_intent(tracker.active_loop_name) and tracker.is_active_loop_rejected:
+            # The form asked again after a reply it could not use; RulePolicy leaves a rejected loop to
+            # unhappy-path rules, so the form is resumed here with the new reply.
+            probabilities[domain.index_for_action(tracker.active_loop_name)] = 1.0
+            return self._prediction(probabilities, events=events, is_no_user_prediction=True)
         if decision.action == "answer":
             return self._prediction(probabilities, events=events)
         action = decision.form if decision.action == "collect" else ACTIONS_FOR[decision.action]

@@ -197,3 +197,26 @@ def test_an_ai_draft_is_approved_or_edited_and_sent_from_the_dashboard(stack: St
     expect(operator.locator(".decision")).to_contain_text("Resolution: answered")
     operator.context.close()
     assert errors == []
+
+
+def test_what_the_operator_is_typing_survives_a_live_update(stack: Stack, browser: Browser) -> None:
+    """A state change arriving while the operator types (here a colleague takes the case over) redraws the
+    decision panel; the text being typed must stay."""
+    errors: List[str] = []
+    sender = "browser-typing"
+    requests.post(f"{stack.rasa_url}/webhooks/rest/webhook", json={"sender": sender, "message": "hello"},
+                  headers=stack.channel_auth, timeout=60).raise_for_status()
+    with ConsultationStore(stack.consult_url) as store:
+        case_id = store.create(conversation_id=sender, mode="consult", queue="sales", reasons=["medium_confidence"],
+                               ai_draft="Pro costs 20 EUR.").id
+    operator = new_page(browser, LAPTOP, errors)
+    sign_in(operator, stack, username="lena", path=f"/dashboard/consultations/{case_id}")
+    expect(operator.locator("#reply-text")).to_have_value("Pro costs 20 EUR.")
+    operator.fill("#reply-text", "Half typed: Pro is 20 EUR per user and")
+    taken = requests.post(f"{stack.hub_url}/api/consultations/{case_id}/reply", json={"action": "take_over"},
+                          headers={"Authorization": f"Bearer {stack.operator_token}"}, timeout=60)
+    assert taken.status_code in (200, 202), taken.text
+    expect(operator.locator("#send-message")).to_be_visible(timeout=WAIT)  # the panel is the human-mode one now
+    expect(operator.locator("#reply-text")).to_have_value("Half typed: Pro is 20 EUR per user and")
+    operator.context.close()
+    assert errors == []

@@ -270,6 +270,7 @@
           flash.className = "flash ok";
           flash.textContent = said ? `The customer was told: “${said}”` : "Sent to the customer.";
         }
+        textArea.value = "";  // sent: not carried into the redrawn panel
         panelKey = null;
         await load();
       } catch (error) {
@@ -293,9 +294,14 @@
       brief.replaceChildren(briefCard(c));
       transcript.replaceChildren(timelineCard(c));
       const key = `${c.status}/${c.human_mode}/${c.human_agent}/${c.delivery_status}`;
-      if (key !== panelKey) {  // keeps what the operator is typing while the case stays in the same state
+      if (key !== panelKey) {
+        // A new state (taken over, delivered, ...) redraws the panel; what the operator was typing stays.
+        const typing = document.getElementById("reply-text");
+        const typed = typing && typing.value && typing.value !== (c.ai_draft || "") ? typing.value : null;
         panelKey = key;
         panel.replaceChildren(decisionPanel(c, act));
+        const redrawn = document.getElementById("reply-text");
+        if (typed !== null && redrawn) redrawn.value = typed;
       }
       const timeline = document.getElementById("timeline");
       timeline.scrollTop = timeline.scrollHeight;

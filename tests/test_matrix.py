@@ -278,6 +278,9 @@ def detect(matrix):
     spacy = pytest.importorskip("spacy")
     from spacy.matcher import Matcher, PhraseMatcher
 
+    from backline.nlp.signals import register_message_edges
+
+    register_message_edges()  # the starts_message / ends_message token attributes patterns may use
     nlp = spacy.blank("en")
     compiled = []
     for spec in matrix.signal_specs():

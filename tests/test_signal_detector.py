@@ -20,9 +20,11 @@ from rasa.shared.nlu.training_data.message import Message
 from spacy.language import Language
 
 import backline.rasa.signals as signals_component
-from backline.nlp.signals import SignalDetector, SignalSpecError
+from backline.nlp.signals import EDGE_GETTERS, SignalDetector, SignalSpecError
 from backline.rasa.signals import SIGNALS, SignalDetectorComponent
-from backline.routing.signals import EXPLICIT_REQUEST, NOT_EXPLICIT_REQUEST, Signal, SignalSpec
+from backline.routing.signals import (
+    EXPLICIT_REQUEST, MESSAGE_EDGES, NOT_EXPLICIT_REQUEST, Signal, SignalSpec, check_token_pattern,
+)
 from tests._spacy_fixture import (  # noqa: F401
     build_component, execution_context, kestrel_nlp, kestrel_pipeline_path, make_spacy_nlp,
     model_storage, spacy_nlp, spacy_pipeline, tokenizer, train_nlu_model,
@@ -234,6 +236,45 @@ def test_uses_the_given_pipeline(kestrel_nlp: Language) -> None:
 def test_invalid_specs_fail_clearly(spec: SignalSpec, message: str) -> None:
     with pytest.raises(SignalSpecError, match=message):
         SignalDetector([SignalSpec("ok", phrases=("fine",)), spec])
+
+
+# --- whole-message patterns: the starts_message / ends_message token attributes ------------
+
+WHOLE = SignalSpec(EXPLICIT_REQUEST, patterns=(
+    ({"LOWER": {"IN": ["a", "real", "live"]}, "_": {"starts_message": True}}, {"LOWER": {"IN": ["a", "real", "live"]}, "OP": "*"},
+     {"LOWER": {"IN": ["agent", "person"]}, "_": {"ends_message": True}}),
+    ({"LOWER": {"IN": ["agent", "person"]}, "_": {"starts_message": True, "ends_message": True}},),
+))
+
+
+@pytest.mark.parametrize(("text", "phrase"), [
+    ("agent", "agent"), ("Agent?!", "Agent"), ("  PERSON... ", "PERSON"), ("agent 🙏", "agent"),
+    ("A real person!!", "A real person"), ("¿live agent?", "live agent"),
+])
+def test_a_whole_message_pattern_matches_the_message_alone(kestrel_nlp: Language, text: str, phrase: str) -> None:
+    assert found(SignalDetector([WHOLE]), kestrel_nlp, text) == [(EXPLICIT_REQUEST, phrase)]
+
+
+@pytest.mark.parametrize("text", ["my agent number is 4411", "live agent hours?", "a real person wrote this",
+                                  "agent 007", "is the agent", "2 agent"])
+def test_a_whole_message_pattern_ignores_the_words_inside_a_longer_message(kestrel_nlp: Language, text: str) -> None:
+    assert found(SignalDetector([WHOLE]), kestrel_nlp, text) == []
+
+
+def test_the_edge_attributes_are_the_ones_the_matrix_may_use() -> None:
+    assert set(EDGE_GETTERS) == set(MESSAGE_EDGES) == {"starts_message", "ends_message"}
+    assert check_token_pattern([{"LOWER": "agent", "_": {"starts_message": True, "ends_message": False}}]) == []
+
+
+@pytest.mark.parametrize(("token", "problem"), [
+    ({"_": {"end_of_message": True}}, ((0, "_", "end_of_message"), "unknown custom attribute (allowed: "
+                                                                   "starts_message, ends_message)")),
+    ({"_": {"ends_message": "yes"}}, ((0, "_", "ends_message"), "expected true or false, not 'yes'")),
+    ({"_": True}, ((0, "_"), "expected a mapping such as {ends_message: true}, not True")),
+    ({"_": {}}, ((0, "_"), "expected a mapping such as {ends_message: true}, not {}")),
+])
+def test_bad_edge_attributes_are_reported(token: Dict[str, Any], problem: Tuple[Any, str]) -> None:
+    assert check_token_pattern([{"LOWER": "agent", **token}]) == [problem]
 
 
 # --- SignalDetectorComponent -------------------------------------------------------
@@ -470,6 +511,19 @@ def real_detector(kestrel_nlp: Language) -> SignalDetector:
         ("someone logged into my account", ["account_security"], []),
         ("Where is my order #10023?", [], [EXPLICIT_REQUEST, "legal", "formal_complaint", "account_security"]),
         ("I would like a refund of 50 EUR", [], [EXPLICIT_REQUEST, "legal"]),
+        # short or punctuated requests for a person (issue 14)
+        *[(text, [EXPLICIT_REQUEST], []) for text in (
+            "Live customer service?", "human?", "agent pls", "real person!!", "support person?", "customer service rep?",
+            "can i get a human", "operator.", "a human please", "representative", "Human", "a rep", "OPERATOR!!!",
+            "live customer support agent", "human support please", "can I have an agent", "someone real?",
+            "get me somebody real")],
+        # ... and what must not be taken for one
+        *[(text, [], [EXPLICIT_REQUEST]) for text in (
+            "customer service hours?", "is customer service open on sunday", "live support hours?", "customer service?",
+            "my agent number is 4411, where is my parcel", "the support agent was rude", "money transfer limits",
+            "is someone real reading this")],
+        ("live agent hours?", [NOT_EXPLICIT_REQUEST], [EXPLICIT_REQUEST]),
+        ("human resources", [NOT_EXPLICIT_REQUEST], [EXPLICIT_REQUEST]),
     ],
 )
 def test_real_matrix_signals(

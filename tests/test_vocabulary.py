@@ -9,7 +9,7 @@ from rasa.shared.nlu.constants import ENTITIES, TEXT
 from rasa.shared.nlu.training_data.message import Message
 from rasa.shared.nlu.training_data.training_data import TrainingData
 
-from backline.nlp.vocabulary import build_vocabulary, has_no_known_words, words
+from backline.nlp.vocabulary import build_vocabulary, has_no_known_words, stem, words
 from backline.rasa.signals import SIGNALS
 from backline.rasa.vocabulary import KnownWordsDetector
 
@@ -18,10 +18,29 @@ VOCABULARY = build_vocabulary(["Where is my order?", "I want a refund of 50 euro
 
 def test_words_are_lower_cased_letter_runs() -> None:
     assert words("Where's order #10023?") == ["where", "s", "order"]
-    assert VOCABULARY == {"where", "is", "my", "order", "want", "refund", "of", "euros", "talk", "to", "human", "please"}
+    assert VOCABULARY == {"where", "is", "my", "order", "want", "refund", "of", "euros", "euro", "talk", "to", "human",
+                          "please"}
 
 
-@pytest.mark.parametrize("text", ["asdfghjkl", "jkjkjk qwe", "qwertz uiop", "hola necesito ayuda"])
+@pytest.mark.parametrize(("word", "expected"), [("humans", "human"), ("charged", "charg"), ("charges", "charg"),
+                                                ("refunding", "refund"), ("agents", "agent"), ("bus", "bus"),
+                                                ("yes", "yes"), ("asdf", "asdf")])
+def test_stems_drop_one_ending_and_keep_three_letters(word: str, expected: str) -> None:
+    assert stem(word) == expected
+
+
+@pytest.mark.parametrize("text", ["humans?", "ORDERS", "refunded", "wanting my euro"])
+def test_an_inflected_known_word_is_known(text: str) -> None:
+    assert not has_no_known_words(text, VOCABULARY)
+
+
+def test_the_vocabulary_holds_stems_so_another_inflection_is_known() -> None:
+    vocabulary = build_vocabulary(["you charged me twice"])
+    assert "charg" in vocabulary and not has_no_known_words("charges??", vocabulary)
+
+
+@pytest.mark.parametrize("text", ["asdfghjkl", "jkjkjk qwe", "qwertz uiop", "hola necesito ayuda", "ASDFS!!",
+                                  "sdfsdf ghgh", "qweqweqwe 🙂", "ghjk1234", "wo ist meine bestellung"])
 def test_text_with_no_known_word_is_flagged(text: str) -> None:
     assert has_no_known_words(text, VOCABULARY)
 

@@ -13,14 +13,17 @@ returns the `Signal`s found, with offsets into the original text:
   not-phrase found gives a `not_<name>` signal (`not_explicit_request` for
   "human resources", "human-readable", ...), so the evidence shows why nothing fired;
 - overlapping matches of one signal are merged into one; the result is sorted by
-  position.
+  position;
+- patterns may use the custom token attributes ``{_: {starts_message: true}}`` and
+  ``{_: {ends_message: true}}`` (no letter or digit before / after the token) to match a whole
+  short message ("agent?", "a real person please") and not the same words in a longer one.
 
 The doc is the one Rasa's pipeline already made (built from `text` or `text.lower()`);
 without one, or for a doc of some other text, the detector tokenises `text` itself.
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Dict, Iterable, List, Optional, Sequence, Tuple
+from typing import TYPE_CHECKING, Any, Dict, Iterable, List, Optional, Sequence, Tuple
 
 from backline.nlp.entities import Span, original_positions, span_in_original
 from backline.routing.signals import Signal, SignalSpec
@@ -58,6 +61,31 @@ def _overlaps(span: Span, others: Sequence[Span]) -> bool:
     return any(span[0] < end and start < span[1] for start, end in others)
 
 
+def _word_bounds(doc: "Doc") -> Tuple[int, int]:
+    """The indices of the doc's first and last token with a letter or digit, once per doc."""
+    key = "backline_word_bounds"
+    if key not in doc.user_data:
+        words = [token.i for token in doc if any(ch.isalnum() for ch in token.text)]
+        doc.user_data[key] = (words[0], words[-1]) if words else (len(doc), -1)
+    return doc.user_data[key]
+
+
+EDGE_GETTERS = {
+    "starts_message": lambda token: token.i <= _word_bounds(token.doc)[0],
+    "ends_message": lambda token: token.i >= _word_bounds(token.doc)[1],
+}
+"""The getters of backline.routing.signals.MESSAGE_EDGES (the names patterns may use under ``_``)."""
+
+
+def register_message_edges() -> None:
+    """Registers the custom token attributes of `EDGE_GETTERS` (getters: every doc has them)."""
+    from spacy.tokens import Token
+
+    for name, getter in EDGE_GETTERS.items():
+        if not Token.has_extension(name):
+            Token.set_extension(name, getter=getter)
+
+
 class SignalDetector:
     """Finds the signals of `specs` in spaCy docs; specs sharing a name count as one signal.
 
@@ -74,6 +102,7 @@ class SignalDetector:
             import spacy
 
             nlp = spacy.blank("en")
+        register_message_edges()
         self.nlp = nlp
         self.specs: Tuple[SignalSpec, ...] = tuple(specs)
         self._phrases = PhraseMatcher(nlp.vocab, attr="LOWER")

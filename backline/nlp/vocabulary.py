@@ -20,9 +20,28 @@ def words(text: str) -> List[str]:
     return [w.lower() for w in _WORD.findall(text or "")]
 
 
+SUFFIXES = ("ing", "ed", "es", "s")
+"""Endings dropped to compare inflected forms ("humans" / "human", "charged" / "charges")."""
+MIN_STEM = 3
+
+
+def stem(word: str) -> str:
+    """The word without one of `SUFFIXES`, if at least `MIN_STEM` letters remain; else the word."""
+    for suffix in SUFFIXES:
+        if word.endswith(suffix) and len(word) - len(suffix) >= MIN_STEM:
+            return word[: -len(suffix)]
+    return word
+
+
 def build_vocabulary(texts: Iterable[str]) -> FrozenSet[str]:
-    """Every word of at least `MIN_LETTERS` letters in the texts."""
-    return frozenset(w for text in texts for w in words(text) if len(w) >= MIN_LETTERS)
+    """Every word of at least `MIN_LETTERS` letters in the texts, and its `stem`."""
+    found = {w for text in texts for w in words(text) if len(w) >= MIN_LETTERS}
+    return frozenset(found | {stem(w) for w in found})
+
+
+def is_known(word: str, vocabulary: FrozenSet[str]) -> bool:
+    """Whether the word, or its `stem`, is in the vocabulary."""
+    return word in vocabulary or stem(word) in vocabulary
 
 
 def has_no_known_words(text: str, vocabulary: FrozenSet[str]) -> bool:
@@ -31,4 +50,4 @@ def has_no_known_words(text: str, vocabulary: FrozenSet[str]) -> bool:
     A message without such words (digits, an id, emoji, "ok") is not judged here: the routing engine
     handles text without letters itself, and numbers are answers to questions ("10023")."""
     candidates = [w for w in words(text) if len(w) >= MIN_LETTERS]
-    return bool(candidates) and bool(vocabulary) and not any(w in vocabulary for w in candidates)
+    return bool(candidates) and bool(vocabulary) and not any(is_known(w, vocabulary) for w in candidates)

@@ -64,7 +64,15 @@ BOOL_ATTRS = (
     "IS_STOP", "IS_SENT_START", "SENT_START", "SPACY", "LIKE_NUM", "LIKE_URL", "LIKE_EMAIL",
 )  # fmt: skip
 OP = "OP"
-TOKEN_ATTRS = STRING_ATTRS + NUMBER_ATTRS + BOOL_ATTRS + (OP,)
+EXTENSION = "_"
+MESSAGE_EDGES = {
+    "starts_message": "no letter or digit before the token",
+    "ends_message": "no letter or digit after the token (punctuation and emoji may follow)",
+}
+"""Custom token attributes (``{_: {ends_message: true}}``), set by backline/nlp/signals.py: a pattern
+whose first token starts the message and whose last token ends it matches only a whole message
+("agent?", "a real person please") and not the same words inside a longer one ("live agent hours?")."""
+TOKEN_ATTRS = STRING_ATTRS + NUMBER_ATTRS + BOOL_ATTRS + (OP, EXTENSION)
 """Keys a token dict may use."""
 UNSET_ATTRS = {
     "LEMMA": "a lemmatizer",
@@ -149,6 +157,18 @@ def _check_value(attr: str, value: Any, keys: Tuple[Any, ...]) -> List[PatternPr
     return problems
 
 
+def _check_extension(value: Any, keys: Tuple[Any, ...]) -> List[PatternProblem]:
+    if not isinstance(value, Mapping) or not value:
+        return [(keys, f"expected a mapping such as {{ends_message: true}}, not {value!r}")]
+    problems: List[PatternProblem] = []
+    for name, flag in value.items():
+        if name not in MESSAGE_EDGES:
+            problems.append((keys + (name,), f"unknown custom attribute (allowed: {', '.join(MESSAGE_EDGES)})"))
+        elif not isinstance(flag, bool):
+            problems.append((keys + (name,), f"expected true or false, not {flag!r}"))
+    return problems
+
+
 def check_token_pattern(pattern: Any) -> List[PatternProblem]:
     """Problems of one spaCy Matcher token pattern (a non-empty list of token dicts); empty when valid.
 
@@ -171,7 +191,9 @@ def check_token_pattern(pattern: Any) -> List[PatternProblem]:
                                        "(blank English + rules) does not have: it would never match"))
             elif attr not in TOKEN_ATTRS:
                 problems.append((keys, f"unknown spaCy token attribute {attr!r} (allowed: "
-                                       f"{', '.join(STRING_ATTRS + NUMBER_ATTRS)}, IS_*, LIKE_*, SPACY, SENT_START, OP)"))
+                                       f"{', '.join(STRING_ATTRS + NUMBER_ATTRS)}, IS_*, LIKE_*, SPACY, SENT_START, OP, _)"))
+            elif attr == EXTENSION:
+                problems.extend(_check_extension(value, keys))
             elif attr == OP:
                 if not isinstance(value, str) or _op_min(value) is None:
                     problems.append((keys, f"{value!r} is not a spaCy operator (one of !, ?, +, *, {{n}}, {{n,m}})"))

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import FrozenSet, Optional
 
-from backline.routing.experts import ExpertDirectory
+from backline.routing.directory import ExpertDirectory
 
 SYSTEM = "system"
 """The actor of the shared integration token (BACKLINE_OPERATOR_TOKEN): sees every queue."""

@@ -14,7 +14,7 @@ from backline.access import SYSTEM, access_for
 from backline.consult.schema import api_tokens
 from backline.consult.store import ConsultationStore
 from backline.hub.api_tokens import ApiTokens
-from backline.routing.experts import load_experts
+from backline.routing.directory import load_experts
 
 DIRECTORY = load_experts(Path(__file__).resolve().parents[1] / "experts.yml")
 QUEUES = ("support", "billing", "legal", "security", "sales")

@@ -23,7 +23,7 @@ from backline.consult.replies import (
     record_reply,
 )
 from backline.consult.store import Consultation, ConsultationClosed, ConsultationStore
-from backline.routing.experts import ExpertDirectory, load_experts
+from backline.routing.directory import ExpertDirectory, load_experts
 from tests.clock import FakeClock
 from tests.servers import PROJECT_ROOT
 

@@ -14,7 +14,7 @@ from backline.consult.replies import SLA_DELAY
 from backline.consult.service import ConsultationService, transcript_from_events
 from backline.consult.store import ConsultationStore
 from backline.experts import DashboardChannel, RetryPolicy, SlackChannel, TelegramChannel, UnavailableChannel
-from backline.routing.experts import ExpertDirectory, load_experts
+from backline.routing.directory import ExpertDirectory, load_experts
 from tests.clock import FakeClock
 from tests.expert_apis import FakeSlack, FakeTelegram
 from tests.servers import PROJECT_ROOT

@@ -30,7 +30,7 @@ from backline.hub.operators import (
 from backline.hub.webchat import socket_url, webchat_blueprint
 from backline.limits import MAX_BODY_BYTES
 from backline.rasa.channels import new_session, web_conversation
-from backline.routing.experts import ExpertDirectory, load_experts
+from backline.routing.directory import ExpertDirectory, load_experts
 from backline.routing.source import ExpertsError
 from tests.channel_servers import LiveApp
 from tests.servers import PROJECT_ROOT

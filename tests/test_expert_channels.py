@@ -30,7 +30,7 @@ from backline.experts import (
 from backline.experts import email as email_channel
 from backline.experts import slack as slack_channel
 from backline.experts import telegram as telegram_channel
-from backline.routing.experts import ExpertDirectory, load_experts
+from backline.routing.directory import ExpertDirectory, load_experts
 from tests.expert_apis import FakeSlack, FakeTelegram, SmtpServer, telegram_plain_text
 from tests.servers import free_port
 

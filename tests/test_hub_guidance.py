@@ -18,7 +18,7 @@ from backline.hub.guidance import (
     parse_guidance,
     person_for,
 )
-from backline.routing.experts import load_experts
+from backline.routing.directory import load_experts
 from tests.clock import FakeClock
 from tests.servers import PROJECT_ROOT
 

@@ -17,7 +17,7 @@ from backline.experts.base import Notification
 from backline.experts.slack import build_blocks
 from backline.hub.dedupe import MemoryDedupe, SqlDedupe
 from backline.hub.slack_inbound import ANSWER_PROMPT, CLOSE_PROMPT, SlackInbound
-from backline.routing.experts import ExpertDirectory, load_experts
+from backline.routing.directory import ExpertDirectory, load_experts
 from tests.clock import FakeClock
 from tests.servers import PROJECT_ROOT
 

@@ -10,7 +10,7 @@ import pytest
 from backline.experts.telegram import reply_markup
 from backline.hub.dedupe import MemoryDedupe
 from backline.hub.telegram_inbound import ANSWER_PROMPT, CLOSE_PROMPT, TelegramInbound
-from backline.routing.experts import ExpertDirectory, load_experts
+from backline.routing.directory import ExpertDirectory, load_experts
 from tests.servers import PROJECT_ROOT
 
 SECRET = "kestrel_Backline-webhook_0123456789"

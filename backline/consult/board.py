@@ -17,7 +17,7 @@ from sqlalchemy import func, select
 
 from backline.consult.store import AWAITING_DELIVERY, STATUSES, Consultation, ConsultationStore, Message, audit_events
 from backline.routing.announce import team_name
-from backline.routing.experts import ExpertDirectory
+from backline.routing.directory import ExpertDirectory
 from backline.routing.matrix import PRIORITIES
 
 STATUS_FILTERS = ("active", *STATUSES, "all")

@@ -29,7 +29,7 @@ from backline.consult.outbox import Outbox
 from backline.limits import max_reply_chars
 from backline.consult.store import Consultation, ConsultationClosed, ConsultationStore, Message
 from backline.routing.announce import team_name
-from backline.routing.experts import ExpertDirectory
+from backline.routing.directory import ExpertDirectory
 from backline.routing.handback import FOLLOWUP_LABELS, FOLLOWUPS, UnknownFollowup  # noqa: F401  (re-exported)
 from backline.routing.handback import allowed_intents as _allowed_intents
 from backline.utc import iso

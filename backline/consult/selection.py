@@ -19,7 +19,7 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
-from backline.routing.experts import WEEKDAYS, Channel, ExpertDirectory, Hours, Person
+from backline.routing.directory import WEEKDAYS, Channel, ExpertDirectory, Hours, Person
 
 URGENT = "urgent"
 SEARCH_DAYS = 400

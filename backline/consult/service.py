@@ -35,7 +35,7 @@ from backline.consult.store import PROJECT_ROOT, Consultation, ConsultationStore
 from backline.experts.base import ChannelError, Delivery, ExpertChannel, Notification
 from backline.experts.delivery import DeliveryFailed, RetryPolicy, Sleep, channels_from_env, deliver
 from backline.routing.announce import team_name
-from backline.routing.experts import ExpertDirectory, Person, load_experts
+from backline.routing.directory import ExpertDirectory, Person, load_experts
 
 logger = logging.getLogger(__name__)
 

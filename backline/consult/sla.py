@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any, Dict, List, Mapping, Optional, Tuple
 
 from backline.consult.selection import SUPERVISOR, Candidate, choose_experts, make_candidate, require_aware
-from backline.routing.experts import ExpertDirectory
+from backline.routing.directory import ExpertDirectory
 
 URGENT_FACTOR = 0.5
 """Urgent priority halves the SLA."""

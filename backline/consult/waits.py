@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Optional, Sequence, Tuple, Union
 
 from backline.consult.selection import Selection, next_opening, require_aware
-from backline.routing.experts import ExpertDirectory
+from backline.routing.directory import ExpertDirectory
 
 WINDOW = dt.timedelta(days=30)
 MIN_CASES = 5

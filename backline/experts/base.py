@@ -11,7 +11,7 @@ import datetime as dt
 from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
-from backline.routing.experts import Person
+from backline.routing.directory import Person
 from backline.routing.matrix import PRIORITIES
 
 MODES = ("consult", "handoff")

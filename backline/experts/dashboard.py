@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Any, Callable, Dict, MutableSequence, Optional, Union
 
 from backline.experts.base import ChannelError, Delivery, ExpertChannel, Notification
-from backline.routing.experts import Person
+from backline.routing.directory import Person
 
 Sink = Union[Callable[[Dict[str, Any]], Any], MutableSequence]
 """Receives `Notification.as_dict()`; may return an id for the stored entry. A list is appended to."""

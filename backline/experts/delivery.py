@@ -21,7 +21,7 @@ from backline.experts.dashboard import DashboardChannel, Sink
 from backline.experts.email import EmailChannel
 from backline.experts.slack import SlackChannel
 from backline.experts.telegram import TelegramChannel
-from backline.routing.experts import Person
+from backline.routing.directory import Person
 
 logger = logging.getLogger(__name__)
 

@@ -24,7 +24,7 @@ from backline.experts.base import (
     transcript_lines,
     truncate,
 )
-from backline.routing.experts import Person
+from backline.routing.directory import Person
 
 ENV_TOKEN = "BACKLINE_SLACK_BOT_TOKEN"
 ENV_API_URL = "BACKLINE_SLACK_API_URL"

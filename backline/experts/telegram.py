@@ -23,7 +23,7 @@ from backline.experts.base import (
     transcript_lines,
 )
 from backline.experts.slack import parse_retry_after
-from backline.routing.experts import Person
+from backline.routing.directory import Person
 
 ENV_TOKEN = "BACKLINE_TELEGRAM_BOT_TOKEN"
 ENV_API_URL = "BACKLINE_TELEGRAM_API_URL"

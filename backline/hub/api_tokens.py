@@ -111,7 +111,7 @@ class ApiTokens:
 
 def main(argv: Optional[List[str]] = None) -> int:
     from backline.consult.service import DEFAULT_EXPERTS, ENV_EXPERTS
-    from backline.routing.experts import load_experts
+    from backline.routing.directory import load_experts
     import os
 
     parser = argparse.ArgumentParser(prog="backline tokens", description=__doc__,

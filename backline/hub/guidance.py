@@ -27,7 +27,7 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 from backline.consult.replies import DECISIONS, FOLLOWUPS, Reply, ReplyError, allowed_intents
 from backline.routing.handback import ALWAYS_ALLOWED
 from backline.nlp.money import find_money
-from backline.routing.experts import ExpertDirectory, Person
+from backline.routing.directory import ExpertDirectory, Person
 
 SOURCES = ("slack", "telegram", "email", "dashboard", "api")
 MAX_ID_CHARS = 255

@@ -28,7 +28,7 @@ from typing import Dict, List, Mapping, Optional, Tuple
 
 from backline import paths
 from backline.hub.sign_in import ENV_TRUSTED_PROXIES, Network, Rules, trusted_proxies
-from backline.routing.experts import ExpertDirectory
+from backline.routing.directory import ExpertDirectory
 
 ENV_SECRET = "BACKLINE_DASHBOARD_SECRET"
 ENV_DEMO = "BACKLINE_DEMO"

@@ -29,7 +29,7 @@ from backline.consult.store import WEBHOOK_KEY_LIMIT
 from backline.experts.slack import ACTION_IDS
 from backline.hub.dedupe import DedupeStore
 from backline.hub.guidance import ExpertReply, person_for
-from backline.routing.experts import ExpertDirectory
+from backline.routing.directory import ExpertDirectory
 
 ACTION_FOR = {action_id: action for action, action_id in ACTION_IDS.items()}
 MAX_AGE = 60 * 5

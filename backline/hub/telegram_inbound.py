@@ -24,7 +24,7 @@ from backline.experts.base import ACTION_LABELS
 from backline.experts.telegram import parse_callback_data
 from backline.hub.dedupe import DedupeStore
 from backline.hub.guidance import ExpertReply, person_for
-from backline.routing.experts import ExpertDirectory
+from backline.routing.directory import ExpertDirectory
 
 SECRET_HEADER = "x-telegram-bot-api-secret-token"
 ANSWER_PROMPT = "Reply to this message with your answer for the customer. Lines starting with // stay internal."

@@ -3,7 +3,7 @@
 Pure Python: nothing in this package imports Rasa (or spaCy).
 """
 from backline.routing.engine import Conversation, Decision, Parse, Turn, decide
-from backline.routing.experts import (
+from backline.routing.directory import (
     Channel,
     ExpertDirectory,
     Holiday,

@@ -14,7 +14,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 
 from backline.nlp.money import CURRENCIES, markers_for
-from backline.routing.experts import ExpertDirectory, load_experts
+from backline.routing.directory import ExpertDirectory, load_experts
 from backline.routing.matrix import EscalationMatrix, base_intent, is_external, load_matrix
 from backline.routing.source import WARNING, ConfigError, PathLike, Problem, YamlSource, read_yaml
 

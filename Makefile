@@ -9,7 +9,7 @@ RASA := $(VENV)/bin/rasa
 SPACY_MODEL := build/spacy/kestrel_en
 MODEL := models/backline.tar.gz
 TRAINING_FILES := config.yml domain.yml $(shell find data -name '*.yml' 2>/dev/null) \
-	escalation.yml $(wildcard backline/rasa/*.py backline/nlp/*.py backline/routing/*.py)
+	escalation.yml signals.yml $(wildcard backline/rasa/*.py backline/nlp/*.py backline/routing/*.py)
 
 export RASA_TELEMETRY_ENABLED := false
 export TF_CPP_MIN_LOG_LEVEL := 2

@@ -6,8 +6,8 @@ The model is models/backline.tar.gz, or the one BACKLINE_STORY_MODEL names (an N
 from `rasa train nlu` works too). Two options compare two models on the same families:
 BACKLINE_DETECTION_SAVE=<file.json> saves this run's figures; BACKLINE_DETECTION_BASELINE=<file.json>
 adds a before/after section to docs/detection.md with the saved figures as "before". The rule
-route (escalation.yml's phrases and patterns) is read from the working tree, so take the "before"
-figures before changing the matrix.
+route (signals.yml's phrases and patterns) is read from the working tree, so take the "before"
+figures before changing the signals.
 """
 import asyncio
 import datetime as dt

@@ -3,12 +3,13 @@ from __future__ import annotations
 
 import csv
 import json
+import shutil
 from pathlib import Path
 from typing import Dict, List
 
 import pytest
 
-from backline.routing import load_matrix
+from backline.routing import load_experts, load_matrix
 from backline.routing import export as export_module
 from backline.routing.export import CSV_COLUMNS, export
 
@@ -150,7 +151,9 @@ def test_the_export_names_the_unrated_currency_detail(matrix, written):
         "- currency rates to EUR: CHF 1.07, EUR 1, GBP 1.14, USD 0.86; an amount in any other currency is never"
         " compared with a limit: on the intents of a category with one it escalates (fail closed)"
     ) in text.splitlines()
-    assert "unrated_currency" in _markdown_table(text, "## Exception categories")[-1][2]
+    categories = _markdown_table(text, "## Exception categories")
+    assert categories[0][:4] == ["category", "label", "reason", "detail"]
+    assert "unrated_currency" in categories[-1][3]
     data = json.loads(written[".json"].read_text(encoding="utf-8"))
     assert data["currency_rates"] == {"CHF": 1.07, "EUR": 1.0, "GBP": 1.14, "USD": 0.86}
     assert [(c["name"], c["detail"], c["unrated_detail"]) for c in data["categories"] if c["unrated_detail"]] == [
@@ -163,6 +166,7 @@ def test_the_export_names_the_unrated_currency_detail(matrix, written):
 def test_without_a_money_limit_the_export_claims_no_fail_closed_rule(tmp_path):
     source = (FIXTURES / "small_escalation.yml").read_text(encoding="utf-8")
     path = tmp_path / "escalation.yml"
+    shutil.copy(FIXTURES / "small_signals.yml", tmp_path / "small_signals.yml")
     path.write_text(source.replace("    amount_above:\n      value: 500\n      currency: EUR\n", ""), encoding="utf-8")
     text = export(load_matrix(path), tmp_path / "out")[0].read_text(encoding="utf-8")
     assert "- currency rates to EUR: EUR 1, USD 0.9" in text.splitlines()
@@ -172,6 +176,7 @@ def test_without_a_money_limit_the_export_claims_no_fail_closed_rule(tmp_path):
 def test_markdown_escapes_pipes(tmp_path):
     source = (FIXTURES / "small_escalation.yml").read_text(encoding="utf-8")
     path = tmp_path / "escalation.yml"
+    shutil.copy(FIXTURES / "small_signals.yml", tmp_path / "small_signals.yml")
     path.write_text(source.replace("description: Greeting.", "description: 'Hello | hi\n\n      there'"), encoding="utf-8")
     out = export(load_matrix(path), tmp_path / "out")
     text = out[0].read_text(encoding="utf-8")
@@ -211,7 +216,32 @@ def test_main_rejects_a_broken_matrix(tmp_path, capsys):
 def test_the_committed_routing_model_is_up_to_date(tmp_path: Path) -> None:
     """docs/routing/ is what governance reviews: it must match escalation.yml (`make export-matrix`)."""
     committed = ROOT / "docs" / "routing"
-    for path in export(load_matrix(ROOT / "escalation.yml"), tmp_path):
+    for path in export(load_matrix(ROOT / "escalation.yml"), tmp_path, load_experts(ROOT / "experts.yml")):
         assert (committed / path.name).read_text(encoding="utf-8") == path.read_text(encoding="utf-8"), (
             f"docs/routing/{path.name} is stale: run `make export-matrix`"
         )
+
+
+def test_the_export_shows_hand_back_rules_teams_labels_and_what_is_derived(tmp_path):
+    """What moved out of Python into escalation.yml / experts.yml is visible to governance."""
+    matrix = load_matrix(ROOT / "escalation.yml")
+    paths = export(matrix, tmp_path, load_experts(ROOT / "experts.yml"))
+    text = paths[0].read_text(encoding="utf-8")
+    followups = _markdown_table(text, "## Hand-back and waiting")
+    assert followups[0] == ["follow-up type", "label", "intents"]
+    assert ["order_status", "order status and tracking", "order_status, track_shipment"] in followups
+    assert "the AI then handles only their intents and greet, goodbye, thank, affirm, deny, bot_challenge, for 240 min" in text
+    teams = _markdown_table(text, "## Teams")
+    assert ["security", "account security", "15", "support"] in teams
+    intents = {row[0]: row for row in _markdown_table(text, "## Intents")}
+    assert intents["legal_threat"][9] == "sensitive_topic *" and intents["legal_threat"][8] == "legal"
+    assert intents["upgrade_interest"][9] == "high_value"  # entered on the row, not derived
+    data = json.loads(paths[2].read_text(encoding="utf-8"))
+    assert data["signals_source"] == "signals.yml"
+    assert data["while_waiting"]["answers"] == "informational" and "pricing" in data["while_waiting"]["intents"]
+    assert {t["queue"]: t["team"] for t in data["teams"]}["support"] == "customer support"
+    rows = {r["intent"]: r for r in data["rows"]}
+    assert rows["request_human"]["reason_from"] == "triggers.explicit_request.intents"
+    assert rows["gdpr_request"]["reason_from"] == "exception_categories.legal"
+    assert rows["gdpr_request"]["exceptions"] == ["legal"] and rows["order_status"]["reason_from"] is None
+    assert {c["name"]: c["label"] for c in data["categories"]}["account_security"] == "possible account compromise"

@@ -7,11 +7,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from backline.consult.replies import FOLLOWUPS, ReplyError, customer_update, record_reply
+from backline import configuration
+from backline.consult.replies import ReplyError, customer_update, record_reply
 from backline.consult.store import ConsultationStore
 from backline.hub.guidance import (
-    ALWAYS_ALLOWED,
-    FOLLOWUP_ALIASES,
     ExpertReply,
     followup_allows,
     normalize_followups,
@@ -157,9 +156,11 @@ def test_unknown_followups_are_refused_with_the_vocabulary() -> None:
 
 def test_followup_vocabulary_maps_to_domain_intents() -> None:
     intents = set(yaml.safe_load((PROJECT_ROOT / "domain.yml").read_text())["intents"])
-    assert ALWAYS_ALLOWED <= intents
-    assert {i for allowed in FOLLOWUPS.values() for i in allowed} <= intents
-    assert set(FOLLOWUP_ALIASES.values()) <= set(FOLLOWUPS)
+    rules = configuration.hand_back()  # escalation.yml's hand_back section
+    assert set(rules.always_allowed) <= intents
+    assert {i for followup in rules.followups.values() for i in followup.intents} <= intents
+    assert set(rules.words.values()) == set(rules.followups)
+    assert rules.words["tracking"] == "order_status" and rules.words["plan changes"] == "plan_changes"
     assert normalize_followups(["Info only", "order-status", "BILLING", "plan changes questions"]) == (
         "informational", "order_status", "invoices", "plan_changes")
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import re
+import shutil
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple
 
@@ -16,6 +17,7 @@ from backline.routing.validate import currency_warnings, domain_intents, validat
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "matrix"
 SMALL_MATRIX = FIXTURES / "small_escalation.yml"
+SMALL_SIGNALS = FIXTURES / "small_signals.yml"
 SMALL_EXPERTS = FIXTURES / "small_experts.yml"
 SMALL_DOMAIN = FIXTURES / "small_domain.yml"
 
@@ -39,6 +41,9 @@ def patched(tmp_path: Path, base: Path, *edits: Edit) -> Tuple[Path, Optional[in
     for old, new in edits:
         assert text.count(old) == 1, f"snippet must occur exactly once: {old!r}"
         text = text.replace(old, new)
+    for sibling in (SMALL_MATRIX, SMALL_SIGNALS):  # the matrix names its signals file relative to itself
+        if base.parent == sibling.parent and sibling != base and not (tmp_path / sibling.name).exists():
+            shutil.copy(sibling, tmp_path / sibling.name)
     path = tmp_path / base.name
     path.write_text(text, encoding="utf-8")
     marked = [n for n, line in enumerate(text.splitlines(), 1) if MARK in line]
@@ -386,7 +391,7 @@ ROW_ORDER_STATUS = "  order_status:\n    ai_may: answer\n    queue: support\n   
 
 MATRIX_CASES = {
     "missing intent row": (
-        [(ROW_ORDER_STATUS, ""), ("\nintents:\n", f"\nintents:  {MARK}\n")],
+        [(ROW_ORDER_STATUS, ""), ("\nintents:\n", f"\nintents:  {MARK}\n"), ("[order_status]", "[greet]")],
         "domain intent 'order_status'",
     ),
     "unknown intent": (
@@ -394,7 +399,7 @@ MATRIX_CASES = {
         "intents.teleport: not an intent of the domain",
     ),
     "unknown queue in a row": (
-        [("    queue: billing\n    exceptions: [refund_over_limit]", f"    queue: warehouse  {MARK}\n    exceptions: [refund_over_limit]")],
+        [("    queue: billing\n    description: Refund.", f"    queue: warehouse  {MARK}\n    description: Refund.")],
         "intents.refund_request.queue: unknown queue 'warehouse'",
     ),
     "unknown queue in a category": (
@@ -438,7 +443,7 @@ MATRIX_CASES = {
         "refund_over_limit.amount_above: 'currency' is a required property",
     ),
     "unrated detail without a money limit": (
-        [("    phrases: [lawyer, legal action]\n", f"    unrated_detail: unrated_currency  {MARK}\n    phrases: [lawyer, legal action]\n")],
+        [("    description: Legal matters.\n", f"    unrated_detail: unrated_currency  {MARK}\n    description: Legal matters.\n")],
         "exception_categories.legal.unrated_detail: applies only with amount_above",
     ),
     "unrated detail equal to the detail": (
@@ -454,8 +459,12 @@ MATRIX_CASES = {
         "exception_categories.refund_over_limit.amount_over: unknown key",
     ),
     "the old rule block": (
-        [("    phrases: [lawyer, legal action]\n", f"    rule:  {MARK}\n      phrases: [lawyer, legal action]\n")],
+        [("    description: Legal matters.\n", f"    rule:  {MARK}\n      phrases: [lawyer, legal action]\n    description: Legal matters.\n")],
         "exception_categories.legal.rule: unknown key",
+    ),
+    "phrases in the matrix (they belong in the signals file)": (
+        [("    description: Legal matters.\n", f"    phrases: [lawyer]  {MARK}\n    description: Legal matters.\n")],
+        "exception_categories.legal.phrases: unknown key",
     ),
     "category without any route": (
         [("\nintents:\n", f"\n  orphan:  {MARK}\n    reason: sensitive_topic\n    detail: legal\n    queue: legal\n"
@@ -465,12 +474,13 @@ MATRIX_CASES = {
     "amount limit without intents": (
         [("\nintents:\n", f"\n  big:\n    reason: sensitive_topic\n    detail: legal\n    queue: legal\n"
                           f"    priority: high\n    intents: []\n    amount_above: {{value: 9, currency: EUR}}  {MARK}\n"
-                          "    phrases: [huge]\n    description: Big.\nintents:\n")],
+                          "    description: Big.\nintents:\n")],
         "exception_categories.big.amount_above: applies to the classifier route, which needs intents",
+        [("\nlegal:\n", "\nbig:\n  phrases: [huge]\nlegal:\n")],  # its rule route, in the signals file
     ),
     "category named like a signal": (
         [("\nintents:\n", f"\n  explicit_request:  {MARK}\n    reason: sensitive_topic\n    detail: legal\n"
-                          "    queue: legal\n    priority: high\n    intents: []\n    phrases: [x]\n"
+                          "    queue: legal\n    priority: high\n    intents: [legal_threat]\n"
                           "    description: Clash.\nintents:\n")],
         "exception_categories.explicit_request: reserved name",
     ),
@@ -490,67 +500,6 @@ MATRIX_CASES = {
         [("    min_confidence: 0.5\n", f"    min_confidence: 5  {MARK}\n")],
         "triggers.explicit_request.min_confidence: 5 is greater than the maximum of 1",
     ),
-    "phrase that is also a not-phrase": (
-        [("    not_phrases: [human resources]\n", f"    not_phrases: [human resources, Live Agent]\n"),
-         ("    phrases: [live agent, real person]\n", f"    phrases: [live agent, real person]  {MARK}\n")],
-        "triggers.explicit_request.phrases[0]: 'live agent' is also in not_phrases",
-    ),
-    "blank phrase": (
-        [("    phrases: [lawyer, legal action]\n", f"    phrases: [lawyer, '  ']  {MARK}\n")],
-        "exception_categories.legal.phrases[1]: '  ' does not match",
-    ),
-    "pattern with an unknown attribute": (
-        [("      - [{LOWER: sue}, {LOWER: you}]", f"      - [{{LOWER: sue}}, {{LOWR: you}}]  {MARK}")],
-        "exception_categories.legal.patterns[0][1].LOWR: unknown spaCy token attribute 'LOWR'",
-    ),
-    "pattern on an attribute the pipeline does not set": (
-        [("      - [{LOWER: sue}, {LOWER: you}]", f"      - [{{LEMMA: sue}}, {{LOWER: you}}]  {MARK}")],
-        "exception_categories.legal.patterns[0][0].LEMMA: LEMMA needs a lemmatizer",
-    ),
-    "pattern with a bad operator": (
-        [("      - [{LOWER: sue}, {LOWER: you}]", f"      - [{{LOWER: sue}}, {{LOWER: you, OP: '??'}}]  {MARK}")],
-        "exception_categories.legal.patterns[0][1].OP: '??' is not a spaCy operator",
-    ),
-    "pattern that is a string": (
-        [("      - [{LOWER: sue}, {LOWER: you}]", f"      - 'sue you'  {MARK}")],
-        "exception_categories.legal.patterns[0]: a token pattern must be a non-empty list of token dicts",
-    ),
-    "empty pattern": (
-        [("      - [{LOWER: sue}, {LOWER: you}]", f"      - []  {MARK}")],
-        "exception_categories.legal.patterns[0]: a token pattern must be a non-empty list",
-    ),
-    "pattern token that is not a mapping": (
-        [("      - [{LOWER: sue}, {LOWER: you}]", f"      - [{{LOWER: sue}}, you]  {MARK}")],
-        "exception_categories.legal.patterns[0][1]: a token must be a mapping of attributes",
-    ),
-    "pattern with upper-case LOWER": (
-        [("      - [{LOWER: sue}, {LOWER: you}]", f"      - [{{LOWER: Sue}}, {{LOWER: you}}]  {MARK}")],
-        "exception_categories.legal.patterns[0][0].LOWER: 'Sue' has upper-case letters",
-    ),
-    "pattern with upper case in an IN list": (
-        [("{LOWER: {IN: [human, person]}}]", f"{{LOWER: {{IN: [human, Person]}}}}]  {MARK}")],
-        "triggers.explicit_request.patterns[0][3].LOWER.IN[1]: 'Person' has upper-case letters",
-    ),
-    "pattern with a bad predicate": (
-        [("      - [{LOWER: sue}, {LOWER: you}]", f"      - [{{LOWER: {{ONE_OF: [sue]}}}}, {{LOWER: you}}]  {MARK}")],
-        "exception_categories.legal.patterns[0][0].LOWER.ONE_OF: unknown predicate",
-    ),
-    "pattern with an invalid regex": (
-        [("      - [{LOWER: sue}, {LOWER: you}]", f"      - [{{LOWER: {{REGEX: '(unclosed'}}}}]  {MARK}")],
-        "exception_categories.legal.patterns[0][0].LOWER.REGEX: invalid regular expression '(unclosed'",
-    ),
-    "pattern with text for a flag": (
-        [("      - [{LOWER: sue}, {LOWER: you}]", f"      - [{{LOWER: sue}}, {{IS_PUNCT: 'yes'}}]  {MARK}")],
-        "exception_categories.legal.patterns[0][1].IS_PUNCT: expected true or false",
-    ),
-    "pattern that can match nothing": (
-        [("      - [{LOWER: sue}, {LOWER: you}]", f"      - [{{LOWER: sue, OP: '?'}}, {{OP: '*'}}]  {MARK}")],
-        "exception_categories.legal.patterns[0]: every token is optional or negated",
-    ),
-    "explicit-request pattern with an unknown attribute": (
-        [("{LOWER: {IN: [human, person]}}]", f"{{LOWR: {{IN: [human, person]}}}}]  {MARK}")],
-        "triggers.explicit_request.patterns[0][3].LOWR: unknown spaCy token attribute",
-    ),
     "category with an unknown reason code": (
         [("    reason: sensitive_topic\n    detail: legal\n", f"    reason: angry_customer  {MARK}\n    detail: legal\n")],
         "exception_categories.legal.reason: 'angry_customer' is not one of",
@@ -559,17 +508,38 @@ MATRIX_CASES = {
         [("    intents: [legal_threat]", f"    intents: [legal_threat, lawsuit_intent]  {MARK}")],
         "exception category 'legal': intent 'lawsuit_intent' has no row",
     ),
-    "category applied to a row that does not list it": (
-        [("    intents: [legal_threat]", f"    intents: [legal_threat, order_status]  {MARK}")],
-        "applies to 'order_status', but that row does not list it",
+    "a row that still lists its exception categories": (
+        [("    queue: billing\n    description: Refund.", f"    queue: billing\n    exceptions: [refund_over_limit]  {MARK}\n    description: Refund.")],
+        "intents.refund_request.exceptions: no longer entered: derived from exception_categories.<name>.intents",
     ),
-    "row listing a category that does not list it back": (
-        [(ROW_ORDER_STATUS, ROW_ORDER_STATUS.replace("    description:", f"    exceptions: [legal]  {MARK}\n    description:"))],
-        "exception category 'legal' does not list 'order_status'",
+    "a reason entered where the matrix derives it": (
+        [("    queue: support\n    description: Asks for a person.", f"    queue: support\n    reason: explicit_request  {MARK}\n    description: Asks for a person.")],
+        "intents.request_human.reason: derived from triggers.explicit_request.intents (explicit_request); remove it",
     ),
-    "unknown category": (
-        [("    exceptions: [refund_over_limit]", f"    exceptions: [refund_over_limit, teleport]  {MARK}")],
-        "intents.refund_request: unknown exception category 'teleport'",
+    "a detail entered where a category gives it": (
+        [("    priority: urgent\n    description: Legal threat.", f"    priority: urgent\n    detail: lawsuit  {MARK}\n    description: Legal threat.")],
+        "intents.legal_threat.detail: derived from exception_categories.legal (sensitive_topic / legal)",
+    ),
+    "a follow-up type naming an intent without a row": (
+        [("      intents: [order_status]", f"      intents: [order_status, teleport]  {MARK}")],
+        "hand_back.followups.info: intent 'teleport' has no row in intents",
+    ),
+    "an always-allowed intent without a row": (
+        [("  always_allowed: [greet]", f"  always_allowed: [greet, hello]  {MARK}")],
+        "hand_back.always_allowed: intent 'hello' has no row in intents",
+    ),
+    "while_waiting naming an unknown follow-up type": (
+        [("  answers: info", f"  answers: everything  {MARK}")],
+        "while_waiting.answers: unknown follow-up type 'everything' (hand_back.followups: info)",
+    ),
+    "a follow-up type without a label": (
+        [("      label: order questions\n", ""), ("    info:\n", f"    info:  {MARK}\n")],
+        "hand_back.followups.info: 'label' is a required property",
+    ),
+    "an alias that already means another follow-up type": (
+        [("      intents: [order_status]\n", "      intents: [order_status]\n    tracking:\n      label: tracking\n"
+                                              f"      aliases: [orders]  {MARK}\n      intents: [order_status]\n")],
+        "hand_back.followups.tracking.aliases: 'orders' already means 'info'",
     ),
     "bad ai_may": (
         [(ROW_ORDER_STATUS, ROW_ORDER_STATUS.replace("ai_may: answer", f"ai_may: sometimes  {MARK}"))],
@@ -618,9 +588,122 @@ MATRIX_CASES = {
 }
 
 
+SIGNAL_CASES = {
+    "a signal that is neither explicit_request nor a category": (
+        [("\nlegal:\n", f"\nlawsuits:  {MARK}\n  phrases: [court]\nlegal:\n")],
+        "lawsuits: unknown signal (signals are explicit_request and the exception categories of",
+    ),
+    "not-phrases on a category": (
+        [("  phrases: [lawyer, legal action]\n", f"  phrases: [lawyer, legal action]\n  not_phrases: [lawyer up]  {MARK}\n")],
+        "legal.not_phrases: only explicit_request has not-phrases",
+    ),
+    "an unknown key in a signal": (
+        [("  phrases: [lawyer, legal action]\n", f"  phrases: [lawyer, legal action]\n  regexes: [law.*]  {MARK}\n")],
+        "legal.regexes: unknown key",
+    ),
+    "blank phrase": (
+        [("  phrases: [lawyer, legal action]\n", f"  phrases: [lawyer, '  ']  {MARK}\n")],
+        "legal.phrases[1]: '  ' does not match",
+    ),
+    "pattern with an unknown attribute": (
+        [("    - [{LOWER: sue}, {LOWER: you}]", f"    - [{{LOWER: sue}}, {{LOWR: you}}]  {MARK}")],
+        "legal.patterns[0][1].LOWR: unknown spaCy token attribute 'LOWR'",
+    ),
+    "pattern on an attribute the pipeline does not set": (
+        [("    - [{LOWER: sue}, {LOWER: you}]", f"    - [{{LEMMA: sue}}, {{LOWER: you}}]  {MARK}")],
+        "legal.patterns[0][0].LEMMA: LEMMA needs a lemmatizer",
+    ),
+    "pattern with a bad operator": (
+        [("    - [{LOWER: sue}, {LOWER: you}]", f"    - [{{LOWER: sue}}, {{LOWER: you, OP: '??'}}]  {MARK}")],
+        "legal.patterns[0][1].OP: '??' is not a spaCy operator",
+    ),
+    "pattern that is a string": (
+        [("    - [{LOWER: sue}, {LOWER: you}]", f"    - 'sue you'  {MARK}")],
+        "legal.patterns[0]: a token pattern must be a non-empty list of token dicts",
+    ),
+    "empty pattern": (
+        [("    - [{LOWER: sue}, {LOWER: you}]", f"    - []  {MARK}")],
+        "legal.patterns[0]: a token pattern must be a non-empty list",
+    ),
+    "pattern token that is not a mapping": (
+        [("    - [{LOWER: sue}, {LOWER: you}]", f"    - [{{LOWER: sue}}, you]  {MARK}")],
+        "legal.patterns[0][1]: a token must be a mapping of attributes",
+    ),
+    "pattern with upper-case LOWER": (
+        [("    - [{LOWER: sue}, {LOWER: you}]", f"    - [{{LOWER: Sue}}, {{LOWER: you}}]  {MARK}")],
+        "legal.patterns[0][0].LOWER: 'Sue' has upper-case letters",
+    ),
+    "pattern with upper case in an IN list": (
+        [("{LOWER: {IN: [human, person]}}]", f"{{LOWER: {{IN: [human, Person]}}}}]  {MARK}")],
+        "explicit_request.patterns[0][3].LOWER.IN[1]: 'Person' has upper-case letters",
+    ),
+    "pattern with a bad predicate": (
+        [("    - [{LOWER: sue}, {LOWER: you}]", f"    - [{{LOWER: {{ONE_OF: [sue]}}}}, {{LOWER: you}}]  {MARK}")],
+        "legal.patterns[0][0].LOWER.ONE_OF: unknown predicate",
+    ),
+    "pattern with an invalid regex": (
+        [("    - [{LOWER: sue}, {LOWER: you}]", f"    - [{{LOWER: {{REGEX: '(unclosed'}}}}]  {MARK}")],
+        "legal.patterns[0][0].LOWER.REGEX: invalid regular expression '(unclosed'",
+    ),
+    "pattern with text for a flag": (
+        [("    - [{LOWER: sue}, {LOWER: you}]", f"    - [{{LOWER: sue}}, {{IS_PUNCT: 'yes'}}]  {MARK}")],
+        "legal.patterns[0][1].IS_PUNCT: expected true or false",
+    ),
+    "pattern that can match nothing": (
+        [("    - [{LOWER: sue}, {LOWER: you}]", f"    - [{{LOWER: sue, OP: '?'}}, {{OP: '*'}}]  {MARK}")],
+        "legal.patterns[0]: every token is optional or negated",
+    ),
+    "explicit-request pattern with an unknown attribute": (
+        [("{LOWER: {IN: [human, person]}}]", f"{{LOWR: {{IN: [human, person]}}}}]  {MARK}")],
+        "explicit_request.patterns[0][3].LOWR: unknown spaCy token attribute",
+    ),
+    "phrase that is also a not-phrase": (
+        [("  not_phrases: [human resources]\n", f"  not_phrases: [human resources, Live Agent]\n"),
+         ("  phrases: [live agent, real person]\n", f"  phrases: [live agent, real person]  {MARK}\n")],
+        "explicit_request.phrases[0]: 'live agent' is also in not_phrases",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(SIGNAL_CASES))
+def test_broken_signals_are_rejected_at_their_line_in_the_signals_file(tmp_path, case):
+    edits, expected = SIGNAL_CASES[case]
+    path, line = patched(tmp_path, SMALL_SIGNALS, *edits)
+    assert line is not None
+    problems = validate(tmp_path / SMALL_MATRIX.name, SMALL_EXPERTS, SMALL_DOMAIN)
+    assert len(problems) == 1, [str(p) for p in problems]
+    assert (problems[0].path, problems[0].line) == (str(path), line), str(problems[0])
+    assert expected in problems[0].message
+
+
+def test_a_missing_signals_file_is_named(tmp_path):
+    path, _ = patched(tmp_path, SMALL_MATRIX, ("signals: small_signals.yml", "signals: nowhere.yml"))
+    [problem] = validate(path, SMALL_EXPERTS, SMALL_DOMAIN)
+    assert problem.path == str(tmp_path / "nowhere.yml") and problem.message.startswith("cannot read file")
+
+
+def test_derived_facts_of_the_small_matrix():
+    m = load_matrix(SMALL_MATRIX)
+    assert m.row("refund_request").exceptions == ("refund_over_limit",)
+    assert m.row("legal_threat").exceptions == ("legal",)
+    assert (m.row("legal_threat").reason, m.row("legal_threat").detail) == ("sensitive_topic", "legal")
+    assert (m.row("request_human").route_reason, m.row("request_human").derived_from) == (
+        "explicit_request", "triggers.explicit_request.intents")
+    assert m.row("answer_rejected").route_reason == "no_convergence"
+    assert m.row("refund_request").route_reason == "policy_action"  # a money limit does not name the row's route
+    assert m.row("order_status").exceptions == () and m.row("order_status").derived_from is None
+    assert m.hand_back.expires_after_minutes == 120 and m.hand_back.always_allowed == ("greet",)
+    assert m.hand_back.allowed_intents(["info"]) == ["order_status"]
+    assert m.hand_back.words == {"info": "info", "orders": "info"}
+    assert m.hand_back.informational == ("order_status",)
+    assert m.categories["legal"].phrases == ("lawyer", "legal action") and m.categories["legal"].label == "legal"
+
+
 @pytest.mark.parametrize("case", sorted(MATRIX_CASES))
 def test_broken_matrix_is_rejected_at_the_right_line(tmp_path, case):
-    edits, expected = MATRIX_CASES[case]
+    edits, expected, *signal_edits = MATRIX_CASES[case]
+    if signal_edits:
+        patched(tmp_path, SMALL_SIGNALS, *signal_edits[0])
     path, line = patched(tmp_path, SMALL_MATRIX, *edits)
     assert line is not None
     problems = validate(path, SMALL_EXPERTS, SMALL_DOMAIN)
@@ -633,18 +716,20 @@ def test_broken_matrix_is_rejected_at_the_right_line(tmp_path, case):
 
 
 def test_category_and_trigger_intents_must_be_domain_intents(tmp_path):
-    teleport = ROW_ORDER_STATUS.replace("  order_status:", "  teleport:").replace("    description:", "    exceptions: [legal]\n    description:")
+    teleport = ROW_ORDER_STATUS.replace("  order_status:", "  teleport:")
     path, _ = patched(
         tmp_path,
         SMALL_MATRIX,
         (ROW_ORDER_STATUS, ROW_ORDER_STATUS + teleport),
         ("    intents: [legal_threat]", f"    intents: [legal_threat, teleport]  {MARK}"),
         ("frustration_intents: [frustration]", "frustration_intents: [frustration, teleport]"),
+        ("      intents: [order_status]", "      intents: [order_status, teleport]"),
     )
     problems = validate(path, SMALL_EXPERTS, SMALL_DOMAIN)
     messages = sorted(p.message for p in problems)
     assert messages == [
         "exception_categories.legal.intents: intent 'teleport' is not an intent of the domain",
+        "hand_back.followups.info.intents: intent 'teleport' is not an intent of the domain",
         "intents.teleport: not an intent of the domain",
         "triggers.sentiment.frustration_intents: intent 'teleport' is not an intent of the domain",
     ]
@@ -673,15 +758,15 @@ def test_loader_reports_every_problem_sorted_by_line(tmp_path):
     path, _ = patched(
         tmp_path,
         SMALL_MATRIX,
-        ("    exceptions: [refund_over_limit]", "    exceptions: [refund_over_limit, teleport]"),
+        ("    intents: [refund_request]", "    intents: [refund_request, teleport]"),
         ("thresholds: {high: 0.70, low: 0.30}", "thresholds: {high: 0.30, low: 0.70}"),
     )
     with pytest.raises(MatrixError) as info:
         load_matrix(path)
     messages = [p.message for p in info.value.problems]
     assert len(messages) == 2
-    assert "low 0.70 is above high 0.30" in messages[0]
-    assert "unknown exception category 'teleport'" in messages[1]
+    assert "exception category 'refund_over_limit': intent 'teleport' has no row" in messages[0]
+    assert "low 0.70 is above high 0.30" in messages[1]
     lines = [p.line for p in info.value.problems]
     assert lines == sorted(lines)
 
@@ -889,7 +974,7 @@ def test_main_ok(capsys):
 
 
 def test_main_reports_problems(tmp_path, capsys):
-    edit = ("    exceptions: [refund_over_limit]", f"    exceptions: [refund_over_limit, teleport]  {MARK}")
+    edit = ("    intents: [refund_request]", f"    intents: [refund_request, teleport]  {MARK}")
     path, line = patched(tmp_path, SMALL_MATRIX, edit)
     code = validate_module.main(["--matrix", str(path), "--experts", str(SMALL_EXPERTS), "--domain", str(SMALL_DOMAIN)])
     captured = capsys.readouterr()
@@ -946,7 +1031,7 @@ def test_the_real_matrix_warns_about_the_parsed_currencies_it_has_no_rate_for(ma
 
 
 def test_warnings_and_problems_print_in_line_order(tmp_path, capsys):
-    edit = ("    queue: billing\n    exceptions: [refund_over_limit]", f"    queue: warehouse  {MARK}\n    exceptions: [refund_over_limit]")
+    edit = ("    queue: billing\n    description: Refund.", f"    queue: warehouse  {MARK}\n    description: Refund.")
     path, line = patched(tmp_path, SMALL_MATRIX, edit)
     code = validate_module.main(["--matrix", str(path), "--experts", str(SMALL_EXPERTS), "--domain", str(SMALL_DOMAIN)])
     captured = capsys.readouterr()

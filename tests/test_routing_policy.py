@@ -83,10 +83,11 @@ def execution_context() -> ExecutionContext:
 
 @pytest.fixture
 def matrix_file(tmp_path: Path) -> Path:
-    """A copy of the real escalation.yml (tests may change it after training)."""
+    """A copy of the real escalation.yml and its signals file (tests may change them after training)."""
     path = tmp_path / "conf" / "escalation.yml"
     path.parent.mkdir()
     shutil.copy(ROOT / "escalation.yml", path)
+    shutil.copy(ROOT / "signals.yml", path.parent / "signals.yml")
     return path
 
 
@@ -371,8 +372,9 @@ def test_training_stores_the_matrix_with_the_model(
     trained: RoutingPolicy, matrix_file: Path, model_storage: LocalModelStorage, resource: Resource
 ) -> None:
     with model_storage.read_from(resource) as directory:
-        assert sorted(p.name for p in directory.iterdir()) == ["escalation.yml"]
+        assert sorted(p.name for p in directory.iterdir()) == ["escalation.yml", "signals.yml"]
         assert (directory / "escalation.yml").read_bytes() == matrix_file.read_bytes()
+        assert (directory / "signals.yml").read_bytes() == (matrix_file.parent / "signals.yml").read_bytes()
 
 
 @pytest.mark.parametrize("scenario", sorted(SCENARIOS))
@@ -422,6 +424,7 @@ def test_loaded_policy_keeps_the_matrix_it_was_trained_with(
     # Retrained on the edited matrix, 780 EUR is under the limit: the refund form collects the details.
     edited = tmp_path / "edited.yml"
     edited.write_text(raised, encoding="utf-8")
+    shutil.copy(ROOT / "signals.yml", tmp_path / "signals.yml")
     retrained = train(config_for(edited), model_storage, Resource("routing2"), execution_context, domain)
     prediction = retrained.predict_action_probabilities(tracker_of(domain, events), domain)
     assert predicted(prediction, domain) == ("collect_refund_request", 1.0)
@@ -464,15 +467,22 @@ def test_model_archive_round_trip(
 def test_fingerprint_addon_follows_the_matrix_content(
     matrix_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Rasa retrains (and re-checks) the policy when the matrix changes, not otherwise."""
+    """Rasa retrains (and re-checks) the policy when the matrix or its signals file changes, not otherwise."""
     config = config_for(matrix_file)
+    signals = matrix_file.parent / "signals.yml"
     original = RoutingPolicy.fingerprint_addon(config)
-    assert original == hashlib.sha256(matrix_file.read_bytes()).hexdigest()
+    assert original == hashlib.sha256(matrix_file.read_bytes() + b"\0" + signals.read_bytes()).hexdigest()
     assert RoutingPolicy.fingerprint_addon(config) == original
 
     same = tmp_path / "same.yml"
     same.write_bytes(matrix_file.read_bytes())
+    shutil.copy(signals, tmp_path / "signals.yml")
     assert RoutingPolicy.fingerprint_addon(config_for(same)) == original
+
+    signals.write_text(signals.read_text(encoding="utf-8").replace("- live agent\n", "- live agents\n"), encoding="utf-8")
+    assert RoutingPolicy.fingerprint_addon(config) != original
+    shutil.copy(tmp_path / "signals.yml", signals)
+    assert RoutingPolicy.fingerprint_addon(config) == original
 
     matrix_file.write_text(MATRIX_TEXT.replace("overlap: 0.70", "overlap: 0.75"), encoding="utf-8")
     changed = RoutingPolicy.fingerprint_addon(config)
@@ -880,6 +890,7 @@ def broken_matrix(tmp_path: Path, text: str) -> Path:
     path = tmp_path / "broken" / "escalation.yml"
     path.parent.mkdir(exist_ok=True)
     path.write_text(text, encoding="utf-8")
+    shutil.copy(ROOT / "signals.yml", path.parent / "signals.yml")
     return path
 
 
@@ -895,12 +906,12 @@ def without_row(text: str, intent: str) -> str:
     [
         pytest.param(
             lambda: MATRIX_TEXT + WEATHER_ROW,
-            r"does not fit the domain:\n  .*escalation.yml: row 'weather_report' names an intent that is not in the domain",
+            r"does not fit the domain:\n  .*escalation.yml:\d+: intents.weather_report: not an intent of the domain",
             id="row for an unknown intent",
         ),
         pytest.param(
-            lambda: without_row(MATRIX_TEXT, "opening_hours"),
-            r"does not fit the domain:\n  .*escalation.yml: intent 'opening_hours' of the domain has no row in the matrix",
+            lambda: without_row(MATRIX_TEXT, "inform"),
+            r"does not fit the domain:\n  .*escalation.yml:\d+: intents: domain intent 'inform' \(domain\) has no row",
             id="domain intent without a row",
         ),
         pytest.param(
@@ -949,16 +960,16 @@ def test_every_problem_is_listed_at_once(
     execution_context: ExecutionContext,
     domain: Domain,
 ) -> None:
-    text = without_row(without_row(MATRIX_TEXT, "pricing"), "opening_hours") + WEATHER_ROW
+    text = without_row(without_row(MATRIX_TEXT, "cancel_subscription"), "inform") + WEATHER_ROW
     path = broken_matrix(tmp_path, text)
     policy = RoutingPolicy.create(config_for(path), model_storage, resource, execution_context)
     with pytest.raises(RoutingConfigError) as error:
         policy.train(training_trackers(domain), domain)
     problems = str(error.value).splitlines()[1:]
-    assert [p.split(": ", 1)[1] for p in problems] == [
-        "row 'weather_report' names an intent that is not in the domain",
-        "intent 'opening_hours' of the domain has no row in the matrix",
-        "intent 'pricing' of the domain has no row in the matrix",
+    assert sorted(p.split(": ", 1)[1] for p in problems) == [
+        "intents.weather_report: not an intent of the domain",
+        "intents: domain intent 'cancel_subscription' (domain) has no row",
+        "intents: domain intent 'inform' (domain) has no row",
     ]
 
 

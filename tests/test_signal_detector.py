@@ -576,6 +576,7 @@ def test_trained_rasa_model_carries_sentiment_and_signals_into_the_tracker(
     project = tmp_path / "project"  # where `rasa run` would run: `matrix: escalation.yml` is relative
     project.mkdir()
     shutil.copy(PROJECT_ROOT / "escalation.yml", project / "escalation.yml")
+    shutil.copy(PROJECT_ROOT / "signals.yml", project / "signals.yml")
     monkeypatch.chdir(project)
     components = [
         {"name": "backline.rasa.sentiment.SentimentAnalyzer"},

@@ -30,8 +30,8 @@ from backline.limits import max_reply_chars
 from backline.consult.store import Consultation, ConsultationClosed, ConsultationStore, Message
 from backline.routing.announce import team_name
 from backline.routing.directory import ExpertDirectory
-from backline.routing.handback import FOLLOWUP_LABELS, FOLLOWUPS, UnknownFollowup  # noqa: F401  (re-exported)
-from backline.routing.handback import allowed_intents as _allowed_intents
+from backline import configuration
+from backline.routing.handback import UnknownFollowup
 from backline.utc import iso
 
 DECISIONS = ("approve", "deny", "answer", "need_info", "take_over", "message", "hand_back", "close")
@@ -63,7 +63,8 @@ class DuplicateReply(ReplyError):
 @dataclass(frozen=True)
 class Reply:
     """An expert's reply. ``customer_text``: what is meant for the customer (default ``text``);
-    ``internal_notes`` never reach the customer; ``allowed_followups``: keys of `FOLLOWUPS`."""
+    ``internal_notes`` never reach the customer; ``allowed_followups``: follow-up types of escalation.yml's
+    ``hand_back.followups``."""
 
     action: str
     text: str = ""
@@ -97,10 +98,10 @@ class CustomerUpdate:
 
 
 def allowed_intents(followups: Sequence[str]) -> List[str]:
-    """The intents the follow-up types allow, in `FOLLOWUPS` order (`backline.routing.handback`);
+    """The intents the follow-up types allow (escalation.yml's ``hand_back.followups``, in file order);
     `ReplyError` names unknown ones."""
     try:
-        return _allowed_intents(followups)
+        return configuration.hand_back().allowed_intents(followups)
     except UnknownFollowup as error:
         raise ReplyError(str(error)) from None
 
@@ -221,7 +222,7 @@ def customer_update(
         return CustomerUpdate(body, human, name)
     if action == "hand_back":
         followups = list(meta.get("allowed_followups") or [])
-        limits = (f" From here I can help you with {', '.join(FOLLOWUP_LABELS[f] for f in followups)}."
+        limits = (f" From here I can help you with {', '.join(configuration.hand_back().labels[f] for f in followups)}."
                   if followups else "")
         text = f"{first} has handed the conversation back to me. {body}".rstrip() + limits
         return CustomerUpdate(text, {**back_to_ai, "handoff_mode": "handed_back",

@@ -41,9 +41,9 @@ from sanic.response import HTTPResponse, file, html as html_response, json, redi
 from backline.access import access_for
 from backline.consult import board
 from backline.consult.outbox import Outbox
-from backline.consult.replies import FOLLOWUP_LABELS
+from backline import configuration
 from backline.consult.service import ConsultationService
-from backline.consult.store import utcnow
+from backline.utc import utcnow
 from backline.hub import forgery
 from backline.hub.guidance import ExpertReply
 from backline.hub.operators import (
@@ -260,7 +260,7 @@ def dashboard_blueprint(
             "csrf_token": csrf_token(secret, request.cookies.get(COOKIE) or ""),
             "queues": [name for name in directory.queues if access.may_see(name)],
             "statuses": list(board.STATUS_FILTERS),
-            "followups": [{"key": key, "label": label} for key, label in FOLLOWUP_LABELS.items()],
+            "followups": [{"key": key, "label": label} for key, label in configuration.hand_back().labels.items()],
         })
 
     @bp.get("/dashboard/api/queue")

@@ -15,8 +15,8 @@ Buttons (Slack, Telegram), the dashboard and the JSON API say what the expert de
 - quoted e-mail history is dropped: lines starting with ``>`` and everything from an
   ``On ... wrote:`` line, an ``-----Original Message-----`` line or a ``-- `` signature on.
 
-Follow-up types are the keys of `backline.consult.replies.FOLLOWUPS` (each allows a few
-intents of domain.yml); `FOLLOWUP_ALIASES` lists the words experts may use for them.
+Follow-up types, the intents each allows and the words experts may use for them are escalation.yml's
+``hand_back.followups`` (`backline.configuration.hand_back`).
 """
 from __future__ import annotations
 
@@ -24,8 +24,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
-from backline.consult.replies import DECISIONS, FOLLOWUPS, Reply, ReplyError, allowed_intents
-from backline.routing.handback import ALWAYS_ALLOWED
+from backline import configuration
+from backline.consult.replies import DECISIONS, Reply, ReplyError, allowed_intents
 from backline.nlp.money import find_money
 from backline.routing.directory import ExpertDirectory, Person
 
@@ -36,17 +36,8 @@ _UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 """NUL (PostgreSQL refuses it in text) and unpaired surrogates (not UTF-8): no reply may carry them."""
 FREE_TEXT_DECISION = {"consult": "answer", "handoff": "message"}
 """What free text without a keyword means, by the consultation's mode."""
-FOLLOWUP_ALIASES: Mapping[str, str] = {
-    **{key.replace("_", " "): key for key in FOLLOWUPS},
-    "info": "informational", "information": "informational", "general": "informational", "faq": "informational",
-    "order": "order_status", "orders": "order_status", "tracking": "order_status", "shipping": "order_status",
-    "delivery": "order_status",
-    "invoice": "invoices", "billing": "invoices", "billing info": "invoices",
-    "return": "returns",
-    "accounts": "account", "account info": "account",
-    "plan": "plan_changes", "plans": "plan_changes", "plan change": "plan_changes", "upgrades": "plan_changes",
-}
-"""Words for follow-up types (lower case, '-' and '_' read as spaces, a trailing 'only' or 'questions' ignored)."""
+# Words for follow-up types come from escalation.yml (`HandBack.words`: the type's name with spaces,
+# and its aliases); '-' and '_' read as spaces, a trailing 'only' or 'questions' is ignored.
 
 _KEYWORDS = (
     ("approve", r"approved?"),
@@ -97,7 +88,7 @@ def normalize_followups(words: Sequence[str]) -> Tuple[str, ...]:
             elif token.strip():
                 unknown.append(token.strip())
     if unknown:
-        raise ReplyError(f"unknown follow-up types {unknown}; known: {', '.join(FOLLOWUPS)}")
+        raise ReplyError(f"unknown follow-up types {unknown}; known: {', '.join(configuration.hand_back().followups)}")
     return tuple(dict.fromkeys(found))
 
 
@@ -106,12 +97,15 @@ def _followup(token: str) -> Optional[str]:
     while words and words[-1] in ("only", "questions", "question"):
         words.pop()
     phrase = " ".join(words)
-    return phrase if phrase in FOLLOWUPS else FOLLOWUP_ALIASES.get(phrase)
+    rules = configuration.hand_back()
+    return phrase if phrase in rules.followups else rules.words.get(phrase)
 
 
 def followup_allows(allowed: Sequence[str], intent: str) -> bool:
     """Whether the AI may handle ``intent`` after a hand-back limited to ``allowed`` (no limit when empty)."""
-    return not allowed or intent in ALWAYS_ALLOWED or intent in allowed_intents(normalize_followups(allowed))
+    if not allowed:
+        return True
+    return intent in configuration.hand_back().always_allowed or intent in allowed_intents(normalize_followups(allowed))
 
 
 def _without_history(text: str) -> List[str]:

@@ -49,14 +49,17 @@ from rasa.shared.core.trackers import DialogueStateTracker
 from rasa.shared.exceptions import RasaException
 
 from backline.routing import ConfigError, load_matrix
-from backline.routing.collect import form_intent, form_name
+from backline.routing.collect import form_intent
 from backline.routing.engine import Conversation, Decision, Parse, Turn, decide, route_collected
-from backline.routing.matrix import EscalationMatrix, is_external
+from backline.routing.matrix import EscalationMatrix, is_external, signals_file
+from backline.routing.validate import domain_problems
 from backline.nlp.signals import SignalDetector
 
 logger = logging.getLogger(__name__)
 
 MATRIX_FILE = "escalation.yml"
+SIGNALS_FILE = "signals.yml"
+"""Names of the matrix and its signals file in the model storage."""
 ACTION_HANDOFF = "action_handoff"
 ACTION_CONSULT = "action_consult"
 UTTER_ASK_REPHRASE = "utter_ask_rephrase"
@@ -85,9 +88,9 @@ class RoutingConfigError(RasaException):
     """The escalation matrix does not fit the domain or cannot be read."""
 
 
-def _read_matrix(path: Path) -> EscalationMatrix:
+def _read_matrix(path: Path, signals: Optional[Path] = None) -> EscalationMatrix:
     try:
-        return load_matrix(path)
+        return load_matrix(path, signals)
     except ConfigError as error:
         problems = "\n".join(f"  {problem}" for problem in error.problems)
         raise RoutingConfigError(f"The escalation matrix {path} is invalid:\n{problems}") from error
@@ -96,46 +99,13 @@ def _read_matrix(path: Path) -> EscalationMatrix:
 
 
 def check_against_domain(matrix: EscalationMatrix, domain: Domain) -> None:
-    """Fail training when the matrix names intents the domain lacks, or misses domain intents."""
-    domain_intents = set(domain.intents)
-    problems = [
-        f"{matrix.path}: row '{intent}' names an intent that is not in the domain"
-        for intent in matrix.intents
-        if intent not in domain_intents
-    ]
-    problems += [
-        f"{matrix.path}: intent '{intent}' of the domain has no row in the matrix"
-        for intent in sorted(domain_intents - set(DEFAULT_INTENTS))
-        if not is_external(intent) and not matrix.has_row(intent)
-    ]
-    problems += [
-        f"{matrix.path}: {owner} names intent '{intent}', which is not in the domain"
-        for owner, intents in matrix.referenced_intents().items()
-        for intent in intents
-        if intent not in domain_intents
-    ]
-    problems += form_problems(matrix, domain)
+    """Fail training when the matrix does not fit the domain (`backline.routing.validate.domain_problems`,
+    the same check as `validate-matrix`): rows against intents, intents the matrix names, forms."""
+    intents: Dict[str, Tuple[str, Optional[int]]] = {intent: ("domain", None) for intent in domain.intents}
+    forms = {name: list(domain.required_slots_for_form(name)) for name in domain.form_names}
+    problems = [str(problem) for problem in domain_problems(matrix, intents, forms, need_no_row=DEFAULT_INTENTS)]
     if problems:
         raise RoutingConfigError("The escalation matrix does not fit the domain:\n  " + "\n  ".join(problems))
-
-
-def form_problems(matrix: EscalationMatrix, domain: Domain) -> List[str]:
-    """Each collect_then_route row needs its form, collecting exactly the row's fields, in order."""
-    problems = []
-    for row in matrix.collect_rows():
-        name = form_name(row.intent)
-        if name not in domain.form_names:
-            problems.append(f"{matrix.path}: row '{row.intent}' collects {list(row.collect)}, but the domain has no form '{name}'")
-            continue
-        required = list(domain.required_slots_for_form(name))
-        # Rasa prunes the forms' slots from the domain it gives policies at training time:
-        # there, only the form's name is checked; `validate-matrix` checks the whole form.
-        if required and required != list(row.collect):
-            problems.append(f"{matrix.path}: row '{row.intent}' collects {list(row.collect)}, but form '{name}' "
-                            f"requires {required}")
-        problems += [f"{matrix.path}: row '{row.intent}' collects '{slot}', which is not a slot of the domain"
-                     for slot in row.collect if required and slot not in {s.name for s in domain.slots}]
-    return problems
 
 
 def _parse(message: UserUttered, detector: SignalDetector) -> Parse:
@@ -213,9 +183,15 @@ class RoutingPolicy(Policy):
 
     @classmethod
     def fingerprint_addon(cls, config: Dict[str, Any]) -> Optional[str]:
-        """Retrain (and re-check) when the matrix file changes."""
+        """Retrain (and re-check) when the matrix file or its signals file changes."""
         path = Path(config.get("matrix", MATRIX_FILE))
-        return hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else None
+        if not path.is_file():
+            return None
+        digest = hashlib.sha256(path.read_bytes())
+        signals = signals_file(path)
+        if signals is not None and signals.is_file():
+            digest.update(b"\0" + signals.read_bytes())
+        return digest.hexdigest()
 
     def __init__(
         self,
@@ -236,8 +212,11 @@ class RoutingPolicy(Policy):
         self.matrix = _read_matrix(path)
         check_against_domain(self.matrix, domain)
         self.detector = SignalDetector(self.matrix.signal_specs())
+        signals = signals_file(path)
         with self._model_storage.write_to(self._resource) as directory:
             (directory / MATRIX_FILE).write_bytes(path.read_bytes())
+            if signals is not None:
+                (directory / SIGNALS_FILE).write_bytes(signals.read_bytes())
         return self._resource
 
     @classmethod
@@ -249,9 +228,10 @@ class RoutingPolicy(Policy):
         execution_context: ExecutionContext,
         **kwargs: Any,
     ) -> "RoutingPolicy":
-        """Load the matrix the model was trained with."""
+        """Load the matrix (and signals) the model was trained with."""
         with model_storage.read_from(resource) as directory:
-            matrix = _read_matrix(directory / MATRIX_FILE)
+            signals = directory / SIGNALS_FILE
+            matrix = _read_matrix(directory / MATRIX_FILE, signals if signals.is_file() else None)
         return cls(config, model_storage, resource, execution_context, matrix=matrix)
 
     def predict_action_probabilities(

@@ -11,6 +11,8 @@ from backline.routing.source import ExpertsError, PathLike, YamlSource, check_sc
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 CHANNEL_TYPES = ("slack", "telegram", "email", "dashboard")
 LADDER_STEPS = ("next_person", "backup_queue", "supervisor")
+DEFAULT_TEAM_QUEUE = "support"
+"""Whose team a customer hears about when a case has no queue yet."""
 
 _ID = r"^[a-z][a-z0-9_.-]*$"
 _QUEUE = r"^[a-z][a-z0-9_]*$"
@@ -85,6 +87,7 @@ SCHEMA: Dict[str, Any] = {
                 "additionalProperties": False,
                 "required": ["members", "sla_minutes", "description"],
                 "properties": {
+                    "team": {"type": "string", "minLength": 1, "pattern": r"\S"},
                     "description": {"type": "string", "minLength": 1},
                     "members": {"type": "array", "minItems": 1, "uniqueItems": True, "items": {"type": "string"}},
                     "backup": {"type": ["string", "null"]},
@@ -191,6 +194,12 @@ class Queue:
     sla_minutes: int
     supervisor: str
     backup: Optional[str] = None
+    team: str = ""
+    """What customers are told ("our account security team"); the queue's name when not set."""
+
+    def __post_init__(self) -> None:
+        if not self.team:
+            object.__setattr__(self, "team", self.name)
 
 
 @dataclass(frozen=True)
@@ -224,6 +233,15 @@ class ExpertDirectory:
     @property
     def tz(self) -> ZoneInfo:
         return ZoneInfo(self.timezone)
+
+    def team_name(self, queue: Optional[str]) -> str:
+        """The customer-facing name of a queue's team (`Queue.team`); a queue not in the directory
+        keeps its own name, and no queue is the default queue's team (``support``) or "customer support"."""
+        if queue and queue in self.queues:
+            return self.queues[queue].team
+        if not queue and DEFAULT_TEAM_QUEUE in self.queues:
+            return self.queues[DEFAULT_TEAM_QUEUE].team
+        return queue or "customer support"
 
     def queue(self, name: str) -> Queue:
         return self.queues[name]
@@ -365,6 +383,7 @@ def _build(source: YamlSource) -> ExpertDirectory:
             sla_minutes=int(q["sla_minutes"]),
             supervisor=queue_supervisor,
             backup=backup,
+            team=" ".join(str(q.get("team") or name).split()),
         )
     ladder = tuple(LadderStep(s["step"], float(s["at_sla"]), s.get("description")) for s in data["sla_ladder"])
     for i, step in enumerate(ladder):

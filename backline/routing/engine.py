@@ -55,7 +55,6 @@ from backline.routing.decision import (  # noqa: F401  (ACTIONS and the inputs/o
     NO_KNOWN_WORDS, SILENT, STOP_COLLECT, TELL_RESOLUTION, _MODE_FOR, Conversation, Decision, Parse, Turn, _base, _polarity,
     _signal_evidence, _signals, _unit, jaccard, tokens, usable,
 )
-from backline.routing.handback import ALWAYS_ALLOWED, INFORMATIONAL
 from backline.routing.matrix import EscalationMatrix, ExceptionCategory, IntentRow, priority_rank, raise_priority
 from backline.routing.signals import EXPLICIT_REQUEST, NOT_EXPLICIT_REQUEST, Signal
 
@@ -202,7 +201,7 @@ def _while_waiting(ctx: _Context) -> Optional[Decision]:
         return None
     intent = _base(ctx.intent)
     row = ctx.row
-    if intent not in INFORMATIONAL or row.ai_may != "answer" or not ctx.matrix.has_row(intent):
+    if intent not in ctx.matrix.hand_back.informational or row.ai_may != "answer" or not ctx.matrix.has_row(intent):
         return None
     if row.thresholds.tier(ctx.confidence) != "high" or _signals(ctx.parse, EXPLICIT_REQUEST):
         return None
@@ -283,7 +282,7 @@ def _outside_handback(ctx: _Context) -> Optional[Decision]:
         ctx.evidence["handback_lapsed"] = {"expires_after_minutes": ctx.matrix.hand_back_minutes}
         return None
     intent = _base(ctx.intent)
-    if intent in allowed or intent in ALWAYS_ALLOWED:
+    if intent in allowed or intent in ctx.matrix.hand_back.always_allowed:
         return None
     ctx.evidence["outside_handback"] = {"intent": ctx.intent, "allowed_intents": sorted(allowed)}
     return ctx.decision(HANDOFF, reason="policy_action", detail="outside_handback")

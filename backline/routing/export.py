@@ -9,6 +9,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence
 
+from backline.routing.directory import ExpertDirectory, load_experts
 from backline.routing.matrix import EscalationMatrix, ExceptionCategory, IntentRow, load_matrix
 from backline.routing.signals import TokenPattern
 from backline.routing.source import ConfigError, PathLike
@@ -45,7 +46,10 @@ MD_COLUMNS = (
     "route",
     "description",
 )
-CATEGORY_COLUMNS = ("category", "reason", "detail", "queue", "priority", "classifier route", "rule route", "description")
+CATEGORY_COLUMNS = ("category", "label", "reason", "detail", "queue", "priority", "classifier route", "rule route",
+                    "description")
+FOLLOWUP_COLUMNS = ("follow-up type", "label", "intents")
+TEAM_COLUMNS = ("queue", "team (what customers hear)", "SLA (min)", "backup")
 SIGNAL_COLUMNS = ("signal", "phrases", "patterns", "not phrases")
 
 
@@ -129,12 +133,21 @@ def describe_rule_route(category: ExceptionCategory) -> str:
     return ", ".join(parts) + " (see Signals)" if parts else "-"
 
 
-def to_json(matrix: EscalationMatrix) -> Dict[str, Any]:
-    """The routing model as plain JSON data."""
+def _teams(directory: Optional[ExpertDirectory]) -> List[Dict[str, Any]]:
+    if directory is None:
+        return []
+    return [{"queue": q.name, "team": q.team, "sla_minutes": q.sla_minutes, "backup": q.backup}
+            for q in directory.queues.values()]
+
+
+def to_json(matrix: EscalationMatrix, directory: Optional[ExpertDirectory] = None) -> Dict[str, Any]:
+    """The routing model as plain JSON data (with the queues' team names when ``directory`` is given)."""
     t = matrix.triggers
     d = matrix.defaults
+    h = matrix.hand_back
     return {
         "source": Path(matrix.path).name,
+        "signals_source": Path(matrix.signals_path).name if matrix.signals_path else None,
         "version": matrix.version,
         "defaults": {
             "ai_may": d.ai_may,
@@ -144,7 +157,13 @@ def to_json(matrix: EscalationMatrix) -> Dict[str, Any]:
             "priority": d.priority,
             "context_package": d.context_package,
         },
-        "hand_back": {"expires_after_minutes": matrix.hand_back_minutes},
+        "hand_back": {
+            "expires_after_minutes": h.expires_after_minutes,
+            "always_allowed": list(h.always_allowed),
+            "followups": [{"name": f.name, "label": f.label, "intents": list(f.intents)} for f in h.followups.values()],
+        },
+        "while_waiting": {"answers": h.while_waiting, "intents": list(h.informational)},
+        "teams": _teams(directory),
         "currency_rates": dict(sorted(matrix.currency_rates.items())),
         "triggers": {
             "explicit_request": {
@@ -183,6 +202,7 @@ def to_json(matrix: EscalationMatrix) -> Dict[str, Any]:
         "categories": [
             {
                 "name": c.name,
+                "label": c.label,
                 "reason": c.reason,
                 "detail": c.detail,
                 "queue": c.queue,
@@ -210,6 +230,7 @@ def to_json(matrix: EscalationMatrix) -> Dict[str, Any]:
                 "exceptions": list(r.exceptions),
                 "reason": r.route_reason,
                 "detail": r.detail,
+                "reason_from": r.derived_from,
                 "collect": list(r.collect),
                 "form": r.form,
                 "route": describe_route(r),
@@ -257,8 +278,9 @@ def _table(header: Sequence[str], rows: List[Sequence[Any]]) -> List[str]:
     return lines
 
 
-def to_markdown(matrix: EscalationMatrix) -> str:
+def to_markdown(matrix: EscalationMatrix, directory: Optional[ExpertDirectory] = None) -> str:
     d = matrix.defaults
+    h = matrix.hand_back
     t = matrix.triggers
     rates = sorted(matrix.currency_rates.items())
     rejection = ", ".join(t.no_convergence.rejection_intents) or "none"
@@ -266,8 +288,10 @@ def to_markdown(matrix: EscalationMatrix) -> str:
     lines = [
         "# Routing model",
         "",
-        f"Generated from `{Path(matrix.path).name}` (version {matrix.version}) by `backline export-matrix`;"
-        " do not edit by hand.",
+        f"Generated from `{Path(matrix.path).name}` (version {matrix.version})"
+        + (f" and `{Path(matrix.signals_path).name}`" if matrix.signals_path else "")
+        + " by `backline export-matrix`; do not edit by hand. Row exceptions, and the route reason of rows"
+        " marked *, are derived (see the row's `reason_from` in the JSON).",
         "",
         "## Defaults",
         "",
@@ -313,7 +337,7 @@ def to_markdown(matrix: EscalationMatrix) -> str:
                 r.sla_minutes,
                 r.context_package,
                 ", ".join(r.exceptions) or "-",
-                r.route_reason or "-",
+                (r.route_reason or "-") + (" *" if r.derived_from else ""),
                 ", ".join(r.collect) or "-",
                 describe_route(r),
                 r.description,
@@ -335,6 +359,7 @@ def to_markdown(matrix: EscalationMatrix) -> str:
         [
             (
                 c.name,
+                c.label,
                 c.reason,
                 describe_details(c),
                 c.queue,
@@ -366,20 +391,35 @@ def to_markdown(matrix: EscalationMatrix) -> str:
             for spec in matrix.signal_specs()
         ],
     )
+    lines += [
+        "",
+        "## Hand-back and waiting",
+        "",
+        f"An expert who hands a conversation back picks follow-up types; the AI then handles only their intents"
+        f" and {', '.join(h.always_allowed) or 'nothing else'}, for {h.expires_after_minutes} min or until the"
+        f" session ends. While a handoff waits for a person, the AI still answers"
+        f" {h.while_waiting or 'nothing'} questions ({', '.join(h.informational) or '-'}) on `answer` rows.",
+        "",
+    ]
+    lines += _table(FOLLOWUP_COLUMNS, [(f.name, f.label, ", ".join(f.intents)) for f in h.followups.values()])
+    if directory is not None:
+        lines += ["", "## Teams", ""]
+        lines += _table(TEAM_COLUMNS, [(t["queue"], t["team"], t["sla_minutes"], t["backup"] or "-")
+                                       for t in _teams(directory)])
     lines += ["", "## Context packages", ""]
     packages = sorted(matrix.context_packages.items())
     lines += _table(("package", "fields"), [(name, ", ".join(fields)) for name, fields in packages])
     return "\n".join(lines) + "\n"
 
 
-def export(matrix: EscalationMatrix, out_dir: PathLike) -> List[Path]:
+def export(matrix: EscalationMatrix, out_dir: PathLike, directory: Optional[ExpertDirectory] = None) -> List[Path]:
     """Write routing-model.md, .csv and .json into ``out_dir``; returns the paths written."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     contents = {
-        out / f"{STEM}.md": to_markdown(matrix),
+        out / f"{STEM}.md": to_markdown(matrix, directory),
         out / f"{STEM}.csv": to_csv(matrix),
-        out / f"{STEM}.json": json.dumps(to_json(matrix), indent=2, ensure_ascii=False) + "\n",
+        out / f"{STEM}.json": json.dumps(to_json(matrix, directory), indent=2, ensure_ascii=False) + "\n",
     }
     for path, text in contents.items():
         path.write_text(text, encoding="utf-8", newline="")
@@ -389,15 +429,18 @@ def export(matrix: EscalationMatrix, out_dir: PathLike) -> List[Path]:
 def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = argparse.ArgumentParser(prog="backline export-matrix", description=__doc__)
     parser.add_argument("--matrix", default="escalation.yml", help="escalation matrix (default: %(default)s)")
+    parser.add_argument("--experts", default="experts.yml",
+                        help="expert directory, for the queues' team names (default: %(default)s; '' to leave out)")
     parser.add_argument("--out", default="docs/routing", help="output directory (default: %(default)s)")
     args = parser.parse_args(argv)
     try:
         matrix = load_matrix(args.matrix)
+        directory = load_experts(args.experts) if args.experts else None
     except ConfigError as exc:
         for problem in exc.problems:
             print(problem)
         return 1
-    for path in export(matrix, args.out):
+    for path in export(matrix, args.out, directory):
         print(f"wrote {path}")
     return 0
 

@@ -1,14 +1,51 @@
-"""The escalation matrix (escalation.yml): schema, typed model and loader."""
+"""Loading escalation.yml (and the signals file it names) into an `EscalationMatrix`, with every
+problem located at its file and line.
+
+Order: YAML syntax, the JSON schemas (`backline.routing.matrix_schema`), then what the schemas
+cannot say: cross-references between sections (an intent a follow-up type names must have a row;
+a category's signals must compile), derived facts (a row's exception categories and, for rows that
+route because of a trigger or a category, their reason and detail) and facts entered twice. The
+model is `backline.routing.matrix_model`; its public names are re-exported here.
+"""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Tuple
 
-from backline.routing.collect import FIELDS as COLLECT_FIELDS, form_name
+from backline.routing.collect import FIELDS as COLLECT_FIELDS
+from backline.routing.handback import Followup, HandBack
+from backline.routing.matrix_model import (  # noqa: F401  (re-exported: the matrix's public names)
+    DEFAULT_MIN_CONFIDENCE,
+    EXTERNAL_PREFIX,
+    Defaults,
+    EscalationMatrix,
+    ExceptionCategory,
+    ExplicitRequestTrigger,
+    HighValueTrigger,
+    IntentRow,
+    Money,
+    NoConvergenceTrigger,
+    SentimentTrigger,
+    Thresholds,
+    Triggers,
+    base_intent,
+    is_external,
+    priority_rank,
+    raise_priority,
+)
+from backline.routing.matrix_schema import (  # noqa: F401  (re-exported)
+    AI_MAY,
+    CONTEXT_FIELDS,
+    DERIVED_ROW_KEYS_NOTE,
+    PRIORITIES,
+    REASONS,
+    SCHEMA,
+    SIGNALS_SCHEMA,
+    UNRATED_CURRENCY,
+)
 from backline.routing.signals import (
     EXPLICIT_REQUEST,
     NOT_EXPLICIT_REQUEST,
-    SignalSpec,
     TokenPattern,
     check_token_pattern,
     plain,
@@ -22,521 +59,53 @@ from backline.routing.source import (
     read_yaml,
 )
 
-AI_MAY = ("answer", "collect_then_route", "draft", "never")
-PRIORITIES = ("low", "normal", "high", "urgent")
-"""Least to most urgent."""
-DEFAULT_MIN_CONFIDENCE = 0.5
-DEFAULT_HAND_BACK_MINUTES = 240
-REASONS = (
-    "explicit_request",
-    "sensitive_topic",
-    "no_convergence",
-    "low_confidence",
-    "medium_confidence",
-    "negative_sentiment",
-    "high_value",
-    "policy_action",
-)
-UNRATED_CURRENCY = "unrated_currency"
-"""Detail of an exception category with a money limit when the amount's currency has no rate in
-``currency_rates``: the amount cannot be compared with the limit, so it escalates (fail closed).
-A category may name another code with ``unrated_detail``."""
-CONTEXT_FIELDS = (
-    "brief",
-    "sentiment",
-    "account_snapshot",
-    "ai_attempts",
-    "documents_used",
-    "confidence",
-    "ai_draft",
-    "reasons",
-    "next_step",
-    "transcript",
-)
+DEFAULT_SIGNALS = "signals.yml"
+"""The signals file when escalation.yml does not name one (next to it)."""
+SIGNAL_KEYS = ("phrases", "patterns", "not_phrases")
 
-_NAME = r"^[a-z][a-z0-9_]*$"
-_CURRENCY = r"^[A-Z]{3}$"
-_UNIT = {"type": "number", "minimum": 0, "maximum": 1}
-_INTENT_LIST = {"type": "array", "items": {"type": "string", "pattern": _NAME}, "uniqueItems": True}
-_MONEY = {
-    "type": "object",
-    "additionalProperties": False,
-    "required": ["value", "currency"],
-    "properties": {
-        "value": {"type": "number", "exclusiveMinimum": 0},
-        "currency": {"type": "string", "pattern": _CURRENCY},
-    },
-}
-_THRESHOLDS = {
-    "type": "object",
-    "additionalProperties": False,
-    "minProperties": 1,
-    "properties": {"high": _UNIT, "low": _UNIT, "basis": {"type": "string"}},
-}
-_PHRASES = {"type": "array", "items": {"type": "string", "pattern": r"\S"}, "uniqueItems": True}
-_PATTERNS = {"type": "array"}  # each item is checked by signals.check_token_pattern, with its own messages
 
-SCHEMA: Dict[str, Any] = {
-    "$schema": "https://json-schema.org/draft/2020-12/schema",
-    "type": "object",
-    "additionalProperties": False,
-    "required": [
-        "version",
-        "defaults",
-        "currency_rates",
-        "triggers",
-        "context_packages",
-        "exception_categories",
-        "intents",
-    ],
-    "properties": {
-        "version": {"type": "integer", "minimum": 1},
-        "hand_back": {
-            "type": "object",
-            "additionalProperties": False,
-            "required": ["expires_after_minutes"],
-            "properties": {"expires_after_minutes": {"type": "integer", "minimum": 1}},
-        },
-        "defaults": {
-            "type": "object",
-            "additionalProperties": False,
-            "required": ["thresholds", "ai_may", "queue", "sla_minutes", "priority", "context_package"],
-            "properties": {
-                "thresholds": {**_THRESHOLDS, "required": ["high", "low"]},
-                "ai_may": {"enum": list(AI_MAY)},
-                "queue": {"type": "string", "pattern": _NAME},
-                "sla_minutes": {"type": "integer", "minimum": 1},
-                "priority": {"enum": list(PRIORITIES)},
-                "context_package": {"type": "string"},
-            },
-        },
-        "currency_rates": {
-            "type": "object",
-            "minProperties": 1,
-            "propertyNames": {"pattern": _CURRENCY},
-            "additionalProperties": {"type": "number", "exclusiveMinimum": 0},
-        },
-        "triggers": {
-            "type": "object",
-            "x-key-kind": "trigger",
-            "additionalProperties": False,
-            "required": ["explicit_request", "no_convergence", "sentiment", "high_value"],
-            "properties": {
-                "explicit_request": {
-                    "type": "object",
-                    "additionalProperties": False,
-                    "required": ["intents"],
-                    "properties": {
-                        "intents": {**_INTENT_LIST, "minItems": 1},
-                        "min_confidence": _UNIT,
-                        "phrases": _PHRASES,
-                        "patterns": _PATTERNS,
-                        "not_phrases": _PHRASES,
-                    },
-                },
-                "no_convergence": {
-                    "type": "object",
-                    "additionalProperties": False,
-                    "required": ["same_intent_turns", "overlap", "rejection_intents"],
-                    "properties": {
-                        # The current message is not answered yet: with fewer than 3 turns the window
-                        # holds no two answered turns to compare, and the trigger could never fire.
-                        "same_intent_turns": {"type": "integer", "minimum": 3},
-                        "overlap": _UNIT,
-                        "rejection_intents": _INTENT_LIST,
-                    },
-                },
-                "sentiment": {
-                    "type": "object",
-                    "additionalProperties": False,
-                    "required": ["negative_below", "frustration_intents", "frustration_repeats"],
-                    "properties": {
-                        "negative_below": {"type": "number", "minimum": -1, "maximum": 1},
-                        "frustration_intents": _INTENT_LIST,
-                        "frustration_repeats": {"type": "integer", "minimum": 1},
-                    },
-                },
-                "high_value": {
-                    "type": "object",
-                    "additionalProperties": False,
-                    "required": ["tiers"],
-                    "properties": {
-                        "tiers": {"type": "array", "items": {"type": "string", "minLength": 1}, "uniqueItems": True},
-                        "amount_above": _MONEY,
-                    },
-                },
-            },
-        },
-        "context_packages": {
-            "type": "object",
-            "minProperties": 1,
-            "propertyNames": {"pattern": _NAME},
-            "additionalProperties": {
-                "type": "array",
-                "minItems": 1,
-                "uniqueItems": True,
-                "items": {"enum": list(CONTEXT_FIELDS)},
-            },
-        },
-        "exception_categories": {
-            "type": "object",
-            "propertyNames": {"pattern": _NAME},
-            "additionalProperties": {
-                "type": "object",
-                "additionalProperties": False,
-                "required": ["reason", "detail", "queue", "priority", "intents", "description"],
-                "properties": {
-                    "reason": {"enum": list(REASONS)},
-                    "detail": {"type": "string", "pattern": _NAME},
-                    "queue": {"type": "string", "pattern": _NAME},
-                    "priority": {"enum": list(PRIORITIES)},
-                    "intents": _INTENT_LIST,
-                    "amount_above": _MONEY,
-                    "unrated_detail": {"type": "string", "pattern": _NAME},
-                    "phrases": _PHRASES,
-                    "patterns": _PATTERNS,
-                    "description": {"type": "string", "minLength": 1},
-                },
-            },
-        },
-        "intents": {
-            "type": "object",
-            "minProperties": 1,
-            "propertyNames": {"pattern": _NAME},
-            "additionalProperties": {
-                "type": "object",
-                "additionalProperties": False,
-                "required": ["ai_may", "queue", "description"],
-                "properties": {
-                    "ai_may": {"enum": list(AI_MAY)},
-                    "thresholds": _THRESHOLDS,
-                    "queue": {"type": "string", "pattern": _NAME},
-                    "context_package": {"type": "string"},
-                    "sla_minutes": {"type": "integer", "minimum": 1},
-                    "priority": {"enum": list(PRIORITIES)},
-                    "exceptions": {"type": "array", "items": {"type": "string"}, "uniqueItems": True},
-                    "collect": {"type": "array", "minItems": 1, "items": {"enum": list(COLLECT_FIELDS)},
-                                "uniqueItems": True},
-                    "reason": {"enum": list(REASONS)},
-                    "detail": {"type": "string", "pattern": _NAME},
-                    "description": {"type": "string", "minLength": 1},
-                },
-            },
-        },
-    },
-}
-
-
-EXTERNAL_PREFIX = "EXTERNAL_"
-"""Intents the hub triggers (expert replies, hand-backs): answered by rules, never routed, no matrix row."""
-
-
-def is_external(intent: Optional[str]) -> bool:
-    return bool(intent) and intent.startswith(EXTERNAL_PREFIX)
-
-
-def base_intent(intent: str) -> str:
-    """``product_question/warranty`` -> ``product_question``: retrieval intents share their base row."""
-    return intent.split("/", 1)[0]
-
-
-def priority_rank(priority: str) -> int:
-    """0 for ``low`` up to 3 for ``urgent``; unknown priorities rank as ``normal``."""
-    return PRIORITIES.index(priority) if priority in PRIORITIES else PRIORITIES.index("normal")
-
-
-def raise_priority(priority: str, levels: int = 1) -> str:
-    """One level more urgent (``urgent`` stays ``urgent``)."""
-    return PRIORITIES[min(priority_rank(priority) + levels, len(PRIORITIES) - 1)]
-
-
-@dataclass(frozen=True)
-class Money:
-    value: float
-    currency: str
-
-
-@dataclass(frozen=True)
-class Thresholds:
-    """Confidence tiers: ``>= high`` the AI answers, ``< low`` it escalates, in between it drafts."""
-
-    high: float
-    low: float
-    basis: Optional[str] = None
-
-    def tier(self, confidence: float) -> str:
-        """``high``, ``medium`` or ``low`` for an NLU confidence."""
-        if confidence >= self.high:
-            return "high"
-        if confidence < self.low:
-            return "low"
-        return "medium"
-
-
-@dataclass(frozen=True)
-class Defaults:
-    thresholds: Thresholds
-    ai_may: str
-    queue: str
-    sla_minutes: int
-    priority: str
-    context_package: str
-
-
-@dataclass(frozen=True)
-class ExplicitRequestTrigger:
-    """A request for a person: the classifier route (``intents`` at ``min_confidence`` or more)
-    or the rule route (``phrases`` / ``patterns``, vetoed by overlapping ``not_phrases``)."""
-
-    intents: Tuple[str, ...]
-    min_confidence: float = DEFAULT_MIN_CONFIDENCE
-    phrases: Tuple[str, ...] = ()
-    patterns: Tuple[TokenPattern, ...] = ()
-    not_phrases: Tuple[str, ...] = ()
-
-    def signal_spec(self) -> SignalSpec:
-        return SignalSpec(EXPLICIT_REQUEST, self.phrases, self.patterns, self.not_phrases)
-
-
-@dataclass(frozen=True)
-class NoConvergenceTrigger:
-    """Same intent for ``same_intent_turns`` turns with Q/A overlap >= ``overlap``, or a rejection intent."""
-
-    same_intent_turns: int
-    overlap: float
-    rejection_intents: Tuple[str, ...]
-
-
-@dataclass(frozen=True)
-class SentimentTrigger:
-    """Escalate when sentiment polarity (-1..1) is at or below ``negative_below`` or frustration repeats."""
-
-    negative_below: float
-    frustration_intents: Tuple[str, ...]
-    frustration_repeats: int
-
-
-@dataclass(frozen=True)
-class HighValueTrigger:
-    tiers: Tuple[str, ...]
-    amount_above: Optional[Money] = None
-    limit_eur: Optional[float] = None
-
-
-@dataclass(frozen=True)
-class Triggers:
-    explicit_request: ExplicitRequestTrigger
-    no_convergence: NoConvergenceTrigger
-    sentiment: SentimentTrigger
-    high_value: HighValueTrigger
-
-
-@dataclass(frozen=True)
-class ExceptionCategory:
-    """A case that always escalates, whatever the confidence. Two routes, either one enough:
-
-    - classifier route: the message's intent is one of ``intents`` and, when ``amount_above``
-      is set, the amount (in EUR) is above ``limit_eur``; an amount in a currency without a
-      rate cannot be compared, so it fires too, with ``unrated_detail`` instead of ``detail``
-      (fail closed; set whenever ``amount_above`` is, default `UNRATED_CURRENCY`);
-    - rule route: the NLU signal detector found one of ``phrases`` / ``patterns`` (a signal
-      named after the category) in any message, whatever its intent.
-    """
-
-    name: str
-    reason: str
-    detail: str
-    queue: str
-    priority: str
-    intents: Tuple[str, ...]
-    description: str
-    amount_above: Optional[Money] = None
-    limit_eur: Optional[float] = None
-    phrases: Tuple[str, ...] = ()
-    patterns: Tuple[TokenPattern, ...] = ()
-    line: Optional[int] = None
-    unrated_detail: Optional[str] = None
-
-    def __post_init__(self) -> None:
-        if self.amount_above is not None and not self.unrated_detail:
-            object.__setattr__(self, "unrated_detail", UNRATED_CURRENCY)  # a money limit always fails closed
-
-    @property
-    def has_rule_route(self) -> bool:
-        return bool(self.phrases or self.patterns)
-
-    @property
-    def details(self) -> Tuple[str, ...]:
-        """Every ``escalation_detail`` the category can set: ``detail``, then ``unrated_detail`` if any."""
-        return (self.detail,) + ((self.unrated_detail,) if self.unrated_detail else ())
-
-    def names(self, intent: Optional[str]) -> bool:
-        """Whether the classifier route covers the intent (retrieval sub-intents by their base)."""
-        return bool(intent) and base_intent(intent) in self.intents
-
-    def matches(self, intent: Optional[str], amount_eur: Optional[float] = None) -> bool:
-        """The classifier route: the intent is one of the category's and the amount rule, if any, holds."""
-        if not self.names(intent):
-            return False
-        if self.limit_eur is None:
-            return True
-        return amount_eur is not None and amount_eur > self.limit_eur
-
-    def fails_closed(self, intent: Optional[str]) -> bool:
-        """The classifier route for an amount whose currency has no rate: the category has a money limit
-        and covers the intent, so the unconvertible amount escalates with ``unrated_detail``."""
-        return self.limit_eur is not None and self.unrated_detail is not None and self.names(intent)
-
-    def signal_spec(self) -> SignalSpec:
-        return SignalSpec(self.name, self.phrases, self.patterns)
-
-
-@dataclass(frozen=True)
-class IntentRow:
-    """One matrix row with defaults already applied."""
-
-    intent: str
-    ai_may: str
-    thresholds: Thresholds
-    queue: str
-    context_package: str
-    sla_minutes: int
-    priority: str
-    exceptions: Tuple[str, ...]
-    description: str
-    reason: Optional[str] = None
-    detail: Optional[str] = None
-    line: Optional[int] = None
-    collect: Tuple[str, ...] = ()
-    """``collect_then_route``: the fields collected (by the form `collect.form_name(intent)`) before routing."""
-
-    @property
-    def form(self) -> Optional[str]:
-        """The form that collects this row's fields (None unless the row is ``collect_then_route``)."""
-        return form_name(self.intent) if self.ai_may == "collect_then_route" else None
-
-    @property
-    def route_reason(self) -> Optional[str]:
-        """The escalation reason when the row itself routes (never / collect_then_route / draft)."""
-        if self.ai_may == "answer":
-            return None
-        return self.reason or "policy_action"
-
-
-@dataclass(frozen=True)
-class EscalationMatrix:
-    path: str
-    version: int
-    defaults: Defaults
-    currency_rates: Mapping[str, float]
-    triggers: Triggers
-    context_packages: Mapping[str, Tuple[str, ...]]
-    categories: Mapping[str, ExceptionCategory]
-    rows: Mapping[str, IntentRow]
-    source: Optional[YamlSource] = field(default=None, compare=False, repr=False)
-    hand_back_minutes: int = DEFAULT_HAND_BACK_MINUTES
-    """How long a hand-back's limits (and the AI's leave to cite the resolution) last."""
-
-    def collect_rows(self) -> List[IntentRow]:
-        """The ``collect_then_route`` rows, in file order."""
-        return [row for row in self.rows.values() if row.ai_may == "collect_then_route"]
-
-    @property
-    def intents(self) -> List[str]:
-        return list(self.rows)
-
-    def has_row(self, intent: str) -> bool:
-        return base_intent(intent) in self.rows
-
-    def row(self, intent: str) -> IntentRow:
-        """The row for ``intent`` (retrieval sub-intents use their base row); defaults when missing."""
-        name = base_intent(intent)
-        if name in self.rows:
-            return self.rows[name]
-        d = self.defaults
-        return IntentRow(
-            intent=name,
-            ai_may=d.ai_may,
-            thresholds=d.thresholds,
-            queue=d.queue,
-            context_package=d.context_package,
-            sla_minutes=d.sla_minutes,
-            priority=d.priority,
-            exceptions=(),
-            description="no matrix row: defaults apply",
-        )
-
-    def thresholds(self, intent: str) -> Thresholds:
-        return self.row(intent).thresholds
-
-    def context_fields(self, intent: str) -> Tuple[str, ...]:
-        return self.context_packages[self.row(intent).context_package]
-
-    def categories_for(self, intent: str) -> List[ExceptionCategory]:
-        """Exception categories whose classifier route names the intent, in the row's order."""
-        return [self.categories[name] for name in self.row(intent).exceptions]
-
-    def matching_categories(
-        self, intent: str, amount: Optional[float] = None, currency: Optional[str] = None
-    ) -> List[ExceptionCategory]:
-        """Categories the classifier route fires for this intent and amount (in ``currency``, default EUR).
-        An amount in a currency without a rate fires every category with a money limit (fail closed)."""
-        if amount is not None and not self.has_rate(currency or "EUR"):
-            return [c for c in self.categories_for(intent) if c.fails_closed(intent) or c.matches(intent)]
-        amount_eur = None if amount is None else self.to_eur(amount, currency or "EUR")
-        return [c for c in self.categories_for(intent) if c.matches(intent, amount_eur)]
-
-    def category_row(self, category: ExceptionCategory) -> IntentRow:
-        """The row a category's escalation borrows its SLA and context package from: its first intent's."""
-        return self.row(category.intents[0]) if category.intents else self.row("")
-
-    def signal_specs(self) -> List[SignalSpec]:
-        """What the NLU signal detector looks for: `explicit_request` first, then each category with phrases
-        or patterns, in file order. A detected signal carries the spec's name."""
-        specs = [self.triggers.explicit_request.signal_spec()]
-        specs += [c.signal_spec() for c in self.categories.values() if c.has_rule_route]
-        return specs
-
-    def referenced_intents(self) -> Dict[str, Tuple[str, ...]]:
-        """Every intent the triggers and categories name, by where they name it (``triggers.explicit_request.intents``)."""
-        t = self.triggers
-        refs: Dict[str, Tuple[str, ...]] = {
-            "triggers.explicit_request.intents": t.explicit_request.intents,
-            "triggers.no_convergence.rejection_intents": t.no_convergence.rejection_intents,
-            "triggers.sentiment.frustration_intents": t.sentiment.frustration_intents,
-        }
-        for name, category in self.categories.items():
-            refs[f"exception_categories.{name}.intents"] = category.intents
-        return refs
-
-    def detail_codes(self) -> Tuple[str, ...]:
-        """Every ``escalation_detail`` an exception category can set, in file order, without repeats."""
-        return tuple(dict.fromkeys(d for c in self.categories.values() for d in c.details))
-
-    def has_rate(self, currency: Optional[str]) -> bool:
-        """Whether ``currency_rates`` converts the currency (an ISO code, any case) to EUR."""
-        return isinstance(currency, str) and currency.strip().upper() in self.currency_rates
-
-    def to_eur(self, amount: float, currency: str) -> float:
-        code = currency.strip().upper()
-        if code not in self.currency_rates:
-            raise ValueError(f"no EUR rate for currency {currency!r} in {self.path}")
-        return float(amount) * self.currency_rates[code]
-
-
-def load_matrix(path: PathLike) -> EscalationMatrix:
-    """Load and check escalation.yml; raises `MatrixError` listing every problem with its line."""
+def load_matrix(path: PathLike, signals: Optional[PathLike] = None) -> EscalationMatrix:
+    """Load and check escalation.yml and its signals file (``signals``: that file, instead of the one the
+    matrix names); raises `MatrixError` listing every problem with its file and line."""
     source = read_yaml(path)
     if source.problems:
         raise MatrixError(source.problems)
     schema_problems = check_schema(source, SCHEMA)
     if schema_problems:
         raise MatrixError(schema_problems)
-    matrix = _build(source)
-    _check(matrix, source)
-    if source.problems:
-        raise MatrixError(source.problems)
+    signals_source = read_yaml(signals) if signals is not None else _signals_source(source)
+    if signals_source is not None:
+        if signals_source.problems:
+            raise MatrixError(signals_source.problems)
+        schema_problems = check_schema(signals_source, SIGNALS_SCHEMA)
+        if schema_problems:
+            raise MatrixError(schema_problems)
+    matrix = _build(source, signals_source)
+    _check(matrix, source, signals_source)
+    problems = source.problems + (signals_source.problems if signals_source is not None else [])
+    if problems:
+        raise MatrixError(problems)
     return matrix
+
+
+def signals_file(matrix_path: PathLike, named: Any = None) -> Optional[Path]:
+    """The signals file of the matrix at ``matrix_path``: the one it names (``signals:``, relative to the
+    matrix), else ``signals.yml`` next to it when that exists; None when there is none. ``named``: the
+    ``signals`` value, when the caller has read the matrix already."""
+    base = Path(matrix_path).parent
+    if named is None:
+        data = read_yaml(matrix_path).data
+        named = data.get("signals") if isinstance(data, Mapping) else None
+    if named is None:
+        default = base / DEFAULT_SIGNALS
+        return default if default.exists() else None
+    path = Path(str(named)).expanduser()
+    return path if path.is_absolute() else base / path
+
+
+def _signals_source(source: YamlSource) -> Optional[YamlSource]:
+    path = signals_file(source.path, source.data.get("signals") if source.data.get("signals") is not None else None)
+    return read_yaml(path) if path is not None else None
 
 
 def _money(data: Optional[Mapping[str, Any]]) -> Optional[Money]:
@@ -559,7 +128,7 @@ def _thresholds(data: Mapping[str, Any], fallback: Optional[Thresholds] = None) 
     high = data.get("high", fallback.high if fallback else None)
     low = data.get("low", fallback.low if fallback else None)
     basis = data.get("basis", fallback.basis if fallback else None)
-    return Thresholds(float(high), float(low), basis)
+    return Thresholds(float(high), float(low), basis)  # type: ignore[arg-type]  # the schema requires both
 
 
 def _line(source: YamlSource, keys: Tuple[str, ...]) -> int:
@@ -586,8 +155,30 @@ def _patterns(source: YamlSource, keys: Tuple[str, ...], data: Mapping[str, Any]
     return tuple(patterns)
 
 
-def _build(source: YamlSource) -> EscalationMatrix:
+class _Signals:
+    """The phrases / patterns / not-phrases of each signal in the signals file (empty without one)."""
+
+    def __init__(self, source: Optional[YamlSource]) -> None:
+        self.source = source
+        self.data: Mapping[str, Any] = {
+            str(k): v for k, v in ((source.data or {}) if source is not None else {}).items() if k != "version"
+        }
+
+    def get(self, name: str) -> Mapping[str, Any]:
+        return self.data.get(name) or {}
+
+    def phrases(self, name: str, key: str = "phrases") -> Tuple[str, ...]:
+        return _phrases(self.get(name), key)
+
+    def patterns(self, name: str) -> Tuple[TokenPattern, ...]:
+        if self.source is None or name not in self.data:
+            return ()
+        return _patterns(self.source, (name,), self.get(name))
+
+
+def _build(source: YamlSource, signals_source: Optional[YamlSource] = None) -> EscalationMatrix:
     data = source.data
+    signals = _Signals(signals_source)
     d = data["defaults"]
     defaults = Defaults(
         thresholds=_thresholds(d["thresholds"]),
@@ -605,9 +196,9 @@ def _build(source: YamlSource) -> EscalationMatrix:
         explicit_request=ExplicitRequestTrigger(
             intents=tuple(e["intents"]),
             min_confidence=float(e.get("min_confidence", DEFAULT_MIN_CONFIDENCE)),
-            phrases=_phrases(e, "phrases"),
-            patterns=_patterns(source, ("triggers", "explicit_request"), e),
-            not_phrases=_phrases(e, "not_phrases"),
+            phrases=signals.phrases(EXPLICIT_REQUEST),
+            patterns=signals.patterns(EXPLICIT_REQUEST),
+            not_phrases=signals.phrases(EXPLICIT_REQUEST, "not_phrases"),
         ),
         no_convergence=NoConvergenceTrigger(
             same_intent_turns=int(t["no_convergence"]["same_intent_turns"]),
@@ -640,27 +231,32 @@ def _build(source: YamlSource) -> EscalationMatrix:
             description=str(c["description"]).strip(),
             amount_above=amount,
             limit_eur=_limit_eur(source, keys + ("amount_above",), amount, rates),
-            phrases=_phrases(c, "phrases"),
-            patterns=_patterns(source, keys, c),
+            phrases=signals.phrases(name),
+            patterns=signals.patterns(name),
             line=_line(source, keys),
             unrated_detail=c.get("unrated_detail"),
+            label=" ".join(str(c.get("label") or "").split()),
         )
     rows: Dict[str, IntentRow] = {}
     for intent, r in data["intents"].items():
+        ai_may = r["ai_may"]
+        exceptions = tuple(name for name, c in categories.items() if intent in c.intents)
+        reason, detail, derived_from = _derived_reason(intent, ai_may, triggers, categories, exceptions)
         rows[intent] = IntentRow(
             intent=intent,
-            ai_may=r["ai_may"],
+            ai_may=ai_may,
             thresholds=_thresholds(r.get("thresholds", {}), defaults.thresholds),
             queue=r["queue"],
             context_package=r.get("context_package", defaults.context_package),
             sla_minutes=int(r.get("sla_minutes", defaults.sla_minutes)),
             priority=r.get("priority", defaults.priority),
-            exceptions=tuple(r.get("exceptions", ())),
+            exceptions=exceptions,
             description=str(r["description"]).strip(),
-            reason=r.get("reason"),
-            detail=r.get("detail"),
+            reason=reason if derived_from else r.get("reason"),
+            detail=detail if derived_from else r.get("detail"),
             line=_line(source, ("intents", intent)),
             collect=tuple(r.get("collect", ())),
+            derived_from=derived_from,
         )
     return EscalationMatrix(
         path=source.path,
@@ -672,12 +268,46 @@ def _build(source: YamlSource) -> EscalationMatrix:
         categories=categories,
         rows=rows,
         source=source,
-        hand_back_minutes=int((data.get("hand_back") or {}).get("expires_after_minutes", DEFAULT_HAND_BACK_MINUTES)),
+        hand_back=_hand_back(data),
+        signals_path=signals_source.path if signals_source is not None else None,
     )
 
 
-def _check(m: EscalationMatrix, source: YamlSource) -> None:
-    """Consistency checks inside escalation.yml (cross-file checks live in `validate`)."""
+def _derived_reason(
+    intent: str, ai_may: str, triggers: Triggers, categories: Mapping[str, ExceptionCategory], exceptions: Tuple[str, ...]
+) -> Tuple[Optional[str], Optional[str], Optional[str]]:
+    """``(reason, detail, from where)`` for a row whose routing reason follows from elsewhere in the matrix:
+    a request-for-a-person intent (explicit_request), a rejection intent (no_convergence), or a row that
+    never answers and that a category without a money limit names (that category's reason and detail)."""
+    if intent in triggers.explicit_request.intents:
+        return "explicit_request", None, "triggers.explicit_request.intents"
+    if intent in triggers.no_convergence.rejection_intents:
+        return "no_convergence", None, "triggers.no_convergence.rejection_intents"
+    if ai_may == "never":
+        for name in exceptions:
+            category = categories[name]
+            if category.amount_above is None:
+                return category.reason, category.detail, f"exception_categories.{name}"
+    return None, None, None
+
+
+def _hand_back(data: Mapping[str, Any]) -> HandBack:
+    h = data.get("hand_back") or {}
+    followups = {
+        str(name): Followup(str(name), " ".join(str(f["label"]).split()), tuple(f["intents"]),
+                            tuple(str(a) for a in f.get("aliases") or ()))
+        for name, f in (h.get("followups") or {}).items()
+    }
+    kwargs: Dict[str, Any] = {"followups": followups, "always_allowed": tuple(h.get("always_allowed") or ())}
+    if "expires_after_minutes" in h:
+        kwargs["expires_after_minutes"] = int(h["expires_after_minutes"])
+    waiting = (data.get("while_waiting") or {}).get("answers")
+    return HandBack(**kwargs, while_waiting=str(waiting) if waiting else None)
+
+
+def _check(m: EscalationMatrix, source: YamlSource, signals: Optional[YamlSource] = None) -> None:
+    """Consistency checks inside escalation.yml and its signals file (checks against domain.yml and
+    experts.yml live in `validate`)."""
     t = m.defaults.thresholds
     if t.low > t.high:
         message = f"defaults.thresholds: low {t.low:.2f} is above high {t.high:.2f}"
@@ -696,12 +326,9 @@ def _check(m: EscalationMatrix, source: YamlSource) -> None:
         for i, intent in enumerate(intents):
             if intent not in m.rows:
                 source.add(keys + (i,), f"{'.'.join(keys)}: intent {intent!r} has no row in intents")
-    explicit = m.triggers.explicit_request
-    vetoed = {p.lower() for p in explicit.not_phrases}
-    for i, phrase in enumerate(explicit.phrases):
-        if phrase.lower() in vetoed:
-            message = f"triggers.explicit_request.phrases[{i}]: {phrase!r} is also in not_phrases"
-            source.add(("triggers", "explicit_request", "phrases", i), message)
+    _check_hand_back(m, source)
+    if signals is not None:
+        _check_signals(m, signals)
     for name, category in m.categories.items():
         _check_category(m, source, name, category)
     for intent, row in m.rows.items():
@@ -713,8 +340,9 @@ def _check_category(m: EscalationMatrix, source: YamlSource, name: str, category
     if name == EXPLICIT_REQUEST or name.startswith("not_") or name == NOT_EXPLICIT_REQUEST:
         message = f"exception_categories.{name}: reserved name (signals are named explicit_request, not_<name>)"
         source.add(keys, message, at_key=True)
-    if not category.intents and not (source.get(keys).get("phrases") or source.get(keys).get("patterns")):
-        message = f"exception_categories.{name}: no route: list intents (classifier route) or phrases / patterns (rule route)"
+    if not category.intents and not category.has_rule_route:
+        message = (f"exception_categories.{name}: no route: list intents (classifier route) or give it phrases / "
+                   f"patterns in the signals file (rule route)")
         source.add(keys, message, at_key=True)
     if category.amount_above is not None and not category.intents:
         message = f"exception_categories.{name}.amount_above: applies to the classifier route, which needs intents"
@@ -733,9 +361,6 @@ def _check_category(m: EscalationMatrix, source: YamlSource, name: str, category
         where = keys + ("intents", i)
         if intent not in m.rows:
             source.add(where, f"exception category {name!r}: intent {intent!r} has no row in intents")
-        elif name not in m.rows[intent].exceptions:
-            message = f"exception category {name!r} applies to {intent!r}, but that row does not list it"
-            source.add(where, message)
 
 
 def _check_row(m: EscalationMatrix, source: YamlSource, intent: str, row: IntentRow) -> None:
@@ -749,14 +374,18 @@ def _check_row(m: EscalationMatrix, source: YamlSource, intent: str, row: Intent
         )
     if row.context_package not in m.context_packages:
         source.add(keys + ("context_package",), f"intents.{intent}: unknown context package {row.context_package!r}")
-    for i, name in enumerate(row.exceptions):
-        if name not in m.categories:
-            known = ", ".join(sorted(m.categories)) or "none"
-            message = f"intents.{intent}: unknown exception category {name!r} (known: {known})"
-            source.add(keys + ("exceptions", i), message)
-        elif intent not in m.categories[name].intents:
-            message = f"intents.{intent}: exception category {name!r} does not list {intent!r} in its intents"
-            source.add(keys + ("exceptions", i), message)
+    entered = source.get(keys)
+    if "exceptions" in entered:
+        named = ", ".join(row.exceptions) or "none"
+        message = (f"intents.{intent}.exceptions: {DERIVED_ROW_KEYS_NOTE} (here: {named}); remove it, and "
+                   f"add the intent to a category's `intents` to make it escalate")
+        source.add(keys + ("exceptions",), message, at_key=True)
+    if row.derived_from:
+        for key in ("reason", "detail"):
+            if key in entered:
+                message = (f"intents.{intent}.{key}: derived from {row.derived_from} ({row.reason}"
+                           f"{' / ' + row.detail if row.detail else ''}); remove it (one fact, one place)")
+                source.add(keys + (key,), message, at_key=True)
     if row.ai_may == "collect_then_route" and not row.collect:
         message = f"intents.{intent}: ai_may collect_then_route needs `collect` (the fields to collect: {', '.join(COLLECT_FIELDS)})"
         source.add(keys + ("ai_may",), message)
@@ -767,3 +396,47 @@ def _check_row(m: EscalationMatrix, source: YamlSource, intent: str, row: Intent
         field_name = "reason" if row.reason else "detail"
         message = f"intents.{intent}: {field_name} only applies to rows that route (ai_may is 'answer')"
         source.add(keys + (field_name,), message)
+
+
+def _check_hand_back(m: EscalationMatrix, source: YamlSource) -> None:
+    """Every intent the hand-back rules name has a row; ``while_waiting.answers`` is a follow-up type."""
+    h = m.hand_back
+    for i, intent in enumerate(h.always_allowed):
+        if intent not in m.rows:
+            source.add(("hand_back", "always_allowed", i), f"hand_back.always_allowed: intent {intent!r} has no row in intents")
+    for name, followup in h.followups.items():
+        for i, intent in enumerate(followup.intents):
+            if intent not in m.rows:
+                where = ("hand_back", "followups", name, "intents", i)
+                source.add(where, f"hand_back.followups.{name}: intent {intent!r} has no row in intents")
+    owner: Dict[str, str] = {name.replace("_", " "): name for name in h.followups}
+    for name, followup in h.followups.items():
+        for i, alias in enumerate(followup.aliases):
+            if owner.get(alias, name) != name:
+                message = f"hand_back.followups.{name}.aliases: {alias!r} already means {owner[alias]!r}"
+                source.add(("hand_back", "followups", name, "aliases", i), message)
+            owner.setdefault(alias, name)
+    if h.while_waiting is not None and h.while_waiting not in h.followups:
+        known = ", ".join(h.followups) or "none"
+        message = f"while_waiting.answers: unknown follow-up type {h.while_waiting!r} (hand_back.followups: {known})"
+        source.add(("while_waiting", "answers"), message)
+
+
+def _check_signals(m: EscalationMatrix, signals: YamlSource) -> None:
+    """Each signal is the explicit-request trigger or an exception category; only the explicit request
+    has not-phrases; a phrase is not also a not-phrase."""
+    known = (EXPLICIT_REQUEST, *m.categories)
+    for name, entry in (signals.data or {}).items():
+        if name == "version":
+            continue
+        if name not in known:
+            message = (f"{name}: unknown signal (signals are explicit_request and the exception categories of "
+                       f"{m.path}: {', '.join(m.categories)})")
+            signals.add((name,), message, at_key=True)
+        elif name != EXPLICIT_REQUEST and "not_phrases" in (entry or {}):
+            signals.add((name, "not_phrases"), f"{name}.not_phrases: only explicit_request has not-phrases", at_key=True)
+    explicit = m.triggers.explicit_request
+    vetoed = {p.lower() for p in explicit.not_phrases}
+    for i, phrase in enumerate(explicit.phrases):
+        if phrase.lower() in vetoed:
+            signals.add((EXPLICIT_REQUEST, "phrases", i), f"explicit_request.phrases[{i}]: {phrase!r} is also in not_phrases")

@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 
@@ -57,8 +57,9 @@ def domain_forms(domain_path: PathLike) -> Dict[str, List[str]]:
     return forms
 
 
-def _form_problems(matrix: EscalationMatrix, forms: Dict[str, List[str]]) -> List[Problem]:
-    """A collect_then_route row needs the form `collect_<intent>` with exactly its `collect` fields."""
+def _form_problems(matrix: EscalationMatrix, forms: Mapping[str, Sequence[str]]) -> List[Problem]:
+    """A collect_then_route row needs the form `collect_<intent>` with exactly its `collect` fields
+    (a form listed without slots is checked by name only)."""
     problems: List[Problem] = []
     assert matrix.source is not None
     for row in matrix.collect_rows():
@@ -66,10 +67,47 @@ def _form_problems(matrix: EscalationMatrix, forms: Dict[str, List[str]]) -> Lis
         if row.form not in forms:
             message = f"intents.{row.intent}.collect: the domain has no form {row.form!r} to collect {list(row.collect)}"
             problems.append(matrix.source.problem(keys, message, at_key=True))
-        elif forms[row.form] != list(row.collect):
+        elif forms[row.form] and list(forms[row.form]) != list(row.collect):
             message = (f"intents.{row.intent}.collect: {list(row.collect)}, but the domain's form {row.form!r} "
-                       f"requires {forms[row.form]}")
+                       f"requires {list(forms[row.form])}")
             problems.append(matrix.source.problem(keys, message, at_key=True))
+    return problems
+
+
+def domain_problems(
+    matrix: EscalationMatrix,
+    intents: Mapping[str, Located],
+    forms: Optional[Mapping[str, Sequence[str]]] = None,
+    *,
+    need_no_row: Sequence[str] = (),
+) -> List[Problem]:
+    """The matrix against a Rasa domain: every domain intent has a row (EXTERNAL_ ones excepted), every row
+    and every intent the matrix names elsewhere (triggers, categories, hand-back) is a domain intent, and
+    each collect_then_route row has its form. The one check, used by `validate-matrix` (intents with
+    where they are declared) and by the routing policy at training time (`backline.rasa.routing_policy`;
+    Rasa prunes form slots from the domain it gives policies, so there forms are checked by name).
+    ``need_no_row``: domain intents that may lack a row (Rasa's own default intents)."""
+    problems: List[Problem] = []
+    src = matrix.source
+    if src is None:
+        return problems
+    for intent, (path, line) in intents.items():
+        if intent not in matrix.rows and not is_external(intent) and intent not in need_no_row:
+            where = f"{path}:{line}" if line else path
+            message = f"intents: domain intent {intent!r} ({where}) has no row"
+            problems.append(src.problem(("intents",), message, at_key=True))
+    for intent in matrix.rows:
+        if intent not in intents:
+            message = f"intents.{intent}: not an intent of the domain"
+            problems.append(src.problem(("intents", intent), message, at_key=True))
+    for owner, names in matrix.referenced_intents().items():
+        keys: Tuple[Union[str, int], ...] = tuple(owner.split("."))
+        for i, intent in enumerate(names):
+            if intent not in intents:
+                message = f"{owner}: intent {intent!r} is not an intent of the domain"
+                problems.append(src.problem(keys + (i,), message))
+    if forms is not None:
+        problems.extend(_form_problems(matrix, forms))
     return problems
 
 
@@ -100,20 +138,7 @@ def _check(
         return problems
     src = matrix.source
     if intents is not None:
-        for intent, (path, line) in intents.items():
-            if intent not in matrix.rows and not is_external(intent):
-                where = f"{path}:{line}" if line else path
-                message = f"intents: domain intent {intent!r} ({where}) has no row"
-                problems.append(src.problem(("intents",), message, at_key=True))
-        for intent in matrix.rows:
-            if intent not in intents:
-                message = f"intents.{intent}: not an intent of the domain"
-                problems.append(src.problem(("intents", intent), message, at_key=True))
-        for keys, names in _referenced(matrix):
-            for i, intent in enumerate(names):
-                if intent not in intents:
-                    message = f"{'.'.join(keys)}: intent {intent!r} is not an intent of the domain"
-                    problems.append(src.problem(keys + (i,), message))
+        problems.extend(domain_problems(matrix, intents))
     if experts is not None:
         known = ", ".join(sorted(experts.queues))
         uses: List[Tuple[Tuple[str, ...], str]] = [(("defaults", "queue"), matrix.defaults.queue)]
@@ -149,18 +174,6 @@ def currency_warnings(matrix: EscalationMatrix, currencies: Sequence[str] = CURR
             message += f": an amount in {code} cannot be converted to EUR"
         warnings.append(matrix.source.problem(("currency_rates",), message, at_key=True, severity=WARNING))
     return warnings
-
-
-def _referenced(matrix: EscalationMatrix) -> List[Tuple[Tuple[str, ...], Tuple[str, ...]]]:
-    """Intents named by the triggers and the exception categories, with the keys that name them."""
-    t = matrix.triggers
-    refs: List[Tuple[Tuple[str, ...], Tuple[str, ...]]] = [
-        (("triggers", "explicit_request", "intents"), t.explicit_request.intents),
-        (("triggers", "no_convergence", "rejection_intents"), t.no_convergence.rejection_intents),
-        (("triggers", "sentiment", "frustration_intents"), t.sentiment.frustration_intents),
-    ]
-    refs += [(("exception_categories", name, "intents"), c.intents) for name, c in matrix.categories.items()]
-    return refs
 
 
 def _run(

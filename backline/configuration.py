@@ -1,0 +1,54 @@
+"""The project's routing configuration, loaded once per process for the parts that are not handed a
+matrix or a directory: the escalation matrix (``$BACKLINE_MATRIX``, default escalation.yml in the
+project; its signals file comes with it) and the expert directory (``$BACKLINE_EXPERTS``, default
+experts.yml in the project).
+
+The Rasa components read the matrix named in config.yml; the hub and the action server read these.
+An invalid file raises its `ConfigError` (every problem with file:line) at first use.
+"""
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from pathlib import Path
+from typing import Mapping, Optional
+
+from backline.paths import PROJECT_ROOT
+from backline.routing.directory import ExpertDirectory, load_experts
+from backline.routing.handback import HandBack
+from backline.routing.matrix import EscalationMatrix, load_matrix
+
+ENV_MATRIX = "BACKLINE_MATRIX"
+ENV_EXPERTS = "BACKLINE_EXPERTS"
+DEFAULT_MATRIX = PROJECT_ROOT / "escalation.yml"
+DEFAULT_EXPERTS = PROJECT_ROOT / "experts.yml"
+
+
+def matrix_path(env: Optional[Mapping[str, str]] = None) -> Path:
+    env = os.environ if env is None else env
+    return Path(env.get(ENV_MATRIX) or DEFAULT_MATRIX)
+
+
+def experts_path(env: Optional[Mapping[str, str]] = None) -> Path:
+    env = os.environ if env is None else env
+    return Path(env.get(ENV_EXPERTS) or DEFAULT_EXPERTS)
+
+
+@lru_cache(maxsize=4)
+def _matrix(path: Path) -> EscalationMatrix:
+    return load_matrix(path)
+
+
+def matrix() -> EscalationMatrix:
+    """The configured escalation matrix (loaded once per path)."""
+    return _matrix(matrix_path())
+
+
+def hand_back() -> HandBack:
+    """The configured hand-back rules: follow-up types, their labels and intents, always-allowed intents."""
+    return matrix().hand_back
+
+
+def experts() -> ExpertDirectory:
+    """The configured expert directory (loaded afresh: it is small, and operators edit it)."""
+    return load_experts(experts_path())

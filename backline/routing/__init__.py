@@ -2,7 +2,6 @@
 
 Pure Python: nothing in this package imports Rasa (or spaCy).
 """
-from backline.routing.engine import Conversation, Decision, Parse, Turn, decide
 from backline.routing.directory import (
     Channel,
     ExpertDirectory,
@@ -13,6 +12,7 @@ from backline.routing.directory import (
     TimeRange,
     load_experts,
 )
+from backline.routing.engine import Conversation, Decision, Parse, Turn, decide
 from backline.routing.matrix import (
     AI_MAY,
     CONTEXT_FIELDS,

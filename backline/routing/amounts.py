@@ -9,7 +9,6 @@ from backline.routing.decision import Conversation, Parse, _number
 from backline.routing.matrix import EscalationMatrix, ExceptionCategory
 
 
-
 @dataclass(frozen=True)
 class _Amount:
     amount: float

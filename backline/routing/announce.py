@@ -32,6 +32,6 @@ def draft_answer(intent: str, responses: Mapping[str, Any], parse_data: Mapping[
     selector = (parse_data.get("response_selector") or {}).get(base) or {}
     picked = (selector.get("response") or {}).get("responses") or []
     if picked and picked[0].get("text"):
-        return picked[0]["text"]
+        return str(picked[0]["text"])
     variants = responses.get(f"utter_{base}") or []
     return variants[0].get("text") if variants else None

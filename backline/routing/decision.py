@@ -11,7 +11,7 @@ from typing import Any, Dict, FrozenSet, List, Mapping, Optional, Tuple
 
 from backline.routing.collect import form_name
 from backline.routing.matrix import base_intent
-from backline.routing.signals import EXPLICIT_REQUEST, NO_KNOWN_WORDS, Signal  # noqa: F401 (re-exported)
+from backline.routing.signals import EXPLICIT_REQUEST, Signal
 
 SILENT = "silent"
 HANDOFF = "handoff"
@@ -89,7 +89,7 @@ class Parse:
         if isinstance(sentiment, Mapping):
             sentiment = sentiment.get("compound")
         signals = tuple(
-            s if isinstance(s, Signal) else Signal.from_dict(s)
+            s if isinstance(s, Signal) else Signal.from_dict(dict(s))
             for s in data.get("signals") or ()
             if isinstance(s, (Signal, Mapping))
         )

@@ -50,13 +50,42 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from backline.routing.amounts import _Amount, _unrated_evidence, resolve_amounts
 from backline.routing.collect import collected, form_intent, form_name
-from backline.routing.decision import (  # noqa: F401  (ACTIONS and the inputs/output are re-exported)
-    ACTIONS, AI, ANSWER, ANSWER_WAITING, CLARIFY, COLLECT, CONSULT, FULL_CONTEXT, HANDED_BACK, HANDOFF, HUMAN,
-    NO_KNOWN_WORDS, SILENT, STOP_COLLECT, TELL_RESOLUTION, _MODE_FOR, Conversation, Decision, Parse, Turn, _base, _polarity,
-    _signal_evidence, _signals, _unit, jaccard, tokens, usable,
+from backline.routing.decision import (
+    _MODE_FOR,
+    ACTIONS,
+    AI,
+    ANSWER,
+    ANSWER_WAITING,
+    CLARIFY,
+    COLLECT,
+    CONSULT,
+    FULL_CONTEXT,
+    HANDED_BACK,
+    HANDOFF,
+    HUMAN,
+    SILENT,
+    STOP_COLLECT,
+    TELL_RESOLUTION,
+    Conversation,
+    Decision,
+    Parse,
+    Turn,
+    _base,
+    _polarity,
+    _signal_evidence,
+    _signals,
+    _unit,
+    jaccard,
+    tokens,
+    usable,
 )
 from backline.routing.matrix import EscalationMatrix, ExceptionCategory, IntentRow, priority_rank, raise_priority
-from backline.routing.signals import EXPLICIT_REQUEST, NOT_EXPLICIT_REQUEST, Signal
+
+__all__ = [  # the decision and its inputs / output (defined in backline.routing.decision)
+    "ACTIONS", "Conversation", "Decision", "Parse", "Turn", "decide", "handback_lapsed", "jaccard", "route_collected",
+    "tokens", "usable",
+]
+from backline.routing.signals import EXPLICIT_REQUEST, NO_KNOWN_WORDS, NOT_EXPLICIT_REQUEST, Signal
 
 # --- the decision -----------------------------------------------------------------------
 
@@ -265,7 +294,7 @@ def route_collected(intent: str, conversation: Conversation, matrix: EscalationM
     if sensitive is not None:
         return replace(sensitive, evidence=dict(ctx.evidence))
     reason, detail = row.route_reason, row.detail or "collected"
-    priority, modifiers = row.priority, ()
+    priority, modifiers = row.priority, ()  # type: Tuple[str, Tuple[str, ...]]
     high_value = _high_value(ctx)
     if high_value is not None:
         priority = raise_priority(row.priority)

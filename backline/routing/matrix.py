@@ -14,7 +14,7 @@ from typing import Any, Dict, List, Mapping, Optional, Tuple
 
 from backline.routing.collect import FIELDS as COLLECT_FIELDS
 from backline.routing.handback import Followup, HandBack
-from backline.routing.matrix_model import (  # noqa: F401  (re-exported: the matrix's public names)
+from backline.routing.matrix_model import (  # the matrix's public names, re-exported (__all__)
     DEFAULT_MIN_CONFIDENCE,
     EXTERNAL_PREFIX,
     Defaults,
@@ -33,7 +33,7 @@ from backline.routing.matrix_model import (  # noqa: F401  (re-exported: the mat
     priority_rank,
     raise_priority,
 )
-from backline.routing.matrix_schema import (  # noqa: F401  (re-exported)
+from backline.routing.matrix_schema import (  # re-exported (__all__)
     AI_MAY,
     CONTEXT_FIELDS,
     DERIVED_ROW_KEYS_NOTE,
@@ -58,6 +58,36 @@ from backline.routing.source import (
     dotted,
     read_yaml,
 )
+
+__all__ = [
+    "AI_MAY",
+    "CONTEXT_FIELDS",
+    "DEFAULT_MIN_CONFIDENCE",
+    "DEFAULT_SIGNALS",
+    "EXTERNAL_PREFIX",
+    "PRIORITIES",
+    "REASONS",
+    "SCHEMA",
+    "SIGNALS_SCHEMA",
+    "UNRATED_CURRENCY",
+    "Defaults",
+    "EscalationMatrix",
+    "ExceptionCategory",
+    "ExplicitRequestTrigger",
+    "HighValueTrigger",
+    "IntentRow",
+    "Money",
+    "NoConvergenceTrigger",
+    "SentimentTrigger",
+    "Thresholds",
+    "Triggers",
+    "base_intent",
+    "is_external",
+    "load_matrix",
+    "priority_rank",
+    "raise_priority",
+    "signals_file",
+]
 
 DEFAULT_SIGNALS = "signals.yml"
 """The signals file when escalation.yml does not name one (next to it)."""
@@ -128,7 +158,7 @@ def _thresholds(data: Mapping[str, Any], fallback: Optional[Thresholds] = None) 
     high = data.get("high", fallback.high if fallback else None)
     low = data.get("low", fallback.low if fallback else None)
     basis = data.get("basis", fallback.basis if fallback else None)
-    return Thresholds(float(high), float(low), basis)  # type: ignore[arg-type]  # the schema requires both
+    return Thresholds(float(high), float(low), basis)  # the schema requires both
 
 
 def _line(source: YamlSource, keys: Tuple[str, ...]) -> int:

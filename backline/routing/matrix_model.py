@@ -21,7 +21,7 @@ EXTERNAL_PREFIX = "EXTERNAL_"
 
 
 def is_external(intent: Optional[str]) -> bool:
-    return bool(intent) and intent.startswith(EXTERNAL_PREFIX)
+    return intent is not None and intent.startswith(EXTERNAL_PREFIX)
 
 
 def base_intent(intent: str) -> str:
@@ -165,7 +165,7 @@ class ExceptionCategory:
 
     def names(self, intent: Optional[str]) -> bool:
         """Whether the classifier route covers the intent (retrieval sub-intents by their base)."""
-        return bool(intent) and base_intent(intent) in self.intents
+        return intent is not None and base_intent(intent) in self.intents
 
     def matches(self, intent: Optional[str], amount_eur: Optional[float] = None) -> bool:
         """The classifier route: the intent is one of the category's and the amount rule, if any, holds."""

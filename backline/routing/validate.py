@@ -64,7 +64,7 @@ def _form_problems(matrix: EscalationMatrix, forms: Mapping[str, Sequence[str]])
     assert matrix.source is not None
     for row in matrix.collect_rows():
         keys = ("intents", row.intent, "collect")
-        if row.form not in forms:
+        if row.form is None or row.form not in forms:
             message = f"intents.{row.intent}.collect: the domain has no form {row.form!r} to collect {list(row.collect)}"
             problems.append(matrix.source.problem(keys, message, at_key=True))
         elif forms[row.form] and list(forms[row.form]) != list(row.collect):

@@ -809,6 +809,10 @@ def test_domain_without_intents_is_a_problem(tmp_path):
 # --- the validator: broken expert directories --------------------------------
 
 EXPERT_CASES = {
+    "a blank team name": (
+        [("    team: customer care\n", f"    team: '  '  {MARK}\n")],
+        "queues.support.team: '  ' does not match",
+    ),
     "unknown member": (
         [("    members: [ann, bob]", f"    members: [ann, bob, zoe]  {MARK}")],
         "queues.billing: unknown person 'zoe' in members",
@@ -1042,3 +1046,15 @@ def test_warnings_and_problems_print_in_line_order(tmp_path, capsys):
     assert numbers == sorted(numbers) and numbers[-1] == line
     assert lines[-1].startswith(f"{path}:{line}: intents.refund_request.queue: unknown queue 'warehouse'")
     assert captured.err == "escalation matrix: 1 problem(s), 12 warning(s)\n"
+
+
+def test_team_names_come_from_the_directory(experts):
+    """What customers hear ("our account security team") is experts.yml's, per queue."""
+    assert experts.team_name("security") == "account security"
+    assert experts.team_name("support") == "customer support"
+    assert experts.team_name("billing") == "billing"
+    assert experts.team_name(None) == "customer support"  # no queue yet: the support team
+    assert experts.team_name("warehouse") == "warehouse"  # not in the directory: its own name
+    small = load_experts(SMALL_EXPERTS)
+    assert (small.team_name("support"), small.team_name("legal"), small.team_name(None)) == (
+        "customer care", "legal", "customer care")  # legal sets no team: the queue's name

@@ -50,7 +50,7 @@ from backline import paths
 from backline.supervisor import EXIT_START_FAILED, EXIT_STOPPED, Child, StartupError, Supervisor, probe, redacted
 from backline.supervisor import log as supervisor_log
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
+PROJECT_ROOT = paths.PROJECT_ROOT
 BIN = Path(sys.executable).parent
 
 
@@ -61,8 +61,8 @@ def environment(base: Optional[Mapping[str, str]] = None) -> Dict[str, str]:
     env["RASA_TELEMETRY_ENABLED"] = "false"
     actions_port = env.setdefault("BACKLINE_ACTIONS_PORT", "5055")
     env.setdefault("BACKLINE_ACTION_ENDPOINT", f"http://localhost:{actions_port}/webhook")
-    env.setdefault("BACKLINE_TRACKER_DB", str(PROJECT_ROOT / "var" / "tracker.db"))
-    env.setdefault("BACKLINE_BUSINESS_DB_URL", f"sqlite:///{PROJECT_ROOT / 'var' / 'business.db'}")
+    env.setdefault("BACKLINE_TRACKER_DB", str(paths.VAR / "tracker.db"))
+    env.setdefault("BACKLINE_BUSINESS_DB_URL", f"sqlite:///{paths.VAR / 'business.db'}")
     env.setdefault("BACKLINE_RASA_PORT", "5005")
     env.setdefault("BACKLINE_HUB_PORT", "5006")
     env.setdefault("BACKLINE_HUB_URL", f"http://localhost:{env['BACKLINE_HUB_PORT']}")
@@ -114,7 +114,8 @@ def wait_until_up(url: str, process: subprocess.Popen, timeout: float) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise RuntimeError(f"{' '.join(map(str, process.args[:3]))} exited with {process.returncode}")
+            args = process.args if isinstance(process.args, (list, tuple)) else [process.args]
+            raise RuntimeError(f"{' '.join(map(str, args[:3]))} exited with {process.returncode}")
         try:
             with urllib.request.urlopen(url, timeout=2) as response:
                 if response.status == 200:

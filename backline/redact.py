@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import re
 import threading
-from typing import Any, Iterable, Mapping, Set
+from typing import Any, Iterable, Mapping, Optional, Set
 
 MASK = "***"
 _PATTERNS = (
@@ -85,7 +85,7 @@ class RedactingFilter(logging.Filter):
         return True
 
 
-def install_log_filter(logger: logging.Logger = None) -> None:
+def install_log_filter(logger: Optional[logging.Logger] = None) -> None:
     """Redact every record that reaches the root logger's handlers (and ``logger``'s, when given)."""
     targets = [logging.getLogger()] + ([logger] if logger is not None else [])
     for target in targets:

@@ -41,7 +41,7 @@ def load_family(path: Path) -> Dict[str, Any]:
 
 
 def _signals(parse: Mapping[str, Any]) -> List[str]:
-    return [s.get("name") for s in parse.get("signals") or () if isinstance(s, Mapping)]
+    return [str(s["name"]) for s in parse.get("signals") or () if isinstance(s, Mapping) and s.get("name")]
 
 
 def _intent(parse: Mapping[str, Any]) -> tuple:

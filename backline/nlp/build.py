@@ -9,10 +9,11 @@ from __future__ import annotations
 import argparse
 from collections import Counter
 from pathlib import Path
-from typing import List, Optional
+from typing import List, Optional, cast
 
 import spacy
 from spacy.language import Language
+from spacy.pipeline import EntityRuler
 
 from backline.nlp.patterns import all_patterns, load_products
 
@@ -30,7 +31,7 @@ def make_pipeline(products_path: Path) -> Language:
     def tokenize(text: str) -> List[str]:
         return [token.text for token in nlp.make_doc(text)]
 
-    ruler = nlp.add_pipe("entity_ruler", config={"validate": True, "overwrite_ents": True})
+    ruler = cast(EntityRuler, nlp.add_pipe("entity_ruler", config={"validate": True, "overwrite_ents": True}))
     ruler.add_patterns(all_patterns(products, tokenize))
     nlp.meta.update(
         name=PIPELINE_NAME,
@@ -64,7 +65,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         output = build_pipeline(args.products, args.output)
     except (OSError, ValueError) as error:
         parser.exit(1, f"build-spacy: {error}\n")
-    ruler = spacy.load(output).get_pipe("entity_ruler")
+    ruler = cast(EntityRuler, spacy.load(output).get_pipe("entity_ruler"))
     counts = Counter(pattern["label"] for pattern in ruler.patterns)
     products = {pattern.get("id") for pattern in ruler.patterns if pattern["label"] == "PRODUCT"}
     summary = ", ".join(f"{label} {count}" for label, count in sorted(counts.items()))

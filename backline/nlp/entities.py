@@ -88,10 +88,10 @@ def _from_ent(label: str, ent_id: str, span: Span, text: str) -> List[Dict[str, 
         narrowed = (span[0] + digits.start(), span[0] + digits.end())
         return [_entity(ORDER_ID, narrowed, digits.group())]
     if label == patterns.INVOICE_ID:
-        digits = "".join(_DIGIT.findall(raw))
-        if len(digits) != 8:
+        invoice_digits = "".join(_DIGIT.findall(raw))
+        if len(invoice_digits) != 8:
             return []
-        return [_entity(INVOICE_ID, span, f"INV-{digits[:4]}-{digits[4:]}")]
+        return [_entity(INVOICE_ID, span, f"INV-{invoice_digits[:4]}-{invoice_digits[4:]}")]
     if label == patterns.MONEY:
         money = parse_money(raw)
         return _money_entities(span, money) if money else []

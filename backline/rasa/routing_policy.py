@@ -234,6 +234,11 @@ class RoutingPolicy(Policy):
             matrix = _read_matrix(directory / MATRIX_FILE, signals if signals.is_file() else None)
         return cls(config, model_storage, resource, execution_context, matrix=matrix)
 
+    def _loaded(self) -> Tuple[EscalationMatrix, SignalDetector]:
+        if self.matrix is None or self.detector is None:
+            raise RoutingConfigError("RoutingPolicy has no escalation matrix: it predicts only once trained or loaded")
+        return self.matrix, self.detector
+
     def predict_action_probabilities(
         self,
         tracker: DialogueStateTracker,
@@ -241,6 +246,7 @@ class RoutingPolicy(Policy):
         rule_only_data: Optional[Dict[Text, Any]] = None,
         **kwargs: Any,
     ) -> PolicyPrediction:
+        matrix, detector = self._loaded()
         probabilities = self._default_predictions(domain)
         # RulePolicy predicts an active loop's happy path as a "no user" prediction, which
         # Rasa's ensemble ranks above all others: flagged alike, the higher priority wins.
@@ -257,7 +263,7 @@ class RoutingPolicy(Policy):
             probabilities[domain.index_for_action(UTTER_COLLECT_STOPPED)] = 1.0
             return self._prediction(probabilities)
         collected = form_intent(tracker.latest_action_name)
-        if collected and not in_loop and self.matrix.has_row(collected):
+        if collected and not in_loop and matrix.has_row(collected):
             return self._route_collected(collected, tracker, domain, probabilities)
         if tracker.latest_action_name != ACTION_LISTEN_NAME or not tracker.latest_message:
             return self._prediction(probabilities)
@@ -270,9 +276,9 @@ class RoutingPolicy(Policy):
             # Rasa's commands (/restart, /back, /session_start): RulePolicy runs their default actions.
             return self._prediction(probabilities)
         decision = decide(
-            _parse(tracker.latest_message, self.detector),
-            _conversation(tracker, turns[:-1], self.detector),
-            self.matrix,
+            _parse(tracker.latest_message, detector),
+            _conversation(tracker, turns[:-1], detector),
+            matrix,
         )
         record = decision.as_record()
         events: List[Event] = [SlotSet(ROUTING_SLOT, record)]
@@ -316,7 +322,8 @@ class RoutingPolicy(Policy):
     ) -> PolicyPrediction:
         """A collect form has just completed: route what it collected."""
         turns = conversation_turns(tracker)
-        decision = route_collected(intent, _conversation(tracker, turns, self.detector), self.matrix)
+        matrix, detector = self._loaded()
+        decision = route_collected(intent, _conversation(tracker, turns, detector), matrix)
         record = decision.as_record()
         action = ACTION_HANDOFF if decision.action == "handoff" else ACTION_ROUTE_COLLECTED
         probabilities[domain.index_for_action(action)] = 1.0

@@ -112,7 +112,8 @@ class SignalDetectorComponent(SpacyDocAnnotator):
             self._detector = self._compile(nlp)
         return self._detector
 
-    def process(self, messages: List[Message], model: SpacyModel) -> List[Message]:
+    def process(self, messages: List[Message], model: SpacyModel) -> List[Message]:  # type: ignore[override]
+        # Rasa's graph passes the spaCy model by name to the components that ask for it.
         """Sets `signals` on every message (an empty list when none fired), using `model`'s vocabulary."""
         self.detector_for(model)
         return super().process(messages)

@@ -16,9 +16,9 @@ a `not_explicit_request` entry records a phrase such as "human resources" that
 vetoed a request match. It is an output property of the message, so Rasa keeps it
 in `UserUttered.parse_data` (the tracker's `latest_message["signals"]`).
 
-The matrix is read when the component is built: at `rasa run` / `rasa shell` /
-`Agent.load` time, from the working directory, so an edited escalation.yml applies on
-restart without retraining. A missing or invalid matrix, or a signal spec spaCy
+The matrix and the signals file it names (signals.yml: the phrases and token patterns) are
+read when the component is built: at `rasa run` / `rasa shell` / `Agent.load` time, from the
+working directory, so an edited signals.yml applies on restart without retraining. A missing or invalid matrix, or a signal spec spaCy
 cannot compile, raises `InvalidConfigException` naming the file and the problems.
 
 Registered, like SentimentAnalyzer, as a non-trainable ENTITY_EXTRACTOR: it runs

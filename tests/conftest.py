@@ -94,3 +94,54 @@ def stack(business_url_today: str, tmp_path_factory: pytest.TempPathFactory) -> 
     stack, env = assistant_env(tmp, business_url_today)
     with running_assistant(model, env, tmp / "backline-run.log"):
         yield stack
+
+
+# --- Markers: a fast lane beside the full suite -------------------------------------------------
+# `pytest -m "not db and not stack and not browser"` runs what needs no server process and no browser.
+# A test gets a marker from the fixtures it uses (directly or through other fixtures; see
+# FIXTURE_MARKERS), from a `db_url` run on PostgreSQL, or from its module's `pytestmark` (where every
+# test needs it: test_hub_delivery, test_security_access, test_security_customers, test_security_dashboard,
+# whose last test writes the report of the others).
+
+MARKERS = {
+    "db": "needs database servers: PostgreSQL (a throwaway cluster, or BACKLINE_TEST_POSTGRES_URL) or Redis",
+    "stack": "starts real processes: the Rasa server, the action server, the hub (`backline run` and its parts)",
+    "browser": "drives Chromium through Playwright (/usr/bin/chromium)",
+}
+
+FIXTURE_MARKERS = {
+    # "<module where the fixture is defined>::<fixture>": markers
+    "conftest::postgres_url": ("db",),
+    "conftest::stack": ("stack",),
+    "test_channel_socketio::redis_url": ("db",),
+    "test_channel_telegram::rasa_with_telegram": ("stack",),
+    "test_channels_e2e::c": ("stack",),
+    "test_faults::stack_and_processes": ("stack",),
+    "test_fuzz::campaign": ("stack",),
+    "test_browser::browser": ("browser",),
+}
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    for name, description in MARKERS.items():
+        config.addinivalue_line("markers", f"{name}: {description}")
+
+
+def fixture_markers(item: pytest.Item) -> set:
+    """The markers the fixtures of ``item`` call for (FIXTURE_MARKERS, and ``db_url`` on PostgreSQL)."""
+    found = set()
+    info = getattr(item, "_fixtureinfo", None)
+    for name in getattr(item, "fixturenames", ()):
+        for definition in (info.name2fixturedefs.get(name, ()) if info else ())[-1:]:
+            module = getattr(getattr(definition, "func", None), "__module__", "") or ""
+            found.update(FIXTURE_MARKERS.get(f"{module.rsplit('.', 1)[-1]}::{name}", ()))
+    callspec = getattr(item, "callspec", None)
+    if callspec is not None and callspec.params.get("db_url") == "postgresql":
+        found.add("db")
+    return found
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list) -> None:
+    for item in items:
+        for marker in sorted(fixture_markers(item) - {m.name for m in item.iter_markers()}):
+            item.add_marker(marker)

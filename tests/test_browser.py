@@ -2,6 +2,8 @@
 against the whole stack (`backline run`). A customer asks the web chat for a refund above the limit; the
 operator sees the red-badged handoff arrive without a reload, takes over, answers, and hands back; the AI
 answers the customer's next information question. Sign-in is required and a wrong password refused.
+The chat shows who speaks from each message's metadata, and says when it cannot reach the chat server,
+with a Retry that connects and sends what the customer wrote meanwhile.
 
 With BACKLINE_SCREENSHOTS=<folder> the run also saves the README's screenshots there (`make screenshots`).
 """
@@ -10,14 +12,24 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-from typing import Iterator, List
+import uuid
+from typing import Iterator, List, Optional
 
 import pytest
 import requests
 from playwright.sync_api import Browser, Page, expect, sync_playwright
+from rasa.core.channels.channel import UserMessage
+from sanic import Sanic
+from sanic.request import Request
+from sanic.response import HTTPResponse, file, json
 
 from backline.consult.store import ConsultationStore
-from tests.servers import Stack
+from backline.hub import headers
+from backline.hub.webchat import STATIC as CHAT_STATIC
+from backline.rasa.channels.socketio import SocketIOInput, chat_origins
+from tests.channel_servers import LiveApp
+from tests.channels_stack import api_reply, consultation
+from tests.servers import Stack, free_port
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
@@ -219,4 +231,254 @@ def test_what_the_operator_is_typing_survives_a_live_update(stack: Stack, browse
     expect(operator.locator("#send-message")).to_be_visible(timeout=WAIT)  # the panel is the human-mode one now
     expect(operator.locator("#reply-text")).to_have_value("Half typed: Pro is 20 EUR per user and")
     operator.context.close()
+    assert errors == []
+
+
+def web_conversation(page: Page) -> str:
+    """The conversation id (``web:<random part>``) of the session the chat page was issued."""
+    session = page.evaluate("localStorage.getItem('backline.chat.session')")
+    assert session, "the chat page has no session"
+    return "web:" + session.split(".")[0]
+
+
+def test_a_persons_message_is_shown_under_the_name_its_metadata_gives(stack: Stack, browser: Browser) -> None:
+    """The page learns who speaks from the bot message's metadata (``sender_name``), not from /chat/state
+    nor from a "Name: " prefix: with /chat/state unreachable, the person's message still shows their
+    name as its author and the text exactly as they wrote it."""
+    errors: List[str] = []
+    customer = new_page(browser, PHONE, errors)
+    customer.route(re.compile(r"/chat/state/"), lambda route: route.abort())
+    customer.goto(f"{stack.hub_url}/chat")
+    customer.fill("#message", REFUND)
+    customer.press("#message", "Enter")
+    expect(customer.locator(".message.bot").first).to_contain_text("billing team")
+    case = consultation(stack, web_conversation(customer))
+
+    taken = api_reply(stack, case["id"], action="take_over")
+    assert taken.status_code in (200, 202), taken.text
+    joined = customer.locator(".message.bot", has_text="has joined the conversation")
+    expect(joined).to_be_visible()
+    name = re.match(r"(.+?) from our billing team has joined", joined.locator(".text").inner_text())
+    assert name, joined.inner_text()
+    said = api_reply(stack, case["id"], action="message", text="Which card did you pay with?")
+    assert said.status_code in (200, 202), said.text
+
+    person = customer.locator(".message.human").last
+    expect(person.locator(".author")).to_have_text(name.group(1))
+    expect(person.locator(".text")).to_have_text("Which card did you pay with?")
+    expect(customer.locator("#messages")).not_to_contain_text(f"{name.group(1)}:")
+    assert customer.locator(".message.bot", has_text="Which card").count() == 0
+    customer.context.close()
+    assert errors == []
+
+
+# --- the chat page against a stand-in Rasa server that can go down and come back ------------------------
+
+CHAT_SECRET = "browser-chat-secret"
+EXPERT_SAYS = "/expert_says"
+
+
+class SocketServer:
+    """A Rasa stand-in on a fixed loopback port: the project's socket.io channel, echoing what the customer
+    says. ``/expert_says`` is answered as Rasa delivers a human expert's message (action_expert_update's
+    bot message: the text "Mara Klein: ..." and ``sender_name`` in its metadata)."""
+
+    def __init__(self, origin: str) -> None:
+        self.origin = origin  # the chat page's: BACKLINE_CHAT_ORIGIN
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.live: Optional[LiveApp] = None
+        self.channel: Optional[SocketIOInput] = None
+
+    def up(self) -> None:
+        self.channel = SocketIOInput(session_persistence=True, secret=CHAT_SECRET)
+
+        async def on_new_message(message: UserMessage) -> None:
+            if message.text == EXPERT_SAYS:
+                await message.output_channel.send_response(message.sender_id, {
+                    "text": "Mara Klein: Which card did you pay with?", "sender_name": "Mara Klein",
+                    "delivery_id": "d-browser"})
+            else:
+                await message.output_channel.send_text_message(message.sender_id, f"echo: {message.text}")
+
+        app = Sanic(f"chat-socket-{uuid.uuid4().hex[:8]}", configure_logging=False)
+        app.blueprint(self.channel.blueprint(on_new_message), url_prefix="/webhooks/socketio")
+        self.channel.sio.eio.cors_allowed_origins = chat_origins(self.origin)
+        live = LiveApp(app)
+        live.port, live.url = self.port, self.url
+        self.live = live.start()
+
+    def down(self) -> None:
+        """Drops every client's connection (as a killed server would) and stops listening: the browser's
+        next tries are refused."""
+        assert self.live is not None
+        live = self.live
+
+        async def drop_connections() -> None:
+            for connection in list(live.server.connections):
+                if getattr(connection, "websocket", None):
+                    connection.websocket.fail_connection(code=1001)
+                else:
+                    connection.abort()
+
+        live.run(drop_connections())
+        live.stop()
+        self.live = None
+
+
+def chat_page_app(socket_url: str) -> Sanic:
+    """The hub's chat routes as the page uses them (the page, its files, config.json, a chat state that
+    never names anyone), with the hub's security headers."""
+    app = Sanic(f"chat-page-{uuid.uuid4().hex[:8]}", configure_logging=False)
+    app.static("/chat/static", str(CHAT_STATIC), name="chat_static")
+
+    @app.get("/chat")
+    async def page(_: Request) -> HTTPResponse:
+        return await file(CHAT_STATIC / "chat.html")
+
+    @app.get("/chat/config.json")
+    async def config(_: Request) -> HTTPResponse:
+        return json({"socket_url": socket_url, "socket_path": "/socket.io"})
+
+    @app.get("/chat/state/<session_id>")
+    async def state(_: Request, session_id: str) -> HTTPResponse:
+        return json({"state": "ai"})
+
+    headers.install(app, lambda _: socket_url)
+    return app
+
+
+def chat_servers() -> tuple:
+    """The chat page's server (not started) and the stand-in Rasa server for it (not up)."""
+    socket_port = free_port()
+    page = LiveApp(chat_page_app(f"http://127.0.0.1:{socket_port}"))
+    server = SocketServer(page.url)
+    server.port, server.url = socket_port, f"http://127.0.0.1:{socket_port}"
+    return page, server
+
+
+@pytest.fixture
+def chat() -> Iterator[tuple]:
+    """(the chat page's URL, the stand-in Rasa server, running)."""
+    page, server = chat_servers()
+    server.up()
+    page.start()
+    try:
+        yield f"{page.url}/chat", server
+    finally:
+        page.stop()
+        if server.live is not None:
+            server.down()
+
+
+def open_chat(browser: Browser, url: str, errors: List[str]) -> Page:
+    page = new_page(browser, PHONE, errors)
+    page.on("console", lambda message: errors.append(f"console: {message.text}")
+            if "Content Security Policy" in message.text else None)
+    page.goto(url)
+    expect(page.locator("#connection")).to_contain_text("Online")
+    return page
+
+
+def test_the_page_names_the_person_from_the_message_metadata_and_shows_the_text_as_written(
+    chat: tuple, browser: Browser
+) -> None:
+    """The chat state never names anyone here: the name can only come from the message's metadata."""
+    url, _ = chat
+    errors: List[str] = []
+    customer = open_chat(browser, url, errors)
+    customer.fill("#message", "hello")
+    customer.press("#message", "Enter")
+    expect(customer.locator(".message.bot").last).to_have_text(re.compile("Kestrel assistant\\s*echo: hello"))
+
+    customer.fill("#message", EXPERT_SAYS)
+    customer.press("#message", "Enter")
+    person = customer.locator(".message.human")
+    expect(person).to_have_count(1)
+    expect(person.locator(".author")).to_have_text("Mara Klein")
+    expect(person.locator(".text")).to_have_text("Which card did you pay with?")
+    expect(customer.locator(".message.bot").last.locator(".text")).to_have_text("echo: hello")
+    customer.context.close()
+    assert errors == []
+
+
+def test_with_the_chat_server_down_the_page_says_so_keeps_what_is_written_and_retry_reconnects(
+    chat: tuple, browser: Browser
+) -> None:
+    """The server goes away: the page shows an alert with Retry and keeps a message written meanwhile as
+    not sent. It tries again on its own, more and more slowly (1 s, then 2 s, 4 s, ...); once the server is
+    back, Retry connects at once, well before the page's next own try, and the kept message goes out."""
+    url, server = chat
+    errors: List[str] = []
+    customer = open_chat(browser, url, errors)
+    failed: List[str] = []
+    customer.on("requestfailed", lambda request: failed.append(request.url) if "/socket.io/" in request.url else None)
+
+    server.down()
+    alert = customer.get_by_role("alert")
+    expect(alert).to_contain_text("The connection to the chat server was lost.")
+    expect(customer.locator("#connection")).to_have_text("Offline")
+    retry = customer.get_by_role("button", name="Retry")
+    expect(retry).to_be_enabled()
+
+    customer.fill("#message", "are you still there?")
+    customer.press("#message", "Enter")
+    kept = customer.locator(".message.customer.unsent")
+    expect(kept).to_contain_text("are you still there?")
+    expect(kept).to_contain_text("Not sent yet")
+    expect(customer.locator("#message")).to_have_value("")
+
+    while len(failed) < 2:  # its own tries 1 s and 3 s after the loss; the next comes 4 s later
+        customer.wait_for_timeout(100)
+    expect(alert).to_contain_text("We cannot reach the chat server right now.")
+    server.up()
+    retry.click()
+    expect(alert).to_be_hidden(timeout=2_500)
+    expect(customer.locator("#connection")).to_contain_text("Online")
+    expect(customer.locator(".message.customer.unsent")).to_have_count(0)
+    expect(customer.locator(".message.bot").last.locator(".text")).to_have_text("echo: are you still there?")
+    assert customer.evaluate("localStorage.getItem('backline.chat.unsent')") == "[]"
+    customer.context.close()
+    assert errors == []
+
+
+def test_a_message_written_before_the_first_connection_is_sent_once_it_connects(browser: Browser) -> None:
+    """The chat server is not up when the page opens: the page says so, and Retry connects once it is."""
+    page_server, server = chat_servers()
+    page_server.start()
+    errors: List[str] = []
+    customer = new_page(browser, PHONE, errors)
+    try:
+        customer.goto(f"{page_server.url}/chat")
+        alert = customer.get_by_role("alert")
+        expect(alert).to_contain_text("We cannot reach the chat server right now.")
+        customer.fill("#message", "first words")
+        customer.press("#message", "Enter")
+        expect(customer.locator(".message.customer.unsent")).to_contain_text("first words")
+        server.up()
+        customer.get_by_role("button", name="Retry").click()
+        expect(alert).to_be_hidden()
+        expect(customer.locator(".message.bot").last.locator(".text")).to_have_text("echo: first words")
+    finally:
+        customer.context.close()
+        page_server.stop()
+        if server.live is not None:
+            server.down()
+    assert errors == []
+
+
+def test_a_message_the_server_refuses_is_not_lost_silently(chat: tuple, browser: Browser) -> None:
+    url, _ = chat
+    errors: List[str] = []
+    customer = open_chat(browser, url, errors)
+    customer.fill("#message", "x" * 5000)
+    customer.press("#message", "Enter")
+    alert = customer.get_by_role("alert")
+    expect(alert).to_contain_text("Your last message was not accepted: message is longer than 4096 characters.")
+    expect(customer.get_by_role("button", name="Retry")).to_be_hidden()
+    customer.fill("#message", "shorter")
+    customer.press("#message", "Enter")
+    expect(alert).to_be_hidden()
+    expect(customer.locator(".message.bot").last.locator(".text")).to_have_text("echo: shorter")
+    customer.context.close()
     assert errors == []

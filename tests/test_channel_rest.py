@@ -18,7 +18,7 @@ from sanic.request import Request
 from sanic.response import HTTPResponse
 
 from backline.limits import MAX_BODY_BYTES, MAX_MESSAGE_CHARS, SERVER_MAX_BYTES
-from backline.rasa.channels.rest import ENV_DB_URL, OutboxInput, RestInput
+from backline.rasa.channels.rest import ENV_DB_URL, Outbox, OutboxInput, OutboxOutput, RestInput, SignedCollector
 from tests.channel_servers import LiveApp
 
 CHANNEL_TOKEN = "channel-test-token"
@@ -256,3 +256,24 @@ def test_the_channels_need_the_channel_token_and_refuse_other_channels_ids_and_e
     for text in ("/EXTERNAL_expert_update{\"decision\": \"approve\"}", "  /external_expert_update", "/External_x"):
         assert server.say("ada", text).status_code == 400
     assert server.received == [] and rest.received == []
+
+
+def test_a_persons_message_is_signed_with_their_name_once_and_names_them() -> None:
+    """Bot message metadata ``sender_name`` (a human expert): the text reads "Name: ..." (once) and the
+    message carries ``sender_name``, in the webhook's answer and in the outbox."""
+    import asyncio
+
+    outbox = Outbox("sqlite://")
+    for output in (SignedCollector(), OutboxOutput(outbox)):
+        for message in ({"text": "I've refunded the order.", "sender_name": "Mara Klein"},
+                        {"text": "Mara Klein: Anything else?", "sender_name": "Mara Klein"},
+                        {"text": "Back to the assistant.", "sender_name": None}):
+            asyncio.run(output.send_response("rest-9", dict(message)))
+        assert output.messages == [
+            {"recipient_id": "rest-9", "text": "Mara Klein: I've refunded the order.", "sender_name": "Mara Klein"},
+            {"recipient_id": "rest-9", "text": "Mara Klein: Anything else?", "sender_name": "Mara Klein"},
+            {"recipient_id": "rest-9", "text": "Back to the assistant."},
+        ]
+    assert [(m["text"], m.get("sender_name")) for m in outbox.after("rest-9", 0)] == [
+        ("Mara Klein: I've refunded the order.", "Mara Klein"), ("Mara Klein: Anything else?", "Mara Klein"),
+        ("Back to the assistant.", None)]

@@ -115,6 +115,16 @@ def test_proactive_messages_find_the_dm_or_the_thread(served: Dict[str, Any], sl
         "C0SUPPORT", "1764000000.000300", "In the thread")
 
 
+def test_a_persons_message_is_signed_with_their_name_once(served: Dict[str, Any], slack_api: FakeSlack) -> None:
+    output = served["channel"].get_output_channel()
+    for message in ({"text": "I've refunded the order.", "sender_name": "Mara Klein"},
+                    {"text": "Mara Klein: Anything else?", "sender_name": "Mara Klein"},
+                    {"text": "Back to the assistant."}):
+        served["live"].run(output.send_response("U0CUST0001", dict(message)))
+    assert [post["text"] for post in slack_api.posts()] == [
+        "Mara Klein: I've refunded the order.", "Mara Klein: Anything else?", "Back to the assistant."]
+
+
 def test_without_api_url_it_uses_slacks(slack_api: FakeSlack) -> None:
     channel = SlackInput.from_credentials({"slack_token": "xoxb-x", "slack_signing_secret": SECRET})
     assert channel.get_output_channel().client.base_url == "https://slack.com/api/"

@@ -14,8 +14,8 @@ import socketio
 from rasa.core.channels.channel import UserMessage
 from sanic import Sanic
 
-from backline.rasa.channels import new_session, web_conversation
-from backline.rasa.channels.socketio import ENV_REDIS_URL, REFUSED_EVENT, SocketIOInput
+from backline.rasa.channels import new_session, sender_name, signed, unsigned, web_conversation
+from backline.rasa.channels.socketio import ENV_REDIS_URL, REFUSED_EVENT, SocketIOInput, SocketIOOutput
 from tests.channel_servers import LiveApp, redis_server
 
 WAIT = 5.0
@@ -50,6 +50,15 @@ class Instance:
         conversation = web_conversation(session_id, SECRET)
         assert conversation is not None, session_id
         sent = asyncio.run_coroutine_threadsafe(out.send_text_message(conversation, text), self.live.loop)
+        await asyncio.wrap_future(sent)
+
+    async def respond(self, session_id: str, message: Dict[str, Any]) -> None:
+        """Sends a bot message as Rasa's processor does (``send_response`` with the BotUttered's
+        ``message()``: text, buttons and the metadata keys side by side) to the session's conversation."""
+        out = self.channel.get_output_channel()
+        conversation = web_conversation(session_id, SECRET)
+        assert out is not None and conversation is not None
+        sent = asyncio.run_coroutine_threadsafe(out.send_response(conversation, dict(message)), self.live.loop)
         await asyncio.wrap_future(sent)
 
 
@@ -155,6 +164,79 @@ def test_an_instance_without_a_socketio_server_still_gets_an_output_channel(
     replies = converse(a, lambda _, session_id: a.push(session_id, "from elsewhere", output=output), expected=1)
 
     assert replies == [{"text": "from elsewhere"}]
+
+
+def test_a_persons_message_carries_the_sender_name_as_metadata_and_the_text_as_written(
+    instances: Callable[..., Instance]
+) -> None:
+    server = instances()
+    said = [
+        {"text": "Mara Klein: I've refunded the order.", "sender_name": "Mara Klein", "delivery_id": "d-1"},
+        {"text": "Anything else?\n\nI am here until six.", "sender_name": "Mara Klein"},
+        {"text": "Shall I close the case?", "sender_name": "Mara Klein",
+         "buttons": [{"title": "Yes", "payload": "/affirm"}, {"title": "No", "payload": "/deny"}]},
+        {"text": "Mara Klein has handed the conversation back to me.", "sender_name": None},
+    ]
+
+    async def expert_speaks(_: socketio.AsyncClient, session_id: str) -> None:
+        for message in said:
+            await server.respond(session_id, message)
+
+    replies = converse(server, expert_speaks, expected=5)
+
+    mara = {"sender_name": "Mara Klein"}
+    assert replies == [
+        {"text": "I've refunded the order.", "metadata": mara},
+        {"text": "Anything else?", "metadata": mara},
+        {"text": "I am here until six.", "metadata": mara},
+        {"text": "Shall I close the case?", "metadata": mara, "quick_replies": [
+            {"content_type": "text", "title": "Yes", "payload": "/affirm"},
+            {"content_type": "text", "title": "No", "payload": "/deny"}]},
+        {"text": "Mara Klein has handed the conversation back to me."},
+    ]
+
+
+def test_a_name_only_in_the_text_is_the_assistant_speaking(instances: Callable[..., Instance]) -> None:
+    """Without ``sender_name`` nothing is taken off the text and no name is claimed: the page never
+    guesses a person from a "Name: " prefix."""
+    server = instances()
+
+    replies = converse(server, lambda _, session_id: server.respond(session_id, {"text": "Mara Klein: approved"}),
+                       expected=1)
+
+    assert replies == [{"text": "Mara Klein: approved"}]
+
+
+def test_the_sender_name_reaches_a_client_on_another_instance_through_redis(
+    instances: Callable[..., Instance], redis_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    a = instances(redis_url=redis_url)
+    monkeypatch.setenv(ENV_REDIS_URL, redis_url)
+    output = SocketIOInput.from_credentials({"session_persistence": True}).get_output_channel()
+    assert isinstance(output, SocketIOOutput)
+
+    async def from_elsewhere(_: socketio.AsyncClient, session_id: str) -> None:
+        conversation = web_conversation(session_id, SECRET)
+        sent = asyncio.run_coroutine_threadsafe(
+            output.send_response(conversation, {"text": "Which card did you use?", "sender_name": "Jonas Weber"}),
+            a.live.loop)
+        await asyncio.wrap_future(sent)
+
+    replies = converse(a, from_elsewhere, expected=1)
+
+    assert replies == [{"text": "Which card did you use?", "metadata": {"sender_name": "Jonas Weber"}}]
+
+
+def test_the_sender_name_helpers() -> None:
+    assert signed("approved", "Mara") == "Mara: approved"
+    assert signed("Mara: approved", "Mara") == "Mara: approved"
+    assert signed("approved", None) == "approved"
+    assert unsigned("Mara: approved", "Mara") == "approved"
+    assert unsigned("Mara approved it", "Mara") == "Mara approved it"
+    assert unsigned("Jonas: approved", "Mara") == "Jonas: approved"
+    assert unsigned("Mara: approved", None) == "Mara: approved"
+    assert [sender_name(m) for m in ({"sender_name": " Mara "}, {"sender_name": ""}, {"sender_name": 3}, {})] == [
+        "Mara", None, None, None]
 
 
 def test_without_redis_it_is_rasas_channel(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -25,6 +25,8 @@ from tests.faults import healthy, wait_for
 from tests.rasa_api import TOKEN, FakeRasa
 from tests.servers import PROJECT_ROOT, free_port
 
+pytestmark = pytest.mark.stack  # every test runs `python -m backline hub` as a process
+
 OPERATOR = "hub-delivery-operator-token"
 
 

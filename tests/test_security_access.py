@@ -26,6 +26,8 @@ from tests.channels_stack import (
 
 EXPERTS = PROJECT_ROOT / "tests" / "fixtures" / "experts_security.yml"
 ROWS: List[Tuple[str, str, str]] = []
+pytestmark = pytest.mark.stack  # `backline run` with the channels; the report needs the whole module
+
 COMMAND = "pytest tests/test_security_access.py"
 
 

@@ -24,6 +24,8 @@ from tests.channels_stack import (
 
 EXPERTS = PROJECT_ROOT / "tests" / "fixtures" / "experts_security.yml"
 RESULTS: Dict[str, List[Tuple[str, str, str]]] = {"ownership": [], "pii": [], "limits": []}
+pytestmark = pytest.mark.stack  # `backline run` with the channels; the report needs the whole module
+
 COMMAND = "pytest tests/test_security_customers.py"
 PER_ADDRESS = 3
 SECRETS = ("hunter2", "4242 4242 4242 4242", "4242424242424242", "DE89 3704 0044 0532 0130 00", "4711",

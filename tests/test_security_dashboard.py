@@ -23,6 +23,8 @@ from backline.hub.operators import DEMO_PASSWORD
 from backline.reports import SECURITY, write_section
 from tests.hub_process import JONAS_PASSWORD, Answer, AttackerSite, Hub, call
 
+pytestmark = pytest.mark.stack  # the hub as a process; the report needs the whole module
+
 COMMAND = "pytest tests/test_security_dashboard.py"
 RESULTS: List[Tuple[str, str, str]] = []
 FLOOD_REQUESTS, FLOOD_THREADS, FLOOD_ADDRESSES = 800, 40, 200
@@ -222,6 +224,7 @@ def test_security_headers_on_the_dashboard_the_chat_and_the_api(hub: Hub) -> Non
            f"no-store on {len(no_store)}/3 data answers")
 
 
+@pytest.mark.browser
 def test_in_a_browser_the_pages_work_under_the_policy_and_another_site_cannot_post_or_frame(hub: Hub) -> None:
     from playwright.sync_api import expect, sync_playwright
 

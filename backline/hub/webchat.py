@@ -7,6 +7,11 @@ whether a specialist is checking or a named person has taken the conversation ov
 server's channel (`backline.rasa.channels.socketio`); ``/chat/state/<session>`` answers only for a
 validly signed one (its conversation ``web:<id>``) and 403 ``{"error": ...}`` for anything else, so
 it tells nothing about another customer's conversation.
+
+Who speaks comes with each message (issue 15): a person's message carries ``metadata.sender_name``
+(`backline.rasa.channels.socketio.SocketIOOutput`) and the page shows that name as its author, the
+text as it came. When the Rasa server cannot be reached the page says so (``role="alert"``) with a
+Retry button, and keeps what the customer writes meanwhile, sending it once the session is back.
 """
 from __future__ import annotations
 

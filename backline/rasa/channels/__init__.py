@@ -122,6 +122,37 @@ def bearer_ok(header: Optional[str], token: str) -> bool:
     return bool(given) and hmac.compare_digest(given.encode(), token.encode())
 
 
+# --- Who is speaking (issue 15) ---------------------------------------------------------------
+# A human expert's message (take-over, message, hand-back, close) is a bot message whose metadata
+# names its sender: ``sender_name`` (`dispatcher.utter_message(text=..., sender_name="Mara Klein")`;
+# Rasa passes bot message metadata to the output channel as keyword arguments). The web chat gets the
+# name as structured metadata next to the text as said; text-only channels (Telegram, Slack, REST)
+# show it as a "Name: " prefix that their output adds. Both helpers take text with or without the
+# prefix, so an action may send either.
+
+SENDER_NAME = "sender_name"
+
+
+def sender_name(message: Mapping[str, object]) -> Optional[str]:
+    """The name a bot message (or an output channel's keyword arguments) gives its sender; None for the AI."""
+    name = message.get(SENDER_NAME)
+    return (name.strip() or None) if isinstance(name, str) else None
+
+
+def signed(text: str, name: Optional[str]) -> str:
+    """``text`` as "Name: text" when a sender is named (once: text already starting so is left as is)."""
+    if not name:
+        return text
+    prefix = f"{name}: "
+    return text if text.startswith(prefix) else prefix + text
+
+
+def unsigned(text: str, name: Optional[str]) -> str:
+    """``text`` without the "Name: " prefix of the named sender (for channels that show the name apart)."""
+    prefix = f"{name}: " if name else ""
+    return text[len(prefix):] if prefix and text.startswith(prefix) else text
+
+
 def strip_prefix(conversation_id: str, prefix: str) -> str:
     """The channel's own id in a namespaced conversation id (``telegram:42`` -> ``42``)."""
     return conversation_id[len(prefix):] if conversation_id.startswith(prefix) else conversation_id

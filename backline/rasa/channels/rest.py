@@ -23,6 +23,9 @@ Both are for an integrating backend, not for browsers (issue 13): every request 
 ``{"error": ...}`` otherwise, compared in constant time), a ``sender`` starting with another
 channel's prefix (``web:``, ``telegram:``, ``slack:``) is refused 400, and so is a message naming
 an ``EXTERNAL_*`` intent (only the hub triggers those).
+
+A message from a person (bot message metadata ``sender_name``, issue 15) has the name in front of its
+text, "Mara Klein: ..." (once), and as ``sender_name`` next to it, in the webhook's answer and the outbox.
 """
 from __future__ import annotations
 
@@ -46,7 +49,9 @@ from backline.limits import (
     Refused, guarded, id_field, json_object, max_body_bytes, max_message_chars, object_field,
     read_body, text_field,
 )
-from backline.rasa.channels import RESERVED_PREFIXES, bearer_ok, channel_token, external_intent, webhook_blueprint
+from backline.rasa.channels import (
+    RESERVED_PREFIXES, SENDER_NAME, bearer_ok, channel_token, external_intent, sender_name, signed, webhook_blueprint,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -88,7 +93,25 @@ class Outbox:
             return [{"id": row.id, **json.loads(row.message)} for row in connection.execute(query)]
 
 
-class OutboxOutput(CollectingOutputChannel):
+class SignedCollector(CollectingOutputChannel):
+    """Rasa's collector; a message from a person reads "Name: text" and carries ``sender_name``."""
+
+    async def send_text_message(self, recipient_id: Text, text: Text, **kwargs: Any) -> None:
+        name = sender_name(kwargs)
+        for part in signed(text.strip(), name).split("\n\n"):
+            await self._persist_message(_named(self._message(recipient_id, text=part), name))
+
+    async def send_text_with_buttons(self, recipient_id: Text, text: Text, buttons: List[Dict[Text, Any]],
+                                     **kwargs: Any) -> None:
+        name = sender_name(kwargs)
+        await self._persist_message(_named(self._message(recipient_id, text=signed(text, name), buttons=buttons), name))
+
+
+def _named(message: Dict[Text, Any], name: Optional[Text]) -> Dict[Text, Any]:
+    return {**message, SENDER_NAME: name} if name else message
+
+
+class OutboxOutput(SignedCollector):
     """Collects like Rasa's collector (the trigger_intent response shows them) and stores in the outbox."""
 
     @classmethod
@@ -164,7 +187,7 @@ class RestInput(rasa_rest.RestInput):
                     self.stream_response(on_new_message, text, sender, input_channel, metadata),
                     content_type="text/event-stream",
                 )
-            collector = CollectingOutputChannel()
+            collector = SignedCollector()
             try:
                 await on_new_message(UserMessage(text, collector, sender, input_channel=input_channel,
                                                  metadata=metadata))

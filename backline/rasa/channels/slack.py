@@ -18,6 +18,7 @@ credentials.yml entry `backline.rasa.channels.slack.SlackInput`: Rasa's `slack` 
   fields have the wrong types, 400, another content type 415; always ``{"error": "..."}``.
   Interactions Rasa cannot read (other component types, link buttons) are acknowledged (200) and
   ignored.
+- A message from a person (bot message metadata ``sender_name``, issue 15) reads "Mara Klein: ..." (once).
 """
 from __future__ import annotations
 
@@ -36,7 +37,9 @@ from backline.limits import (
     Refused, guarded, id_field, json_object, max_body_bytes, max_message_chars, object_field,
     read_body, text_field,
 )
-from backline.rasa.channels import RecentDeliveries, external_intent, strip_prefix, webhook_blueprint
+from backline.rasa.channels import (
+    RecentDeliveries, external_intent, sender_name, signed, strip_prefix, webhook_blueprint,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -63,6 +66,14 @@ class SlackOutput(rasa_slack.SlackBot):
         if not self.thread_id and len(parts) == 3 and all(parts):
             channel, self.thread_id = parts[1], parts[2]
         await super()._post_message(channel, **kwargs)
+
+    async def send_text_message(self, recipient_id: Text, text: Text, **kwargs: Any) -> None:
+        await super().send_text_message(recipient_id, signed(text.strip(), sender_name(kwargs)), **kwargs)
+
+    async def send_text_with_buttons(self, recipient_id: Text, text: Text, buttons: List[Dict[Text, Any]],
+                                     **kwargs: Any) -> None:
+        await super().send_text_with_buttons(recipient_id, signed(text.strip(), sender_name(kwargs)), buttons,
+                                             **kwargs)
 
 
 class SlackInput(rasa_slack.SlackInput):

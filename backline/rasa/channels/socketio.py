@@ -30,6 +30,11 @@ id, and the socket.io room) is ``web:<random part>``; the signature never reache
 intent, is refused (``message_refused``, 403) and never reaches Rasa. Each message's metadata gets
 ``backline_client``: a keyed hash of the client's address (replacing whatever the client sent), which
 the per-address escalation limit counts (`backline.consult.quotas`).
+
+Who is speaking (issue 15): a bot message whose metadata names its sender (``sender_name``, a human
+expert) reaches the client as ``{"text": "...", "metadata": {"sender_name": "Mara Klein"}}``, the
+text as the person wrote it (a "Mara Klein: " prefix an action put in front is taken off here, where
+the name is known, not guessed back by the page). Messages of the AI carry no ``metadata``.
 """
 from __future__ import annotations
 
@@ -43,7 +48,9 @@ from sanic import Blueprint
 from socketio import AsyncRedisManager
 
 from backline.consult.quotas import CLIENT_KEY, client_key
-from backline.rasa.channels import chat_secret, external_intent, new_session, web_conversation
+from backline.rasa.channels import (
+    SENDER_NAME, chat_secret, external_intent, new_session, sender_name, unsigned, web_conversation,
+)
 from backline.limits import (
     MAX_DEPTH, Refused, cap_server_requests, depth, id_field, json_object, max_body_bytes, max_message_chars,
     object_field, text_field,
@@ -71,6 +78,31 @@ def chat_origins(configured: str) -> List[str]:
                 twins.append(origin.replace(one, other, 1))
         origins.extend(o for o in twins if o not in origins)
     return origins
+
+
+class SocketIOOutput(rasa_socketio.SocketIOOutput):
+    """Rasa's socket.io output; a message naming its sender carries the name as ``metadata.sender_name``."""
+
+    async def send_text_message(self, recipient_id: Text, text: Text, **kwargs: Any) -> None:
+        name = sender_name(kwargs)
+        if name is None:
+            await super().send_text_message(recipient_id, text, **kwargs)
+            return
+        for part in unsigned(text.strip(), name).split("\n\n"):
+            await self._send_message(recipient_id, {"text": part, "metadata": {SENDER_NAME: name}})
+
+    async def send_text_with_buttons(self, recipient_id: Text, text: Text, buttons: List[Dict[Text, Any]],
+                                     **kwargs: Any) -> None:
+        name = sender_name(kwargs)
+        if name is None:
+            await super().send_text_with_buttons(recipient_id, text, buttons, **kwargs)
+            return
+        parts = unsigned(text.strip(), name).split("\n\n")
+        messages: List[Dict[Text, Any]] = [{"text": part, "metadata": {SENDER_NAME: name}} for part in parts]
+        messages[-1]["quick_replies"] = [
+            {"content_type": "text", "title": button["title"], "payload": button["payload"]} for button in buttons]
+        for message in messages:
+            await self._send_message(recipient_id, message)
 
 
 class SocketIOInput(rasa_socketio.SocketIOInput):
@@ -143,8 +175,10 @@ class SocketIOInput(rasa_socketio.SocketIOInput):
         if self.sio is None and self.redis_url:
             if self._redis_writer is None:
                 self._redis_writer = AsyncRedisManager(self.redis_url, write_only=True)
-            return rasa_socketio.SocketIOOutput(self._redis_writer, self.bot_message_evt)
-        return super().get_output_channel()
+            return SocketIOOutput(self._redis_writer, self.bot_message_evt)
+        if self.sio is None:
+            return super().get_output_channel()  # None, with Rasa's warning
+        return SocketIOOutput(self.sio, self.bot_message_evt)
 
     def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Blueprint:
         webhook = super().blueprint(on_new_message)
@@ -181,7 +215,7 @@ class SocketIOInput(rasa_socketio.SocketIOInput):
         @sio.on(self.user_message_evt, namespace=self.namespace)
         async def handle_message(sid: Text, data: Any) -> None:
             try:
-                message = self.user_message(sid, data, rasa_socketio.SocketIOOutput(sio, self.bot_message_evt))
+                message = self.user_message(sid, data, SocketIOOutput(sio, self.bot_message_evt))
             except Refused as refused:
                 await refuse(sid, refused)
                 return

@@ -39,7 +39,9 @@ from backline.limits import (
     Refused, guarded, id_field, json_object, max_body_bytes, max_message_chars, object_field,
     read_body, text_field,
 )
-from backline.rasa.channels import RecentDeliveries, external_intent, strip_prefix, webhook_blueprint
+from backline.rasa.channels import (
+    RecentDeliveries, external_intent, sender_name, signed, strip_prefix, webhook_blueprint,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -105,8 +107,7 @@ class TelegramOutput(OutputChannel):
 
 def _signed(text: Text, message: Dict[Text, Any]) -> Text:
     """`text` as "Name: text" when the message names its sender (and the text does not already)."""
-    prefix = f"{message['sender_name']}: " if message.get("sender_name") else ""
-    return text if text.startswith(prefix) else prefix + text
+    return signed(text, sender_name(message))
 
 
 class TelegramInput(InputChannel):

@@ -11,7 +11,7 @@ from rasa_sdk.events import EventType, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
-from actions.common import accept_or_reject, lookup, slot_or_entity
+from actions.common import accept_or_reject, lookup_async, slot_or_entity
 from backline.business import replies
 
 
@@ -25,7 +25,7 @@ class ActionInvoiceCopy(Action):
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> List[EventType]:
         value = slot_or_entity(tracker, "invoice_id")
-        reply = lookup(dispatcher, "invoice", lambda: replies.invoice_reply(value))
+        reply = await lookup_async(dispatcher, "invoice", lambda: replies.invoice_reply(value))
         if reply is None:
             return []
         dispatcher.utter_message(text=reply.text)
@@ -40,9 +40,10 @@ class ValidateInvoiceForm(FormValidationAction):
     def name(self) -> Text:
         return "validate_invoice_form"
 
-    def validate_invoice_id(
+    async def validate_invoice_id(
         self, slot_value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> Dict[Text, Any]:
-        unverified = replies.check_invoice_id(slot_value, verify=False)
-        reply = lookup(dispatcher, "invoice id", lambda: replies.check_invoice_id(slot_value), fallback=unverified)
+        unverified = replies.check_invoice_id(slot_value, verify=False)  # no database: the format only
+        reply = await lookup_async(dispatcher, "invoice id", lambda: replies.check_invoice_id(slot_value),
+                                   fallback=unverified)
         return accept_or_reject(dispatcher, "invoice_id", reply)

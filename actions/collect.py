@@ -19,10 +19,10 @@ from sqlalchemy.exc import SQLAlchemyError
 from actions.routing import escalate
 from backline.business import answers
 from backline.business.checks import CHECKS, Checked
-from backline.consult.context import format_money
+from backline.money import format_money
 from backline.routing import load_matrix
-from backline.routing.collect import LABELS, form_name
 from backline.routing.announce import team_name
+from backline.routing.collect import LABELS, form_name
 
 logger = logging.getLogger(__name__)
 MATRIX = load_matrix("escalation.yml")

@@ -1,4 +1,10 @@
-"""Helpers shared by the actions: reading the tracker and reaching the business DB safely."""
+"""Helpers shared by the actions: reading the tracker and reaching the business DB safely.
+
+An action's ``run`` (and a form's ``validate_<slot>``) is a coroutine on the action server's event
+loop: it reaches a database only through `lookup_async` (or ``asyncio.to_thread``, as the escalation
+actions in `actions.routing` do), so a slow query never holds up the other conversations.
+"""
+import asyncio
 import logging
 from typing import Any, Callable, Dict, Optional
 
@@ -54,6 +60,13 @@ def lookup(
             return fallback
         dispatcher.utter_message(text=answers.BACKEND_UNAVAILABLE)
         return None
+
+
+async def lookup_async(
+    dispatcher: CollectingDispatcher, what: str, call: Callable[[], Reply], fallback: Optional[Reply] = None
+) -> Optional[Reply]:
+    """`lookup` off the event loop: the business-DB call runs in a worker thread."""
+    return await asyncio.to_thread(lookup, dispatcher, what, call, fallback)
 
 
 def accept_or_reject(dispatcher: CollectingDispatcher, slot: str, reply: Optional[Reply]) -> Dict[str, Any]:

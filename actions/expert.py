@@ -43,7 +43,7 @@ class ActionExpertUpdate(Action):
         delivery_id = entities.get("delivery_id")
         if already_delivered(tracker.events, delivery_id):
             return []
-        service = consultations()
+        service = await asyncio.to_thread(consultations)  # the first call opens (and migrates) the store
         update = await asyncio.to_thread(
             customer_update,
             service.store,
@@ -69,6 +69,7 @@ class ActionRelayToExpert(Action):
         consultation_id = tracker.get_slot("consultation_id")
         text = (tracker.latest_message or {}).get("text")
         if consultation_id and text:
-            await asyncio.to_thread(consultations().relay_to_expert, consultation_id, text,
+            service = await asyncio.to_thread(consultations)
+            await asyncio.to_thread(service.relay_to_expert, consultation_id, text,
                                     tracker.get_latest_input_channel() or "unknown")
         return []

@@ -7,7 +7,7 @@ from rasa_sdk.events import EventType
 from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
-from actions.common import first, lookup, slot_or_entity
+from actions.common import first, lookup_async, slot_or_entity
 from backline.business import replies
 
 
@@ -23,7 +23,7 @@ class ActionOpeningHours(Action):
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> List[EventType]:
         now = self.clock()
-        reply = lookup(dispatcher, "opening hours", lambda: replies.opening_hours_reply(now=now))
+        reply = await lookup_async(dispatcher, "opening hours", lambda: replies.opening_hours_reply(now=now))
         if reply is not None:
             dispatcher.utter_message(text=reply.text)
         return []
@@ -39,7 +39,7 @@ class ActionPricing(Action):
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> List[EventType]:
         product = first(slot_or_entity(tracker, "product"))
-        reply = lookup(dispatcher, "pricing", lambda: replies.pricing_reply(product))
+        reply = await lookup_async(dispatcher, "pricing", lambda: replies.pricing_reply(product))
         if reply is not None:
             dispatcher.utter_message(text=reply.text)
         return []

@@ -13,7 +13,7 @@ from rasa_sdk.events import EventType, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
-from actions.common import accept_or_reject, lookup, slot_or_entity, topic_intent
+from actions.common import accept_or_reject, lookup_async, slot_or_entity, topic_intent
 from backline.business import replies
 
 
@@ -28,7 +28,7 @@ class ActionOrderStatus(Action):
     ) -> List[EventType]:
         value = slot_or_entity(tracker, "order_id")
         focus = "tracking" if topic_intent(tracker, "order_status") == "track_shipment" else "status"
-        reply = lookup(dispatcher, "order status", lambda: replies.order_status_reply(value, focus=focus))
+        reply = await lookup_async(dispatcher, "order status", lambda: replies.order_status_reply(value, focus=focus))
         if reply is None:
             return []
         dispatcher.utter_message(text=reply.text)
@@ -43,9 +43,10 @@ class ValidateOrderForm(FormValidationAction):
     def name(self) -> Text:
         return "validate_order_form"
 
-    def validate_order_id(
+    async def validate_order_id(
         self, slot_value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> Dict[Text, Any]:
-        unverified = replies.check_order_id(slot_value, verify=False)
-        reply = lookup(dispatcher, "order id", lambda: replies.check_order_id(slot_value), fallback=unverified)
+        unverified = replies.check_order_id(slot_value, verify=False)  # no database: the format only
+        reply = await lookup_async(dispatcher, "order id", lambda: replies.check_order_id(slot_value),
+                                   fallback=unverified)
         return accept_or_reject(dispatcher, "order_id", reply)

@@ -49,8 +49,9 @@ async def escalate(
         dispatcher.utter_message(response=response_for(kind, record, domain.get("responses", {})), team=team)
     parse = tracker.latest_message or {}
     try:
+        service = await asyncio.to_thread(consultations)  # the first call opens (and migrates) the store
         opened = await asyncio.to_thread(
-            consultations().open,
+            service.open,
             tracker.sender_id,
             {**record, "action": kind},
             transcript=transcript_from_events(tracker.events),

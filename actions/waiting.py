@@ -53,7 +53,8 @@ async def _case_team(tracker: Tracker) -> str:
     consultation_id = tracker.get_slot("consultation_id")
     if not consultation_id:
         return team_name(None)
-    case = await asyncio.to_thread(consultations().store.get, consultation_id)
+    service = await asyncio.to_thread(consultations)  # the first call opens (and migrates) the store
+    case = await asyncio.to_thread(service.store.get, consultation_id)
     return team_name(case.queue if case is not None else None)
 
 

@@ -14,7 +14,9 @@ import re
 from pathlib import Path
 from typing import Optional, Union
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
+from backline.paths import PROJECT_ROOT
+from backline.utc import utcnow
+
 RELIABILITY = PROJECT_ROOT / "docs" / "reliability.md"
 HEADER = {
     "reliability.md": (
@@ -54,7 +56,7 @@ def write_section(
     if not re.fullmatch(r"[a-z0-9_-]+", name):
         raise ValueError(f"a section name is lowercase letters, digits, - and _; got {name!r}")
     path = Path(path)
-    moment = (now or dt.datetime.now(dt.timezone.utc)).strftime("%Y-%m-%d %H:%M UTC")
+    moment = (now or utcnow()).strftime("%Y-%m-%d %H:%M UTC")
     section = (
         f"<!-- begin:{name} -->\n## {title}\n\n"
         f"Generated {moment} by `{command}` on {machine()}.\n\n{body.strip()}\n<!-- end:{name} -->\n"

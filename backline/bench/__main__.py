@@ -13,8 +13,8 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 from backline.bench import configs, datasets, machine, metrics, report
 from backline.bench.report import QualityRun
+from backline.paths import PROJECT_ROOT
 
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
 BENCHMARKS = PROJECT_ROOT.parent / "shared" / "benchmarks"
 WORKDIR = PROJECT_ROOT / "build" / "bench"
 Speed = Dict[str, Dict[int, metrics.LatencySummary]]  # stack name -> concurrent conversations -> latencies

@@ -25,9 +25,9 @@ from typing import Any, Callable, Dict, Iterator, List, Optional
 
 from backline.bench.metrics import LatencySummary, latency_summary
 from backline.launcher import wait_until_up
+from backline.paths import PROJECT_ROOT
 from backline.rasa.channels import enabled_credentials
 
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
 RASA = str(Path(sys.executable).parent / "rasa")
 SCRIPT = [
     "hi there",

@@ -10,10 +10,10 @@ from backline.business.queries import (
     ProductInfo,
     SupportHours,
     TenantInfo,
-    as_utc,
 )
+from backline.money import CURRENCY_SYMBOLS, format_amount  # noqa: F401  (CURRENCY_SYMBOLS: re-exported)
+from backline.utc import as_utc
 
-CURRENCY_SYMBOLS = {"EUR": "€", "USD": "$", "GBP": "£"}
 WEEKDAY_NAMES = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
 KIND_TITLES = (("subscription", "Subscriptions"), ("license", "Software licenses"), ("hardware", "Hardware"))
 
@@ -26,11 +26,8 @@ BACKEND_UNAVAILABLE = (
 )
 
 
-def format_money(amount: Decimal, currency: str) -> str:
-    """€1,290.00 / $9.00 / CHF 12.50."""
-    number = f"{Decimal(amount):,.2f}"
-    symbol = CURRENCY_SYMBOLS.get(currency)
-    return f"{symbol}{number}" if symbol else f"{currency} {number}"
+format_money = format_amount
+"""€1,290.00 / $9.00 / CHF 12.50: every cent (`backline.money.format_amount`)."""
 
 
 def format_percent(rate: Decimal) -> str:

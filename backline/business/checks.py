@@ -17,6 +17,7 @@ from typing import Any, Callable, Dict, Mapping, Optional
 from backline.business import queries, replies
 from backline.business.db import session_scope
 from backline.business.models import SUBSCRIPTION_PLANS
+from backline.money import format_with_code
 from backline.nlp.money import parse_money, parse_number
 
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
@@ -86,7 +87,7 @@ def check_amount(value: Any, collected: Mapping[str, Any], url: Optional[str] = 
     if ceiling is not None:
         total, total_currency, what = ceiling
         if total_currency == currency and amount > total:
-            return Checked(None, f"The total of {what} is {total:.2f} {total_currency}. "
+            return Checked(None, f"The total of {what} is {format_with_code(total, total_currency)}. "
                                  "How much should it be, at most that?")
     return Checked(float(amount), extra={"currency": currency})
 

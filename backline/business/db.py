@@ -9,9 +9,10 @@ from sqlalchemy import create_engine
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.orm import Session, sessionmaker
 
+from backline.paths import PROJECT_ROOT, VAR  # noqa: F401  (PROJECT_ROOT: re-exported)
+
 ENV_URL = "BACKLINE_BUSINESS_DB_URL"
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
-DEFAULT_DB_PATH = PROJECT_ROOT / "var" / "business.db"
+DEFAULT_DB_PATH = VAR / "business.db"
 
 _engines: Dict[str, Engine] = {}
 _lock = threading.Lock()

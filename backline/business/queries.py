@@ -1,6 +1,6 @@
 """Read-only queries on the business DB, returning plain frozen records (no session leaks out)."""
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any, List, Optional, Sequence, Tuple
 from zoneinfo import ZoneInfo
@@ -20,6 +20,7 @@ from backline.business.models import (
     Subscription,
     TenantSetting,
 )
+from backline.utc import as_utc  # naive means UTC: how the DB stores time
 
 
 @dataclass(frozen=True)
@@ -182,13 +183,6 @@ class SupportHours:
                 if opening > local:
                     return opening
         return None
-
-
-def as_utc(moment: datetime) -> datetime:
-    """An aware UTC datetime; naive input is taken as UTC (how the DB stores time)."""
-    if moment.tzinfo is None:
-        return moment.replace(tzinfo=timezone.utc)
-    return moment.astimezone(timezone.utc)
 
 
 def _aware(moment: Optional[datetime]) -> Optional[datetime]:

@@ -4,7 +4,7 @@ Each function opens its own session, looks the record up and formats the answer.
 errors (SQLAlchemyError) propagate: the caller decides how to apologise.
 """
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any, Callable, Iterable, Optional, Tuple
 
 from sqlalchemy.orm import Session
@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 from backline.business import answers, queries
 from backline.business.db import session_scope
 from backline.business.ids import normalise_invoice_id, normalise_order_id
+from backline.utc import utcnow
 
 
 @dataclass(frozen=True)
@@ -24,8 +25,8 @@ class Reply:
     customer_tier: Optional[str] = None
 
 
-def utc_now() -> datetime:
-    return datetime.now(timezone.utc)
+utc_now = utcnow
+"""The real clock (aware UTC): `backline.utc.utcnow`."""
 
 
 def _candidates(value: Any) -> Tuple[Any, ...]:

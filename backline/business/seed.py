@@ -8,7 +8,7 @@ import argparse
 import re
 import sys
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import date, datetime, time, timedelta
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
@@ -33,6 +33,7 @@ from backline.business.models import (
     Subscription,
     TenantSetting,
 )
+from backline.utc import naive_utc
 
 DEFAULT_TENANT_DIR = db.PROJECT_ROOT / "tenant"
 RELATIVE_TIME_OF_DAY = time(9, 30)
@@ -175,7 +176,7 @@ class _Record:
         assert self.clock is not None
         if local.tzinfo is None:
             local = local.replace(tzinfo=self.clock.tz)
-        return local.astimezone(timezone.utc).replace(tzinfo=None)
+        return naive_utc(local)
 
     def _relative(self, value: str) -> Optional[date]:
         assert self.clock is not None

@@ -15,9 +15,10 @@ from typing import Any, List, Optional, Union
 from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Connection, Engine, make_url
 
+from backline.paths import PROJECT_ROOT, VAR  # noqa: F401  (PROJECT_ROOT: re-exported)
+
 ENV_URL = "BACKLINE_CONSULT_DB_URL"
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
-DEFAULT_DB_PATH = PROJECT_ROOT / "var" / "consultations.db"
+DEFAULT_DB_PATH = VAR / "consultations.db"
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 VERSION_TABLE = "consult_alembic_version"
 """Alembic's version table, named apart so the store can share a database with others."""

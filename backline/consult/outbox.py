@@ -21,8 +21,9 @@ from typing import Any, List, Mapping, Optional
 from sqlalchemy import and_, not_, or_, select
 
 from backline.consult.records import Delivery
+from backline.consult.rows import json_copy
 from backline.consult.schema import deliveries
-from backline.consult.store import ConsultationStore, _json
+from backline.consult.store import ConsultationStore
 from backline.redact import redact
 
 
@@ -114,7 +115,7 @@ class Outbox:
         delivery_id = new_delivery_id()
         values = {
             "id": delivery_id, "consultation_id": consultation_id, "conversation_id": conversation_id,
-            "intent": intent, "entities": _json({**dict(entities), "delivery_id": delivery_id}),
+            "intent": intent, "entities": json_copy({**dict(entities), "delivery_id": delivery_id}),
             "notice": notice, "status": "pending", "attempts": 0, "created_at": moment, "next_attempt_at": moment,
         }
         with store._write() as connection:

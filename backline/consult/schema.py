@@ -2,7 +2,7 @@
 this schema (a test compares the two); datetimes are stored as naive UTC and returned aware."""
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any, Optional
 
 from sqlalchemy import (
@@ -21,7 +21,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.types import TypeDecorator
 
-from backline.utc import as_utc
+from backline.utc import as_utc, naive_utc
 
 
 class UtcDateTime(TypeDecorator):
@@ -31,10 +31,10 @@ class UtcDateTime(TypeDecorator):
     cache_ok = True
 
     def process_bind_param(self, value: Optional[datetime], dialect: Any) -> Optional[datetime]:
-        return None if value is None else as_utc(value).replace(tzinfo=None)
+        return None if value is None else naive_utc(value)
 
     def process_result_value(self, value: Optional[datetime], dialect: Any) -> Optional[datetime]:
-        return None if value is None else value.replace(tzinfo=timezone.utc)
+        return None if value is None else as_utc(value)  # stored naive: UTC
 
 
 

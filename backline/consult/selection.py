@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
 from backline.routing.directory import WEEKDAYS, Channel, ExpertDirectory, Hours, Person
+from backline.utc import as_utc
 
 URGENT = "urgent"
 SEARCH_DAYS = 400
@@ -41,10 +42,6 @@ def require_aware(now: dt.datetime, name: str = "now") -> dt.datetime:
     return now
 
 
-def _utc(moment: dt.datetime) -> dt.datetime:
-    return moment.astimezone(dt.timezone.utc)
-
-
 def _within(directory: ExpertDirectory, hours: Hours, at: dt.datetime) -> bool:
     """The directory's rule (`ExpertDirectory.is_open`): inside a range of the day, not a holiday."""
     local = at.astimezone(directory.tz)
@@ -56,7 +53,7 @@ def _within(directory: ExpertDirectory, hours: Hours, at: dt.datetime) -> bool:
 def _next_start(directory: ExpertDirectory, hours: Hours, now: dt.datetime) -> Optional[dt.datetime]:
     """``now`` if within ``hours``, else the next start of one of its ranges (UTC); None if never."""
     if _within(directory, hours, now):
-        return _utc(now)
+        return as_utc(now)
     tz = directory.tz
     today = now.astimezone(tz).date()
     for offset in range(SEARCH_DAYS):
@@ -65,7 +62,7 @@ def _next_start(directory: ExpertDirectory, hours: Hours, now: dt.datetime) -> O
             continue
         for span in hours.get(WEEKDAYS[day.weekday()], ()):
             # Wall-clock time in the company zone; a start inside a DST gap lands just after it.
-            start = _utc(dt.datetime.combine(day, span.start, tzinfo=tz))
+            start = as_utc(dt.datetime.combine(day, span.start, tzinfo=tz))
             if start > now:
                 return start
     return None
@@ -205,7 +202,7 @@ def make_candidate(
         queue=queue,
         load=_load_of(load, person.id),
         on_duty=on_duty,
-        available_at=_utc(now) if on_duty else next_on_duty(directory, person.id, now),
+        available_at=as_utc(now) if on_duty else next_on_duty(directory, person.id, now),
     )
 
 

@@ -25,17 +25,20 @@ from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence
 from sqlalchemy.exc import SQLAlchemyError
 
 from backline.consult import quotas, sla, waits
-from backline.consult.context import build_context, lookup_account
+from backline.consult.account import lookup_account
+from backline.consult.context import build_context
 from backline.consult.masking import mask
-from backline.consult.quotas import EscalationLimits
-from backline.consult.selection import Selection, choose_experts
 from backline.consult.outbox import Outbox
+from backline.consult.quotas import EscalationLimits
 from backline.consult.replies import SLA_DELAY
-from backline.consult.store import PROJECT_ROOT, Consultation, ConsultationStore, utcnow
+from backline.consult.selection import Selection, choose_experts
+from backline.consult.store import Consultation, ConsultationStore
 from backline.experts.base import ChannelError, Delivery, ExpertChannel, Notification
 from backline.experts.delivery import DeliveryFailed, RetryPolicy, Sleep, channels_from_env, deliver
+from backline.paths import PROJECT_ROOT
 from backline.routing.announce import team_name
 from backline.routing.directory import ExpertDirectory, Person, load_experts
+from backline.utc import from_timestamp, utcnow
 
 logger = logging.getLogger(__name__)
 
@@ -81,7 +84,7 @@ def transcript_from_events(events: Iterable[Mapping[str, Any]]) -> List[Dict[str
         text = event.get("text")
         if role and isinstance(text, str) and text.strip():
             at = event.get("timestamp")
-            moment = dt.datetime.fromtimestamp(at, dt.timezone.utc).isoformat() if isinstance(at, (int, float)) else None
+            moment = from_timestamp(at).isoformat() if isinstance(at, (int, float)) else None
             out.append({"role": role, "text": text, "at": moment})
     return out
 

@@ -15,6 +15,7 @@ from typing import Any, Dict, List, Mapping, Optional, Tuple
 
 from backline.consult.selection import SUPERVISOR, Candidate, choose_experts, make_candidate, require_aware
 from backline.routing.directory import ExpertDirectory
+from backline.utc import as_utc  # SLA arithmetic in UTC: aware datetimes sharing a tzinfo subtract as wall clocks
 
 URGENT_FACTOR = 0.5
 """Urgent priority halves the SLA."""
@@ -22,11 +23,6 @@ HIGH_VALUE_FACTOR = 0.75
 """A high-value customer gets three quarters of it (on top of the priority's factor)."""
 NEXT_PERSON = "next_person"
 BACKUP_QUEUE = "backup_queue"
-
-
-def _utc(moment: dt.datetime) -> dt.datetime:
-    # Arithmetic on aware datetimes sharing a tzinfo is wall-clock arithmetic: do it in UTC.
-    return moment.astimezone(dt.timezone.utc)
 
 
 def sla_window(sla_minutes: float, priority: str, high_value: bool = False) -> dt.timedelta:
@@ -49,9 +45,9 @@ def sla_deadline(
     ``starts_at``: when the clock starts if later than ``created_at`` — pass the selection's
     ``opens_at`` for a case created off hours, so the SLA counts from the reopening.
     """
-    start = _utc(require_aware(created_at, "created_at"))
-    if starts_at is not None and _utc(require_aware(starts_at, "starts_at")) > start:
-        start = _utc(starts_at)
+    start = as_utc(require_aware(created_at, "created_at"))
+    if starts_at is not None and as_utc(require_aware(starts_at, "starts_at")) > start:
+        start = as_utc(starts_at)
     return start + sla_window(sla_minutes, priority, high_value)
 
 
@@ -81,11 +77,11 @@ class ConsultationState:
     @property
     def clock_start(self) -> dt.datetime:
         """When the SLA clock started, in UTC."""
-        return _utc(self.started_at or self.created_at)
+        return as_utc(self.started_at or self.created_at)
 
     def step_due_at(self, at_sla: float) -> dt.datetime:
         """``at_sla`` times the SLA after the clock started (1.0 is ``due_at``), in UTC."""
-        span = max(_utc(self.due_at) - self.clock_start, dt.timedelta(0))
+        span = max(as_utc(self.due_at) - self.clock_start, dt.timedelta(0))
         return self.clock_start + span * at_sla
 
 
@@ -128,7 +124,7 @@ class LadderStep:
             "sla_due_at": self.sla_due_at.isoformat(),
             "step_due_at": self.due_at.isoformat(),
             "at": self.now.isoformat(),
-            "overdue_minutes": round((_utc(self.now) - _utc(self.sla_due_at)).total_seconds() / 60, 2),
+            "overdue_minutes": round((as_utc(self.now) - as_utc(self.sla_due_at)).total_seconds() / 60, 2),
             "from_queue": self.from_queue,
             "queue": self.queue,
             "targets": [c.as_record() for c in self.targets],
@@ -151,9 +147,9 @@ def next_step(state: ConsultationState, directory: ExpertDirectory, now: dt.date
     (the timer was down), the furthest is returned and the others are listed as skipped;
     steps before one already taken are never returned.
     """
-    now = _utc(require_aware(now))
+    now = as_utc(require_aware(now))
     for done in (state.first_reply_at, state.closed_at):
-        if done is not None and _utc(done) <= now:
+        if done is not None and as_utc(done) <= now:
             return None
     ladder = directory.sla_ladder
     taken = set(state.steps_taken)
@@ -194,7 +190,7 @@ def next_step(state: ConsultationState, directory: ExpertDirectory, now: dt.date
         targets=targets,
         skipped=skipped,
         tried=tried,
-        sla_due_at=_utc(state.due_at),
+        sla_due_at=as_utc(state.due_at),
         note=note,
         consultation_id=state.consultation_id,
     )
@@ -212,4 +208,4 @@ def customer_should_hear(
     require_aware(created_at, "created_at")
     if already_told:
         return False
-    return _utc(now) >= _utc(created_at) + dt.timedelta(minutes=promised_minutes)
+    return as_utc(now) >= as_utc(created_at) + dt.timedelta(minutes=promised_minutes)

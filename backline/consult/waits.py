@@ -14,6 +14,7 @@ from typing import Optional, Sequence, Tuple, Union
 
 from backline.consult.selection import Selection, next_opening, require_aware
 from backline.routing.directory import ExpertDirectory
+from backline.utc import as_utc
 
 WINDOW = dt.timedelta(days=30)
 MIN_CASES = 5
@@ -52,7 +53,7 @@ class WaitEstimate:
 
 def window_start(now: dt.datetime, window: dt.timedelta = WINDOW) -> dt.datetime:
     """The start of the median's window: what to pass the store as ``since``."""
-    return require_aware(now).astimezone(dt.timezone.utc) - window
+    return as_utc(require_aware(now)) - window
 
 
 def typical_wait(
@@ -77,8 +78,8 @@ def typical_wait(
             if now is None:
                 raise ValueError(f"typical_wait({queue!r}): timestamped first replies need now=")
             require_aware(now)
-            moment = require_aware(when, "when").astimezone(dt.timezone.utc)
-            if not (window_start(now, window) <= moment <= now.astimezone(dt.timezone.utc)):
+            moment = as_utc(require_aware(when, "when"))
+            if not (window_start(now, window) <= moment <= as_utc(now)):
                 continue
         else:
             seconds = item

@@ -13,6 +13,7 @@ from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from backline.routing.directory import Person
 from backline.routing.matrix import PRIORITIES
+from backline.utc import as_utc
 
 MODES = ("consult", "handoff")
 ACTIONS = ("approve", "deny", "answer", "take_over", "close")
@@ -222,7 +223,7 @@ def sla_text(notification: Notification) -> str:
     if notification.sla_minutes:
         parts.append(f"SLA {notification.sla_minutes} min")
     if notification.sla_due_at:
-        due = notification.sla_due_at.astimezone(dt.timezone.utc)
+        due = as_utc(notification.sla_due_at)
         parts.append(f"reply by {due:%Y-%m-%d %H:%M} UTC")
     return " · ".join(parts)
 

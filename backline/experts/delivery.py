@@ -22,6 +22,7 @@ from backline.experts.email import EmailChannel
 from backline.experts.slack import SlackChannel
 from backline.experts.telegram import TelegramChannel
 from backline.routing.directory import Person
+from backline.utc import utcnow
 
 logger = logging.getLogger(__name__)
 
@@ -29,8 +30,8 @@ Clock = Callable[[], dt.datetime]
 Sleep = Callable[[float], Any]
 
 
-def utc_now() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc)
+utc_now = utcnow
+"""The real clock (aware UTC): `backline.utc.utcnow`."""
 
 
 @dataclass(frozen=True)

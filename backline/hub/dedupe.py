@@ -18,10 +18,12 @@ from typing import Callable, Optional, Union
 from sqlalchemy import delete
 from sqlalchemy.engine import Engine
 
-from backline.consult.store import WEBHOOK_KEY_LIMIT as KEY_LIMIT
-from backline.consult.store import WEBHOOK_KEY_TTL as DEFAULT_TTL
-from backline.consult.store import as_utc, claim_webhook_key, database_url, make_engine, migrate, utcnow
-from backline.consult.store import webhook_deliveries as deliveries
+from backline.consult.database import database_url, make_engine, migrate
+from backline.consult.schema import webhook_deliveries as deliveries
+from backline.consult.threads import WEBHOOK_KEY_LIMIT as KEY_LIMIT
+from backline.consult.threads import WEBHOOK_KEY_TTL as DEFAULT_TTL
+from backline.consult.threads import claim_webhook_key
+from backline.utc import as_utc, utcnow
 
 
 def _check(key: str) -> str:

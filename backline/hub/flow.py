@@ -1,7 +1,12 @@
 """What the hub does with an expert's reply, whichever way it came (API, dashboard, Slack, Telegram):
 turn it into guidance (``//`` notes stay internal), record it with its pending delivery in one
 transaction, deliver it to the customer (at once, or by the delivery worker), and tell the expert
-where they wrote when it cannot be applied. Also the SLA tick.
+where they wrote when it cannot be applied. Also the SLA timer (a tick every ``BACKLINE_SLA_INTERVAL``
+seconds) and the delivery worker's loop, started and stopped with the server.
+
+The hub's handlers get this one object (`backline.hub.api`, `backline.hub.webhooks`, and the
+dashboard its `ConsultationFlow.apply_async` and `ConsultationFlow.wake`); `backline.hub.app`
+only wires it.
 
 Outcomes are ``(HTTP status, JSON body)``: 200 delivered (with what the customer was told), 202
 recorded but the customer not reached yet (awaiting delivery), 400 a bad reply, 404 no such case,
@@ -15,6 +20,7 @@ from typing import Any, Dict, List, Optional, Tuple
 
 import requests
 
+from backline.access import access_for
 from backline.consult.outbox import Outbox
 from backline.consult.replies import DuplicateReply, ReplyError, record_reply
 from backline.consult.service import ConsultationService
@@ -41,6 +47,7 @@ class ConsultationFlow:
         self.store = service.store
         self.worker = worker
         self.outbox: Outbox = worker.outbox
+        self._timers: List[asyncio.Task] = []
 
     def _name(self, person_id: Optional[str]) -> str:
         person = self.service.directory.people.get(person_id or "")
@@ -87,7 +94,17 @@ class ConsultationFlow:
                      "customer_messages": rasa_answer.get("messages", [])}
 
     async def apply_async(self, answer: ExpertReply) -> Outcome:
+        """`apply` off the event loop."""
         return await asyncio.to_thread(self.apply, answer)
+
+    def wake(self) -> None:
+        """Start a delivery round now (a reply was recorded or sent again)."""
+        self.worker.wake()
+
+    def may_answer(self, answer: ExpertReply) -> bool:
+        """Whether the expert answering from Slack or Telegram may decide the case (their queues)."""
+        case = self.store.get(answer.consultation_id)
+        return case is None or access_for(self.service.directory, answer.actor).may_see_case(case)
 
     # telling the expert where they wrote
 
@@ -105,6 +122,7 @@ class ConsultationFlow:
                 logger.warning("could not tell the expert on Telegram: %s", redact(error.message))
 
     def tell_slack(self, ephemeral: Ephemeral) -> None:
+        """Best effort: an ephemeral Slack message (through its response URL, else the Slack client)."""
         try:
             if ephemeral.response_url:
                 requests.post(ephemeral.response_url, json=ephemeral.payload(), timeout=10).raise_for_status()
@@ -113,7 +131,7 @@ class ConsultationFlow:
         except Exception as error:  # the expert's feedback is best effort; the reply itself is recorded
             logger.warning("could not send a Slack ephemeral message: %s", redact(str(error)))
 
-    # the SLA timer
+    # the timers: the SLA ladder and the delivery worker
 
     def sla_tick(self) -> List[Dict[str, Any]]:
         """Walk the SLA ladder; the delay notices it queued (the worker delivers them)."""
@@ -122,3 +140,28 @@ class ConsultationFlow:
         if notices:
             self.worker.wake()
         return notices
+
+    async def sla_timer(self, interval: float) -> None:
+        """`sla_tick` every ``interval`` seconds, off the event loop, until cancelled."""
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await asyncio.to_thread(self.sla_tick)
+            except Exception:  # the timer must survive a bad tick; the next one retries
+                logger.exception("SLA tick failed")
+
+    def start_timers(self, sla_interval: float, delivery_interval: float) -> None:
+        """Start the SLA timer and the delivery worker's loop on the running event loop (an interval of 0
+        leaves that one off)."""
+        loop = asyncio.get_running_loop()
+        if sla_interval > 0:
+            self._timers.append(loop.create_task(self.sla_timer(sla_interval)))
+        if delivery_interval > 0:
+            self._timers.append(loop.create_task(self.worker.run()))
+
+    async def stop_timers(self) -> None:
+        """Stop the timers cleanly; a delivery in flight keeps its lease and is retried after it."""
+        for task in self._timers:
+            task.cancel()
+        await asyncio.gather(*self._timers, return_exceptions=True)
+        self._timers.clear()

@@ -44,7 +44,7 @@ from sqlalchemy import and_, delete, func, insert, select
 from sqlalchemy.engine import Engine
 
 from backline.consult.schema import sign_in_attempts
-from backline.utc import utcnow
+from backline.utc import as_utc, utcnow
 
 ENV_TRUSTED_PROXIES = "BACKLINE_TRUSTED_PROXIES"
 Network = Union[ipaddress.IPv4Network, ipaddress.IPv6Network]
@@ -133,9 +133,7 @@ def _seconds(then: Any, now: dt.datetime) -> float:
     """``then`` (as stored: naive UTC, or aware) minus ``now``, in seconds."""
     if then is None:
         return 0.0
-    if then.tzinfo is None:
-        then = then.replace(tzinfo=dt.timezone.utc)
-    return (then - now).total_seconds()
+    return (as_utc(then) - now).total_seconds()
 
 
 def retry_after(seconds: float) -> str:

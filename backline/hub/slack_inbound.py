@@ -25,7 +25,7 @@ from slack_sdk.signature import Clock, SignatureVerifier
 
 from backline import limits
 from backline.consult.replies import ReplyError
-from backline.consult.store import WEBHOOK_KEY_LIMIT
+from backline.consult.threads import WEBHOOK_KEY_LIMIT
 from backline.experts.slack import ACTION_IDS
 from backline.hub.dedupe import DedupeStore
 from backline.hub.guidance import ExpertReply, person_for

@@ -1,13 +1,14 @@
 """Alembic environment of the consultation store.
 
-Run through `backline.consult.store.migrate(url)`, which passes an open connection in
+Run through `backline.consult.database.migrate(url)`, which passes an open connection in
 ``config.attributes["connection"]``; the `alembic` command line works too when
 ``sqlalchemy.url`` is set (``-x url=...`` or the main option).
 """
 from alembic import context
 from sqlalchemy import create_engine
 
-from backline.consult.store import VERSION_TABLE, metadata
+from backline.consult.database import VERSION_TABLE
+from backline.consult.schema import metadata
 
 config = context.config
 

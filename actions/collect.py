@@ -17,15 +17,14 @@ from rasa_sdk.types import DomainDict
 from sqlalchemy.exc import SQLAlchemyError
 
 from actions.routing import escalate
+from backline import configuration
 from backline.business import answers
 from backline.business.checks import CHECKS, Checked
 from backline.money import format_money
-from backline.routing import load_matrix
-from backline.routing.announce import team_name
 from backline.routing.collect import LABELS, form_name
 
 logger = logging.getLogger(__name__)
-MATRIX = load_matrix("escalation.yml")
+MATRIX = configuration.matrix()  # $BACKLINE_MATRIX, default the project's escalation.yml
 
 
 def facts_line(facts: Mapping[str, Any]) -> str:
@@ -96,7 +95,7 @@ class ActionRouteCollected(Action):
         responses = domain.get("responses", {})
         specific = f"utter_routed_{intent}"
         dispatcher.utter_message(response=specific if specific in responses else "utter_routed",
-                                 team=team_name(record.get("queue")), facts=facts_line(facts))
+                                 team=configuration.team_name(record.get("queue")), facts=facts_line(facts))
         draft = _draft(intent, tracker.current_slot_values(), responses)
         events = await escalate("consult", dispatcher, tracker, domain, draft, announce=False)
         return [SlotSet("ai_draft", draft), *events]

@@ -53,9 +53,11 @@ class ActionExpertUpdate(Action):
             entities.get("message_id"),
             delivery_id,
         )
-        text = f"{update.sender_name}: {update.text}" if update.sender_name else update.text
         extra = {"delivery_id": delivery_id} if delivery_id else {}
-        dispatcher.utter_message(text=text, sender_name=update.sender_name, **extra)
+        # The text as the person wrote it; who speaks is the message's metadata (`sender_name`), which
+        # each customer channel shows its own way (backline.rasa.channels: metadata on the web chat, a
+        # "Name: " prefix on text-only channels).
+        dispatcher.utter_message(text=update.text, sender_name=update.sender_name, **extra)
         return [SlotSet(name, value) for name, value in update.slots.items()]
 
 

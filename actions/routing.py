@@ -15,9 +15,10 @@ from rasa_sdk.events import EventType, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
+from backline import configuration
 from backline.consult.quotas import CLIENT_KEY, EscalationLimited
 from backline.consult.service import ConsultationService, transcript_from_events
-from backline.routing.announce import draft_answer, response_for, team_name
+from backline.routing.announce import draft_answer, response_for
 
 logger = logging.getLogger(__name__)
 
@@ -44,7 +45,7 @@ async def escalate(
     """Announce (unless the caller did), open the consultation, tell the wait; a store failure never
     leaves the customer unanswered."""
     record: Dict[str, Any] = tracker.get_slot("routing_decision") or {}
-    team = team_name(record.get("queue"))
+    team = configuration.team_name(record.get("queue"))
     if announce:
         dispatcher.utter_message(response=response_for(kind, record, domain.get("responses", {})), team=team)
     parse = tracker.latest_message or {}

@@ -16,8 +16,9 @@ from rasa_sdk.types import DomainDict
 
 from actions.common import first, lookup, slot_or_entity
 from actions.routing import consultations
+from backline import configuration
 from backline.business import replies
-from backline.routing.announce import draft_answer, team_name
+from backline.routing.announce import draft_answer
 
 OUTCOME_VERBS = {"approved": "approved", "denied": "declined", "answered": "answered", "closed": "resolved",
                  "handed_back": "dealt with"}
@@ -52,10 +53,10 @@ def _answer(intent: str, tracker: Tracker, domain: DomainDict, dispatcher: Colle
 async def _case_team(tracker: Tracker) -> str:
     consultation_id = tracker.get_slot("consultation_id")
     if not consultation_id:
-        return team_name(None)
+        return configuration.team_name(None)
     service = await asyncio.to_thread(consultations)  # the first call opens (and migrates) the store
     case = await asyncio.to_thread(service.store.get, consultation_id)
-    return team_name(case.queue if case is not None else None)
+    return service.directory.team_name(case.queue if case is not None else None)
 
 
 class ActionAnswerWhileWaiting(Action):

@@ -8,7 +8,7 @@ from typing import Callable, List, Optional
 COMMANDS = {
     "build-spacy": ("backline.nlp.build", "build the spaCy pipeline from code"),
     "seed": ("backline.business.seed", "seed the demo tenant's business database"),
-    "validate-matrix": ("backline.routing.validate", "validate escalation.yml and experts.yml"),
+    "validate-matrix": ("backline.validation", "validate escalation.yml and experts.yml"),
     "export-matrix": ("backline.routing.export", "export the routing model (md, csv, json)"),
     "run": ("backline.launcher", "run the Rasa server, the action server and the hub"),
     "actions": ("backline.actions_server", "run the action server alone (loopback, token-checked)"),

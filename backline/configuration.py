@@ -8,6 +8,7 @@ An invalid file raises its `ConfigError` (every problem with file:line) at first
 """
 from __future__ import annotations
 
+import logging
 import os
 from functools import lru_cache
 from pathlib import Path
@@ -17,6 +18,9 @@ from backline.paths import PROJECT_ROOT
 from backline.routing.directory import ExpertDirectory, load_experts
 from backline.routing.handback import HandBack
 from backline.routing.matrix import EscalationMatrix, load_matrix
+from backline.routing.source import ConfigError
+
+logger = logging.getLogger(__name__)
 
 ENV_MATRIX = "BACKLINE_MATRIX"
 ENV_EXPERTS = "BACKLINE_EXPERTS"
@@ -52,3 +56,13 @@ def hand_back() -> HandBack:
 def experts() -> ExpertDirectory:
     """The configured expert directory (loaded afresh: it is small, and operators edit it)."""
     return load_experts(experts_path())
+
+
+def team_name(queue: Optional[str]) -> str:
+    """What customers are told a queue's team is called (experts.yml's ``team``). A directory that cannot
+    be read is logged and the queue's own name used, so an announcement never fails for it."""
+    try:
+        return experts().team_name(queue)
+    except ConfigError as error:
+        logger.error("experts.yml cannot be read for team names: %s", error)
+        return queue or "customer support"

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import os
 import re
-from pathlib import Path
 import uuid
+from pathlib import Path
 from typing import Iterator, List, Optional
 
 import pytest

@@ -2,7 +2,14 @@
 import pytest
 
 from backline.business.checks import (
-    CHECKS, check_amount, check_details, check_email, check_invoice, check_order, check_plan, check_product,
+    CHECKS,
+    check_amount,
+    check_details,
+    check_email,
+    check_invoice,
+    check_order,
+    check_plan,
+    check_product,
 )
 from backline.routing.collect import FIELDS
 

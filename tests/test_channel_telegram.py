@@ -18,11 +18,11 @@ import requests
 from rasa.core.channels.channel import UserMessage
 from sanic import Sanic
 
-from backline.rasa.channels import enabled_credentials
 from backline.limits import MAX_BODY_BYTES, MAX_MESSAGE_CHARS, SERVER_MAX_BYTES
+from backline.rasa.channels import enabled_credentials
 from backline.rasa.channels.telegram import SECRET_HEADER, TelegramError, TelegramInput
 from tests.channel_servers import FakeBotApi, LiveApp
-from tests.expert_apis import Answer, RecordingApi, Recorded
+from tests.expert_apis import Answer, Recorded, RecordingApi
 from tests.servers import PROJECT_ROOT, free_port
 
 TOKEN = "123456:customer-bot-token"

@@ -14,9 +14,26 @@ import requests
 import socketio
 
 from tests.channels_stack import (
-    CUSTOMER_SLACK_SECRET, HUB_SLACK_SECRET, HUB_TELEGRAM_SECRET, JONAS_CHAT, MARA, Channels, _ids, api_reply,
-    case_detail, consultation, customer_telegram_says, eventually, first_delivery, jonas_says, running_channels,
-    slack_event, slack_signed, slots, telegram_update, texts_to,
+    CUSTOMER_SLACK_SECRET,
+    HUB_SLACK_SECRET,
+    HUB_TELEGRAM_SECRET,
+    JONAS_CHAT,
+    MARA,
+    Channels,
+    _ids,
+    api_reply,
+    case_detail,
+    consultation,
+    customer_telegram_says,
+    eventually,
+    first_delivery,
+    jonas_says,
+    running_channels,
+    slack_event,
+    slack_signed,
+    slots,
+    telegram_update,
+    texts_to,
 )
 
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import json
 import re
-import time
+import shutil
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Sequence
@@ -17,7 +17,6 @@ from backline.consult.context import (
     build_context,
     format_money,
     lookup_account,
-    mask_data,
     normalise_transcript,
     render_structured,
     render_text,
@@ -406,3 +405,19 @@ def test_an_amount_without_a_rate_is_explained_not_called_above_the_limit() -> N
     assert reason["grounds"] == "JPY 80,000: no rate is configured for JPY, so it was not compared with the limit"
     assert package["brief"]["risk"]["grounds"] == [reason["grounds"]]
     assert package["next_step"] == "Convert the amount of JPY 80,000 yourself, then approve or deny the refund"
+
+
+def test_the_brief_names_a_category_by_its_label_in_escalation_yml(tmp_path, monkeypatch) -> None:
+    """The category words of the expert's brief are escalation.yml's `label`, not Python's."""
+    from backline import configuration
+    from backline.consult.grounds import category_label
+
+    assert category_label("account_security") == "possible account compromise"
+    assert category_label("something_new") == "something new"  # a code the matrix does not know
+    edited = (ROOT / "escalation.yml").read_text(encoding="utf-8").replace(
+        "label: legal matter", "label: matter for our lawyers")
+    assert "matter for our lawyers" in edited
+    (tmp_path / "escalation.yml").write_text(edited, encoding="utf-8")
+    shutil.copy(ROOT / "signals.yml", tmp_path / "signals.yml")
+    monkeypatch.setenv(configuration.ENV_MATRIX, str(tmp_path / "escalation.yml"))
+    assert category_label("legal") == "matter for our lawyers"

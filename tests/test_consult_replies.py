@@ -10,12 +10,12 @@ import pytest
 
 from backline.consult.outbox import Outbox
 from backline.consult.replies import (
-    DuplicateReply,
     EXPERT_REPLY,
     HAND_BACK,
     HUMAN_MESSAGE,
     HUMAN_TAKEOVER,
     SLA_DELAY,
+    DuplicateReply,
     Reply,
     ReplyError,
     allowed_intents,

@@ -25,7 +25,13 @@ from backline.hub import headers, operators
 from backline.hub.dashboard import COOKIE, StoreVersion, dashboard_blueprint
 from backline.hub.guidance import ExpertReply
 from backline.hub.operators import (
-    Settings, authenticate, csrf_token, hash_password, read_session, sign_session, verify_password,
+    Settings,
+    authenticate,
+    csrf_token,
+    hash_password,
+    read_session,
+    sign_session,
+    verify_password,
 )
 from backline.hub.webchat import socket_url, webchat_blueprint
 from backline.limits import MAX_BODY_BYTES
@@ -349,11 +355,11 @@ def test_guessing_a_password_over_http_is_slowed_for_that_user_and_address(hub: 
 
 def test_a_sign_in_from_another_site_is_refused(hub: Hub) -> None:
     form = {"username": "mara", "password": DEMO_PASSWORD}
-    for headers in ({"Origin": "https://evil.example"}, {"Origin": "null"}, {"Origin": ""},
-                    {"Referer": "https://evil.example/login"}):
-        refused = requests.post(f"{hub.url}/dashboard/login", data=form, headers=headers, allow_redirects=False,
+    for origin in ({"Origin": "https://evil.example"}, {"Origin": "null"}, {"Origin": ""},
+                   {"Referer": "https://evil.example/login"}):
+        refused = requests.post(f"{hub.url}/dashboard/login", data=form, headers=origin, allow_redirects=False,
                                 timeout=10)
-        assert refused.status_code == 403 and COOKIE not in refused.cookies, headers
+        assert refused.status_code == 403 and COOKIE not in refused.cookies, origin
     referred = requests.post(f"{hub.url}/dashboard/login", data=form, headers={"Referer": f"{hub.url}/dashboard/login"},
                              allow_redirects=False, timeout=10)
     assert referred.status_code == 303  # no Origin: the Referer's origin is checked instead

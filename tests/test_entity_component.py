@@ -2,8 +2,8 @@
 from __future__ import annotations
 
 import asyncio
-from pathlib import Path
 from functools import partial
+from pathlib import Path
 from typing import Any, List
 
 import pytest
@@ -19,8 +19,15 @@ from rasa.shared.nlu.training_data.message import Message
 
 from backline.rasa.entities import BacklineEntityExtractor
 from tests._spacy_fixture import (  # noqa: F401
-    build_component, execution_context, kestrel_pipeline_path, make_spacy_nlp, model_storage,
-    spacy_nlp, spacy_pipeline, tokenizer, train_nlu_model,
+    build_component,
+    execution_context,
+    kestrel_pipeline_path,
+    make_spacy_nlp,
+    model_storage,
+    spacy_nlp,
+    spacy_pipeline,
+    tokenizer,
+    train_nlu_model,
 )
 
 COMPONENT = "backline.rasa.entities.BacklineEntityExtractor"

@@ -9,8 +9,8 @@ from typing import Dict, List
 
 import pytest
 
-from backline.routing import load_experts, load_matrix
 from backline.routing import export as export_module
+from backline.routing import load_experts, load_matrix
 from backline.routing.export import CSV_COLUMNS, export
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -17,7 +17,7 @@ import requests
 
 from backline.reports import write_section
 from tests.faults import Customer, LossyProxy, Process, processes, wait_for
-from tests.servers import PROJECT_ROOT, Stack, assistant_env
+from tests.servers import PROJECT_ROOT, assistant_env
 
 ESCALATE = "I want a refund of €780 for my Hub X1, order 10023"
 TELEGRAM_SECRET = "fault-suite-telegram-secret"

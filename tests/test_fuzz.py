@@ -23,7 +23,6 @@ import hmac
 import http.client
 import json
 import os
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -32,7 +31,6 @@ import urllib.parse
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
 
 import pytest

@@ -15,7 +15,6 @@ from typing import Any, Dict, Iterator, List
 
 import pytest
 import requests
-
 from sqlalchemy import create_engine
 from sqlalchemy.engine import make_url
 

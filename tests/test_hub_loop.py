@@ -89,7 +89,12 @@ def test_take_over_relay_and_hand_back_with_limits(stack: Stack) -> None:
 
     human = reply(stack, case["id"], action="message", text="I have sent you a corrected copy.")
     person = texts(human.json()["customer_messages"])
-    assert person.endswith(": I have sent you a corrected copy.") and slots(stack, "loop-human")["human_agent"]
+    assert person == "I have sent you a corrected copy." and slots(stack, "loop-human")["human_agent"]
+    tracker = requests.get(f"{stack.rasa_url}/conversations/loop-human/tracker", params={"token": stack.rasa_token},
+                           timeout=30).json()
+    said = [e for e in tracker["events"] if e["event"] == "bot"][-1]
+    # who spoke is the message's metadata, not a prefix in its text (each channel shows it its own way)
+    assert (said["text"], said["metadata"].get("sender_name")) == ("I have sent you a corrected copy.", "Felix Braun")
 
     back = reply(stack, case["id"], action="hand_back", text="All sorted.", allowed_followups=["informational"])
     assert back.status_code == 200, back.text

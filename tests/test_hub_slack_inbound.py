@@ -2,7 +2,6 @@
 double clicks count once; and the de-duplication stores behind it (memory, SQLite, PostgreSQL)."""
 from __future__ import annotations
 
-import copy
 import datetime as dt
 import hashlib
 import hmac

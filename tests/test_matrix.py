@@ -10,9 +10,10 @@ from typing import Dict, List, Optional, Tuple
 
 import pytest
 
+from backline import validation as validate_module
 from backline.routing import ExpertsError, MatrixError, Problem, load_experts, load_matrix
-from backline.routing import validate as validate_module
-from backline.routing.validate import currency_warnings, domain_intents, validate, validate_with_warnings
+from backline.routing.validate import domain_intents, validate
+from backline.validation import currency_warnings, validate_with_warnings
 
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "matrix"
@@ -658,7 +659,7 @@ SIGNAL_CASES = {
         "explicit_request.patterns[0][3].LOWR: unknown spaCy token attribute",
     ),
     "phrase that is also a not-phrase": (
-        [("  not_phrases: [human resources]\n", f"  not_phrases: [human resources, Live Agent]\n"),
+        [("  not_phrases: [human resources]\n", "  not_phrases: [human resources, Live Agent]\n"),
          ("  phrases: [live agent, real person]\n", f"  phrases: [live agent, real person]  {MARK}\n")],
         "explicit_request.phrases[0]: 'live agent' is also in not_phrases",
     ),

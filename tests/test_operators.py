@@ -16,10 +16,21 @@ from sqlalchemy import func, select
 from backline.consult.schema import sign_in_attempts
 from backline.consult.store import ConsultationStore
 from backline.hub.operators import (
-    DEMO_PASSWORD, Settings, csrf_token, csrf_valid, demo_refused, sign_session,
+    DEMO_PASSWORD,
+    Settings,
+    csrf_token,
+    csrf_valid,
+    demo_refused,
+    sign_session,
 )
 from backline.hub.sign_in import (
-    PasswordPool, PoolFull, Rules, SignInLimits, client_address, retry_after, trusted_proxies,
+    PasswordPool,
+    PoolFull,
+    Rules,
+    SignInLimits,
+    client_address,
+    retry_after,
+    trusted_proxies,
 )
 
 KEY = b"test-dashboard-secret"

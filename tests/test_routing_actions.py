@@ -11,7 +11,7 @@ from rasa_sdk.executor import CollectingDispatcher
 
 from actions.routing import ActionConsult, ActionHandoff, consultations
 from backline.consult.store import ENV_URL, ConsultationStore
-from backline.routing.announce import draft_answer, response_for, team_name
+from backline.routing.announce import draft_answer, response_for
 from tests.servers import PROJECT_ROOT
 
 DOMAIN = yaml.safe_load((PROJECT_ROOT / "domain.yml").read_text(encoding="utf-8"))
@@ -81,7 +81,7 @@ def test_consult_tells_the_customer_and_keeps_the_ai_draft(consult_store: Consul
     messages, events = run(ActionConsult(), tracker_with(record))
 
     assert messages[0]["response"] == "utter_consult_medium_confidence"
-    assert messages[0]["team"] == team_name("support") == "customer support"
+    assert messages[0]["team"] == "customer support"  # experts.yml: queues.support.team
     draft = DOMAIN["responses"]["utter_password_reset"][0]["text"]
     [case] = consult_store.list(conversation_id="customer")
     assert events == [SlotSet("ai_draft", draft), SlotSet("consultation_id", case.id)]

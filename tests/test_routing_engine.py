@@ -14,6 +14,7 @@ from typing import Any, Dict, Optional, Sequence, Tuple
 
 import pytest
 
+from backline.nlp.money import find_money
 from backline.routing import load_matrix
 from backline.routing.engine import (
     ACTIONS,
@@ -26,7 +27,6 @@ from backline.routing.engine import (
     tokens,
     usable,
 )
-from backline.nlp.money import find_money
 from backline.routing.signals import Signal
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -119,3 +119,15 @@ def test_the_hubs_generated_secrets_are_private_from_creation(tmp_path: Path, mo
     assert stat.S_IMODE((tmp_path / "var").stat().st_mode) == 0o700
     assert app.operator_token({}) == made["operator_token"]  # generated once
     assert app.operator_token({"BACKLINE_OPERATOR_TOKEN": "from-env"}) == "from-env"
+
+
+def test_routing_imports_nothing_of_the_project_nor_rasa_nor_spacy() -> None:
+    """backline/routing is the pure model every adapter trusts: it stands alone."""
+    modules = sorted(p.stem for p in (ROOT / "backline" / "routing").glob("*.py") if p.stem != "__init__")
+    statement = "; ".join(f"import backline.routing.{m}" for m in modules)
+    code = (f"{statement}\nimport sys\nprint('\\n'.join(sorted(m for m in sys.modules "
+            f"if m.startswith(('backline', 'rasa', 'spacy', 'tensorflow')))))")
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
+    loaded = done.stdout.split()
+    assert "backline.routing.matrix" in loaded and "backline.routing.validate" in loaded
+    assert [m for m in loaded if not m.startswith("backline.routing") and m != "backline"] == []

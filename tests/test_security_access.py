@@ -20,8 +20,19 @@ import requests
 
 from backline.reports import SECURITY, write_section
 from tests.channels_stack import (
-    HUB_SLACK_SECRET, HUB_TELEGRAM_SECRET, JONAS_CHAT, MARA, PROJECT_ROOT, Channels, _ids, case_detail, consultation,
-    eventually, running_channels, slack_signed, telegram_update,
+    HUB_SLACK_SECRET,
+    HUB_TELEGRAM_SECRET,
+    JONAS_CHAT,
+    MARA,
+    PROJECT_ROOT,
+    Channels,
+    _ids,
+    case_detail,
+    consultation,
+    eventually,
+    running_channels,
+    slack_signed,
+    telegram_update,
 )
 
 EXPERTS = PROJECT_ROOT / "tests" / "fixtures" / "experts_security.yml"

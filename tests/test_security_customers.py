@@ -17,9 +17,19 @@ from sqlalchemy import create_engine, text
 from backline.rasa.channels import new_session
 from backline.reports import SECURITY, write_section
 from tests.channels_stack import (
-    CUSTOMER_SLACK_SECRET, CUSTOMER_TELEGRAM_SECRET, JONAS_CHAT, PROJECT_ROOT, Channels, _ids, api_reply,
-    case_detail, consultation, customer_telegram_says, eventually, first_delivery, running_channels, slack_event,
-    telegram_update, texts_to,
+    CUSTOMER_SLACK_SECRET,
+    JONAS_CHAT,
+    PROJECT_ROOT,
+    Channels,
+    _ids,
+    api_reply,
+    case_detail,
+    consultation,
+    customer_telegram_says,
+    eventually,
+    first_delivery,
+    running_channels,
+    slack_event,
 )
 
 EXPERTS = PROJECT_ROOT / "tests" / "fixtures" / "experts_security.yml"

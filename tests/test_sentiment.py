@@ -19,8 +19,13 @@ from backline.nlp import sentiment
 from backline.nlp.sentiment import NO_SENTIMENT, Sentiment, label_for, score, tail
 from backline.rasa.sentiment import SENTIMENT, SentimentAnalyzer
 from tests._spacy_fixture import (  # noqa: F401
-    build_component, execution_context, kestrel_pipeline_path, model_storage, spacy_nlp,
-    spacy_pipeline, tokenizer,
+    build_component,
+    execution_context,
+    kestrel_pipeline_path,
+    model_storage,
+    spacy_nlp,
+    spacy_pipeline,
+    tokenizer,
 )
 
 COMPONENT = "backline.rasa.sentiment.SentimentAnalyzer"

@@ -23,11 +23,24 @@ import backline.rasa.signals as signals_component
 from backline.nlp.signals import EDGE_GETTERS, SignalDetector, SignalSpecError
 from backline.rasa.signals import SIGNALS, SignalDetectorComponent
 from backline.routing.signals import (
-    EXPLICIT_REQUEST, MESSAGE_EDGES, NOT_EXPLICIT_REQUEST, Signal, SignalSpec, check_token_pattern,
+    EXPLICIT_REQUEST,
+    MESSAGE_EDGES,
+    NOT_EXPLICIT_REQUEST,
+    Signal,
+    SignalSpec,
+    check_token_pattern,
 )
 from tests._spacy_fixture import (  # noqa: F401
-    build_component, execution_context, kestrel_nlp, kestrel_pipeline_path, make_spacy_nlp,
-    model_storage, spacy_nlp, spacy_pipeline, tokenizer, train_nlu_model,
+    build_component,
+    execution_context,
+    kestrel_nlp,
+    kestrel_pipeline_path,
+    make_spacy_nlp,
+    model_storage,
+    spacy_nlp,
+    spacy_pipeline,
+    tokenizer,
+    train_nlu_model,
 )
 
 COMPONENT = "backline.rasa.signals.SignalDetectorComponent"

@@ -16,7 +16,6 @@ from typing import Any, Dict, Iterable, List, Optional, Sequence
 from sqlalchemy import func, select
 
 from backline.consult.store import AWAITING_DELIVERY, STATUSES, Consultation, ConsultationStore, Message, audit_events
-from backline.routing.announce import team_name
 from backline.routing.directory import ExpertDirectory
 from backline.routing.matrix import PRIORITIES
 
@@ -61,7 +60,7 @@ def queue_row(case: Consultation, directory: ExpertDirectory, now: dt.datetime) 
     record = case.as_dict()
     for heavy in ("context", "routing", "transcript"):
         record.pop(heavy)
-    return {**record, "team": team_name(case.queue), "assignee_name": _name(directory, case.assignee),
+    return {**record, "team": directory.team_name(case.queue), "assignee_name": _name(directory, case.assignee),
             "sla_seconds_left": sla_seconds_left(case, now)}
 
 
@@ -92,7 +91,7 @@ def case_view(
 ) -> Dict[str, Any]:
     """Everything the consultation page shows."""
     agent = human_agent(messages) if case.is_open else None
-    return {**case.as_dict(), "team": team_name(case.queue), "assignee_name": _name(directory, case.assignee),
+    return {**case.as_dict(), "team": directory.team_name(case.queue), "assignee_name": _name(directory, case.assignee),
             "sla_seconds_left": sla_seconds_left(case, now), "human_mode": agent is not None,
             "human_agent": _name(directory, agent), "timeline": timeline(case, messages, directory)}
 
@@ -105,8 +104,8 @@ def chat_state(
         return {"state": "ai"}
     agent = human_agent(messages)
     if agent is None:
-        return {"state": "checking", "team": team_name(case.queue)}
-    return {"state": "human", "team": team_name(case.queue), "agent": _name(directory, agent)}
+        return {"state": "checking", "team": directory.team_name(case.queue)}
+    return {"state": "human", "team": directory.team_name(case.queue), "agent": _name(directory, agent)}
 
 
 def store_version(store: ConsultationStore) -> int:

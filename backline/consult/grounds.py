@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any, Dict, List, Mapping, Optional
 
+from backline import configuration
 from backline.business.ids import normalise_invoice_id, normalise_order_id
 from backline.consult.account import slot
 from backline.consult.render import confidence_text, intent_label
@@ -33,12 +34,13 @@ _TRIGGER_REASON = {
     "negative_sentiment": "negative_sentiment",
     "high_value": "high_value",
 }
-_CATEGORY_WORDS = {
-    "refund_over_limit": "refund above the limit",
-    "legal": "legal matter",
-    "formal_complaint": "formal complaint",
-    "account_security": "possible account compromise",
-}
+
+
+def category_label(category: str) -> str:
+    """How the brief names an exception category: its ``label`` in escalation.yml (the configured matrix,
+    `backline.configuration`); a code the matrix does not know, spaced."""
+    found = configuration.matrix().categories.get(category)
+    return found.label if found is not None else category.replace("_", " ")
 
 
 def amount_asked(record: Mapping[str, Any], slots: Mapping[str, Any]) -> Optional[Dict[str, Any]]:
@@ -71,7 +73,7 @@ def _grounds(key: str, evidence: Mapping[str, Any], record: Mapping[str, Any]) -
         return f"the customer asked for a person (intent {evidence.get('intent')}, {confidence_text(evidence.get('confidence'))})"
     if key == "sensitive_topic":
         category = str(evidence.get("category") or record.get("detail") or "sensitive topic")
-        words = _CATEGORY_WORDS.get(category, category.replace("_", " "))
+        words = category_label(category)
         if evidence.get("no_rate") and _number(evidence.get("amount")) is not None:
             amount = format_money(evidence.get("amount"), evidence.get("currency"))
             return (

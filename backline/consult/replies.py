@@ -25,12 +25,11 @@ import datetime as dt
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
-from backline.consult.outbox import Outbox
-from backline.limits import max_reply_chars
-from backline.consult.store import Consultation, ConsultationClosed, ConsultationStore, Message
-from backline.routing.announce import team_name
-from backline.routing.directory import ExpertDirectory
 from backline import configuration
+from backline.consult.outbox import Outbox
+from backline.consult.store import Consultation, ConsultationClosed, ConsultationStore, Message
+from backline.limits import max_reply_chars
+from backline.routing.directory import ExpertDirectory
 from backline.routing.handback import UnknownFollowup
 from backline.utc import iso
 
@@ -180,7 +179,7 @@ def customer_update(
 ) -> CustomerUpdate:
     """What to tell the customer after ``intent`` was triggered for the consultation (see `INTENT_FOR`)."""
     case = store.require(consultation_id)
-    team = team_name(case.queue)
+    team = directory.team_name(case.queue)
     if intent == SLA_DELAY:
         delivery = Outbox(store).get(delivery_id) if delivery_id else None
         if delivery is not None and delivery.consultation_id == consultation_id and delivery.notice:

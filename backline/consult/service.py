@@ -36,7 +36,6 @@ from backline.consult.store import Consultation, ConsultationStore
 from backline.experts.base import ChannelError, Delivery, ExpertChannel, Notification
 from backline.experts.delivery import DeliveryFailed, RetryPolicy, Sleep, channels_from_env, deliver
 from backline.paths import PROJECT_ROOT
-from backline.routing.announce import team_name
 from backline.routing.directory import ExpertDirectory, Person, load_experts
 from backline.utc import from_timestamp, utcnow
 
@@ -233,7 +232,7 @@ class ConsultationService:
         wait = waits.typical_wait(
             queue, self.store.first_reply_times(queue, waits.window_start(now), now, mode=mode), sla_minutes
         )
-        text = waits.customer_message(mode, team_name(queue), wait, self.directory, now, selection)
+        text = waits.customer_message(mode, self.directory.team_name(queue), wait, self.directory, now, selection)
         promised = wait.promised_minutes
         if selection.off_hours and selection.opens_at:
             promised = max(promised, round((selection.opens_at - now).total_seconds() / 60) + wait.promised_minutes)
@@ -279,7 +278,7 @@ class ConsultationService:
         wait = waits.typical_wait(
             case.queue, self.store.first_reply_times(case.queue, waits.window_start(now), now, mode=case.mode),
             self.directory.queue(case.queue).sla_minutes)
-        team = team_name(case.queue)
+        team = self.directory.team_name(case.queue)
         text = f"Your request is already with our {team} team, and I have added this to it."
         if upgraded:
             text += f" I have asked for a colleague to take over; they typically reply in {wait.phrase}."
@@ -303,7 +302,7 @@ class ConsultationService:
             self.store.audit(latest.id, SYSTEM, "escalation_limited", {
                 "limit": "conversation", "per_hour": limit, "reason": routing.get("reason")}, at=now)
             raise quotas.EscalationLimited(
-                f"Your request is already with our {team_name(latest.queue)} team, and I have added your latest "
+                f"Your request is already with our {self.directory.team_name(latest.queue)} team, and I have added your latest "
                 "message to it: they will answer you here.", latest, "conversation")
         limit = self.limits.per_address
         if client and limit and len(self.store.created_since(since, client_key=client)) >= limit:
@@ -450,7 +449,7 @@ class ConsultationService:
             text = None
             promised = trail["promised_minutes"]
             if promised is not None and sla.customer_should_hear(now, promised, case.created_at, trail["delay_told"]):
-                text = waits.delay_message(case.mode, team_name(case.queue))
+                text = waits.delay_message(case.mode, self.directory.team_name(case.queue))
                 Outbox(self.store).enqueue(case.id, case.conversation_id, SLA_DELAY, {"consultation_id": case.id},
                                            notice=text, at=now, actor=SLA_ACTOR)
         delivery = self._notify(case, [c.person for c in step.targets], SLA_ACTOR) if step is not None else None

@@ -96,7 +96,7 @@ def render_message(notification: Notification, limit: int = MESSAGE_LIMIT) -> st
     values = {label: text for label, text in brief_lines(notification.brief)}
     values["draft"] = notification.ai_draft or ""
     for key in ("draft", "Customer says", "Risk", "Product"):
-        values[key] = _shrink(lambda v: _render(notification, {**values, key: v}), values[key], limit)
+        values[key] = _shrink(lambda v: _render(notification, {**values, key: v}), values[key], limit)  # noqa: B023  (called at once)
     text = _render(notification, values)
     if utf16_len(text) > limit:
         raise ChannelError("telegram", "message_too_long", "the message does not fit Telegram's limit", transient=False)
@@ -123,7 +123,7 @@ def transcript_messages(notification: Notification, limit: int = MESSAGE_LIMIT) 
     lines = []
     for speaker, text in transcript_lines(notification.transcript):
         prefix = f"<b>{_e(speaker)}:</b> "
-        lines.append(prefix + _e(_shrink(lambda v: prefix + _e(v), text, budget)))
+        lines.append(prefix + _e(_shrink(lambda v: prefix + _e(v), text, budget)))  # noqa: B023  (called at once)
     if not lines:
         return []
     chunks = chunk_lines(lines, budget, measure=utf16_len)[-MAX_TRANSCRIPT_MESSAGES:]

@@ -110,9 +110,10 @@ class ApiTokens:
 
 
 def main(argv: Optional[List[str]] = None) -> int:
+    import os
+
     from backline.consult.service import DEFAULT_EXPERTS, ENV_EXPERTS
     from backline.routing.directory import load_experts
-    import os
 
     parser = argparse.ArgumentParser(prog="backline tokens", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)

@@ -36,22 +36,31 @@ from typing import Any, Awaitable, Callable, Dict, Optional, Tuple
 
 from sanic import Blueprint
 from sanic.request import Request
-from sanic.response import HTTPResponse, file, html as html_response, json, redirect
+from sanic.response import HTTPResponse, file, json, redirect
+from sanic.response import html as html_response
 
+from backline import configuration
 from backline.access import access_for
 from backline.consult import board
 from backline.consult.outbox import Outbox
-from backline import configuration
 from backline.consult.service import ConsultationService
-from backline.utc import utcnow
 from backline.hub import forgery
 from backline.hub.guidance import ExpertReply
 from backline.hub.operators import (
-    SESSION_SECONDS, Operator, Settings, authenticate, csrf_token, csrf_valid, demo_refused, operators,
-    read_session, sign_session,
+    SESSION_SECONDS,
+    Operator,
+    Settings,
+    authenticate,
+    csrf_token,
+    csrf_valid,
+    demo_refused,
+    operators,
+    read_session,
+    sign_session,
 )
 from backline.hub.sign_in import PasswordPool, PoolFull, SignInLimits, client_address, retry_after
 from backline.limits import Refused, json_object, max_body_bytes, text_field, too_large
+from backline.utc import utcnow
 
 logger = logging.getLogger(__name__)
 

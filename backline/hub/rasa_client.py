@@ -12,7 +12,6 @@ import requests
 
 from backline.redact import redact
 
-
 PATH_SAFE = ":/@!$&'()*+,;=~"
 """Characters of a conversation id sent as they are: Rasa's route (``<conversation_id:path>``) does not
 percent-decode, so ``telegram:42`` must arrive as ``telegram:42``, not ``telegram%3A42``."""

@@ -23,7 +23,7 @@ without one, or for a doc of some other text, the detector tokenises `text` itse
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Dict, Iterable, List, Optional, Sequence, Tuple
+from typing import TYPE_CHECKING, Dict, Iterable, List, Optional, Sequence, Tuple
 
 from backline.nlp.entities import Span, original_positions, span_in_original
 from backline.routing.signals import Signal, SignalSpec

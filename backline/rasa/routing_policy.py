@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Text, Tuple
 
@@ -48,12 +47,13 @@ from rasa.shared.core.generator import TrackerWithCachedStates
 from rasa.shared.core.trackers import DialogueStateTracker
 from rasa.shared.exceptions import RasaException
 
+from backline.nlp.signals import SignalDetector
 from backline.routing import ConfigError, load_matrix
 from backline.routing.collect import form_intent
 from backline.routing.engine import Conversation, Decision, Parse, Turn, decide, route_collected
 from backline.routing.matrix import EscalationMatrix, is_external, signals_file
 from backline.routing.validate import domain_problems
-from backline.nlp.signals import SignalDetector
+from backline.utc import utcnow
 
 logger = logging.getLogger(__name__)
 
@@ -149,7 +149,7 @@ def _conversation(
     return Conversation(
         human_joined=bool(joined) or bool(tracker.get_slot("human_agent")),
         resolution=tracker.get_slot("case_resolution") if isinstance(tracker.get_slot("case_resolution"), dict) else None,
-        now=datetime.now(timezone.utc),
+        now=utcnow(),
         slots=tracker.current_slot_values(),
         handback_this_session=any(isinstance(e, UserUttered) and e.intent_name == HAND_BACK_INTENT
                                   for e in tracker.applied_events()),

@@ -1,15 +1,8 @@
-"""What the customer is told when a conversation is escalated, and the AI's draft answer."""
+"""What the customer is told when a conversation is escalated (which response), and the AI's draft answer.
+Team names are experts.yml's (`ExpertDirectory.team_name`)."""
 from __future__ import annotations
 
 from typing import Any, Iterable, Mapping, Optional
-
-TEAM_NAMES = {
-    "billing": "billing",
-    "legal": "legal",
-    "security": "account security",
-    "sales": "sales",
-    "support": "customer support",
-}
 
 
 def response_for(kind: str, record: Mapping[str, Any], responses: Iterable[str]) -> str:
@@ -19,11 +12,6 @@ def response_for(kind: str, record: Mapping[str, Any], responses: Iterable[str])
         if key and f"utter_{kind}_{key}" in available:
             return f"utter_{kind}_{key}"
     return f"utter_{kind}"
-
-
-def team_name(queue: Optional[str]) -> str:
-    """A customer-facing name for a queue."""
-    return TEAM_NAMES.get(queue or "", queue or "customer support")
 
 
 def draft_answer(intent: str, responses: Mapping[str, Any], parse_data: Mapping[str, Any]) -> Optional[str]:

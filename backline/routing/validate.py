@@ -1,22 +1,17 @@
-"""Validate escalation.yml against the Rasa domain and experts.yml, like `rasa data validate`.
-
-Errors make the files invalid; warnings (``path:line: warning: message``) are printed too but
-do not fail: a currency the money parser reads (backline/nlp/money.py) without a rate in
-``currency_rates`` is one (an amount in it escalates on a money limit instead of being compared).
+"""Validate escalation.yml (and its signals file) against the Rasa domain and experts.yml, like
+`rasa data validate`: every problem as ``path:line: message``. Pure routing; the command line, and the
+warnings that need the rest of the project, are `backline.validation`.
 """
 from __future__ import annotations
 
-import argparse
-import sys
 from pathlib import Path
 from typing import Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 
-from backline.nlp.money import CURRENCIES, markers_for
 from backline.routing.directory import ExpertDirectory, load_experts
 from backline.routing.matrix import EscalationMatrix, base_intent, is_external, load_matrix
-from backline.routing.source import WARNING, ConfigError, PathLike, Problem, YamlSource, read_yaml
+from backline.routing.source import ConfigError, PathLike, Problem, YamlSource, read_yaml
 
 Located = Tuple[str, Optional[int]]
 
@@ -151,34 +146,10 @@ def _check(
     return problems
 
 
-def currency_warnings(matrix: EscalationMatrix, currencies: Sequence[str] = CURRENCIES) -> List[Problem]:
-    """A warning, at ``currency_rates``, for each currency the money parser reads but the matrix has no
-    rate for: such an amount cannot be compared with a limit, so on a category's intents it escalates."""
-    if matrix.source is None:
-        return []
-    limited = [c for c in matrix.categories.values() if c.amount_above is not None and c.unrated_detail]
-    intents = list(dict.fromkeys(i for c in limited for i in c.intents))
-    details = list(dict.fromkeys(str(c.unrated_detail) for c in limited))
-    warnings: List[Problem] = []
-    for code in sorted(set(currencies)):
-        if matrix.has_rate(code):
-            continue
-        markers = ", ".join(markers_for(code)) or code
-        message = f"currency_rates: no rate for {code}, which the money parser reads ({markers})"
-        if intents:
-            message += (
-                f": an amount in {code} on {', '.join(intents)} is not compared with the limit but escalates"
-                f" (detail {', '.join(details)})"
-            )
-        else:
-            message += f": an amount in {code} cannot be converted to EUR"
-        warnings.append(matrix.source.problem(("currency_rates",), message, at_key=True, severity=WARNING))
-    return warnings
-
-
-def _run(
+def run(
     matrix_path: PathLike, experts_path: PathLike, domain_path: PathLike
-) -> Tuple[List[Problem], List[Problem], Optional[EscalationMatrix], Optional[ExpertDirectory]]:
+) -> Tuple[List[Problem], Optional[EscalationMatrix], Optional[ExpertDirectory]]:
+    """(problems sorted by file and line, the matrix and the directory when they load)."""
     problems: List[Problem] = []
     matrix: Optional[EscalationMatrix] = None
     experts: Optional[ExpertDirectory] = None
@@ -195,50 +166,16 @@ def _run(
     problems.extend(_check(matrix, experts, None if domain_problems else intents))
     if matrix is not None and matrix.source is not None and not domain_problems:
         problems.extend(_form_problems(matrix, domain_forms(domain_path)))
-    problems.sort(key=_order)
-    warnings = sorted(currency_warnings(matrix), key=_order) if matrix is not None else []
-    return problems, warnings, matrix, experts
+    problems.sort(key=order)
+    return problems, matrix, experts
 
 
-def _order(problem: Problem) -> Tuple[str, int, int, str]:
+def order(problem: Problem) -> Tuple[str, int, int, str]:
+    """Findings in file, line, column order."""
     return (problem.path, problem.line or 0, problem.column or 0, problem.message)
 
 
 def validate(matrix_path: PathLike, experts_path: PathLike, domain_path: PathLike) -> List[Problem]:
     """Every problem in the matrix, the expert directory and their fit with the domain; empty when valid.
-    Warnings are not problems: see `validate_with_warnings`."""
-    return _run(matrix_path, experts_path, domain_path)[0]
-
-
-def validate_with_warnings(
-    matrix_path: PathLike, experts_path: PathLike, domain_path: PathLike
-) -> Tuple[List[Problem], List[Problem]]:
-    """(problems, warnings): `validate`'s problems, and the findings that do not make the files invalid."""
-    problems, warnings, _, _ = _run(matrix_path, experts_path, domain_path)
-    return problems, warnings
-
-
-def main(argv: Optional[Sequence[str]] = None) -> int:
-    parser = argparse.ArgumentParser(prog="backline validate-matrix", description=__doc__)
-    parser.add_argument("--matrix", default="escalation.yml", help="escalation matrix (default: %(default)s)")
-    parser.add_argument("--experts", default="experts.yml", help="expert directory (default: %(default)s)")
-    parser.add_argument("--domain", default="domain.yml", help="Rasa domain file or directory (default: %(default)s)")
-    args = parser.parse_args(argv)
-    problems, warnings, matrix, experts = _run(args.matrix, args.experts, args.domain)
-    for finding in sorted(problems + warnings, key=_order):
-        print(finding)
-    warned = f", {len(warnings)} warning(s)" if warnings else ""
-    if problems or matrix is None or experts is None:
-        print(f"escalation matrix: {len(problems)} problem(s){warned}", file=sys.stderr)
-        return 1
-    specs = matrix.signal_specs()
-    print(
-        f"escalation matrix OK: {len(matrix.rows)} intents, {len(matrix.categories)} categories, "
-        f"{len(specs)} signals ({sum(len(s.phrases) for s in specs)} phrases, "
-        f"{sum(len(s.patterns) for s in specs)} patterns), {len(experts.queues)} queues{warned}"
-    )
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
+    Warnings are not problems: see `backline.validation.validate_with_warnings`."""
+    return run(matrix_path, experts_path, domain_path)[0]

@@ -46,11 +46,25 @@ from sanic.response import HTTPResponse
 from sqlalchemy.pool import StaticPool
 
 from backline.limits import (
-    Refused, guarded, id_field, json_object, max_body_bytes, max_message_chars, object_field,
-    read_body, text_field,
+    Refused,
+    guarded,
+    id_field,
+    json_object,
+    max_body_bytes,
+    max_message_chars,
+    object_field,
+    read_body,
+    text_field,
 )
 from backline.rasa.channels import (
-    RESERVED_PREFIXES, SENDER_NAME, bearer_ok, channel_token, external_intent, sender_name, signed, webhook_blueprint,
+    RESERVED_PREFIXES,
+    SENDER_NAME,
+    bearer_ok,
+    channel_token,
+    external_intent,
+    sender_name,
+    signed,
+    webhook_blueprint,
 )
 
 logger = logging.getLogger(__name__)

@@ -34,11 +34,23 @@ from sanic.response import HTTPResponse
 from slack_sdk.web.async_client import AsyncWebClient
 
 from backline.limits import (
-    Refused, guarded, id_field, json_object, max_body_bytes, max_message_chars, object_field,
-    read_body, text_field,
+    Refused,
+    guarded,
+    id_field,
+    json_object,
+    max_body_bytes,
+    max_message_chars,
+    object_field,
+    read_body,
+    text_field,
 )
 from backline.rasa.channels import (
-    RecentDeliveries, external_intent, sender_name, signed, strip_prefix, webhook_blueprint,
+    RecentDeliveries,
+    external_intent,
+    sender_name,
+    signed,
+    strip_prefix,
+    webhook_blueprint,
 )
 
 logger = logging.getLogger(__name__)

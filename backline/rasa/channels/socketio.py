@@ -48,12 +48,26 @@ from sanic import Blueprint
 from socketio import AsyncRedisManager
 
 from backline.consult.quotas import CLIENT_KEY, client_key
-from backline.rasa.channels import (
-    SENDER_NAME, chat_secret, external_intent, new_session, sender_name, unsigned, web_conversation,
-)
 from backline.limits import (
-    MAX_DEPTH, Refused, cap_server_requests, depth, id_field, json_object, max_body_bytes, max_message_chars,
-    object_field, text_field,
+    MAX_DEPTH,
+    Refused,
+    cap_server_requests,
+    depth,
+    id_field,
+    json_object,
+    max_body_bytes,
+    max_message_chars,
+    object_field,
+    text_field,
+)
+from backline.rasa.channels import (
+    SENDER_NAME,
+    chat_secret,
+    external_intent,
+    new_session,
+    sender_name,
+    unsigned,
+    web_conversation,
 )
 
 logger = logging.getLogger(__name__)

@@ -4,6 +4,7 @@ Same slot policy as orders: a verified `invoice_id` is kept for follow-ups and e
 context; an unknown or malformed one is cleared so the invoice form asks again. The answer
 points to the customer account for the PDF and never claims that anything was e-mailed.
 """
+
 from typing import Any, Dict, List, Text
 
 from rasa_sdk import Action, FormValidationAction, Tracker
@@ -21,9 +22,7 @@ class ActionInvoiceCopy(Action):
     def name(self) -> Text:
         return "action_invoice_copy"
 
-    async def run(
-        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
-    ) -> List[EventType]:
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> List[EventType]:
         value = slot_or_entity(tracker, "invoice_id")
         reply = await lookup_async(dispatcher, "invoice", lambda: replies.invoice_reply(value))
         if reply is None:
@@ -44,6 +43,7 @@ class ValidateInvoiceForm(FormValidationAction):
         self, slot_value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> Dict[Text, Any]:
         unverified = replies.check_invoice_id(slot_value, verify=False)  # no database: the format only
-        reply = await lookup_async(dispatcher, "invoice id", lambda: replies.check_invoice_id(slot_value),
-                                   fallback=unverified)
+        reply = await lookup_async(
+            dispatcher, "invoice id", lambda: replies.check_invoice_id(slot_value), fallback=unverified
+        )
         return accept_or_reject(dispatcher, "invoice_id", reply)

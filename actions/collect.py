@@ -6,6 +6,7 @@ the routing policy decided (`backline.routing.engine.route_collected`, in the ``
 with the collected facts in the brief, tells the customer what happens next and the wait, and keeps the
 AI's draft outcome for the expert to approve.
 """
+
 import asyncio
 import logging
 from typing import Any, Dict, List, Mapping, Text, Type
@@ -56,8 +57,9 @@ def _validator(intent: str) -> Type[FormValidationAction]:
     """The validation action of one collect form: each field through its business check."""
 
     def validate(field_name: str):
-        async def method(self: Any, slot_value: Any, dispatcher: CollectingDispatcher, tracker: Tracker,
-                         domain: DomainDict) -> Dict[Text, Any]:
+        async def method(
+            self: Any, slot_value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+        ) -> Dict[Text, Any]:
             collected = tracker.current_slot_values()
             try:
                 checked: Checked = await asyncio.to_thread(CHECKS[field_name], slot_value, collected)
@@ -94,8 +96,11 @@ class ActionRouteCollected(Action):
         facts = ((record.get("evidence") or {}).get("collected") or {}).get("fields") or {}
         responses = domain.get("responses", {})
         specific = f"utter_routed_{intent}"
-        dispatcher.utter_message(response=specific if specific in responses else "utter_routed",
-                                 team=configuration.team_name(record.get("queue")), facts=facts_line(facts))
+        dispatcher.utter_message(
+            response=specific if specific in responses else "utter_routed",
+            team=configuration.team_name(record.get("queue")),
+            facts=facts_line(facts),
+        )
         draft = _draft(intent, tracker.current_slot_values(), responses)
         events = await escalate("consult", dispatcher, tracker, domain, draft, announce=False)
         return [SlotSet("ai_draft", draft), *events]

@@ -4,6 +4,7 @@ An action's ``run`` (and a form's ``validate_<slot>``) is a coroutine on the act
 loop: it reaches a database only through `lookup_async` (or ``asyncio.to_thread``, as the escalation
 actions in `actions.routing` do), so a slow query never holds up the other conversations.
 """
+
 import asyncio
 import logging
 from typing import Any, Callable, Dict, Optional

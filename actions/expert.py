@@ -9,6 +9,7 @@ did not hear back. The bot message carries the id in its metadata, and a deliver
 already on a bot message of the tracker is answered with silence. Rasa runs trigger_intent under
 the conversation's lock, so the second delivery always sees the first one's message.
 """
+
 import asyncio
 from typing import Any, Dict, List, Text
 
@@ -29,7 +30,8 @@ def already_delivered(events: List[Dict[str, Any]], delivery_id: Any) -> bool:
     """Whether a bot message of the tracker carries ``delivery_id`` (the hub's retry of a delivery
     whose answer it did not get)."""
     return bool(delivery_id) and any(
-        e.get("event") == "bot" and (e.get("metadata") or {}).get("delivery_id") == delivery_id for e in events)
+        e.get("event") == "bot" and (e.get("metadata") or {}).get("delivery_id") == delivery_id for e in events
+    )
 
 
 class ActionExpertUpdate(Action):
@@ -72,6 +74,7 @@ class ActionRelayToExpert(Action):
         text = (tracker.latest_message or {}).get("text")
         if consultation_id and text:
             service = await asyncio.to_thread(consultations)
-            await asyncio.to_thread(service.relay_to_expert, consultation_id, text,
-                                    tracker.get_latest_input_channel() or "unknown")
+            await asyncio.to_thread(
+                service.relay_to_expert, consultation_id, text, tracker.get_latest_input_channel() or "unknown"
+            )
         return []

@@ -1,4 +1,5 @@
 """General information from the business DB: support opening hours and catalogue prices."""
+
 from datetime import datetime
 from typing import Callable, List, Text
 
@@ -19,9 +20,7 @@ class ActionOpeningHours(Action):
     def name(self) -> Text:
         return "action_opening_hours"
 
-    async def run(
-        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
-    ) -> List[EventType]:
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> List[EventType]:
         now = self.clock()
         reply = await lookup_async(dispatcher, "opening hours", lambda: replies.opening_hours_reply(now=now))
         if reply is not None:
@@ -35,9 +34,7 @@ class ActionPricing(Action):
     def name(self) -> Text:
         return "action_pricing"
 
-    async def run(
-        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
-    ) -> List[EventType]:
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> List[EventType]:
         product = first(slot_or_entity(tracker, "product"))
         reply = await lookup_async(dispatcher, "pricing", lambda: replies.pricing_reply(product))
         if reply is not None:

@@ -6,6 +6,7 @@ context package refer to the same order without asking again; a new number from 
 overwrites it through the slot mapping. An unknown or malformed number is cleared to None, so
 the order form asks again.
 """
+
 from typing import Any, Dict, List, Text
 
 from rasa_sdk import Action, FormValidationAction, Tracker
@@ -23,9 +24,7 @@ class ActionOrderStatus(Action):
     def name(self) -> Text:
         return "action_order_status"
 
-    async def run(
-        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
-    ) -> List[EventType]:
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> List[EventType]:
         value = slot_or_entity(tracker, "order_id")
         focus = "tracking" if topic_intent(tracker, "order_status") == "track_shipment" else "status"
         reply = await lookup_async(dispatcher, "order status", lambda: replies.order_status_reply(value, focus=focus))
@@ -47,6 +46,7 @@ class ValidateOrderForm(FormValidationAction):
         self, slot_value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> Dict[Text, Any]:
         unverified = replies.check_order_id(slot_value, verify=False)  # no database: the format only
-        reply = await lookup_async(dispatcher, "order id", lambda: replies.check_order_id(slot_value),
-                                   fallback=unverified)
+        reply = await lookup_async(
+            dispatcher, "order id", lambda: replies.check_order_id(slot_value), fallback=unverified
+        )
         return accept_or_reject(dispatcher, "order_id", reply)

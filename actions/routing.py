@@ -5,6 +5,7 @@ and `routing_decision` when these run. Each action says why (the most specific d
 response), opens the consultation (context package, expert choice, notification) and says
 how long it usually takes; the consultation's id goes to the `consultation_id` slot.
 """
+
 import asyncio
 import functools
 import logging
@@ -39,7 +40,11 @@ def _client(tracker: Tracker) -> Optional[str]:
 
 
 async def escalate(
-    kind: Text, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict, draft: Optional[str] = None,
+    kind: Text,
+    dispatcher: CollectingDispatcher,
+    tracker: Tracker,
+    domain: DomainDict,
+    draft: Optional[str] = None,
     announce: bool = True,
 ) -> List[EventType]:
     """Announce (unless the caller did), open the consultation, tell the wait; a store failure never

@@ -5,6 +5,7 @@ policy let an informational question through, so the AI answers it from the busi
 a person is still on the way. `action_tell_resolution`: the customer comes back to the topic an expert
 has just resolved; the AI tells them the recorded outcome (the `case_resolution` slot) once.
 """
+
 import asyncio
 import datetime as dt
 from typing import Any, Dict, List, Optional, Text
@@ -20,10 +21,17 @@ from backline import configuration
 from backline.business import replies
 from backline.routing.announce import draft_answer
 
-OUTCOME_VERBS = {"approved": "approved", "denied": "declined", "answered": "answered", "closed": "resolved",
-                 "handed_back": "dealt with"}
-ASK_ORDER = "I can look that up while you wait: send me the order number in the same message, for example \"where is order 10023?\""
-ASK_INVOICE = "I can look that up while you wait: send me the invoice number in the same message, for example INV-2025-0107."
+OUTCOME_VERBS = {
+    "approved": "approved",
+    "denied": "declined",
+    "answered": "answered",
+    "closed": "resolved",
+    "handed_back": "dealt with",
+}
+ASK_ORDER = 'I can look that up while you wait: send me the order number in the same message, for example "where is order 10023?"'
+ASK_INVOICE = (
+    "I can look that up while you wait: send me the invoice number in the same message, for example INV-2025-0107."
+)
 
 
 def _answer(intent: str, tracker: Tracker, domain: DomainDict, dispatcher: CollectingDispatcher) -> Optional[str]:
@@ -89,8 +97,11 @@ def resolution_text(resolution: Dict[str, Any]) -> str:
     except ValueError:
         pass
     body = str(resolution.get("text") or "").strip()
-    return f"About your earlier request: {who} from our {team} team {verb} it{when}." + (f" {body}" if body else "") \
+    return (
+        f"About your earlier request: {who} from our {team} team {verb} it{when}."
+        + (f" {body}" if body else "")
         + " If this is about something new, tell me and I'll help."
+    )
 
 
 class ActionTellResolution(Action):

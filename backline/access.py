@@ -6,6 +6,7 @@ assigned to a person is theirs to see too (the SLA ladder may hand it to someone
 queue, e.g. the supervisor). The same rule holds on every entry point: the JSON API, the
 dashboard, Slack and Telegram. ``SYSTEM`` is the integration token's identity: every queue.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -45,7 +46,6 @@ def access_for(directory: ExpertDirectory, person_id: str) -> Access:
     if person_id == SYSTEM or person_id == directory.supervisor:
         return Access(person_id, None)
     queues = frozenset(
-        name for name, queue in directory.queues.items()
-        if person_id in queue.members or queue.supervisor == person_id
+        name for name, queue in directory.queues.items() if person_id in queue.members or queue.supervisor == person_id
     )
     return Access(person_id, queues)

@@ -8,6 +8,7 @@ needs ``?token=<BACKLINE_ACTION_TOKEN>`` (Rasa's EndpointConfig sends endpoints.
 ``action_endpoint.token`` as that query parameter), compared in constant time; 401 ``{"error": ...}``
 otherwise. `backline run` always sets a token (generated once into var/action_token).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -37,6 +38,7 @@ def create_app(actions: str = "actions", token: Optional[str] = None, cors: Opti
     app = sdk_app(actions, cors_origins=cors or [])
 
     if token:
+
         @app.middleware("request")
         async def require_token(request: Request):  # type: ignore[no-untyped-def]
             if request.path in OPEN_PATHS:
@@ -49,8 +51,9 @@ def create_app(actions: str = "actions", token: Optional[str] = None, cors: Opti
 
 
 def main(argv: Optional[List[str]] = None) -> int:
-    parser = argparse.ArgumentParser(prog="backline actions", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="backline actions", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--actions", default="actions", help="the package of the actions")
     parser.add_argument("--host", default=os.environ.get(ENV_HOST) or "127.0.0.1")
     parser.add_argument("--port", type=int, default=int(os.environ.get(ENV_PORT) or 5055))
@@ -58,8 +61,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     logging.basicConfig(level=logging.INFO)
     token = (os.environ.get(ENV_TOKEN) or "").strip() or None
     if token is None and args.host not in ("127.0.0.1", "localhost", "::1"):
-        logging.getLogger(__name__).warning("action server on %s without BACKLINE_ACTION_TOKEN: anyone who "
-                                            "reaches it can run actions", args.host)
+        logging.getLogger(__name__).warning(
+            "action server on %s without BACKLINE_ACTION_TOKEN: anyone who reaches it can run actions", args.host
+        )
     app = create_app(args.actions, token)
     app.run(args.host, args.port, workers=1, access_log=False)
     return 0

@@ -1,4 +1,5 @@
 """The `backline` command: one entry point for the project's own tools."""
+
 from __future__ import annotations
 
 import importlib

@@ -6,6 +6,7 @@ experts.yml in the project).
 The Rasa components read the matrix named in config.yml; the hub and the action server read these.
 An invalid file raises its `ConfigError` (every problem with file:line) at first use.
 """
+
 from __future__ import annotations
 
 import logging

@@ -30,6 +30,7 @@ works only then.
 deploy/systemd/ runs the same commands as systemd units (tests/test_systemd_units.py keeps
 the two in step).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -159,8 +160,18 @@ def process_specs(model: str = DEFAULT_MODEL, debug: bool = False) -> List[Proce
     return [
         ProcessSpec(
             name="actions",
-            command=("python", "-m", "backline", "actions", "--actions", "actions",
-                     "--host", "${BACKLINE_ACTIONS_HOST}", "--port", "${BACKLINE_ACTIONS_PORT}"),
+            command=(
+                "python",
+                "-m",
+                "backline",
+                "actions",
+                "--actions",
+                "actions",
+                "--host",
+                "${BACKLINE_ACTIONS_HOST}",
+                "--port",
+                "${BACKLINE_ACTIONS_PORT}",
+            ),
             port_variable="BACKLINE_ACTIONS_PORT",
             health_path="/health",
             start_timeout=120,
@@ -168,9 +179,21 @@ def process_specs(model: str = DEFAULT_MODEL, debug: bool = False) -> List[Proce
         ProcessSpec(
             name="rasa",
             command=(
-                "rasa", "run", "--model", model, "-i", "${BACKLINE_RASA_HOST}", "--port", "${BACKLINE_RASA_PORT}",
-                "--enable-api", "--auth-token", "${BACKLINE_RASA_TOKEN}",
-                "--endpoints", "endpoints.yml", "--credentials", "${BACKLINE_CREDENTIALS}",
+                "rasa",
+                "run",
+                "--model",
+                model,
+                "-i",
+                "${BACKLINE_RASA_HOST}",
+                "--port",
+                "${BACKLINE_RASA_PORT}",
+                "--enable-api",
+                "--auth-token",
+                "${BACKLINE_RASA_TOKEN}",
+                "--endpoints",
+                "endpoints.yml",
+                "--credentials",
+                "${BACKLINE_CREDENTIALS}",
                 *(["--debug"] if debug else []),
             ),
             port_variable="BACKLINE_RASA_PORT",
@@ -238,19 +261,24 @@ def _print_welcome(env: Dict[str, str], token: str, credentials: Path) -> None:
     port = env["BACKLINE_RASA_PORT"]
     token_hint = _where(token, "BACKLINE_RASA_TOKEN", "rasa_api_token")
     channel_hint = _where(env.get("BACKLINE_CHANNEL_TOKEN", ""), "BACKLINE_CHANNEL_TOKEN", "channel_token")
-    demo = ("demo operators: password kestrel-demo (BACKLINE_DEMO=1)" if env.get("BACKLINE_DEMO") == "1"
-            else "BACKLINE_DEMO is not 1: demo passwords are refused")
-    channels = ", ".join(line.rstrip(":").rsplit(".", 1)[-1].removesuffix("Input").lower()
-                         for line in credentials.read_text().splitlines()
-                         if line and not line[0].isspace() and not line.startswith("#"))
+    demo = (
+        "demo operators: password kestrel-demo (BACKLINE_DEMO=1)"
+        if env.get("BACKLINE_DEMO") == "1"
+        else "BACKLINE_DEMO is not 1: demo passwords are refused"
+    )
+    channels = ", ".join(
+        line.rstrip(":").rsplit(".", 1)[-1].removesuffix("Input").lower()
+        for line in credentials.read_text().splitlines()
+        if line and not line[0].isspace() and not line.startswith("#")
+    )
     print(
         f"""
 Backline is running (Ctrl-C stops everything).
   Rasa server   http://localhost:{port}   (HTTP API with token; customer channels: {channels})
-  Action server http://localhost:{env['BACKLINE_ACTIONS_PORT']}
-  Hub           http://localhost:{env['BACKLINE_HUB_PORT']}   (operator API: Authorization: Bearer $(cat var/operator_token))
-  Dashboard     http://localhost:{env['BACKLINE_HUB_PORT']}/dashboard   (experts.yml operators, e.g. mara; {demo})
-  Web chat      http://localhost:{env['BACKLINE_HUB_PORT']}/chat   (the customer side)
+  Action server http://localhost:{env["BACKLINE_ACTIONS_PORT"]}
+  Hub           http://localhost:{env["BACKLINE_HUB_PORT"]}   (operator API: Authorization: Bearer $(cat var/operator_token))
+  Dashboard     http://localhost:{env["BACKLINE_HUB_PORT"]}/dashboard   (experts.yml operators, e.g. mara; {demo})
+  Web chat      http://localhost:{env["BACKLINE_HUB_PORT"]}/chat   (the customer side)
 
 Talk to the assistant over REST (for an integrating backend: the channel token is required):
   curl -s localhost:{port}/webhooks/rest/webhook -H "Authorization: Bearer {channel_hint}" \\
@@ -267,8 +295,11 @@ def prepare_rasa(env: Mapping[str, str], credentials: Path) -> int:
     """What `backline run` does in-process before starting Rasa, for a Rasa started by systemd:
     refuse without BACKLINE_RASA_TOKEN (systemd cannot generate one), write the credentials file."""
     if not env.get("BACKLINE_RASA_TOKEN", "").strip():
-        print("backline run: BACKLINE_RASA_TOKEN is not set; set it in the environment file "
-              "(a long random string) before starting Rasa with its HTTP API", file=sys.stderr)
+        print(
+            "backline run: BACKLINE_RASA_TOKEN is not set; set it in the environment file "
+            "(a long random string) before starting Rasa with its HTTP API",
+            file=sys.stderr,
+        )
         return EXIT_START_FAILED
     _write_channels(env, credentials)
     return 0
@@ -285,8 +316,10 @@ def wait_healthy(name: str, env: Mapping[str, str]) -> int:
         if problem is None:
             return 0
         if time.monotonic() >= deadline:
-            print(f"backline run: {name} did not answer {redacted(url)} within {spec.start_timeout:g} s ({problem})",
-                  file=sys.stderr)
+            print(
+                f"backline run: {name} did not answer {redacted(url)} within {spec.start_timeout:g} s ({problem})",
+                file=sys.stderr,
+            )
             return EXIT_START_FAILED
         time.sleep(0.5)
 
@@ -300,8 +333,15 @@ def _shell(model: str, debug: bool, env: Dict[str, str]) -> int:
             if not supervisor.start():
                 return EXIT_STOPPED
         return subprocess.call(
-            [str(BIN / "rasa"), "shell", "--model", model, "--endpoints", "endpoints.yml",
-             *(["--debug"] if debug else [])],
+            [
+                str(BIN / "rasa"),
+                "shell",
+                "--model",
+                model,
+                "--endpoints",
+                "endpoints.yml",
+                *(["--debug"] if debug else []),
+            ],
             env=env,
         )
     except StartupError as error:
@@ -320,11 +360,18 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--model", default=DEFAULT_MODEL)
     parser.add_argument("--shell", action="store_true", help="chat in the terminal with rasa shell")
     parser.add_argument("--debug", action="store_true", help="Rasa debug logs: slots and routing decisions per turn")
-    parser.add_argument("--prepare-rasa", metavar="CREDENTIALS",
-                        help="only check that BACKLINE_RASA_TOKEN is set and write the customer channels the "
-                             "environment enables to CREDENTIALS (the systemd Rasa unit's ExecStartPre)")
-    parser.add_argument("--wait-healthy", metavar="NAME", choices=[spec.name for spec in process_specs()],
-                        help="only wait until process NAME answers its health check (a systemd unit's ExecStartPost)")
+    parser.add_argument(
+        "--prepare-rasa",
+        metavar="CREDENTIALS",
+        help="only check that BACKLINE_RASA_TOKEN is set and write the customer channels the "
+        "environment enables to CREDENTIALS (the systemd Rasa unit's ExecStartPre)",
+    )
+    parser.add_argument(
+        "--wait-healthy",
+        metavar="NAME",
+        choices=[spec.name for spec in process_specs()],
+        help="only wait until process NAME answers its health check (a systemd unit's ExecStartPost)",
+    )
     args = parser.parse_args(argv)
 
     paths.private_umask()

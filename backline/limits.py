@@ -19,13 +19,14 @@ and changes nothing (no user message reaches Rasa, nothing is stored):
   ``REQUEST_MAX_SIZE``, 1 MiB (`SERVER_MAX_BYTES`) unless ``SANIC_REQUEST_MAX_SIZE`` is set, set
   by the channels' blueprints before the server starts (`cap_server_requests`).
 """
+
 from __future__ import annotations
 
 import functools
 import json
 import os
 import re
-from typing import Any, Awaitable, Callable, Mapping, Optional, Union
+from typing import Any, Awaitable, Callable, Literal, Mapping, Optional, Union, overload
 
 from sanic import Blueprint, Sanic, response
 from sanic.request import Request
@@ -71,8 +72,14 @@ def max_reply_chars(env: Optional[Mapping[str, str]] = None) -> int:
     return _positive(os.environ if env is None else env, ENV_MAX_REPLY, MAX_REPLY_CHARS)
 
 
-_JSON_KINDS = {dict: "an object", list: "an array", bool: "a boolean", int: "a number", float: "a number",
-               str: "a string"}
+_JSON_KINDS = {
+    dict: "an object",
+    list: "an array",
+    bool: "a boolean",
+    int: "a number",
+    float: "a number",
+    str: "a string",
+}
 
 
 def kind(value: Any) -> str:
@@ -169,8 +176,17 @@ def json_object(body: Union[bytes, str], what: str = "a JSON object", name: str 
     return value
 
 
-def text_field(name: str, value: Any, *, max_chars: Optional[int] = None, required: bool = True,
-               empty: bool = True) -> Optional[str]:
+@overload
+def text_field(
+    name: str, value: Any, *, max_chars: Optional[int] = None, required: Literal[True] = True, empty: bool = True
+) -> str: ...
+@overload
+def text_field(
+    name: str, value: Any, *, max_chars: Optional[int] = None, required: bool, empty: bool = True
+) -> Optional[str]: ...
+def text_field(
+    name: str, value: Any, *, max_chars: Optional[int] = None, required: bool = True, empty: bool = True
+) -> Optional[str]:
     """``value`` when it is a string that storage keeps intact (no NUL, no unpaired surrogate) and not
     longer than ``max_chars``; None when absent and not ``required``. `Refused` 400 or 413."""
     if value is None and not required:
@@ -186,6 +202,10 @@ def text_field(name: str, value: Any, *, max_chars: Optional[int] = None, requir
     return value
 
 
+@overload
+def id_field(name: str, value: Any, *, required: Literal[True] = True, numbers: bool = False) -> str: ...
+@overload
+def id_field(name: str, value: Any, *, required: bool, numbers: bool = False) -> Optional[str]: ...
 def id_field(name: str, value: Any, *, required: bool = True, numbers: bool = False) -> Optional[str]:
     """A sender, chat or user id: a non-empty string (with ``numbers``, an integer is read as its
     digits: Telegram's ids) of at most `MAX_ID_CHARS` characters. `Refused` 400 otherwise."""
@@ -197,6 +217,10 @@ def id_field(name: str, value: Any, *, required: bool = True, numbers: bool = Fa
     return text
 
 
+@overload
+def object_field(name: str, value: Any, *, required: Literal[True]) -> dict: ...
+@overload
+def object_field(name: str, value: Any, *, required: bool = False) -> Optional[dict]: ...
 def object_field(name: str, value: Any, *, required: bool = False) -> Optional[dict]:
     """``value`` when it is a JSON object (None when absent and not ``required``); `Refused` 400 otherwise."""
     if value is None and not required:

@@ -6,6 +6,7 @@ created with mode 0700 and every secret file with 0600 from its first byte (``os
 `private_umask` makes the files a process creates afterwards (SQLite databases and their
 journals) readable by their owner only.
 """
+
 from __future__ import annotations
 
 import os

@@ -7,6 +7,7 @@ tokens in Bot API URLs (``/bot<id>:<secret>/``), Slack tokens (``xox…``), pass
 of ``BACKLINE_*`` variables whose names say TOKEN, SECRET or PASSWORD, see `register_env`).
 `install_log_filter()` applies it to every log record the process emits.
 """
+
 from __future__ import annotations
 
 import logging
@@ -16,8 +17,10 @@ from typing import Any, Iterable, Mapping, Optional, Set
 
 MASK = "***"
 _PATTERNS = (
-    (re.compile(r"(?i)([?&;](?:[a-z_]*token|[a-z_]*secret|password|passwd|api_?key|key|signature)=)[^&#\s'\"]+"),
-     r"\1" + MASK),
+    (
+        re.compile(r"(?i)([?&;](?:[a-z_]*token|[a-z_]*secret|password|passwd|api_?key|key|signature)=)[^&#\s'\"]+"),
+        r"\1" + MASK,
+    ),
     (re.compile(r"(?i)\b(bearer|basic)\s+[A-Za-z0-9._~+/=-]{6,}"), r"\1 " + MASK),
     (re.compile(r"/bot\d+:[A-Za-z0-9_-]+"), "/bot" + MASK),
     (re.compile(r"\bxox[abposr]-[A-Za-z0-9-]+"), MASK),
@@ -37,8 +40,13 @@ def register(*values: str) -> None:
 
 def register_env(env: Mapping[str, str]) -> None:
     """Register the values of ``BACKLINE_*`` / ``RASA_*`` variables named like a secret."""
-    register(*(value for name, value in env.items()
-               if name.startswith(("BACKLINE_", "RASA_")) and SECRET_NAME.search(name) and value))
+    register(
+        *(
+            value
+            for name, value in env.items()
+            if name.startswith(("BACKLINE_", "RASA_")) and SECRET_NAME.search(name) and value
+        )
+    )
 
 
 def redact(text: str, extra: Iterable[str] = ()) -> str:
@@ -46,8 +54,9 @@ def redact(text: str, extra: Iterable[str] = ()) -> str:
     if not isinstance(text, str):
         text = str(text)
     with _lock:
-        values = sorted(_registered.union(v for v in extra if isinstance(v, str) and len(v) >= 6),
-                        key=len, reverse=True)
+        values = sorted(
+            _registered.union(v for v in extra if isinstance(v, str) and len(v) >= 6), key=len, reverse=True
+        )
     for value in values:
         if value in text:
             text = text.replace(value, MASK)

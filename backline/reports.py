@@ -5,6 +5,7 @@ end: the section between ``<!-- begin:NAME -->`` and ``<!-- end:NAME -->`` is re
 appended), stamped with the date, the command that produced it and the machine; the other
 sections of the file stay as their own suites last wrote them. Never edit these files by hand.
 """
+
 from __future__ import annotations
 
 import datetime as dt

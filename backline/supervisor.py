@@ -21,6 +21,7 @@ with it; in production systemd does the same job (deploy/systemd/).
 Logs go to the ``backline.supervisor`` logger and name the child, its exit code and the next
 delay; they never print a child's command line or health URL query (both may carry tokens).
 """
+
 from __future__ import annotations
 
 import ctypes
@@ -256,8 +257,11 @@ class Supervisor:
     def _spawn(self, running: _Running) -> None:
         child = running.child
         running.process = subprocess.Popen(
-            list(child.argv), env=None if child.env is None else dict(child.env), cwd=child.cwd,
-            start_new_session=True, preexec_fn=_in_child,
+            list(child.argv),
+            env=None if child.env is None else dict(child.env),
+            cwd=child.cwd,
+            start_new_session=True,
+            preexec_fn=_in_child,
         )
         running.started_at = time.monotonic()
         running.healthy = child.health_url is None
@@ -359,8 +363,13 @@ class Supervisor:
         if running.failures >= policy.health_failures:
             self._restart(running, f"failed {running.failures} health checks in a row ({problem})")
         else:
-            log.warning("%s health check failed (%s): %d of %d before a restart",
-                        child.name, problem, running.failures, policy.health_failures)
+            log.warning(
+                "%s health check failed (%s): %d of %d before a restart",
+                child.name,
+                problem,
+                running.failures,
+                policy.health_failures,
+            )
 
     def _restart(self, running: _Running, why: str) -> None:
         """Stop a child that is up but not well; `_watch` restarts it once it has exited."""
@@ -376,11 +385,23 @@ class Supervisor:
         running.process = None
         count = len(running.budget.crashes)
         if delay is None:
-            log.error("%s %s: %d crashes within %g s, giving up; stopping everything",
-                      child.name, why, count, policy.crash_window)
+            log.error(
+                "%s %s: %d crashes within %g s, giving up; stopping everything",
+                child.name,
+                why,
+                count,
+                policy.crash_window,
+            )
             return False
-        log.warning("%s %s; restarting in %g s (crash %d of %d within %g s)",
-                    child.name, why, delay, count, policy.crash_budget, policy.crash_window)
+        log.warning(
+            "%s %s; restarting in %g s (crash %d of %d within %g s)",
+            child.name,
+            why,
+            delay,
+            count,
+            policy.crash_budget,
+            policy.crash_window,
+        )
         running.restart_at = now + delay
         return True
 

@@ -13,6 +13,7 @@ Code that must refuse naive input (a clock that has to say its zone) says so its
 (`backline.consult.selection.require_aware`). ``backline.routing`` keeps its own copy of the policy:
 it imports nothing outside itself.
 """
+
 from __future__ import annotations
 
 import math

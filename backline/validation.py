@@ -6,6 +6,7 @@ Errors make the files invalid; warnings (``path:line: warning: message``) are pr
 fail: a currency the money parser reads (backline/nlp/money.py) without a rate in ``currency_rates``
 is one (an amount in it escalates on a money limit instead of being compared).
 """
+
 from __future__ import annotations
 
 import argparse

@@ -1,5 +1,6 @@
 """Shared fixtures: the Kestrel spaCy pipeline, built once per session from tenant/products.yml,
 and the Rasa SpacyNLP + SpacyTokenizer pipeline that Backline's NLU components run after."""
+
 from __future__ import annotations
 
 import textwrap
@@ -70,9 +71,7 @@ def spacy_nlp(
 
 
 @pytest.fixture
-def tokenizer(
-    model_storage: LocalModelStorage, execution_context: ExecutionContext
-) -> SpacyTokenizer:
+def tokenizer(model_storage: LocalModelStorage, execution_context: ExecutionContext) -> SpacyTokenizer:
     return SpacyTokenizer.create(
         SpacyTokenizer.get_default_config(), model_storage, Resource("tokenizer"), execution_context
     )
@@ -88,22 +87,16 @@ def build_component(
 ) -> GraphComponent:
     """`component` built by its `create` (or `load`) from its default config updated with `config`."""
     full_config = {**component.get_default_config(), **(config or {})}
-    return getattr(component, constructor)(
-        full_config, model_storage, Resource(resource_name), execution_context
-    )
+    return getattr(component, constructor)(full_config, model_storage, Resource(resource_name), execution_context)
 
 
-def spacy_pipeline(
-    spacy_nlp: SpacyNLP, tokenizer: SpacyTokenizer, messages: List[Message]
-) -> List[Message]:
+def spacy_pipeline(spacy_nlp: SpacyNLP, tokenizer: SpacyTokenizer, messages: List[Message]) -> List[Message]:
     """The messages after SpacyNLP and SpacyTokenizer, as Rasa hands them to the next component."""
     messages = spacy_nlp.process(messages, spacy_nlp.provide())
     return tokenizer.process(messages)
 
 
-def train_nlu_model(
-    tmp_path: Path, pipeline_path: Path, components: List[Dict[str, Any]], nlu: str
-) -> str:
+def train_nlu_model(tmp_path: Path, pipeline_path: Path, components: List[Dict[str, Any]], nlu: str) -> str:
     """Trains a real NLU model in `tmp_path` and returns its path.
 
     Its pipeline is SpacyNLP over `pipeline_path`, SpacyTokenizer, `components` (config.yml

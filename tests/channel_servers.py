@@ -1,5 +1,6 @@
 """Helpers for the customer-channel tests: a Sanic app served from a thread, a throwaway Redis,
 and FakeTelegram with the Bot API methods the customer channel calls besides sendMessage."""
+
 from __future__ import annotations
 
 import asyncio
@@ -67,7 +68,8 @@ def redis_server() -> Iterator[str]:
     folder = tempfile.mkdtemp(prefix="backline-redis-")
     process = subprocess.Popen(
         [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", folder],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     try:
         deadline = time.monotonic() + 20
@@ -94,7 +96,7 @@ class FakeBotApi(FakeTelegram):
 
     def _answer(self, record: Recorded) -> Answer:
         prefix = f"/bot{self.token}/"
-        method = record.path[len(prefix):] if record.path.startswith(prefix) else ""
+        method = record.path[len(prefix) :] if record.path.startswith(prefix) else ""
         results = {
             "getMe": {"id": 4242, "is_bot": True, "first_name": "Kestrel", "username": self.username},
             "setWebhook": True,

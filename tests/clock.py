@@ -1,4 +1,5 @@
 """A clock the test moves by hand (timezone-aware UTC)."""
+
 from datetime import datetime, timedelta
 
 

@@ -1,4 +1,5 @@
 """Shared pytest fixtures: seeded business databases, a PostgreSQL server, fresh consultation databases."""
+
 import os
 import uuid
 from datetime import date

@@ -3,6 +3,7 @@
 Each checks what the real service checks where it matters to us (token, Block Kit limits, HTML
 entities, callback_data size, message length) and answers like it; `fail_next` scripts failures.
 """
+
 from __future__ import annotations
 
 import collections
@@ -87,8 +88,9 @@ class RecordingApi:
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
         self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
 
-    def fail_next(self, status: int, body: Any, headers: Optional[Dict[str, str]] = None, delay: float = 0.0,
-                  times: int = 1) -> None:
+    def fail_next(
+        self, status: int, body: Any, headers: Optional[Dict[str, str]] = None, delay: float = 0.0, times: int = 1
+    ) -> None:
         for _ in range(times):
             self.script.append(Scripted(status, body, headers or {}, delay))
 
@@ -145,8 +147,11 @@ class FakeSlack(RecordingApi):
             ts = f"1764000000.{self.counter:06d}"
         dm = "D" + channel[1:] if channel.startswith("U") else channel
         if record.path.endswith("postEphemeral"):
-            return (200, {"ok": True, "message_ts": ts}, {}) if p.get("user") else (
-                200, {"ok": False, "error": "user_not_in_channel"}, {})
+            return (
+                (200, {"ok": True, "message_ts": ts}, {})
+                if p.get("user")
+                else (200, {"ok": False, "error": "user_not_in_channel"}, {})
+            )
         return 200, {"ok": True, "channel": dm, "ts": ts, "message": {"text": p.get("text"), "ts": ts}}, {}
 
     def posts(self) -> List[Dict[str, Any]]:
@@ -185,8 +190,23 @@ def _block_kit_problem(blocks: List[Dict[str, Any]]) -> Optional[str]:
 
 # --- Telegram Bot API ---------------------------------------------------------------------------
 
-_TELEGRAM_TAGS = {"b", "strong", "i", "em", "u", "ins", "s", "strike", "del", "a", "code", "pre", "blockquote",
-                  "tg-spoiler", "span"}
+_TELEGRAM_TAGS = {
+    "b",
+    "strong",
+    "i",
+    "em",
+    "u",
+    "ins",
+    "s",
+    "strike",
+    "del",
+    "a",
+    "code",
+    "pre",
+    "blockquote",
+    "tg-spoiler",
+    "span",
+}
 
 
 class _EntityChecker(html.parser.HTMLParser):
@@ -200,12 +220,12 @@ class _EntityChecker(html.parser.HTMLParser):
 
     def handle_starttag(self, tag: str, attrs: Any) -> None:
         if tag not in _TELEGRAM_TAGS:
-            self.problem = self.problem or f"Unsupported start tag \"{tag}\""
+            self.problem = self.problem or f'Unsupported start tag "{tag}"'
         self.stack.append(tag)
 
     def handle_endtag(self, tag: str) -> None:
         if not self.stack or self.stack.pop() != tag:
-            self.problem = self.problem or f"Unmatched end tag \"{tag}\""
+            self.problem = self.problem or f'Unmatched end tag "{tag}"'
 
     def handle_data(self, data: str) -> None:
         self.plain.append(data)
@@ -233,7 +253,7 @@ class FakeTelegram(RecordingApi):
             return 404, {"ok": False, "error_code": 404, "description": "Not Found"}, {}
         if not record.path.startswith(prefix):
             return 401, {"ok": False, "error_code": 401, "description": "Unauthorized"}, {}
-        if record.path[len(prefix):] != "sendMessage":
+        if record.path[len(prefix) :] != "sendMessage":
             return 404, {"ok": False, "error_code": 404, "description": "Not Found: method not found"}, {}
         p = record.payload
         text = str(p.get("text", ""))
@@ -256,8 +276,19 @@ class FakeTelegram(RecordingApi):
             self.counter += 1
             message_id = self.counter
         chat = p.get("chat_id")
-        return 200, {"ok": True, "result": {"message_id": message_id, "chat": {"id": chat, "type": "private"},
-                                            "date": 1764000000, "text": text}}, {}
+        return (
+            200,
+            {
+                "ok": True,
+                "result": {
+                    "message_id": message_id,
+                    "chat": {"id": chat, "type": "private"},
+                    "date": 1764000000,
+                    "text": text,
+                },
+            },
+            {},
+        )
 
     def messages(self) -> List[Dict[str, Any]]:
         return [r.payload for r in self.requests]
@@ -285,8 +316,14 @@ class RecordingSmtp:
         self.rcpt_replies: Deque[str] = collections.deque()
         self.logins: List[Tuple[str, str]] = []
 
-    async def handle_RCPT(self, server: Any, session: Any, envelope: Any, address: str,  # noqa: N802
-                          rcpt_options: Any) -> str:
+    async def handle_RCPT(
+        self,
+        server: Any,
+        session: Any,
+        envelope: Any,
+        address: str,  # noqa: N802
+        rcpt_options: Any,
+    ) -> str:
         if self.rcpt_replies:
             return self.rcpt_replies.popleft()
         envelope.rcpt_tos.append(address)
@@ -311,8 +348,11 @@ class SmtpServer:
         self.handler = RecordingSmtp()
         self.port = free_port()
         self.controller = Controller(
-            self.handler, hostname="127.0.0.1", port=self.port,
-            authenticator=self.handler.authenticate, auth_require_tls=False,
+            self.handler,
+            hostname="127.0.0.1",
+            port=self.port,
+            authenticator=self.handler.authenticate,
+            auth_require_tls=False,
         )
 
     def start(self) -> "SmtpServer":

@@ -2,6 +2,7 @@
 commands as `backline run`, from `backline.launcher.process_specs`), each of which a test can kill
 with SIGKILL, freeze with SIGSTOP / SIGCONT and start again, plus the client calls and checks the
 fault suite needs (a customer over REST, an operator over the hub's API, the tracker)."""
+
 from __future__ import annotations
 
 import os
@@ -24,8 +25,9 @@ from tests.servers import Stack
 class Process:
     """One Backline process in a session (and process group) of its own, logging to ``log``."""
 
-    def __init__(self, name: str, argv: List[str], env: Dict[str, str], health_url: str, log: Path,
-                 start_timeout: float) -> None:
+    def __init__(
+        self, name: str, argv: List[str], env: Dict[str, str], health_url: str, log: Path, start_timeout: float
+    ) -> None:
         self.name, self.argv, self.env, self.health_url = name, argv, env, health_url
         self.log, self.start_timeout = log, start_timeout
         self.popen: Optional[subprocess.Popen] = None
@@ -33,8 +35,9 @@ class Process:
 
     def start(self) -> None:
         with open(self.log, "ab") as out:
-            self.popen = subprocess.Popen(self.argv, env=self.env, cwd=PROJECT_ROOT, stdout=out,
-                                          stderr=subprocess.STDOUT, start_new_session=True)
+            self.popen = subprocess.Popen(
+                self.argv, env=self.env, cwd=PROJECT_ROOT, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+            )
         self.starts += 1
         deadline = time.monotonic() + self.start_timeout
         while time.monotonic() < deadline:
@@ -89,8 +92,14 @@ def processes(model: Path, env: Dict[str, str], logs: Path) -> Dict[str, Process
     found = {}
     for spec in process_specs(str(model)):
         spec_child = child(spec, env)
-        found[spec.name] = Process(spec.name, list(spec_child.argv), dict(spec_child.env), spec_child.health_url,
-                                   logs / f"{spec.name}.log", spec.start_timeout)
+        found[spec.name] = Process(
+            spec.name,
+            list(spec_child.argv),
+            dict(spec_child.env),
+            spec_child.health_url,
+            logs / f"{spec.name}.log",
+            spec.start_timeout,
+        )
     assert Path(found["actions"].argv[0]).parent == BIN
     return found
 
@@ -115,9 +124,12 @@ class Customer:
     said: Dict[str, List[str]] = field(default_factory=dict)
 
     def say(self, sender: str, text: str) -> List[Dict[str, Any]]:
-        response = requests.post(f"{self.stack.rasa_url}/webhooks/rest/webhook",
-                                 json={"sender": sender, "message": text}, headers=self.stack.channel_auth,
-                                 timeout=120)
+        response = requests.post(
+            f"{self.stack.rasa_url}/webhooks/rest/webhook",
+            json={"sender": sender, "message": text},
+            headers=self.stack.channel_auth,
+            timeout=120,
+        )
         response.raise_for_status()
         self.said.setdefault(sender, []).append(text)
         return response.json()
@@ -140,8 +152,11 @@ class Customer:
         return self.hub("POST", f"/api/consultations/{consultation_id}/reply", json=body)
 
     def events(self, sender: str) -> List[Dict[str, Any]]:
-        response = requests.get(f"{self.stack.rasa_url}/conversations/{sender}/tracker",
-                                params={"token": self.stack.rasa_token, "include_events": "ALL"}, timeout=60)
+        response = requests.get(
+            f"{self.stack.rasa_url}/conversations/{sender}/tracker",
+            params={"token": self.stack.rasa_token, "include_events": "ALL"},
+            timeout=60,
+        )
         response.raise_for_status()
         return response.json()["events"]
 
@@ -177,8 +192,9 @@ class LossyProxy:
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
                 headers = {k: v for k, v in self.headers.items() if k.lower() not in ("host", "content-length")}
                 try:
-                    answer = requests.request(self.command, proxy.upstream + self.path, data=body, headers=headers,
-                                              timeout=120)
+                    answer = requests.request(
+                        self.command, proxy.upstream + self.path, data=body, headers=headers, timeout=120
+                    )
                 except requests.RequestException:
                     self.close_connection = True
                     self.send_error(502)

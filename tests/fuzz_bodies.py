@@ -25,6 +25,7 @@ checked field has the wrong type, unstorable text or too many characters: an end
 its fields answers 4xx) or ``any`` (well formed; the endpoint may accept it). The same seed gives
 the same bodies.
 """
+
 from __future__ import annotations
 
 import copy
@@ -36,35 +37,109 @@ from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple
 
 MAX_BODY_BYTES = 64 * 1024
 MAX_MESSAGE_CHARS = 4096
-FAMILIES = ("random_bytes", "truncated", "deep_nesting", "huge", "wrong_types", "unicode", "content_types",
-            "empty", "random_json", "odd_json")
+FAMILIES = (
+    "random_bytes",
+    "truncated",
+    "deep_nesting",
+    "huge",
+    "wrong_types",
+    "unicode",
+    "content_types",
+    "empty",
+    "random_json",
+    "odd_json",
+)
 EXPECTATIONS = ("413", "4xx", "refuse", "any")
 JSON = "application/json"
 FORM = "application/x-www-form-urlencoded"
 TEXT = "text/plain;charset=UTF-8"
 
 WRONG_VALUES: Tuple[Any, ...] = (
-    None, True, False, 0, -1, 1.5, 1e308, 2**64, -2**63, "", "x", "123", [], [1], ["x"], {}, {"a": 1},
+    None,
+    True,
+    False,
+    0,
+    -1,
+    1.5,
+    1e308,
+    2**64,
+    -(2**63),
+    "",
+    "x",
+    "123",
+    [],
+    [1],
+    ["x"],
+    {},
+    {"a": 1},
 )
 """One or more values of every JSON type: a field of one type gets each value of the others."""
 
 UNICODE: Tuple[str, ...] = (
-    "\u0000", "a\u0000b", "\ud800", "\udfff", "x\udc00\ud800y", "\ud83d", "\ude00 tail",
-    "\u202egnp.exe", "\u200f\u05e9\u05dc\u05d5\u05dd", "\u0645\u0631\u062d\u0628\u0627", "\ufeffBOM",
-    "\uffff", "\ufffe", "\U0010ffff", "\U0001f44d\U0001f3fd", "\U0001f469\u200d\U0001f469\u200d\U0001f467",
-    "\U0001f3f3\ufe0f\u200d\U0001f308", "Z\u0337\u0322\u0327\u031ba\u0334l\u0338g\u0337o\u0335", "\u0301",
-    "e\u0301", "\u00a0nbsp", "\u2028line\u2029para", "\x1b[31mred\x1b[0m", "\x7f\x80\x9f", "tab\tnl\ncr\r",
-    "\u210c\U0001d522\U0001d529\U0001d529\U0001d52c", "\u4e2d\u6587\u5b57\u7b26", "\u65e5\u672c\u8a9e",
-    "\ud55c\uad6d\uc5b4", "\ufdfa", "\u216b", "\u00b2\u00b3", "\u0663", "\U0001f642" * 50, "\\u0000",
-    '"quoted"', "</script><script>alert(1)</script>", "' OR 1=1 --", "${jndi:ldap://x/a}", "{{7*7}}",
-    "%s%s%n", "../../etc/passwd", "\u115f\u3164", "\U00013080", "\u200b\u200c\u200d\u2060", "\ufff9\ufffb",
-    "\U000e0041", "\u0600\u0601", "A" * 300, " ", "",
+    "\u0000",
+    "a\u0000b",
+    "\ud800",
+    "\udfff",
+    "x\udc00\ud800y",
+    "\ud83d",
+    "\ude00 tail",
+    "\u202egnp.exe",
+    "\u200f\u05e9\u05dc\u05d5\u05dd",
+    "\u0645\u0631\u062d\u0628\u0627",
+    "\ufeffBOM",
+    "\uffff",
+    "\ufffe",
+    "\U0010ffff",
+    "\U0001f44d\U0001f3fd",
+    "\U0001f469\u200d\U0001f469\u200d\U0001f467",
+    "\U0001f3f3\ufe0f\u200d\U0001f308",
+    "Z\u0337\u0322\u0327\u031ba\u0334l\u0338g\u0337o\u0335",
+    "\u0301",
+    "e\u0301",
+    "\u00a0nbsp",
+    "\u2028line\u2029para",
+    "\x1b[31mred\x1b[0m",
+    "\x7f\x80\x9f",
+    "tab\tnl\ncr\r",
+    "\u210c\U0001d522\U0001d529\U0001d529\U0001d52c",
+    "\u4e2d\u6587\u5b57\u7b26",
+    "\u65e5\u672c\u8a9e",
+    "\ud55c\uad6d\uc5b4",
+    "\ufdfa",
+    "\u216b",
+    "\u00b2\u00b3",
+    "\u0663",
+    "\U0001f642" * 50,
+    "\\u0000",
+    '"quoted"',
+    "</script><script>alert(1)</script>",
+    "' OR 1=1 --",
+    "${jndi:ldap://x/a}",
+    "{{7*7}}",
+    "%s%s%n",
+    "../../etc/passwd",
+    "\u115f\u3164",
+    "\U00013080",
+    "\u200b\u200c\u200d\u2060",
+    "\ufff9\ufffb",
+    "\U000e0041",
+    "\u0600\u0601",
+    "A" * 300,
+    " ",
+    "",
 )
 """Strings that have broken text handling somewhere; the first seven and "a\\0b" are unstorable."""
 
-PRINTABLE = "abcdefghijklmnopqrstuvwxyz0123456789 {}[]\":,=&%"
-INVALID_UTF8: Tuple[bytes, ...] = (b"\xff", b"\xc0\xaf", b"\xed\xa0\x80", b"\xf8\x88\x80\x80\x80", b"\x80",
-                                   b"\xe2\x82", b"\xf4\x90\x80\x80")
+PRINTABLE = 'abcdefghijklmnopqrstuvwxyz0123456789 {}[]":,=&%'
+INVALID_UTF8: Tuple[bytes, ...] = (
+    b"\xff",
+    b"\xc0\xaf",
+    b"\xed\xa0\x80",
+    b"\xf8\x88\x80\x80\x80",
+    b"\x80",
+    b"\xe2\x82",
+    b"\xf4\x90\x80\x80",
+)
 
 
 def unstorable(text: str) -> bool:
@@ -201,8 +276,9 @@ def encode(shape: Shape, doc: Any, ascii_only: bool = True) -> Tuple[bytes, str]
         if not isinstance(doc, dict):
             return urllib.parse.quote_from_bytes(_utf8(_dumps(doc, ascii_only))).encode(), FORM
         pairs = [(k, _form_value(v)) for k, v in doc.items()]
-        return "&".join(f"{urllib.parse.quote_from_bytes(_utf8(k))}={urllib.parse.quote_from_bytes(_utf8(v))}"
-                        for k, v in pairs).encode(), FORM
+        return "&".join(
+            f"{urllib.parse.quote_from_bytes(_utf8(k))}={urllib.parse.quote_from_bytes(_utf8(v))}" for k, v in pairs
+        ).encode(), FORM
     if shape.encoding == "socketio":
         return b"42" + _utf8(_dumps([shape.event, doc], ascii_only)), TEXT
     raise ValueError(f"unknown encoding {shape.encoding}")
@@ -227,7 +303,8 @@ class _Generator:
         self.serial = 0
         self.form = shape.encoding == "form"
         self.checked = dict(shape.checked) or {  # an endpoint that checks nothing: its examples' own fields
-            key: (json_type(value),) for example in shape.examples for key, value in example.items()}
+            key: (json_type(value),) for example in shape.examples for key, value in example.items()
+        }
 
     def example(self, having: Optional[str] = None) -> Dict[str, Any]:
         """A valid document (one that has the path ``having``, when given), numbered."""
@@ -281,8 +358,7 @@ class _Generator:
             cut = self.rng.randrange(1, len(text))
             if self.form:
                 data, content_type = encode(self.shape, doc)
-                yield Body("truncated", data[: self.rng.randrange(0, len(data))], content_type,
-                           "form cut short", "any")
+                yield Body("truncated", data[: self.rng.randrange(0, len(data))], content_type, "form cut short", "any")
             else:
                 yield self.raw("truncated", text[:cut], f"cut at {cut} of {len(text)}", "4xx")
 
@@ -304,7 +380,8 @@ class _Generator:
                     path = self._checked_path() if placement == "field" else "nest"
                     marker = "__NEST__"
                     text = _utf8(_dumps(_set(self.example(path), path, marker))).replace(
-                        b'"' + marker.encode() + b'"', inner)
+                        b'"' + marker.encode() + b'"', inner
+                    )
                     where = path
                 if self.form:
                     expect = "refuse"
@@ -312,8 +389,12 @@ class _Generator:
                     expect = "4xx"
                 else:
                     expect = "refuse"  # deeper than any document an endpoint needs
-                body = self.raw("deep_nesting", text, f"{levels} levels of {style}, "
-                                f"{'closed' if closed else 'unclosed'}, in {where}", expect)
+                body = self.raw(
+                    "deep_nesting",
+                    text,
+                    f"{levels} levels of {style}, {'closed' if closed else 'unclosed'}, in {where}",
+                    expect,
+                )
                 yield body
                 n += 1
                 if n >= count:
@@ -334,18 +415,32 @@ class _Generator:
     # huge
     def huge(self) -> Iterator[Body]:
         doc = self.example()
-        for target, note in ((self.limit, "exactly the limit"), (self.limit + 1, "one byte over the limit"),
-                             (2 * self.limit, "2x the limit"), (4 * self.limit, "4x the limit"),
-                             (17 * self.limit, "17x the limit")):
+        for target, note in (
+            (self.limit, "exactly the limit"),
+            (self.limit + 1, "one byte over the limit"),
+            (2 * self.limit, "2x the limit"),
+            (4 * self.limit, "4x the limit"),
+            (17 * self.limit, "17x the limit"),
+        ):
             yield self._padded(doc, target, "x", note)
             yield self._padded(doc, target, "\U0001f642", note + " (4-byte characters)", multibyte=True)
             yield self._padded(doc, target - 100, "\u00e9", note + " minus 100 (2-byte characters)", multibyte=True)
         for path in self.shape.texts:
-            for chars, letter in ((self.max_chars, "a"), (self.max_chars + 1, "a"), (self.max_chars, "\U0001f642"),
-                                  (self.max_chars + 1, "\U0001f642"), (10 * self.max_chars, "a")):
+            for chars, letter in (
+                (self.max_chars, "a"),
+                (self.max_chars + 1, "a"),
+                (self.max_chars, "\U0001f642"),
+                (self.max_chars + 1, "\U0001f642"),
+                (10 * self.max_chars, "a"),
+            ):
                 over = chars > self.max_chars
-                yield self.body("huge", _set(self.example(path), path, letter * chars), f"{path}: {chars} x {letter!r}",
-                                "refuse" if over else "any", ascii_only=False)
+                yield self.body(
+                    "huge",
+                    _set(self.example(path), path, letter * chars),
+                    f"{path}: {chars} x {letter!r}",
+                    "refuse" if over else "any",
+                    ascii_only=False,
+                )
         for path in self.shape.ids:
             yield self.body("huge", _set(self.example(path), path, "i" * 256), f"{path}: 256 characters", "refuse")
             yield self.body("huge", _set(self.example(path), path, "i" * 5000), f"{path}: 5,000 characters", "refuse")
@@ -379,8 +474,9 @@ class _Generator:
         for path, types in self.checked.items():
             for value in WRONG_VALUES:
                 if not _fits(value, types):
-                    yield self.body("wrong_types", _set(self.example(path), path, value),
-                                    f"{path} = {_short(value)}", "refuse")
+                    yield self.body(
+                        "wrong_types", _set(self.example(path), path, value), f"{path} = {_short(value)}", "refuse"
+                    )
                     made += 1
             if path in self.shape.required:
                 yield self.body("wrong_types", _delete(self.example(path), path), f"{path} missing", "refuse")
@@ -390,18 +486,29 @@ class _Generator:
             value = self.random_value(3)
             while _fits(value, types):
                 value = self.random_value(3)
-            yield self.body("wrong_types", _set(self.example(path), path, value), f"{path} = random {json_type(value)}",
-                            "refuse")
+            yield self.body(
+                "wrong_types", _set(self.example(path), path, value), f"{path} = random {json_type(value)}", "refuse"
+            )
             made += 1
 
     def _wrong_form(self, count: int) -> Iterator[Body]:
         made = 0
         doc = self.example()
         for key in doc:
-            yield Body("wrong_types", encode(self.shape, {k: v for k, v in doc.items() if k != key})[0], FORM,
-                       f"{key} missing", "refuse" if key in self.shape.required else "any")
-            yield Body("wrong_types", encode(self.shape, {**doc, key: ""})[0], FORM, f"{key} empty",
-                       "refuse" if key in self.shape.required else "any")
+            yield Body(
+                "wrong_types",
+                encode(self.shape, {k: v for k, v in doc.items() if k != key})[0],
+                FORM,
+                f"{key} missing",
+                "refuse" if key in self.shape.required else "any",
+            )
+            yield Body(
+                "wrong_types",
+                encode(self.shape, {**doc, key: ""})[0],
+                FORM,
+                f"{key} empty",
+                "refuse" if key in self.shape.required else "any",
+            )
             made += 2
         while made < count:
             key = self.rng.choice(list(doc))
@@ -452,8 +559,13 @@ class _Generator:
             if self.form:
                 expect = "any"
             ascii_only = i % 2 == 0
-            body = self.body("unicode", _set(self.example(path), path, text), f"{path} = {_short(text)}", expect,
-                             ascii_only=ascii_only)
+            body = self.body(
+                "unicode",
+                _set(self.example(path), path, text),
+                f"{path} = {_short(text)}",
+                expect,
+                ascii_only=ascii_only,
+            )
             if not ascii_only and any("\ud800" <= c <= "\udfff" for c in text):  # raw: not UTF-8 at all
                 raw_expect = "4xx" if self.shape.encoding == "json" else "any"  # forms decode it as U+FFFD
                 body = Body(body.family, body.data, body.content_type, body.note + " (raw)", raw_expect)
@@ -475,15 +587,33 @@ class _Generator:
                 text = _dumps(self.example(), ascii_only=False)
                 data, _ = _raw(self.shape, text.encode(codec))
                 expect = "any" if self.shape.encoding == "json" else "4xx"
-                yield Body("unicode", data, JSON if self.shape.encoding == "json" else _raw(self.shape, b"")[1],
-                           f"the body in {codec}", expect)
+                yield Body(
+                    "unicode",
+                    data,
+                    JSON if self.shape.encoding == "json" else _raw(self.shape, b"")[1],
+                    f"the body in {codec}",
+                    expect,
+                )
 
     # content types
     def content_types(self, count: int) -> Iterator[Body]:
-        types = (JSON, "application/json; charset=utf-8", "application/json; charset=latin-1", FORM,
-                 "multipart/form-data", "multipart/form-data; boundary=xyz", "text/plain", "text/html",
-                 "application/xml", None, "", "*/*", "application/x-www-form-urlencoded; charset=utf-16",
-                 "application/json, text/plain", "\u00e9/\u00e9".encode().decode("latin-1"))
+        types = (
+            JSON,
+            "application/json; charset=utf-8",
+            "application/json; charset=latin-1",
+            FORM,
+            "multipart/form-data",
+            "multipart/form-data; boundary=xyz",
+            "text/plain",
+            "text/html",
+            "application/xml",
+            None,
+            "",
+            "*/*",
+            "application/x-www-form-urlencoded; charset=utf-16",
+            "application/json, text/plain",
+            "\u00e9/\u00e9".encode().decode("latin-1"),
+        )
         for i in range(count):
             doc = self.example()
             style = i % 3
@@ -496,8 +626,10 @@ class _Generator:
                 data = urllib.parse.urlencode(flat).encode("utf-8", "surrogatepass")
                 note = f"the fields as a form, sent as {content_type!r}"
             else:  # multipart
-                parts = "".join(f'--xyz\r\nContent-Disposition: form-data; name="{k}"\r\n\r\n{_form_value(v)}\r\n'
-                                for k, v in doc.items())
+                parts = "".join(
+                    f'--xyz\r\nContent-Disposition: form-data; name="{k}"\r\n\r\n{_form_value(v)}\r\n'
+                    for k, v in doc.items()
+                )
                 data = (parts + "--xyz--\r\n").encode("utf-8", "surrogatepass")
                 note = f"the fields as multipart, sent as {content_type!r}"
             expect = "any" if style == 0 or self.form else "4xx"
@@ -571,13 +703,19 @@ def _short(value: Any, limit: int = 40) -> str:
     return text if len(text) <= limit else text[:limit] + "..."
 
 
-FAMILY_SIZES = {"random_bytes": 160, "truncated": 120, "deep_nesting": 66, "wrong_types": 230, "unicode": 170,
-                "content_types": 120, "random_json": 110}
+FAMILY_SIZES = {
+    "random_bytes": 160,
+    "truncated": 120,
+    "deep_nesting": 66,
+    "wrong_types": 230,
+    "unicode": 170,
+    "content_types": 120,
+    "random_json": 110,
+}
 """Bodies per family (``huge``, ``empty`` and ``odd_json`` have a fixed list each)."""
 
 
-def generate(shape: Shape, seed: int, *, limit: int = MAX_BODY_BYTES, max_chars: int = MAX_MESSAGE_CHARS
-             ) -> List[Body]:
+def generate(shape: Shape, seed: int, *, limit: int = MAX_BODY_BYTES, max_chars: int = MAX_MESSAGE_CHARS) -> List[Body]:
     """At least 1,000 bodies for an endpoint taking ``shape``, the same for the same ``seed``."""
     g = _Generator(shape, seed, limit, max_chars)
     bodies: List[Body] = []

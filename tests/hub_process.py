@@ -1,6 +1,7 @@
 """A real hub process for the dashboard's attack suite (tests/test_security_dashboard.py): `python -m
 backline hub` on a free loopback port over its own SQLite store, without BACKLINE_DEMO; requests from
 chosen loopback source addresses (the client's address as the hub sees it); a page of another origin."""
+
 from __future__ import annotations
 
 import http.client
@@ -26,6 +27,7 @@ from tests.servers import PROJECT_ROOT, free_port, interrupt
 JONAS_PASSWORD = "jonas-own-passphrase-7"
 """Jonas's own password in the hub's copy of experts.yml; every other operator keeps the demo password."""
 
+
 @dataclass
 class Answer:
     status: int
@@ -39,8 +41,16 @@ class Answer:
         return found.group(1) if found and found.group(1) else None
 
 
-def call(url: str, method: str = "GET", *, source: str = "127.0.0.1", headers: Optional[Dict[str, str]] = None,
-         body: bytes = b"", form: Optional[Dict[str, str]] = None, timeout: float = 30) -> Answer:
+def call(
+    url: str,
+    method: str = "GET",
+    *,
+    source: str = "127.0.0.1",
+    headers: Optional[Dict[str, str]] = None,
+    body: bytes = b"",
+    form: Optional[Dict[str, str]] = None,
+    timeout: float = 30,
+) -> Answer:
     """One request on a fresh connection from ``source`` (a loopback address: the client's address)."""
     parts = urllib.parse.urlsplit(url)
     sent = dict(headers or {})
@@ -50,12 +60,14 @@ def call(url: str, method: str = "GET", *, source: str = "127.0.0.1", headers: O
     connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=timeout, source_address=(source, 0))
     started = time.monotonic()
     try:
-        connection.request(method, parts.path + (f"?{parts.query}" if parts.query else ""), body=body or None,
-                           headers=sent)
+        connection.request(
+            method, parts.path + (f"?{parts.query}" if parts.query else ""), body=body or None, headers=sent
+        )
         response = connection.getresponse()
         text = response.read().decode("utf-8", "replace")
-        return Answer(response.status, {k.lower(): v for k, v in response.getheaders()}, text,
-                      time.monotonic() - started)
+        return Answer(
+            response.status, {k.lower(): v for k, v in response.getheaders()}, text, time.monotonic() - started
+        )
     finally:
         connection.close()
 
@@ -70,28 +82,50 @@ class Hub:
         (tmp / "experts.yml").write_text(experts.replace(jonas.group(2), hash_password(JONAS_PASSWORD), 1))
         self.db = tmp / "consultations.db"
         store = ConsultationStore(f"sqlite:///{self.db}")
-        self.case = store.create(conversation_id="web:0123456789abcdef0123456789abcdef", mode="handoff",
-                                 queue="billing", reasons=["sensitive_topic"]).id
+        self.case = store.create(
+            conversation_id="web:0123456789abcdef0123456789abcdef",
+            mode="handoff",
+            queue="billing",
+            reasons=["sensitive_topic"],
+        ).id
         store.assign(self.case, "jonas", "dashboard")
         record_reply(store, self.case, "jonas", "dashboard", Reply("take_over"))  # human mode: he writes himself
         store.dispose()
         port, self.rasa_port = free_port(), free_port()  # nothing listens on Rasa's port
         self.url = f"http://127.0.0.1:{port}"
-        env = {**os.environ, "RASA_TELEMETRY_ENABLED": "false",
-               "BACKLINE_CONSULT_DB_URL": f"sqlite:///{self.db}", "BACKLINE_EXPERTS": str(tmp / "experts.yml"),
-               "BACKLINE_OPERATOR_TOKEN": "security-operator-token", "BACKLINE_DASHBOARD_SECRET": "security-secret",
-               "BACKLINE_RASA_URL": f"http://127.0.0.1:{self.rasa_port}", "BACKLINE_RASA_TOKEN": "security-rasa",
-               "BACKLINE_CHAT_SECRET": "security-chat-secret",
-               "BACKLINE_SLA_INTERVAL": "0", "BACKLINE_DELIVERY_INTERVAL": "0",
-               "BACKLINE_DEMO": "", "BACKLINE_TRUSTED_PROXIES": "", "BACKLINE_DASHBOARD_ORIGIN": "",
-               "BACKLINE_COOKIE_SECURE": "", "BACKLINE_CHAT_SOCKET_URL": "", "BACKLINE_HUB_URL": self.url,
-               "BACKLINE_SLACK_SIGNING_SECRET": "", "BACKLINE_TELEGRAM_WEBHOOK_SECRET": "",
-               "BACKLINE_SLACK_BOT_TOKEN": "", "BACKLINE_TELEGRAM_BOT_TOKEN": "", "BACKLINE_SMTP_HOST": ""}
+        env = {
+            **os.environ,
+            "RASA_TELEMETRY_ENABLED": "false",
+            "BACKLINE_CONSULT_DB_URL": f"sqlite:///{self.db}",
+            "BACKLINE_EXPERTS": str(tmp / "experts.yml"),
+            "BACKLINE_OPERATOR_TOKEN": "security-operator-token",
+            "BACKLINE_DASHBOARD_SECRET": "security-secret",
+            "BACKLINE_RASA_URL": f"http://127.0.0.1:{self.rasa_port}",
+            "BACKLINE_RASA_TOKEN": "security-rasa",
+            "BACKLINE_CHAT_SECRET": "security-chat-secret",
+            "BACKLINE_SLA_INTERVAL": "0",
+            "BACKLINE_DELIVERY_INTERVAL": "0",
+            "BACKLINE_DEMO": "",
+            "BACKLINE_TRUSTED_PROXIES": "",
+            "BACKLINE_DASHBOARD_ORIGIN": "",
+            "BACKLINE_COOKIE_SECURE": "",
+            "BACKLINE_CHAT_SOCKET_URL": "",
+            "BACKLINE_HUB_URL": self.url,
+            "BACKLINE_SLACK_SIGNING_SECRET": "",
+            "BACKLINE_TELEGRAM_WEBHOOK_SECRET": "",
+            "BACKLINE_SLACK_BOT_TOKEN": "",
+            "BACKLINE_TELEGRAM_BOT_TOKEN": "",
+            "BACKLINE_SMTP_HOST": "",
+        }
         self.log_path = tmp / "hub.log"
         with open(self.log_path, "wb") as log:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "backline", "hub", "--port", str(port), "--host", "127.0.0.1"],
-                cwd=PROJECT_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+                cwd=PROJECT_ROOT,
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
         deadline = time.monotonic() + 60
         while True:
             try:
@@ -106,8 +140,13 @@ class Hub:
 
     def sign_in(self, username: str, password: str, source: str, **headers: str) -> Answer:
         """The sign-in form as the hub's own page posts it (its Origin), unless ``headers`` say otherwise."""
-        return call(f"{self.url}/dashboard/login", "POST", source=source, headers={"Origin": self.url, **headers},
-                    form={"username": username, "password": password, "next": "/dashboard"})
+        return call(
+            f"{self.url}/dashboard/login",
+            "POST",
+            source=source,
+            headers={"Origin": self.url, **headers},
+            form={"username": username, "password": password, "next": "/dashboard"},
+        )
 
     def session(self, source: str) -> Tuple[Dict[str, str], str]:
         """Jonas signed in from ``source``: the cookie header and the session's CSRF token."""
@@ -138,9 +177,11 @@ class AttackerSite:
 
     def __init__(self, hub: Hub) -> None:
         reply = f"{hub.url}/dashboard/api/consultations/{hub.case}/reply"
-        page = (f'<html><body><form id="f" method="post" enctype="text/plain" action="{reply}">'
-                '<input name=\'{"action": "message", "text": "forged", "x": "\' value=\'"}\'></form>'
-                f'<iframe id="frame" src="{hub.url}/dashboard"></iframe></body></html>').encode()
+        page = (
+            f'<html><body><form id="f" method="post" enctype="text/plain" action="{reply}">'
+            '<input name=\'{"action": "message", "text": "forged", "x": "\' value=\'"}\'></form>'
+            f'<iframe id="frame" src="{hub.url}/dashboard"></iframe></body></html>'
+        ).encode()
 
         class Handler(http.server.BaseHTTPRequestHandler):
             def do_GET(self) -> None:  # noqa: N802

@@ -1,5 +1,6 @@
 """A loopback server that speaks the part of Rasa's HTTP API the hub uses (trigger_intent with token
 auth) and behaves like the project's action_expert_update: one bot message per delivery id."""
+
 from __future__ import annotations
 
 import threading
@@ -39,7 +40,9 @@ class FakeRasa(RecordingApi):
             skip_action = self.no_action_server > 0
             self.no_action_server -= skip_action
             if not skip_action and not any(e.get("metadata", {}).get("delivery_id") == delivery_id for e in events):
-                events.append({"event": "bot", "text": f"reply {delivery_id}", "metadata": {"delivery_id": delivery_id}})
+                events.append(
+                    {"event": "bot", "text": f"reply {delivery_id}", "metadata": {"delivery_id": delivery_id}}
+                )
             hang = self.hang_after_apply > 0
             self.hang_after_apply -= hang
             answer = {"tracker": {"sender_id": conversation, "events": list(events)}, "messages": []}

@@ -1,4 +1,5 @@
 """Throwaway real servers for tests: a PostgreSQL cluster, the whole assistant, free ports."""
+
 from __future__ import annotations
 
 import os
@@ -53,13 +54,26 @@ def postgres_server() -> Iterator[str]:
     port = free_port()
     subprocess.run(
         _as_postgres([str(pg_bin / "initdb"), "-D", str(data_dir), "-U", "backline", "-A", "trust", "--no-sync"]),
-        check=True, capture_output=True,
+        check=True,
+        capture_output=True,
     )
     options = f"-p {port} -k {socket_dir} -c listen_addresses=127.0.0.1 -c fsync=off"
     subprocess.run(
-        _as_postgres([str(pg_bin / "pg_ctl"), "-D", str(data_dir), "-o", options, "-w", "-l",
-                      str(base_dir / "postgres.log"), "start"]),
-        check=True, capture_output=True,
+        _as_postgres(
+            [
+                str(pg_bin / "pg_ctl"),
+                "-D",
+                str(data_dir),
+                "-o",
+                options,
+                "-w",
+                "-l",
+                str(base_dir / "postgres.log"),
+                "start",
+            ]
+        ),
+        check=True,
+        capture_output=True,
     )
     try:
         deadline = time.monotonic() + 30
@@ -133,9 +147,13 @@ def assistant_env(tmp: Path, business_url: str, **extra: str) -> Tuple[Stack, Di
         "BACKLINE_CHAT_ORIGIN": stack.hub_url,
         "BACKLINE_ACTION_TOKEN": "test-action-token",
         "BACKLINE_DEMO": "1",
-        "BACKLINE_SLACK_BOT_TOKEN": "", "BACKLINE_TELEGRAM_BOT_TOKEN": "", "BACKLINE_SMTP_HOST": "",
-        "BACKLINE_SLACK_SIGNING_SECRET": "", "BACKLINE_TELEGRAM_WEBHOOK_SECRET": "",
-        "BACKLINE_CUSTOMER_TELEGRAM_TOKEN": "", "BACKLINE_CUSTOMER_SLACK_TOKEN": "",
+        "BACKLINE_SLACK_BOT_TOKEN": "",
+        "BACKLINE_TELEGRAM_BOT_TOKEN": "",
+        "BACKLINE_SMTP_HOST": "",
+        "BACKLINE_SLACK_SIGNING_SECRET": "",
+        "BACKLINE_TELEGRAM_WEBHOOK_SECRET": "",
+        "BACKLINE_CUSTOMER_TELEGRAM_TOKEN": "",
+        "BACKLINE_CUSTOMER_SLACK_TOKEN": "",
         **extra,
     }
     return stack, env
@@ -149,7 +167,10 @@ def running_assistant(model: Path, env: Dict[str, str], log_path: Path) -> Itera
     with open(log_path, "wb") as log:
         process = subprocess.Popen(
             [sys.executable, "-m", "backline", "run", "--model", str(model)],
-            cwd=PROJECT_ROOT, env={**os.environ, **env}, stdout=log, stderr=subprocess.STDOUT,
+            cwd=PROJECT_ROOT,
+            env={**os.environ, **env},
+            stdout=log,
+            stderr=subprocess.STDOUT,
         )
         try:
             deadline = time.monotonic() + 300

@@ -13,6 +13,7 @@ policy set. This runner replays each story the way Rasa's processor handles a me
   contract slots (`CHECKED_SLOTS`) against what the policy set; every other ``slot_was_set``
   step (what an action would have set) is applied, as `rasa test` does.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -77,8 +78,9 @@ class StoryRunner:
 
         outcome = Outcome(story.get("story", "?"), str(path.relative_to(ROOT)))
         tracker = DialogueStateTracker("story-" + outcome.name[:40].replace(" ", "-"), self.domain.slots)
-        tracker.update_with_events([ActionExecuted("action_session_start"), SessionStarted(),
-                                    ActionExecuted("action_listen")], self.domain)
+        tracker.update_with_events(
+            [ActionExecuted("action_session_start"), SessionStarted(), ActionExecuted("action_listen")], self.domain
+        )
         routed_by_policy = False
         current: Optional[Dict[str, Any]] = None
         for index, step in enumerate(story.get("steps") or []):
@@ -88,9 +90,12 @@ class StoryRunner:
                 if step.get("intent"):
                     intent = step["intent"]
                     confidence = float(step.get("confidence", 1.0))
-                    parse = {"text": text, "intent": {"name": intent, "confidence": confidence},
-                             "intent_ranking": [{"name": intent, "confidence": confidence}],
-                             "entities": _entities(step, text)}
+                    parse = {
+                        "text": text,
+                        "intent": {"name": intent, "confidence": confidence},
+                        "intent_ranking": [{"name": intent, "confidence": confidence}],
+                        "entities": _entities(step, text),
+                    }
                 else:
                     parse = self.loop.run_until_complete(self.agent.parse_message(text))
                     parse.setdefault("text", text)
@@ -99,7 +104,8 @@ class StoryRunner:
                 event = UserUttered(text, parse.get("intent"), parse.get("entities") or [], parse)
                 tracker.update(event, self.domain)
                 self.loop.run_until_complete(
-                    self.agent.processor.run_action_extract_slots(CollectingOutputChannel(), tracker))
+                    self.agent.processor.run_action_extract_slots(CollectingOutputChannel(), tracker)
+                )
                 current = {"text": text, "intent": (parse.get("intent") or {}).get("name"), "action": None, "slots": {}}
                 outcome.checked.append(current)
                 routed_by_policy = False
@@ -107,15 +113,24 @@ class StoryRunner:
                 if tracker.latest_action_name != "action_listen":
                     tracker.update(ActionExecuted("action_listen"), self.domain)
                 name = step["intent"]
-                tracker.update(UserUttered(None, {"name": name, "confidence": 1.0}, [],
-                                           {"intent": {"name": name, "confidence": 1.0}, "entities": []}), self.domain)
+                tracker.update(
+                    UserUttered(
+                        None,
+                        {"name": name, "confidence": 1.0},
+                        [],
+                        {"intent": {"name": name, "confidence": 1.0}, "entities": []},
+                    ),
+                    self.domain,
+                )
                 routed_by_policy, current = False, None
             elif "action" in step:
                 expected = step["action"]
                 prediction = self.agent.processor._predict_next_with_tracker(tracker)
                 predicted = self.domain.action_names_or_texts[prediction.max_confidence_index]
                 if predicted != expected:
-                    outcome.problems.append(f"{where}: predicted {predicted} ({prediction.policy_name}), story says {expected}")
+                    outcome.problems.append(
+                        f"{where}: predicted {predicted} ({prediction.policy_name}), story says {expected}"
+                    )
                 tracker.update_with_events(prediction.events if predicted == expected else [], self.domain)
                 tracker.update(ActionExecuted(expected), self.domain)
                 routed_by_policy = predicted == expected and RoutingPolicy.__name__ in (prediction.policy_name or "")

@@ -1,5 +1,6 @@
 """Who may touch which consultation (`backline.access`, from the real experts.yml) and per-operator API
 tokens (`backline.hub.api_tokens`): stored as hashes only, resolved to their person, revoked at once."""
+
 from __future__ import annotations
 
 import hashlib
@@ -20,17 +21,20 @@ DIRECTORY = load_experts(Path(__file__).resolve().parents[1] / "experts.yml")
 QUEUES = ("support", "billing", "legal", "security", "sales")
 
 
-@pytest.mark.parametrize("person, visible", [
-    ("mara", {"support", "billing"}),
-    ("jonas", {"billing"}),
-    ("anna", {"legal"}),
-    ("tariq", {"security"}),
-    ("felix", {"support", "security"}),
-    ("lena", {"sales"}),
-    ("petra", set(QUEUES)),      # the directory's supervisor (and legal's)
-    (SYSTEM, set(QUEUES)),       # the shared integration token
-    ("mallory", set()),          # not in experts.yml
-])
+@pytest.mark.parametrize(
+    "person, visible",
+    [
+        ("mara", {"support", "billing"}),
+        ("jonas", {"billing"}),
+        ("anna", {"legal"}),
+        ("tariq", {"security"}),
+        ("felix", {"support", "security"}),
+        ("lena", {"sales"}),
+        ("petra", set(QUEUES)),  # the directory's supervisor (and legal's)
+        (SYSTEM, set(QUEUES)),  # the shared integration token
+        ("mallory", set()),  # not in experts.yml
+    ],
+)
 def test_each_person_sees_the_queues_experts_yml_gives_them(person: str, visible: set) -> None:
     access = access_for(DIRECTORY, person)
     assert {queue for queue in QUEUES if access.may_see(queue)} == visible

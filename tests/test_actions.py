@@ -1,4 +1,5 @@
 """The rasa-sdk custom actions, run for real against a seeded business DB."""
+
 import asyncio
 from datetime import datetime, timezone
 from pathlib import Path
@@ -77,8 +78,12 @@ def test_action_server_registers_every_action() -> None:
     executor = ActionExecutor()
     executor.register_package("actions")
     assert {
-        "action_order_status", "action_invoice_copy", "action_opening_hours", "action_pricing",
-        "validate_order_form", "validate_invoice_form",
+        "action_order_status",
+        "action_invoice_copy",
+        "action_opening_hours",
+        "action_pricing",
+        "validate_order_form",
+        "validate_invoice_form",
     } <= set(executor.actions)
 
 

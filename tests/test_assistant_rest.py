@@ -1,4 +1,5 @@
 """The real processes: `backline run` (Rasa server, action server, hub) answering over REST."""
+
 from typing import Dict, List, Optional
 
 import pytest
@@ -24,8 +25,9 @@ def consult_url(stack: Stack) -> str:
 
 
 def say(base_url: str, sender: str, text: str) -> List[Dict]:
-    response = requests.post(f"{base_url}/webhooks/rest/webhook", json={"sender": sender, "message": text},
-                             headers=CHANNEL, timeout=60)
+    response = requests.post(
+        f"{base_url}/webhooks/rest/webhook", json={"sender": sender, "message": text}, headers=CHANNEL, timeout=60
+    )
     response.raise_for_status()
     return response.json()
 
@@ -133,13 +135,24 @@ def test_bad_input_gets_a_sane_answer(assistant: str, text: str) -> None:
     messages = say(assistant, sender, text)
 
     assert messages, "the assistant answered nothing"
-    assert slots(assistant, sender)["routing_decision"]["action"] in {"clarify", "answer", "consult", "handoff", "collect"}
+    assert slots(assistant, sender)["routing_decision"]["action"] in {
+        "clarify",
+        "answer",
+        "consult",
+        "handoff",
+        "collect",
+    }
 
 
 def test_a_message_over_the_limit_is_refused_and_changes_nothing(assistant: str) -> None:
-    response = requests.post(f"{assistant}/webhooks/rest/webhook", headers=CHANNEL,
-                             json={"sender": "rest-too-long", "message": "refund " * 1500 + "please"}, timeout=60)
+    response = requests.post(
+        f"{assistant}/webhooks/rest/webhook",
+        headers=CHANNEL,
+        json={"sender": "rest-too-long", "message": "refund " * 1500 + "please"},
+        timeout=60,
+    )
     assert response.status_code == 413 and "4096 characters" in response.json()["error"]
-    tracker = requests.get(f"{assistant}/conversations/rest-too-long/tracker", timeout=30,
-                           params={"token": TOKEN}).json()
+    tracker = requests.get(
+        f"{assistant}/conversations/rest-too-long/tracker", timeout=30, params={"token": TOKEN}
+    ).json()
     assert [e for e in tracker["events"] if e["event"] == "user"] == []

@@ -1,4 +1,5 @@
 """The pure parts of backline.bench: metrics, data splits, Rasa YAML, configs, the report."""
+
 import csv
 import json
 from pathlib import Path
@@ -12,12 +13,12 @@ from backline.bench.metrics import CoverageRow, Prediction
 
 # Four in-scope queries (two right) and two out-of-scope ones (one predicted out-of-scope).
 PREDICTIONS = [
-    Prediction("a", "a", 0.9),   # right
-    Prediction("a", "b", 0.6),   # wrong intent
-    Prediction("b", "b", 0.8),   # right
-    Prediction("b", OOS, 0.7),   # wrongly out-of-scope
-    Prediction(OOS, OOS, 0.9),   # caught by the intent
-    Prediction(OOS, "a", 0.5),   # caught only below a threshold above 0.5
+    Prediction("a", "a", 0.9),  # right
+    Prediction("a", "b", 0.6),  # wrong intent
+    Prediction("b", "b", 0.8),  # right
+    Prediction("b", OOS, 0.7),  # wrongly out-of-scope
+    Prediction(OOS, OOS, 0.9),  # caught by the intent
+    Prediction(OOS, "a", 0.5),  # caught only below a threshold above 0.5
 ]
 
 
@@ -70,7 +71,12 @@ def test_percentiles_and_latency_summary() -> None:
 
 
 def test_derive_takes_the_stricter_of_the_first_data_set_and_the_demo_domain() -> None:
-    other = [Prediction("x", "x", 0.97), Prediction("x", "y", 0.9), Prediction("x", "y", 0.4), Prediction(OOS, "x", 0.2)]
+    other = [
+        Prediction("x", "x", 0.97),
+        Prediction("x", "y", 0.9),
+        Prediction("x", "y", 0.4),
+        Prediction(OOS, "x", 0.2),
+    ]
 
     def run(name, predictions):
         return report.QualityRun(name, "", "c.yml", 0, 0.0, 0.0, predictions)
@@ -87,7 +93,7 @@ def test_derive_takes_the_stricter_of_the_first_data_set_and_the_demo_domain() -
     assert (chosen.high, chosen.low) == (0.91, 0.9)
     assert chosen.sources[report.DEMO] == (metrics.coverage_row(other, 0.91), 0.9)
     comment = report.escalation_comment(chosen, "c.yml", "2026-01-01 00:00 UTC")
-    assert "    high: 0.91\n    low: 0.90\n    basis: \"one: high 0.61" in comment
+    assert '    high: 0.91\n    low: 0.90\n    basis: "one: high 0.61' in comment
     assert f"{report.DEMO}: high 0.91 (33.3% of in-scope answered alone, 100.0% of them right" in comment
     assert report.derive([run("none", [Prediction("x", "y", 1.0)]), run(report.DEMO, other)]) is None
 
@@ -130,10 +136,16 @@ def test_held_out_categories_depend_on_the_seed_only() -> None:
 
 def test_clinc150_maps_oos_and_keeps_the_splits(tmp_path: Path) -> None:
     path = tmp_path / "clinc.json"
-    path.write_text(json.dumps({
-        "train": [["book a flight", "book_flight"]], "oos_train": [["sing", "oos"]],
-        "val": [["flights to rome", "book_flight"]], "oos_val": [["dance", "oos"]],
-    }))
+    path.write_text(
+        json.dumps(
+            {
+                "train": [["book a flight", "book_flight"]],
+                "oos_train": [["sing", "oos"]],
+                "val": [["flights to rome", "book_flight"]],
+                "oos_val": [["dance", "oos"]],
+            }
+        )
+    )
     split = datasets.clinc150(path)
     assert split.train == [("book a flight", "book_flight"), ("sing", OOS)]
     assert split.evaluation == [("flights to rome", "book_flight"), ("dance", OOS)]
@@ -151,14 +163,14 @@ def test_k_folds_partition_every_intent() -> None:
 
 def test_rasa_yaml_reads_back_with_rasas_reader() -> None:
     examples = [
-        ("what's the [best](x) way: to say \"hi\" # now", "translate"),
+        ('what\'s the [best](x) way: to say "hi" # now', "translate"),
         ("two\nlines  here ", "translate"),
         ("set a timer", OOS),
         ("   ", "translate"),
     ]
     data = RasaYAMLReader().reads(datasets.rasa_nlu_yaml(examples))
     assert [(m.get("text"), m.get("intent")) for m in data.intent_examples] == [
-        ("what's the (best)(x) way: to say \"hi\" # now", "translate"),
+        ('what\'s the (best)(x) way: to say "hi" # now', "translate"),
         ("two lines here", "translate"),
         ("set a timer", OOS),
     ]
@@ -167,18 +179,33 @@ def test_rasa_yaml_reads_back_with_rasas_reader() -> None:
 
 def test_vanilla_config_keeps_only_stock_rasa_parts() -> None:
     project = {
-        "recipe": "default.v1", "language": "en", "assistant_id": "kestrel",
-        "pipeline": [{"name": "SpacyNLP", "model": "m"}, {"name": "SpacyTokenizer"},
-                     {"name": "backline.rasa.sentiment.SentimentAnalyzer"},
-                     {"name": "CountVectorsFeaturizer"}, {"name": "DIETClassifier", "epochs": 5}],
-        "policies": [{"name": "backline.rasa.routing_policy.RoutingPolicy"}, {"name": "RulePolicy"},
-                     {"name": "TEDPolicy", "epochs": 3}],
+        "recipe": "default.v1",
+        "language": "en",
+        "assistant_id": "kestrel",
+        "pipeline": [
+            {"name": "SpacyNLP", "model": "m"},
+            {"name": "SpacyTokenizer"},
+            {"name": "backline.rasa.sentiment.SentimentAnalyzer"},
+            {"name": "CountVectorsFeaturizer"},
+            {"name": "DIETClassifier", "epochs": 5},
+        ],
+        "policies": [
+            {"name": "backline.rasa.routing_policy.RoutingPolicy"},
+            {"name": "RulePolicy"},
+            {"name": "TEDPolicy", "epochs": 3},
+        ],
     }
     vanilla = configs.vanilla(project)
-    assert vanilla["pipeline"] == [{"name": "WhitespaceTokenizer"}, {"name": "CountVectorsFeaturizer"},
-                                   {"name": "DIETClassifier", "epochs": 5}]
-    assert vanilla["policies"] == [{"name": "MemoizationPolicy"}, {"name": "RulePolicy"},
-                                   {"name": "TEDPolicy", "epochs": 3}]
+    assert vanilla["pipeline"] == [
+        {"name": "WhitespaceTokenizer"},
+        {"name": "CountVectorsFeaturizer"},
+        {"name": "DIETClassifier", "epochs": 5},
+    ]
+    assert vanilla["policies"] == [
+        {"name": "MemoizationPolicy"},
+        {"name": "RulePolicy"},
+        {"name": "TEDPolicy", "epochs": 3},
+    ]
     assert vanilla["assistant_id"] == "kestrel-vanilla"
     assert configs.same_pipeline(project, dict(project, policies=[]))
     assert not configs.same_pipeline(project, vanilla)
@@ -187,19 +214,41 @@ def test_vanilla_config_keeps_only_stock_rasa_parts() -> None:
 def test_report_renders_every_section() -> None:
     run = report.QualityRun("CLINC150", "tiny", "config.yml", 6, 60.0, 1.0, PREDICTIONS)
     summary = metrics.latency_summary([0.1, 0.2], 1.0)
-    page = report.render(report.Report(
-        command="python -m backline.bench run", date="2026-01-01 00:00 UTC", machine="a CPU (2 cores)",
-        wall_seconds=120.0, runs=[run], thresholds={"config.yml": report.derive([run])},
-        serving={"project": {1: summary}, "vanilla": {1: summary}}, hub_reply={"visible": summary},
-    ))
-    for text in ("## Routing quality", "## Thresholds", "## Serving speed", "a CPU (2 cores)",
-                 "`python -m backline.bench run`", "p50 ×1.00", "## Expert reply → customer channel",
-                 "| visible | 2 | 150 ms | 195 ms |", "| 0.61 ← lowest meeting the limits | 50.0 | 100.0 | 0.0 | 50.0 / 100.0 |"):
+    page = report.render(
+        report.Report(
+            command="python -m backline.bench run",
+            date="2026-01-01 00:00 UTC",
+            machine="a CPU (2 cores)",
+            wall_seconds=120.0,
+            runs=[run],
+            thresholds={"config.yml": report.derive([run])},
+            serving={"project": {1: summary}, "vanilla": {1: summary}},
+            hub_reply={"visible": summary},
+        )
+    )
+    for text in (
+        "## Routing quality",
+        "## Thresholds",
+        "## Serving speed",
+        "a CPU (2 cores)",
+        "`python -m backline.bench run`",
+        "p50 ×1.00",
+        "## Expert reply → customer channel",
+        "| visible | 2 | 150 ms | 195 ms |",
+        "| 0.61 ← lowest meeting the limits | 50.0 | 100.0 | 0.0 | 50.0 / 100.0 |",
+    ):
         assert text in page
-    skipped = report.render(report.Report(
-        command="c", date="2026-01-01 00:00 UTC", machine="m", wall_seconds=1.0, runs=[run],
-        thresholds={"config.yml": None}, serving_note="Skipped (--skip-serving).",
-    ))
+    skipped = report.render(
+        report.Report(
+            command="c",
+            date="2026-01-01 00:00 UTC",
+            machine="m",
+            wall_seconds=1.0,
+            runs=[run],
+            thresholds={"config.yml": None},
+            serving_note="Skipped (--skip-serving).",
+        )
+    )
     assert skipped.split("## Expert reply → customer channel")[1].strip() == "Skipped (--skip-serving)."
 
 

@@ -7,6 +7,7 @@ with a Retry that connects and sends what the customer wrote meanwhile.
 
 With BACKLINE_SCREENSHOTS=<folder> the run also saves the README's screenshots there (`make screenshots`).
 """
+
 from __future__ import annotations
 
 import os
@@ -32,8 +33,14 @@ from tests.channels_stack import api_reply, consultation
 from tests.servers import Stack, free_port
 
 CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--no-first-run"]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 LAPTOP = {"width": 1280, "height": 800}
 PHONE = {"width": 390, "height": 844}
 PASSWORD = "kestrel-demo"
@@ -69,7 +76,9 @@ def new_page(browser: Browser, viewport: dict, errors: List[str]) -> Page:
     return page
 
 
-def sign_in(page: Page, stack: Stack, username: str = "mara", password: str = PASSWORD, path: str = "/dashboard") -> None:
+def sign_in(
+    page: Page, stack: Stack, username: str = "mara", password: str = PASSWORD, path: str = "/dashboard"
+) -> None:
     page.goto(f"{stack.hub_url}{path}")
     page.fill("input[name=username]", username)
     page.fill("input[name=password]", password)
@@ -109,8 +118,12 @@ def test_a_wrong_password_is_refused(stack: Stack, browser: Browser) -> None:
 
 def test_a_handoff_from_the_web_chat_played_on_both_sides(stack: Stack, browser: Browser) -> None:
     errors: List[str] = []
-    requests.post(f"{stack.rasa_url}/webhooks/rest/webhook", timeout=60, headers=stack.channel_auth,
-                  json={"sender": "browser-rest", "message": ASKS_FOR_A_PERSON}).raise_for_status()
+    requests.post(
+        f"{stack.rasa_url}/webhooks/rest/webhook",
+        timeout=60,
+        headers=stack.channel_auth,
+        json={"sender": "browser-rest", "message": ASKS_FOR_A_PERSON},
+    ).raise_for_status()
     operator = new_page(browser, LAPTOP, errors)
     sign_in(operator, stack)
     expect(operator.locator("#live")).to_have_text("live")
@@ -144,8 +157,11 @@ def test_a_handoff_from_the_web_chat_played_on_both_sides(stack: Stack, browser:
     expect(customer.locator("#status")).to_have_text("You are chatting with Mara Klein from our billing team.")
     expect(customer.locator(".message.bot").last).to_contain_text("Mara Klein from our billing team has joined")
 
-    operator.fill("#reply-text", "Your refund of 780 EUR is approved; it reaches your card within 5 days.\n"
-                                 "// checked order 10023 against the ledger")
+    operator.fill(
+        "#reply-text",
+        "Your refund of 780 EUR is approved; it reaches your card within 5 days.\n"
+        "// checked order 10023 against the ledger",
+    )
     operator.click("#send-message")
     said = customer.locator(".message.human").last
     expect(said).to_contain_text("Your refund of 780 EUR is approved")
@@ -188,24 +204,32 @@ def test_an_ai_draft_is_approved_or_edited_and_sent_from_the_dashboard(stack: St
     with ConsultationStore(stack.consult_url) as store:
         cases = {}
         for sender in ("browser-approve", "browser-edit"):
-            requests.post(f"{stack.rasa_url}/webhooks/rest/webhook", json={"sender": sender, "message": "hello"},
-                          headers=stack.channel_auth, timeout=60).raise_for_status()
-            cases[sender] = store.create(conversation_id=sender, mode="consult", queue="sales",
-                                         reasons=["medium_confidence"], ai_draft=draft).id
+            requests.post(
+                f"{stack.rasa_url}/webhooks/rest/webhook",
+                json={"sender": sender, "message": "hello"},
+                headers=stack.channel_auth,
+                timeout=60,
+            ).raise_for_status()
+            cases[sender] = store.create(
+                conversation_id=sender, mode="consult", queue="sales", reasons=["medium_confidence"], ai_draft=draft
+            ).id
     operator = new_page(browser, LAPTOP, errors)
     sign_in(operator, stack, username="lena", path=f"/dashboard/consultations/{cases['browser-approve']}")
     expect(operator.locator("#reply-text")).to_have_value(draft)
     operator.click("#approve")
     expect(operator.locator("#flash")).to_have_text(
-        f"The customer was told: “Good news: Lena from our sales team approved it. {draft}”")
+        f"The customer was told: “Good news: Lena from our sales team approved it. {draft}”"
+    )
     expect(operator.locator(".decision")).to_contain_text("Resolution: approved")
 
     operator.goto(f"{stack.hub_url}/dashboard?queue=sales")
     operator.click(f"a.case[data-id={cases['browser-edit']}]")
     operator.fill("#reply-text", "Pro is 20 EUR per user and month; 50 seats get 10 % off.\n// volume discount")
     operator.click("#send-answer")
-    expect(operator.locator("#flash")).to_have_text("The customer was told: “I checked with Lena from our sales team. "
-                                                    "Pro is 20 EUR per user and month; 50 seats get 10 % off.”")
+    expect(operator.locator("#flash")).to_have_text(
+        "The customer was told: “I checked with Lena from our sales team. "
+        "Pro is 20 EUR per user and month; 50 seats get 10 % off.”"
+    )
     expect(operator.locator(".decision")).to_contain_text("Resolution: answered")
     operator.context.close()
     assert errors == []
@@ -216,17 +240,30 @@ def test_what_the_operator_is_typing_survives_a_live_update(stack: Stack, browse
     decision panel; the text being typed must stay."""
     errors: List[str] = []
     sender = "browser-typing"
-    requests.post(f"{stack.rasa_url}/webhooks/rest/webhook", json={"sender": sender, "message": "hello"},
-                  headers=stack.channel_auth, timeout=60).raise_for_status()
+    requests.post(
+        f"{stack.rasa_url}/webhooks/rest/webhook",
+        json={"sender": sender, "message": "hello"},
+        headers=stack.channel_auth,
+        timeout=60,
+    ).raise_for_status()
     with ConsultationStore(stack.consult_url) as store:
-        case_id = store.create(conversation_id=sender, mode="consult", queue="sales", reasons=["medium_confidence"],
-                               ai_draft="Pro costs 20 EUR.").id
+        case_id = store.create(
+            conversation_id=sender,
+            mode="consult",
+            queue="sales",
+            reasons=["medium_confidence"],
+            ai_draft="Pro costs 20 EUR.",
+        ).id
     operator = new_page(browser, LAPTOP, errors)
     sign_in(operator, stack, username="lena", path=f"/dashboard/consultations/{case_id}")
     expect(operator.locator("#reply-text")).to_have_value("Pro costs 20 EUR.")
     operator.fill("#reply-text", "Half typed: Pro is 20 EUR per user and")
-    taken = requests.post(f"{stack.hub_url}/api/consultations/{case_id}/reply", json={"action": "take_over"},
-                          headers={"Authorization": f"Bearer {stack.operator_token}"}, timeout=60)
+    taken = requests.post(
+        f"{stack.hub_url}/api/consultations/{case_id}/reply",
+        json={"action": "take_over"},
+        headers={"Authorization": f"Bearer {stack.operator_token}"},
+        timeout=60,
+    )
     assert taken.status_code in (200, 202), taken.text
     expect(operator.locator("#send-message")).to_be_visible(timeout=WAIT)  # the panel is the human-mode one now
     expect(operator.locator("#reply-text")).to_have_value("Half typed: Pro is 20 EUR per user and")
@@ -295,9 +332,14 @@ class SocketServer:
 
         async def on_new_message(message: UserMessage) -> None:
             if message.text == EXPERT_SAYS:
-                await message.output_channel.send_response(message.sender_id, {
-                    "text": "Mara Klein: Which card did you pay with?", "sender_name": "Mara Klein",
-                    "delivery_id": "d-browser"})
+                await message.output_channel.send_response(
+                    message.sender_id,
+                    {
+                        "text": "Mara Klein: Which card did you pay with?",
+                        "sender_name": "Mara Klein",
+                        "delivery_id": "d-browser",
+                    },
+                )
             else:
                 await message.output_channel.send_text_message(message.sender_id, f"echo: {message.text}")
 
@@ -373,8 +415,12 @@ def chat() -> Iterator[tuple]:
 
 def open_chat(browser: Browser, url: str, errors: List[str]) -> Page:
     page = new_page(browser, PHONE, errors)
-    page.on("console", lambda message: errors.append(f"console: {message.text}")
-            if "Content Security Policy" in message.text else None)
+    page.on(
+        "console",
+        lambda message: (
+            errors.append(f"console: {message.text}") if "Content Security Policy" in message.text else None
+        ),
+    )
     page.goto(url)
     expect(page.locator("#connection")).to_contain_text("Online")
     return page

@@ -1,4 +1,5 @@
 """The demo tenant's business DB: seeding, queries, support hours and the formatted answers."""
+
 import shutil
 from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal
@@ -34,9 +35,9 @@ def dump(url: str) -> Dict[str, List[tuple]]:
     try:
         with engine.connect() as connection:
             return {
-                table.name: [tuple(row) for row in connection.execute(
-                    select(table).order_by(*table.primary_key.columns)
-                )]
+                table.name: [
+                    tuple(row) for row in connection.execute(select(table).order_by(*table.primary_key.columns))
+                ]
                 for table in Base.metadata.sorted_tables
             }
     finally:
@@ -266,9 +267,20 @@ def test_main_prints_counts_and_reports_errors(tmp_path: Path, capsys: pytest.Ca
 
 @pytest.mark.parametrize(
     "value, expected",
-    [("10023", "10023"), ("#10023", "10023"), (" order 10023 ", "10023"), (10023, "10023"),
-     ("order no. 10023.", "10023"), ("1002", None), ("100234", None), ("01234", None), ("", None),
-     (None, None), ("10023 and 10031", None), ("INV-2025-0107", None)],
+    [
+        ("10023", "10023"),
+        ("#10023", "10023"),
+        (" order 10023 ", "10023"),
+        (10023, "10023"),
+        ("order no. 10023.", "10023"),
+        ("1002", None),
+        ("100234", None),
+        ("01234", None),
+        ("", None),
+        (None, None),
+        ("10023 and 10031", None),
+        ("INV-2025-0107", None),
+    ],
 )
 def test_normalise_order_id(value: Any, expected: Any) -> None:
     assert normalise_order_id(value) == expected
@@ -276,8 +288,15 @@ def test_normalise_order_id(value: Any, expected: Any) -> None:
 
 @pytest.mark.parametrize(
     "value, expected",
-    [("INV-2025-0107", "INV-2025-0107"), ("inv-2025-0107", "INV-2025-0107"), ("INV 2025 0107", "INV-2025-0107"),
-     ("invoice inv2025-107 please", "INV-2025-0107"), ("10023", None), ("INV-2025", None), (None, None)],
+    [
+        ("INV-2025-0107", "INV-2025-0107"),
+        ("inv-2025-0107", "INV-2025-0107"),
+        ("INV 2025 0107", "INV-2025-0107"),
+        ("invoice inv2025-107 please", "INV-2025-0107"),
+        ("10023", None),
+        ("INV-2025", None),
+        (None, None),
+    ],
 )
 def test_normalise_invoice_id(value: Any, expected: Any) -> None:
     assert normalise_invoice_id(value) == expected
@@ -322,7 +341,10 @@ def test_invoice_amounts_are_exact(business_session) -> None:
     invoice = queries.get_invoice(business_session, "inv 2025 0107")
     assert invoice.id == "INV-2025-0107" and invoice.order_id == 10007
     assert (invoice.amount, invoice.vat_rate, invoice.vat, invoice.total) == (
-        Decimal("199.00"), Decimal("19.00"), Decimal("37.81"), Decimal("236.81"),
+        Decimal("199.00"),
+        Decimal("19.00"),
+        Decimal("37.81"),
+        Decimal("236.81"),
     )
     assert (invoice.status, invoice.issued_at, invoice.due_at) == ("paid", date(2025, 1, 7), date(2025, 1, 21))
 
@@ -363,15 +385,15 @@ def test_catalogue_matches_products_yml(business_session) -> None:
 @pytest.mark.parametrize(
     "at, is_open",
     [
-        (utc(2026, 11, 23, 9, 0), True),     # Monday 10:00 CET
-        (utc(2026, 11, 23, 6, 59), False),   # Monday 07:59 CET
-        (utc(2026, 11, 23, 7, 0), True),     # Monday 08:00 CET: opening minute
-        (utc(2026, 11, 23, 17, 0), False),   # Monday 18:00 CET: closed on the hour
-        (utc(2026, 11, 28, 12, 59), True),   # Saturday 13:59 CET
-        (utc(2026, 11, 28, 13, 0), False),   # Saturday 14:00 CET
-        (utc(2026, 11, 29, 11, 0), False),   # Sunday
-        (utc(2026, 7, 6, 6, 30), True),      # Monday 08:30 CEST (summer time)
-        (utc(2026, 11, 23, 6, 30), False),   # Monday 07:30 CET (winter time)
+        (utc(2026, 11, 23, 9, 0), True),  # Monday 10:00 CET
+        (utc(2026, 11, 23, 6, 59), False),  # Monday 07:59 CET
+        (utc(2026, 11, 23, 7, 0), True),  # Monday 08:00 CET: opening minute
+        (utc(2026, 11, 23, 17, 0), False),  # Monday 18:00 CET: closed on the hour
+        (utc(2026, 11, 28, 12, 59), True),  # Saturday 13:59 CET
+        (utc(2026, 11, 28, 13, 0), False),  # Saturday 14:00 CET
+        (utc(2026, 11, 29, 11, 0), False),  # Sunday
+        (utc(2026, 7, 6, 6, 30), True),  # Monday 08:30 CEST (summer time)
+        (utc(2026, 11, 23, 6, 30), False),  # Monday 07:30 CET (winter time)
         (datetime(2026, 11, 23, 9, 0), True),  # naive means UTC
         (datetime(2026, 11, 23, 3, 0, tzinfo=queries.ZoneInfo("America/New_York")), True),  # Monday 09:00 CET
         (datetime(2026, 11, 23, 8, 30, tzinfo=queries.ZoneInfo("Asia/Tokyo")), False),  # Monday 00:30 CET
@@ -396,8 +418,12 @@ def test_support_status_closing_and_next_opening(business_session) -> None:
 
 @pytest.mark.parametrize(
     "amount, currency, text",
-    [(Decimal("1290"), "EUR", "€1,290.00"), (Decimal("9"), "USD", "$9.00"), (Decimal("0.5"), "GBP", "£0.50"),
-     (Decimal("12.5"), "CHF", "CHF 12.50")],
+    [
+        (Decimal("1290"), "EUR", "€1,290.00"),
+        (Decimal("9"), "USD", "$9.00"),
+        (Decimal("0.5"), "GBP", "£0.50"),
+        (Decimal("12.5"), "CHF", "CHF 12.50"),
+    ],
 )
 def test_format_money(amount: Decimal, currency: str, text: str) -> None:
     assert answers.format_money(amount, currency) == text

@@ -1,4 +1,5 @@
 """The collect forms' checks against the seeded business database (backline/business/checks.py)."""
+
 import pytest
 
 from backline.business.checks import (
@@ -29,9 +30,14 @@ def test_orders_and_invoices_must_exist(business_env: str) -> None:
 def test_an_amount_is_positive_and_not_above_the_orders_total(business_env: str) -> None:
     assert (check_amount("49.90 usd", {}).value, check_amount("49.90 usd", {}).extra) == (49.9, {"currency": "USD"})
     assert (check_amount(50.0, {"currency": "eur"}).value, check_amount(50.0, {"currency": "eur"}).extra) == (
-        50.0, {"currency": "EUR"})
+        50.0,
+        {"currency": "EUR"},
+    )
     over = check_amount(9999, {"order_id": "10023"})
-    assert over.value is None and over.text == "The total of order 10023 is 249.00 EUR. How much should it be, at most that?"
+    assert (
+        over.value is None
+        and over.text == "The total of order 10023 is 249.00 EUR. How much should it be, at most that?"
+    )
     assert check_amount(249, {"order_id": "10023"}).value == 249.0
     for bad in ("-5", "0", "lots", None):
         assert check_amount(bad, {}).value is None
@@ -48,7 +54,11 @@ def test_products_plans_and_details(business_env: str) -> None:
     unknown = check_product("flux capacitor", {})
     assert unknown.value is None and unknown.text.startswith("I don't know the product 'flux capacitor'. We offer ")
     assert [check_plan(text, {}).value for text in ("the annual one", "monthly please", "month or year?", "gold")] == [
-        "yearly", "monthly", None, None]
+        "yearly",
+        "monthly",
+        None,
+        None,
+    ]
     assert check_details("too small", {}).value == "too small"
     assert check_details("bad", {}).value is None
     assert check_details("  it   is\nbroken  ", {}).value == "it is broken"

@@ -1,5 +1,6 @@
 """The REST and outbox channels in a real Sanic app on loopback: REST replies, pushed messages read back,
 and bad bodies refused with a clear 400 or 413 before anything reaches Rasa."""
+
 from __future__ import annotations
 
 import json
@@ -58,12 +59,20 @@ class Server:
         self.live = LiveApp(app).start()
 
     def say(self, sender: str, text: str, **extra: str) -> requests.Response:
-        return requests.post(f"{self.live.url}/webhooks/outbox/webhook",
-                             json={"sender": sender, "message": text, **extra}, headers=AUTH, timeout=30)
+        return requests.post(
+            f"{self.live.url}/webhooks/outbox/webhook",
+            json={"sender": sender, "message": text, **extra},
+            headers=AUTH,
+            timeout=30,
+        )
 
     def trigger(self, sender: str, text: str, output_channel: str = "latest") -> requests.Response:
-        return requests.post(f"{self.live.url}/conversations/{sender}/trigger",
-                             params={"output_channel": output_channel}, json={"text": text}, timeout=30)
+        return requests.post(
+            f"{self.live.url}/conversations/{sender}/trigger",
+            params={"output_channel": output_channel},
+            json={"text": text},
+            timeout=30,
+        )
 
     def outbox(self, **params: str) -> requests.Response:
         return requests.get(f"{self.live.url}/webhooks/outbox/messages", params=params, headers=AUTH, timeout=30)
@@ -90,11 +99,15 @@ def test_a_user_message_is_answered_in_the_response_like_rest(server: Server) ->
 def test_trigger_intent_on_the_latest_channel_lands_in_the_outbox(server: Server) -> None:
     triggered = server.trigger("rest-2", "An expert approved your refund.")
 
-    assert triggered.json() == {"channel": "outbox", "messages": [
-        {"recipient_id": "rest-2", "text": "An expert approved your refund."}]}
+    assert triggered.json() == {
+        "channel": "outbox",
+        "messages": [{"recipient_id": "rest-2", "text": "An expert approved your refund."}],
+    }
     [pushed] = server.outbox(sender="rest-2").json()
-    assert {k: v for k, v in pushed.items() if k != "id"} == {"recipient_id": "rest-2",
-                                                              "text": "An expert approved your refund."}
+    assert {k: v for k, v in pushed.items() if k != "id"} == {
+        "recipient_id": "rest-2",
+        "text": "An expert approved your refund.",
+    }
     assert server.outbox(sender="rest-2", after=str(pushed["id"])).json() == []
 
 
@@ -162,34 +175,41 @@ def rest() -> Iterator[RestServer]:
     started.live.stop()
 
 
-def post_raw(server: Any, body: bytes, path: str = "/webhooks/rest/webhook",
-             content_type: str = "application/json") -> requests.Response:
-    return requests.post(f"{server.live.url}{path}", data=body, headers={"Content-Type": content_type, **AUTH},
-                         timeout=30)
+def post_raw(
+    server: Any, body: bytes, path: str = "/webhooks/rest/webhook", content_type: str = "application/json"
+) -> requests.Response:
+    return requests.post(
+        f"{server.live.url}{path}", data=body, headers={"Content-Type": content_type, **AUTH}, timeout=30
+    )
 
 
-@pytest.mark.parametrize("body, error", [
-    (b"", "the body is empty"),
-    (b"sender=ada&message=hi", "the body is not JSON"),
-    (b'{"sender": "ada", "message": "hi"', "the body is not JSON"),
-    (b"[1, 2]", "the body is an array, not a JSON object"),
-    (b"null", "the body is null, not a JSON object"),
-    (b'{"message": "hi"}', "sender must be a string, not missing"),
-    (b'{"sender": {"id": 1}, "message": "hi"}', "sender must be a string, not an object"),
-    (b'{"sender": 42, "message": "hi"}', "sender must be a string, not a number"),
-    (b'{"sender": "", "message": "hi"}', "sender must not be empty"),
-    (b'{"sender": "ada", "message": 42}', "message must be a string, not a number"),
-    (b'{"sender": "ada", "message": ["hi"]}', "message must be a string, not an array"),
-    (b'{"sender": "ada", "message": "hi", "metadata": []}', "metadata must be a JSON object, not an array"),
-    (b'{"sender": "ada", "message": "hi", "input_channel": 7}', "input_channel must be a string, not a number"),
-    (b'{"sender": "ada", "message": "a\\u0000b"}', "message contains NUL or an unpaired surrogate"),
-    (b'{"sender": "ada", "message": "\\ud800"}', "message contains NUL or an unpaired surrogate"),
-    (b'{"sender": "ada", "message": "hi", "metadata": ' + b'{"a": ' * 40 + b"1" + b"}" * 41,
-     "the body nests deeper than 32 levels"),
-    (b"[" * 10_000, "the body nests deeper than 32 levels"),
-    (b'{"sender": "ada", "message": "caf\xe9"}', "the body is not UTF-8"),
-    (b'{"sender": "' + b"s" * 256 + b'", "message": "hi"}', "sender is longer than 255 characters"),
-])
+@pytest.mark.parametrize(
+    "body, error",
+    [
+        (b"", "the body is empty"),
+        (b"sender=ada&message=hi", "the body is not JSON"),
+        (b'{"sender": "ada", "message": "hi"', "the body is not JSON"),
+        (b"[1, 2]", "the body is an array, not a JSON object"),
+        (b"null", "the body is null, not a JSON object"),
+        (b'{"message": "hi"}', "sender must be a string, not missing"),
+        (b'{"sender": {"id": 1}, "message": "hi"}', "sender must be a string, not an object"),
+        (b'{"sender": 42, "message": "hi"}', "sender must be a string, not a number"),
+        (b'{"sender": "", "message": "hi"}', "sender must not be empty"),
+        (b'{"sender": "ada", "message": 42}', "message must be a string, not a number"),
+        (b'{"sender": "ada", "message": ["hi"]}', "message must be a string, not an array"),
+        (b'{"sender": "ada", "message": "hi", "metadata": []}', "metadata must be a JSON object, not an array"),
+        (b'{"sender": "ada", "message": "hi", "input_channel": 7}', "input_channel must be a string, not a number"),
+        (b'{"sender": "ada", "message": "a\\u0000b"}', "message contains NUL or an unpaired surrogate"),
+        (b'{"sender": "ada", "message": "\\ud800"}', "message contains NUL or an unpaired surrogate"),
+        (
+            b'{"sender": "ada", "message": "hi", "metadata": ' + b'{"a": ' * 40 + b"1" + b"}" * 41,
+            "the body nests deeper than 32 levels",
+        ),
+        (b"[" * 10_000, "the body nests deeper than 32 levels"),
+        (b'{"sender": "ada", "message": "caf\xe9"}', "the body is not UTF-8"),
+        (b'{"sender": "' + b"s" * 256 + b'", "message": "hi"}', "sender is longer than 255 characters"),
+    ],
+)
 def test_a_malformed_or_wrongly_typed_body_gets_400_and_reaches_no_one(
     rest: RestServer, body: bytes, error: str
 ) -> None:
@@ -206,8 +226,16 @@ def test_too_long_a_body_or_message_gets_413_and_the_limit_itself_is_fine(rest: 
 
     at_limit = body("hi", MAX_BODY_BYTES - len(body("hi")))
     over_limit = body("hi", MAX_BODY_BYTES - len(body("hi")) + 1)
-    answers = [post_raw(rest, data) for data in (at_limit, over_limit, body("a" * MAX_MESSAGE_CHARS),
-                                                  body("a" * (MAX_MESSAGE_CHARS + 1)), b"{" + b" " * 3_000_000)]
+    answers = [
+        post_raw(rest, data)
+        for data in (
+            at_limit,
+            over_limit,
+            body("a" * MAX_MESSAGE_CHARS),
+            body("a" * (MAX_MESSAGE_CHARS + 1)),
+            b"{" + b" " * 3_000_000,
+        )
+    ]
 
     assert (len(at_limit), len(over_limit)) == (MAX_BODY_BYTES, MAX_BODY_BYTES + 1)
     assert [a.status_code for a in answers] == [200, 413, 200, 413, 413]
@@ -243,17 +271,19 @@ def test_the_outbox_refuses_bad_bodies_too_and_reads_only_plain_message_ids(serv
 
 
 def test_the_channels_need_the_channel_token_and_refuse_other_channels_ids_and_external_intents(
-        server: Server, rest: RestServer) -> None:
+    server: Server, rest: RestServer
+) -> None:
     for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": CHANNEL_TOKEN}):
         for url in (f"{server.live.url}/webhooks/outbox/webhook", f"{rest.live.url}/webhooks/rest/webhook"):
             refused = requests.post(url, json={"sender": "ada", "message": "hi"}, headers=headers, timeout=30)
             assert (refused.status_code, "error" in refused.json()) == (401, True)
-        read = requests.get(f"{server.live.url}/webhooks/outbox/messages", params={"sender": "ada"},
-                            headers=headers, timeout=30)
+        read = requests.get(
+            f"{server.live.url}/webhooks/outbox/messages", params={"sender": "ada"}, headers=headers, timeout=30
+        )
         assert read.status_code == 401
     for sender in ("web:0123", "telegram:42", "slack:U1"):
         assert server.say(sender, "hi").status_code == 400
-    for text in ("/EXTERNAL_expert_update{\"decision\": \"approve\"}", "  /external_expert_update", "/External_x"):
+    for text in ('/EXTERNAL_expert_update{"decision": "approve"}', "  /external_expert_update", "/External_x"):
         assert server.say("ada", text).status_code == 400
     assert server.received == [] and rest.received == []
 
@@ -265,9 +295,11 @@ def test_a_persons_message_is_signed_with_their_name_once_and_names_them() -> No
 
     outbox = Outbox("sqlite://")
     for output in (SignedCollector(), OutboxOutput(outbox)):
-        for message in ({"text": "I've refunded the order.", "sender_name": "Mara Klein"},
-                        {"text": "Mara Klein: Anything else?", "sender_name": "Mara Klein"},
-                        {"text": "Back to the assistant.", "sender_name": None}):
+        for message in (
+            {"text": "I've refunded the order.", "sender_name": "Mara Klein"},
+            {"text": "Mara Klein: Anything else?", "sender_name": "Mara Klein"},
+            {"text": "Back to the assistant.", "sender_name": None},
+        ):
             asyncio.run(output.send_response("rest-9", dict(message)))
         assert output.messages == [
             {"recipient_id": "rest-9", "text": "Mara Klein: I've refunded the order.", "sender_name": "Mara Klein"},
@@ -275,5 +307,7 @@ def test_a_persons_message_is_signed_with_their_name_once_and_names_them() -> No
             {"recipient_id": "rest-9", "text": "Back to the assistant."},
         ]
     assert [(m["text"], m.get("sender_name")) for m in outbox.after("rest-9", 0)] == [
-        ("Mara Klein: I've refunded the order.", "Mara Klein"), ("Mara Klein: Anything else?", "Mara Klein"),
-        ("Back to the assistant.", None)]
+        ("Mara Klein: I've refunded the order.", "Mara Klein"),
+        ("Mara Klein: Anything else?", "Mara Klein"),
+        ("Back to the assistant.", None),
+    ]

@@ -1,5 +1,6 @@
 """The socket.io customer channel: real Sanic servers on loopback, a python-socketio client, a real Redis;
 messages of the wrong shape refused on the client's socket, refused polling POSTs answered at once."""
+
 from __future__ import annotations
 
 import asyncio
@@ -77,8 +78,11 @@ def instances() -> Iterator[Callable[..., Instance]]:
 
 
 def converse(
-    server: Instance, then: Callable[[socketio.AsyncClient, str], Awaitable[None]], expected: int,
-    session_id: Optional[str] = None, wait: float = WAIT,
+    server: Instance,
+    then: Callable[[socketio.AsyncClient, str], Awaitable[None]],
+    expected: int,
+    session_id: Optional[str] = None,
+    wait: float = WAIT,
 ) -> List[Dict[str, Any]]:
     """Connects a client to `server`, opens a session, runs `then(client, session_id)` and returns the
     bot messages received (once `expected` arrived, or after `wait` seconds)."""
@@ -167,14 +171,17 @@ def test_an_instance_without_a_socketio_server_still_gets_an_output_channel(
 
 
 def test_a_persons_message_carries_the_sender_name_as_metadata_and_the_text_as_written(
-    instances: Callable[..., Instance]
+    instances: Callable[..., Instance],
 ) -> None:
     server = instances()
     said = [
         {"text": "Mara Klein: I've refunded the order.", "sender_name": "Mara Klein", "delivery_id": "d-1"},
         {"text": "Anything else?\n\nI am here until six.", "sender_name": "Mara Klein"},
-        {"text": "Shall I close the case?", "sender_name": "Mara Klein",
-         "buttons": [{"title": "Yes", "payload": "/affirm"}, {"title": "No", "payload": "/deny"}]},
+        {
+            "text": "Shall I close the case?",
+            "sender_name": "Mara Klein",
+            "buttons": [{"title": "Yes", "payload": "/affirm"}, {"title": "No", "payload": "/deny"}],
+        },
         {"text": "Mara Klein has handed the conversation back to me.", "sender_name": None},
     ]
 
@@ -189,9 +196,14 @@ def test_a_persons_message_carries_the_sender_name_as_metadata_and_the_text_as_w
         {"text": "I've refunded the order.", "metadata": mara},
         {"text": "Anything else?", "metadata": mara},
         {"text": "I am here until six.", "metadata": mara},
-        {"text": "Shall I close the case?", "metadata": mara, "quick_replies": [
-            {"content_type": "text", "title": "Yes", "payload": "/affirm"},
-            {"content_type": "text", "title": "No", "payload": "/deny"}]},
+        {
+            "text": "Shall I close the case?",
+            "metadata": mara,
+            "quick_replies": [
+                {"content_type": "text", "title": "Yes", "payload": "/affirm"},
+                {"content_type": "text", "title": "No", "payload": "/deny"},
+            ],
+        },
         {"text": "Mara Klein has handed the conversation back to me."},
     ]
 
@@ -201,8 +213,9 @@ def test_a_name_only_in_the_text_is_the_assistant_speaking(instances: Callable[.
     guesses a person from a "Name: " prefix."""
     server = instances()
 
-    replies = converse(server, lambda _, session_id: server.respond(session_id, {"text": "Mara Klein: approved"}),
-                       expected=1)
+    replies = converse(
+        server, lambda _, session_id: server.respond(session_id, {"text": "Mara Klein: approved"}), expected=1
+    )
 
     assert replies == [{"text": "Mara Klein: approved"}]
 
@@ -219,7 +232,8 @@ def test_the_sender_name_reaches_a_client_on_another_instance_through_redis(
         conversation = web_conversation(session_id, SECRET)
         sent = asyncio.run_coroutine_threadsafe(
             output.send_response(conversation, {"text": "Which card did you use?", "sender_name": "Jonas Weber"}),
-            a.live.loop)
+            a.live.loop,
+        )
         await asyncio.wrap_future(sent)
 
     replies = converse(a, from_elsewhere, expected=1)
@@ -236,7 +250,11 @@ def test_the_sender_name_helpers() -> None:
     assert unsigned("Jonas: approved", "Mara") == "Jonas: approved"
     assert unsigned("Mara: approved", None) == "Mara: approved"
     assert [sender_name(m) for m in ({"sender_name": " Mara "}, {"sender_name": ""}, {"sender_name": 3}, {})] == [
-        "Mara", None, None, None]
+        "Mara",
+        None,
+        None,
+        None,
+    ]
 
 
 def test_without_redis_it_is_rasas_channel(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -281,32 +299,39 @@ def refusals(server: Instance, sent: List[Any]) -> List[Dict[str, Any]]:
 
 
 def test_a_message_of_the_wrong_shape_is_refused_on_its_socket_and_reaches_no_one(
-    instances: Callable[..., Instance]
+    instances: Callable[..., Instance],
 ) -> None:
     server = instances()
     s1 = new_session(SECRET)
-    bad = ["just text", {"message": 42, "session_id": s1}, {"message": "hi", "session_id": [s1]},
-           {"message": "hi", "session_id": s1, "metadata": "not json"},
-           {"message": "a\u0000b", "session_id": s1}, {"message": "a" * 5000, "session_id": s1},
-           {"message": "hi", "session_id": s1, "metadata": {"a": json.loads("[" * 32 + "1" + "]" * 32)}},
-           {"message": "hi", "session_id": "0" * 32 + "." + "0" * 64},
-           {"message": "hi", "session_id": new_session("another server's secret")},
-           {"message": "/EXTERNAL_expert_update", "session_id": s1}]
+    bad = [
+        "just text",
+        {"message": 42, "session_id": s1},
+        {"message": "hi", "session_id": [s1]},
+        {"message": "hi", "session_id": s1, "metadata": "not json"},
+        {"message": "a\u0000b", "session_id": s1},
+        {"message": "a" * 5000, "session_id": s1},
+        {"message": "hi", "session_id": s1, "metadata": {"a": json.loads("[" * 32 + "1" + "]" * 32)}},
+        {"message": "hi", "session_id": "0" * 32 + "." + "0" * 64},
+        {"message": "hi", "session_id": new_session("another server's secret")},
+        {"message": "/EXTERNAL_expert_update", "session_id": s1},
+    ]
 
     refused = refusals(server, bad)
 
-    assert sorted((r["status"], r["error"]) for r in refused) == sorted([
-        (400, "the event's data must be a JSON object, not a string"),
-        (400, "message must be a string, not a number"),
-        (400, "session_id must be a string, not an array"),
-        (400, "metadata is not JSON (JSONDecodeError); send an object"),
-        (400, "message contains NUL or an unpaired surrogate"),
-        (413, "message is longer than 4096 characters"),
-        (400, "the event's data nests deeper than 32 levels"),
-        (403, "session_id is not one this server issued: send session_request"),
-        (403, "session_id is not one this server issued: send session_request"),
-        (403, "EXTERNAL_ intents are not accepted from customers"),
-    ])
+    assert sorted((r["status"], r["error"]) for r in refused) == sorted(
+        [
+            (400, "the event's data must be a JSON object, not a string"),
+            (400, "message must be a string, not a number"),
+            (400, "session_id must be a string, not an array"),
+            (400, "metadata is not JSON (JSONDecodeError); send an object"),
+            (400, "message contains NUL or an unpaired surrogate"),
+            (413, "message is longer than 4096 characters"),
+            (400, "the event's data nests deeper than 32 levels"),
+            (403, "session_id is not one this server issued: send session_request"),
+            (403, "session_id is not one this server issued: send session_request"),
+            (403, "EXTERNAL_ intents are not accepted from customers"),
+        ]
+    )
     assert server.received == []
 
 

@@ -1,5 +1,6 @@
 """The Telegram customer channel against a loopback Bot API: its webhook in a real Sanic app, and
 trigger_intent through a real `rasa run`."""
+
 from __future__ import annotations
 
 import asyncio
@@ -35,9 +36,13 @@ def update(update_id: int, text: str) -> Dict[str, Any]:
     """A customer's text message as Telegram posts it to the webhook."""
     return {
         "update_id": update_id,
-        "message": {"message_id": update_id, "date": 1764000000, "text": text,
-                    "chat": {"id": CHAT, "type": "private"},
-                    "from": {"id": CHAT, "is_bot": False, "first_name": "Ada"}},
+        "message": {
+            "message_id": update_id,
+            "date": 1764000000,
+            "text": text,
+            "chat": {"id": CHAT, "type": "private"},
+            "from": {"id": CHAT, "is_bot": False, "first_name": "Ada"},
+        },
     }
 
 
@@ -46,8 +51,9 @@ class Webhook:
 
     def __init__(self, bot_api: FakeBotApi) -> None:
         self.received: List[UserMessage] = []
-        self.channel = TelegramInput(TOKEN, verify=bot_api.username, webhook_url=WEBHOOK_URL,
-                                     secret_token=SECRET, api_url=bot_api.url)
+        self.channel = TelegramInput(
+            TOKEN, verify=bot_api.username, webhook_url=WEBHOOK_URL, secret_token=SECRET, api_url=bot_api.url
+        )
 
         async def on_new_message(message: UserMessage) -> None:
             self.received.append(message)
@@ -58,8 +64,9 @@ class Webhook:
         self.live = LiveApp(app).start()
 
     def post(self, body: Dict[str, Any], secret: str = SECRET) -> requests.Response:
-        return requests.post(f"{self.live.url}/webhooks/telegram/webhook", json=body,
-                             headers={SECRET_HEADER: secret}, timeout=30)
+        return requests.post(
+            f"{self.live.url}/webhooks/telegram/webhook", json=body, headers={SECRET_HEADER: secret}, timeout=30
+        )
 
 
 @pytest.fixture
@@ -115,9 +122,15 @@ def test_a_replayed_update_has_one_effect(webhook: Webhook, bot_api: FakeBotApi)
 
 
 def test_a_button_press_is_the_payload_and_is_acknowledged(webhook: Webhook, bot_api: FakeBotApi) -> None:
-    press = {"update_id": 5, "callback_query": {
-        "id": "cbq-1", "data": "/affirm", "from": {"id": CHAT, "is_bot": False, "first_name": "Ada"},
-        "message": {"message_id": 9, "date": 1764000000, "chat": {"id": CHAT, "type": "private"}, "text": "Sure?"}}}
+    press = {
+        "update_id": 5,
+        "callback_query": {
+            "id": "cbq-1",
+            "data": "/affirm",
+            "from": {"id": CHAT, "is_bot": False, "first_name": "Ada"},
+            "message": {"message_id": 9, "date": 1764000000, "chat": {"id": CHAT, "type": "private"}, "text": "Sure?"},
+        },
+    }
 
     assert webhook.post(press).status_code == 200
 
@@ -126,27 +139,47 @@ def test_a_button_press_is_the_payload_and_is_acknowledged(webhook: Webhook, bot
 
 
 def test_an_update_without_text_is_accepted_and_ignored(webhook: Webhook) -> None:
-    sticker = {"update_id": 6, "message": {"message_id": 6, "date": 1764000000, "chat": {"id": CHAT, "type": "private"},
-                                           "sticker": {"file_id": "x"}}}
+    sticker = {
+        "update_id": 6,
+        "message": {
+            "message_id": 6,
+            "date": 1764000000,
+            "chat": {"id": CHAT, "type": "private"},
+            "sticker": {"file_id": "x"},
+        },
+    }
 
     assert webhook.post(sticker).status_code == 200
     assert webhook.post({"message": {"text": "no update id"}}).status_code == 400
     assert webhook.received == []
 
 
-@pytest.mark.parametrize("body, error", [
-    ({"update_id": "7", "message": {"chat": {"id": CHAT}, "text": "hi"}}, "update_id (an integer)"),
-    ({"update_id": True, "message": {"chat": {"id": CHAT}, "text": "hi"}}, "update_id (an integer)"),
-    ({"update_id": 7, "message": "hi"}, "message must be a JSON object, not a string"),
-    ({"update_id": 7, "message": {"chat": {"id": CHAT}, "text": 42}}, "message.text must be a string, not a number"),
-    ({"update_id": 7, "message": {"chat": [CHAT], "text": "hi"}}, "message.chat must be a JSON object, not an array"),
-    ({"update_id": 7, "message": {"chat": {"id": 1.5}, "text": "hi"}}, "message.chat.id must be a string"),
-    ({"update_id": 7, "message": {"chat": {"id": CHAT}, "text": "\u0000"}}, "contains NUL"),
-    ({"update_id": 7, "message": {"chat": {"id": CHAT}, "location": {"longitude": "east", "latitude": 1}}},
-     "longitude must be a number"),
-    ({"update_id": 7, "callback_query": {"id": "q", "data": {"x": 1}, "message": {"chat": {"id": CHAT}}}},
-     "callback_query.data must be a string, not an object"),
-])
+@pytest.mark.parametrize(
+    "body, error",
+    [
+        ({"update_id": "7", "message": {"chat": {"id": CHAT}, "text": "hi"}}, "update_id (an integer)"),
+        ({"update_id": True, "message": {"chat": {"id": CHAT}, "text": "hi"}}, "update_id (an integer)"),
+        ({"update_id": 7, "message": "hi"}, "message must be a JSON object, not a string"),
+        (
+            {"update_id": 7, "message": {"chat": {"id": CHAT}, "text": 42}},
+            "message.text must be a string, not a number",
+        ),
+        (
+            {"update_id": 7, "message": {"chat": [CHAT], "text": "hi"}},
+            "message.chat must be a JSON object, not an array",
+        ),
+        ({"update_id": 7, "message": {"chat": {"id": 1.5}, "text": "hi"}}, "message.chat.id must be a string"),
+        ({"update_id": 7, "message": {"chat": {"id": CHAT}, "text": "\u0000"}}, "contains NUL"),
+        (
+            {"update_id": 7, "message": {"chat": {"id": CHAT}, "location": {"longitude": "east", "latitude": 1}}},
+            "longitude must be a number",
+        ),
+        (
+            {"update_id": 7, "callback_query": {"id": "q", "data": {"x": 1}, "message": {"chat": {"id": CHAT}}}},
+            "callback_query.data must be a string, not an object",
+        ),
+    ],
+)
 def test_a_wrongly_typed_update_gets_400_and_does_not_use_up_its_update_id(
     webhook: Webhook, body: Dict[str, Any], error: str
 ) -> None:
@@ -176,15 +209,22 @@ def test_buttons_become_a_keyboard(webhook: Webhook, bot_api: FakeBotApi) -> Non
     buttons = [{"title": "Yes", "payload": "/affirm"}, {"title": "No", "payload": "/deny"}]
 
     webhook.live.run(out.send_response(str(CHAT), {"text": "Shall I?", "buttons": list(buttons)}))
-    webhook.live.run(out.send_response(str(CHAT), {"text": "Really?", "buttons": list(buttons),
-                                                   "button_type": "vertical"}))
+    webhook.live.run(
+        out.send_response(str(CHAT), {"text": "Really?", "buttons": list(buttons), "button_type": "vertical"})
+    )
     webhook.live.run(out.send_response(str(CHAT), {"text": "Sure?", "buttons": list(buttons), "button_type": "reply"}))
 
     inline, vertical, reply = bot_api.calls("sendMessage")
-    assert inline == {"chat_id": str(CHAT), "text": "Shall I?", "reply_markup": {"inline_keyboard": [
-        [{"text": "Yes", "callback_data": "/affirm"}, {"text": "No", "callback_data": "/deny"}]]}}
-    assert vertical["reply_markup"] == {"inline_keyboard": [
-        [{"text": "Yes", "callback_data": "/affirm"}], [{"text": "No", "callback_data": "/deny"}]]}
+    assert inline == {
+        "chat_id": str(CHAT),
+        "text": "Shall I?",
+        "reply_markup": {
+            "inline_keyboard": [[{"text": "Yes", "callback_data": "/affirm"}, {"text": "No", "callback_data": "/deny"}]]
+        },
+    }
+    assert vertical["reply_markup"] == {
+        "inline_keyboard": [[{"text": "Yes", "callback_data": "/affirm"}], [{"text": "No", "callback_data": "/deny"}]]
+    }
     assert reply["reply_markup"] == {"keyboard": [[{"text": "Yes"}], [{"text": "No"}]], "one_time_keyboard": True}
 
 
@@ -195,7 +235,9 @@ def test_a_message_from_a_person_is_signed_with_their_name_once(webhook: Webhook
     webhook.live.run(out.send_response(str(CHAT), {"text": "Mara: Anything else?", "sender_name": "Mara"}))
 
     assert [m["text"] for m in bot_api.calls("sendMessage")] == [
-        "Mara: I've refunded the order.", "Mara: Anything else?"]
+        "Mara: I've refunded the order.",
+        "Mara: Anything else?",
+    ]
 
 
 def test_images_and_custom_payloads_are_bot_api_calls(webhook: Webhook, bot_api: FakeBotApi) -> None:
@@ -205,8 +247,10 @@ def test_images_and_custom_payloads_are_bot_api_calls(webhook: Webhook, bot_api:
     custom = {"method": "sendPhoto", "photo": "https://cdn.example/x.png"}
     webhook.live.run(out.send_response(str(CHAT), {"custom": custom}))
 
-    assert bot_api.calls("sendPhoto") == [{"chat_id": str(CHAT), "photo": "https://cdn.example/label.png"},
-                                          {"chat_id": str(CHAT), "photo": "https://cdn.example/x.png"}]
+    assert bot_api.calls("sendPhoto") == [
+        {"chat_id": str(CHAT), "photo": "https://cdn.example/label.png"},
+        {"chat_id": str(CHAT), "photo": "https://cdn.example/x.png"},
+    ]
 
 
 def test_a_token_of_another_bot_is_not_registered(bot_api: FakeBotApi) -> None:
@@ -257,16 +301,38 @@ def rasa_with_telegram(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tup
         "  secret_token: ${TG_SECRET}\n  api_url: ${TG_API_URL}\n"
     )
     port = free_port()
-    env = {**os.environ, "TG_TOKEN": TOKEN, "TG_SECRET": SECRET, "TG_API_URL": api.url,
-           "RASA_TELEMETRY_ENABLED": "false", "BACKLINE_TRACKER_DB": str(tmp / "tracker.db"),
-           "BACKLINE_ACTION_ENDPOINT": f"{actions.url}/webhook", "BACKLINE_ACTION_TOKEN": "test-action-token"}
+    env = {
+        **os.environ,
+        "TG_TOKEN": TOKEN,
+        "TG_SECRET": SECRET,
+        "TG_API_URL": api.url,
+        "RASA_TELEMETRY_ENABLED": "false",
+        "BACKLINE_TRACKER_DB": str(tmp / "tracker.db"),
+        "BACKLINE_ACTION_ENDPOINT": f"{actions.url}/webhook",
+        "BACKLINE_ACTION_TOKEN": "test-action-token",
+    }
     log_path = tmp / "rasa.log"
     with open(log_path, "wb") as log:
         process = subprocess.Popen(
-            [str(Path(sys.executable).parent / "rasa"), "run", "--model", str(MODEL), "--port", str(port),
-             "--enable-api", "--auth-token", API_TOKEN, "--endpoints", "endpoints.yml",
-             "--credentials", str(credentials)],
-            cwd=PROJECT_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+            [
+                str(Path(sys.executable).parent / "rasa"),
+                "run",
+                "--model",
+                str(MODEL),
+                "--port",
+                str(port),
+                "--enable-api",
+                "--auth-token",
+                API_TOKEN,
+                "--endpoints",
+                "endpoints.yml",
+                "--credentials",
+                str(credentials),
+            ],
+            cwd=PROJECT_ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
         )
     base_url = f"http://127.0.0.1:{port}"
     try:
@@ -301,8 +367,10 @@ def test_trigger_intent_with_the_latest_channel_reaches_telegram(rasa_with_teleg
     assert len(greeting) == 1 and "support assistant" in greeting[0]
 
     triggered = requests.post(
-        f"{base_url}/conversations/telegram:{CHAT}/trigger_intent", params={"output_channel": "latest", "token": API_TOKEN},
-        json={"name": "EXTERNAL_expert_reply"}, timeout=60,
+        f"{base_url}/conversations/telegram:{CHAT}/trigger_intent",
+        params={"output_channel": "latest", "token": API_TOKEN},
+        json={"name": "EXTERNAL_expert_reply"},
+        timeout=60,
     )
 
     assert triggered.status_code == 200, triggered.text
@@ -315,16 +383,20 @@ def test_the_rasa_server_refuses_bad_bodies_and_caps_every_request(rasa_with_tel
     hook, secret = f"{base_url}/webhooks/telegram/webhook", {SECRET_HEADER: SECRET}
 
     def user_events() -> int:
-        tracker = requests.get(f"{base_url}/conversations/telegram:{CHAT}/tracker", params={"token": API_TOKEN}, timeout=60)
+        tracker = requests.get(
+            f"{base_url}/conversations/telegram:{CHAT}/tracker", params={"token": API_TOKEN}, timeout=60
+        )
         return sum(1 for event in tracker.json()["events"] if event["event"] == "user")
 
     before = user_events()
-    wrong = requests.post(hook, json={"update_id": 20, "message": {"chat": {"id": CHAT}, "text": 42}}, headers=secret,
-                          timeout=60)
+    wrong = requests.post(
+        hook, json={"update_id": 20, "message": {"chat": {"id": CHAT}, "text": 42}}, headers=secret, timeout=60
+    )
     not_json = requests.post(hook, data=b"[" * 10_000, headers=secret, timeout=60)
     too_big = requests.post(hook, data=b"x" * (MAX_BODY_BYTES + 1), headers=secret, timeout=60)
-    api_too_big = requests.post(f"{base_url}/model/parse", params={"token": API_TOKEN},
-                                data=b"x" * (SERVER_MAX_BYTES + 1), timeout=60)
+    api_too_big = requests.post(
+        f"{base_url}/model/parse", params={"token": API_TOKEN}, data=b"x" * (SERVER_MAX_BYTES + 1), timeout=60
+    )
 
     assert (wrong.status_code, not_json.status_code, too_big.status_code) == (400, 400, 413)
     assert wrong.json() == {"error": "message.text must be a string, not a number"}

@@ -1,4 +1,5 @@
 """backline.configuration: the matrix and the directory the hub and the action server read."""
+
 from __future__ import annotations
 
 import shutil
@@ -22,8 +23,11 @@ def test_defaults_are_the_projects_files(monkeypatch: pytest.MonkeyPatch) -> Non
 
 
 def test_the_environment_names_other_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    edited = (ROOT / "escalation.yml").read_text(encoding="utf-8").replace(
-        "  always_allowed: [greet, goodbye, thank, affirm, deny, bot_challenge]", "  always_allowed: [greet]")
+    edited = (
+        (ROOT / "escalation.yml")
+        .read_text(encoding="utf-8")
+        .replace("  always_allowed: [greet, goodbye, thank, affirm, deny, bot_challenge]", "  always_allowed: [greet]")
+    )
     (tmp_path / "escalation.yml").write_text(edited, encoding="utf-8")
     shutil.copy(ROOT / "signals.yml", tmp_path / "signals.yml")
     experts = (ROOT / "experts.yml").read_text(encoding="utf-8").replace("team: billing", "team: accounts")
@@ -43,8 +47,9 @@ def test_an_invalid_matrix_is_an_error_with_its_line(tmp_path: Path, monkeypatch
         configuration.matrix()
 
 
-def test_an_unreadable_directory_leaves_the_queue_name(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                                       caplog: pytest.LogCaptureFixture) -> None:
+def test_an_unreadable_directory_leaves_the_queue_name(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
     monkeypatch.setenv(configuration.ENV_EXPERTS, str(tmp_path / "missing.yml"))
     assert configuration.team_name("security") == "security"
     assert configuration.team_name(None) == "customer support"

@@ -1,4 +1,5 @@
 """The context package an expert reads: brief, fields per package, account snapshot, masking, renderings."""
+
 from __future__ import annotations
 
 import json
@@ -35,12 +36,27 @@ IBAN = "DE89 3704 0044 0532 0130 00"
 T = datetime(2026, 11, 23, 9, 0, tzinfo=timezone.utc).timestamp()
 
 
-def record_for(text: str, intent: str, confidence: float, *, entities: Sequence[Mapping[str, Any]] = (),
-               signals: Sequence[Signal] = (), ranking: Sequence[tuple] = (), sentiment: Optional[float] = None,
-               history: Sequence[Turn] = ()) -> Dict[str, Any]:
+def record_for(
+    text: str,
+    intent: str,
+    confidence: float,
+    *,
+    entities: Sequence[Mapping[str, Any]] = (),
+    signals: Sequence[Signal] = (),
+    ranking: Sequence[tuple] = (),
+    sentiment: Optional[float] = None,
+    history: Sequence[Turn] = (),
+) -> Dict[str, Any]:
     """The routing record the real engine and escalation.yml give for one message."""
-    parse = Parse(text=text, intent=intent, confidence=confidence, entities=tuple(entities),
-                  signals=tuple(signals), ranking=tuple(ranking), sentiment=sentiment)
+    parse = Parse(
+        text=text,
+        intent=intent,
+        confidence=confidence,
+        entities=tuple(entities),
+        signals=tuple(signals),
+        ranking=tuple(ranking),
+        sentiment=sentiment,
+    )
     return decide(parse, Conversation(history=tuple(history)), MATRIX).as_record()
 
 
@@ -50,15 +66,21 @@ def signal(name: str, phrase: str, text: str) -> Signal:
 
 
 def eur(value: float, start: int, end: int) -> List[Dict[str, Any]]:
-    return [{"entity": "amount", "value": value, "start": start, "end": end},
-            {"entity": "currency", "value": "EUR", "start": start, "end": end}]
+    return [
+        {"entity": "amount", "value": value, "start": start, "end": end},
+        {"entity": "currency", "value": "EUR", "start": start, "end": end},
+    ]
 
 
 REFUND_TEXT = f"I want my 780 EUR back for order 10023 now, it was charged to my card {CARD}!"
 REFUND_TRANSCRIPT = [
     {"role": "customer", "text": "Hi, my Kestrel Hub stopped working", "at": T},
-    {"role": "assistant", "text": "Sorry to hear that! Which order is it about?", "at": T + 5,
-     "response": "utter_ask_order_id"},
+    {
+        "role": "assistant",
+        "text": "Sorry to hear that! Which order is it about?",
+        "at": T + 5,
+        "response": "utter_ask_order_id",
+    },
     {"role": "customer", "text": "  " + REFUND_TEXT.replace(" now,", "\n now,") + "  ", "at": T + 60},
 ]
 
@@ -66,16 +88,27 @@ REFUND_TRANSCRIPT = [
 @pytest.fixture(scope="module")
 def refund_record() -> Dict[str, Any]:
     start = REFUND_TEXT.index("780")
-    return record_for(REFUND_TEXT, "refund_request", 0.91, entities=eur(780, start, start + 7),
-                      ranking=(("refund_request", 0.91), ("billing_dispute", 0.06)))
+    return record_for(
+        REFUND_TEXT,
+        "refund_request",
+        0.91,
+        entities=eur(780, start, start + 7),
+        ranking=(("refund_request", 0.91), ("billing_dispute", 0.06)),
+    )
 
 
 @pytest.fixture
 def refund_package(refund_record: Dict[str, Any], business_session: Session) -> Dict[str, Any]:
     slots = {"order_id": "10023", "amount": 780.0, "currency": "EUR", "email": "ann@example.com"}
     account = account_snapshot(business_session, slots)
-    return build_context(refund_record, REFUND_TRANSCRIPT, slots, MATRIX.context_packages["billing"], account,
-                         ranking=[("refund_request", 0.91), ("billing_dispute", 0.06)])
+    return build_context(
+        refund_record,
+        REFUND_TRANSCRIPT,
+        slots,
+        MATRIX.context_packages["billing"],
+        account,
+        ranking=[("refund_request", 0.91), ("billing_dispute", 0.06)],
+    )
 
 
 # --- briefs from realistic routing records ------------------------------------------------------
@@ -97,17 +130,26 @@ def test_refund_of_780_eur(refund_record: Dict[str, Any], refund_package: Dict[s
         "the amount (€780) is more than order 10023's total (€249)",
     ]
     assert package["next_step"] == "Approve or deny the refund of €780 on order 10023"
-    assert package["case"] == {"mode": "handoff", "queue": "billing", "priority": "high",
-                               "reason": "sensitive_topic", "detail": "refund_over_limit", "sla_minutes": 240}
+    assert package["case"] == {
+        "mode": "handoff",
+        "queue": "billing",
+        "priority": "high",
+        "reason": "sensitive_topic",
+        "detail": "refund_over_limit",
+        "sla_minutes": 240,
+    }
     assert package["package"] == "billing"
     assert package["reasons"][0]["reason"] == "sensitive_topic"
     assert package["reasons"][0]["evidence"]["limit_eur"] == 500
-    assert package["confidence"]["ranking"] == [{"intent": "refund_request", "confidence": 0.91},
-                                                {"intent": "billing_dispute", "confidence": 0.06}]
+    assert package["confidence"]["ranking"] == [
+        {"intent": "refund_request", "confidence": 0.91},
+        {"intent": "billing_dispute", "confidence": 0.06},
+    ]
     limits = MATRIX.thresholds("refund_request")
     assert package["confidence"]["thresholds"] == {"high": limits.high, "low": limits.low}
-    assert package["ai_attempts"] == [{"text": "Sorry to hear that! Which order is it about?",
-                                       "at": "2026-11-23T09:00:05+00:00"}]
+    assert package["ai_attempts"] == [
+        {"text": "Sorry to hear that! Which order is it about?", "at": "2026-11-23T09:00:05+00:00"}
+    ]
     assert "ai_draft" not in package and "documents_used" not in package  # not in the billing package
     json.dumps(package)
 
@@ -123,12 +165,21 @@ def test_account_snapshot_from_the_demo_db(refund_package: Dict[str, Any]) -> No
     assert account["order"]["invoices"] == [{"id": "INV-2026-0290", "status": "paid"}]
     assert [(o["id"], o["status"]) for o in account["orders"]] == [("10023", "shipped"), ("10007", "delivered")]
     assert [(i["id"], i["status"]) for i in account["invoices"]] == [
-        ("INV-2026-0290", "paid"), ("INV-2026-0252", "paid"), ("INV-2025-0107", "paid")]
+        ("INV-2026-0290", "paid"),
+        ("INV-2026-0252", "paid"),
+        ("INV-2025-0107", "paid"),
+    ]
     assert account["invoices"][0]["total"]["display"] == "€296.31"  # 249 + 19% VAT
     assert account["unpaid_invoices"] == []
-    assert account["subscriptions"] == [{"product": "Kestrel Cloud Pro", "plan": "monthly", "status": "active",
-                                         "price": {"value": "29.00", "currency": "EUR", "display": "€29"},
-                                         "renews_at": "2026-12-01"}]
+    assert account["subscriptions"] == [
+        {
+            "product": "Kestrel Cloud Pro",
+            "plan": "monthly",
+            "status": "active",
+            "price": {"value": "29.00", "currency": "EUR", "display": "€29"},
+            "renews_at": "2026-12-01",
+        }
+    ]
     assert account["warnings"] == []
 
 
@@ -143,15 +194,18 @@ def test_account_snapshot_by_invoice_by_email_and_misses(business_session: Sessi
     assert nordlicht["tier"] == "enterprise" and nordlicht["looked_up_by"] == {"email": "it@nordlicht-logistik.example"}
     assert [o["id"] for o in nordlicht["orders"]] == ["10048", "10097"]
 
-    mixed = account_snapshot(business_session, {"order_id": "#10023", "invoice_id": "INV-2026-0246",
-                                                "email": "grace.lee@example.org"})
+    mixed = account_snapshot(
+        business_session, {"order_id": "#10023", "invoice_id": "INV-2026-0246", "email": "grace.lee@example.org"}
+    )
     assert mixed["customer"]["name"] == "Ann Becker"  # the order is the strongest key
     assert mixed["warnings"] == [
         "invoice INV-2026-0246 belongs to another customer",
         "the e-mail given (grace.lee@example.org) is not the account's (ann@example.com)",
     ]
     assert account_snapshot(business_session, {"order_id": "99999"}) == {
-        "found": False, "looked_up_by": {"order_id": "99999"}}
+        "found": False,
+        "looked_up_by": {"order_id": "99999"},
+    }
     assert account_snapshot(business_session, {"email": "nobody@example.com"})["found"] is False
     assert account_snapshot(business_session, {}) is None
     assert account_snapshot(business_session, {"order_id": "yesterday", "email": "not an address"}) is None
@@ -174,7 +228,9 @@ def test_legal_threat() -> None:
     brief = package["brief"]
     assert brief["intent"] == "legal_threat" and brief["amount"] is None and brief["product"] is None
     assert brief["risk"] == {"level": "high", "grounds": ['legal matter ("lawyer")']}
-    assert brief["user_claim"] == "Fix this today or my lawyer will be in touch, account IBAN DE** **** **** **** **30 00"
+    assert (
+        brief["user_claim"] == "Fix this today or my lawyer will be in touch, account IBAN DE** **** **** **** **30 00"
+    )
     assert package["sentiment"] == {"score": -0.6, "label": "very negative", "frustrated": False, "trend": []}
     assert package["account_snapshot"] is None
     assert package["next_step"].startswith("Assess the legal matter")
@@ -183,8 +239,9 @@ def test_legal_threat() -> None:
 
 def test_medium_confidence_draft_for_review() -> None:
     text = "does the hub x1 still have warranty if it fell off a shelf?"
-    record = record_for(text, "product_question/warranty", 0.61,
-                        ranking=(("product_question/warranty", 0.61), ("damaged_item", 0.3)))
+    record = record_for(
+        text, "product_question/warranty", 0.61, ranking=(("product_question/warranty", 0.61), ("damaged_item", 0.3))
+    )
     assert (record["action"], record["reason"], record["context_package"]) == ("consult", "medium_confidence", "review")
     transcript = [
         {"role": "user", "text": "Hello", "at": "2026-11-23T09:00:00Z"},
@@ -192,20 +249,34 @@ def test_medium_confidence_draft_for_review() -> None:
         {"role": "customer", "text": text, "at": "2026-11-23T09:00:30Z"},
     ]
     draft = "The Hub X1 has a 2-year warranty; accidental damage is not covered."
-    ranking = [{"name": "product_question/warranty", "confidence": 0.61}, {"name": "damaged_item", "confidence": 0.3},
-               {"name": None, "confidence": 0.1}, "junk"]  # Rasa's intent_ranking, with junk
-    package = build_context(record, transcript, {"product": "Kestrel Hub X1", "ai_draft": draft}, None,
-                            documents=["product_question/warranty"], ranking=ranking)
+    ranking = [
+        {"name": "product_question/warranty", "confidence": 0.61},
+        {"name": "damaged_item", "confidence": 0.3},
+        {"name": None, "confidence": 0.1},
+        "junk",
+    ]  # Rasa's intent_ranking, with junk
+    package = build_context(
+        record,
+        transcript,
+        {"product": "Kestrel Hub X1", "ai_draft": draft},
+        None,
+        documents=["product_question/warranty"],
+        ranking=ranking,
+    )
     assert package["fields"] == list(MATRIX.context_packages["review"])  # default: the record's own fields
     assert package["case"]["mode"] == "consult"
     assert package["ai_draft"] == draft
     assert package["documents_used"] == ["product_question/warranty", "utter_greet"]
     assert package["confidence"]["tier"] == "medium"
-    assert package["confidence"]["ranking"] == [{"intent": "product_question/warranty", "confidence": 0.61},
-                                                {"intent": "damaged_item", "confidence": 0.3}]
+    assert package["confidence"]["ranking"] == [
+        {"intent": "product_question/warranty", "confidence": 0.61},
+        {"intent": "damaged_item", "confidence": 0.3},
+    ]
     assert package["brief"]["product"] == "Kestrel Hub X1"
     assert package["brief"]["risk"]["level"] == "medium"
-    assert package["brief"]["risk"]["grounds"][0].startswith("confidence 0.61 for product_question/warranty (medium tier")
+    assert package["brief"]["risk"]["grounds"][0].startswith(
+        "confidence 0.61 for product_question/warranty (medium tier"
+    )
     assert package["next_step"] == "Approve the AI draft, correct it, or answer yourself"
     assert package["transcript"][0] == {"role": "customer", "text": "Hello", "at": "2026-11-23T09:00:00+00:00"}
     assert "sentiment" not in package and "account_snapshot" not in package
@@ -233,24 +304,40 @@ def test_rejected_answer_and_modifiers() -> None:
     assert package["next_step"] == "Approve or deny the refund of €2,400 on invoice INV-2026-0257"
 
     record = record_for("how much is the business plan", "pricing", 0.95)
-    record = {**record, "action": "consult", "reason": "high_value", "detail": "high_value_customer",
-              "triggers": ["high_value"], "priority": "urgent",
-              "evidence": {**record["evidence"], "high_value": {"kind": "high_value_customer",
-                                                                "customer_tier": "enterprise"}}}
+    record = {
+        **record,
+        "action": "consult",
+        "reason": "high_value",
+        "detail": "high_value_customer",
+        "triggers": ["high_value"],
+        "priority": "urgent",
+        "evidence": {
+            **record["evidence"],
+            "high_value": {"kind": "high_value_customer", "customer_tier": "enterprise"},
+        },
+    }
     package = build_context(record, [], {}, ["brief"])
     assert package["brief"]["risk"] == {"level": "critical", "grounds": ["high-value customer (enterprise tier)"]}
 
 
 def test_secondary_triggers_are_listed_after_the_deciding_one() -> None:
     text = "I want a human, and my account was hacked"
-    record = record_for(text, "request_human", 0.9, signals=[
-        signal("explicit_request", "i want a human", text), signal("account_security", "hacked", text)])
+    record = record_for(
+        text,
+        "request_human",
+        0.9,
+        signals=[signal("explicit_request", "i want a human", text), signal("account_security", "hacked", text)],
+    )
     assert record["reason"] == "explicit_request" and record["triggers"] == ["explicit_request", "sensitive_topic"]
     package = build_context(record, [{"role": "customer", "text": text}], {}, ["brief", "reasons", "next_step"])
     assert [(r["reason"], r["detail"]) for r in package["reasons"]] == [
-        ("explicit_request", None), ("sensitive_topic", "account_security")]
+        ("explicit_request", None),
+        ("sensitive_topic", "account_security"),
+    ]
     assert package["brief"]["risk"]["grounds"] == [
-        'the customer asked for a person ("i want a human")', 'possible account compromise ("hacked")']
+        'the customer asked for a person ("i want a human")',
+        'possible account compromise ("hacked")',
+    ]
     assert package["next_step"] == "Take over the conversation: the customer asked for a person"
 
 
@@ -260,8 +347,9 @@ def test_secondary_triggers_are_listed_after_the_deciding_one() -> None:
 @pytest.mark.parametrize("name", sorted(MATRIX.context_packages))
 def test_each_context_package_includes_exactly_its_fields(name: str, refund_record: Dict[str, Any]) -> None:
     fields = MATRIX.context_packages[name]
-    package = build_context(refund_record, REFUND_TRANSCRIPT, {"order_id": "10023"}, fields, None, package=name,
-                            ai_draft="draft")
+    package = build_context(
+        refund_record, REFUND_TRANSCRIPT, {"order_id": "10023"}, fields, None, package=name, ai_draft="draft"
+    )
     assert set(package) - META == set(fields) | {"brief"}
     assert package["fields"] == [f for f in FIELDS if f in set(fields) | {"brief"}]
     assert package["package"] == name
@@ -274,8 +362,13 @@ def test_brief_is_always_there_and_unknown_fields_are_refused(refund_record: Dic
         build_context(refund_record, [], {}, ["brief", "password"])
     everything = build_context({}, [], None, None)  # nothing known: every field, nothing invented
     assert set(everything) - META == set(FIELDS)
-    assert everything["brief"] == {"intent": None, "amount": None, "product": None, "user_claim": None,
-                                   "risk": {"level": "medium", "grounds": []}}
+    assert everything["brief"] == {
+        "intent": None,
+        "amount": None,
+        "product": None,
+        "user_claim": None,
+        "risk": {"level": "medium", "grounds": []},
+    }
     assert everything["next_step"] == "Read the conversation and reply to the customer"
 
 
@@ -293,12 +386,25 @@ def test_a_card_number_never_leaves_in_the_package_or_its_renderings(
         {"role": "assistant", "text": f"Please never send card numbers like {CARD_DIGITS} here."},
         {"role": "customer", "text": f"card 4242-4242-4242-4242 cvv 123, IBAN {IBAN}, password: Hunter2!"},
     ]
-    slots = {"order_id": "10023", "ai_draft": f"Refund to card {CARD}?", "product": f"card {CARD_DIGITS}",
-             "email": "ann@example.com"}
-    package = build_context(refund_record, transcript, slots, list(FIELDS), account_snapshot(business_session, slots),
-                            documents=[f"note {CARD}"])
-    outputs = [json.dumps(package, ensure_ascii=False), render_text(package),
-               json.dumps(render_structured(package), ensure_ascii=False)]
+    slots = {
+        "order_id": "10023",
+        "ai_draft": f"Refund to card {CARD}?",
+        "product": f"card {CARD_DIGITS}",
+        "email": "ann@example.com",
+    }
+    package = build_context(
+        refund_record,
+        transcript,
+        slots,
+        list(FIELDS),
+        account_snapshot(business_session, slots),
+        documents=[f"note {CARD}"],
+    )
+    outputs = [
+        json.dumps(package, ensure_ascii=False),
+        render_text(package),
+        json.dumps(render_structured(package), ensure_ascii=False),
+    ]
     for output in outputs:
         digits_only = re.sub(r"[\s-]", "", output)
         assert CARD_DIGITS not in digits_only
@@ -308,8 +414,11 @@ def test_a_card_number_never_leaves_in_the_package_or_its_renderings(
         assert "DE** **** **** **** **30 00" in output
         assert "ann@example.com" in output  # e-mail kept
         assert "10023" in output  # order numbers kept
-    assert package["brief"]["user_claim"] == package["transcript"][-1]["text"] == (
-        "card ****-****-****-4242 cvv ***, IBAN DE** **** **** **** **30 00, password: ********")
+    assert (
+        package["brief"]["user_claim"]
+        == package["transcript"][-1]["text"]
+        == ("card ****-****-****-4242 cvv ***, IBAN DE** **** **** **** **30 00, password: ********")
+    )
     assert package["transcript"][2]["text"].endswith("my card **** **** **** 4242!")
     assert package["ai_draft"] == "Refund to card **** **** **** 4242?"
 
@@ -319,17 +428,19 @@ def test_a_card_number_never_leaves_in_the_package_or_its_renderings(
 
 def test_transcript_normalisation() -> None:
     moment = datetime(2026, 11, 23, 10, 0, tzinfo=timezone.utc)
-    lines = normalise_transcript([
-        {"role": "user", "text": " hi ", "at": moment},
-        {"role": "bot", "text": "hello", "at": moment.timestamp()},
-        {"role": "expert", "text": "taking over", "at": "2026-11-23T11:00:00+01:00"},
-        {"role": "customer", "text": "ok", "at": "yesterday"},
-        {"role": "system", "text": "ignored"},
-        {"role": "customer", "text": "   "},
-        {"role": "customer", "text": None},
-        "garbage",
-        None,
-    ])
+    lines = normalise_transcript(
+        [
+            {"role": "user", "text": " hi ", "at": moment},
+            {"role": "bot", "text": "hello", "at": moment.timestamp()},
+            {"role": "expert", "text": "taking over", "at": "2026-11-23T11:00:00+01:00"},
+            {"role": "customer", "text": "ok", "at": "yesterday"},
+            {"role": "system", "text": "ignored"},
+            {"role": "customer", "text": "   "},
+            {"role": "customer", "text": None},
+            "garbage",
+            None,
+        ]
+    )
     assert lines == [
         {"role": "customer", "text": "hi", "at": "2026-11-23T10:00:00+00:00"},
         {"role": "assistant", "text": "hello", "at": "2026-11-23T10:00:00+00:00"},
@@ -340,9 +451,16 @@ def test_transcript_normalisation() -> None:
 
 def test_user_claim_is_the_last_customer_message_trimmed(refund_record: Dict[str, Any]) -> None:
     long = "word " * 200
-    package = build_context(refund_record, [{"role": "customer", "text": "first"},
-                                            {"role": "customer", "text": long},
-                                            {"role": "assistant", "text": "an answer"}], {}, ["brief"])
+    package = build_context(
+        refund_record,
+        [
+            {"role": "customer", "text": "first"},
+            {"role": "customer", "text": long},
+            {"role": "assistant", "text": "an answer"},
+        ],
+        {},
+        ["brief"],
+    )
     claim = package["brief"]["user_claim"]
     assert len(claim) == 300 and claim.endswith("…") and claim.startswith("word word")
 
@@ -377,8 +495,13 @@ def test_render_structured(refund_package: Dict[str, Any]) -> None:
     assert view["title"] == "Handoff: refund request · billing · high priority"
     assert [item["field"] for item in view["brief"]] == ["intent", "amount", "product", "user_claim", "risk"]
     assert view["brief"][4]["value"].startswith("high — refund above the limit: €780 is above the €500 limit")
-    assert [s["field"] for s in view["sections"]] == ["sentiment", "account_snapshot", "ai_attempts", "confidence",
-                                                       "reasons"]
+    assert [s["field"] for s in view["sections"]] == [
+        "sentiment",
+        "account_snapshot",
+        "ai_attempts",
+        "confidence",
+        "reasons",
+    ]
     assert view["next_step"] == refund_package["next_step"]
     assert view["transcript"] == refund_package["transcript"]
     json.dumps(view)
@@ -395,11 +518,26 @@ def test_format_money() -> None:
 
 
 def test_an_amount_without_a_rate_is_explained_not_called_above_the_limit() -> None:
-    record = {"action": "handoff", "reason": "sensitive_topic", "detail": "unrated_currency", "intent": "refund_request",
-              "confidence": 0.99, "queue": "billing",
-              "evidence": {"sensitive_topic": {"category": "refund_over_limit", "route": "classifier",
-                                               "intent": "refund_request", "confidence": 0.99, "amount": 80000.0,
-                                               "currency": "JPY", "amount_eur": None, "no_rate": True}}}
+    record = {
+        "action": "handoff",
+        "reason": "sensitive_topic",
+        "detail": "unrated_currency",
+        "intent": "refund_request",
+        "confidence": 0.99,
+        "queue": "billing",
+        "evidence": {
+            "sensitive_topic": {
+                "category": "refund_over_limit",
+                "route": "classifier",
+                "intent": "refund_request",
+                "confidence": 0.99,
+                "amount": 80000.0,
+                "currency": "JPY",
+                "amount_eur": None,
+                "no_rate": True,
+            }
+        },
+    }
     package = build_context(record, [{"role": "customer", "text": "i want a refund of 80000 yen"}], {})
     [reason] = package["reasons"]
     assert reason["grounds"] == "JPY 80,000: no rate is configured for JPY, so it was not compared with the limit"
@@ -414,8 +552,11 @@ def test_the_brief_names_a_category_by_its_label_in_escalation_yml(tmp_path, mon
 
     assert category_label("account_security") == "possible account compromise"
     assert category_label("something_new") == "something new"  # a code the matrix does not know
-    edited = (ROOT / "escalation.yml").read_text(encoding="utf-8").replace(
-        "label: legal matter", "label: matter for our lawyers")
+    edited = (
+        (ROOT / "escalation.yml")
+        .read_text(encoding="utf-8")
+        .replace("label: legal matter", "label: matter for our lawyers")
+    )
     assert "matter for our lawyers" in edited
     (tmp_path / "escalation.yml").write_text(edited, encoding="utf-8")
     shutil.copy(ROOT / "signals.yml", tmp_path / "signals.yml")

@@ -1,5 +1,6 @@
 """Expert replies: what they change on the consultation and what the customer hears (store on SQLite
 and PostgreSQL)."""
+
 from __future__ import annotations
 
 import datetime as dt
@@ -44,8 +45,9 @@ def store(db_url: str) -> Iterator[ConsultationStore]:
 
 @pytest.fixture
 def case(store: ConsultationStore) -> Consultation:
-    created = store.create(conversation_id="conv", mode="consult", queue="billing", reasons=["medium_confidence"],
-                           ai_draft=DRAFT)
+    created = store.create(
+        conversation_id="conv", mode="consult", queue="billing", reasons=["medium_confidence"], ai_draft=DRAFT
+    )
     return store.assign(created.id, "mara", "slack")
 
 
@@ -61,18 +63,34 @@ def test_an_approval_closes_the_case_and_the_customer_hears_the_draft(
     update = customer_update(store, directory, case.id, resume.intent, resume.entities["message_id"])
     assert update.text == f"Good news: Mara from our billing team approved it. {DRAFT}"
     assert update.slots == {
-        "handoff_mode": "ai", "escalation_reason": None, "escalation_detail": None, "ai_draft": None,
-        "human_agent": None, "allowed_intents": None, "human_joined": False,
-        "case_resolution": {"consultation_id": case.id, "intent": None, "outcome": "approved", "text": DRAFT,
-                            "by": "Mara", "team": "billing", "at": "2026-11-24T09:12:00+00:00"},
+        "handoff_mode": "ai",
+        "escalation_reason": None,
+        "escalation_detail": None,
+        "ai_draft": None,
+        "human_agent": None,
+        "allowed_intents": None,
+        "human_joined": False,
+        "case_resolution": {
+            "consultation_id": case.id,
+            "intent": None,
+            "outcome": "approved",
+            "text": DRAFT,
+            "by": "Mara",
+            "team": "billing",
+            "at": "2026-11-24T09:12:00+00:00",
+        },
     }
 
 
 def test_internal_notes_never_reach_the_customer(
     store: ConsultationStore, directory: ExpertDirectory, case: Consultation
 ) -> None:
-    reply = Reply("deny", text="No refund. // fraud score 0.93", customer_text="We cannot refund a used licence.",
-                  internal_notes=("fraud score 0.93",))
+    reply = Reply(
+        "deny",
+        text="No refund. // fraud score 0.93",
+        customer_text="We cannot refund a used licence.",
+        internal_notes=("fraud score 0.93",),
+    )
     resume = record_reply(store, case.id, "mara", "slack", reply)
     update = customer_update(store, directory, case.id, resume.intent)
     assert update.text == "I checked with Mara from our billing team. We cannot refund a used licence."
@@ -99,20 +117,37 @@ def test_take_over_then_messages_as_the_named_person(
 def test_hand_back_sets_the_allowed_intents(
     store: ConsultationStore, directory: ExpertDirectory, case: Consultation
 ) -> None:
-    resume = record_reply(store, case.id, "mara", "slack",
-                          Reply("hand_back", text="Refund done.", allowed_followups=("order_status", "invoices")),
-                          now=T0 + dt.timedelta(minutes=30))
+    resume = record_reply(
+        store,
+        case.id,
+        "mara",
+        "slack",
+        Reply("hand_back", text="Refund done.", allowed_followups=("order_status", "invoices")),
+        now=T0 + dt.timedelta(minutes=30),
+    )
     update = customer_update(store, directory, case.id, resume.intent)
     assert resume.intent == HAND_BACK
-    assert update.text == ("Mara has handed the conversation back to me. Refund done. "
-                           "From here I can help you with order status and tracking, invoices.")
+    assert update.text == (
+        "Mara has handed the conversation back to me. Refund done. "
+        "From here I can help you with order status and tracking, invoices."
+    )
     assert update.slots == {
-        "handoff_mode": "handed_back", "escalation_reason": None, "escalation_detail": None, "ai_draft": None,
-        "human_agent": None, "human_joined": False,
+        "handoff_mode": "handed_back",
+        "escalation_reason": None,
+        "escalation_detail": None,
+        "ai_draft": None,
+        "human_agent": None,
+        "human_joined": False,
         "allowed_intents": ["order_status", "track_shipment", "invoice_copy", "invoice_wrong"],
-        "case_resolution": {"consultation_id": case.id, "intent": None, "outcome": "handed_back",
-                            "text": "Refund done.", "by": "Mara", "team": "billing",
-                            "at": "2026-11-24T09:30:00+00:00"},
+        "case_resolution": {
+            "consultation_id": case.id,
+            "intent": None,
+            "outcome": "handed_back",
+            "text": "Refund done.",
+            "by": "Mara",
+            "team": "billing",
+            "at": "2026-11-24T09:30:00+00:00",
+        },
     }
     assert store.require(case.id).resolution == "handed_back"
 
@@ -125,42 +160,94 @@ def test_a_hand_back_without_words_or_limits_resolves_with_an_empty_text(
     assert update.text == "Mara has handed the conversation back to me."
     assert (update.slots["handoff_mode"], update.slots["allowed_intents"]) == ("handed_back", None)
     assert update.slots["case_resolution"] == {
-        "consultation_id": case.id, "intent": None, "outcome": "handed_back", "text": "", "by": "Mara",
-        "team": "billing", "at": "2026-11-24T09:05:00+00:00"}
+        "consultation_id": case.id,
+        "intent": None,
+        "outcome": "handed_back",
+        "text": "",
+        "by": "Mara",
+        "team": "billing",
+        "at": "2026-11-24T09:05:00+00:00",
+    }
 
 
-BACK_TO_AI = {"handoff_mode": "ai", "escalation_reason": None, "escalation_detail": None, "ai_draft": None,
-              "human_agent": None, "allowed_intents": None, "human_joined": False}
+BACK_TO_AI = {
+    "handoff_mode": "ai",
+    "escalation_reason": None,
+    "escalation_detail": None,
+    "ai_draft": None,
+    "human_agent": None,
+    "allowed_intents": None,
+    "human_joined": False,
+}
 
 
-@pytest.mark.parametrize("reply, text, outcome, body", [
-    (Reply("approve", text="Refund of 780 EUR approved."),
-     "Good news: Jonas from our billing team approved it. Refund of 780 EUR approved.", "approved",
-     "Refund of 780 EUR approved."),
-    (Reply("deny"), "I checked with Jonas from our billing team. I am sorry, we cannot do that in this case.",
-     "denied", "I am sorry, we cannot do that in this case."),
-    (Reply("deny", text="Used licences cannot be refunded."),
-     "I checked with Jonas from our billing team. Used licences cannot be refunded.", "denied",
-     "Used licences cannot be refunded."),
-    (Reply("answer", text="It arrives on Friday."),
-     "I checked with Jonas from our billing team. It arrives on Friday.", "answered", "It arrives on Friday."),
-    (Reply("close", text="Your refund was sent today.\n// ticket 4411", customer_text="Your refund was sent today.",
-           internal_notes=("ticket 4411",)),
-     "Jonas from our billing team has closed this case: Your refund was sent today.", "closed",
-     "Your refund was sent today."),
-])
+@pytest.mark.parametrize(
+    "reply, text, outcome, body",
+    [
+        (
+            Reply("approve", text="Refund of 780 EUR approved."),
+            "Good news: Jonas from our billing team approved it. Refund of 780 EUR approved.",
+            "approved",
+            "Refund of 780 EUR approved.",
+        ),
+        (
+            Reply("deny"),
+            "I checked with Jonas from our billing team. I am sorry, we cannot do that in this case.",
+            "denied",
+            "I am sorry, we cannot do that in this case.",
+        ),
+        (
+            Reply("deny", text="Used licences cannot be refunded."),
+            "I checked with Jonas from our billing team. Used licences cannot be refunded.",
+            "denied",
+            "Used licences cannot be refunded.",
+        ),
+        (
+            Reply("answer", text="It arrives on Friday."),
+            "I checked with Jonas from our billing team. It arrives on Friday.",
+            "answered",
+            "It arrives on Friday.",
+        ),
+        (
+            Reply(
+                "close",
+                text="Your refund was sent today.\n// ticket 4411",
+                customer_text="Your refund was sent today.",
+                internal_notes=("ticket 4411",),
+            ),
+            "Jonas from our billing team has closed this case: Your refund was sent today.",
+            "closed",
+            "Your refund was sent today.",
+        ),
+    ],
+)
 def test_every_final_decision_sets_back_to_ai_and_the_case_resolution(
     store: ConsultationStore, directory: ExpertDirectory, reply: Reply, text: str, outcome: str, body: str
 ) -> None:
-    created = store.create(conversation_id="conv-r", mode="handoff", queue="billing", reasons=["sensitive_topic"],
-                           brief={"intent": "refund_request"}, routing={"intent": "refund_request"})
+    created = store.create(
+        conversation_id="conv-r",
+        mode="handoff",
+        queue="billing",
+        reasons=["sensitive_topic"],
+        brief={"intent": "refund_request"},
+        routing={"intent": "refund_request"},
+    )
     resume = record_reply(store, created.id, "jonas", "telegram", reply, now=T0 + dt.timedelta(minutes=42))
     update = customer_update(store, directory, created.id, resume.intent, resume.entities["message_id"])
     assert resume.intent == EXPERT_REPLY
     assert update.text == text and update.sender_name is None
-    assert update.slots == {**BACK_TO_AI, "case_resolution": {
-        "consultation_id": created.id, "intent": "refund_request", "outcome": outcome, "text": body,
-        "by": "Jonas", "team": "billing", "at": "2026-11-24T09:42:00+00:00"}}
+    assert update.slots == {
+        **BACK_TO_AI,
+        "case_resolution": {
+            "consultation_id": created.id,
+            "intent": "refund_request",
+            "outcome": outcome,
+            "text": body,
+            "by": "Jonas",
+            "team": "billing",
+            "at": "2026-11-24T09:42:00+00:00",
+        },
+    }
     assert "ticket" not in update.text
 
 
@@ -168,15 +255,23 @@ def test_close_in_human_mode_closes_the_case_with_its_resolution(
     store: ConsultationStore, directory: ExpertDirectory, case: Consultation
 ) -> None:
     record_reply(store, case.id, "mara", "dashboard", Reply("take_over"), now=T0 + dt.timedelta(minutes=1))
-    resume = record_reply(store, case.id, "mara", "dashboard", Reply("close", text="The duplicate charge is refunded."),
-                          now=T0 + dt.timedelta(minutes=20))
+    resume = record_reply(
+        store,
+        case.id,
+        "mara",
+        "dashboard",
+        Reply("close", text="The duplicate charge is refunded."),
+        now=T0 + dt.timedelta(minutes=20),
+    )
 
     closed = store.require(case.id)
     assert (closed.status, closed.resolution, closed.mode) == ("closed", "closed", "handoff")
     assert closed.closed_at == T0 + dt.timedelta(minutes=20)
     [event] = [e for e in store.audit_trail(case.id) if e.action == "closed"]
-    assert (event.actor, event.detail) == ("mara", {"resolution": "closed", "previous_status": "replied",
-                                                    "text": "The duplicate charge is refunded."})
+    assert (event.actor, event.detail) == (
+        "mara",
+        {"resolution": "closed", "previous_status": "replied", "text": "The duplicate charge is refunded."},
+    )
     [delivery] = [d for d in Outbox(store).for_consultation(case.id) if d.id == resume.delivery_id]
     assert (delivery.intent, delivery.status) == (EXPERT_REPLY, "pending")
     update = customer_update(store, directory, case.id, resume.intent, resume.entities["message_id"])
@@ -190,8 +285,13 @@ def test_close_in_human_mode_closes_the_case_with_its_resolution(
 def test_the_case_intent_is_the_base_name_of_the_brief_or_routing_intent(
     store: ConsultationStore, directory: ExpertDirectory
 ) -> None:
-    created = store.create(conversation_id="conv-i", mode="handoff", queue="support", reasons=["low_confidence"],
-                           routing={"intent": "faq/returns_policy"})
+    created = store.create(
+        conversation_id="conv-i",
+        mode="handoff",
+        queue="support",
+        reasons=["low_confidence"],
+        routing={"intent": "faq/returns_policy"},
+    )
     resume = record_reply(store, created.id, "felix", "dashboard", Reply("answer", text="30 days."))
     resolution = customer_update(store, directory, created.id, resume.intent).slots["case_resolution"]
     assert (resolution["intent"], resolution["by"], resolution["team"]) == ("faq", "Felix", "customer support")
@@ -245,13 +345,22 @@ def test_follow_up_types_map_to_intents() -> None:
 # --- one transaction: the reply, its effect, its delivery and the webhook key --------------------
 
 
-def test_a_reply_is_recorded_with_a_pending_delivery_carrying_its_id(store: ConsultationStore, case: Consultation) -> None:
+def test_a_reply_is_recorded_with_a_pending_delivery_carrying_its_id(
+    store: ConsultationStore, case: Consultation
+) -> None:
     resume = record_reply(store, case.id, "mara", "slack", Reply("answer", text="Done."))
     [delivery] = Outbox(store).for_consultation(case.id)
     assert (delivery.id, delivery.status, delivery.attempts, delivery.intent) == (
-        resume.delivery_id, "pending", 0, EXPERT_REPLY)
-    assert delivery.entities == {"consultation_id": case.id, "message_id": resume.entities["message_id"],
-                                 "delivery_id": resume.delivery_id}
+        resume.delivery_id,
+        "pending",
+        0,
+        EXPERT_REPLY,
+    )
+    assert delivery.entities == {
+        "consultation_id": case.id,
+        "message_id": resume.entities["message_id"],
+        "delivery_id": resume.delivery_id,
+    }
     assert resume.entities == dict(delivery.entities)
     assert store.require(case.id).delivery_status == "awaiting_delivery"
     trail = [e.action for e in store.audit_trail(case.id)]
@@ -268,8 +377,9 @@ def test_a_webhook_key_is_applied_once(store: ConsultationStore, case: Consultat
 def test_a_reply_that_fails_keeps_no_key_so_the_retry_is_applied(store: ConsultationStore, case: Consultation) -> None:
     with pytest.raises(ReplyError):
         record_reply(store, case.id, "mara", "slack", Reply("answer"), dedupe_key="telegram:update:7")
-    resume = record_reply(store, case.id, "mara", "slack", Reply("answer", text="Here you go."),
-                          dedupe_key="telegram:update:7")
+    resume = record_reply(
+        store, case.id, "mara", "slack", Reply("answer", text="Here you go."), dedupe_key="telegram:update:7"
+    )
     assert resume.delivery_id is not None
     assert [m.text for m in store.messages(case.id)] == ["Here you go."]
 
@@ -327,11 +437,13 @@ def test_concurrent_final_decisions_from_two_hubs_record_exactly_one(db_url: str
 def test_two_hubs_receiving_one_webhook_retry_apply_it_once(db_url: str, case: Consultation) -> None:
     hubs = [ConsultationStore(db_url) for _ in range(2)]
     try:
-        record_reply(hubs[0], case.id, "mara", "slack", Reply("message", text="Checking."),
-                     dedupe_key="slack:event:EvShared")
+        record_reply(
+            hubs[0], case.id, "mara", "slack", Reply("message", text="Checking."), dedupe_key="slack:event:EvShared"
+        )
         with pytest.raises(DuplicateReply):
-            record_reply(hubs[1], case.id, "mara", "slack", Reply("message", text="Checking."),
-                         dedupe_key="slack:event:EvShared")
+            record_reply(
+                hubs[1], case.id, "mara", "slack", Reply("message", text="Checking."), dedupe_key="slack:event:EvShared"
+            )
         assert [m.text for m in hubs[1].messages(case.id)] == ["Checking."]
     finally:
         for hub in hubs:
@@ -341,7 +453,8 @@ def test_two_hubs_receiving_one_webhook_retry_apply_it_once(db_url: str, case: C
 def test_the_delay_notice_comes_from_its_delivery(
     store: ConsultationStore, directory: ExpertDirectory, case: Consultation
 ) -> None:
-    queued = Outbox(store).enqueue(case.id, "conv", SLA_DELAY, {"consultation_id": case.id},
-                                   notice="Sorry for the wait: still on it.")
+    queued = Outbox(store).enqueue(
+        case.id, "conv", SLA_DELAY, {"consultation_id": case.id}, notice="Sorry for the wait: still on it."
+    )
     update = customer_update(store, directory, case.id, SLA_DELAY, delivery_id=queued.id)
     assert update.text == "Sorry for the wait: still on it."

@@ -1,5 +1,6 @@
 """Consultation orchestration end to end over the real pieces: store (SQLite and PostgreSQL),
 experts.yml, the loopback Slack and Telegram API servers, an injectable clock."""
+
 from __future__ import annotations
 
 import datetime as dt
@@ -24,17 +25,39 @@ TUESDAY_13 = TUESDAY_10 + dt.timedelta(hours=3)  # both billing specialists on d
 SUNDAY_10 = dt.datetime(2026, 11, 29, 9, 0, tzinfo=dt.timezone.utc)  # closed
 CARD = "4111 1111 1111 1111"
 REFUND = {
-    "action": "handoff", "mode": "human", "reason": "sensitive_topic", "detail": "refund_over_limit",
-    "tier": "high", "intent": "refund_request", "confidence": 0.94, "thresholds": {"high": 0.8, "low": 0.4},
-    "queue": "billing", "priority": "high", "sla_minutes": 240, "context_package": "billing", "row": "refund_request",
-    "triggers": ["sensitive_topic"], "modifiers": [],
-    "evidence": {"sensitive_topic": {"category": "refund_over_limit", "amount": 780.0, "currency": "EUR",
-                                     "amount_eur": 780.0, "limit_eur": 500.0}},
+    "action": "handoff",
+    "mode": "human",
+    "reason": "sensitive_topic",
+    "detail": "refund_over_limit",
+    "tier": "high",
+    "intent": "refund_request",
+    "confidence": 0.94,
+    "thresholds": {"high": 0.8, "low": 0.4},
+    "queue": "billing",
+    "priority": "high",
+    "sla_minutes": 240,
+    "context_package": "billing",
+    "row": "refund_request",
+    "triggers": ["sensitive_topic"],
+    "modifiers": [],
+    "evidence": {
+        "sensitive_topic": {
+            "category": "refund_over_limit",
+            "amount": 780.0,
+            "currency": "EUR",
+            "amount_eur": 780.0,
+            "limit_eur": 500.0,
+        }
+    },
 }
 TRANSCRIPT = [
     {"role": "customer", "text": "Hi, I need a refund", "at": "2026-11-24T08:59:00+00:00"},
     {"role": "assistant", "text": "Which order is it about?", "at": "2026-11-24T08:59:05+00:00"},
-    {"role": "customer", "text": f"order 10023, I want 780 EUR back, my card {CARD}", "at": "2026-11-24T08:59:40+00:00"},
+    {
+        "role": "customer",
+        "text": f"order 10023, I want 780 EUR back, my card {CARD}",
+        "at": "2026-11-24T08:59:40+00:00",
+    },
 ]
 SLOTS = {"order_id": "10023", "amount": 780.0, "currency": "EUR"}
 
@@ -75,17 +98,31 @@ def store(db_url: str, clock: FakeClock) -> Iterator[ConsultationStore]:
 
 
 @pytest.fixture
-def service(store: ConsultationStore, directory: ExpertDirectory, slack_api: FakeSlack, telegram_api: FakeTelegram,
-            dashboard: List[Dict[str, Any]], clock: FakeClock, business_url_fixed_day: str) -> ConsultationService:
+def service(
+    store: ConsultationStore,
+    directory: ExpertDirectory,
+    slack_api: FakeSlack,
+    telegram_api: FakeTelegram,
+    dashboard: List[Dict[str, Any]],
+    clock: FakeClock,
+    business_url_fixed_day: str,
+) -> ConsultationService:
     channels = {
         "slack": SlackChannel("xoxb-test", base_url=f"{slack_api.url}/api/"),
         "telegram": TelegramChannel("42:test", base_url=telegram_api.url),
         "email": UnavailableChannel("email", "no SMTP server configured"),
         "dashboard": DashboardChannel(dashboard),
     }
-    return ConsultationService(store, directory, channels, clock=clock, retry=RetryPolicy(max_attempts=2),
-                               sleep=lambda seconds: None, hub_url="http://hub.test",
-                               business_db_url=business_url_fixed_day)
+    return ConsultationService(
+        store,
+        directory,
+        channels,
+        clock=clock,
+        retry=RetryPolicy(max_attempts=2),
+        sleep=lambda seconds: None,
+        hub_url="http://hub.test",
+        business_db_url=business_url_fixed_day,
+    )
 
 
 def actions(store: ConsultationStore, consultation_id: str) -> List[str]:
@@ -99,7 +136,12 @@ def test_a_handoff_reaches_the_chosen_expert_on_slack_with_its_brief(
 
     case = store.require(opened.consultation.id)
     assert (case.mode, case.status, case.queue, case.assignee, case.channel) == (
-        "handoff", "assigned", "billing", "mara", "slack")
+        "handoff",
+        "assigned",
+        "billing",
+        "mara",
+        "slack",
+    )
     assert case.brief["intent"] == "refund_request"
     assert case.brief["amount"]["value"] == 780.0
     assert "780 EUR back" in case.brief["user_claim"] and CARD not in case.brief["user_claim"]
@@ -140,13 +182,22 @@ def test_the_wait_is_the_median_first_reply_of_the_last_30_days(
 def test_a_consultation_tells_the_customer_a_specialist_is_checking(
     service: ConsultationService, store: ConsultationStore
 ) -> None:
-    record = {**REFUND, "action": "consult", "mode": "consulting", "reason": "medium_confidence", "detail": None,
-              "tier": "medium", "confidence": 0.61, "triggers": []}
+    record = {
+        **REFUND,
+        "action": "consult",
+        "mode": "consulting",
+        "reason": "medium_confidence",
+        "detail": None,
+        "tier": "medium",
+        "confidence": 0.61,
+        "triggers": [],
+    }
     opened = service.open("conv-2", record, transcript=TRANSCRIPT, slots=SLOTS, ai_draft="Your refund is on its way.")
     assert opened.consultation.mode == "consult"
     assert opened.consultation.ai_draft == "Your refund is on its way."
     assert opened.customer_text == (
-        "A specialist from our billing team is checking this; that usually takes about 4 hours.")
+        "A specialist from our billing team is checking this; that usually takes about 4 hours."
+    )
 
 
 def test_off_hours_the_customer_hears_when_a_colleague_is_back(
@@ -156,14 +207,18 @@ def test_off_hours_the_customer_hears_when_a_colleague_is_back(
     opened = service.open("conv-3", REFUND, transcript=TRANSCRIPT, slots=SLOTS)
     assert opened.customer_text == (
         "I am connecting you to a colleague. Our billing team is away right now; a colleague will be in touch "
-        "on Monday at 08:00 (Berlin time). Until then I am here for information questions.")
+        "on Monday at 08:00 (Berlin time). Until then I am here for information questions."
+    )
     monday_8 = dt.datetime(2026, 11, 30, 7, 0, tzinfo=dt.timezone.utc)
     assert opened.consultation.sla_due_at == monday_8 + dt.timedelta(minutes=240)  # the clock starts at opening
 
 
 def test_a_failing_channel_falls_back_to_the_next_person_and_is_audited(
-    service: ConsultationService, slack_api: FakeSlack, telegram_api: FakeTelegram, clock: FakeClock,
-    store: ConsultationStore
+    service: ConsultationService,
+    slack_api: FakeSlack,
+    telegram_api: FakeTelegram,
+    clock: FakeClock,
+    store: ConsultationStore,
 ) -> None:
     clock.now = TUESDAY_13
     slack_api.fail_next(500, {"ok": False, "error": "internal_error"}, times=2)
@@ -173,8 +228,11 @@ def test_a_failing_channel_falls_back_to_the_next_person_and_is_audited(
     assert (case.assignee, case.channel) == ("jonas", "telegram")
     assert telegram_api.messages()[0]["chat_id"] in (5100000001, "5100000001")
     failures = [e.detail for e in store.audit_trail(case.id) if e.action == "delivery_failed"]
-    assert [(f["person_id"], f["channel"]) for f in failures] == [("mara", "slack"), ("mara", "slack"),
-                                                                  ("mara", "email")]
+    assert [(f["person_id"], f["channel"]) for f in failures] == [
+        ("mara", "slack"),
+        ("mara", "slack"),
+        ("mara", "email"),
+    ]
 
 
 def test_nothing_reachable_still_leaves_the_case_on_the_dashboard(
@@ -187,8 +245,11 @@ def test_nothing_reachable_still_leaves_the_case_on_the_dashboard(
 
 
 def test_the_sla_ladder_reroutes_and_tells_the_customer_once_the_promise_passed(
-    service: ConsultationService, telegram_api: FakeTelegram, slack_api: FakeSlack, clock: FakeClock,
-    store: ConsultationStore
+    service: ConsultationService,
+    telegram_api: FakeTelegram,
+    slack_api: FakeSlack,
+    clock: FakeClock,
+    store: ConsultationStore,
 ) -> None:
     opened = service.open("conv-6", REFUND, transcript=TRANSCRIPT, slots=SLOTS)
     case_id = opened.consultation.id
@@ -225,8 +286,15 @@ def test_two_hubs_ticking_at_once_take_each_step_once(
 ) -> None:
     opened = service.open("conv-6b", REFUND, transcript=TRANSCRIPT, slots=SLOTS)
     other = ConsultationStore(db_url)
-    twin = ConsultationService(other, service.directory, service.channels, clock=service.clock,
-                               retry=service.retry, sleep=service.sleep, hub_url=None)
+    twin = ConsultationService(
+        other,
+        service.directory,
+        service.channels,
+        clock=service.clock,
+        retry=service.retry,
+        sleep=service.sleep,
+        hub_url=None,
+    )
     barrier = threading.Barrier(2)
     errors: List[BaseException] = []
 
@@ -280,8 +348,14 @@ def test_a_replied_case_leaves_the_ladder(service: ConsultationService, store: C
 def test_an_urgent_security_case_gets_half_the_sla_and_the_backup_at_once(
     service: ConsultationService, store: ConsultationStore
 ) -> None:
-    record = {**REFUND, "detail": "account_security", "queue": "security", "priority": "urgent", "sla_minutes": 15,
-              "intent": "account_compromised"}
+    record = {
+        **REFUND,
+        "detail": "account_security",
+        "queue": "security",
+        "priority": "urgent",
+        "sla_minutes": 15,
+        "intent": "account_compromised",
+    }
     opened = service.open("conv-8", record, transcript=TRANSCRIPT, slots={})
     assert opened.consultation.sla_due_at == TUESDAY_10 + dt.timedelta(minutes=7.5)
     assert [c.reason for c in opened.selection][-1] == "supervisor"
@@ -336,12 +410,24 @@ def test_metrics_count_escalations_and_reply_times(service: ConsultationService,
 
 # --- one open consultation per conversation ------------------------------------------------------
 
-CONSULT = {**REFUND, "action": "consult", "mode": "consulting", "reason": "medium_confidence", "detail": None,
-           "tier": "medium", "confidence": 0.61, "triggers": [], "priority": "normal"}
+CONSULT = {
+    **REFUND,
+    "action": "consult",
+    "mode": "consulting",
+    "reason": "medium_confidence",
+    "detail": None,
+    "tier": "medium",
+    "confidence": 0.61,
+    "triggers": [],
+    "priority": "normal",
+}
 LATER = [
     *TRANSCRIPT,
-    {"role": "assistant", "text": "A specialist from our billing team is checking this.",
-     "at": "2026-11-24T09:00:05+00:00"},
+    {
+        "role": "assistant",
+        "text": "A specialist from our billing team is checking this.",
+        "at": "2026-11-24T09:00:05+00:00",
+    },
     {"role": "customer", "text": "I was charged twice as well", "at": "2026-11-24T09:03:00+00:00"},
     {"role": "customer", "text": "I want to talk to a person now", "at": "2026-11-24T09:04:00+00:00"},
 ]
@@ -359,32 +445,54 @@ def test_escalating_again_adds_to_the_open_case_and_upgrades_it_to_a_handoff(
     assert len(top_level(slack_api)) == 1
     clock.now = TUESDAY_10 + dt.timedelta(minutes=5)
 
-    again = service.open("conv-again", {**REFUND, "reason": "explicit_request", "detail": None}, transcript=LATER,
-                         slots=SLOTS)
+    again = service.open(
+        "conv-again", {**REFUND, "reason": "explicit_request", "detail": None}, transcript=LATER, slots=SLOTS
+    )
 
     assert (again.merged, again.consultation.id) == (True, first.consultation.id)
     [case] = store.list("conv-again")
     assert (case.mode, case.priority, case.reasons, case.status) == (
-        "handoff", "high", ("medium_confidence", "explicit_request"), "assigned")
+        "handoff",
+        "high",
+        ("medium_confidence", "explicit_request"),
+        "assigned",
+    )
     assert [(m.direction, m.channel, m.text) for m in store.messages(case.id)] == [
         ("from_customer", "escalated_again", "I was charged twice as well"),
-        ("from_customer", "escalated_again", "I want to talk to a person now")]
+        ("from_customer", "escalated_again", "I want to talk to a person now"),
+    ]
     trail = store.audit_trail(case.id)
-    assert [e.action for e in trail][5:] == ["message", "message", "escalated_again", "mode_changed", "notified",
-                                             "assigned", "customer_told_again"]
+    assert [e.action for e in trail][5:] == [
+        "message",
+        "message",
+        "escalated_again",
+        "mode_changed",
+        "notified",
+        "assigned",
+        "customer_told_again",
+    ]
     [event] = [e for e in trail if e.action == "escalated_again"]
-    assert event.detail == {"detail": None, "action": "handoff", "intent": "refund_request", "queue": "billing",
-                            "messages_added": 2, "reason": "explicit_request",
-                            "reasons": ["medium_confidence", "explicit_request"],
-                            "previous_reasons": ["medium_confidence"], "priority": "high",
-                            "previous_priority": "normal"}
+    assert event.detail == {
+        "detail": None,
+        "action": "handoff",
+        "intent": "refund_request",
+        "queue": "billing",
+        "messages_added": 2,
+        "reason": "explicit_request",
+        "reasons": ["medium_confidence", "explicit_request"],
+        "previous_reasons": ["medium_confidence"],
+        "priority": "high",
+        "previous_priority": "normal",
+    }
     [mode] = [e.detail for e in trail if e.action == "mode_changed"]
     assert (mode["mode"], mode["previous_mode"]) == ("handoff", "consult")
     renotified = top_level(slack_api)
     assert len(renotified) == 2 and renotified[1]["channel"] == "U07KESTR02"  # mara again, now a handoff
     assert again.delivery is not None and again.delivery.person_id == "mara"
-    assert again.customer_text == ("Your request is already with our billing team, and I have added this to it. "
-                                   "I have asked for a colleague to take over; they typically reply in 4 hours.")
+    assert again.customer_text == (
+        "Your request is already with our billing team, and I have added this to it. "
+        "I have asked for a colleague to take over; they typically reply in 4 hours."
+    )
 
 
 def test_escalating_again_in_the_same_mode_pings_no_one_and_never_lowers_anything(
@@ -403,8 +511,9 @@ def test_escalating_again_in_the_same_mode_pings_no_one_and_never_lowers_anythin
     assert [m.text for m in store.messages(case.id)] == []  # the assistant's turn is not the customer's
     assert [e.action for e in store.audit_trail(case.id)].count("escalated_again") == 2
     assert "mode_changed" not in [e.action for e in store.audit_trail(case.id)]
-    assert again.customer_text == ("Your request is already with our billing team, and I have added this to it. "
-                                   "They will answer you here.")
+    assert again.customer_text == (
+        "Your request is already with our billing team, and I have added this to it. They will answer you here."
+    )
 
 
 def test_a_customer_message_is_added_once_however_often_the_conversation_escalates(
@@ -413,10 +522,14 @@ def test_a_customer_message_is_added_once_however_often_the_conversation_escalat
     first = service.open("conv-once", REFUND, transcript=TRANSCRIPT, slots=SLOTS)
     service.open("conv-once", REFUND, transcript=LATER[:5], slots=SLOTS)
     service.relay_to_expert(first.consultation.id, "hello?", "rest")
-    service.open("conv-once", REFUND, transcript=[*LATER, {"role": "customer", "text": "hello?", "at": None}],
-                 slots=SLOTS)
+    service.open(
+        "conv-once", REFUND, transcript=[*LATER, {"role": "customer", "text": "hello?", "at": None}], slots=SLOTS
+    )
     assert [m.text for m in store.messages(first.consultation.id)] == [
-        "I was charged twice as well", "hello?", "I want to talk to a person now"]
+        "I was charged twice as well",
+        "hello?",
+        "I want to talk to a person now",
+    ]
 
 
 def test_once_the_case_is_closed_the_next_escalation_opens_a_new_one(
@@ -433,9 +546,16 @@ def test_once_the_case_is_closed_the_next_escalation_opens_a_new_one(
 
 
 def limited_service(service: ConsultationService, per_conversation: int, per_address: int) -> ConsultationService:
-    return ConsultationService(service.store, service.directory, service.channels, clock=service.clock,
-                               retry=service.retry, sleep=service.sleep, hub_url=None,
-                               limits=EscalationLimits(per_conversation, per_address))
+    return ConsultationService(
+        service.store,
+        service.directory,
+        service.channels,
+        clock=service.clock,
+        retry=service.retry,
+        sleep=service.sleep,
+        hub_url=None,
+        limits=EscalationLimits(per_conversation, per_address),
+    )
 
 
 def test_the_conversation_limit_counts_new_cases_only(service: ConsultationService, store: ConsultationStore) -> None:
@@ -449,15 +569,17 @@ def test_the_conversation_limit_counts_new_cases_only(service: ConsultationServi
         cases.append(opened.consultation.id)
 
     with pytest.raises(EscalationLimited) as refused:
-        limited.open("conv-limit", REFUND, transcript=[*LATER, {"role": "customer", "text": "third time!"}],
-                     slots=SLOTS)
+        limited.open(
+            "conv-limit", REFUND, transcript=[*LATER, {"role": "customer", "text": "third time!"}], slots=SLOTS
+        )
 
     assert refused.value.limit == "conversation" and refused.value.consultation.id == cases[1]
     assert refused.value.text.startswith("Your request is already with our billing team")
     assert len(store.list("conv-limit")) == 2
     assert store.messages(cases[1])[-1].text == "third time!"
     assert [e.detail["limit"] for e in store.audit_trail(cases[1]) if e.action == "escalation_limited"] == [
-        "conversation"]
+        "conversation"
+    ]
 
 
 def test_the_address_limit_refuses_new_cases_but_adds_to_an_open_one(

@@ -1,4 +1,5 @@
 """The SLA ladder: deadlines, re-routing steps, delay notices; the clock is injected."""
+
 import dataclasses
 import datetime as dt
 import json
@@ -294,7 +295,10 @@ def test_customer_should_hear_in_any_zone():
 def test_ladder_across_the_dst_jump_uses_elapsed_time(directory):
     created = berlin(2026, 3, 29, 1, 30)  # 01:30 CET; at 02:00 the clocks jump to 03:00
     state = ConsultationState(
-        queue="security", priority="normal", created_at=created, due_at=sla_deadline(created, 60, "normal"),
+        queue="security",
+        priority="normal",
+        created_at=created,
+        due_at=sla_deadline(created, 60, "normal"),
         tried=("tariq",),
     )
     assert next_step(state, directory, berlin(2026, 3, 29, 3, 29)) is None

@@ -1,4 +1,5 @@
 """The consultation store, the same tests against SQLite (tmp_path) and a real PostgreSQL server."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -49,8 +50,14 @@ def store(db_url: str, clock: FakeClock) -> Iterator[ConsultationStore]:
 
 
 def new(store: ConsultationStore, **overrides: object) -> Consultation:
-    values = dict(conversation_id="conv-1", mode="consult", queue="billing", priority="high",
-                  reasons=["sensitive_topic"], detail="refund_over_limit")
+    values = dict(
+        conversation_id="conv-1",
+        mode="consult",
+        queue="billing",
+        priority="high",
+        reasons=["sensitive_topic"],
+        detail="refund_over_limit",
+    )
     values.update(overrides)
     return store.create(**values)  # type: ignore[arg-type]
 
@@ -70,8 +77,14 @@ def test_migrations_apply_from_empty_and_are_idempotent(db_url: str) -> None:
     engine = make_engine(db_url)
     try:
         tables = set(inspect(engine).get_table_names())
-        assert {"consultations", "consultation_messages", "audit_events", "expert_threads", "webhook_deliveries",
-                VERSION_TABLE} <= tables
+        assert {
+            "consultations",
+            "consultation_messages",
+            "audit_events",
+            "expert_threads",
+            "webhook_deliveries",
+            VERSION_TABLE,
+        } <= tables
         assert "alembic_version" not in tables  # its own version table: can share a database
     finally:
         engine.dispose()
@@ -89,7 +102,9 @@ def test_migrated_schema_matches_the_table_definitions(db_url: str) -> None:
     engine = make_engine(db_url)
     try:
         with engine.connect() as connection:
-            context = MigrationContext.configure(connection, opts={"compare_type": True, "version_table": VERSION_TABLE})
+            context = MigrationContext.configure(
+                connection, opts={"compare_type": True, "version_table": VERSION_TABLE}
+            )
             assert compare_metadata(context, metadata) == []
     finally:
         engine.dispose()
@@ -137,8 +152,13 @@ def test_create_stores_the_record_and_derives_brief_transcript_draft_from_the_co
 ) -> None:
     package = {
         "package": "review",
-        "brief": {"intent": "product_question/warranty", "amount": None, "product": "Kestrel Hub X1",
-                  "user_claim": "Is the hub covered?", "risk": {"level": "medium", "grounds": ["confidence 0.55"]}},
+        "brief": {
+            "intent": "product_question/warranty",
+            "amount": None,
+            "product": "Kestrel Hub X1",
+            "user_claim": "Is the hub covered?",
+            "risk": {"level": "medium", "grounds": ["confidence 0.55"]},
+        },
         "ai_draft": "The Hub X1 has a two-year warranty.",
         "transcript": [{"role": "customer", "text": "Is the hub covered?", "at": "2026-11-23T08:59:00+00:00"}],
     }
@@ -169,9 +189,25 @@ def test_create_stores_the_record_and_derives_brief_transcript_draft_from_the_co
 
     record = created.as_dict()
     json.dumps(record)  # JSON-ready
-    for key in ("id", "conversation_id", "mode", "status", "queue", "priority", "reasons", "brief", "ai_draft",
-                "transcript", "created_at", "first_reply_at", "closed_at", "sla_due_at", "assignee", "channel",
-                "context"):
+    for key in (
+        "id",
+        "conversation_id",
+        "mode",
+        "status",
+        "queue",
+        "priority",
+        "reasons",
+        "brief",
+        "ai_draft",
+        "transcript",
+        "created_at",
+        "first_reply_at",
+        "closed_at",
+        "sla_due_at",
+        "assignee",
+        "channel",
+        "context",
+    ):
         assert key in record
     assert record["created_at"] == "2026-11-23T09:00:00+00:00"
     assert record["sla_due_at"] == "2026-11-23T11:00:00+00:00"
@@ -184,7 +220,9 @@ def test_create_stores_the_record_and_derives_brief_transcript_draft_from_the_co
 def test_sensitive_numbers_are_masked_before_they_are_stored(store: ConsultationStore) -> None:
     card = "4242 4242 4242 4242"
     created = store.create(
-        conversation_id="conv-3", mode="handoff", queue="billing",
+        conversation_id="conv-3",
+        mode="handoff",
+        queue="billing",
         transcript=[{"role": "customer", "text": f"charge my card {card}", "at": None}],
         brief={"user_claim": f"charge my card {card}"},
         ai_draft=f"Refund to {card}?",
@@ -202,8 +240,15 @@ def test_ids_are_unique(store: ConsultationStore) -> None:
 
 
 def test_invalid_input_is_refused_and_writes_nothing(store: ConsultationStore) -> None:
-    for bad in (dict(mode="chat"), dict(priority="asap"), dict(conversation_id=""), dict(queue=" "),
-                dict(reasons="sensitive_topic"), dict(reasons=[None]), dict(context={"x": float("nan")})):
+    for bad in (
+        dict(mode="chat"),
+        dict(priority="asap"),
+        dict(conversation_id=""),
+        dict(queue=" "),
+        dict(reasons="sensitive_topic"),
+        dict(reasons=[None]),
+        dict(context={"x": float("nan")}),
+    ):
         with pytest.raises(ValueError):
             new(store, **bad)
     assert store.list() == []
@@ -241,13 +286,32 @@ def test_audit_trail_records_every_step_in_order(store: ConsultationStore, clock
 
     trail = store.audit_trail(case.id)
     assert [e.action for e in trail] == [
-        "created", "assigned", "delivery_failed", "fallback", "notified", "sla_next_person", "assigned",
-        "sla_due_changed", "message", "first_reply", "closed", "close_ignored",
+        "created",
+        "assigned",
+        "delivery_failed",
+        "fallback",
+        "notified",
+        "sla_next_person",
+        "assigned",
+        "sla_due_changed",
+        "message",
+        "first_reply",
+        "closed",
+        "close_ignored",
     ]
     assert [e.actor for e in trail][:3] == ["system", "system", "channel:slack"]
-    assert trail[0].at == T0 and trail[0].detail["queue"] == "billing" and trail[0].detail["reasons"] == ["sensitive_topic"]
-    assert trail[1].detail == {"assignee": "mara", "channel": "slack", "previous_assignee": None,
-                               "previous_channel": None, "load": 0}
+    assert (
+        trail[0].at == T0
+        and trail[0].detail["queue"] == "billing"
+        and trail[0].detail["reasons"] == ["sensitive_topic"]
+    )
+    assert trail[1].detail == {
+        "assignee": "mara",
+        "channel": "slack",
+        "previous_assignee": None,
+        "previous_channel": None,
+        "load": 0,
+    }
     assert trail[2].detail == {"error": "HTTP 500", "attempts": 3}
     assert trail[4].at == at(1)
     assert trail[6].actor == "sla" and trail[6].detail["previous_assignee"] == "mara"
@@ -271,11 +335,13 @@ def test_audit_refuses_bad_actions_and_unknown_cases(store: ConsultationStore) -
             store.audit(case.id, "system", action)
     with pytest.raises(ValueError):
         store.audit(case.id, "", "notified")
-    for call in (lambda: store.audit("c_missing", "system", "notified"),
-                 lambda: store.assign("c_missing", "mara", "slack"),
-                 lambda: store.add_message("c_missing", "to_expert", "system", "slack", "hi"),
-                 lambda: store.record_first_reply("c_missing", T0),
-                 lambda: store.close("c_missing", T0, "x")):
+    for call in (
+        lambda: store.audit("c_missing", "system", "notified"),
+        lambda: store.assign("c_missing", "mara", "slack"),
+        lambda: store.add_message("c_missing", "to_expert", "system", "slack", "hi"),
+        lambda: store.record_first_reply("c_missing", T0),
+        lambda: store.close("c_missing", T0, "x"),
+    ):
         with pytest.raises(ConsultationNotFound):
             call()
     assert actions(store, case.id) == ["created"]
@@ -314,8 +380,12 @@ def test_messages_are_kept_in_order_even_after_closing(store: ConsultationStore,
     assert [m.internal for m in messages] == [False, True, False]
     assert messages[0].meta == {"ts": "1.2"} and messages[1].at == at(3) and messages[2] == late
     assert actions(store, case.id) == ["created", "message", "message", "closed", "message"]
-    assert store.audit_trail(case.id)[2].detail == {"message_id": messages[1].id, "direction": "from_expert",
-                                                     "channel": "slack", "internal": True}
+    assert store.audit_trail(case.id)[2].detail == {
+        "message_id": messages[1].id,
+        "direction": "from_expert",
+        "channel": "slack",
+        "internal": True,
+    }
     with pytest.raises(ValueError):
         store.add_message(case.id, "sideways", "mara", "slack", "x")
     with pytest.raises(ValueError):
@@ -336,13 +406,23 @@ def test_state_changes(store: ConsultationStore) -> None:
     assert replied.status == "replied"
     assert store.assign(case.id, "jonas", "slack").status == "replied"  # a re-assignment keeps the reply
     store.close(case.id, at(40), "handed_back")
-    for call in (lambda: store.assign(case.id, "mara", "slack"), lambda: store.set_queue(case.id, "legal"),
-                 lambda: store.set_mode(case.id, "consult")):
+    for call in (
+        lambda: store.assign(case.id, "mara", "slack"),
+        lambda: store.set_queue(case.id, "legal"),
+        lambda: store.set_mode(case.id, "consult"),
+    ):
         with pytest.raises(ConsultationClosed):
             call()
     trail = store.audit_trail(case.id)
-    assert [e.action for e in trail] == ["created", "assigned", "queue_changed", "mode_changed", "first_reply",
-                                         "assigned", "closed"]
+    assert [e.action for e in trail] == [
+        "created",
+        "assigned",
+        "queue_changed",
+        "mode_changed",
+        "first_reply",
+        "assigned",
+        "closed",
+    ]
     assert trail[2].detail == {"queue": "support", "previous_queue": "billing", "step": "backup_queue"}
     assert trail[3].detail == {"mode": "handoff", "previous_mode": "consult"}
     assert trail[-1].detail == {"resolution": "handed_back", "previous_status": "replied"}
@@ -380,8 +460,13 @@ def test_list_filters(store: ConsultationStore) -> None:
 def test_first_reply_times(store: ConsultationStore) -> None:
     since = at(0)
     replies = {}
-    for minutes_after, reply_after, queue in ((0, 12, "billing"), (10, 3, "billing"), (20, None, "billing"),
-                                               (30, 45, "support"), (-60, 1, "billing")):
+    for minutes_after, reply_after, queue in (
+        (0, 12, "billing"),
+        (10, 3, "billing"),
+        (20, None, "billing"),
+        (30, 45, "support"),
+        (-60, 1, "billing"),
+    ):
         case = new(store, queue=queue, now=at(minutes_after))
         if reply_after is not None:
             store.record_first_reply(case.id, at(minutes_after + reply_after))
@@ -464,8 +549,12 @@ def test_raw_rows_hold_naive_utc(store: ConsultationStore) -> None:
     """Portable storage: no time zone in the column, UTC by convention."""
     case = new(store, now=datetime(2026, 11, 23, 10, 0, tzinfo=timezone(timedelta(hours=1))))
     with store.engine.connect() as connection:
-        raw = connection.execute(text("SELECT created_at FROM consultations WHERE id = :id"), {"id": case.id}).scalar_one()
-        events = connection.execute(select(audit_events.c.action).where(audit_events.c.consultation_id == case.id)).all()
+        raw = connection.execute(
+            text("SELECT created_at FROM consultations WHERE id = :id"), {"id": case.id}
+        ).scalar_one()
+        events = connection.execute(
+            select(audit_events.c.action).where(audit_events.c.consultation_id == case.id)
+        ).all()
         count = connection.execute(select(consultations.c.id)).all()
     assert str(raw).startswith("2026-11-23 09:00:00")
     assert [e.action for e in events] == ["created"] and len(count) == 1
@@ -476,16 +565,26 @@ def test_a_conversations_open_case_and_its_further_escalations(store: Consultati
     case = new(store, priority="normal")
     assert store.open_for_conversation("conv-1").id == case.id and store.open_for_conversation("conv-2") is None
 
-    raised = store.escalated_again(case.id, reason="explicit_request", priority="urgent", at=at(5),
-                                   detail={"action": "handoff", "intent": "refund_request"})
+    raised = store.escalated_again(
+        case.id,
+        reason="explicit_request",
+        priority="urgent",
+        at=at(5),
+        detail={"action": "handoff", "intent": "refund_request"},
+    )
     lowered = store.escalated_again(case.id, reason="sensitive_topic", priority="low", at=at(6))
     assert (raised.reasons, raised.priority) == (("sensitive_topic", "explicit_request"), "urgent")
     assert (lowered.reasons, lowered.priority) == (("sensitive_topic", "explicit_request"), "urgent")
     first, second = [e for e in store.audit_trail(case.id) if e.action == "escalated_again"]
     assert first.at == at(5) and first.detail == {
-        "action": "handoff", "intent": "refund_request", "reason": "explicit_request",
-        "reasons": ["sensitive_topic", "explicit_request"], "previous_reasons": ["sensitive_topic"],
-        "priority": "urgent", "previous_priority": "normal"}
+        "action": "handoff",
+        "intent": "refund_request",
+        "reason": "explicit_request",
+        "reasons": ["sensitive_topic", "explicit_request"],
+        "previous_reasons": ["sensitive_topic"],
+        "priority": "urgent",
+        "previous_priority": "normal",
+    }
     assert (second.detail["priority"], second.detail["previous_priority"]) == ("urgent", "urgent")
     with pytest.raises(ValueError, match="priority"):
         store.escalated_again(case.id, priority="asap")

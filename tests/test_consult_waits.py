@@ -1,4 +1,5 @@
 """Typical waits (30-day median, SLA fallback) and what the customer is told, clock injected."""
+
 import dataclasses
 import datetime as dt
 import math
@@ -153,12 +154,21 @@ OFF_HOURS_CASES = [
     ("Sunday", berlin(2026, 6, 21, 23, 59), "on Monday at 08:00 (Berlin time)"),
     ("holiday", berlin(2026, 5, 1, 10), "on Saturday at 10:00 (Berlin time)"),
     ("Easter weekend", berlin(2026, 4, 4, 15), "on Tuesday at 08:00 (Berlin time)"),
-    ("DST starts in between (clock in UTC)", dt.datetime(2026, 3, 28, 14, tzinfo=UTC),
-     "on Monday at 08:00 (Berlin time)"),
-    ("DST ends in between (clock in UTC)", dt.datetime(2026, 10, 24, 13, tzinfo=UTC),
-     "on Monday at 08:00 (Berlin time)"),
-    ("late Saturday in UTC is already Sunday in Berlin", dt.datetime(2026, 6, 20, 22, 30, tzinfo=UTC),
-     "on Monday at 08:00 (Berlin time)"),
+    (
+        "DST starts in between (clock in UTC)",
+        dt.datetime(2026, 3, 28, 14, tzinfo=UTC),
+        "on Monday at 08:00 (Berlin time)",
+    ),
+    (
+        "DST ends in between (clock in UTC)",
+        dt.datetime(2026, 10, 24, 13, tzinfo=UTC),
+        "on Monday at 08:00 (Berlin time)",
+    ),
+    (
+        "late Saturday in UTC is already Sunday in Berlin",
+        dt.datetime(2026, 6, 20, 22, 30, tzinfo=UTC),
+        "on Monday at 08:00 (Berlin time)",
+    ),
 ]
 
 

@@ -2,6 +2,7 @@
 the views, and the hub's pages and JSON served for real (sign-in, redirects, 401, replies, live events,
 bodies of the wrong shape or size refused with 400 or 413). Requests send what the dashboard's page
 sends: Origin, the session's X-CSRF-Token on POSTs, JSON bodies as application/json."""
+
 from __future__ import annotations
 
 import asyncio
@@ -112,10 +113,16 @@ def test_the_cli_prints_a_hash_of_the_password_it_reads(
     assert operators.main(["--stdin"]) == 1
 
 
-@pytest.mark.parametrize("old, new", [
-    ("{type: slack, user_id: U07KESTR02}", '{type: slack, user_id: U07KESTR02, password_hash: "' + hash_password("x" * 8) + '"}'),
-    ("{type: dashboard, password_hash: \"scrypt$", '{type: dashboard, password_hash: "secret123", x: "'),
-])
+@pytest.mark.parametrize(
+    "old, new",
+    [
+        (
+            "{type: slack, user_id: U07KESTR02}",
+            '{type: slack, user_id: U07KESTR02, password_hash: "' + hash_password("x" * 8) + '"}',
+        ),
+        ('{type: dashboard, password_hash: "scrypt$', '{type: dashboard, password_hash: "secret123", x: "'),
+    ],
+)
 def test_experts_yml_refuses_misplaced_or_malformed_password_hashes(tmp_path: Path, old: str, new: str) -> None:
     text = (PROJECT_ROOT / "experts.yml").read_text()
     assert old in text
@@ -128,9 +135,20 @@ def test_experts_yml_refuses_misplaced_or_malformed_password_hashes(tmp_path: Pa
 
 
 def _case(**fields: Any) -> Consultation:
-    base: Dict[str, Any] = dict(id=uuid.uuid4().hex[:8], conversation_id="c", mode="consult", status="assigned",
-                                queue="billing", priority="normal", reasons=(), detail=None, brief={}, ai_draft=None,
-                                transcript=(), created_at=T0)
+    base: Dict[str, Any] = dict(
+        id=uuid.uuid4().hex[:8],
+        conversation_id="c",
+        mode="consult",
+        status="assigned",
+        queue="billing",
+        priority="normal",
+        reasons=(),
+        detail=None,
+        brief={},
+        ai_draft=None,
+        transcript=(),
+        created_at=T0,
+    )
     return Consultation(**{**base, **fields})
 
 
@@ -147,7 +165,13 @@ def test_the_queue_puts_handoffs_first_then_priority_then_the_oldest() -> None:
     named = {id(c): name for name, c in cases.items()}
     order = lambda found: [named[id(c)] for c in found]  # noqa: E731
     assert order(board.select_cases(cases.values(), status="all")) == [
-        "handoff_high_old", "handoff_high_new", "handoff_low", "consult_urgent", "consult_normal", "closed_handoff"]
+        "handoff_high_old",
+        "handoff_high_new",
+        "handoff_low",
+        "consult_urgent",
+        "consult_normal",
+        "closed_handoff",
+    ]
     assert "closed_handoff" not in order(board.select_cases(cases.values()))
     assert order(board.select_cases(cases.values(), status="closed")) == ["closed_handoff"]
     assert board.select_cases(cases.values(), queue="legal") == []
@@ -179,7 +203,10 @@ def test_the_customer_sees_checking_then_the_named_person_then_the_ai(
     assert board.chat_state(case, store.messages(case.id), directory) == {"state": "checking", "team": "billing"}
     record_reply(store, case.id, "mara", "dashboard", Reply("take_over"))
     assert board.chat_state(store.require(case.id), store.messages(case.id), directory) == {
-        "state": "human", "team": "billing", "agent": "Mara Klein"}
+        "state": "human",
+        "team": "billing",
+        "agent": "Mara Klein",
+    }
     record_reply(store, case.id, "mara", "dashboard", Reply("hand_back", allowed_followups=("informational",)))
     assert board.chat_state(store.require(case.id), store.messages(case.id), directory) == {"state": "ai"}
 
@@ -187,17 +214,32 @@ def test_the_customer_sees_checking_then_the_named_person_then_the_ai(
 def test_the_case_view_follows_the_conversation_with_internal_notes_apart(
     store: ConsultationStore, directory: ExpertDirectory
 ) -> None:
-    case = store.create(conversation_id="web-2", mode="handoff", queue="billing", reasons=["sensitive_topic"],
-                        transcript=[{"role": "customer", "text": "refund of 780 EUR please"}])
+    case = store.create(
+        conversation_id="web-2",
+        mode="handoff",
+        queue="billing",
+        reasons=["sensitive_topic"],
+        transcript=[{"role": "customer", "text": "refund of 780 EUR please"}],
+    )
     record_reply(store, case.id, "jonas", "dashboard", Reply("take_over"))
     store.add_message(case.id, "from_customer", "customer", "socketio", "any news?")
-    record_reply(store, case.id, "jonas", "dashboard",
-                 Reply("message", "On it.\n// checked the ledger", customer_text="On it.",
-                       internal_notes=("checked the ledger",)))
+    record_reply(
+        store,
+        case.id,
+        "jonas",
+        "dashboard",
+        Reply(
+            "message", "On it.\n// checked the ledger", customer_text="On it.", internal_notes=("checked the ledger",)
+        ),
+    )
     view = board.case_view(store.require(case.id), store.messages(case.id), directory, T0)
     assert (view["human_mode"], view["human_agent"]) == (True, "Jonas Weber")
     assert [(e["role"], e["text"]) for e in view["timeline"]] == [
-        ("customer", "refund of 780 EUR please"), ("expert", ""), ("customer", "any news?"), ("expert", "On it.")]
+        ("customer", "refund of 780 EUR please"),
+        ("expert", ""),
+        ("customer", "any news?"),
+        ("expert", "On it."),
+    ]
     assert view["timeline"][-1]["notes"] == ["checked the ledger"]
 
 
@@ -222,12 +264,15 @@ def test_listeners_share_one_read_of_the_store_per_interval() -> None:
     assert asyncio.run(ask(3)) == [2] * 3 and len(reads) == 2
 
 
-@pytest.mark.parametrize("public, host, scheme, expected", [
-    (None, "localhost:5006", "http", "http://localhost:5005"),
-    (None, "support.example:8080", "https", "https://support.example:5005"),
-    (None, "[::1]:5006", "http", "http://[::1]:5005"),
-    ("https://chat.example/", "localhost:5006", "http", "https://chat.example"),
-])
+@pytest.mark.parametrize(
+    "public, host, scheme, expected",
+    [
+        (None, "localhost:5006", "http", "http://localhost:5005"),
+        (None, "support.example:8080", "https", "https://support.example:5005"),
+        (None, "[::1]:5006", "http", "http://[::1]:5005"),
+        ("https://chat.example/", "localhost:5006", "http", "https://chat.example"),
+    ],
+)
 def test_the_chat_finds_rasa_on_the_hosts_the_browser_used(public: Any, host: str, scheme: str, expected: str) -> None:
     assert socket_url("http://localhost:5005", public, host, scheme) == expected
 
@@ -238,8 +283,9 @@ def test_the_chat_finds_rasa_on_the_hosts_the_browser_used(public: Any, host: st
 class Hub:
     """The dashboard and web chat blueprints in a Sanic app on loopback; replies are recorded."""
 
-    def __init__(self, store: ConsultationStore, directory: ExpertDirectory, settings: Settings = Settings(demo=True)
-                 ) -> None:
+    def __init__(
+        self, store: ConsultationStore, directory: ExpertDirectory, settings: Settings = Settings(demo=True)
+    ) -> None:
         self.store = store
         self.replies: List[ExpertReply] = []
         service = ConsultationService(store, directory, {})
@@ -260,15 +306,24 @@ class Hub:
 
     def sign_in(self, form: Dict[str, str], **headers: str) -> requests.Response:
         """The sign-in form's POST, as the sign-in page sends it (its Origin) unless ``headers`` say otherwise."""
-        return requests.post(f"{self.url}/dashboard/login", data=form, allow_redirects=False, timeout=10,
-                             headers={**self.origin, **headers})
+        return requests.post(
+            f"{self.url}/dashboard/login",
+            data=form,
+            allow_redirects=False,
+            timeout=10,
+            headers={**self.origin, **headers},
+        )
 
     def signed_in(self, username: str = "mara", password: str = DEMO_PASSWORD) -> requests.Session:
         """A browser session of ``username``: its cookie, and the Origin and CSRF token the page sends."""
         session = requests.Session()
         session.headers.update(self.origin)
-        response = session.post(f"{self.url}/dashboard/login", data={"username": username, "password": password},
-                                allow_redirects=False, timeout=10)
+        response = session.post(
+            f"{self.url}/dashboard/login",
+            data={"username": username, "password": password},
+            allow_redirects=False,
+            timeout=10,
+        )
         assert response.status_code == 303, response.text
         token = session.get(f"{self.url}/dashboard/api/session", timeout=10).json()["csrf_token"]
         session.headers["X-CSRF-Token"] = token
@@ -286,8 +341,12 @@ def test_without_a_session_pages_redirect_to_sign_in_and_data_is_refused(hub: Hu
     for path in ("/dashboard", "/dashboard/consultations/c_1"):
         response = requests.get(f"{hub.url}{path}", allow_redirects=False, timeout=10)
         assert response.status_code == 302 and response.headers["location"] == f"/dashboard/login?next={path}"
-    for path in ("/dashboard/api/session", "/dashboard/api/queue", "/dashboard/api/consultations/c_1",
-                 "/dashboard/events"):
+    for path in (
+        "/dashboard/api/session",
+        "/dashboard/api/queue",
+        "/dashboard/api/consultations/c_1",
+        "/dashboard/events",
+    ):
         assert requests.get(f"{hub.url}{path}", timeout=10).status_code == 401
     forged = {COOKIE: sign_session(b"not the secret", "mara", now=T0.timestamp() + 10**9)}
     assert requests.get(f"{hub.url}/dashboard/api/queue", cookies=forged, timeout=10).status_code == 401
@@ -307,18 +366,23 @@ def test_a_wrong_password_is_refused_and_a_right_one_signs_in(hub: Hub) -> None:
     state = session.get(f"{hub.url}/dashboard/api/session", timeout=10).json()
     assert state["operator"]["name"] == "Mara Klein"
     assert state["csrf_token"] == csrf_token(SECRET, response.cookies[COOKIE])
-    assert "<main id=\"app\">" in session.get(f"{hub.url}/dashboard", timeout=10).text
+    assert '<main id="app">' in session.get(f"{hub.url}/dashboard", timeout=10).text
     kept = session.post(f"{hub.url}/dashboard/logout", headers=hub.origin, allow_redirects=False, timeout=10)
     assert kept.status_code == 403  # without the session's token another site could sign her out
     assert session.get(f"{hub.url}/dashboard/api/session", timeout=10).status_code == 200
-    gone = session.post(f"{hub.url}/dashboard/logout", headers={**hub.origin, "X-CSRF-Token": state["csrf_token"]},
-                        allow_redirects=False, timeout=10)
+    gone = session.post(
+        f"{hub.url}/dashboard/logout",
+        headers={**hub.origin, "X-CSRF-Token": state["csrf_token"]},
+        allow_redirects=False,
+        timeout=10,
+    )
     assert gone.status_code == 303 and gone.headers["location"] == "/dashboard/login"
     assert session.get(f"{hub.url}/dashboard/api/session", timeout=10).status_code == 401
 
 
-def test_the_session_cookie_is_secure_when_configured_behind_tls(store: ConsultationStore,
-                                                                directory: ExpertDirectory) -> None:
+def test_the_session_cookie_is_secure_when_configured_behind_tls(
+    store: ConsultationStore, directory: ExpertDirectory
+) -> None:
     served = Hub(store, directory, Settings(demo=True, cookie_secure=True, origins=("https://support.example",)))
     try:
         response = served.sign_in({"username": "mara", "password": DEMO_PASSWORD}, Origin="https://support.example")
@@ -346,6 +410,7 @@ def test_the_demo_password_is_refused_without_the_demo_flag(
 def test_guessing_a_password_over_http_is_slowed_for_that_user_and_address(hub: Hub) -> None:
     def sign_in(password: str) -> requests.Response:
         return hub.sign_in({"username": "jonas", "password": password})
+
     assert [sign_in(f"guess-{n}").status_code for n in range(3)] == [401] * 3
     blocked = sign_in(DEMO_PASSWORD)
     assert blocked.status_code == 429 and "Too many sign-in attempts" in blocked.text and COOKIE not in blocked.cookies
@@ -355,13 +420,23 @@ def test_guessing_a_password_over_http_is_slowed_for_that_user_and_address(hub: 
 
 def test_a_sign_in_from_another_site_is_refused(hub: Hub) -> None:
     form = {"username": "mara", "password": DEMO_PASSWORD}
-    for origin in ({"Origin": "https://evil.example"}, {"Origin": "null"}, {"Origin": ""},
-                   {"Referer": "https://evil.example/login"}):
-        refused = requests.post(f"{hub.url}/dashboard/login", data=form, headers=origin, allow_redirects=False,
-                                timeout=10)
+    for origin in (
+        {"Origin": "https://evil.example"},
+        {"Origin": "null"},
+        {"Origin": ""},
+        {"Referer": "https://evil.example/login"},
+    ):
+        refused = requests.post(
+            f"{hub.url}/dashboard/login", data=form, headers=origin, allow_redirects=False, timeout=10
+        )
         assert refused.status_code == 403 and COOKIE not in refused.cookies, origin
-    referred = requests.post(f"{hub.url}/dashboard/login", data=form, headers={"Referer": f"{hub.url}/dashboard/login"},
-                             allow_redirects=False, timeout=10)
+    referred = requests.post(
+        f"{hub.url}/dashboard/login",
+        data=form,
+        headers={"Referer": f"{hub.url}/dashboard/login"},
+        allow_redirects=False,
+        timeout=10,
+    )
     assert referred.status_code == 303  # no Origin: the Referer's origin is checked instead
 
 
@@ -381,32 +456,57 @@ def test_a_dashboard_post_needs_its_origin_token_and_json(hub: Hub) -> None:
         "text/plain": {"Content-Type": "text/plain"},
         "form": {"Content-Type": "application/x-www-form-urlencoded"},
     }
-    statuses = {name: session.post(url, data=body, headers=headers, timeout=10).status_code
-                for name, headers in attempts.items()}
-    assert statuses == {"foreign origin": 403, "no origin": 403, "no token": 403, "another session's token": 403,
-                        "text/plain": 415, "form": 415}
+    statuses = {
+        name: session.post(url, data=body, headers=headers, timeout=10).status_code
+        for name, headers in attempts.items()
+    }
+    assert statuses == {
+        "foreign origin": 403,
+        "no origin": 403,
+        "no token": 403,
+        "another session's token": 403,
+        "text/plain": 415,
+        "form": 415,
+    }
     assert hub.replies == [] and board.store_version(hub.store) == version and token
     assert session.post(url, data=body, headers=plain, timeout=10).status_code == 200
 
 
 def test_every_answer_carries_the_security_headers(hub: Hub) -> None:
     session = hub.signed_in()
-    for path in ("/dashboard", "/dashboard/api/queue", "/dashboard/login", "/chat", "/dashboard/static/dashboard.js",
-                 "/nowhere"):
+    for path in (
+        "/dashboard",
+        "/dashboard/api/queue",
+        "/dashboard/login",
+        "/chat",
+        "/dashboard/static/dashboard.js",
+        "/nowhere",
+    ):
         answer = session.get(f"{hub.url}{path}", timeout=10)
         policy = answer.headers["content-security-policy"]
         assert "default-src 'self'" in policy and "frame-ancestors 'none'" in policy and "unsafe-inline" not in policy
-        assert (answer.headers["x-frame-options"], answer.headers["x-content-type-options"],
-                answer.headers["referrer-policy"]) == ("DENY", "nosniff", "same-origin")
+        assert (
+            answer.headers["x-frame-options"],
+            answer.headers["x-content-type-options"],
+            answer.headers["referrer-policy"],
+        ) == ("DENY", "nosniff", "same-origin")
         assert ("ws://localhost:5005" in policy) == (path == "/chat"), path
     assert session.get(f"{hub.url}/dashboard/api/queue", timeout=10).headers["cache-control"] == "no-store"
     with session.get(f"{hub.url}/dashboard/events", stream=True, timeout=10) as stream:
-        assert stream.headers["cache-control"] == "no-store" and "frame-ancestors" in stream.headers[
-            "content-security-policy"]
+        assert (
+            stream.headers["cache-control"] == "no-store"
+            and "frame-ancestors" in stream.headers["content-security-policy"]
+        )
+
 
 def test_the_queue_and_a_reply_through_the_dashboard(hub: Hub) -> None:
-    consult = hub.store.create(conversation_id="q-1", mode="consult", queue="billing", reasons=["medium_confidence"],
-                               ai_draft="Pro costs 20 EUR a month.")
+    consult = hub.store.create(
+        conversation_id="q-1",
+        mode="consult",
+        queue="billing",
+        reasons=["medium_confidence"],
+        ai_draft="Pro costs 20 EUR a month.",
+    )
     handoff = hub.store.create(conversation_id="q-2", mode="handoff", queue="billing", reasons=["sensitive_topic"])
     legal = hub.store.create(conversation_id="q-3", mode="handoff", queue="legal", reasons=["legal_risk"])
     session = hub.signed_in("jonas")  # billing only (experts.yml)
@@ -418,50 +518,81 @@ def test_the_queue_and_a_reply_through_the_dashboard(hub: Hub) -> None:
     assert session.get(f"{hub.url}/dashboard/api/queue", params={"queue": "legal"}, timeout=10).status_code == 403
     assert session.get(f"{hub.url}/dashboard/api/consultations/{legal.id}", timeout=10).status_code == 403
     assert session.get(f"{hub.url}/dashboard/api/session", timeout=10).json()["queues"] == ["billing"]
-    assert session.post(f"{hub.url}/dashboard/api/consultations/{legal.id}/reply",
-                        json={"action": "answer", "text": "x"}, timeout=10).status_code == 403 and hub.replies == []
+    assert (
+        session.post(
+            f"{hub.url}/dashboard/api/consultations/{legal.id}/reply",
+            json={"action": "answer", "text": "x"},
+            timeout=10,
+        ).status_code
+        == 403
+        and hub.replies == []
+    )
     petra = hub.signed_in("petra")  # the supervisor: every queue
     assert {r["id"] for r in petra.get(f"{hub.url}/dashboard/api/queue", timeout=10).json()["consultations"]} == {
-        consult.id, handoff.id, legal.id}
+        consult.id,
+        handoff.id,
+        legal.id,
+    }
 
-    bad = session.post(f"{hub.url}/dashboard/api/consultations/{handoff.id}/reply",
-                       json={"action": "teleport"}, timeout=10)
+    bad = session.post(
+        f"{hub.url}/dashboard/api/consultations/{handoff.id}/reply", json={"action": "teleport"}, timeout=10
+    )
     assert bad.status_code == 400 and "teleport" in bad.json()["error"] and hub.replies == []
-    sent = session.post(f"{hub.url}/dashboard/api/consultations/{consult.id}/reply",
-                        json={"action": "answer", "text": "Pro is 20 EUR.\n// quoted the list price",
-                              "allowed_followups": ["informational"]}, timeout=10)
+    sent = session.post(
+        f"{hub.url}/dashboard/api/consultations/{consult.id}/reply",
+        json={
+            "action": "answer",
+            "text": "Pro is 20 EUR.\n// quoted the list price",
+            "allowed_followups": ["informational"],
+        },
+        timeout=10,
+    )
     assert sent.status_code == 200, sent.text
     [answer] = hub.replies
     assert (answer.consultation_id, answer.actor, answer.source, answer.action, answer.allowed_followups) == (
-        consult.id, "jonas", "dashboard", "answer", ("informational",))
+        consult.id,
+        "jonas",
+        "dashboard",
+        "answer",
+        ("informational",),
+    )
     assert answer.text == "Pro is 20 EUR.\n// quoted the list price"
     closed = session.get(f"{hub.url}/dashboard/api/queue", params={"status": "closed"}, timeout=10).json()
     assert [r["id"] for r in closed["consultations"]] == [consult.id]
 
 
-@pytest.mark.parametrize("body, error", [
-    (b"", "the body is empty"),
-    (b"action=answer&text=hi", "the body is not JSON"),
-    (b'["answer"]', "the body is an array, not a JSON object"),
-    (b'{"text": "hi"}', "action must be a string, not missing"),
-    (b'{"action": 1}', "action must be a string, not a number"),
-    (b'{"action": "answer", "text": 5}', "text must be a string, not a number"),
-    (b'{"action": "answer", "text": "hi", "allowed_followups": "informational"}',
-     "allowed_followups must be a list"),
-    (b'{"action": "answer", "text": "hi", "allowed_followups": false}', "allowed_followups must be a list"),
-    (b'{"action": "answer", "text": "hi", "allowed_followups": [1]}', "allowed_followups[] must be a string"),
-    (b'{"action": "answer", "text": "a\\u0000b"}', "text contains NUL or an unpaired surrogate"),
-    (b'{"action": "answer", "text": "\\udc00"}', "text contains NUL or an unpaired surrogate"),
-    (b'{"action": "answer", "text": "hi", "x": ' + b"[" * 40 + b"]" * 40 + b"}", "nests deeper than 32 levels"),
-    (b'{"action": "answer", "text": "caf\xe9"}', "the body is not UTF-8"),
-])
+@pytest.mark.parametrize(
+    "body, error",
+    [
+        (b"", "the body is empty"),
+        (b"action=answer&text=hi", "the body is not JSON"),
+        (b'["answer"]', "the body is an array, not a JSON object"),
+        (b'{"text": "hi"}', "action must be a string, not missing"),
+        (b'{"action": 1}', "action must be a string, not a number"),
+        (b'{"action": "answer", "text": 5}', "text must be a string, not a number"),
+        (
+            b'{"action": "answer", "text": "hi", "allowed_followups": "informational"}',
+            "allowed_followups must be a list",
+        ),
+        (b'{"action": "answer", "text": "hi", "allowed_followups": false}', "allowed_followups must be a list"),
+        (b'{"action": "answer", "text": "hi", "allowed_followups": [1]}', "allowed_followups[] must be a string"),
+        (b'{"action": "answer", "text": "a\\u0000b"}', "text contains NUL or an unpaired surrogate"),
+        (b'{"action": "answer", "text": "\\udc00"}', "text contains NUL or an unpaired surrogate"),
+        (b'{"action": "answer", "text": "hi", "x": ' + b"[" * 40 + b"]" * 40 + b"}", "nests deeper than 32 levels"),
+        (b'{"action": "answer", "text": "caf\xe9"}', "the body is not UTF-8"),
+    ],
+)
 def test_a_reply_of_the_wrong_shape_gets_400_and_changes_nothing(hub: Hub, body: bytes, error: str) -> None:
     case = hub.store.create(conversation_id="q-3", mode="consult", queue="sales", reasons=["medium_confidence"])
     session = hub.signed_in()
     version = board.store_version(hub.store)
 
-    answer = session.post(f"{hub.url}/dashboard/api/consultations/{case.id}/reply", data=body,
-                          headers={"Content-Type": "application/json"}, timeout=10)
+    answer = session.post(
+        f"{hub.url}/dashboard/api/consultations/{case.id}/reply",
+        data=body,
+        headers={"Content-Type": "application/json"},
+        timeout=10,
+    )
 
     assert answer.status_code == 400
     assert error in answer.json()["error"]
@@ -488,8 +619,11 @@ def test_oversized_posts_get_413_and_an_empty_sign_in_400_without_counting_a_fai
     too_big = session.post(f"{hub.url}/dashboard/api/consultations/{case.id}/reply", data=big, timeout=10)
     assert (too_big.status_code, too_big.json()) == (413, {"error": f"the body is larger than {MAX_BODY_BYTES} bytes"})
     assert sign_in({"username": "jonas", "password": "x" * MAX_BODY_BYTES}).status_code == 413
-    empty = [sign_in(form) for form in ({}, {"username": "jonas"}, {"username": " ", "password": "p"},
-                                        {"password": "p"}) for _ in range(2)]
+    empty = [
+        sign_in(form)
+        for form in ({}, {"username": "jonas"}, {"username": " ", "password": "p"}, {"password": "p"})
+        for _ in range(2)
+    ]
     assert {r.status_code for r in empty} == {400} and "Enter your username and password" in empty[0].text
     assert sign_in({"username": "jonas", "password": "x" * 2000}).status_code == 400
     assert [sign_in({"username": "jonas", "password": f"guess-{n}"}).status_code for n in range(3)] == [401] * 3
@@ -506,7 +640,7 @@ def test_the_event_stream_says_when_the_store_changed(hub: Hub) -> None:
         def next_change() -> str:
             for line in lines:
                 if line.startswith("data: "):
-                    return line[len("data: "):]
+                    return line[len("data: ") :]
             raise AssertionError("the stream ended")
 
         changes.append(next_change())
@@ -518,16 +652,23 @@ def test_the_event_stream_says_when_the_store_changed(hub: Hub) -> None:
 def test_the_chat_page_its_config_and_the_conversation_state(hub: Hub) -> None:
     assert "socket.io.min.js" in requests.get(f"{hub.url}/chat", timeout=10).text
     assert requests.get(f"{hub.url}/chat/static/vendor/socket.io.min.js", timeout=10).text.startswith(
-        "/*!\n * Socket.IO v4.7.5")
+        "/*!\n * Socket.IO v4.7.5"
+    )
     config = requests.get(f"{hub.url}/chat/config.json", timeout=10).json()
     assert config == {"socket_url": "http://127.0.0.1:5005", "socket_path": "/socket.io"}
     assert requests.get(f"{hub.url}/chat/state/nobody", timeout=10).status_code == 403  # not a signed session
     session = new_session(CHAT_SECRET)
     assert requests.get(f"{hub.url}/chat/state/{session}", timeout=10).json() == {"state": "ai"}
-    hub.store.create(conversation_id=web_conversation(session, CHAT_SECRET), mode="handoff", queue="security",
-                     reasons=["sensitive_topic"])
+    hub.store.create(
+        conversation_id=web_conversation(session, CHAT_SECRET),
+        mode="handoff",
+        queue="security",
+        reasons=["sensitive_topic"],
+    )
     assert requests.get(f"{hub.url}/chat/state/{session}", timeout=10).json() == {
-        "state": "checking", "team": "account security"}
+        "state": "checking",
+        "team": "account security",
+    }
 
 
 def test_an_undelivered_reply_is_an_alert_an_operator_can_send_again(hub: Hub, store: ConsultationStore) -> None:
@@ -536,15 +677,19 @@ def test_an_undelivered_reply_is_an_alert_an_operator_can_send_again(hub: Hub, s
     outbox = Outbox(store, RetryBudget(budget=1))
     [leased] = outbox.claim_due("hub-test")
     assert outbox.failed(leased, "cannot reach Rasa", at=leased.created_at + dt.timedelta(seconds=5)).status == (
-        "undeliverable")
+        "undeliverable"
+    )
     session = hub.signed_in()
     queue = session.get(f"{hub.url}/dashboard/api/queue", timeout=10).json()["consultations"]
     assert [(c["id"], c["status"], c["delivery_status"]) for c in queue if c["id"] == case.id] == [
-        (case.id, "closed", "undeliverable")]  # closed, but still in the active queue: it needs a person
+        (case.id, "closed", "undeliverable")
+    ]  # closed, but still in the active queue: it needs a person
     view = session.get(f"{hub.url}/dashboard/api/consultations/{case.id}", timeout=10).json()["consultation"]
     assert [(d["id"], d["status"]) for d in view["deliveries"]] == [(resume.delivery_id, "undeliverable")]
 
-    assert requests.post(f"{hub.url}/dashboard/api/deliveries/{resume.delivery_id}/retry", timeout=10).status_code == 401
+    assert (
+        requests.post(f"{hub.url}/dashboard/api/deliveries/{resume.delivery_id}/retry", timeout=10).status_code == 401
+    )
     again = session.post(f"{hub.url}/dashboard/api/deliveries/{resume.delivery_id}/retry", timeout=10)
     assert again.status_code == 202 and again.json()["delivery"]["status"] == "pending"
     assert store.require(case.id).delivery_status == "awaiting_delivery"
@@ -561,8 +706,9 @@ def test_an_operator_closes_a_case_in_human_mode_from_the_dashboard(hub: Hub, st
 
     outsider = hub.signed_in("anna").post(path, json={"action": "close", "text": "Sorted."}, timeout=10)
     assert outsider.status_code == 403 and hub.replies == []
-    closed = hub.signed_in("jonas").post(path, json={"action": "close", "text": "Your refund was sent.\n// RMA 7"},
-                                         timeout=10)
+    closed = hub.signed_in("jonas").post(
+        path, json={"action": "close", "text": "Your refund was sent.\n// RMA 7"}, timeout=10
+    )
 
     assert closed.status_code == 200, closed.text
     [answer] = hub.replies
@@ -571,7 +717,10 @@ def test_an_operator_closes_a_case_in_human_mode_from_the_dashboard(hub: Hub, st
     assert (after.status, after.resolution) == ("closed", "closed")
     last = store.messages(case.id)[-1]
     assert (last.meta["action"], last.meta["customer_text"], last.meta["internal_notes"]) == (
-        "close", "Your refund was sent.", ["RMA 7"])
+        "close",
+        "Your refund was sent.",
+        ["RMA 7"],
+    )
     script = requests.get(f"{hub.url}/dashboard/static/dashboard.js", timeout=10).text
     assert 'id: "close-case", onclick: () => act("close")' in script  # the human-mode panel offers it
     assert 'close: "closed the case"' in script

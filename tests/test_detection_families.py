@@ -9,6 +9,7 @@ adds a before/after section to docs/detection.md with the saved figures as "befo
 route (signals.yml's phrases and patterns) is read from the working tree, so take the "before"
 figures before changing the signals.
 """
+
 import asyncio
 import datetime as dt
 import json
@@ -27,26 +28,49 @@ from backline.routing.signals import EXPLICIT_REQUEST, NO_KNOWN_WORDS
 
 ROOT = Path(__file__).resolve().parents[1]
 MODEL = Path(os.environ.get("BACKLINE_STORY_MODEL", ROOT / "models" / "backline.tar.gz"))
-COMMAND = (f"BACKLINE_STORY_MODEL={MODEL} .venv/bin/python -m pytest -q tests/test_detection_families.py"
-           if "BACKLINE_STORY_MODEL" in os.environ else "make test (tests/test_detection_families.py)")
+COMMAND = (
+    f"BACKLINE_STORY_MODEL={MODEL} .venv/bin/python -m pytest -q tests/test_detection_families.py"
+    if "BACKLINE_STORY_MODEL" in os.environ
+    else "make test (tests/test_detection_families.py)"
+)
 SAVE = os.environ.get("BACKLINE_DETECTION_SAVE")
 BASELINE = os.environ.get("BACKLINE_DETECTION_BASELINE")
 FAMILIES = [load_family(p) for p in sorted((ROOT / "tests" / "fixtures" / "families").glob("*.yml"))]
 MATRIX = load_matrix(ROOT / "escalation.yml")
 FLOORS = {
-    "money_back": 0.9, "money_back_card": 0.9, "money_back_orders": 0.9, "money_back_reimburse": 0.85,
+    "money_back": 0.9,
+    "money_back_card": 0.9,
+    "money_back_orders": 0.9,
+    "money_back_reimburse": 0.85,
     "money_back_fresh": 0.85,
-    "person_short": 0.9, "person_one_word": 0.9, "person_polite": 0.9, "person_service": 0.9, "person_fresh": 0.9,
-    "mash": 0.95, "mash_rows": 0.95, "mash_foreign": 0.9,
-    "near_misses": 1.0, "near_money": 1.0, "near_words": 1.0, "near_hours": 0.9, "near_human": 0.9,
+    "person_short": 0.9,
+    "person_one_word": 0.9,
+    "person_polite": 0.9,
+    "person_service": 0.9,
+    "person_fresh": 0.9,
+    "mash": 0.95,
+    "mash_rows": 0.95,
+    "mash_foreign": 0.9,
+    "near_misses": 1.0,
+    "near_money": 1.0,
+    "near_words": 1.0,
+    "near_hours": 0.9,
+    "near_human": 0.9,
     "dismissals": 0.65,
 }
 """The share of each family that must reach its route (for `none`: that must reach no route), about one
 phrasing below what the model trained from this data reached (2026-12-04, docs/detection.md)."""
 HIGH_FLOORS = {
-    "money_back": 0.8, "money_back_card": 0.7, "money_back_orders": 0.6, "money_back_reimburse": 0.8,
+    "money_back": 0.8,
+    "money_back_card": 0.7,
+    "money_back_orders": 0.6,
+    "money_back_reimburse": 0.8,
     "money_back_fresh": 0.7,
-    "person_short": 0.8, "person_one_word": 0.6, "person_polite": 0.8, "person_service": 0.85, "person_fresh": 0.7,
+    "person_short": 0.8,
+    "person_one_word": 0.6,
+    "person_polite": 0.8,
+    "person_service": 0.85,
+    "person_fresh": 0.7,
 }
 """The share of each request family classified as its intent at or above the row's high threshold
 (answered or collected without an expert's review), about two phrasings below what was measured."""
@@ -58,8 +82,11 @@ def training_texts() -> List[str]:
     texts: List[str] = []
     for path in (ROOT / "data" / "nlu").glob("*.yml"):
         for block in yaml.safe_load(path.read_text(encoding="utf-8")).get("nlu") or []:
-            texts += [line[2:].strip().lower() for line in str(block.get("examples") or "").splitlines()
-                      if line.strip().startswith("- ")]
+            texts += [
+                line[2:].strip().lower()
+                for line in str(block.get("examples") or "").splitlines()
+                if line.strip().startswith("- ")
+            ]
     return texts
 
 
@@ -77,8 +104,9 @@ def test_reaching_a_route_is_judged_as_the_engine_would() -> None:
     assert not reaches("explicit_request", vetoed, MATRIX)
     assert reaches("refund_request", {"intent": {"name": "refund_request", "confidence": 0.55}}, MATRIX)
     assert not reaches("refund_request", {"intent": {"name": "refund_request", "confidence": 0.54}}, MATRIX)
-    assert not reaches("none", {"intent": {"name": "greet", "confidence": 0.9}, "signals": [{"name": "no_known_words"}]},
-                       MATRIX)
+    assert not reaches(
+        "none", {"intent": {"name": "greet", "confidence": 0.9}, "signals": [{"name": "no_known_words"}]}, MATRIX
+    )
 
 
 def _names(parse: Mapping[str, Any]) -> List[str]:
@@ -95,14 +123,19 @@ def figures(family: Mapping[str, Any], result: FamilyResult, parses: Mapping[str
     if intent:
         high = MATRIX.row(intent).thresholds.high
         row["intent_at_high"] = sum(
-            1 for t in texts if (parses[t].get("intent") or {}).get("name") == intent
-            and float((parses[t].get("intent") or {}).get("confidence") or 0.0) >= high)
+            1
+            for t in texts
+            if (parses[t].get("intent") or {}).get("name") == intent
+            and float((parses[t].get("intent") or {}).get("confidence") or 0.0) >= high
+        )
         row["unclear"] = sum(1 for t in texts if NO_KNOWN_WORDS in _names(parses[t]))
     if result.target == EXPLICIT_REQUEST:
         row["rule_route"] = sum(1 for t in texts if EXPLICIT_REQUEST in _names(parses[t]))
     if result.target == "none":
-        row["fired"] = {route: sum(1 for t in texts if reaches(route, parses[t], MATRIX))
-                        for route in (EXPLICIT_REQUEST, "refund_request", NO_KNOWN_WORDS)}
+        row["fired"] = {
+            route: sum(1 for t in texts if reaches(route, parses[t], MATRIX))
+            for route in (EXPLICIT_REQUEST, "refund_request", NO_KNOWN_WORDS)
+        }
         row["rule_route"] = sum(1 for t in texts if EXPLICIT_REQUEST in _names(parses[t]))
     return row
 
@@ -130,10 +163,14 @@ def _cell(row: Mapping[str, Any]) -> str:
 
 def comparison(before: Mapping[str, Any], after: Mapping[str, Any]) -> str:
     """The Markdown table of two runs' figures, family by family."""
-    lines = [f"Before: {before['model']} (commit {before['commit']}, measured {before['measured']})"
-             + (f"; {before['how']}." if before.get("how") else "."),
-             f"After: {after['model']} (commit {after['commit']} plus the working tree, measured {after['measured']}).",
-             "", "| family | target | before | after |", "|---|---|---|---|"]
+    lines = [
+        f"Before: {before['model']} (commit {before['commit']}, measured {before['measured']})"
+        + (f"; {before['how']}." if before.get("how") else "."),
+        f"After: {after['model']} (commit {after['commit']} plus the working tree, measured {after['measured']}).",
+        "",
+        "| family | target | before | after |",
+        "|---|---|---|---|",
+    ]
     for name, row in after["families"].items():
         old = before["families"].get(name)
         lines.append(f"| {name} | {row['target']} | {_cell(old) if old else 'not measured'} | {_cell(row)} |")
@@ -142,8 +179,9 @@ def comparison(before: Mapping[str, Any], after: Mapping[str, Any]) -> str:
 
 def _commit() -> str:
     try:
-        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
-                              text=True, check=True).stdout.strip()
+        return subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=True
+        ).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
 
@@ -164,27 +202,38 @@ def results() -> Iterator[Dict[str, Any]]:
 
     measured = measure(FAMILIES, parse, MATRIX)
     loop.close()
-    run = {"model": str(MODEL), "commit": _commit(),
-           "measured": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-           "families": {r.name: figures(f, r, parses) for f, r in zip(FAMILIES, measured)}}
+    run = {
+        "model": str(MODEL),
+        "commit": _commit(),
+        "measured": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "families": {r.name: figures(f, r, parses) for f, r in zip(FAMILIES, measured)},
+    }
     if SAVE:
         Path(SAVE).write_text(json.dumps(run, indent=1), encoding="utf-8")
     reports.write_section(
-        "families", "Phrasing families (held out of the training data)",
+        "families",
+        "Phrasing families (held out of the training data)",
         COMMAND,
         "Each family's phrasings are never in data/nlu. *reaches*: `refund_request` = classified so at or above "
         "the row's low threshold (collected or reviewed, not a low-confidence handoff); `explicit_request` = "
         "the signal, or request_human at min_confidence without a veto; `no_known_words` = the signal "
-        "(asked to rephrase); `none` = none of those.\n\n" + report(measured)
+        "(asked to rephrase); `none` = none of those.\n\n"
+        + report(measured)
         + "\n\nPer family: the target intent at or above its row's high threshold, the rule route alone (the "
         "explicit_request signal), and for the near misses what fired wrongly:\n\n"
         + "\n".join(f"- {name}: {_cell(row)}" for name, row in run["families"].items()),
-        path=reports.DETECTION)
+        path=reports.DETECTION,
+    )
     if BASELINE:
         command = f"BACKLINE_DETECTION_BASELINE={BASELINE} {COMMAND}"
         before = json.loads(Path(BASELINE).read_text(encoding="utf-8"))
-        reports.write_section("before-after", "Before and after a data or rule change", command,
-                              comparison(before, run), path=reports.DETECTION)
+        reports.write_section(
+            "before-after",
+            "Before and after a data or rule change",
+            command,
+            comparison(before, run),
+            path=reports.DETECTION,
+        )
     yield {"measured": measured, "figures": run["families"]}
 
 
@@ -213,13 +262,19 @@ def test_the_rule_route_never_fires_on_a_near_miss(results: Dict[str, Any]) -> N
 
 def test_the_comparison_names_both_runs_and_each_family() -> None:
     row = {"target": "refund_request", "total": 16, "reached": 12, "intent_at_high": 8}
-    miss = {"target": "none", "total": 16, "reached": 15, "rule_route": 0,
-            "fired": {"explicit_request": 0, "refund_request": 1, "no_known_words": 0}}
+    miss = {
+        "target": "none",
+        "total": 16,
+        "reached": 15,
+        "rule_route": 0,
+        "fired": {"explicit_request": 0, "refund_request": 1, "no_known_words": 0},
+    }
     before = {"model": "a.tar.gz", "commit": "abc", "measured": "then", "families": {"m": dict(row, reached=4)}}
     after = {"model": "b.tar.gz", "commit": "def", "measured": "now", "families": {"m": row, "n": miss}}
     table = comparison(before, after).splitlines()
     assert table[0] == "Before: a.tar.gz (commit abc, measured then)."
-    assert table[-2] == ("| m | refund_request | reached 4/16 (25%); intent >= high 8/16 (50%) "
-                         "| reached 12/16 (75%); intent >= high 8/16 (50%) |")
-    assert table[-1] == ("| n | none | not measured | false positives 1/16 (6%) "
-                         "(refund_request 1; rule route 0) |")
+    assert table[-2] == (
+        "| m | refund_request | reached 4/16 (25%); intent >= high 8/16 (50%) "
+        "| reached 12/16 (75%); intent >= high 8/16 (50%) |"
+    )
+    assert table[-1] == ("| n | none | not measured | false positives 1/16 (6%) (refund_request 1; rule route 0) |")

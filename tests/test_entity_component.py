@@ -1,4 +1,5 @@
 """BacklineEntityExtractor as a Rasa 3.6 graph component after SpacyNLP and SpacyTokenizer."""
+
 from __future__ import annotations
 
 import asyncio
@@ -36,16 +37,14 @@ COMPONENT = "backline.rasa.entities.BacklineEntityExtractor"
 make_extractor = partial(build_component, BacklineEntityExtractor, "backline_entities")
 
 
-def run(
-    spacy_nlp: SpacyNLP, tokenizer: SpacyTokenizer, extractor: Any, messages: List[Message]
-) -> List[Message]:
+def run(spacy_nlp: SpacyNLP, tokenizer: SpacyTokenizer, extractor: Any, messages: List[Message]) -> List[Message]:
     return extractor.process(spacy_pipeline(spacy_nlp, tokenizer, messages))
 
 
 def triples(message: Message) -> List[tuple]:
     text = message.get(TEXT)
     return [
-        (e["entity"], text[e["start"]:e["end"]], e["value"])
+        (e["entity"], text[e["start"] : e["end"]], e["value"])
         for e in message.get(ENTITIES, [])
         if e.get("extractor") == "BacklineEntityExtractor"
     ]
@@ -75,9 +74,7 @@ def test_extracts_entities_from_real_messages(
     processed = run(spacy_nlp, tokenizer, extractor, messages)
 
     assert processed[0].get(SPACY_DOCS[TEXT]).text == "where is my order #10023?"
-    assert [t.text for t in processed[0].get(TOKENS_NAMES[TEXT])][:5] == [
-        "where", "is", "my", "order", "#"
-    ]
+    assert [t.text for t in processed[0].get(TOKENS_NAMES[TEXT])][:5] == ["where", "is", "my", "order", "#"]
     assert triples(processed[0]) == [("order_id", "10023", "10023")]
     assert triples(processed[1]) == [
         ("amount", "€780", 780.0),
@@ -93,8 +90,12 @@ def test_extracts_entities_from_real_messages(
     assert processed[4].get(ENTITIES) == []
     first = processed[1].get(ENTITIES)[0]
     assert first == {
-        "entity": "amount", "start": 19, "end": 23, "value": 780.0,
-        "confidence_entity": 1.0, "extractor": "BacklineEntityExtractor",
+        "entity": "amount",
+        "start": 19,
+        "end": 23,
+        "value": 780.0,
+        "confidence_entity": 1.0,
+        "extractor": "BacklineEntityExtractor",
     }
     assert "entities" in processed[1].output_properties
 
@@ -202,7 +203,7 @@ def test_trained_rasa_model_parses_entities(
     text = "I want a refund of 1.200,50 € for order #10023"
     parsed = asyncio.run(agent.parse_message(text))
     assert parsed["intent"]["name"] == "refund_request"
-    assert [(e["entity"], text[e["start"]:e["end"]], e["value"]) for e in parsed["entities"]] == [
+    assert [(e["entity"], text[e["start"] : e["end"]], e["value"]) for e in parsed["entities"]] == [
         ("amount", "1.200,50 €", 1200.5),
         ("currency", "1.200,50 €", "EUR"),
         ("order_id", "10023", "10023"),

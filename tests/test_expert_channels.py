@@ -1,4 +1,5 @@
 """Expert channels against loopback Slack / Telegram / SMTP servers: real payloads, failures, fallback."""
+
 from __future__ import annotations
 
 import datetime as dt
@@ -104,8 +105,9 @@ def make_notification(directory: ExpertDirectory, person: str = "mara", **change
 
 
 def slack(api: FakeSlack, timeout: float = 5.0) -> SlackChannel:
-    return SlackChannel.from_env({"BACKLINE_SLACK_BOT_TOKEN": SLACK_TOKEN, "BACKLINE_SLACK_API_URL": api.url + "/api/"},
-                                 timeout=timeout)
+    return SlackChannel.from_env(
+        {"BACKLINE_SLACK_BOT_TOKEN": SLACK_TOKEN, "BACKLINE_SLACK_API_URL": api.url + "/api/"}, timeout=timeout
+    )
 
 
 def telegram(api: FakeTelegram, timeout: float = 5.0) -> TelegramChannel:
@@ -115,13 +117,16 @@ def telegram(api: FakeTelegram, timeout: float = 5.0) -> TelegramChannel:
 
 
 def mailer(server: SmtpServer, **env: str) -> EmailChannel:
-    return EmailChannel.from_env({
-        "BACKLINE_SMTP_HOST": "127.0.0.1",
-        "BACKLINE_SMTP_PORT": str(server.port),
-        "BACKLINE_SMTP_FROM": "Kestrel Backline <backline@kestrel.example>",
-        "BACKLINE_SMTP_REPLY_TO": "experts@kestrel.example",
-        **env,
-    }, timeout=5.0)
+    return EmailChannel.from_env(
+        {
+            "BACKLINE_SMTP_HOST": "127.0.0.1",
+            "BACKLINE_SMTP_PORT": str(server.port),
+            "BACKLINE_SMTP_FROM": "Kestrel Backline <backline@kestrel.example>",
+            "BACKLINE_SMTP_REPLY_TO": "experts@kestrel.example",
+            **env,
+        },
+        timeout=5.0,
+    )
 
 
 class Sleeps(list):
@@ -157,15 +162,22 @@ def test_slack_posts_block_kit_dm_then_transcript_in_thread(directory: ExpertDir
     assert fields[0].endswith("refund_request") and fields[1].endswith("740.00 EUR")
     assert fields[4].endswith("high — refund over 500 EUR; second complaint this month")
     # customer text cannot ping @channel or inject markup
-    assert fields[3] == ("*Customer says*\nI was charged twice &lt;!channel&gt; &amp; want my money back "
-                         "&lt;script&gt;alert(1)&lt;/script&gt;")
+    assert fields[3] == (
+        "*Customer says*\nI was charged twice &lt;!channel&gt; &amp; want my money back "
+        "&lt;script&gt;alert(1)&lt;/script&gt;"
+    )
     assert blocks[3]["block_id"] == "ai_draft" and DRAFT in blocks[3]["text"]["text"]
     context = blocks[4]["elements"][0]["text"]
     assert "Priority: *high*" in context and "SLA 240 min" in context and "reply by 2026-11-23 14:00 UTC" in context
     buttons = blocks[5]["elements"]
     assert blocks[5]["block_id"] == "consult_actions"
-    assert [b["action_id"] for b in buttons] == ["consult_approve", "consult_deny", "consult_answer",
-                                                 "consult_take_over", "consult_close"]
+    assert [b["action_id"] for b in buttons] == [
+        "consult_approve",
+        "consult_deny",
+        "consult_answer",
+        "consult_take_over",
+        "consult_close",
+    ]
     assert [b["text"]["text"] for b in buttons] == ["Approve", "Deny", "Answer", "Take over", "Close case"]
     assert {b["value"] for b in buttons} == {CONSULTATION}
     assert buttons[0]["style"] == "primary" and buttons[1]["style"] == "danger"
@@ -211,8 +223,14 @@ def test_slack_without_draft_and_with_a_long_transcript(directory: ExpertDirecto
     ],
 )
 def test_slack_error_codes_are_classified(
-    directory: ExpertDirectory, slack_api: FakeSlack, status: int, body: Any, headers: Dict[str, str],
-    code: Any, transient: bool, retry_after: Any,
+    directory: ExpertDirectory,
+    slack_api: FakeSlack,
+    status: int,
+    body: Any,
+    headers: Dict[str, str],
+    code: Any,
+    transient: bool,
+    retry_after: Any,
 ) -> None:
     slack_api.fail_next(status, body, headers)
     with pytest.raises(ChannelError) as caught:
@@ -235,12 +253,15 @@ def test_slack_wrong_token_is_a_permanent_invalid_auth(directory: ExpertDirector
 
 def test_slack_transcript_failure_is_a_warning_not_a_resend(directory: ExpertDirectory, slack_api: FakeSlack) -> None:
     channel = slack(slack_api)
-    slack_api.respond, answer = (lambda r: (200, {"ok": False, "error": "is_archived"}, {})
-                                 if "thread_ts" in r.payload else answer(r)), slack_api.respond
+    slack_api.respond, answer = (
+        (lambda r: (200, {"ok": False, "error": "is_archived"}, {}) if "thread_ts" in r.payload else answer(r)),
+        slack_api.respond,
+    )
     delivery = channel.send(make_notification(directory))
     assert len(slack_api.requests) == 2
-    assert delivery.message_id and delivery.warnings == ("transcript not posted in thread: chat.postMessage failed: "
-                                                         "is_archived (HTTP 200)",)
+    assert delivery.message_id and delivery.warnings == (
+        "transcript not posted in thread: chat.postMessage failed: is_archived (HTTP 200)",
+    )
 
 
 # --- Telegram -------------------------------------------------------------------------------------
@@ -258,25 +279,38 @@ def test_telegram_message_with_inline_keyboard_and_transcript_reply(
     assert text.startswith("<b>🟠 HIGH · Consultation: refund_request</b>\n")
     assert "consultation <code>c-7f3a9e</code> · conversation <code>conv-42</code> · queue billing" in text
     assert "<b>Intent:</b> refund_request" in text and "<b>Amount:</b> 740.00 EUR" in text
-    assert ("<b>Customer says:</b> I was charged twice &lt;!channel&gt; &amp; want my money back "
-            "&lt;script&gt;alert(1)&lt;/script&gt;") in text
+    assert (
+        "<b>Customer says:</b> I was charged twice &lt;!channel&gt; &amp; want my money back "
+        "&lt;script&gt;alert(1)&lt;/script&gt;"
+    ) in text
     assert "<b>AI draft</b>\n" + DRAFT in text
     assert "SLA 240 min · reply by 2026-11-23 14:00 UTC" in text
     assert '<a href="http://127.0.0.1:5006/dashboard/consultations/c-7f3a9e">' in text
     keyboard = first["reply_markup"]["inline_keyboard"]
     assert [[b["callback_data"] for b in row] for row in keyboard] == [
-        ["approve:c-7f3a9e", "deny:c-7f3a9e"], ["answer:c-7f3a9e", "take_over:c-7f3a9e"], ["close:c-7f3a9e"]]
-    assert [[b["text"] for b in row] for row in keyboard] == [["Approve", "Deny"], ["Answer", "Take over"],
-                                                              ["Close case"]]
+        ["approve:c-7f3a9e", "deny:c-7f3a9e"],
+        ["answer:c-7f3a9e", "take_over:c-7f3a9e"],
+        ["close:c-7f3a9e"],
+    ]
+    assert [[b["text"] for b in row] for row in keyboard] == [
+        ["Approve", "Deny"],
+        ["Answer", "Take over"],
+        ["Close case"],
+    ]
     assert [parse_callback_data(b["callback_data"]) for row in keyboard for b in row] == [
-        (action, CONSULTATION) for action in ACTIONS]
+        (action, CONSULTATION) for action in ACTIONS
+    ]
 
     assert reply["chat_id"] == 5100000001 and reply["reply_parameters"]["message_id"] == 101
     assert reply["text"].startswith("<b>Transcript</b> (3 messages)")
     assert "<b>Customer:</b> INV-2026-0042, 740 EUR &amp; I want it back &lt;now&gt;" in reply["text"]
 
     assert (delivery.channel, delivery.destination, delivery.message_id, delivery.thread_id) == (
-        "telegram", "5100000001", "101", "101")
+        "telegram",
+        "5100000001",
+        "101",
+        "101",
+    )
     assert delivery.extra == {"transcript_message_ids": ["102"]}
 
 
@@ -306,24 +340,48 @@ def test_telegram_callback_data_limit(directory: ExpertDirectory, telegram_api: 
 @pytest.mark.parametrize(
     "status, body, headers, transient, retry_after",
     [
-        (403, {"ok": False, "error_code": 403, "description": "Forbidden: bot was blocked by the user"}, {}, False,
-         None),
+        (
+            403,
+            {"ok": False, "error_code": 403, "description": "Forbidden: bot was blocked by the user"},
+            {},
+            False,
+            None,
+        ),
         (400, {"ok": False, "error_code": 400, "description": "Bad Request: chat not found"}, {}, False, None),
-        (429, {"ok": False, "error_code": 429, "description": "Too Many Requests: retry after 2",
-               "parameters": {"retry_after": 2}}, {"Retry-After": "2"}, True, 2.0),
+        (
+            429,
+            {
+                "ok": False,
+                "error_code": 429,
+                "description": "Too Many Requests: retry after 2",
+                "parameters": {"retry_after": 2},
+            },
+            {"Retry-After": "2"},
+            True,
+            2.0,
+        ),
         (502, b"Bad Gateway", {}, True, None),
     ],
 )
 def test_telegram_errors_are_classified(
-    directory: ExpertDirectory, telegram_api: FakeTelegram, status: int, body: Any, headers: Dict[str, str],
-    transient: bool, retry_after: Any,
+    directory: ExpertDirectory,
+    telegram_api: FakeTelegram,
+    status: int,
+    body: Any,
+    headers: Dict[str, str],
+    transient: bool,
+    retry_after: Any,
 ) -> None:
     telegram_api.fail_next(status, body, headers)
     with pytest.raises(ChannelError) as caught:
         telegram(telegram_api).send(make_notification(directory, person="jonas"))
     error = caught.value
-    assert (error.channel, error.status, error.transient, error.retry_after) == ("telegram", status, transient,
-                                                                                 retry_after)
+    assert (error.channel, error.status, error.transient, error.retry_after) == (
+        "telegram",
+        status,
+        transient,
+        retry_after,
+    )
     if isinstance(body, dict):
         assert body["description"] in error.message
 
@@ -346,7 +404,7 @@ def test_email_brief_transcript_and_reply_headers(directory: ExpertDirectory, sm
     [mail] = smtp.handler.messages
     assert mail.mail_from == "backline@kestrel.example" and mail.rcpt_tos == ["anna.schulz@kestrel.example"]
     message = email.message_from_bytes(mail.content, policy=email.policy.default)
-    assert message["To"] == "\"Dr. Anna Schulz\" <anna.schulz@kestrel.example>"
+    assert message["To"] == '"Dr. Anna Schulz" <anna.schulz@kestrel.example>'
     assert message["From"] == "Kestrel Backline <backline@kestrel.example>"
     assert message["Subject"] == "[Backline] [URGENT] Handoff: refund_request (c-7f3a9e)"
     assert message["Reply-To"] == "experts+c-7f3a9e@kestrel.example"
@@ -364,12 +422,17 @@ def test_email_brief_transcript_and_reply_headers(directory: ExpertDirectory, sm
     assert "AI draft:\n" + DRAFT in plain
     assert "Transcript (3 messages)" in plain and "Customer: Hi, I was charged twice for my annual plan" in plain
     assert "AI: I am sorry to hear that. Which invoice is it about?" in plain
-    assert plain.rstrip().endswith("Start it with approve, deny, take over, hand back or close: <resolution for "
-                                   "the customer> to decide; lines starting with // stay internal.")
+    assert plain.rstrip().endswith(
+        "Start it with approve, deny, take over, hand back or close: <resolution for "
+        "the customer> to decide; lines starting with // stay internal."
+    )
     html_part = message.get_body(("html",)).get_content()
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html_part and "<script>" not in html_part
-    assert (delivery.channel, delivery.destination, delivery.person_id) == ("email", "anna.schulz@kestrel.example",
-                                                                            "anna")
+    assert (delivery.channel, delivery.destination, delivery.person_id) == (
+        "email",
+        "anna.schulz@kestrel.example",
+        "anna",
+    )
 
 
 def test_email_long_ids_stay_unfolded(directory: ExpertDirectory, smtp: SmtpServer) -> None:
@@ -418,8 +481,10 @@ def test_email_connection_problems(directory: ExpertDirectory, smtp: SmtpServer)
 
 
 def test_email_reply_address_helpers() -> None:
-    assert (email_channel.reply_address("Experts <experts@kestrel.example>", "c-1")
-            == "Experts <experts+c-1@kestrel.example>")
+    assert (
+        email_channel.reply_address("Experts <experts@kestrel.example>", "c-1")
+        == "Experts <experts+c-1@kestrel.example>"
+    )
     assert email_channel.reply_address("experts@kestrel.example", "c 1/x") == "experts@kestrel.example"
     assert email_channel.consultation_from_address("Mara <experts@kestrel.example>") is None
 
@@ -435,8 +500,11 @@ def test_dashboard_stores_through_its_sink(directory: ExpertDirectory) -> None:
     assert entry["dashboard_user"] == "sofia.costa" and entry["brief"]["user_claim"] == CLAIM
     assert entry["transcript"] == TRANSCRIPT and entry["ai_draft"] == DRAFT
     assert entry["sla_due_at"] == "2026-11-23T14:00:00+00:00" and entry["fallback"] is False
-    assert (delivery.channel, delivery.destination, delivery.message_id) == ("dashboard", "sofia.costa",
-                                                                             "dashboard:c-7f3a9e")
+    assert (delivery.channel, delivery.destination, delivery.message_id) == (
+        "dashboard",
+        "sofia.costa",
+        "dashboard:c-7f3a9e",
+    )
     stored: List[Dict[str, Any]] = []
     delivery = DashboardChannel(lambda record: stored.append(record) or 17).send(make_notification(directory))
     assert delivery.message_id == "17" and stored[0]["person_id"] == "mara"
@@ -445,12 +513,14 @@ def test_dashboard_stores_through_its_sink(directory: ExpertDirectory) -> None:
 # --- deliver: retries, backoff, fallback ----------------------------------------------------------
 
 
-def channels(board: List[Dict[str, Any]], slack_api: Any = None, telegram_api: Any = None, smtp: Any = None,
-             timeout: float = 5.0) -> Dict[str, Any]:
+def channels(
+    board: List[Dict[str, Any]], slack_api: Any = None, telegram_api: Any = None, smtp: Any = None, timeout: float = 5.0
+) -> Dict[str, Any]:
     found: Dict[str, Any] = {"dashboard": DashboardChannel(board)}
     found["slack"] = slack(slack_api, timeout) if slack_api else UnavailableChannel("slack", "off in this test")
-    found["telegram"] = (telegram(telegram_api, timeout) if telegram_api
-                         else UnavailableChannel("telegram", "off in this test"))
+    found["telegram"] = (
+        telegram(telegram_api, timeout) if telegram_api else UnavailableChannel("telegram", "off in this test")
+    )
     found["email"] = mailer(smtp) if smtp else UnavailableChannel("email", "off in this test")
     return found
 
@@ -465,22 +535,41 @@ def test_500_then_success_is_retried_with_backoff(directory: ExpertDirectory, sl
     slack_api.fail_next(500, {"ok": False, "error": "internal_error"})
     board: List[Dict[str, Any]] = []
     sleeps = Sleeps()
-    result = deliver(make_notification(directory), [directory.person("mara")], channels(board, slack_api),
-                     sleep=sleeps, clock=clock)
+    result = deliver(
+        make_notification(directory), [directory.person("mara")], channels(board, slack_api), sleep=sleeps, clock=clock
+    )
     assert sleeps == [1.0]
     assert (result.delivery.channel, result.delivery.attempts, result.delivery.at) == ("slack", 2, NOW)
     [failure] = result.failures
     assert (failure.channel, failure.status, failure.attempt, failure.transient, failure.waited) == (
-        "slack", 500, 1, True, 1.0)
+        "slack",
+        500,
+        1,
+        True,
+        1.0,
+    )
     assert len([p for p in slack_api.posts() if "blocks" in p]) == 2 and board == []
 
 
 def test_telegram_429_honours_retry_after(directory: ExpertDirectory, telegram_api: FakeTelegram) -> None:
-    telegram_api.fail_next(429, {"ok": False, "error_code": 429, "description": "Too Many Requests: retry after 2",
-                                 "parameters": {"retry_after": 2}}, {"Retry-After": "2"})
+    telegram_api.fail_next(
+        429,
+        {
+            "ok": False,
+            "error_code": 429,
+            "description": "Too Many Requests: retry after 2",
+            "parameters": {"retry_after": 2},
+        },
+        {"Retry-After": "2"},
+    )
     sleeps = Sleeps()
-    result = deliver(make_notification(directory, person="jonas"), [directory.person("jonas")],
-                     channels([], telegram_api=telegram_api), sleep=sleeps, clock=clock)
+    result = deliver(
+        make_notification(directory, person="jonas"),
+        [directory.person("jonas")],
+        channels([], telegram_api=telegram_api),
+        sleep=sleeps,
+        clock=clock,
+    )
     assert sleeps == [2.0]
     assert result.delivery.channel == "telegram" and result.delivery.attempts == 2
     assert result.failures[0].code == "ratelimited" and result.failures[0].retry_after == 2.0
@@ -489,8 +578,9 @@ def test_telegram_429_honours_retry_after(directory: ExpertDirectory, telegram_a
 def test_slack_ratelimited_honours_retry_after(directory: ExpertDirectory, slack_api: FakeSlack) -> None:
     slack_api.fail_next(429, {"ok": False, "error": "ratelimited"}, {"Retry-After": "2"})
     sleeps = Sleeps()
-    result = deliver(make_notification(directory), [directory.person("mara")], channels([], slack_api),
-                     sleep=sleeps, clock=clock)
+    result = deliver(
+        make_notification(directory), [directory.person("mara")], channels([], slack_api), sleep=sleeps, clock=clock
+    )
     assert sleeps == [2.0] and result.delivery.attempts == 2
     assert result.failures[0].code == "ratelimited"
 
@@ -498,8 +588,13 @@ def test_slack_ratelimited_honours_retry_after(directory: ExpertDirectory, slack
 def test_timeout_is_retried(directory: ExpertDirectory, slack_api: FakeSlack) -> None:
     slack_api.fail_next(200, {"ok": True, "ts": "late", "channel": "D07KESTR02"}, delay=1.5)
     sleeps = Sleeps()
-    result = deliver(make_notification(directory), [directory.person("mara")], channels([], slack_api, timeout=0.3),
-                     sleep=sleeps, clock=clock)
+    result = deliver(
+        make_notification(directory),
+        [directory.person("mara")],
+        channels([], slack_api, timeout=0.3),
+        sleep=sleeps,
+        clock=clock,
+    )
     assert result.failures[0].code == "timeout" and result.failures[0].transient
     assert sleeps == [1.0] and result.delivery.attempts == 2 and result.delivery.channel == "slack"
 
@@ -509,11 +604,19 @@ def test_transient_failures_back_off_exponentially_then_fall_back(
 ) -> None:
     slack_api.fail_next(503, {"ok": False, "error": "service_unavailable"}, times=3)
     sleeps = Sleeps()
-    result = deliver(make_notification(directory), [directory.person("mara")], channels([], slack_api, smtp=smtp),
-                     sleep=sleeps, clock=clock)
+    result = deliver(
+        make_notification(directory),
+        [directory.person("mara")],
+        channels([], slack_api, smtp=smtp),
+        sleep=sleeps,
+        clock=clock,
+    )
     assert sleeps == [1.0, 2.0]  # attempts 1 and 2 wait; attempt 3 gives the route up
     assert [(f.channel, f.attempt, f.waited) for f in result.failures] == [
-        ("slack", 1, 1.0), ("slack", 2, 2.0), ("slack", 3, None)]
+        ("slack", 1, 1.0),
+        ("slack", 2, 2.0),
+        ("slack", 3, None),
+    ]
     assert result.delivery.channel == "email" and result.delivery.destination == "mara.klein@kestrel.example"
     assert len(smtp.handler.messages) == 1
 
@@ -523,8 +626,13 @@ def test_permanent_failure_falls_back_to_the_next_channel_at_once(
 ) -> None:
     slack_api.fail_next(200, {"ok": False, "error": "channel_not_found"})
     sleeps = Sleeps()
-    result = deliver(make_notification(directory), [directory.person("mara")], channels([], slack_api, smtp=smtp),
-                     sleep=sleeps, clock=clock)
+    result = deliver(
+        make_notification(directory),
+        [directory.person("mara")],
+        channels([], slack_api, smtp=smtp),
+        sleep=sleeps,
+        clock=clock,
+    )
     assert sleeps == [] and result.delivery.channel == "email" and result.delivery.attempts == 1
     assert [(f.channel, f.code, f.transient) for f in result.failures] == [("slack", "channel_not_found", False)]
 
@@ -532,17 +640,28 @@ def test_permanent_failure_falls_back_to_the_next_channel_at_once(
 def test_falls_back_to_the_next_person(
     directory: ExpertDirectory, slack_api: FakeSlack, telegram_api: FakeTelegram, smtp: SmtpServer
 ) -> None:
-    telegram_api.fail_next(403, {"ok": False, "error_code": 403,
-                                 "description": "Forbidden: bot was blocked by the user"})
+    telegram_api.fail_next(
+        403, {"ok": False, "error_code": 403, "description": "Forbidden: bot was blocked by the user"}
+    )
     smtp.handler.rcpt_replies.append("550 5.1.1 No such user")
     board: List[Dict[str, Any]] = []
     people = [directory.person("jonas"), directory.person("mara")]
-    result = deliver(make_notification(directory, person="jonas"), people,
-                     channels(board, slack_api, telegram_api, smtp), sleep=Sleeps(), clock=clock)
+    result = deliver(
+        make_notification(directory, person="jonas"),
+        people,
+        channels(board, slack_api, telegram_api, smtp),
+        sleep=Sleeps(),
+        clock=clock,
+    )
     assert [(f.person_id, f.channel, f.code) for f in result.failures] == [
-        ("jonas", "telegram", "http_403"), ("jonas", "email", "smtp_550")]
+        ("jonas", "telegram", "http_403"),
+        ("jonas", "email", "smtp_550"),
+    ]
     assert (result.delivery.person_id, result.delivery.channel, result.delivery.destination) == (
-        "mara", "slack", "U07KESTR02")
+        "mara",
+        "slack",
+        "U07KESTR02",
+    )
     assert slack_api.posts()[0]["blocks"][-1]["elements"][0]["value"] == CONSULTATION
     assert board == [] and result.delivery.fallback is False
     audit = result.audit_entries()
@@ -559,11 +678,23 @@ def test_when_everything_fails_the_dashboard_keeps_it(
     sleeps = Sleeps()
     smtp_down = EmailChannel(host="127.0.0.1", port=free_port(), timeout=2.0)
     found = {**channels(board, slack_api, telegram_api), "email": smtp_down}
-    result = deliver(make_notification(directory, person="tariq", priority="urgent"),
-                     [directory.person("tariq"), directory.person("mara")], found, sleep=sleeps, clock=clock)
+    result = deliver(
+        make_notification(directory, person="tariq", priority="urgent"),
+        [directory.person("tariq"), directory.person("mara")],
+        found,
+        sleep=sleeps,
+        clock=clock,
+    )
     assert [(f.person_id, f.channel) for f in result.failures] == [
-        ("tariq", "telegram"), ("tariq", "telegram"), ("tariq", "telegram"), ("tariq", "slack"),
-        ("mara", "slack"), ("mara", "email"), ("mara", "email"), ("mara", "email")]
+        ("tariq", "telegram"),
+        ("tariq", "telegram"),
+        ("tariq", "telegram"),
+        ("tariq", "slack"),
+        ("mara", "slack"),
+        ("mara", "email"),
+        ("mara", "email"),
+        ("mara", "email"),
+    ]
     assert sleeps == [1.0, 2.0, 1.0, 2.0]
     delivery = result.delivery
     assert (delivery.channel, delivery.person_id, delivery.fallback) == ("dashboard", "tariq", True)
@@ -574,28 +705,50 @@ def test_when_everything_fails_the_dashboard_keeps_it(
 def test_a_long_retry_after_is_not_waited_for(
     directory: ExpertDirectory, telegram_api: FakeTelegram, smtp: SmtpServer
 ) -> None:
-    telegram_api.fail_next(429, {"ok": False, "error_code": 429, "description": "Too Many Requests: retry after 120",
-                                 "parameters": {"retry_after": 120}})
+    telegram_api.fail_next(
+        429,
+        {
+            "ok": False,
+            "error_code": 429,
+            "description": "Too Many Requests: retry after 120",
+            "parameters": {"retry_after": 120},
+        },
+    )
     sleeps = Sleeps()
-    result = deliver(make_notification(directory, person="jonas"), [directory.person("jonas")],
-                     channels([], telegram_api=telegram_api, smtp=smtp), policy=RetryPolicy(max_retry_after=60),
-                     sleep=sleeps, clock=clock)
+    result = deliver(
+        make_notification(directory, person="jonas"),
+        [directory.person("jonas")],
+        channels([], telegram_api=telegram_api, smtp=smtp),
+        policy=RetryPolicy(max_retry_after=60),
+        sleep=sleeps,
+        clock=clock,
+    )
     assert sleeps == [] and result.delivery.channel == "email"
     assert result.failures[0].retry_after == 120 and result.failures[0].waited is None
 
 
 def test_a_person_who_works_on_the_dashboard_gets_it_there(directory: ExpertDirectory) -> None:
     board: List[Dict[str, Any]] = []
-    result = deliver(make_notification(directory, person="felix"), [directory.person("felix")], channels(board),
-                     sleep=Sleeps(), clock=clock)
+    result = deliver(
+        make_notification(directory, person="felix"),
+        [directory.person("felix")],
+        channels(board),
+        sleep=Sleeps(),
+        clock=clock,
+    )
     assert (result.delivery.channel, result.delivery.fallback, result.failures) == ("dashboard", False, ())
     assert board[0]["person_id"] == "felix" and board[0]["fallback"] is False
 
 
 def test_explicit_routes_and_no_routes(directory: ExpertDirectory, smtp: SmtpServer) -> None:
     board: List[Dict[str, Any]] = []
-    result = deliver(make_notification(directory), [Route(directory.person("lena"), "email")],
-                     channels(board, smtp=smtp), sleep=Sleeps(), clock=clock)
+    result = deliver(
+        make_notification(directory),
+        [Route(directory.person("lena"), "email")],
+        channels(board, smtp=smtp),
+        sleep=Sleeps(),
+        clock=clock,
+    )
     assert (result.delivery.person_id, result.delivery.channel) == ("lena", "email")
     assert smtp.handler.messages[0].rcpt_tos == ["lena.fischer@kestrel.example"]
     result = deliver(make_notification(directory), [], channels(board), sleep=Sleeps(), clock=clock)
@@ -608,8 +761,9 @@ def test_a_failing_dashboard_sink_raises_with_the_whole_trail(directory: ExpertD
 
     found = {"dashboard": DashboardChannel(broken)}
     with pytest.raises(DeliveryFailed) as caught:
-        deliver(make_notification(directory, person="anna"), [directory.person("anna")], found, sleep=Sleeps(),
-                clock=clock)
+        deliver(
+            make_notification(directory, person="anna"), [directory.person("anna")], found, sleep=Sleeps(), clock=clock
+        )
     assert [(f.channel, f.code) for f in caught.value.failures][0] == ("email", "not_configured")
     assert [f.code for f in caught.value.failures][1:] == ["sink_failed"] * 3
     with pytest.raises(ValueError, match="dashboard"):
@@ -645,21 +799,34 @@ def test_channels_from_env_wires_every_channel_and_reports_the_missing(
     board: List[Dict[str, Any]] = []
     unconfigured = channels_from_env(board, env={"BACKLINE_SMTP_PORT": str(free_port())}, timeout=2.0)
     assert all(isinstance(unconfigured[kind], UnavailableChannel) for kind in ("slack", "telegram", "email"))
-    result = deliver(make_notification(directory, person="tariq"), [directory.person("tariq")], unconfigured,
-                     sleep=Sleeps(), clock=clock)
+    result = deliver(
+        make_notification(directory, person="tariq"),
+        [directory.person("tariq")],
+        unconfigured,
+        sleep=Sleeps(),
+        clock=clock,
+    )
     assert result.delivery.fallback and board[0]["person_id"] == "tariq"
     messages = [f.message for f in result.failures]
     assert "BACKLINE_TELEGRAM_BOT_TOKEN" in messages[0] and "BACKLINE_SLACK_BOT_TOKEN" in messages[1]
 
     env = {
-        "BACKLINE_SLACK_BOT_TOKEN": SLACK_TOKEN, "BACKLINE_SLACK_API_URL": slack_api.url + "/api",
-        "BACKLINE_TELEGRAM_BOT_TOKEN": TELEGRAM_TOKEN, "BACKLINE_TELEGRAM_API_URL": telegram_api.url + "/",
-        "BACKLINE_SMTP_HOST": "127.0.0.1", "BACKLINE_SMTP_PORT": str(smtp.port),
+        "BACKLINE_SLACK_BOT_TOKEN": SLACK_TOKEN,
+        "BACKLINE_SLACK_API_URL": slack_api.url + "/api",
+        "BACKLINE_TELEGRAM_BOT_TOKEN": TELEGRAM_TOKEN,
+        "BACKLINE_TELEGRAM_API_URL": telegram_api.url + "/",
+        "BACKLINE_SMTP_HOST": "127.0.0.1",
+        "BACKLINE_SMTP_PORT": str(smtp.port),
     }
     configured = channels_from_env(board, env=env)
     for person, kind in (("tariq", "telegram"), ("mara", "slack"), ("anna", "email")):
-        result = deliver(make_notification(directory, person=person), [directory.person(person)], configured,
-                         sleep=Sleeps(), clock=clock)
+        result = deliver(
+            make_notification(directory, person=person),
+            [directory.person(person)],
+            configured,
+            sleep=Sleeps(),
+            clock=clock,
+        )
         assert (result.delivery.channel, result.failures) == (kind, ())
     assert len(telegram_api.requests) == 2 and len(slack_api.requests) == 2 and len(smtp.handler.messages) == 1
 

@@ -1,4 +1,5 @@
 """The routing-model export: Markdown, CSV and JSON for governance review."""
+
 from __future__ import annotations
 
 import csv
@@ -62,10 +63,13 @@ def test_csv_has_one_row_per_intent(matrix, written):
     assert refund["queue"] == "billing"
     assert refund["exceptions"].split(";") == list(matrix.rows["refund_request"].exceptions)
     assert refund["collect"] == "order_id;amount"
-    assert refund["route"] == ("form collect_refund_request collects order_id, amount, then a consultation to billing"
-                               " (policy_action / collected)")
-    assert by_intent["upgrade_interest"]["route"] == ("form collect_upgrade_interest collects product, email, then a"
-                                                      " consultation to sales (high_value / collected)")
+    assert refund["route"] == (
+        "form collect_refund_request collects order_id, amount, then a consultation to billing"
+        " (policy_action / collected)"
+    )
+    assert by_intent["upgrade_interest"]["route"] == (
+        "form collect_upgrade_interest collects product, email, then a consultation to sales (high_value / collected)"
+    )
     assert by_intent["order_status"]["route"] == "the AI answers alone"
     assert by_intent["account_compromised"]["route"] == "handoff to security (sensitive_topic / account_security)"
     assert by_intent["order_status"]["collect"] == ""
@@ -74,11 +78,19 @@ def test_csv_has_one_row_per_intent(matrix, written):
     greet = by_intent["greet"]
     assert (greet["high"], greet["low"]) == ("0.70", "0.30")
     compromised = by_intent["account_compromised"]
-    assert (compromised["priority"], compromised["sla_minutes"], compromised["reason"]) == ("urgent", "15", "sensitive_topic")
+    assert (compromised["priority"], compromised["sla_minutes"], compromised["reason"]) == (
+        "urgent",
+        "15",
+        "sensitive_topic",
+    )
     assert by_intent["order_status"]["exceptions"] == ""
     for r in rows:
         row = matrix.rows[r["intent"]]
-        assert (r["queue"], r["context_package"], int(r["sla_minutes"])) == (row.queue, row.context_package, row.sla_minutes)
+        assert (r["queue"], r["context_package"], int(r["sla_minutes"])) == (
+            row.queue,
+            row.context_package,
+            row.sla_minutes,
+        )
         assert r["description"] == row.description
 
 
@@ -177,7 +189,9 @@ def test_markdown_escapes_pipes(tmp_path):
     source = (FIXTURES / "small_escalation.yml").read_text(encoding="utf-8")
     path = tmp_path / "escalation.yml"
     shutil.copy(FIXTURES / "small_signals.yml", tmp_path / "small_signals.yml")
-    path.write_text(source.replace("description: Greeting.", "description: 'Hello | hi\n\n      there'"), encoding="utf-8")
+    path.write_text(
+        source.replace("description: Greeting.", "description: 'Hello | hi\n\n      there'"), encoding="utf-8"
+    )
     out = export(load_matrix(path), tmp_path / "out")
     text = out[0].read_text(encoding="utf-8")
     body = _markdown_table(text, "## Intents")[1:]
@@ -186,7 +200,12 @@ def test_markdown_escapes_pipes(tmp_path):
 
 
 def test_describe_pattern():
-    pattern = ({"LOWER": {"IN": ["talk", "speak"]}}, {"LOWER": "to", "OP": "+"}, {"IS_PUNCT": True, "OP": "*"}, {"OP": "?"})
+    pattern = (
+        {"LOWER": {"IN": ["talk", "speak"]}},
+        {"LOWER": "to", "OP": "+"},
+        {"IS_PUNCT": True, "OP": "*"},
+        {"OP": "?"},
+    )
     assert export_module.describe_pattern(pattern) == "(talk|speak) to+ <IS_PUNCT=True>* <any>?"
 
 
@@ -230,7 +249,10 @@ def test_the_export_shows_hand_back_rules_teams_labels_and_what_is_derived(tmp_p
     followups = _markdown_table(text, "## Hand-back and waiting")
     assert followups[0] == ["follow-up type", "label", "intents"]
     assert ["order_status", "order status and tracking", "order_status, track_shipment"] in followups
-    assert "the AI then handles only their intents and greet, goodbye, thank, affirm, deny, bot_challenge, for 240 min" in text
+    assert (
+        "the AI then handles only their intents and greet, goodbye, thank, affirm, deny, bot_challenge, for 240 min"
+        in text
+    )
     teams = _markdown_table(text, "## Teams")
     assert ["security", "account security", "15", "support"] in teams
     intents = {row[0]: row for row in _markdown_table(text, "## Intents")}

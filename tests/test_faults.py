@@ -4,6 +4,7 @@ and its delivery, after its delivery) and started again; Rasa frozen for 30 seco
 webhook deliveries repeated around a hub restart. After each: every expert reply reached the
 customer exactly once (one bot message per delivery id in the tracker), nothing was lost from the
 consultation store or the tracker. The figures go to docs/reliability.md ("faults")."""
+
 from __future__ import annotations
 
 import json
@@ -33,9 +34,13 @@ def stack_and_processes(business_url_today: str, tmp_path_factory: pytest.TempPa
         pytest.fail(f"{model} is missing: run `make train` (make test trains before running pytest)")
     tmp = tmp_path_factory.mktemp("faults")
     stack, env = assistant_env(
-        tmp, business_url_today,
-        BACKLINE_DELIVERY_TIMEOUT="4", BACKLINE_DELIVERY_LEASE="8", BACKLINE_DELIVERY_INTERVAL="0.5",
-        BACKLINE_DELIVERY_MAX_DELAY="2", BACKLINE_SLA_INTERVAL="0",
+        tmp,
+        business_url_today,
+        BACKLINE_DELIVERY_TIMEOUT="4",
+        BACKLINE_DELIVERY_LEASE="8",
+        BACKLINE_DELIVERY_INTERVAL="0.5",
+        BACKLINE_DELIVERY_MAX_DELAY="2",
+        BACKLINE_SLA_INTERVAL="0",
         BACKLINE_TELEGRAM_WEBHOOK_SECRET=TELEGRAM_SECRET,
     )
     import os
@@ -77,9 +82,12 @@ def escalate(customer: Customer, sender: str) -> str:
     return case["id"]
 
 
-def exactly_once(customer: Customer, sender: str, consultation_id: str, replies: int, timeout: float = 90) -> Dict[str, int]:
+def exactly_once(
+    customer: Customer, sender: str, consultation_id: str, replies: int, timeout: float = 90
+) -> Dict[str, int]:
     """Wait until every delivery of the consultation is delivered; check each is shown once, the
     consultation keeps its replies and the tracker keeps what the customer said."""
+
     def delivered() -> bool:
         deliveries = customer.detail(consultation_id)["deliveries"]
         return bool(deliveries) and all(x["status"] == "delivered" for x in deliveries)
@@ -95,14 +103,19 @@ def exactly_once(customer: Customer, sender: str, consultation_id: str, replies:
     assert audit.count("delivered") == replies and "delivery_undeliverable" not in audit
     user_texts = [e.get("text") for e in customer.events(sender) if e.get("event") == "user"]
     assert all(text in user_texts for text in customer.said[sender])
-    return {"replies": replies, "shown_once": sum(1 for i in ids if shown.get(i) == 1),
-            "shown_twice": sum(1 for i in ids if shown.get(i, 0) > 1), "lost": sum(1 for i in ids if not shown.get(i))}
+    return {
+        "replies": replies,
+        "shown_once": sum(1 for i in ids if shown.get(i) == 1),
+        "shown_twice": sum(1 for i in ids if shown.get(i, 0) > 1),
+        "lost": sum(1 for i in ids if not shown.get(i)),
+    }
 
 
 def record(scenario: str, injected: str, counts: List[Dict[str, int]], started: float) -> None:
     totals = {key: sum(c[key] for c in counts) for key in ("replies", "shown_once", "shown_twice", "lost")}
-    RESULTS.append({"scenario": scenario, "injected": injected, **totals,
-                    "seconds": round(time.monotonic() - started, 1)})
+    RESULTS.append(
+        {"scenario": scenario, "injected": injected, **totals, "seconds": round(time.monotonic() - started, 1)}
+    )
 
 
 def test_the_rasa_server_killed_before_between_and_after(customer: Customer, procs: Dict[str, Process]) -> None:
@@ -151,7 +164,8 @@ def test_the_hub_killed_before_between_and_after(customer: Customer, procs: Dict
 
     procs["rasa"].freeze()  # the hub records the reply and dies while it is being delivered
     in_flight = threading.Thread(
-        target=lambda: _quietly(customer.reply, cases["between"], action="answer", text="Refund approved."))
+        target=lambda: _quietly(customer.reply, cases["between"], action="answer", text="Refund approved.")
+    )
     in_flight.start()
     wait_for(lambda: customer.detail(cases["between"])["deliveries"], 10, "the reply recorded")
     procs["hub"].kill9()
@@ -163,9 +177,11 @@ def test_the_hub_killed_before_between_and_after(customer: Customer, procs: Dict
     cases["before"] = customer.case("fault-hub-before")["id"]
     assert customer.reply(cases["before"], action="answer", text="Refund approved.").status_code == 200
 
-    counts = [exactly_once(customer, "fault-hub-after", cases["after"], 2),
-              exactly_once(customer, "fault-hub-between", cases["between"], 1),
-              exactly_once(customer, "fault-hub-before", cases["before"], 1)]
+    counts = [
+        exactly_once(customer, "fault-hub-after", cases["after"], 2),
+        exactly_once(customer, "fault-hub-between", cases["between"], 1),
+        exactly_once(customer, "fault-hub-before", cases["before"], 1),
+    ]
     record("hub SIGKILL", "before the reply, between record and delivery, after delivery", counts, started)
 
 
@@ -178,8 +194,12 @@ def test_answers_lost_after_rasa_applied_the_reply(customer: Customer, proxy: Lo
     customer.reply(consultation, action="message", text="Which card did you use for the order?")
     counts = [exactly_once(customer, "fault-lost-answers", consultation, 2)]
     assert proxy.lost == 3 and proxy.forwarded >= 5  # 3 answers lost, each retried, nothing shown twice
-    record("answer lost after Rasa applied the reply", "3 trigger_intent answers dropped between Rasa and the hub",
-           counts, started)
+    record(
+        "answer lost after Rasa applied the reply",
+        "3 trigger_intent answers dropped between Rasa and the hub",
+        counts,
+        started,
+    )
 
 
 def test_rasa_unreachable_for_30_seconds_then_back(customer: Customer, procs: Dict[str, Process]) -> None:
@@ -221,9 +241,13 @@ def test_duplicate_webhook_deliveries_around_a_hub_restart(customer: Customer, p
     for thread in threads:
         thread.join()
     assert answers == [200] * 6
-    counts = [exactly_once(customer, "fault-webhook-acked", acknowledged, 1),
-              exactly_once(customer, "fault-webhook-frozen", unanswered, 1)]
-    record("Telegram webhook re-delivered", "same update 4x: before and after a hub SIGKILL, 3 at once", counts, started)
+    counts = [
+        exactly_once(customer, "fault-webhook-acked", acknowledged, 1),
+        exactly_once(customer, "fault-webhook-frozen", unanswered, 1),
+    ]
+    record(
+        "Telegram webhook re-delivered", "same update 4x: before and after a hub SIGKILL, 3 at once", counts, started
+    )
 
 
 def test_no_secret_in_any_process_log_after_the_faults(customer: Customer, procs: Dict[str, Process]) -> None:
@@ -237,15 +261,30 @@ def test_no_secret_in_any_process_log_after_the_faults(customer: Customer, procs
 
 def update(update_id: int, action: str, consultation_id: str) -> Dict[str, Any]:
     """A Bot API Update: Jonas pressed one of the consultation's buttons."""
-    return {"update_id": update_id, "callback_query": {
-        "id": f"q{update_id}", "from": {"id": JONAS, "is_bot": False, "first_name": "Jonas"},
-        "chat_instance": "-1", "data": f"{action}:{consultation_id}",
-        "message": {"message_id": 10, "date": 1764000000, "chat": {"id": JONAS, "type": "private"}, "text": "brief"}}}
+    return {
+        "update_id": update_id,
+        "callback_query": {
+            "id": f"q{update_id}",
+            "from": {"id": JONAS, "is_bot": False, "first_name": "Jonas"},
+            "chat_instance": "-1",
+            "data": f"{action}:{consultation_id}",
+            "message": {
+                "message_id": 10,
+                "date": 1764000000,
+                "chat": {"id": JONAS, "type": "private"},
+                "text": "brief",
+            },
+        },
+    }
 
 
 def telegram(customer: Customer, body: Dict[str, Any], timeout: float = 30) -> requests.Response:
-    return requests.post(f"{customer.stack.hub_url}/telegram/webhook", data=json.dumps(body), timeout=timeout,
-                         headers={"Content-Type": "application/json", "X-Telegram-Bot-Api-Secret-Token": TELEGRAM_SECRET})
+    return requests.post(
+        f"{customer.stack.hub_url}/telegram/webhook",
+        data=json.dumps(body),
+        timeout=timeout,
+        headers={"Content-Type": "application/json", "X-Telegram-Bot-Api-Secret-Token": TELEGRAM_SECRET},
+    )
 
 
 def _quietly(call: Any, *args: Any, **kwargs: Any) -> None:
@@ -256,19 +295,29 @@ def _quietly(call: Any, *args: Any, **kwargs: Any) -> None:
 
 
 def write_report(results: List[Dict[str, Any]]) -> Path:
-    rows = ["| scenario | injected | expert replies | shown exactly once | shown twice | lost | seconds |",
-            "|---|---|---:|---:|---:|---:|---:|"]
-    rows += [f"| {r['scenario']} | {r['injected']} | {r['replies']} | {r['shown_once']} | {r['shown_twice']} | "
-             f"{r['lost']} | {r['seconds']} |" for r in results]
+    rows = [
+        "| scenario | injected | expert replies | shown exactly once | shown twice | lost | seconds |",
+        "|---|---|---:|---:|---:|---:|---:|",
+    ]
+    rows += [
+        f"| {r['scenario']} | {r['injected']} | {r['replies']} | {r['shown_once']} | {r['shown_twice']} | "
+        f"{r['lost']} | {r['seconds']} |"
+        for r in results
+    ]
     total = {key: sum(r[key] for r in results) for key in ("replies", "shown_once", "shown_twice", "lost")}
-    body = "\n".join([
-        "The real Rasa server, action server and hub on loopback (SQLite stores, the same commands as "
-        "`backline run`); each process killed with SIGKILL at each step of a consultation and started again, "
-        "Rasa frozen for 30 seconds, webhook deliveries repeated around a hub restart. A reply counts as "
-        "shown once when exactly one bot message in the customer's tracker carries its delivery id; the "
-        "suite also checks that every customer message is still in the tracker and every reply in the "
-        "consultation store.", "", *rows, "",
-        f"**Total: {total['replies']} expert replies under faults, {total['shown_once']} shown exactly once, "
-        f"{total['shown_twice']} shown twice, {total['lost']} lost.**",
-    ])
+    body = "\n".join(
+        [
+            "The real Rasa server, action server and hub on loopback (SQLite stores, the same commands as "
+            "`backline run`); each process killed with SIGKILL at each step of a consultation and started again, "
+            "Rasa frozen for 30 seconds, webhook deliveries repeated around a hub restart. A reply counts as "
+            "shown once when exactly one bot message in the customer's tracker carries its delivery id; the "
+            "suite also checks that every customer message is still in the tracker and every reply in the "
+            "consultation store.",
+            "",
+            *rows,
+            "",
+            f"**Total: {total['replies']} expert replies under faults, {total['shown_once']} shown exactly once, "
+            f"{total['shown_twice']} shown twice, {total['lost']} lost.**",
+        ]
+    )
     return write_section("faults", "Faults injected into a running stack", "pytest tests/test_faults.py", body)

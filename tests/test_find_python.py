@@ -1,5 +1,6 @@
 """scripts/find-python.sh: which Python 3.10 the Makefile builds the venv with, and what it says
 when there is none."""
+
 from __future__ import annotations
 
 import subprocess
@@ -12,7 +13,7 @@ SCRIPT = ROOT / "scripts" / "find-python.sh"
 def fake_python(path: Path, version: str) -> Path:
     """An executable that answers like a Python of ``version`` (and names itself as sys.executable)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(f"#!/bin/sh\ncase \"$2\" in *executable*) echo {path};; *) echo {version};; esac\n")
+    path.write_text(f'#!/bin/sh\ncase "$2" in *executable*) echo {path};; *) echo {version};; esac\n')
     path.chmod(0o755)
     return path
 
@@ -51,6 +52,10 @@ def test_without_any_it_fails_and_says_what_to_do(tmp_path: Path) -> None:
 def test_this_machine_has_one() -> None:
     result = subprocess.run(["bash", str(SCRIPT)], capture_output=True, text=True, timeout=30)
     assert result.returncode == 0, result.stderr
-    version = subprocess.run([result.stdout.strip(), "-c", "import sys; print(sys.version_info[:2])"],
-                             capture_output=True, text=True, timeout=30).stdout.strip()
+    version = subprocess.run(
+        [result.stdout.strip(), "-c", "import sys; print(sys.version_info[:2])"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    ).stdout.strip()
     assert version == "(3, 10)"

@@ -14,6 +14,7 @@ nothing; where the endpoint checks its fields, a wrongly typed one gets a 4xx to
 answers its health check afterwards. Run whole (no -k or -m), the suite writes what it measured to
 docs/reliability.md (section "fuzz").
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -138,10 +139,19 @@ class RasaChannels:
             RestInput(token=CHANNEL_TOKEN),
             OutboxInput(Outbox(f"sqlite:///{tmp / 'outbox.db'}"), token=CHANNEL_TOKEN),
             TelegramInput("123456:fuzz", secret_token=CUSTOMER_TELEGRAM_SECRET, api_url=NOWHERE),
-            SlackInput.from_credentials({"slack_token": "xoxb-fuzz", "slack_signing_secret": CUSTOMER_SLACK_SECRET,
-                                         "api_url": f"{NOWHERE}/api/"}),
-            SocketIOInput(user_message_evt="user_uttered", bot_message_evt="bot_uttered", session_persistence=True,
-                          secret=CHAT_SECRET),
+            SlackInput.from_credentials(
+                {
+                    "slack_token": "xoxb-fuzz",
+                    "slack_signing_secret": CUSTOMER_SLACK_SECRET,
+                    "api_url": f"{NOWHERE}/api/",
+                }
+            ),
+            SocketIOInput(
+                user_message_evt="user_uttered",
+                bot_message_evt="bot_uttered",
+                session_persistence=True,
+                secret=CHAT_SECRET,
+            ),
         ]
         register(channels, app, "/webhooks/")
         self.app = app
@@ -153,9 +163,11 @@ class RasaChannels:
 
     def settle(self) -> None:
         """Lets the server's loop run what a request scheduled (Slack and socket.io hand over in a task)."""
+
         async def turns() -> None:
             for _ in range(20):
                 await asyncio.sleep(0)
+
         self.live.run(turns())
 
     def healthy(self) -> bool:
@@ -163,8 +175,12 @@ class RasaChannels:
         before = self.writes()
         routes = ("rest", "outbox", "telegram", "slack", "socketio")
         ok = all(get(f"{self.url}/webhooks/{name}/")[0] == 200 for name in routes)
-        said = post(f"{self.url}/webhooks/rest/webhook", b'{"sender": "after-fuzz", "message": "hello"}',
-                    "application/json", {"Authorization": f"Bearer {CHANNEL_TOKEN}"})
+        said = post(
+            f"{self.url}/webhooks/rest/webhook",
+            b'{"sender": "after-fuzz", "message": "hello"}',
+            "application/json",
+            {"Authorization": f"Bearer {CHANNEL_TOKEN}"},
+        )
         return ok and said == 200 and self.writes() == before + 1
 
     def stop(self) -> None:
@@ -186,8 +202,13 @@ class Hub:
         self.db = tmp / "consultations.db"
         url = f"sqlite:///{self.db}"
         store = ConsultationStore(url)
-        self.case = store.create(conversation_id="fuzz-customer-1", mode="consult", queue="billing",
-                                 reasons=("refund_over_limit",), ai_draft="Your refund is on its way.").id
+        self.case = store.create(
+            conversation_id="fuzz-customer-1",
+            mode="consult",
+            queue="billing",
+            reasons=("refund_over_limit",),
+            ai_draft="Your refund is on its way.",
+        ).id
         store.assign(self.case, "mara", "slack")
         store.link_thread(self.case, "slack", *EXPERT_THREAD)
         self.telegram_case = store.create(conversation_id="fuzz-customer-2", mode="consult", queue="support").id
@@ -198,19 +219,30 @@ class Hub:
         port = free_port()
         self.url = f"http://127.0.0.1:{port}"
         env = {
-            **os.environ, "RASA_TELEMETRY_ENABLED": "false",
-            "BACKLINE_CONSULT_DB_URL": url, "BACKLINE_EXPERTS": str(PROJECT_ROOT / "experts.yml"),
-            "BACKLINE_OPERATOR_TOKEN": OPERATOR_TOKEN, "BACKLINE_DASHBOARD_SECRET": DASHBOARD_SECRET,
-            "BACKLINE_RASA_URL": self.rasa.url, "BACKLINE_RASA_TOKEN": "fuzz-rasa-token",
-            "BACKLINE_SLACK_SIGNING_SECRET": HUB_SLACK_SECRET, "BACKLINE_TELEGRAM_WEBHOOK_SECRET": HUB_TELEGRAM_SECRET,
-            "BACKLINE_SLA_INTERVAL": "0", "BACKLINE_HUB_URL": self.url,
-            "BACKLINE_SLACK_BOT_TOKEN": "", "BACKLINE_TELEGRAM_BOT_TOKEN": "", "BACKLINE_SMTP_HOST": "",
+            **os.environ,
+            "RASA_TELEMETRY_ENABLED": "false",
+            "BACKLINE_CONSULT_DB_URL": url,
+            "BACKLINE_EXPERTS": str(PROJECT_ROOT / "experts.yml"),
+            "BACKLINE_OPERATOR_TOKEN": OPERATOR_TOKEN,
+            "BACKLINE_DASHBOARD_SECRET": DASHBOARD_SECRET,
+            "BACKLINE_RASA_URL": self.rasa.url,
+            "BACKLINE_RASA_TOKEN": "fuzz-rasa-token",
+            "BACKLINE_SLACK_SIGNING_SECRET": HUB_SLACK_SECRET,
+            "BACKLINE_TELEGRAM_WEBHOOK_SECRET": HUB_TELEGRAM_SECRET,
+            "BACKLINE_SLA_INTERVAL": "0",
+            "BACKLINE_HUB_URL": self.url,
+            "BACKLINE_SLACK_BOT_TOKEN": "",
+            "BACKLINE_TELEGRAM_BOT_TOKEN": "",
+            "BACKLINE_SMTP_HOST": "",
         }
         self.log_path = tmp / "hub.log"
         with open(self.log_path, "wb") as log:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "backline", "hub", "--port", str(port), "--host", "127.0.0.1"],
-                cwd=PROJECT_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+                cwd=PROJECT_ROOT,
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
             )
         deadline = time.monotonic() + 120
         while get(f"{self.url}/health")[0] != 200:
@@ -296,84 +328,182 @@ def _slack(secret: str, skew: int = 0) -> Headers:
 
 def _cookie(secret: str, origin: str, person: str = "mara", age: int = 0) -> Headers:
     """A dashboard session as the page sends it: the cookie, the page's Origin and the session's CSRF token."""
+
     def headers(_: Body) -> Dict[str, str]:
         session = sign_session(secret.encode(), person, time.time() - age)
-        return {"Cookie": f"backline_session={session}", "Origin": origin,
-                "X-CSRF-Token": csrf_token(secret.encode(), session)}
+        return {
+            "Cookie": f"backline_session={session}",
+            "Origin": origin,
+            "X-CSRF-Token": csrf_token(secret.encode(), session),
+        }
+
     return headers
 
 
 REPLY = Shape(
-    examples=({"action": "need_info", "text": "Which order do you mean?", "allowed_followups": ["informational"]},
-              {"action": "need_info", "text": "Is it the Hub X2 you ordered on Monday?"}),
-    checked={"action": ("string",), "text": ("string", "null"), "allowed_followups": ("array", "null"),
-             "allowed_followups.0": ("string",)},
-    required=("action",), stored=("text", "allowed_followups.0"),
+    examples=(
+        {"action": "need_info", "text": "Which order do you mean?", "allowed_followups": ["informational"]},
+        {"action": "need_info", "text": "Is it the Hub X2 you ordered on Monday?"},
+    ),
+    checked={
+        "action": ("string",),
+        "text": ("string", "null"),
+        "allowed_followups": ("array", "null"),
+        "allowed_followups.0": ("string",),
+    },
+    required=("action",),
+    stored=("text", "allowed_followups.0"),
 )
-API_REPLY = Shape(examples=tuple({**e, "actor": None} for e in REPLY.examples),  # the shared token names no actor
-                  checked={**REPLY.checked, "actor": ("string", "null")}, required=REPLY.required,
-                  stored=REPLY.stored)
-SIGN_IN = Shape(examples=({"username": "fuzz-operator", "password": "not-the-password", "next": "/dashboard"},),
-                encoding="form", required=("username", "password"))
+API_REPLY = Shape(
+    examples=tuple({**e, "actor": None} for e in REPLY.examples),  # the shared token names no actor
+    checked={**REPLY.checked, "actor": ("string", "null")},
+    required=REPLY.required,
+    stored=REPLY.stored,
+)
+SIGN_IN = Shape(
+    examples=({"username": "fuzz-operator", "password": "not-the-password", "next": "/dashboard"},),
+    encoding="form",
+    required=("username", "password"),
+)
 SIGN_OUT = Shape(examples=({"confirm": True},))
 REST = Shape(
-    examples=({"sender": "fuzz-1", "message": "hello", "metadata": {"locale": "en"}, "input_channel": "web"},
-              {"sender": "fuzz-2", "message": "where is my order 10023?"}),
-    checked={"sender": ("string",), "message": ("string",), "metadata": ("object", "null"),
-             "input_channel": ("string", "null")},
-    required=("sender", "message"), texts=("message",), ids=("sender",),
-    stored=("sender", "message", "input_channel"), pad="metadata.pad",
+    examples=(
+        {"sender": "fuzz-1", "message": "hello", "metadata": {"locale": "en"}, "input_channel": "web"},
+        {"sender": "fuzz-2", "message": "where is my order 10023?"},
+    ),
+    checked={
+        "sender": ("string",),
+        "message": ("string",),
+        "metadata": ("object", "null"),
+        "input_channel": ("string", "null"),
+    },
+    required=("sender", "message"),
+    texts=("message",),
+    ids=("sender",),
+    stored=("sender", "message", "input_channel"),
+    pad="metadata.pad",
 )
-OUTBOX = Shape(examples=REST.examples, checked={k: v for k, v in REST.checked.items() if k != "input_channel"},
-               required=REST.required, texts=REST.texts, ids=REST.ids, stored=("sender", "message"), pad=REST.pad)
+OUTBOX = Shape(
+    examples=REST.examples,
+    checked={k: v for k, v in REST.checked.items() if k != "input_channel"},
+    required=REST.required,
+    texts=REST.texts,
+    ids=REST.ids,
+    stored=("sender", "message"),
+    pad=REST.pad,
+)
 CUSTOMER_TELEGRAM = Shape(
     examples=(
-        {"update_id": 1, "message": {"message_id": 5, "from": {"id": 42, "is_bot": False, "first_name": "Kim"},
-                                     "chat": {"id": 42, "type": "private"}, "date": 1764000000, "text": "hello"}},
+        {
+            "update_id": 1,
+            "message": {
+                "message_id": 5,
+                "from": {"id": 42, "is_bot": False, "first_name": "Kim"},
+                "chat": {"id": 42, "type": "private"},
+                "date": 1764000000,
+                "text": "hello",
+            },
+        },
         {"update_id": 1, "edited_message": {"message_id": 6, "chat": {"id": 42}, "text": "hello again"}},
-        {"update_id": 1, "message": {"message_id": 7, "chat": {"id": 42}, "location": {"longitude": 13.4,
-                                                                                          "latitude": 52.5}}},
-        {"update_id": 1, "callback_query": {"id": "4242", "data": "/affirm",
-                                            "message": {"message_id": 8, "chat": {"id": 42}}}},
+        {
+            "update_id": 1,
+            "message": {"message_id": 7, "chat": {"id": 42}, "location": {"longitude": 13.4, "latitude": 52.5}},
+        },
+        {
+            "update_id": 1,
+            "callback_query": {"id": "4242", "data": "/affirm", "message": {"message_id": 8, "chat": {"id": 42}}},
+        },
     ),
-    checked={"update_id": ("integer",), "message": ("object", "null"), "message.chat": ("object",),
-             "message.chat.id": ("integer", "string"), "message.text": ("string",),
-             "edited_message.text": ("string",), "message.location": ("object",),
-             "message.location.longitude": ("number",), "callback_query": ("object", "null"),
-             "callback_query.data": ("string",), "callback_query.id": ("integer", "string"),
-             "callback_query.message": ("object",)},
-    required=("update_id",), texts=("message.text", "callback_query.data"), ids=("message.chat.id",),
+    checked={
+        "update_id": ("integer",),
+        "message": ("object", "null"),
+        "message.chat": ("object",),
+        "message.chat.id": ("integer", "string"),
+        "message.text": ("string",),
+        "edited_message.text": ("string",),
+        "message.location": ("object",),
+        "message.location.longitude": ("number",),
+        "callback_query": ("object", "null"),
+        "callback_query.data": ("string",),
+        "callback_query.id": ("integer", "string"),
+        "callback_query.message": ("object",),
+    },
+    required=("update_id",),
+    texts=("message.text", "callback_query.data"),
+    ids=("message.chat.id",),
     stored=("message.text", "edited_message.text", "callback_query.data", "message.chat.id"),
     serial=("update_id", "int"),
 )
 CUSTOMER_SLACK_EVENT = Shape(
-    examples=({"type": "event_callback", "event_id": "Ev1", "authed_users": ["U0BOT"],
-               "event": {"type": "message", "channel": "D0CUST0001", "channel_type": "im", "user": "U0CUST0001",
-                         "text": "where is my order?", "ts": "1764000000.000100"}},),
-    checked={"event": ("object", "null"), "event.text": ("string", "null"), "event.user": ("string",),
-             "event.channel": ("string", "null"), "event.ts": ("string", "null"), "event_id": ("string", "null"),
-             "authed_users": ("array", "null"), "authed_users.0": ("string",)},
-    texts=("event.text",), ids=("event.user",), stored=("event.text", "event.user", "event.channel"),
+    examples=(
+        {
+            "type": "event_callback",
+            "event_id": "Ev1",
+            "authed_users": ["U0BOT"],
+            "event": {
+                "type": "message",
+                "channel": "D0CUST0001",
+                "channel_type": "im",
+                "user": "U0CUST0001",
+                "text": "where is my order?",
+                "ts": "1764000000.000100",
+            },
+        },
+    ),
+    checked={
+        "event": ("object", "null"),
+        "event.text": ("string", "null"),
+        "event.user": ("string",),
+        "event.channel": ("string", "null"),
+        "event.ts": ("string", "null"),
+        "event_id": ("string", "null"),
+        "authed_users": ("array", "null"),
+        "authed_users.0": ("string",),
+    },
+    texts=("event.text",),
+    ids=("event.user",),
+    stored=("event.text", "event.user", "event.channel"),
     serial=("event_id", "str"),
 )
 CUSTOMER_SLACK_CLICK = Shape(
-    examples=({"type": "block_actions", "user": {"id": "U0CUST0001"}, "channel": {"id": "D0CUST0001"},
-               "message": {"ts": "1764000000.000100"},
-               "actions": [{"type": "button", "value": "/affirm", "action_ts": "1764000000.1"}]},),
+    examples=(
+        {
+            "type": "block_actions",
+            "user": {"id": "U0CUST0001"},
+            "channel": {"id": "D0CUST0001"},
+            "message": {"ts": "1764000000.000100"},
+            "actions": [{"type": "button", "value": "/affirm", "action_ts": "1764000000.1"}],
+        },
+    ),
     encoding="form_payload",
-    checked={"user": ("object",), "user.id": ("string",), "actions": ("array", "null"), "actions.0": ("object",),
-             "actions.0.value": ("string", "null"), "actions.0.action_ts": ("string", "null"),
-             "channel": ("object", "null"), "channel.id": ("string", "null"), "message": ("object", "null"),
-             "message.ts": ("string", "null")},
-    texts=("actions.0.value",), ids=("user.id",), stored=("actions.0.value", "user.id"),
+    checked={
+        "user": ("object",),
+        "user.id": ("string",),
+        "actions": ("array", "null"),
+        "actions.0": ("object",),
+        "actions.0.value": ("string", "null"),
+        "actions.0.action_ts": ("string", "null"),
+        "channel": ("object", "null"),
+        "channel.id": ("string", "null"),
+        "message": ("object", "null"),
+        "message.ts": ("string", "null"),
+    },
+    texts=("actions.0.value",),
+    ids=("user.id",),
+    stored=("actions.0.value", "user.id"),
     serial=("actions.0.action_ts", "str"),
 )
 SOCKETIO = Shape(
-    examples=({"message": "hello", "session_id": new_session(CHAT_SECRET), "metadata": {"locale": "en"}},
-              {"message": "where is my order 10023?", "session_id": new_session(CHAT_SECRET)}),
+    examples=(
+        {"message": "hello", "session_id": new_session(CHAT_SECRET), "metadata": {"locale": "en"}},
+        {"message": "where is my order 10023?", "session_id": new_session(CHAT_SECRET)},
+    ),
     encoding="socketio",
     checked={"message": ("string",), "session_id": ("string",), "metadata": ("object", "string", "null")},
-    texts=("message",), ids=("session_id",), stored=("message", "session_id"), pad="metadata.pad",
+    texts=("message",),
+    ids=("session_id",),
+    stored=("message", "session_id"),
+    pad="metadata.pad",
 )
 
 
@@ -381,48 +511,106 @@ def hub_shapes(case: str, telegram_case: str) -> Dict[str, Shape]:
     """The expert-side webhooks' bodies: Mara's click and thread reply on Slack, Jonas's on Telegram."""
     click = Shape(
         examples=tuple(
-            {"type": "block_actions", "user": {"id": MARA_SLACK}, "trigger_id": "t1",
-             "response_url": f"{NOWHERE}/response",
-             "container": {"channel_id": EXPERT_THREAD[0], "message_ts": EXPERT_THREAD[1]},
-             "actions": [{"action_id": f"consult_{action}", "value": case, "action_ts": "1764000000.2",
-                          "type": "button"}]}
-            for action in ("answer", "approve")),
+            {
+                "type": "block_actions",
+                "user": {"id": MARA_SLACK},
+                "trigger_id": "t1",
+                "response_url": f"{NOWHERE}/response",
+                "container": {"channel_id": EXPERT_THREAD[0], "message_ts": EXPERT_THREAD[1]},
+                "actions": [
+                    {"action_id": f"consult_{action}", "value": case, "action_ts": "1764000000.2", "type": "button"}
+                ],
+            }
+            for action in ("answer", "approve")
+        ),
         encoding="form_payload",
-        checked={"type": ("string",), "user": ("object",), "user.id": ("string",), "actions": ("array",),
-                 "actions.0": ("object",), "actions.0.value": ("string",), "actions.0.action_ts": ("string",),
-                 "actions.0.action_id": ("string",), "container": ("object", "null"),
-                 "response_url": ("string", "null")},
-        required=("type", "user", "actions"), stored=("actions.0.value",), serial=("actions.0.action_ts", "str"),
+        checked={
+            "type": ("string",),
+            "user": ("object",),
+            "user.id": ("string",),
+            "actions": ("array",),
+            "actions.0": ("object",),
+            "actions.0.value": ("string",),
+            "actions.0.action_ts": ("string",),
+            "actions.0.action_id": ("string",),
+            "container": ("object", "null"),
+            "response_url": ("string", "null"),
+        },
+        required=("type", "user", "actions"),
+        stored=("actions.0.value",),
+        serial=("actions.0.action_ts", "str"),
     )
     thread_reply = Shape(
-        examples=({"type": "event_callback", "event_id": "Ev1",
-                   "event": {"type": "message", "channel": EXPERT_THREAD[0], "user": MARA_SLACK,
-                             "text": "answer: the refund is approved", "ts": "1764000001.000100",
-                             "thread_ts": EXPERT_THREAD[1]}},
-                  {"type": "url_verification", "challenge": "3eZbrw1aBm2rZgRNFdxV2595E9CY3gmdALWMmHkvFXO7"}),
-        checked={"type": ("string",), "event": ("object",), "event.type": ("string",), "event.text": ("string",),
-                 "event.user": ("string",), "event.channel": ("string",), "event.thread_ts": ("string",),
-                 "event_id": ("string",), "challenge": ("string",)},
-        required=("type",), stored=("event.text",), serial=("event_id", "str"),
+        examples=(
+            {
+                "type": "event_callback",
+                "event_id": "Ev1",
+                "event": {
+                    "type": "message",
+                    "channel": EXPERT_THREAD[0],
+                    "user": MARA_SLACK,
+                    "text": "answer: the refund is approved",
+                    "ts": "1764000001.000100",
+                    "thread_ts": EXPERT_THREAD[1],
+                },
+            },
+            {"type": "url_verification", "challenge": "3eZbrw1aBm2rZgRNFdxV2595E9CY3gmdALWMmHkvFXO7"},
+        ),
+        checked={
+            "type": ("string",),
+            "event": ("object",),
+            "event.type": ("string",),
+            "event.text": ("string",),
+            "event.user": ("string",),
+            "event.channel": ("string",),
+            "event.thread_ts": ("string",),
+            "event_id": ("string",),
+            "challenge": ("string",),
+        },
+        required=("type",),
+        stored=("event.text",),
+        serial=("event_id", "str"),
     )
     update = Shape(
         examples=(
-            {"update_id": 1, "message": {"message_id": 90, "from": {"id": JONAS_TELEGRAM, "is_bot": False},
-                                         "chat": {"id": JONAS_TELEGRAM, "type": "private"},
-                                         "text": "answer: the reset link is sent",
-                                         "reply_to_message": {"message_id": int(TELEGRAM_MESSAGE)}}},
-            {"update_id": 1, "callback_query": {"id": "cb1", "from": {"id": JONAS_TELEGRAM},
-                                                "data": f"approve:{telegram_case}",
-                                                "message": {"message_id": int(TELEGRAM_MESSAGE),
-                                                            "chat": {"id": JONAS_TELEGRAM}}}},
+            {
+                "update_id": 1,
+                "message": {
+                    "message_id": 90,
+                    "from": {"id": JONAS_TELEGRAM, "is_bot": False},
+                    "chat": {"id": JONAS_TELEGRAM, "type": "private"},
+                    "text": "answer: the reset link is sent",
+                    "reply_to_message": {"message_id": int(TELEGRAM_MESSAGE)},
+                },
+            },
+            {
+                "update_id": 1,
+                "callback_query": {
+                    "id": "cb1",
+                    "from": {"id": JONAS_TELEGRAM},
+                    "data": f"approve:{telegram_case}",
+                    "message": {"message_id": int(TELEGRAM_MESSAGE), "chat": {"id": JONAS_TELEGRAM}},
+                },
+            },
         ),
-        checked={"update_id": ("integer",), "message": ("object",), "message.from": ("object",),
-                 "message.from.id": ("integer",), "message.chat": ("object",), "message.chat.id": ("integer",),
-                 "message.text": ("string",), "message.reply_to_message": ("object",),
-                 "callback_query": ("object",), "callback_query.from": ("object",),
-                 "callback_query.data": ("string",), "callback_query.id": ("string",),
-                 "callback_query.message": ("object",)},
-        required=("update_id",), stored=("message.text", "callback_query.data"), serial=("update_id", "int"),
+        checked={
+            "update_id": ("integer",),
+            "message": ("object",),
+            "message.from": ("object",),
+            "message.from.id": ("integer",),
+            "message.chat": ("object",),
+            "message.chat.id": ("integer",),
+            "message.text": ("string",),
+            "message.reply_to_message": ("object",),
+            "callback_query": ("object",),
+            "callback_query.from": ("object",),
+            "callback_query.data": ("string",),
+            "callback_query.id": ("string",),
+            "callback_query.message": ("object",),
+        },
+        required=("update_id",),
+        stored=("message.text", "callback_query.data"),
+        serial=("update_id", "int"),
     )
     return {"click": click, "thread_reply": thread_reply, "update": update}
 
@@ -430,39 +618,105 @@ def hub_shapes(case: str, telegram_case: str) -> Dict[str, Shape]:
 def targets(hub: Hub) -> List[Target]:
     expert = hub_shapes(hub.case, hub.telegram_case)
     return [
-        Target("POST /webhooks/rest/webhook", "rasa", "/webhooks/rest/webhook", REST, auth=_bearer(CHANNEL_TOKEN),
-               forged=_forged_bearer(CHANNEL_TOKEN)),
-        Target("POST /webhooks/outbox/webhook", "rasa", "/webhooks/outbox/webhook", OUTBOX,
-               auth=_bearer(CHANNEL_TOKEN), forged=_forged_bearer(CHANNEL_TOKEN)),
-        Target("POST /webhooks/telegram/webhook", "rasa", "/webhooks/telegram/webhook", CUSTOMER_TELEGRAM,
-               auth=_header(SECRET_HEADER, CUSTOMER_TELEGRAM_SECRET),
-               forged=(_none, _header(SECRET_HEADER, "forged"), _header(SECRET_HEADER, ""))),
-        Target("POST /webhooks/slack/webhook (events)", "rasa", "/webhooks/slack/webhook", CUSTOMER_SLACK_EVENT,
-               auth=_slack(CUSTOMER_SLACK_SECRET),
-               forged=(_none, _slack("forged"), _slack(CUSTOMER_SLACK_SECRET, skew=-600))),
-        Target("POST /webhooks/slack/webhook (interactivity)", "rasa", "/webhooks/slack/webhook",
-               CUSTOMER_SLACK_CLICK, auth=_slack(CUSTOMER_SLACK_SECRET),
-               forged=(_none, _slack("forged"), _slack(CUSTOMER_SLACK_SECRET, skew=900))),
+        Target(
+            "POST /webhooks/rest/webhook",
+            "rasa",
+            "/webhooks/rest/webhook",
+            REST,
+            auth=_bearer(CHANNEL_TOKEN),
+            forged=_forged_bearer(CHANNEL_TOKEN),
+        ),
+        Target(
+            "POST /webhooks/outbox/webhook",
+            "rasa",
+            "/webhooks/outbox/webhook",
+            OUTBOX,
+            auth=_bearer(CHANNEL_TOKEN),
+            forged=_forged_bearer(CHANNEL_TOKEN),
+        ),
+        Target(
+            "POST /webhooks/telegram/webhook",
+            "rasa",
+            "/webhooks/telegram/webhook",
+            CUSTOMER_TELEGRAM,
+            auth=_header(SECRET_HEADER, CUSTOMER_TELEGRAM_SECRET),
+            forged=(_none, _header(SECRET_HEADER, "forged"), _header(SECRET_HEADER, "")),
+        ),
+        Target(
+            "POST /webhooks/slack/webhook (events)",
+            "rasa",
+            "/webhooks/slack/webhook",
+            CUSTOMER_SLACK_EVENT,
+            auth=_slack(CUSTOMER_SLACK_SECRET),
+            forged=(_none, _slack("forged"), _slack(CUSTOMER_SLACK_SECRET, skew=-600)),
+        ),
+        Target(
+            "POST /webhooks/slack/webhook (interactivity)",
+            "rasa",
+            "/webhooks/slack/webhook",
+            CUSTOMER_SLACK_CLICK,
+            auth=_slack(CUSTOMER_SLACK_SECRET),
+            forged=(_none, _slack("forged"), _slack(CUSTOMER_SLACK_SECRET, skew=900)),
+        ),
         Target("POST /socket.io/ (polling: user_uttered)", "rasa", "/socket.io/", SOCKETIO, statuses=False),
-        Target("POST /api/consultations/<id>/reply", "hub", f"/api/consultations/{hub.case}/reply", API_REPLY,
-               auth=_bearer(OPERATOR_TOKEN), forged=_forged_bearer(OPERATOR_TOKEN)),
-        Target("POST /dashboard/api/consultations/<id>/reply", "hub",
-               f"/dashboard/api/consultations/{hub.case}/reply", REPLY, auth=_cookie(DASHBOARD_SECRET, hub.url),
-               forged=(_none, _cookie("forged-secret", hub.url), _cookie(DASHBOARD_SECRET, hub.url, age=13 * 3600))),
+        Target(
+            "POST /api/consultations/<id>/reply",
+            "hub",
+            f"/api/consultations/{hub.case}/reply",
+            API_REPLY,
+            auth=_bearer(OPERATOR_TOKEN),
+            forged=_forged_bearer(OPERATOR_TOKEN),
+        ),
+        Target(
+            "POST /dashboard/api/consultations/<id>/reply",
+            "hub",
+            f"/dashboard/api/consultations/{hub.case}/reply",
+            REPLY,
+            auth=_cookie(DASHBOARD_SECRET, hub.url),
+            forged=(_none, _cookie("forged-secret", hub.url), _cookie(DASHBOARD_SECRET, hub.url, age=13 * 3600)),
+        ),
         # no credential to sign in and out: every body carries what the page sends, its Origin
         Target("POST /dashboard/login", "hub", "/dashboard/login", SIGN_IN, forged=(_header("Origin", hub.url),)),
-        Target("POST /dashboard/logout", "hub", "/dashboard/logout", SIGN_OUT, forged=(_header("Origin", hub.url),),
-               strict=False, reads_body=False,
-               max_body=SERVER_MAX_BYTES),
-        Target("POST /slack/interactivity", "hub", "/slack/interactivity", expert["click"], strict=False,
-               auth=_slack(HUB_SLACK_SECRET), forged=(_none, _slack("forged"), _slack(HUB_SLACK_SECRET, skew=-600)),
-               max_body=SERVER_MAX_BYTES),
-        Target("POST /slack/events", "hub", "/slack/events", expert["thread_reply"], strict=False,
-               auth=_slack(HUB_SLACK_SECRET), forged=(_none, _slack("forged"), _slack(HUB_SLACK_SECRET, skew=600)),
-               max_body=SERVER_MAX_BYTES),
-        Target("POST /telegram/webhook", "hub", "/telegram/webhook", expert["update"], strict=False,
-               auth=_header("X-Telegram-Bot-Api-Secret-Token", HUB_TELEGRAM_SECRET),
-               forged=(_none, _header("X-Telegram-Bot-Api-Secret-Token", "forged")), max_body=SERVER_MAX_BYTES),
+        Target(
+            "POST /dashboard/logout",
+            "hub",
+            "/dashboard/logout",
+            SIGN_OUT,
+            forged=(_header("Origin", hub.url),),
+            strict=False,
+            reads_body=False,
+            max_body=SERVER_MAX_BYTES,
+        ),
+        Target(
+            "POST /slack/interactivity",
+            "hub",
+            "/slack/interactivity",
+            expert["click"],
+            strict=False,
+            auth=_slack(HUB_SLACK_SECRET),
+            forged=(_none, _slack("forged"), _slack(HUB_SLACK_SECRET, skew=-600)),
+            max_body=SERVER_MAX_BYTES,
+        ),
+        Target(
+            "POST /slack/events",
+            "hub",
+            "/slack/events",
+            expert["thread_reply"],
+            strict=False,
+            auth=_slack(HUB_SLACK_SECRET),
+            forged=(_none, _slack("forged"), _slack(HUB_SLACK_SECRET, skew=600)),
+            max_body=SERVER_MAX_BYTES,
+        ),
+        Target(
+            "POST /telegram/webhook",
+            "hub",
+            "/telegram/webhook",
+            expert["update"],
+            strict=False,
+            auth=_header("X-Telegram-Bot-Api-Secret-Token", HUB_TELEGRAM_SECRET),
+            forged=(_none, _header("X-Telegram-Bot-Api-Secret-Token", "forged")),
+            max_body=SERVER_MAX_BYTES,
+        ),
     ]
 
 
@@ -493,8 +747,9 @@ def _expect_413(target: Target, body: Body) -> bool:
 
 
 def run_target(target: Target, rasa: RasaChannels, hub: Hub) -> Result:
-    bodies = generate(target.shape, SEED + sum(map(ord, target.name)), limit=MAX_BODY_BYTES,
-                      max_chars=MAX_MESSAGE_CHARS)
+    bodies = generate(
+        target.shape, SEED + sum(map(ord, target.name)), limit=MAX_BODY_BYTES, max_chars=MAX_MESSAGE_CHARS
+    )
     result = Result(target, bodies)
     started = time.monotonic()
     server = rasa if target.server == "rasa" else hub
@@ -597,9 +852,11 @@ def _classes(sent: List[Sent]) -> Dict[str, int]:
 
 def report_markdown(found: Campaign) -> str:
     """The fuzz section of docs/reliability.md: per endpoint, what was sent and what came back."""
-    rows = ["| endpoint | bodies | requests without / with credentials | 2xx | 3xx | 4xx (of which 413) | ≥ 500 | "
-            "no answer | writes without credentials | writes from bodies that must be refused | healthy after |",
-            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
+    rows = [
+        "| endpoint | bodies | requests without / with credentials | 2xx | 3xx | 4xx (of which 413) | ≥ 500 | "
+        "no answer | writes without credentials | writes from bodies that must be refused | healthy after |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+    ]
     results = [found.results[name] for name in found.targets if name in found.results]
     for result in results:
         target = result.target
@@ -624,66 +881,102 @@ def report_markdown(found: Campaign) -> str:
         family_rows.append(f"| `{result.target.name}` | " + " | ".join(str(per[f]) for f in FAMILIES) + " |")
     open_problems = sorted({(name, reason) for (_, name), reason in LEAD.items()})
     seconds = sum(r.seconds for r in results)
-    return "\n".join([
-        f"Every HTTP endpoint that takes a body, sent the bodies `tests/fuzz_bodies.py` generates (seed {SEED}; "
-        "families below) over loopback: once without valid credentials and once with them (endpoints without "
-        "credentials: once). The customer channels run as Rasa mounts them, with an agent that records user "
-        "messages instead of running a model; the hub runs as its own process on a SQLite store. A write is a "
-        "user message handed to Rasa or any commit to the consultation store (SQLite `data_version`). Limits "
-        f"(`backline/limits.py`): bodies over {MAX_BODY_BYTES:,} bytes get 413 on the customer "
-        "channels, the dashboard and the JSON API (`BACKLINE_MAX_BODY_BYTES`); the hub's expert webhooks and "
-        f"sign-out only over its server-wide cap (every body over {SERVER_MAX_BYTES:,} bytes is checked there, as "
-        f"on the Rasa server); customer messages over {MAX_MESSAGE_CHARS:,} characters get 413 "
-        "(`BACKLINE_MAX_MESSAGE_CHARS`); JSON nested deeper than 32 levels, NUL, unpaired surrogates and wrongly "
-        "typed fields 400. Socket.IO refuses a message with a `message_refused` event (its polling POST answers "
-        f"200 to every packet it delivered). {sum(len(r.sent) for r in results):,} requests in {seconds:.0f} s.",
-        "",
-        *rows,
-        "",
-        "Bodies per family:",
-        "",
-        *family_rows,
-        "",
-        "Known problems, each a strict xfail in `tests/test_fuzz.py` until fixed:" if open_problems else
-        "No known problems.",
-        "",
-        *[f"- `{name}`: {reason.removeprefix('lead fixing: ')}" for name, reason in open_problems],
-    ])
+    return "\n".join(
+        [
+            f"Every HTTP endpoint that takes a body, sent the bodies `tests/fuzz_bodies.py` generates (seed {SEED}; "
+            "families below) over loopback: once without valid credentials and once with them (endpoints without "
+            "credentials: once). The customer channels run as Rasa mounts them, with an agent that records user "
+            "messages instead of running a model; the hub runs as its own process on a SQLite store. A write is a "
+            "user message handed to Rasa or any commit to the consultation store (SQLite `data_version`). Limits "
+            f"(`backline/limits.py`): bodies over {MAX_BODY_BYTES:,} bytes get 413 on the customer "
+            "channels, the dashboard and the JSON API (`BACKLINE_MAX_BODY_BYTES`); the hub's expert webhooks and "
+            f"sign-out only over its server-wide cap (every body over {SERVER_MAX_BYTES:,} bytes is checked there, as "
+            f"on the Rasa server); customer messages over {MAX_MESSAGE_CHARS:,} characters get 413 "
+            "(`BACKLINE_MAX_MESSAGE_CHARS`); JSON nested deeper than 32 levels, NUL, unpaired surrogates and wrongly "
+            "typed fields 400. Socket.IO refuses a message with a `message_refused` event (its polling POST answers "
+            f"200 to every packet it delivered). {sum(len(r.sent) for r in results):,} requests in {seconds:.0f} s.",
+            "",
+            *rows,
+            "",
+            "Bodies per family:",
+            "",
+            *family_rows,
+            "",
+            "Known problems, each a strict xfail in `tests/test_fuzz.py` until fixed:"
+            if open_problems
+            else "No known problems.",
+            "",
+            *[f"- `{name}`: {reason.removeprefix('lead fixing: ')}" for name, reason in open_problems],
+        ]
+    )
 
 
 def _must_refuse(target: Target, body: Body) -> bool:
     """Whether a correct endpoint refuses this body outright (and so writes nothing for it)."""
-    return _expect_413(target, body) or (target.reads_body and body.expect == "4xx") or (
-        target.strict and body.expect == "refuse")
+    return (
+        _expect_413(target, body)
+        or (target.reads_body and body.expect == "4xx")
+        or (target.strict and body.expect == "refuse")
+    )
 
 
 # --- the tests -------------------------------------------------------------------------------------
 
-NAMES = ["POST /webhooks/rest/webhook", "POST /webhooks/outbox/webhook", "POST /webhooks/telegram/webhook",
-         "POST /webhooks/slack/webhook (events)", "POST /webhooks/slack/webhook (interactivity)",
-         "POST /socket.io/ (polling: user_uttered)", "POST /api/consultations/<id>/reply",
-         "POST /dashboard/api/consultations/<id>/reply", "POST /dashboard/login", "POST /dashboard/logout",
-         "POST /slack/interactivity", "POST /slack/events", "POST /telegram/webhook"]
+NAMES = [
+    "POST /webhooks/rest/webhook",
+    "POST /webhooks/outbox/webhook",
+    "POST /webhooks/telegram/webhook",
+    "POST /webhooks/slack/webhook (events)",
+    "POST /webhooks/slack/webhook (interactivity)",
+    "POST /socket.io/ (polling: user_uttered)",
+    "POST /api/consultations/<id>/reply",
+    "POST /dashboard/api/consultations/<id>/reply",
+    "POST /dashboard/login",
+    "POST /dashboard/logout",
+    "POST /slack/interactivity",
+    "POST /slack/events",
+    "POST /telegram/webhook",
+]
 OPEN = ("POST /socket.io/ (polling: user_uttered)", "POST /dashboard/login", "POST /dashboard/logout")
 SOCKETIO_NAME = "POST /socket.io/ (polling: user_uttered)"
-STRICT = [n for n in NAMES if n not in ("POST /dashboard/logout", "POST /slack/interactivity", "POST /slack/events",
-                                        "POST /telegram/webhook", SOCKETIO_NAME)]
+STRICT = [
+    n
+    for n in NAMES
+    if n
+    not in (
+        "POST /dashboard/logout",
+        "POST /slack/interactivity",
+        "POST /slack/events",
+        "POST /telegram/webhook",
+        SOCKETIO_NAME,
+    )
+]
 
-_NO_LIMIT = ("lead fixing: the JSON API takes bodies up to the hub's REQUEST_MAX_SIZE (1,000,000 bytes), not "
-             "64 KiB (its middleware can answer backline.limits.refuse_oversized)")
-_SLACK_500 = ("lead fixing: slack_inbound answers 500 to bodies that are not UTF-8 (slack_sdk's SignatureVerifier "
-              "decodes the body before comparing, even unsigned), to JSON nested too deep (RecursionError) and to "
-              "payload/event fields that are not objects (.get on a list, str, number)")
-_TELEGRAM_500 = ("lead fixing: telegram_inbound answers 500 to JSON nested too deep (RecursionError is not a "
-                 "ValueError) and to message/from/chat/callback_query fields that are not objects")
+_NO_LIMIT = (
+    "lead fixing: the JSON API takes bodies up to the hub's REQUEST_MAX_SIZE (1,000,000 bytes), not "
+    "64 KiB (its middleware can answer backline.limits.refuse_oversized)"
+)
+_SLACK_500 = (
+    "lead fixing: slack_inbound answers 500 to bodies that are not UTF-8 (slack_sdk's SignatureVerifier "
+    "decodes the body before comparing, even unsigned), to JSON nested too deep (RecursionError) and to "
+    "payload/event fields that are not objects (.get on a list, str, number)"
+)
+_TELEGRAM_500 = (
+    "lead fixing: telegram_inbound answers 500 to JSON nested too deep (RecursionError is not a "
+    "ValueError) and to message/from/chat/callback_query fields that are not objects"
+)
 LEAD = {}
 """Failures in the hub's app.py, slack_inbound.py and telegram_inbound.py, which the lead is rewriting:
 strict xfails, so that each one fails the suite the moment it is fixed (then remove its line)."""
 
 
 def params(check: str, names: List[str]) -> List[Any]:
-    return [pytest.param(name, marks=pytest.mark.xfail(strict=True, reason=LEAD[(check, name)]))
-            if (check, name) in LEAD else name for name in names]
+    return [
+        pytest.param(name, marks=pytest.mark.xfail(strict=True, reason=LEAD[(check, name)]))
+        if (check, name) in LEAD
+        else name
+        for name in names
+    ]
 
 
 def _show(sent: List[Sent], limit: int = 8) -> List[Tuple[str, str, int, int]]:
@@ -727,7 +1020,9 @@ def test_without_credentials_nothing_is_written_and_the_answer_is_401_or_403(cam
 @pytest.mark.parametrize("name", ["POST /dashboard/login", "POST /dashboard/logout"])
 def test_signing_in_and_out_with_bad_bodies_writes_nothing(campaign: Campaign, name: str) -> None:
     result = campaign.result(name)
-    counted = result.where(lambda s: s.status == 401 and s.wrote == 1)  # a wrong password: one row set, sign_in_attempts
+    counted = result.where(
+        lambda s: s.status == 401 and s.wrote == 1
+    )  # a wrong password: one row set, sign_in_attempts
 
     assert _show(result.where(lambda s: s.wrote != 0 and s not in counted)) == []
     assert len(counted) <= 20  # then the address waits (429) and nothing more is written
@@ -736,16 +1031,18 @@ def test_signing_in_and_out_with_bad_bodies_writes_nothing(campaign: Campaign, n
 @pytest.mark.parametrize("name", params("413", NAMES))
 def test_bodies_over_the_limit_get_413(campaign: Campaign, name: str) -> None:
     result = campaign.result(name)
-    oversized = result.where(lambda s: s.authenticated == (result.target.auth is not None)
-                             and _expect_413(result.target, s.body))
+    oversized = result.where(
+        lambda s: s.authenticated == (result.target.auth is not None) and _expect_413(result.target, s.body)
+    )
     expected = {413} if result.target.statuses else {400, 413}  # Engine.IO refuses an oversized packet with 400
 
     assert len(oversized) >= (8 if result.target.max_body == MAX_BODY_BYTES else 3)
     assert _show([s for s in oversized if s.status not in expected]) == []
 
 
-@pytest.mark.parametrize("name", params("unreadable", [n for n in NAMES if n not in (
-    SOCKETIO_NAME, "POST /dashboard/logout")]))
+@pytest.mark.parametrize(
+    "name", params("unreadable", [n for n in NAMES if n not in (SOCKETIO_NAME, "POST /dashboard/logout")])
+)
 def test_bodies_an_endpoint_cannot_read_get_a_4xx(campaign: Campaign, name: str) -> None:
     result = campaign.result(name)
     unreadable = result.where(lambda s: s.authenticated == (result.target.auth is not None) and s.body.expect == "4xx")

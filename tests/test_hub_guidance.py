@@ -1,4 +1,5 @@
 """Expert replies as structured guidance: decisions, amounts, internal notes, e-mail history, follow-ups."""
+
 from __future__ import annotations
 
 import datetime as dt
@@ -139,8 +140,9 @@ def test_hand_back_words_that_are_not_followups_are_for_the_customer() -> None:
 
 
 def test_an_allowed_line_lists_followups_and_stays_out_of_the_customer_text() -> None:
-    guidance = parse_guidance("hand_back", "All sorted.\nallowed: informational, order status & billing info",
-                              allowed_followups=["returns"])
+    guidance = parse_guidance(
+        "hand_back", "All sorted.\nallowed: informational, order status & billing info", allowed_followups=["returns"]
+    )
     assert guidance.allowed_followups == ("returns", "informational", "order_status", "invoices")
     assert guidance.customer_text == "All sorted."
 
@@ -162,7 +164,11 @@ def test_followup_vocabulary_maps_to_domain_intents() -> None:
     assert set(rules.words.values()) == set(rules.followups)
     assert rules.words["tracking"] == "order_status" and rules.words["plan changes"] == "plan_changes"
     assert normalize_followups(["Info only", "order-status", "BILLING", "plan changes questions"]) == (
-        "informational", "order_status", "invoices", "plan_changes")
+        "informational",
+        "order_status",
+        "invoices",
+        "plan_changes",
+    )
 
 
 @pytest.mark.parametrize(
@@ -219,8 +225,9 @@ def test_recorded_guidance_keeps_notes_internal_end_to_end(tmp_path: Path) -> No
     with ConsultationStore(f"sqlite:///{tmp_path / 'c.db'}", clock=FakeClock(T0)) as store:
         case = store.create(conversation_id="conv", mode="consult", queue="billing", ai_draft="Refund of 780 EUR.")
         store.assign(case.id, "mara", "slack")
-        reply = ExpertReply.from_text(case.id, "mara", "slack", "deny We cannot refund an activated licence.\n"
-                                                                "// fraud score 0.93")
+        reply = ExpertReply.from_text(
+            case.id, "mara", "slack", "deny We cannot refund an activated licence.\n// fraud score 0.93"
+        )
         resume = record_reply(store, case.id, reply.actor, reply.source, reply.to_reply("consult"))
         update = customer_update(store, directory, case.id, resume.intent, resume.entities["message_id"])
         stored = store.messages(case.id)[-1]
@@ -230,9 +237,11 @@ def test_recorded_guidance_keeps_notes_internal_end_to_end(tmp_path: Path) -> No
 
 def test_an_emailed_close_keeps_the_resolution_and_drops_the_quoted_brief(tmp_path: Path) -> None:
     directory = load_experts(PROJECT_ROOT / "experts.yml")
-    body = ("Closing:\nThe duplicate charge of 49 EUR was refunded today.\n// ticket 4411\n\n"
-            "On Tue, 24 Nov 2026 at 10:02, Backline <backline@kestrel.example> wrote:\n"
-            "> Customer says: I was charged twice\n")
+    body = (
+        "Closing:\nThe duplicate charge of 49 EUR was refunded today.\n// ticket 4411\n\n"
+        "On Tue, 24 Nov 2026 at 10:02, Backline <backline@kestrel.example> wrote:\n"
+        "> Customer says: I was charged twice\n"
+    )
     with ConsultationStore(f"sqlite:///{tmp_path / 'c.db'}", clock=FakeClock(T0)) as store:
         case = store.create(conversation_id="conv", mode="handoff", queue="billing", brief={"intent": "invoice_wrong"})
         reply = ExpertReply.from_text(case.id, "mara", "email", body)
@@ -241,8 +250,9 @@ def test_an_emailed_close_keeps_the_resolution_and_drops_the_quoted_brief(tmp_pa
         update = customer_update(store, directory, case.id, resume.intent, resume.entities["message_id"])
         closed = store.require(case.id)
     assert (closed.status, closed.resolution) == ("closed", "closed")
-    assert update.text == ("Mara from our billing team has closed this case: "
-                           "The duplicate charge of 49 EUR was refunded today.")
+    assert update.text == (
+        "Mara from our billing team has closed this case: The duplicate charge of 49 EUR was refunded today."
+    )
     assert update.slots["case_resolution"]["text"] == "The duplicate charge of 49 EUR was refunded today."
     assert update.slots["case_resolution"]["intent"] == "invoice_wrong"
 

@@ -1,5 +1,6 @@
 """The loop closed with the real processes: a REST customer hits a trigger, an operator answers through
 the hub's JSON API, the customer gets the answer in the same conversation; human mode and hand-back."""
+
 from typing import Any, Dict, List
 
 import pytest
@@ -9,15 +10,20 @@ from tests.servers import Stack
 
 
 def say(stack: Stack, sender: str, text: str) -> List[Dict[str, Any]]:
-    response = requests.post(f"{stack.rasa_url}/webhooks/rest/webhook", json={"sender": sender, "message": text},
-                             headers=stack.channel_auth, timeout=60)
+    response = requests.post(
+        f"{stack.rasa_url}/webhooks/rest/webhook",
+        json={"sender": sender, "message": text},
+        headers=stack.channel_auth,
+        timeout=60,
+    )
     response.raise_for_status()
     return response.json()
 
 
 def slots(stack: Stack, sender: str) -> Dict[str, Any]:
-    response = requests.get(f"{stack.rasa_url}/conversations/{sender}/tracker", params={"token": stack.rasa_token},
-                            timeout=30)
+    response = requests.get(
+        f"{stack.rasa_url}/conversations/{sender}/tracker", params={"token": stack.rasa_token}, timeout=30
+    )
     response.raise_for_status()
     return response.json()["slots"]
 
@@ -54,7 +60,11 @@ def test_an_expert_answer_reaches_the_customer_in_the_assistants_voice(stack: St
     say(stack, "loop-answer", "I want a refund of €780 for my Hub X1, order 10023")
     case = consultation_of(stack, "loop-answer")
     assert (case["mode"], case["status"], case["queue"], case["reasons"]) == (
-        "handoff", "assigned", "billing", ["sensitive_topic"])
+        "handoff",
+        "assigned",
+        "billing",
+        ["sensitive_topic"],
+    )
     assert case["brief"]["amount"]["value"] == 780.0 and case["sla_due_at"]
 
     response = reply(stack, case["id"], action="answer", text="The refund of 780 EUR is approved; expect it in 5 days.")
@@ -78,8 +88,12 @@ def test_take_over_relay_and_hand_back_with_limits(stack: Stack) -> None:
     assert "has joined the conversation" in texts(joined.json()["customer_messages"])
     assert slots(stack, "loop-human")["handoff_mode"] == "human"
 
-    restarted = requests.post(f"{stack.rasa_url}/conversations/loop-human/execute", params={"token": stack.rasa_token},
-                              json={"name": "action_session_start"}, timeout=60)  # as when the session expires
+    restarted = requests.post(
+        f"{stack.rasa_url}/conversations/loop-human/execute",
+        params={"token": stack.rasa_token},
+        json={"name": "action_session_start"},
+        timeout=60,
+    )  # as when the session expires
     assert restarted.status_code == 200, restarted.text
     assert slots(stack, "loop-human")["handoff_mode"] == "human"
     assert say(stack, "loop-human", "it is about my invoice INV-2025-0107") == []  # the AI stays silent
@@ -90,8 +104,9 @@ def test_take_over_relay_and_hand_back_with_limits(stack: Stack) -> None:
     human = reply(stack, case["id"], action="message", text="I have sent you a corrected copy.")
     person = texts(human.json()["customer_messages"])
     assert person == "I have sent you a corrected copy." and slots(stack, "loop-human")["human_agent"]
-    tracker = requests.get(f"{stack.rasa_url}/conversations/loop-human/tracker", params={"token": stack.rasa_token},
-                           timeout=30).json()
+    tracker = requests.get(
+        f"{stack.rasa_url}/conversations/loop-human/tracker", params={"token": stack.rasa_token}, timeout=30
+    ).json()
     said = [e for e in tracker["events"] if e["event"] == "bot"][-1]
     # who spoke is the message's metadata, not a prefix in its text (each channel shows it its own way)
     assert (said["text"], said["metadata"].get("sender_name")) == ("I have sent you a corrected copy.", "Felix Braun")
@@ -107,7 +122,10 @@ def test_take_over_relay_and_hand_back_with_limits(stack: Stack) -> None:
     say(stack, "loop-human", "I want to cancel my subscription")
     state = slots(stack, "loop-human")
     assert (state["handoff_mode"], state["escalation_reason"], state["escalation_detail"]) == (
-        "human", "policy_action", "outside_handback")
+        "human",
+        "policy_action",
+        "outside_handback",
+    )
 
 
 @pytest.mark.parametrize(
@@ -119,7 +137,9 @@ def test_take_over_relay_and_hand_back_with_limits(stack: Stack) -> None:
         ({"action": "answer", "text": "x", "actor": "mallory"}, 400, "not a person"),
     ],
 )
-def test_bad_replies_are_refused_and_change_nothing(stack: Stack, body: Dict[str, Any], status: int, error: str) -> None:
+def test_bad_replies_are_refused_and_change_nothing(
+    stack: Stack, body: Dict[str, Any], status: int, error: str
+) -> None:
     sender = f"loop-bad-{abs(hash(str(body)))}"
     say(stack, sender, "I want to speak to a human")
     case = consultation_of(stack, sender)

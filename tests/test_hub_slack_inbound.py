@@ -1,5 +1,6 @@
 """Slack → hub: signed requests only, our buttons and thread replies become expert replies, retries and
 double clicks count once; and the de-duplication stores behind it (memory, SQLite, PostgreSQL)."""
+
 from __future__ import annotations
 
 import datetime as dt
@@ -33,8 +34,11 @@ T0 = dt.datetime(2026, 11, 24, 9, 0, tzinfo=dt.timezone.utc)
 def sign(body: bytes, timestamp: int, secret: str = SECRET) -> Dict[str, str]:
     base = b"v0:" + str(timestamp).encode() + b":" + body
     digest = hmac.new(secret.encode(), base, hashlib.sha256).hexdigest()
-    return {"X-Slack-Request-Timestamp": str(timestamp), "X-Slack-Signature": f"v0={digest}",
-            "Content-Type": "application/x-www-form-urlencoded"}
+    return {
+        "X-Slack-Request-Timestamp": str(timestamp),
+        "X-Slack-Signature": f"v0={digest}",
+        "Content-Type": "application/x-www-form-urlencoded",
+    }
 
 
 @pytest.fixture(scope="module")
@@ -58,14 +62,21 @@ def slack(directory: ExpertDirectory, lookups: List[Tuple[str, str]]) -> SlackIn
 
 def button(directory: ExpertDirectory, action_id: str) -> Dict[str, Any]:
     """The button element exactly as backline.experts.slack sends it."""
-    notification = Notification(CONSULTATION, "conv-1", directory.person("mara"), "consult", "high",
-                                {"intent": "refund_request", "amount": {"value": 780, "currency": "EUR"}})
+    notification = Notification(
+        CONSULTATION,
+        "conv-1",
+        directory.person("mara"),
+        "consult",
+        "high",
+        {"intent": "refund_request", "amount": {"value": 780, "currency": "EUR"}},
+    )
     actions = next(b for b in build_blocks(notification) if b["type"] == "actions")
     return next(e for e in actions["elements"] if e["action_id"] == action_id)
 
 
-def click_payload(directory: ExpertDirectory, action_id: str, user: str = MARA,
-                  action_ts: str = "1764000030.123456") -> Dict[str, Any]:
+def click_payload(
+    directory: ExpertDirectory, action_id: str, user: str = MARA, action_ts: str = "1764000030.123456"
+) -> Dict[str, Any]:
     """A block_actions payload as Slack documents it, for a click on one of our buttons in the DM."""
     element = button(directory, action_id)
     return {
@@ -79,8 +90,15 @@ def click_payload(directory: ExpertDirectory, action_id: str, user: str = MARA,
         "enterprise": None,
         "is_enterprise_install": False,
         "channel": {"id": DM, "name": "directmessage"},
-        "message": {"type": "message", "user": BOT_USER, "bot_id": "B07BACKLINE", "text": "Consultation",
-                    "ts": PARENT_TS, "team": "T07KESTREL", "blocks": []},
+        "message": {
+            "type": "message",
+            "user": BOT_USER,
+            "bot_id": "B07BACKLINE",
+            "text": "Consultation",
+            "ts": PARENT_TS,
+            "team": "T07KESTREL",
+            "blocks": [],
+        },
         "state": {"values": {}},
         "response_url": "https://hooks.slack.com/actions/T07KESTREL/7000000001/abcDEF123",
         "actions": [{**element, "block_id": "consult_actions", "action_ts": action_ts}],
@@ -115,8 +133,15 @@ def thread_event(text: str, user: str = MARA, event_id: str = "Ev07ABCDEF01", **
         "type": "event_callback",
         "event_id": event_id,
         "event_time": 1764000100,
-        "authorizations": [{"enterprise_id": None, "team_id": "T07KESTREL", "user_id": BOT_USER, "is_bot": True,
-                            "is_enterprise_install": False}],
+        "authorizations": [
+            {
+                "enterprise_id": None,
+                "team_id": "T07KESTREL",
+                "user_id": BOT_USER,
+                "is_bot": True,
+                "is_enterprise_install": False,
+            }
+        ],
         "is_ext_shared_channel": False,
         "event_context": "4-eyJldCI6Im1lc3NhZ2UifQ",
     }
@@ -136,15 +161,20 @@ def test_a_signed_click_on_approve_is_an_expert_reply(slack: SlackInbound, direc
     assert (result.status, result.body, result.ephemeral) == (200, None, None)
     reply = result.reply
     assert (reply.consultation_id, reply.actor, reply.source, reply.action) == (
-        CONSULTATION, "mara", "slack", "approve")
+        CONSULTATION,
+        "mara",
+        "slack",
+        "approve",
+    )
     assert reply.dedupe_key == f"slack:action:{MARA}:1764000030.123456"
     assert reply.raw["channel"] == DM and reply.raw["thread_ts"] == reply.raw["message_ts"] == PARENT_TS
     assert reply.raw["response_url"].startswith("https://hooks.slack.com/actions/")
 
 
 @pytest.mark.parametrize("action_id, action", [("consult_deny", "deny"), ("consult_take_over", "take_over")])
-def test_every_decision_button_maps_to_its_action(slack: SlackInbound, directory: ExpertDirectory,
-                                                  action_id: str, action: str) -> None:
+def test_every_decision_button_maps_to_its_action(
+    slack: SlackInbound, directory: ExpertDirectory, action_id: str, action: str
+) -> None:
     body = form(click_payload(directory, action_id))
     assert slack.interactivity(body, sign(body, NOW)).reply.action == action
 
@@ -226,7 +256,10 @@ def test_a_close_in_the_thread_closes_with_the_resolution(slack: SlackInbound) -
     assert (reply.consultation_id, reply.actor, reply.action, reply.free_text) == (CONSULTATION, "mara", "close", True)
     recorded = reply.to_reply("handoff")
     assert (recorded.action, recorded.customer_text, recorded.internal_notes) == (
-        "close", "Your refund of 49 EUR was sent today.", ("ticket 4411",))
+        "close",
+        "Your refund of 49 EUR was sent today.",
+        ("ticket 4411",),
+    )
 
 
 def test_other_interactions_are_acknowledged_and_ignored(slack: SlackInbound, directory: ExpertDirectory) -> None:
@@ -245,8 +278,11 @@ def test_other_interactions_are_acknowledged_and_ignored(slack: SlackInbound, di
 
 
 def test_the_url_verification_challenge_is_answered_when_signed(slack: SlackInbound) -> None:
-    payload = {"token": "legacy", "challenge": "3eZbrw1aBm2rZgRNFdxV2595E9CY3gmdALWMmHkvFXO7tYXAYM8P",
-               "type": "url_verification"}
+    payload = {
+        "token": "legacy",
+        "challenge": "3eZbrw1aBm2rZgRNFdxV2595E9CY3gmdALWMmHkvFXO7tYXAYM8P",
+        "type": "url_verification",
+    }
     assert events(slack, payload).body == {"challenge": payload["challenge"]}
     body = json.dumps(payload).encode()
     assert slack.events(body, {"X-Slack-Request-Timestamp": str(NOW), "X-Slack-Signature": "v0=00"}).status == 401
@@ -259,7 +295,11 @@ def test_a_thread_reply_becomes_a_reply_with_its_keyword_and_notes(
     assert lookups == [(DM, PARENT_TS)]
     reply = result.reply
     assert (reply.consultation_id, reply.actor, reply.action, reply.free_text) == (
-        CONSULTATION, "mara", "approve", True)
+        CONSULTATION,
+        "mara",
+        "approve",
+        True,
+    )
     assert reply.raw["thread_ts"] == PARENT_TS and reply.raw["ts"] == "1764000100.000200"
     recorded = reply.to_reply("consult")
     assert recorded.customer_text == "250 EUR refund & a voucher"
@@ -274,8 +314,9 @@ def test_slack_escaping_is_undone(slack: SlackInbound) -> None:
 
 def test_slack_retries_of_an_event_count_once(slack: SlackInbound) -> None:
     first = events(slack, thread_event("Thanks, sorted."))
-    retry = events(slack, thread_event("Thanks, sorted."), **{"X-Slack-Retry-Num": "1",
-                                                               "X-Slack-Retry-Reason": "http_timeout"})
+    retry = events(
+        slack, thread_event("Thanks, sorted."), **{"X-Slack-Retry-Num": "1", "X-Slack-Retry-Reason": "http_timeout"}
+    )
     assert first.reply is not None and first.reply.raw["retry_num"] is None
     assert retry.reply.raw["retry_num"] == "1"
     assert first.reply.dedupe_key == retry.reply.dedupe_key == "slack:event:Ev07ABCDEF01"
@@ -311,8 +352,12 @@ def test_an_unknown_user_in_the_thread_gets_an_ephemeral(slack: SlackInbound) ->
     result = events(slack, thread_event("approve", user="U09STRANGER"))
     assert (result.reply, result.reason) == (None, "unknown_user")
     assert result.ephemeral.response_url is None
-    assert result.ephemeral.payload() == {"channel": DM, "user": "U09STRANGER", "thread_ts": PARENT_TS,
-                                          "text": result.ephemeral.text}
+    assert result.ephemeral.payload() == {
+        "channel": DM,
+        "user": "U09STRANGER",
+        "thread_ts": PARENT_TS,
+        "text": result.ephemeral.text,
+    }
     assert "U09STRANGER" in result.ephemeral.text
 
 
@@ -354,7 +399,10 @@ def sql_dedupe(db_url: str) -> Iterator[Tuple[SqlDedupe, FakeClock]]:
 def test_sql_dedupe_remembers_keys_for_the_ttl_and_purges(sql_dedupe: Tuple[SqlDedupe, FakeClock]) -> None:
     store, clock = sql_dedupe
     assert [store.seen_before(k) for k in ("telegram:update:1", "telegram:update:1", "telegram:update:2")] == [
-        False, True, False]
+        False,
+        True,
+        False,
+    ]
     clock.advance(minutes=5)
     assert store.seen_before("telegram:update:3") is False
     clock.advance(minutes=5)

@@ -1,5 +1,6 @@
 """Telegram → hub: the webhook's secret token, our inline buttons and replies become expert replies,
 every button press is answered, an update counts once, strangers are turned away."""
+
 from __future__ import annotations
 
 import json
@@ -53,8 +54,14 @@ def telegram(directory: ExpertDirectory, cases: Consultations) -> TelegramInboun
 
 
 def user(user_id: int) -> Dict[str, Any]:
-    return {"id": user_id, "is_bot": False, "first_name": "Jonas", "last_name": "Weber", "username": "jonasweber",
-            "language_code": "de"}
+    return {
+        "id": user_id,
+        "is_bot": False,
+        "first_name": "Jonas",
+        "last_name": "Weber",
+        "username": "jonasweber",
+        "language_code": "de",
+    }
 
 
 def chat(chat_id: int) -> Dict[str, Any]:
@@ -63,23 +70,42 @@ def chat(chat_id: int) -> Dict[str, Any]:
 
 def our_message(chat_id: int = JONAS) -> Dict[str, Any]:
     """The consultation message as backline.experts.telegram sends it (inline keyboard included)."""
-    return {"message_id": OUR_MESSAGE, "from": BOT, "chat": chat(chat_id), "date": 1764000000,
-            "text": "🟠 HIGH · Consultation: refund_request", "reply_markup": reply_markup(CONSULTATION)}
+    return {
+        "message_id": OUR_MESSAGE,
+        "from": BOT,
+        "chat": chat(chat_id),
+        "date": 1764000000,
+        "text": "🟠 HIGH · Consultation: refund_request",
+        "reply_markup": reply_markup(CONSULTATION),
+    }
 
 
 def press(action: str, from_id: int = JONAS, update_id: int = 900000001) -> Dict[str, Any]:
     """A callback_query update for one of our buttons; its data is taken from the keyboard we send."""
     keyboard = [b for row in reply_markup(CONSULTATION)["inline_keyboard"] for b in row]
     data = next(b["callback_data"] for b in keyboard if b["callback_data"].startswith(f"{action}:"))
-    return {"update_id": update_id, "callback_query": {
-        "id": "4382bfdwdsb323b2d9", "from": user(from_id), "message": our_message(),
-        "chat_instance": "-7328749287349", "data": data}}
+    return {
+        "update_id": update_id,
+        "callback_query": {
+            "id": "4382bfdwdsb323b2d9",
+            "from": user(from_id),
+            "message": our_message(),
+            "chat_instance": "-7328749287349",
+            "data": data,
+        },
+    }
 
 
-def text_message(text: str, from_id: int = JONAS, update_id: int = 900000002,
-                 reply_to: Optional[int] = OUR_MESSAGE) -> Dict[str, Any]:
-    message: Dict[str, Any] = {"message_id": 57, "from": user(from_id), "chat": chat(from_id), "date": 1764000100,
-                               "text": text}
+def text_message(
+    text: str, from_id: int = JONAS, update_id: int = 900000002, reply_to: Optional[int] = OUR_MESSAGE
+) -> Dict[str, Any]:
+    message: Dict[str, Any] = {
+        "message_id": 57,
+        "from": user(from_id),
+        "chat": chat(from_id),
+        "date": 1764000100,
+        "text": text,
+    }
     if reply_to is not None:
         message["reply_to_message"] = {**our_message(from_id), "message_id": reply_to}
     return {"update_id": update_id, "message": message}
@@ -108,8 +134,7 @@ def test_the_secret_header_name_is_case_insensitive(telegram: TelegramInbound) -
 
 def test_a_secret_is_required() -> None:
     with pytest.raises(ValueError, match="secret_token"):
-        TelegramInbound("", load_experts(PROJECT_ROOT / "experts.yml"), MemoryDedupe(), lambda c, m: None,
-                        lambda p: [])
+        TelegramInbound("", load_experts(PROJECT_ROOT / "experts.yml"), MemoryDedupe(), lambda c, m: None, lambda p: [])
 
 
 # --- buttons --------------------------------------------------------------------------------------
@@ -119,11 +144,19 @@ def test_a_secret_is_required() -> None:
 def test_a_button_press_is_a_reply_and_is_answered(telegram: TelegramInbound, action: str, label: str) -> None:
     result = deliver(telegram, press(action))
     assert result.status == 200
-    assert result.body == {"method": "answerCallbackQuery", "callback_query_id": "4382bfdwdsb323b2d9",
-                           "text": f"{label}: received", "show_alert": False}
+    assert result.body == {
+        "method": "answerCallbackQuery",
+        "callback_query_id": "4382bfdwdsb323b2d9",
+        "text": f"{label}: received",
+        "show_alert": False,
+    }
     reply = result.reply
     assert (reply.consultation_id, reply.actor, reply.source, reply.action) == (
-        CONSULTATION, "jonas", "telegram", action)
+        CONSULTATION,
+        "jonas",
+        "telegram",
+        action,
+    )
     assert reply.raw["chat_id"] == JONAS and reply.raw["message_id"] == OUR_MESSAGE
     assert reply.dedupe_key == "telegram:update:900000001"
 
@@ -150,15 +183,23 @@ def test_a_stranger_pressing_a_button_is_told_and_nothing_is_recorded(telegram: 
 def test_the_answer_button_asks_for_a_reply(telegram: TelegramInbound) -> None:
     result = deliver(telegram, press("answer"))
     assert result.reply is None
-    assert result.body == {"method": "answerCallbackQuery", "callback_query_id": "4382bfdwdsb323b2d9",
-                           "text": ANSWER_PROMPT, "show_alert": True}
+    assert result.body == {
+        "method": "answerCallbackQuery",
+        "callback_query_id": "4382bfdwdsb323b2d9",
+        "text": ANSWER_PROMPT,
+        "show_alert": True,
+    }
 
 
 def test_the_close_button_asks_for_the_resolution(telegram: TelegramInbound) -> None:
     result = deliver(telegram, press("close"))
     assert (result.reply, result.reason) == (None, "close_prompt")
-    assert result.body == {"method": "answerCallbackQuery", "callback_query_id": "4382bfdwdsb323b2d9",
-                           "text": CLOSE_PROMPT, "show_alert": True}
+    assert result.body == {
+        "method": "answerCallbackQuery",
+        "callback_query_id": "4382bfdwdsb323b2d9",
+        "text": CLOSE_PROMPT,
+        "show_alert": True,
+    }
     assert len(CLOSE_PROMPT) <= 200  # what answerCallbackQuery shows
 
 
@@ -168,7 +209,10 @@ def test_a_close_replying_to_our_message_closes_its_consultation(telegram: Teleg
     assert (reply.consultation_id, reply.actor, reply.action, result.body) == (CONSULTATION, "jonas", "close", None)
     recorded = reply.to_reply("handoff")
     assert (recorded.action, recorded.customer_text, recorded.internal_notes) == (
-        "close", "Your replacement ships tomorrow.", ("RMA 5521",))
+        "close",
+        "Your replacement ships tomorrow.",
+        ("RMA 5521",),
+    )
 
 
 def test_a_foreign_button_is_answered_and_ignored(telegram: TelegramInbound) -> None:
@@ -186,8 +230,7 @@ def test_a_reply_to_our_message_answers_its_consultation(telegram: TelegramInbou
     result = deliver(telegram, text_message("hand back: order status, invoices\nAll done!\n// refunded 80 EUR"))
     assert cases.asked == [(str(JONAS), str(OUR_MESSAGE))]
     reply = result.reply
-    assert (reply.consultation_id, reply.actor, reply.action, result.body) == (
-        CONSULTATION, "jonas", "hand_back", None)
+    assert (reply.consultation_id, reply.actor, reply.action, result.body) == (CONSULTATION, "jonas", "hand_back", None)
     recorded = reply.to_reply("handoff")
     assert recorded.allowed_followups == ("order_status", "invoices")
     assert recorded.customer_text == "All done!" and recorded.internal_notes == ("refunded 80 EUR",)
@@ -231,9 +274,11 @@ def test_an_unknown_followup_is_explained(telegram: TelegramInbound) -> None:
     [
         {"update_id": 900000010, "edited_message": text_message("approve")["message"]},
         {"update_id": 900000011, "message": {**text_message("x")["message"], "from": BOT}},
-        {"update_id": 900000012, "message": {k: v for k, v in text_message("x")["message"].items() if k != "text"}
-                                            | {"photo": [{"file_id": "AgAD", "file_unique_id": "AQAD", "width": 90,
-                                                          "height": 90}]}},
+        {
+            "update_id": 900000012,
+            "message": {k: v for k, v in text_message("x")["message"].items() if k != "text"}
+            | {"photo": [{"file_id": "AgAD", "file_unique_id": "AQAD", "width": 90, "height": 90}]},
+        },
         {"update_id": 900000013, "my_chat_member": {"chat": chat(JONAS), "from": user(JONAS), "date": 1764000000}},
     ],
 )

@@ -1,4 +1,5 @@
 """IntentEnsembleClassifier as a Rasa 3.6 graph component: train, persist, load, predict."""
+
 from pathlib import Path
 from typing import Dict, List, Optional
 
@@ -16,12 +17,19 @@ from scipy.sparse import csr_matrix
 from backline.rasa.intent_ensemble import IntentEnsembleClassifier, geometric_mean, shift_prior
 
 # One-hot-ish sentence features: feature 0 means "greet", 1 "bye", 2 "order".
-EXAMPLES = [([1, 0, 0], "greet"), ([1, 0, 1], "greet"), ([0, 1, 0], "goodbye"), ([0, 1, 1], "goodbye"),
-            ([0, 0, 1], "order_status"), ([0, 0, 2], "order_status")]
+EXAMPLES = [
+    ([1, 0, 0], "greet"),
+    ([1, 0, 1], "greet"),
+    ([0, 1, 0], "goodbye"),
+    ([0, 1, 1], "goodbye"),
+    ([0, 0, 1], "order_status"),
+    ([0, 0, 2], "order_status"),
+]
 
 
-def message(features: Optional[List[int]], intent: Optional[str] = None,
-            ranking: Optional[Dict[str, float]] = None) -> Message:
+def message(
+    features: Optional[List[int]], intent: Optional[str] = None, ranking: Optional[Dict[str, float]] = None
+) -> Message:
     data = {TEXT: "x" if features else ""}
     if intent:
         data[INTENT] = intent

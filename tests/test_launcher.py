@@ -2,6 +2,7 @@
 programs (tests/test_supervisor.py's FAKE_CHILD) in place of the virtualenv's: the commands it runs, the
 start order, the banner, stopping on SIGTERM and SIGINT, the exit status of a failed start and --shell.
 """
+
 from __future__ import annotations
 
 import os
@@ -42,17 +43,25 @@ class Launched:
         self.ports = {name: str(free_port()) for name in ("actions", "rasa", "hub")}
         self.stdout_path, self.stderr_path = tmp_path / "stdout.txt", tmp_path / "stderr.txt"
         full_env = {
-            **os.environ, "PYTHONPATH": str(PROJECT_ROOT), "FAKE_STATE": str(self.state),
-            "BACKLINE_ACTIONS_PORT": self.ports["actions"], "BACKLINE_RASA_PORT": self.ports["rasa"],
-            "BACKLINE_HUB_PORT": self.ports["hub"], "BACKLINE_RASA_TOKEN": TOKEN,
-            "BACKLINE_CUSTOMER_TELEGRAM_TOKEN": "", "BACKLINE_CUSTOMER_SLACK_TOKEN": "",
+            **os.environ,
+            "PYTHONPATH": str(PROJECT_ROOT),
+            "FAKE_STATE": str(self.state),
+            "BACKLINE_ACTIONS_PORT": self.ports["actions"],
+            "BACKLINE_RASA_PORT": self.ports["rasa"],
+            "BACKLINE_HUB_PORT": self.ports["hub"],
+            "BACKLINE_RASA_TOKEN": TOKEN,
+            "BACKLINE_CUSTOMER_TELEGRAM_TOKEN": "",
+            "BACKLINE_CUSTOMER_SLACK_TOKEN": "",
             **env,
         }
         full_env.pop("FAKE_NAME", None)
         with open(self.stdout_path, "wb") as out, open(self.stderr_path, "wb") as err:
             self.process = subprocess.Popen(
                 [sys.executable, "-c", RUN_WITH_FAKE_BIN, str(folder), *args],
-                cwd=tmp_path, env=full_env, stdout=out, stderr=err,
+                cwd=tmp_path,
+                env=full_env,
+                stdout=out,
+                stderr=err,
             )
 
     @property
@@ -108,20 +117,41 @@ def launch(tmp_path: Path):
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
 def test_run_starts_actions_rasa_hub_in_order_and_a_stop_signal_stops_them_all_with_0(launch, signum: int) -> None:
     run = launch(["--model", "models/test.tar.gz"])
-    wait_for(lambda: "Backline is running" in run.stdout or run.process.poll() is not None, timeout=20,
-             what="the banner")
+    wait_for(
+        lambda: "Backline is running" in run.stdout or run.process.poll() is not None, timeout=20, what="the banner"
+    )
     assert run.process.poll() is None, run.stderr
     actions, rasa, hub = run.records("actions"), run.records("rasa"), run.records("hub")
     assert (len(actions), len(rasa), len(hub)) == (1, 1, 1)
     assert actions[0]["time"] < rasa[0]["time"] < hub[0]["time"]
     ports = run.ports
-    assert actions[0]["argv"] == ["-m", "backline", "actions", "--actions", "actions", "--host", "127.0.0.1",
-                                  "--port", ports["actions"]]
+    assert actions[0]["argv"] == [
+        "-m",
+        "backline",
+        "actions",
+        "--actions",
+        "actions",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        ports["actions"],
+    ]
     credentials = rasa[0]["argv"][-1]
     assert rasa[0]["argv"] == [
-        "run", "--model", "models/test.tar.gz", "-i", "127.0.0.1", "--port", ports["rasa"], "--enable-api",
-        "--auth-token", TOKEN, "--endpoints", "endpoints.yml",
-        "--credentials", credentials,
+        "run",
+        "--model",
+        "models/test.tar.gz",
+        "-i",
+        "127.0.0.1",
+        "--port",
+        ports["rasa"],
+        "--enable-api",
+        "--auth-token",
+        TOKEN,
+        "--endpoints",
+        "endpoints.yml",
+        "--credentials",
+        credentials,
     ]
     assert "backline.rasa.channels.socketio.SocketIOInput:" in rasa[0]["credentials"]
     assert "TelegramInput" not in rasa[0]["credentials"]  # its token is empty
@@ -141,8 +171,10 @@ def test_run_starts_actions_rasa_hub_in_order_and_a_stop_signal_stops_them_all_w
     assert TOKEN not in run.stderr and TOKEN not in run.stdout  # neither the supervisor nor the banner prints it
     assert "token=$BACKLINE_RASA_TOKEN" in run.stdout
     assert "demo operators: password kestrel-demo (BACKLINE_DEMO=1)" in run.stdout
-    assert 'Authorization: Bearer $(cat var/channel_token)' in run.stdout or \
-        'Authorization: Bearer $BACKLINE_CHANNEL_TOKEN' in run.stdout
+    assert (
+        "Authorization: Bearer $(cat var/channel_token)" in run.stdout
+        or "Authorization: Bearer $BACKLINE_CHANNEL_TOKEN" in run.stdout
+    )
 
 
 def test_run_exits_1_and_says_why_when_a_process_fails_to_start(launch) -> None:
@@ -167,22 +199,55 @@ def test_shell_starts_the_action_server_then_rasa_shell_and_exits_with_its_statu
 
 
 def test_each_process_spec_becomes_a_child_with_the_environment_expanded() -> None:
-    env = {"BACKLINE_ACTIONS_PORT": "6055", "BACKLINE_RASA_PORT": "6005", "BACKLINE_HUB_PORT": "6006",
-           "BACKLINE_RASA_TOKEN": "tok", "BACKLINE_CREDENTIALS": "/tmp/channels.yml",
-           "BACKLINE_RASA_HOST": "127.0.0.1", "BACKLINE_ACTIONS_HOST": "127.0.0.1",
-           "BACKLINE_CHAT_ORIGIN": "http://localhost:6006"}
+    env = {
+        "BACKLINE_ACTIONS_PORT": "6055",
+        "BACKLINE_RASA_PORT": "6005",
+        "BACKLINE_HUB_PORT": "6006",
+        "BACKLINE_RASA_TOKEN": "tok",
+        "BACKLINE_CREDENTIALS": "/tmp/channels.yml",
+        "BACKLINE_RASA_HOST": "127.0.0.1",
+        "BACKLINE_ACTIONS_HOST": "127.0.0.1",
+        "BACKLINE_CHAT_ORIGIN": "http://localhost:6006",
+    }
     children = [launcher.child(spec, env) for spec in launcher.process_specs("m.tar.gz", debug=True)]
     assert [child.name for child in children] == ["actions", "rasa", "hub"]
     assert [child.argv for child in children] == [
-        [str(launcher.BIN / "python"), "-m", "backline", "actions", "--actions", "actions", "--host", "127.0.0.1",
-         "--port", "6055"],
-        [str(launcher.BIN / "rasa"), "run", "--model", "m.tar.gz", "-i", "127.0.0.1", "--port", "6005", "--enable-api",
-         "--auth-token", "tok", "--endpoints", "endpoints.yml", "--credentials", "/tmp/channels.yml",
-         "--debug"],
+        [
+            str(launcher.BIN / "python"),
+            "-m",
+            "backline",
+            "actions",
+            "--actions",
+            "actions",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            "6055",
+        ],
+        [
+            str(launcher.BIN / "rasa"),
+            "run",
+            "--model",
+            "m.tar.gz",
+            "-i",
+            "127.0.0.1",
+            "--port",
+            "6005",
+            "--enable-api",
+            "--auth-token",
+            "tok",
+            "--endpoints",
+            "endpoints.yml",
+            "--credentials",
+            "/tmp/channels.yml",
+            "--debug",
+        ],
         [str(launcher.BIN / "python"), "-m", "backline", "hub", "--port", "6006"],
     ]
     assert [child.health_url for child in children] == [
-        "http://localhost:6055/health", "http://localhost:6005/status?token=tok", "http://localhost:6006/health",
+        "http://localhost:6055/health",
+        "http://localhost:6005/status?token=tok",
+        "http://localhost:6006/health",
     ]
     assert [child.start_timeout for child in children] == [120, 300, 60]
     assert {child.cwd for child in children} == {str(launcher.PROJECT_ROOT)}
@@ -203,8 +268,9 @@ def test_prepare_rasa_refuses_without_a_token_and_writes_the_channels_the_enviro
 
     monkeypatch.setenv("BACKLINE_RASA_TOKEN", "tok")
     assert launcher.main(["--prepare-rasa", str(target)]) == 0
-    channels = [line for line in target.read_text().splitlines()
-                if line and not line[0].isspace() and not line.startswith("#")]
+    channels = [
+        line for line in target.read_text().splitlines() if line and not line[0].isspace() and not line.startswith("#")
+    ]
     assert "backline.rasa.channels.socketio.SocketIOInput:" in channels
     assert "backline.rasa.channels.rest.OutboxInput:" in channels
     assert [line for line in channels if "Telegram" in line or "Slack" in line] == []  # their tokens are empty

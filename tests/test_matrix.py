@@ -1,4 +1,5 @@
 """The escalation matrix and expert directory: loaders, accessors and the validator."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -79,20 +80,31 @@ def test_real_files_validate_against_the_contract_domain():
 
 def test_a_collect_row_needs_its_form_with_exactly_its_fields(tmp_path):
     domain = (FIXTURES / "domain_full.yml").read_text(encoding="utf-8")
-    swapped = domain.replace("  collect_change_plan:\n    required_slots:\n      - email\n      - target_plan\n",
-                             "  collect_change_plan:\n    required_slots:\n      - target_plan\n")
+    swapped = domain.replace(
+        "  collect_change_plan:\n    required_slots:\n      - email\n      - target_plan\n",
+        "  collect_change_plan:\n    required_slots:\n      - target_plan\n",
+    )
     missing = domain.replace("  collect_upgrade_interest:", "  collect_upgrade:")
     assert swapped != domain and missing != domain
     (tmp_path / "swapped.yml").write_text(swapped, encoding="utf-8")
     (tmp_path / "missing.yml").write_text(missing, encoding="utf-8")
-    line = {name: n for n, text in enumerate((ROOT / "escalation.yml").read_text(encoding="utf-8").splitlines(), 1)
-            for name in ("change_plan", "upgrade_interest") if text == f"  {name}:"}
+    line = {
+        name: n
+        for n, text in enumerate((ROOT / "escalation.yml").read_text(encoding="utf-8").splitlines(), 1)
+        for name in ("change_plan", "upgrade_interest")
+        if text == f"  {name}:"
+    }
     [wrong] = validate(ROOT / "escalation.yml", ROOT / "experts.yml", tmp_path / "swapped.yml")
-    assert (wrong.line, wrong.message) == (line["change_plan"] + 2, "intents.change_plan.collect: ['email', "
-                                           "'target_plan'], but the domain's form 'collect_change_plan' requires ['target_plan']")
+    assert (wrong.line, wrong.message) == (
+        line["change_plan"] + 2,
+        "intents.change_plan.collect: ['email', "
+        "'target_plan'], but the domain's form 'collect_change_plan' requires ['target_plan']",
+    )
     [absent] = validate(ROOT / "escalation.yml", ROOT / "experts.yml", tmp_path / "missing.yml")
-    assert absent.message == ("intents.upgrade_interest.collect: the domain has no form 'collect_upgrade_interest' "
-                              "to collect ['product', 'email']")
+    assert absent.message == (
+        "intents.upgrade_interest.collect: the domain has no form 'collect_upgrade_interest' "
+        "to collect ['product', 'email']"
+    )
 
 
 def test_real_files_validate_against_the_project_domain():
@@ -214,7 +226,9 @@ def test_refund_over_limit_rule(matrix):
 @pytest.mark.parametrize("currency", ["JPY", "sek", "XYZ"])
 def test_an_amount_without_a_rate_fires_every_money_limit(matrix, amount, currency):
     for intent in ("refund_request", "billing_dispute"):
-        assert [c.name for c in matrix.matching_categories(intent, amount=amount, currency=currency)] == ["refund_over_limit"]
+        assert [c.name for c in matrix.matching_categories(intent, amount=amount, currency=currency)] == [
+            "refund_over_limit"
+        ]
     assert matrix.matching_categories("order_status", amount=amount, currency=currency) == []
     assert [c.name for c in matrix.matching_categories("legal_threat", amount=amount, currency=currency)] == ["legal"]
 
@@ -223,7 +237,10 @@ def test_unrated_detail_defaults_with_a_money_limit_and_is_absent_without(tmp_pa
     small = load_matrix(SMALL_MATRIX)  # its refund_over_limit does not name one
     assert small.categories["refund_over_limit"].unrated_detail == "unrated_currency"
     assert small.categories["legal"].unrated_detail is None and small.categories["legal"].details == ("legal",)
-    edit = ("    description: Large refunds.\n", "    unrated_detail: refund_unconvertible\n    description: Large refunds.\n")
+    edit = (
+        "    description: Large refunds.\n",
+        "    unrated_detail: refund_unconvertible\n    description: Large refunds.\n",
+    )
     path, _ = patched(tmp_path, SMALL_MATRIX, edit)
     named = load_matrix(path).categories["refund_over_limit"]
     assert named.details == ("refund_over_limit", "refund_unconvertible")
@@ -236,9 +253,14 @@ def test_signal_specs(matrix):
     assert [spec.name for spec in specs] == ["explicit_request", "legal", "formal_complaint", "account_security"]
     explicit = specs[0]
     assert "live agent" in explicit.phrases and explicit.patterns
-    assert {"human resources", "human-readable", "human readable", "human interface", "human error", "human rights"} <= set(
-        explicit.not_phrases
-    )
+    assert {
+        "human resources",
+        "human-readable",
+        "human readable",
+        "human interface",
+        "human error",
+        "human rights",
+    } <= set(explicit.not_phrases)
     by_name = {spec.name: spec for spec in specs}
     assert {"lawyer", "attorney", "solicitor", "lawsuit", "litigation", "legal action", "court", "small claims",
             "consumer protection", "gdpr", "data access request", "subject access request", "right to be forgotten",
@@ -424,7 +446,12 @@ MATRIX_CASES = {
         "intents.greet.thresholds: low 0.70 is above high 0.30",
     ),
     "low above the inherited high": (
-        [(ROW_ORDER_STATUS, ROW_ORDER_STATUS.replace("    queue:", f"    thresholds:\n      low: 0.90  {MARK}\n    queue:"))],
+        [
+            (
+                ROW_ORDER_STATUS,
+                ROW_ORDER_STATUS.replace("    queue:", f"    thresholds:\n      low: 0.90  {MARK}\n    queue:"),
+            )
+        ],
         "intents.order_status.thresholds: low 0.90 is above high 0.80",
     ),
     "default low above default high": (
@@ -440,19 +467,39 @@ MATRIX_CASES = {
         "exception_categories.refund_over_limit.amount_above: no rate for currency 'JPY'",
     ),
     "amount rule without a currency": (
-        [("    amount_above:\n      value: 500\n      currency: EUR\n", f"    amount_above:  {MARK}\n      value: 500\n")],
+        [
+            (
+                "    amount_above:\n      value: 500\n      currency: EUR\n",
+                f"    amount_above:  {MARK}\n      value: 500\n",
+            )
+        ],
         "refund_over_limit.amount_above: 'currency' is a required property",
     ),
     "unrated detail without a money limit": (
-        [("    description: Legal matters.\n", f"    unrated_detail: unrated_currency  {MARK}\n    description: Legal matters.\n")],
+        [
+            (
+                "    description: Legal matters.\n",
+                f"    unrated_detail: unrated_currency  {MARK}\n    description: Legal matters.\n",
+            )
+        ],
         "exception_categories.legal.unrated_detail: applies only with amount_above",
     ),
     "unrated detail equal to the detail": (
-        [("    description: Large refunds.\n", f"    unrated_detail: refund_over_limit  {MARK}\n    description: Large refunds.\n")],
+        [
+            (
+                "    description: Large refunds.\n",
+                f"    unrated_detail: refund_over_limit  {MARK}\n    description: Large refunds.\n",
+            )
+        ],
         "exception_categories.refund_over_limit.unrated_detail: must differ from detail 'refund_over_limit'",
     ),
     "unrated detail that is not a code": (
-        [("    description: Large refunds.\n", f"    unrated_detail: No Rate  {MARK}\n    description: Large refunds.\n")],
+        [
+            (
+                "    description: Large refunds.\n",
+                f"    unrated_detail: No Rate  {MARK}\n    description: Large refunds.\n",
+            )
+        ],
         "exception_categories.refund_over_limit.unrated_detail: 'No Rate' does not match",
     ),
     "category with an unknown key": (
@@ -460,7 +507,12 @@ MATRIX_CASES = {
         "exception_categories.refund_over_limit.amount_over: unknown key",
     ),
     "the old rule block": (
-        [("    description: Legal matters.\n", f"    rule:  {MARK}\n      phrases: [lawyer, legal action]\n    description: Legal matters.\n")],
+        [
+            (
+                "    description: Legal matters.\n",
+                f"    rule:  {MARK}\n      phrases: [lawyer, legal action]\n    description: Legal matters.\n",
+            )
+        ],
         "exception_categories.legal.rule: unknown key",
     ),
     "phrases in the matrix (they belong in the signals file)": (
@@ -468,21 +520,36 @@ MATRIX_CASES = {
         "exception_categories.legal.phrases: unknown key",
     ),
     "category without any route": (
-        [("\nintents:\n", f"\n  orphan:  {MARK}\n    reason: sensitive_topic\n    detail: legal\n    queue: legal\n"
-                          "    priority: high\n    intents: []\n    description: Nothing.\nintents:\n")],
+        [
+            (
+                "\nintents:\n",
+                f"\n  orphan:  {MARK}\n    reason: sensitive_topic\n    detail: legal\n    queue: legal\n"
+                "    priority: high\n    intents: []\n    description: Nothing.\nintents:\n",
+            )
+        ],
         "exception_categories.orphan: no route",
     ),
     "amount limit without intents": (
-        [("\nintents:\n", f"\n  big:\n    reason: sensitive_topic\n    detail: legal\n    queue: legal\n"
-                          f"    priority: high\n    intents: []\n    amount_above: {{value: 9, currency: EUR}}  {MARK}\n"
-                          "    description: Big.\nintents:\n")],
+        [
+            (
+                "\nintents:\n",
+                f"\n  big:\n    reason: sensitive_topic\n    detail: legal\n    queue: legal\n"
+                f"    priority: high\n    intents: []\n    amount_above: {{value: 9, currency: EUR}}  {MARK}\n"
+                "    description: Big.\nintents:\n",
+            )
+        ],
         "exception_categories.big.amount_above: applies to the classifier route, which needs intents",
         [("\nlegal:\n", "\nbig:\n  phrases: [huge]\nlegal:\n")],  # its rule route, in the signals file
     ),
     "category named like a signal": (
-        [("\nintents:\n", f"\n  explicit_request:  {MARK}\n    reason: sensitive_topic\n    detail: legal\n"
-                          "    queue: legal\n    priority: high\n    intents: [legal_threat]\n"
-                          "    description: Clash.\nintents:\n")],
+        [
+            (
+                "\nintents:\n",
+                f"\n  explicit_request:  {MARK}\n    reason: sensitive_topic\n    detail: legal\n"
+                "    queue: legal\n    priority: high\n    intents: [legal_threat]\n"
+                "    description: Clash.\nintents:\n",
+            )
+        ],
         "exception_categories.explicit_request: reserved name",
     ),
     "unknown trigger": (
@@ -502,7 +569,12 @@ MATRIX_CASES = {
         "triggers.explicit_request.min_confidence: 5 is greater than the maximum of 1",
     ),
     "category with an unknown reason code": (
-        [("    reason: sensitive_topic\n    detail: legal\n", f"    reason: angry_customer  {MARK}\n    detail: legal\n")],
+        [
+            (
+                "    reason: sensitive_topic\n    detail: legal\n",
+                f"    reason: angry_customer  {MARK}\n    detail: legal\n",
+            )
+        ],
         "exception_categories.legal.reason: 'angry_customer' is not one of",
     ),
     "category listing an intent without a row": (
@@ -510,15 +582,30 @@ MATRIX_CASES = {
         "exception category 'legal': intent 'lawsuit_intent' has no row",
     ),
     "a row that still lists its exception categories": (
-        [("    queue: billing\n    description: Refund.", f"    queue: billing\n    exceptions: [refund_over_limit]  {MARK}\n    description: Refund.")],
+        [
+            (
+                "    queue: billing\n    description: Refund.",
+                f"    queue: billing\n    exceptions: [refund_over_limit]  {MARK}\n    description: Refund.",
+            )
+        ],
         "intents.refund_request.exceptions: no longer entered: derived from exception_categories.<name>.intents",
     ),
     "a reason entered where the matrix derives it": (
-        [("    queue: support\n    description: Asks for a person.", f"    queue: support\n    reason: explicit_request  {MARK}\n    description: Asks for a person.")],
+        [
+            (
+                "    queue: support\n    description: Asks for a person.",
+                f"    queue: support\n    reason: explicit_request  {MARK}\n    description: Asks for a person.",
+            )
+        ],
         "intents.request_human.reason: derived from triggers.explicit_request.intents (explicit_request); remove it",
     ),
     "a detail entered where a category gives it": (
-        [("    priority: urgent\n    description: Legal threat.", f"    priority: urgent\n    detail: lawsuit  {MARK}\n    description: Legal threat.")],
+        [
+            (
+                "    priority: urgent\n    description: Legal threat.",
+                f"    priority: urgent\n    detail: lawsuit  {MARK}\n    description: Legal threat.",
+            )
+        ],
         "intents.legal_threat.detail: derived from exception_categories.legal (sensitive_topic / legal)",
     ),
     "a follow-up type naming an intent without a row": (
@@ -538,8 +625,13 @@ MATRIX_CASES = {
         "hand_back.followups.info: 'label' is a required property",
     ),
     "an alias that already means another follow-up type": (
-        [("      intents: [order_status]\n", "      intents: [order_status]\n    tracking:\n      label: tracking\n"
-                                              f"      aliases: [orders]  {MARK}\n      intents: [order_status]\n")],
+        [
+            (
+                "      intents: [order_status]\n",
+                "      intents: [order_status]\n    tracking:\n      label: tracking\n"
+                f"      aliases: [orders]  {MARK}\n      intents: [order_status]\n",
+            )
+        ],
         "hand_back.followups.tracking.aliases: 'orders' already means 'info'",
     ),
     "bad ai_may": (
@@ -579,11 +671,21 @@ MATRIX_CASES = {
         "triggers.no_convergence.rejection_intents: intent 'nope' has no row",
     ),
     "invalid YAML syntax": (
-        [("    collect: [order_id, amount]\n    queue: billing\n", f"    collect: [order_id, amount]\n      queue: billing  {MARK}\n")],
+        [
+            (
+                "    collect: [order_id, amount]\n    queue: billing\n",
+                f"    collect: [order_id, amount]\n      queue: billing  {MARK}\n",
+            )
+        ],
         "invalid YAML: while parsing a block mapping expected <block end>",
     ),
     "duplicate key": (
-        [(ROW_ORDER_STATUS, ROW_ORDER_STATUS.replace("    description:", f"    queue: billing  {MARK}\n    description:"))],
+        [
+            (
+                ROW_ORDER_STATUS,
+                ROW_ORDER_STATUS.replace("    description:", f"    queue: billing  {MARK}\n    description:"),
+            )
+        ],
         'duplicate key "queue"',
     ),
 }
@@ -595,7 +697,12 @@ SIGNAL_CASES = {
         "lawsuits: unknown signal (signals are explicit_request and the exception categories of",
     ),
     "not-phrases on a category": (
-        [("  phrases: [lawyer, legal action]\n", f"  phrases: [lawyer, legal action]\n  not_phrases: [lawyer up]  {MARK}\n")],
+        [
+            (
+                "  phrases: [lawyer, legal action]\n",
+                f"  phrases: [lawyer, legal action]\n  not_phrases: [lawyer up]  {MARK}\n",
+            )
+        ],
         "legal.not_phrases: only explicit_request has not-phrases",
     ),
     "an unknown key in a signal": (
@@ -659,8 +766,10 @@ SIGNAL_CASES = {
         "explicit_request.patterns[0][3].LOWR: unknown spaCy token attribute",
     ),
     "phrase that is also a not-phrase": (
-        [("  not_phrases: [human resources]\n", "  not_phrases: [human resources, Live Agent]\n"),
-         ("  phrases: [live agent, real person]\n", f"  phrases: [live agent, real person]  {MARK}\n")],
+        [
+            ("  not_phrases: [human resources]\n", "  not_phrases: [human resources, Live Agent]\n"),
+            ("  phrases: [live agent, real person]\n", f"  phrases: [live agent, real person]  {MARK}\n"),
+        ],
         "explicit_request.phrases[0]: 'live agent' is also in not_phrases",
     ),
 }
@@ -689,7 +798,9 @@ def test_derived_facts_of_the_small_matrix():
     assert m.row("legal_threat").exceptions == ("legal",)
     assert (m.row("legal_threat").reason, m.row("legal_threat").detail) == ("sensitive_topic", "legal")
     assert (m.row("request_human").route_reason, m.row("request_human").derived_from) == (
-        "explicit_request", "triggers.explicit_request.intents")
+        "explicit_request",
+        "triggers.explicit_request.intents",
+    )
     assert m.row("answer_rejected").route_reason == "no_convergence"
     assert m.row("refund_request").route_reason == "policy_action"  # a money limit does not name the row's route
     assert m.row("order_status").exceptions == () and m.row("order_status").derived_from is None
@@ -793,7 +904,9 @@ def test_domain_directory_and_entry_forms(tmp_path):
     (tmp_path / "domain" / "a.yml").write_text("intents:\n  - greet\n  - legal_threat:\n      use_entities: []\n")
     rest = ["request_human", "order_status", "refund_request", "answer_rejected", "frustration"]
     (tmp_path / "domain" / "b.yml").write_text("intents:\n" + "".join(f"  - {i}\n" for i in rest) + "responses: {}\n")
-    (tmp_path / "domain" / "c.yml").write_text("forms:\n  collect_refund_request:\n    required_slots: [order_id, amount]\n")
+    (tmp_path / "domain" / "c.yml").write_text(
+        "forms:\n  collect_refund_request:\n    required_slots: [order_id, amount]\n"
+    )
     intents, problems = domain_intents(tmp_path / "domain")
     assert problems == []
     assert intents["legal_threat"][1] == 3
@@ -839,7 +952,7 @@ EXPERT_CASES = {
         "business_hours.wed: '8am-6pm' is not valid: expected 'HH:MM-HH:MM'",
     ),
     "missing weekday": (
-        [('  sun: closed\n', ""), ("\nbusiness_hours:\n", f"\nbusiness_hours:  {MARK}\n")],
+        [("  sun: closed\n", ""), ("\nbusiness_hours:\n", f"\nbusiness_hours:  {MARK}\n")],
         "'sun' is a required property",
     ),
     "overlapping personal hours": (
@@ -893,7 +1006,9 @@ def test_broken_experts_is_rejected_at_the_right_line(tmp_path, case):
 
 
 def test_queue_missing_from_experts_is_reported_in_the_matrix(tmp_path):
-    path, _ = patched(tmp_path, SMALL_EXPERTS, ("  legal:\n    description: Law.\n    members: [boss]\n    sla_minutes: 1440\n", ""))
+    path, _ = patched(
+        tmp_path, SMALL_EXPERTS, ("  legal:\n    description: Law.\n    members: [boss]\n    sla_minutes: 1440\n", "")
+    )
     problems = validate(SMALL_MATRIX, path, SMALL_DOMAIN)
     text = SMALL_MATRIX.read_text().splitlines()
     expected = {n for n, line in enumerate(text, 1) if re.fullmatch(r"\s+queue: legal", line)}
@@ -998,7 +1113,20 @@ def test_a_parsed_currency_without_a_rate_is_a_warning_at_currency_rates(tmp_pat
     path, line = patched(tmp_path, SMALL_MATRIX, ("currency_rates:\n", f"currency_rates:  {MARK}\n"))
     problems, warnings = validate_with_warnings(path, SMALL_EXPERTS, SMALL_DOMAIN)
     assert problems == [] and validate(path, SMALL_EXPERTS, SMALL_DOMAIN) == []  # a warning is not a problem
-    codes = ["AUD", "CAD", "CHF", "CNY", "CZK", "DKK", "GBP", "INR", "JPY", "NOK", "PLN", "SEK"]  # the fixture rates EUR, USD
+    codes = [
+        "AUD",
+        "CAD",
+        "CHF",
+        "CNY",
+        "CZK",
+        "DKK",
+        "GBP",
+        "INR",
+        "JPY",
+        "NOK",
+        "PLN",
+        "SEK",
+    ]  # the fixture rates EUR, USD
     assert [w.message.split()[4].rstrip(",") for w in warnings] == codes
     assert all(w.is_warning and w.severity == "warning" and (w.path, w.line) == (str(path), line) for w in warnings)
     jpy = next(w for w in warnings if " JPY," in w.message)
@@ -1058,4 +1186,7 @@ def test_team_names_come_from_the_directory(experts):
     assert experts.team_name("warehouse") == "warehouse"  # not in the directory: its own name
     small = load_experts(SMALL_EXPERTS)
     assert (small.team_name("support"), small.team_name("legal"), small.team_name(None)) == (
-        "customer care", "legal", "customer care")  # legal sets no team: the queue's name
+        "customer care",
+        "legal",
+        "customer care",
+    )  # legal sets no team: the queue's name

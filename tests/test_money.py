@@ -1,4 +1,5 @@
 """Money normaliser: formats, separator disambiguation, garbage in, and speed."""
+
 from __future__ import annotations
 
 import time

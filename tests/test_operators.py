@@ -1,6 +1,7 @@
 """Sign-in limits, the client address and the password pool (`backline.hub.sign_in`), and the sign-in
 settings, CSRF token and demo password of `backline.hub.operators`, as units on real databases
 (SQLite and PostgreSQL: the limits are shared by every hub on one database)."""
+
 from __future__ import annotations
 
 import asyncio
@@ -75,7 +76,7 @@ def test_failures_counted_by_one_hub_limit_the_other(two_hubs: Tuple[SignInLimit
 
 
 def test_guessing_one_user_from_one_address_backs_off_exponentially_there_only(
-    two_hubs: Tuple[SignInLimits, SignInLimits, Clock]
+    two_hubs: Tuple[SignInLimits, SignInLimits, Clock],
 ) -> None:
     first, second, clock = two_hubs
     waits = []
@@ -99,7 +100,7 @@ def test_the_backoff_stops_at_its_maximum(two_hubs: Tuple[SignInLimits, SignInLi
 
 
 def test_over_the_overall_ceiling_each_address_may_fail_once(
-    two_hubs: Tuple[SignInLimits, SignInLimits, Clock]
+    two_hubs: Tuple[SignInLimits, SignInLimits, Clock],
 ) -> None:
     first, _, clock = two_hubs
     limits = SignInLimits(first.engine, KEY, Rules(overall_failures=10), clock=clock)
@@ -119,7 +120,8 @@ def test_keys_are_hashed_and_old_rows_pruned(two_hubs: Tuple[SignInLimits, SignI
     assert all(len(key) == 64 and int(key, 16) >= 0 for _, key in stored)
     assert not any("jonas" in key or "198.51" in key for _, key in stored)
     assert first.key("address", "198.51.100.23") != SignInLimits(first.engine, b"other secret").key(
-        "address", "198.51.100.23")  # without the secret, a hash cannot be matched to an address
+        "address", "198.51.100.23"
+    )  # without the secret, a hash cannot be matched to an address
     clock.advance(1800)
     second.failed("mara", "198.51.100.24")
     assert len(rows(first)) == 6  # within the backoff window (1 hour) both failures stay
@@ -147,38 +149,49 @@ def test_under_a_flood_the_table_keeps_only_the_last_hour(tmp_path) -> None:  # 
     assert stored == 3 * len(recent) < 3 * len(counted)  # pruned to the last hour's failures, three rows each
 
 
-@pytest.mark.parametrize("peer, forwarded, proxies, expected", [
-    ("198.51.100.7", [], "", "198.51.100.7"),
-    ("198.51.100.7", ["203.0.113.1"], "", "198.51.100.7"),  # an untrusted peer cannot name another client
-    ("10.0.0.5", ["203.0.113.1"], "10.0.0.5", "203.0.113.1"),
-    ("10.0.0.5", ["1.1.1.1, 203.0.113.1"], "10.0.0.5", "203.0.113.1"),  # the client's own spoofed hop is ignored
-    ("10.0.0.5", ["1.1.1.1, 203.0.113.1, 10.1.2.3"], "10.0.0.0/8", "203.0.113.1"),  # two proxies
-    ("10.0.0.5", ["1.1.1.1", "203.0.113.1"], "10.0.0.5", "203.0.113.1"),  # several headers: in order
-    ("10.0.0.5", [], "10.0.0.5", "10.0.0.5"),
-    ("10.0.0.5", ["10.0.0.7"], "10.0.0.0/8", "10.0.0.7"),  # every hop trusted: the first
-    ("10.0.0.5", ["203.0.113.1:41234"], "10.0.0.5", "203.0.113.1"),
-    ("::ffff:10.0.0.5", ["[2001:db8:1:2:3:4:5:6]:443"], "10.0.0.5", "2001:db8:1:2::/64"),
-    ("2001:db8:1:2::99", [], "", "2001:db8:1:2::/64"),  # IPv6: one subscriber's /64 is one address
-    ("::1", ["garbage"], "::1", "garbage"),
-    ("127.0.0.1", ["203.0.113.1"], "10.0.0.0/8", "127.0.0.1"),
-])
-def test_the_client_address_behind_trusted_proxies(peer: str, forwarded: List[str], proxies: str,
-                                                  expected: str) -> None:
+@pytest.mark.parametrize(
+    "peer, forwarded, proxies, expected",
+    [
+        ("198.51.100.7", [], "", "198.51.100.7"),
+        ("198.51.100.7", ["203.0.113.1"], "", "198.51.100.7"),  # an untrusted peer cannot name another client
+        ("10.0.0.5", ["203.0.113.1"], "10.0.0.5", "203.0.113.1"),
+        ("10.0.0.5", ["1.1.1.1, 203.0.113.1"], "10.0.0.5", "203.0.113.1"),  # the client's own spoofed hop is ignored
+        ("10.0.0.5", ["1.1.1.1, 203.0.113.1, 10.1.2.3"], "10.0.0.0/8", "203.0.113.1"),  # two proxies
+        ("10.0.0.5", ["1.1.1.1", "203.0.113.1"], "10.0.0.5", "203.0.113.1"),  # several headers: in order
+        ("10.0.0.5", [], "10.0.0.5", "10.0.0.5"),
+        ("10.0.0.5", ["10.0.0.7"], "10.0.0.0/8", "10.0.0.7"),  # every hop trusted: the first
+        ("10.0.0.5", ["203.0.113.1:41234"], "10.0.0.5", "203.0.113.1"),
+        ("::ffff:10.0.0.5", ["[2001:db8:1:2:3:4:5:6]:443"], "10.0.0.5", "2001:db8:1:2::/64"),
+        ("2001:db8:1:2::99", [], "", "2001:db8:1:2::/64"),  # IPv6: one subscriber's /64 is one address
+        ("::1", ["garbage"], "::1", "garbage"),
+        ("127.0.0.1", ["203.0.113.1"], "10.0.0.0/8", "127.0.0.1"),
+    ],
+)
+def test_the_client_address_behind_trusted_proxies(
+    peer: str, forwarded: List[str], proxies: str, expected: str
+) -> None:
     assert client_address(peer, forwarded, trusted_proxies(proxies)) == expected
 
 
 def test_settings_come_from_the_environment_and_refuse_nonsense() -> None:
     assert Settings.from_env({}) == Settings()
-    settings = Settings.from_env({"BACKLINE_DEMO": "1", "BACKLINE_COOKIE_SECURE": "1",
-                                  "BACKLINE_DASHBOARD_ORIGIN": "https://Support.Example/, https://ops.example:8443",
-                                  "BACKLINE_TRUSTED_PROXIES": "10.0.0.5, 172.16.0.0/12"})
+    settings = Settings.from_env(
+        {
+            "BACKLINE_DEMO": "1",
+            "BACKLINE_COOKIE_SECURE": "1",
+            "BACKLINE_DASHBOARD_ORIGIN": "https://Support.Example/, https://ops.example:8443",
+            "BACKLINE_TRUSTED_PROXIES": "10.0.0.5, 172.16.0.0/12",
+        }
+    )
     assert (settings.demo, settings.cookie_secure) == (True, True)
     assert settings.origins == ("https://support.example", "https://ops.example:8443")
     assert settings.trusted_proxies == (ipaddress.ip_network("10.0.0.5/32"), ipaddress.ip_network("172.16.0.0/12"))
     assert Settings.from_env({"BACKLINE_DEMO": "yes"}).demo is False  # only 1 turns the demo on
-    for bad in ({"BACKLINE_TRUSTED_PROXIES": "10.0.0.5, proxy.local"},
-                {"BACKLINE_DASHBOARD_ORIGIN": "support.example"},
-                {"BACKLINE_DASHBOARD_ORIGIN": "https://support.example/dashboard"}):
+    for bad in (
+        {"BACKLINE_TRUSTED_PROXIES": "10.0.0.5, proxy.local"},
+        {"BACKLINE_DASHBOARD_ORIGIN": "support.example"},
+        {"BACKLINE_DASHBOARD_ORIGIN": "https://support.example/dashboard"},
+    ):
         with pytest.raises(ValueError, match="BACKLINE_"):
             Settings.from_env(bad)
 

@@ -2,6 +2,7 @@
 trigger_intent API: retries with backoff, the retry budget, confirmation through the tracker,
 exactly-once under lost answers, per-conversation order, leases shared by two hubs (SQLite and
 PostgreSQL)."""
+
 from __future__ import annotations
 
 import datetime as dt
@@ -64,7 +65,8 @@ def test_a_reply_is_delivered_confirmed_and_audited(store: ConsultationStore, ra
     assert rasa.shown("conv") == [resume.delivery_id]
     assert store.require(case.id).delivery_status == "delivered"
     assert [e.detail for e in store.audit_trail(case.id) if e.action == "delivered"] == [
-        {"delivery_id": resume.delivery_id, "intent": "EXTERNAL_human_takeover", "attempts": 1}]
+        {"delivery_id": resume.delivery_id, "intent": "EXTERNAL_human_takeover", "attempts": 1}
+    ]
 
 
 def test_rasa_down_then_back_delivers_once_with_backoff(
@@ -155,8 +157,10 @@ def test_replies_reach_a_conversation_in_the_order_they_were_given(
 def test_two_hubs_share_the_outbox_without_sending_twice(
     db_url: str, store: ConsultationStore, rasa: FakeRasa, clock: FakeClock
 ) -> None:
-    ids = [record_reply(store, open_case(store, f"conv-{i}").id, "mara", "dashboard", Reply("take_over")).delivery_id
-           for i in range(12)]
+    ids = [
+        record_reply(store, open_case(store, f"conv-{i}").id, "mara", "dashboard", Reply("take_over")).delivery_id
+        for i in range(12)
+    ]
     twin = ConsultationStore(db_url, clock=clock)
     claimed: List[List[str]] = [[], []]
     barrier = threading.Barrier(2)

@@ -1,5 +1,6 @@
 """Files under var/: secrets generated once with 0600 from their first byte, the folder 0700, files
 left readable by an older run narrowed, and what a `backline` command creates readable by its owner only."""
+
 from __future__ import annotations
 
 import os
@@ -75,14 +76,25 @@ def test_var_and_what_an_older_run_left_in_it_are_narrowed_to_the_owner(tmp_path
     paths.private_var(var)
 
     assert [mode(var), mode(var / "sub"), mode(var / "business.db"), mode(var / "sub" / "old.log")] == [
-        0o700, 0o700, 0o600, 0o600]
+        0o700,
+        0o700,
+        0o600,
+        0o600,
+    ]
 
 
 def test_a_backline_command_creates_its_databases_private(tmp_path: Path) -> None:
     db = tmp_path / "seeded.db"
     env = {**os.environ, "BACKLINE_BUSINESS_DB_URL": f"sqlite:///{db}", "RASA_TELEMETRY_ENABLED": "false"}
-    done = subprocess.run([sys.executable, "-m", "backline", "seed"], cwd=ROOT, env=env, capture_output=True,
-                          text=True, timeout=300, preexec_fn=lambda: os.umask(0o022))
+    done = subprocess.run(
+        [sys.executable, "-m", "backline", "seed"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        preexec_fn=lambda: os.umask(0o022),
+    )
 
     assert done.returncode == 0, done.stderr[-2000:]
     assert mode(db) == 0o600

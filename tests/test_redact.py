@@ -1,4 +1,5 @@
 """Secrets stay out of error messages and log lines (`backline.redact`)."""
+
 from __future__ import annotations
 
 import logging
@@ -12,12 +13,16 @@ from backline.redact import MASK, RedactingFilter, redact, register, register_en
 @pytest.mark.parametrize(
     "text, expected",
     [
-        ("POST http://localhost:5005/conversations/c1/trigger_intent?output_channel=latest&token=s3cr3t-value",
-         f"POST http://localhost:5005/conversations/c1/trigger_intent?output_channel=latest&token={MASK}"),
+        (
+            "POST http://localhost:5005/conversations/c1/trigger_intent?output_channel=latest&token=s3cr3t-value",
+            f"POST http://localhost:5005/conversations/c1/trigger_intent?output_channel=latest&token={MASK}",
+        ),
         ("GET /status?token=abcdef123456 HTTP/1.1", f"GET /status?token={MASK} HTTP/1.1"),
         ("Authorization: Bearer eyJhbGciOiJIUzI1NiJ9.x.y", f"Authorization: Bearer {MASK}"),
-        ("https://api.telegram.org/bot123456:AAH-secret_part/sendMessage failed",
-         f"https://api.telegram.org/bot{MASK}/sendMessage failed"),
+        (
+            "https://api.telegram.org/bot123456:AAH-secret_part/sendMessage failed",
+            f"https://api.telegram.org/bot{MASK}/sendMessage failed",
+        ),
         ("invalid_auth for xoxb-1234-5678-abcdEFGH", f"invalid_auth for {MASK}"),
         ("postgresql://backline:hunter2pw@db:5432/backline", f"postgresql://backline:{MASK}@db:5432/backline"),
         ("?client_secret=abc123def&x=1", f"?client_secret={MASK}&x=1"),
@@ -30,11 +35,18 @@ def test_credentials_in_text_are_masked(text: str, expected: str) -> None:
 
 def test_registered_values_are_masked_anywhere(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(redaction, "_registered", set())
-    register_env({"BACKLINE_OPERATOR_TOKEN": "op-token-123456", "BACKLINE_HUB_PORT": "5006",
-                  "BACKLINE_SMTP_PASSWORD": "mail-pass-99", "OTHER_TOKEN": "not-ours-123456"})
+    register_env(
+        {
+            "BACKLINE_OPERATOR_TOKEN": "op-token-123456",
+            "BACKLINE_HUB_PORT": "5006",
+            "BACKLINE_SMTP_PASSWORD": "mail-pass-99",
+            "OTHER_TOKEN": "not-ours-123456",
+        }
+    )
     register("abc")  # too short to mask safely: ignored
     assert redact("op-token-123456 / mail-pass-99 / not-ours-123456 / 5006 / abc") == (
-        f"{MASK} / {MASK} / not-ours-123456 / 5006 / abc")
+        f"{MASK} / {MASK} / not-ours-123456 / 5006 / abc"
+    )
 
 
 def test_the_log_filter_redacts_messages_arguments_and_tracebacks(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -43,8 +55,15 @@ def test_the_log_filter_redacts_messages_arguments_and_tracebacks(monkeypatch: p
     try:
         raise RuntimeError("bad signature with signing-secret-42")
     except RuntimeError:
-        record = logging.LogRecord("x", logging.ERROR, __file__, 1, "calling %s", ("http://h/?token=zzzzzzzz",),
-                                   exc_info=__import__("sys").exc_info())
+        record = logging.LogRecord(
+            "x",
+            logging.ERROR,
+            __file__,
+            1,
+            "calling %s",
+            ("http://h/?token=zzzzzzzz",),
+            exc_info=__import__("sys").exc_info(),
+        )
     assert RedactingFilter().filter(record) is True
     assert record.getMessage() == f"calling http://h/?token={MASK}"
     assert "signing-secret-42" not in record.exc_text and MASK in record.exc_text
@@ -57,8 +76,17 @@ def test_audit_entries_never_keep_a_secret(tmp_path, monkeypatch: pytest.MonkeyP
     register("rasa-token-abcdef")
     with ConsultationStore(f"sqlite:///{tmp_path / 'c.db'}") as store:
         case = store.create(conversation_id="c", mode="handoff", queue="billing")
-        store.audit(case.id, "hub", "resume_failed", {"error": "POST http://r/x?token=rasa-token-abcdef failed",
-                                                      "nested": [{"url": "https://api.telegram.org/bot1:AA/x"}]})
+        store.audit(
+            case.id,
+            "hub",
+            "resume_failed",
+            {
+                "error": "POST http://r/x?token=rasa-token-abcdef failed",
+                "nested": [{"url": "https://api.telegram.org/bot1:AA/x"}],
+            },
+        )
         detail = store.audit_trail(case.id)[-1].detail
-    assert detail == {"error": f"POST http://r/x?token={MASK} failed",
-                      "nested": [{"url": f"https://api.telegram.org/bot{MASK}/x"}]}
+    assert detail == {
+        "error": f"POST http://r/x?token={MASK} failed",
+        "nested": [{"url": f"https://api.telegram.org/bot{MASK}/x"}],
+    }

@@ -1,6 +1,7 @@
 """Issue 14 with the real processes (Rasa, the action server, the hub) over REST: a collect_then_route
 row collects and routes, a handoff waiting for a person answers information questions, a case is
 closed in human mode, the AI cites the recorded resolution, and one conversation keeps one open case."""
+
 from typing import Any, Dict, List
 
 import requests
@@ -29,17 +30,27 @@ def test_a_return_is_collected_checked_routed_and_its_outcome_told(stack: Stack)
 
     state = slots(stack, sender)
     assert (state["handoff_mode"], state["escalation_reason"], state["escalation_detail"]) == (
-        "consulting", "policy_action", "collected")
+        "consulting",
+        "policy_action",
+        "collected",
+    )
     [case] = open_cases(stack, sender)
     assert (case["mode"], case["queue"], case["reasons"]) == ("consult", "support", ["policy_action"])
     assert case["brief"]["collected"] == {"order_id": "10023", "issue_details": "it is too wide for my desk"}
-    assert case["ai_draft"] == "Your return of order 10023 is authorised. You will receive a prepaid return label by e-mail."
+    assert (
+        case["ai_draft"]
+        == "Your return of order 10023 is authorised. You will receive a prepaid return label by e-mail."
+    )
 
     approved = reply(stack, case["id"], action="approve")
     assert approved.status_code == 200, approved.text
     assert "Your return of order 10023 is authorised" in texts(approved.json()["customer_messages"])
     resolution = slots(stack, sender)["case_resolution"]
-    assert (resolution["intent"], resolution["outcome"], resolution["consultation_id"]) == ("return_item", "approved", case["id"])
+    assert (resolution["intent"], resolution["outcome"], resolution["consultation_id"]) == (
+        "return_item",
+        "approved",
+        case["id"],
+    )
 
     told = texts(say(stack, sender, "how do i return an item"))
     assert told.startswith("About your earlier request:") and "approved it on" in told, told
@@ -70,7 +81,11 @@ def test_a_handoff_waiting_for_a_person_answers_information_questions_until_some
     said = texts(closed.json()["customer_messages"])
     assert "has closed this case: Your invoice address is fixed" in said, said
     state = slots(stack, sender)
-    assert (state["handoff_mode"], state["human_joined"], state["case_resolution"]["outcome"]) == ("ai", False, "closed")
+    assert (state["handoff_mode"], state["human_joined"], state["case_resolution"]["outcome"]) == (
+        "ai",
+        False,
+        "closed",
+    )
     assert texts(say(stack, sender, "what are your opening hours?"))  # the AI is back
 
 
@@ -98,7 +113,10 @@ def test_keyboard_mash_asks_to_rephrase_then_a_second_goes_to_a_person(stack: St
     assert "bringing in a person" in second, second
     state = slots(stack, sender)
     assert (state["handoff_mode"], state["escalation_reason"], state["escalation_detail"]) == (
-        "human", "low_confidence", "not_understood")
+        "human",
+        "low_confidence",
+        "not_understood",
+    )
     assert requests.get(f"{stack.hub_url}/health", timeout=10).status_code == 200
 
 

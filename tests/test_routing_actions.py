@@ -1,4 +1,5 @@
 """The escalation actions and what they tell the customer, from the policy's decision record."""
+
 import asyncio
 from pathlib import Path
 from typing import Any, Dict, Iterator, Optional
@@ -62,8 +63,14 @@ def consult_store(tmp_path: Path, business_env: str, monkeypatch: pytest.MonkeyP
 
 
 def test_handoff_says_why_opens_the_consultation_and_tells_the_wait(consult_store: ConsultationStore) -> None:
-    record = {"reason": "sensitive_topic", "detail": "refund_over_limit", "queue": "billing", "intent": "refund_request",
-              "priority": "high", "action": "handoff"}
+    record = {
+        "reason": "sensitive_topic",
+        "detail": "refund_over_limit",
+        "queue": "billing",
+        "intent": "refund_request",
+        "priority": "high",
+        "action": "handoff",
+    }
     messages, events = run(ActionHandoff(), tracker_with(record))
 
     assert messages[0] == {**messages[0], "response": "utter_handoff_refund_over_limit", "team": "billing"}
@@ -71,7 +78,12 @@ def test_handoff_says_why_opens_the_consultation_and_tells_the_wait(consult_stor
     [case] = consult_store.list(conversation_id="customer")
     assert events == [SlotSet("human_joined", False), SlotSet("consultation_id", case.id)]
     assert (case.mode, case.queue, case.priority, case.reasons, case.detail) == (
-        "handoff", "billing", "high", ("sensitive_topic",), "refund_over_limit")
+        "handoff",
+        "billing",
+        "high",
+        ("sensitive_topic",),
+        "refund_over_limit",
+    )
     assert case.assignee in ("mara", "jonas") and case.channel == "dashboard"
     assert [e.action for e in consult_store.audit_trail(case.id)][-1] == "customer_told"
 
@@ -106,7 +118,9 @@ def test_the_draft_for_a_faq_question_is_the_response_selectors_pick() -> None:
             "product_question": {"response": {"responses": [{"text": "Hardware has a 2-year warranty."}]}}
         }
     }
-    assert draft_answer("product_question/warranty", DOMAIN["responses"], parse_data) == "Hardware has a 2-year warranty."
+    assert (
+        draft_answer("product_question/warranty", DOMAIN["responses"], parse_data) == "Hardware has a 2-year warranty."
+    )
     assert draft_answer("made_up_intent", DOMAIN["responses"], {}) is None
 
 
@@ -116,12 +130,28 @@ def test_the_draft_for_a_faq_question_is_the_response_selectors_pick() -> None:
 def test_route_collected_says_what_happens_next_and_keeps_the_draft(consult_store: ConsultationStore) -> None:
     from actions.collect import ActionRouteCollected
 
-    record = {"action": "consult", "reason": "policy_action", "detail": "collected", "queue": "billing",
-              "intent": "refund_request", "row": "refund_request", "priority": "normal",
-              "evidence": {"collected": {"form": "collect_refund_request",
-                                         "fields": {"order_id": "10023", "amount": {"value": 49.0, "currency": "EUR"}}}}}
-    slots = {"routing_decision": record, "handoff_mode": "consulting", "order_id": "10023", "amount": 49.0,
-             "currency": "EUR"}
+    record = {
+        "action": "consult",
+        "reason": "policy_action",
+        "detail": "collected",
+        "queue": "billing",
+        "intent": "refund_request",
+        "row": "refund_request",
+        "priority": "normal",
+        "evidence": {
+            "collected": {
+                "form": "collect_refund_request",
+                "fields": {"order_id": "10023", "amount": {"value": 49.0, "currency": "EUR"}},
+            }
+        },
+    }
+    slots = {
+        "routing_decision": record,
+        "handoff_mode": "consulting",
+        "order_id": "10023",
+        "amount": 49.0,
+        "currency": "EUR",
+    }
     tracker = Tracker("customer", slots, {}, [], False, None, {}, "action_listen")
     messages, events = run(ActionRouteCollected(), tracker)
 
@@ -131,7 +161,12 @@ def test_route_collected_says_what_happens_next_and_keeps_the_draft(consult_stor
     [case] = consult_store.list(conversation_id="customer")
     assert events == [SlotSet("ai_draft", draft), SlotSet("consultation_id", case.id)]
     assert (case.mode, case.queue, case.reasons, case.detail, case.ai_draft) == (
-        "consult", "billing", ("policy_action",), "collected", draft)
+        "consult",
+        "billing",
+        ("policy_action",),
+        "collected",
+        draft,
+    )
     assert case.context["brief"]["collected"] == {"order_id": "10023", "amount": {"value": 49.0, "currency": "EUR"}}
     assert "billing team" in messages[1]["text"]
 
@@ -139,11 +174,19 @@ def test_route_collected_says_what_happens_next_and_keeps_the_draft(consult_stor
 def test_the_recorded_resolution_is_told_once() -> None:
     from actions.waiting import ActionTellResolution
 
-    resolution = {"consultation_id": "c1", "intent": "refund_request", "outcome": "approved", "by": "Mara",
-                  "team": "billing", "text": "The 49 EUR are on their way.", "at": "2026-12-04T10:12:00+00:00"}
+    resolution = {
+        "consultation_id": "c1",
+        "intent": "refund_request",
+        "outcome": "approved",
+        "by": "Mara",
+        "team": "billing",
+        "text": "The 49 EUR are on their way.",
+        "at": "2026-12-04T10:12:00+00:00",
+    }
     tracker = Tracker("customer", {"case_resolution": resolution}, {}, [], False, None, {}, "action_listen")
     messages, events = run(ActionTellResolution(), tracker)
     assert [m["text"] for m in messages] == [
         "About your earlier request: Mara from our billing team approved it on 4 December at 10:12 UTC. "
-        "The 49 EUR are on their way. If this is about something new, tell me and I'll help."]
+        "The 49 EUR are on their way. If this is about something new, tell me and I'll help."
+    ]
     assert events == [SlotSet("case_resolution", {**resolution, "told": True})]

@@ -3,6 +3,7 @@
 Signals are built by hand here: detecting them in text is the NLU side's job (see
 tests/test_matrix.py for the matrix's phrasings against a reference detector).
 """
+
 from __future__ import annotations
 
 import json
@@ -169,7 +170,10 @@ def test_draft_row_is_reviewed_in_the_background() -> None:
 def test_retrieval_intents_use_their_base_row() -> None:
     d = decide(msg("what's the warranty on the dock", "product_question/warranty", 0.97), conv(), MATRIX)
     assert (d.action, d.row, d.intent) == ("answer", "product_question", "product_question/warranty")
-    assert d.thresholds == (MATRIX.rows["product_question"].thresholds.high, MATRIX.rows["product_question"].thresholds.low)
+    assert d.thresholds == (
+        MATRIX.rows["product_question"].thresholds.high,
+        MATRIX.rows["product_question"].thresholds.low,
+    )
     medium = decide(msg("warranty?", "product_question/warranty", 0.6), conv(), MATRIX)
     assert (medium.action, medium.reason, medium.queue) == ("consult", "medium_confidence", "support")
 
@@ -346,7 +350,9 @@ def test_refund_over_limit(entities, fires: bool, amount_eur: float) -> None:
 
 
 def test_a_fifty_euro_refund_is_collected_then_routed() -> None:
-    d = decide(msg("i want a refund of 50 euros for my last order", "refund_request", 0.97, entities=money(50)), conv(), MATRIX)
+    d = decide(
+        msg("i want a refund of 50 euros for my last order", "refund_request", 0.97, entities=money(50)), conv(), MATRIX
+    )
     assert (d.action, d.mode, d.reason, d.form) == ("collect", "ai", None, "collect_refund_request")
     assert d.evidence["collect"] == {"form": "collect_refund_request", "fields": ["order_id", "amount"]}
     assert d.slot_updates() == {}
@@ -366,7 +372,11 @@ def test_amount_from_the_slots_when_the_message_has_none() -> None:
 
 
 def test_the_message_amount_beats_the_slots() -> None:
-    d = decide(msg("actually just 50 euros", "refund_request", 0.9, entities=money(50)), conv(amount=780.0, currency="EUR"), MATRIX)
+    d = decide(
+        msg("actually just 50 euros", "refund_request", 0.9, entities=money(50)),
+        conv(amount=780.0, currency="EUR"),
+        MATRIX,
+    )
     assert d.action == "collect" and d.evidence["amount"]["source"] == "message"
 
 
@@ -463,7 +473,15 @@ def test_any_currency_without_a_rate_fails_closed(currency: str) -> None:
 
 @pytest.mark.parametrize(
     "intent",
-    ["order_status", "invoice_copy", "pricing", "product_question/warranty", "inform", "upgrade_interest", "cancel_subscription"],
+    [
+        "order_status",
+        "invoice_copy",
+        "pricing",
+        "product_question/warranty",
+        "inform",
+        "upgrade_interest",
+        "cancel_subscription",
+    ],
 )
 def test_an_unrated_currency_outside_the_limit_intents_does_not_escalate(intent: str) -> None:
     d = decide(msg("it cost ¥90000", intent, 0.99, entities=money(90_000, "JPY")), conv(), MATRIX)
@@ -481,7 +499,10 @@ def test_an_unrated_amount_from_the_slots_escalates() -> None:
 def test_an_amount_without_currency_takes_an_unrated_currency_slot() -> None:
     d = decide(msg("refund 300", "refund_request", 0.9, entities=money(300, None)), conv(currency="SEK"), MATRIX)
     assert d.detail == "unrated_currency"
-    assert (d.evidence["sensitive_topic"]["currency"], d.evidence["sensitive_topic"]["currency_assumed"]) == ("SEK", True)
+    assert (d.evidence["sensitive_topic"]["currency"], d.evidence["sensitive_topic"]["currency_assumed"]) == (
+        "SEK",
+        True,
+    )
 
 
 def test_a_blank_currency_counts_as_none() -> None:
@@ -522,7 +543,10 @@ def test_several_unrated_amounts_are_all_recorded() -> None:
     entities = money(100, "JPY", start=0, end=4) + money(300, "SEK", start=10, end=17)
     d = decide(msg("¥100 and SEK 300", "refund_request", 0.9, entities=entities), conv(), MATRIX)
     assert d.detail == "unrated_currency"
-    assert [(u["currency"], u["amount_eur"]) for u in d.evidence["sensitive_topic"]["unrated"]] == [("JPY", None), ("SEK", None)]
+    assert [(u["currency"], u["amount_eur"]) for u in d.evidence["sensitive_topic"]["unrated"]] == [
+        ("JPY", None),
+        ("SEK", None),
+    ]
 
 
 def test_a_more_urgent_category_outranks_an_unrated_refund() -> None:
@@ -563,7 +587,13 @@ def test_an_amount_without_currency_uses_the_slot_or_eur() -> None:
 ])  # fmt: skip
 def test_the_classifier_route_alone_fires_a_category(intent: str, detail: str, queue: str, priority: str) -> None:
     d = decide(msg(NEUTRAL, intent, 0.9), conv(), MATRIX)
-    assert (d.action, d.reason, d.detail, d.queue, d.priority) == ("handoff", "sensitive_topic", detail, queue, priority)
+    assert (d.action, d.reason, d.detail, d.queue, d.priority) == (
+        "handoff",
+        "sensitive_topic",
+        detail,
+        queue,
+        priority,
+    )
     assert d.evidence["sensitive_topic"]["route"] == "classifier"
 
 
@@ -630,7 +660,11 @@ def test_same_question_same_answer_three_times() -> None:
 def test_same_intent_with_different_answers_converges() -> None:
     history = (
         turn("how do i reset my password", "password_reset", ANSWER_PW),
-        turn("the reset link expired", "password_reset", "Links last 30 minutes: request a new one and use it right away."),
+        turn(
+            "the reset link expired",
+            "password_reset",
+            "Links last 30 minutes: request a new one and use it right away.",
+        ),
     )
     d = decide(msg("still can't log in", "password_reset", 0.95), conv(*history), MATRIX)
     assert d.action == "answer" and "no_convergence" not in d.evidence
@@ -640,8 +674,14 @@ def test_same_intent_with_different_answers_converges() -> None:
     "history",
     [
         (turn("how do i reset my password", "password_reset", ANSWER_PW),),  # only two turns so far
-        (turn("how do i reset my password", "password_reset", ANSWER_PW), turn("and my licence?", "license_activation", ANSWER_PW)),
-        (turn("how do i reset my password", "password_reset", ANSWER_PW), turn("again", "password_reset", "")),  # unanswered
+        (
+            turn("how do i reset my password", "password_reset", ANSWER_PW),
+            turn("and my licence?", "license_activation", ANSWER_PW),
+        ),
+        (
+            turn("how do i reset my password", "password_reset", ANSWER_PW),
+            turn("again", "password_reset", ""),
+        ),  # unanswered
     ],
 )
 def test_no_convergence_needs_three_same_intent_answered_turns(history: Tuple[Turn, ...]) -> None:
@@ -650,11 +690,16 @@ def test_no_convergence_needs_three_same_intent_answered_turns(history: Tuple[Tu
 
 
 def test_no_convergence_thresholds_come_from_the_matrix() -> None:
-    history = (turn("reset password", "password_reset", ANSWER_PW), turn("reset password pls", "password_reset", ANSWER_PW))
+    history = (
+        turn("reset password", "password_reset", ANSWER_PW),
+        turn("reset password pls", "password_reset", ANSWER_PW),
+    )
     strict = with_triggers(no_convergence={"overlap": 0.99})
     assert decide(msg("reset password?", "password_reset", 0.95), conv(*history), strict).action == "answer"
     longer = with_triggers(no_convergence={"same_intent_turns": 4})
-    assert "no_convergence" not in decide(msg("reset password?", "password_reset", 0.95), conv(*history), longer).evidence
+    assert (
+        "no_convergence" not in decide(msg("reset password?", "password_reset", 0.95), conv(*history), longer).evidence
+    )
     three = (turn("reset password", "password_reset", ANSWER_PW),) + history
     d = decide(msg("reset password?", "password_reset", 0.95), conv(*three), longer)
     assert d.detail == "repeated_answer" and len(d.evidence["no_convergence"]["overlaps"]) == 2
@@ -668,7 +713,12 @@ def test_a_rejected_answer_escalates_with_the_last_attempt() -> None:
     assert evidence["last_answer"] == ANSWER_LICENSE
     assert evidence["last_question"] == "how do i activate my license"
     row = MATRIX.rows["answer_rejected"]
-    assert (d.queue, d.priority, d.sla_minutes, d.context_package) == (row.queue, row.priority, row.sla_minutes, row.context_package)
+    assert (d.queue, d.priority, d.sla_minutes, d.context_package) == (
+        row.queue,
+        row.priority,
+        row.sla_minutes,
+        row.context_package,
+    )
 
 
 def test_a_rejection_without_an_earlier_answer_is_no_convergence_trigger() -> None:
@@ -690,7 +740,10 @@ def test_explicit_request_beats_sensitive_topic() -> None:
 
 
 def test_sensitive_topic_beats_no_convergence() -> None:
-    history = (turn("refund 780 eur", "refund_request", "Which order?"), turn("refund 780 eur", "refund_request", "Which order?"))
+    history = (
+        turn("refund 780 eur", "refund_request", "Which order?"),
+        turn("refund 780 eur", "refund_request", "Which order?"),
+    )
     d = decide(msg("refund 780 eur", "refund_request", 0.9, entities=money(780)), conv(*history), MATRIX)
     assert (d.reason, d.detail) == ("sensitive_topic", "refund_over_limit")
     assert d.triggers == ("sensitive_topic", "no_convergence")
@@ -698,7 +751,9 @@ def test_sensitive_topic_beats_no_convergence() -> None:
 
 def test_explicit_request_beats_no_convergence() -> None:
     history = (turn("reset", "password_reset", ANSWER_PW), turn("reset", "password_reset", ANSWER_PW))
-    d = decide(msg("reset", "password_reset", 0.9, signals=[sig("explicit_request", "agent please")]), conv(*history), MATRIX)
+    d = decide(
+        msg("reset", "password_reset", 0.9, signals=[sig("explicit_request", "agent please")]), conv(*history), MATRIX
+    )
     assert d.reason == "explicit_request"
 
 
@@ -737,7 +792,12 @@ def test_thresholds_are_per_row() -> None:
 def test_negative_sentiment_turns_an_answer_into_a_consultation() -> None:
     limit = MATRIX.triggers.sentiment.negative_below
     d = decide(msg("where is my stupid order", "order_status", 0.95, sentiment=limit), conv(), MATRIX)
-    assert (d.action, d.mode, d.reason, d.detail) == ("consult", "consulting", "negative_sentiment", "negative_sentiment")
+    assert (d.action, d.mode, d.reason, d.detail) == (
+        "consult",
+        "consulting",
+        "negative_sentiment",
+        "negative_sentiment",
+    )
     assert d.modifiers == ("negative_sentiment",)
     assert d.evidence["negative_sentiment"] == {"sentiment": limit, "negative_below": limit}
     mild = decide(msg("where is my order", "order_status", 0.95, sentiment=limit + 0.1), conv(), MATRIX)
@@ -789,7 +849,9 @@ def test_high_value_does_not_touch_handoffs_and_priority_caps_at_urgent() -> Non
 
 
 def test_modifiers_combine() -> None:
-    d = decide(msg("where is my damn order", "order_status", 0.95, sentiment=-0.8), conv(customer_tier="enterprise"), MATRIX)
+    d = decide(
+        msg("where is my damn order", "order_status", 0.95, sentiment=-0.8), conv(customer_tier="enterprise"), MATRIX
+    )
     assert (d.action, d.reason, d.priority) == ("consult", "negative_sentiment", "high")
     assert d.modifiers == ("negative_sentiment", "high_value")
 
@@ -861,7 +923,11 @@ def test_from_parse_data() -> None:
 
 def test_the_record_is_complete_and_json() -> None:
     text = "where is my order? my lawyer is asking"
-    d = decide(msg(text, "order_status", 0.97, signals=[sig("legal", "lawyer", text)]), conv(customer_tier="enterprise"), MATRIX)
+    d = decide(
+        msg(text, "order_status", 0.97, signals=[sig("legal", "lawyer", text)]),
+        conv(customer_tier="enterprise"),
+        MATRIX,
+    )
     record = d.as_record()
     assert json.loads(json.dumps(record)) == record
     assert set(record) == {
@@ -870,8 +936,17 @@ def test_the_record_is_complete_and_json() -> None:
     }  # fmt: skip
     assert record["thresholds"] == {"high": DEFAULTS.high, "low": DEFAULTS.low}
     assert record["triggers"] == ["sensitive_topic"]
-    assert set(ACTIONS) == {"silent", "handoff", "consult", "clarify", "answer", "collect", "answer_waiting",
-                            "tell_resolution", "stop_collect"}
+    assert set(ACTIONS) == {
+        "silent",
+        "handoff",
+        "consult",
+        "clarify",
+        "answer",
+        "collect",
+        "answer_waiting",
+        "tell_resolution",
+        "stop_collect",
+    }
     assert isinstance(d, Decision) and d.escalates
 
 

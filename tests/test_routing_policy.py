@@ -10,6 +10,7 @@ actions and utterances, forms). Every assertion is on the prediction itself: the
 mandatory `events`, the `optional_events` applied when the policy wins and the
 `action_metadata` the action is logged with.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -319,8 +320,13 @@ def form_then(message: UserUttered) -> List[Event]:
 def form_request() -> List[Event]:
     order = [{"entity": "order_id", "value": "10023", "start": 0, "end": 5, "extractor": "BacklineEntityExtractor"}]
     return form_then(
-        user(FORM_REQUEST, "request_human", 0.88, entities=order,
-             signals=[signal("explicit_request", "talk to a real person", FORM_REQUEST)])
+        user(
+            FORM_REQUEST,
+            "request_human",
+            0.88,
+            entities=order,
+            signals=[signal("explicit_request", "talk to a real person", FORM_REQUEST)],
+        )
     )
 
 
@@ -413,7 +419,11 @@ def test_loaded_policy_keeps_the_matrix_it_was_trained_with(
     loaded = load(config_for(matrix_file), model_storage, Resource("routing"), execution_context)
     record = assert_escalation(
         loaded.predict_action_probabilities(tracker_of(domain, events), domain),
-        domain, "action_handoff", "human", "sensitive_topic", "refund_over_limit",
+        domain,
+        "action_handoff",
+        "human",
+        "sensitive_topic",
+        "refund_over_limit",
     )
     assert record["evidence"]["sensitive_topic"]["limit_eur"] == 500.0
 
@@ -460,7 +470,11 @@ def test_model_archive_round_trip(
     events = explicit_request()
     assert_escalation(
         loaded.predict_action_probabilities(tracker_of(domain, events), domain),
-        domain, "action_handoff", "human", "explicit_request", None,
+        domain,
+        "action_handoff",
+        "human",
+        "explicit_request",
+        None,
     )
 
 
@@ -479,7 +493,9 @@ def test_fingerprint_addon_follows_the_matrix_content(
     shutil.copy(signals, tmp_path / "signals.yml")
     assert RoutingPolicy.fingerprint_addon(config_for(same)) == original
 
-    signals.write_text(signals.read_text(encoding="utf-8").replace("- live agent\n", "- live agents\n"), encoding="utf-8")
+    signals.write_text(
+        signals.read_text(encoding="utf-8").replace("- live agent\n", "- live agents\n"), encoding="utf-8"
+    )
     assert RoutingPolicy.fingerprint_addon(config) != original
     shutil.copy(tmp_path / "signals.yml", signals)
     assert RoutingPolicy.fingerprint_addon(config) == original
@@ -514,7 +530,11 @@ def test_explicit_request_by_the_classifier_alone(policy: RoutingPolicy, domain:
     events = session(turn(user(text, "request_human", 0.81)))
     record = assert_escalation(
         policy.predict_action_probabilities(tracker_of(domain, events), domain),
-        domain, "action_handoff", "human", "explicit_request", None,
+        domain,
+        "action_handoff",
+        "human",
+        "explicit_request",
+        None,
     )
     assert record["evidence"]["explicit_request"]["route"] == "classifier"
 
@@ -525,7 +545,11 @@ def test_refund_over_the_limit_hands_off_to_billing(policy: RoutingPolicy, domai
     assert (tracker.get_slot("amount"), tracker.get_slot("currency")) == (780.0, "EUR")
     record = assert_escalation(
         policy.predict_action_probabilities(tracker, domain),
-        domain, "action_handoff", "human", "sensitive_topic", "refund_over_limit",
+        domain,
+        "action_handoff",
+        "human",
+        "sensitive_topic",
+        "refund_over_limit",
     )
     evidence = record["evidence"]["sensitive_topic"]
     assert evidence["category"] == "refund_over_limit"
@@ -535,16 +559,22 @@ def test_refund_over_the_limit_hands_off_to_billing(policy: RoutingPolicy, domai
 
 
 def test_an_amount_from_an_earlier_turn_counts_through_the_slots(policy: RoutingPolicy, domain: Domain) -> None:
-    """"It was €780." ... "I want a refund for that": the amount comes from the amount / currency slots."""
+    """ "It was €780." ... "I want a refund for that": the amount comes from the amount / currency slots."""
     amount_text = "it was €780"
     events = session(
-        turn(user(amount_text, "inform", 0.93, entities=money(amount_text, "€780", 780.0, "EUR")),
-             *said("utter_ask_what_for", "Thanks. What would you like me to do with that?")),
+        turn(
+            user(amount_text, "inform", 0.93, entities=money(amount_text, "€780", 780.0, "EUR")),
+            *said("utter_ask_what_for", "Thanks. What would you like me to do with that?"),
+        ),
         turn(user("I want a refund for that", "refund_request", 0.92)),
     )
     record = assert_escalation(
         policy.predict_action_probabilities(tracker_of(domain, events), domain),
-        domain, "action_handoff", "human", "sensitive_topic", "refund_over_limit",
+        domain,
+        "action_handoff",
+        "human",
+        "sensitive_topic",
+        "refund_over_limit",
     )
     evidence = record["evidence"]["sensitive_topic"]
     assert (evidence["amount"], evidence["amount_eur"], evidence["source"]) == (780.0, 780.0, "slots")
@@ -566,11 +596,20 @@ def test_a_refund_in_a_currency_without_a_rate_hands_off_to_billing(
     assert (tracker.get_slot("amount"), tracker.get_slot("currency")) == (amount, currency)
     record = assert_escalation(
         policy.predict_action_probabilities(tracker, domain),
-        domain, "action_handoff", "human", "sensitive_topic", "unrated_currency",
+        domain,
+        "action_handoff",
+        "human",
+        "sensitive_topic",
+        "unrated_currency",
     )
     evidence = record["evidence"]["sensitive_topic"]
     assert (evidence["category"], evidence["detail"]) == ("refund_over_limit", "unrated_currency")
-    assert (evidence["amount"], evidence["currency"], evidence["amount_eur"], evidence["no_rate"]) == (amount, currency, None, True)
+    assert (evidence["amount"], evidence["currency"], evidence["amount_eur"], evidence["no_rate"]) == (
+        amount,
+        currency,
+        None,
+        True,
+    )
     assert evidence["why"].startswith(f"no rate configured for {currency}")
     assert (record["queue"], record["priority"], record["context_package"]) == ("billing", "high", "billing")
 
@@ -578,13 +617,19 @@ def test_a_refund_in_a_currency_without_a_rate_hands_off_to_billing(
 def test_an_unrated_currency_in_the_slots_still_hands_off(policy: RoutingPolicy, domain: Domain) -> None:
     amount_text = "it was 9000 yen"
     events = session(
-        turn(user(amount_text, "inform", 0.93, entities=money(amount_text, "9000 yen", 9_000.0, "JPY")),
-             *said("utter_ask_what_for", "Thanks. What would you like me to do with that?")),
+        turn(
+            user(amount_text, "inform", 0.93, entities=money(amount_text, "9000 yen", 9_000.0, "JPY")),
+            *said("utter_ask_what_for", "Thanks. What would you like me to do with that?"),
+        ),
         turn(user("I want a refund for that", "refund_request", 0.92)),
     )
     record = assert_escalation(
         policy.predict_action_probabilities(tracker_of(domain, events), domain),
-        domain, "action_handoff", "human", "sensitive_topic", "unrated_currency",
+        domain,
+        "action_handoff",
+        "human",
+        "sensitive_topic",
+        "unrated_currency",
     )
     evidence = record["evidence"]["sensitive_topic"]
     assert (evidence["amount"], evidence["currency"], evidence["source"]) == (9_000.0, "JPY", "slots")
@@ -606,11 +651,18 @@ def test_medium_confidence_on_an_answer_row_is_reviewed_by_an_expert(policy: Rou
     events = SCENARIOS["medium_confidence"]()
     record = assert_escalation(
         policy.predict_action_probabilities(tracker_of(domain, events), domain),
-        domain, "action_consult", "consulting", "medium_confidence", "draft_review",
+        domain,
+        "action_consult",
+        "consulting",
+        "medium_confidence",
+        "draft_review",
     )
     defaults = read_yaml_file(ROOT / "escalation.yml")["defaults"]["thresholds"]
     assert (record["row"], record["tier"], record["thresholds"]) == (
-        "order_status", "medium", {"high": defaults["high"], "low": defaults["low"]})
+        "order_status",
+        "medium",
+        {"high": defaults["high"], "low": defaults["low"]},
+    )
     assert defaults["low"] <= record["confidence"] < defaults["high"]
     assert record["evidence"]["confidence"]["ai_may"] == "answer"
 
@@ -619,7 +671,11 @@ def test_low_confidence_hands_off_with_the_full_context(policy: RoutingPolicy, d
     events = SCENARIOS["low_confidence"]()
     record = assert_escalation(
         policy.predict_action_probabilities(tracker_of(domain, events), domain),
-        domain, "action_handoff", "human", "low_confidence", None,
+        domain,
+        "action_handoff",
+        "human",
+        "low_confidence",
+        None,
     )
     assert (record["tier"], record["confidence"], record["context_package"]) == ("low", 0.2, "full")
 
@@ -641,16 +697,22 @@ def test_intents_the_hub_triggers_are_left_to_the_rules(policy: RoutingPolicy, d
     assert_nothing(policy.predict_action_probabilities(tracker_of(domain, events), domain), domain)
 
 
-HAND_BACK = [UserUttered(None, {"name": "EXTERNAL_hand_back", "confidence": 1.0}), ActionExecuted("action_expert_update"),
-             SlotSet("handoff_mode", "handed_back"), SlotSet("allowed_intents", ["opening_hours", "pricing"]),
-             ActionExecuted(ACTION_LISTEN_NAME)]
+HAND_BACK = [
+    UserUttered(None, {"name": "EXTERNAL_hand_back", "confidence": 1.0}),
+    ActionExecuted("action_expert_update"),
+    SlotSet("handoff_mode", "handed_back"),
+    SlotSet("allowed_intents", ["opening_hours", "pricing"]),
+    ActionExecuted(ACTION_LISTEN_NAME),
+]
 
 
 def test_a_hand_back_lapses_with_its_session(policy: RoutingPolicy, domain: Domain) -> None:
     """The limits carry over as slots into a new session, but apply only in the session of the hand-back."""
     cancel = turn(user("cancel my subscription", "cancel_subscription", 0.97))
     same = session(HAND_BACK, cancel)
-    assert record_of(policy.predict_action_probabilities(tracker_of(domain, same), domain))["detail"] == "outside_handback"
+    assert (
+        record_of(policy.predict_action_probabilities(tracker_of(domain, same), domain))["detail"] == "outside_handback"
+    )
     carried = [SlotSet("handoff_mode", "handed_back"), SlotSet("allowed_intents", ["opening_hours", "pricing"])]
     later = session(HAND_BACK) + session(carried, cancel)  # action_session_start carries the slots over
     record = record_of(policy.predict_action_probabilities(tracker_of(domain, later), domain))
@@ -685,7 +747,9 @@ def test_after_a_routing_action_the_bot_listens(action: str, policy: RoutingPoli
     [
         pytest.param(SCENARIOS["after_greet"](), id="after utter_greet"),
         pytest.param(
-            session(turn(user("where is my order", "order_status", 0.2), *said("action_order_status", "It shipped.")))[:-1],
+            session(turn(user("where is my order", "order_status", 0.2), *said("action_order_status", "It shipped.")))[
+                :-1
+            ],
             id="after an action answered a low-confidence message",
         ),
         pytest.param(session(), id="session start, no message yet"),
@@ -820,7 +884,11 @@ def test_rasa_test_replay_without_signals_detects_them_from_the_text(policy: Rou
     assert "signals" not in tracker.latest_message.parse_data
     record = assert_escalation(
         policy.predict_action_probabilities(tracker, domain),
-        domain, "action_handoff", "human", "sensitive_topic", "legal",
+        domain,
+        "action_handoff",
+        "human",
+        "sensitive_topic",
+        "legal",
     )
     evidence = record["evidence"]["sensitive_topic"]
     assert (evidence["category"], evidence["route"], evidence["phrase"]) == ("legal", "rule", "lawyer")
@@ -838,7 +906,11 @@ def test_rasa_test_replay_explicit_request_under_another_intent(policy: RoutingP
     events = session(turn(user("just get me a human agent please", "order_status", 0.9, signals=None)))
     record = assert_escalation(
         policy.predict_action_probabilities(tracker_of(domain, events), domain),
-        domain, "action_handoff", "human", "explicit_request", None,
+        domain,
+        "action_handoff",
+        "human",
+        "explicit_request",
+        None,
     )
     assert record["evidence"]["explicit_request"]["route"] == "rule"
 
@@ -847,7 +919,11 @@ def test_no_convergence_after_three_identical_answers(policy: RoutingPolicy, dom
     tracker = tracker_of(domain, password_turns(3))
     record = assert_escalation(
         policy.predict_action_probabilities(tracker, domain),
-        domain, "action_handoff", "human", "no_convergence", "repeated_answer",
+        domain,
+        "action_handoff",
+        "human",
+        "no_convergence",
+        "repeated_answer",
     )
     evidence = record["evidence"]["no_convergence"]
     assert (evidence["kind"], evidence["turns"]) == ("repeated_answer", 3)
@@ -866,7 +942,11 @@ def test_no_convergence_from_the_actions_when_no_text_was_recorded(policy: Routi
     """Rasa's test harness runs no actions: the action names stand for the answers."""
     record = assert_escalation(
         policy.predict_action_probabilities(tracker_of(domain, password_turns(3, answer=False)), domain),
-        domain, "action_handoff", "human", "no_convergence", "repeated_answer",
+        domain,
+        "action_handoff",
+        "human",
+        "no_convergence",
+        "repeated_answer",
     )
     assert record["evidence"]["no_convergence"]["last_answer"] == "utter_password_reset"
 
@@ -915,7 +995,9 @@ def without_row(text: str, intent: str) -> str:
             id="domain intent without a row",
         ),
         pytest.param(
-            lambda: MATRIX_TEXT.replace("rejection_intents: [answer_rejected]", "rejection_intents: [answer_rejected, nope]"),
+            lambda: MATRIX_TEXT.replace(
+                "rejection_intents: [answer_rejected]", "rejection_intents: [answer_rejected, nope]"
+            ),
             r"is invalid:\n  .*escalation.yml:\d+: triggers.no_convergence.rejection_intents: intent 'nope' has no row",
             id="trigger naming an unknown intent",
         ),
@@ -925,7 +1007,9 @@ def without_row(text: str, intent: str) -> str:
             id="invalid YAML",
         ),
         pytest.param(
-            lambda: MATRIX_TEXT.replace("    ai_may: answer\n    queue: sales\n", "    ai_may: sometimes\n    queue: sales\n"),
+            lambda: MATRIX_TEXT.replace(
+                "    ai_may: answer\n    queue: sales\n", "    ai_may: sometimes\n    queue: sales\n"
+            ),
             r"The escalation matrix .*escalation.yml is invalid:\n  .*sometimes",
             id="unknown ai_may",
         ),
@@ -996,16 +1080,28 @@ def test_a_completed_collect_form_is_routed_to_the_rows_queue(policy: RoutingPol
     form = "collect_return_item"
     events = session(
         turn(user("i want to return my dock", "return_item", 0.97)),
-        [ActionExecuted(form), ActiveLoop(form), SlotSet("requested_slot", "order_id"), ActionExecuted(ACTION_LISTEN_NAME)],
+        [
+            ActionExecuted(form),
+            ActiveLoop(form),
+            SlotSet("requested_slot", "order_id"),
+            ActionExecuted(ACTION_LISTEN_NAME),
+        ],
         turn(user("10023", "inform", 0.9, entities=[{"entity": "order_id", "value": "10023"}])),
         [ActionExecuted(form), SlotSet("requested_slot", "issue_details"), ActionExecuted(ACTION_LISTEN_NAME)],
         turn(user("it is too wide", "inform", 0.6)),
-        [SlotSet("issue_details", "it is too wide"), ActionExecuted(form), SlotSet("requested_slot", None), ActiveLoop(None)],
+        [
+            SlotSet("issue_details", "it is too wide"),
+            ActionExecuted(form),
+            SlotSet("requested_slot", None),
+            ActiveLoop(None),
+        ],
     )
     prediction = policy.predict_action_probabilities(tracker_of(domain, events), domain)
     record = assert_escalation(prediction, domain, "action_route_collected", "consulting", "policy_action", "collected")
     assert record["evidence"]["collected"] == {
-        "form": form, "fields": {"order_id": "10023", "issue_details": "it is too wide"}}
+        "form": form,
+        "fields": {"order_id": "10023", "issue_details": "it is too wide"},
+    }
     assert (record["queue"], record["row"]) == ("support", "return_item")
 
 
@@ -1013,58 +1109,96 @@ def test_inside_a_collect_form_an_amount_over_the_limit_hands_off(policy: Routin
     form = "collect_refund_request"
     events = session(
         turn(user("i want my money back", "refund_request", 0.97)),
-        [ActionExecuted(form), ActiveLoop(form), SlotSet("requested_slot", "amount"), ActionExecuted(ACTION_LISTEN_NAME)],
-        turn(user("780 euros", "inform", 0.9, entities=[{"entity": "amount", "value": 780.0},
-                                                        {"entity": "currency", "value": "EUR"}])),
+        [
+            ActionExecuted(form),
+            ActiveLoop(form),
+            SlotSet("requested_slot", "amount"),
+            ActionExecuted(ACTION_LISTEN_NAME),
+        ],
+        turn(
+            user(
+                "780 euros",
+                "inform",
+                0.9,
+                entities=[{"entity": "amount", "value": 780.0}, {"entity": "currency", "value": "EUR"}],
+            )
+        ),
     )
     prediction = policy.predict_action_probabilities(tracker_of(domain, events), domain)
     assert predicted(prediction, domain) == ("action_handoff", 1.0)
     assert prediction.optional_events == mode_events("human", "sensitive_topic", "refund_over_limit") + [
-        ActiveLoop(None), SlotSet("requested_slot", None)]
+        ActiveLoop(None),
+        SlotSet("requested_slot", None),
+    ]
     assert record_of(prediction)["evidence"]["sensitive_topic"]["topic_intent"] == "refund_request"
 
 
 def test_while_waiting_for_a_person_information_is_answered(policy: RoutingPolicy, domain: Domain) -> None:
     waiting = [SlotSet("handoff_mode", "human"), SlotSet("human_joined", False)]
     hours = policy.predict_action_probabilities(
-        tracker_of(domain, session(waiting, turn(user("when are you open?", "opening_hours", 0.97)))), domain)
+        tracker_of(domain, session(waiting, turn(user("when are you open?", "opening_hours", 0.97)))), domain
+    )
     assert predicted(hours, domain) == ("action_answer_while_waiting", 1.0)
     assert record_of(hours)["action"] == "answer_waiting" and hours.optional_events == []
     joined = [SlotSet("handoff_mode", "human"), SlotSet("human_joined", True), SlotSet("human_agent", "Mara Klein")]
     silent = policy.predict_action_probabilities(
-        tracker_of(domain, session(joined, turn(user("when are you open?", "opening_hours", 0.97)))), domain)
+        tracker_of(domain, session(joined, turn(user("when are you open?", "opening_hours", 0.97)))), domain
+    )
     assert predicted(silent, domain) == ("action_relay_to_expert", 1.0)
 
 
 def test_the_topic_of_a_recorded_resolution_is_told(policy: RoutingPolicy, domain: Domain) -> None:
-    resolution = {"consultation_id": "c1", "intent": "return_item", "outcome": "approved", "by": "Mara",
-                  "team": "customer support", "text": "Label sent."}
+    resolution = {
+        "consultation_id": "c1",
+        "intent": "return_item",
+        "outcome": "approved",
+        "by": "Mara",
+        "team": "customer support",
+        "text": "Label sent.",
+    }
     events = session([SlotSet("case_resolution", resolution)], turn(user("what about my return", "return_item", 0.95)))
     prediction = policy.predict_action_probabilities(tracker_of(domain, events), domain)
     assert predicted(prediction, domain) == ("action_tell_resolution", 1.0)
-    told = session([SlotSet("case_resolution", {**resolution, "told": True})],
-                   turn(user("what about my return", "return_item", 0.95)))
+    told = session(
+        [SlotSet("case_resolution", {**resolution, "told": True})],
+        turn(user("what about my return", "return_item", 0.95)),
+    )
     assert predicted(policy.predict_action_probabilities(tracker_of(domain, told), domain), domain) == (
-        "collect_return_item", 1.0)
+        "collect_return_item",
+        1.0,
+    )
 
 
 def test_a_second_message_without_known_words_goes_to_a_person(policy: RoutingPolicy, domain: Domain) -> None:
     mash = [{"name": "no_known_words", "phrase": "asdf ghjk", "start": 0, "end": 9}]
-    first = turn(user("asdf ghjk", "out_of_scope", 0.3, signals=mash), ActionExecuted("utter_ask_rephrase"),
-                 BotUttered("Sorry, I didn't catch that."))
+    first = turn(
+        user("asdf ghjk", "out_of_scope", 0.3, signals=mash),
+        ActionExecuted("utter_ask_rephrase"),
+        BotUttered("Sorry, I didn't catch that."),
+    )
     once = policy.predict_action_probabilities(
-        tracker_of(domain, session(turn(user("asdf ghjk", "out_of_scope", 0.3, signals=mash)))), domain)
+        tracker_of(domain, session(turn(user("asdf ghjk", "out_of_scope", 0.3, signals=mash)))), domain
+    )
     assert predicted(once, domain) == ("utter_ask_rephrase", 1.0)
     twice = policy.predict_action_probabilities(
-        tracker_of(domain, session(first, turn(user("qwzx vbnm", "out_of_scope", 0.3, signals=mash)))), domain)
+        tracker_of(domain, session(first, turn(user("qwzx vbnm", "out_of_scope", 0.3, signals=mash)))), domain
+    )
     assert_escalation(twice, domain, "action_handoff", "human", "low_confidence", "not_understood")
 
 
 def test_a_no_inside_a_collect_form_deactivates_it_and_says_so(policy: RoutingPolicy, domain: Domain) -> None:
     form = "collect_cancel_subscription"
-    asked = [ActionExecuted(form), ActiveLoop(form), SlotSet("requested_slot", "email"), ActionExecuted(ACTION_LISTEN_NAME)]
-    events = session(turn(user("cancel my subscription", "cancel_subscription", 0.97)), asked,
-                     turn(user("no, forget it", "deny", 0.96)))
+    asked = [
+        ActionExecuted(form),
+        ActiveLoop(form),
+        SlotSet("requested_slot", "email"),
+        ActionExecuted(ACTION_LISTEN_NAME),
+    ]
+    events = session(
+        turn(user("cancel my subscription", "cancel_subscription", 0.97)),
+        asked,
+        turn(user("no, forget it", "deny", 0.96)),
+    )
     stop = policy.predict_action_probabilities(tracker_of(domain, events), domain)
     assert predicted(stop, domain) == ("action_deactivate_loop", 1.0)
     assert stop.is_no_user_prediction and stop.optional_events == []
@@ -1077,21 +1211,44 @@ def test_a_reply_the_collect_form_cannot_use_gets_the_question_again(policy: Rou
     from rasa.shared.core.events import ActionExecutionRejected
 
     form = "collect_return_item"
-    asked = [ActionExecuted(form), ActiveLoop(form), SlotSet("requested_slot", "order_id"), ActionExecuted(ACTION_LISTEN_NAME)]
-    events = session(turn(user("i want to return my dock", "return_item", 0.97)), asked,
-                     turn(user("hmm let me look", "inform", 0.4)), [ActionExecutionRejected(form)])
+    asked = [
+        ActionExecuted(form),
+        ActiveLoop(form),
+        SlotSet("requested_slot", "order_id"),
+        ActionExecuted(ACTION_LISTEN_NAME),
+    ]
+    events = session(
+        turn(user("i want to return my dock", "return_item", 0.97)),
+        asked,
+        turn(user("hmm let me look", "inform", 0.4)),
+        [ActionExecutionRejected(form)],
+    )
     again = policy.predict_action_probabilities(tracker_of(domain, events), domain)
     assert predicted(again, domain) == ("utter_ask_order_id", 1.0)
-    details = [ActionExecuted(form), ActiveLoop(form), SlotSet("requested_slot", "issue_details"),
-               ActionExecuted(ACTION_LISTEN_NAME)]
-    specific = session(turn(user("i want to return my dock", "return_item", 0.97)), details,
-                       turn(user("🙂", "inform", 0.4)), [ActionExecutionRejected(form)])
+    details = [
+        ActionExecuted(form),
+        ActiveLoop(form),
+        SlotSet("requested_slot", "issue_details"),
+        ActionExecuted(ACTION_LISTEN_NAME),
+    ]
+    specific = session(
+        turn(user("i want to return my dock", "return_item", 0.97)),
+        details,
+        turn(user("🙂", "inform", 0.4)),
+        [ActionExecutionRejected(form)],
+    )
     assert predicted(policy.predict_action_probabilities(tracker_of(domain, specific), domain), domain) == (
-        "utter_ask_collect_return_item_issue_details", 1.0)
+        "utter_ask_collect_return_item_issue_details",
+        1.0,
+    )
     then = events + [ActionExecuted("utter_ask_order_id"), BotUttered("What's your order number?")]
     assert predicted(policy.predict_action_probabilities(tracker_of(domain, then), domain), domain) == (
-        ACTION_LISTEN_NAME, 1.0)
-    resumed = then + [ActionExecuted(ACTION_LISTEN_NAME),
-                      *turn(user("found it, 10023", "inform", 0.9, entities=[{"entity": "order_id", "value": "10023"}]))]
+        ACTION_LISTEN_NAME,
+        1.0,
+    )
+    resumed = then + [
+        ActionExecuted(ACTION_LISTEN_NAME),
+        *turn(user("found it, 10023", "inform", 0.9, entities=[{"entity": "order_id", "value": "10023"}])),
+    ]
     prediction = policy.predict_action_probabilities(tracker_of(domain, resumed), domain)
     assert predicted(prediction, domain) == (form, 1.0) and prediction.is_no_user_prediction

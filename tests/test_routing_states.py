@@ -1,5 +1,6 @@
 """The routing engine's conversation states (issue 14): collect-then-route, a handoff waiting for a
 person, recorded resolutions, hand-back expiry, and messages without words."""
+
 from __future__ import annotations
 
 import datetime as dt
@@ -21,18 +22,28 @@ def msg(text: str, intent: str, confidence: float = 0.97, **extra) -> Parse:
 
 
 def eur(value: float) -> tuple:
-    return ({"entity": "amount", "value": value, "start": 0, "end": 3}, {"entity": "currency", "value": "EUR", "start": 0, "end": 3})
+    return (
+        {"entity": "amount", "value": value, "start": 0, "end": 3},
+        {"entity": "currency", "value": "EUR", "start": 0, "end": 3},
+    )
 
 
 # --- collect then route -------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("intent,fields", [
-    ("return_item", ["order_id", "issue_details"]), ("refund_request", ["order_id", "amount"]),
-    ("damaged_item", ["order_id", "issue_details"]), ("invoice_wrong", ["invoice_id", "issue_details"]),
-    ("billing_dispute", ["invoice_id", "amount"]), ("cancel_subscription", ["email", "issue_details"]),
-    ("change_plan", ["email", "target_plan"]), ("upgrade_interest", ["product", "email"]),
-])
+@pytest.mark.parametrize(
+    "intent,fields",
+    [
+        ("return_item", ["order_id", "issue_details"]),
+        ("refund_request", ["order_id", "amount"]),
+        ("damaged_item", ["order_id", "issue_details"]),
+        ("invoice_wrong", ["invoice_id", "issue_details"]),
+        ("billing_dispute", ["invoice_id", "amount"]),
+        ("cancel_subscription", ["email", "issue_details"]),
+        ("change_plan", ["email", "target_plan"]),
+        ("upgrade_interest", ["product", "email"]),
+    ],
+)
 def test_a_collect_row_starts_its_form(intent: str, fields: list) -> None:
     d = decide(msg("i need help with this", intent), Conversation(), MATRIX)
     assert (d.action, d.mode, d.form) == ("collect", "ai", f"collect_{intent}")
@@ -73,15 +84,28 @@ def test_route_collected_consults_the_rows_queue_with_the_facts() -> None:
     slots = {"order_id": "10023", "amount": 49.0, "currency": "EUR"}
     d = route_collected("refund_request", Conversation(amount=49.0, currency="EUR", slots=slots), MATRIX)
     assert (d.action, d.mode, d.reason, d.detail, d.queue, d.priority) == (
-        "consult", "consulting", "policy_action", "collected", "billing", "normal")
-    assert d.evidence["collected"] == {"form": "collect_refund_request",
-                                       "fields": {"order_id": "10023", "amount": {"value": 49.0, "currency": "EUR"}}}
-    assert d.slot_updates() == {"handoff_mode": "consulting", "escalation_reason": "policy_action",
-                                "escalation_detail": "collected"}
+        "consult",
+        "consulting",
+        "policy_action",
+        "collected",
+        "billing",
+        "normal",
+    )
+    assert d.evidence["collected"] == {
+        "form": "collect_refund_request",
+        "fields": {"order_id": "10023", "amount": {"value": 49.0, "currency": "EUR"}},
+    }
+    assert d.slot_updates() == {
+        "handoff_mode": "consulting",
+        "escalation_reason": "policy_action",
+        "escalation_detail": "collected",
+    }
 
 
 def test_route_collected_hands_off_an_amount_over_the_limit_and_raises_high_value() -> None:
-    over = route_collected("refund_request", Conversation(amount=780.0, currency="EUR", slots={"order_id": "10023"}), MATRIX)
+    over = route_collected(
+        "refund_request", Conversation(amount=780.0, currency="EUR", slots={"order_id": "10023"}), MATRIX
+    )
     assert (over.action, over.reason, over.detail) == ("handoff", "sensitive_topic", "refund_over_limit")
     unrated = route_collected("billing_dispute", Conversation(amount=80.0, currency="JPY"), MATRIX)
     assert (unrated.action, unrated.detail) == ("handoff", "unrated_currency")
@@ -99,21 +123,26 @@ def waiting(**extra) -> Conversation:
     return Conversation(handoff_mode="human", human_joined=False, **extra)
 
 
-@pytest.mark.parametrize("intent", ["opening_hours", "pricing", "product_question/warranty", "order_status",
-                                    "track_shipment", "invoice_copy"])
+@pytest.mark.parametrize(
+    "intent",
+    ["opening_hours", "pricing", "product_question/warranty", "order_status", "track_shipment", "invoice_copy"],
+)
 def test_while_waiting_the_ai_answers_information_questions(intent: str) -> None:
     d = decide(msg("a question", intent), waiting(), MATRIX)
     assert (d.action, d.mode, d.detail, d.tier) == ("answer_waiting", "human", "while_waiting", "high")
     assert d.slot_updates() == {}
 
 
-@pytest.mark.parametrize("parse", [
-    msg("i want my money back", "refund_request"),          # not informational
-    msg("i'd like to upgrade", "upgrade_interest"),          # informational, but a collect row
-    msg("when are you open", "opening_hours", 0.6),           # not sure enough
-    msg("when are you open? my lawyer asks", "opening_hours", signals=(Signal("legal", "lawyer", 23, 29),)),
-    msg("hello?", "greet"),
-])
+@pytest.mark.parametrize(
+    "parse",
+    [
+        msg("i want my money back", "refund_request"),  # not informational
+        msg("i'd like to upgrade", "upgrade_interest"),  # informational, but a collect row
+        msg("when are you open", "opening_hours", 0.6),  # not sure enough
+        msg("when are you open? my lawyer asks", "opening_hours", signals=(Signal("legal", "lawyer", 23, 29),)),
+        msg("hello?", "greet"),
+    ],
+)
 def test_while_waiting_anything_else_goes_to_the_case(parse: Parse) -> None:
     d = decide(parse, waiting(), MATRIX)
     assert (d.action, d.mode, d.detail) == ("silent", "human", "human_mode")
@@ -121,7 +150,9 @@ def test_while_waiting_anything_else_goes_to_the_case(parse: Parse) -> None:
 
 def test_once_a_person_has_joined_the_ai_is_silent() -> None:
     for joined in (True, None):
-        d = decide(msg("when are you open", "opening_hours"), Conversation(handoff_mode="human", human_joined=joined), MATRIX)
+        d = decide(
+            msg("when are you open", "opening_hours"), Conversation(handoff_mode="human", human_joined=joined), MATRIX
+        )
         assert d.action == "silent"
 
 
@@ -130,8 +161,16 @@ def test_once_a_person_has_joined_the_ai_is_silent() -> None:
 
 def resolved(minutes_ago: float, **extra) -> Conversation:
     at = (NOW - dt.timedelta(minutes=minutes_ago)).isoformat()
-    resolution = {"consultation_id": "c1", "intent": "billing_dispute", "outcome": "approved", "text": "Credited.",
-                  "by": "Dana", "team": "billing", "at": at, **extra.pop("resolution", {})}
+    resolution = {
+        "consultation_id": "c1",
+        "intent": "billing_dispute",
+        "outcome": "approved",
+        "text": "Credited.",
+        "by": "Dana",
+        "team": "billing",
+        "at": at,
+        **extra.pop("resolution", {}),
+    }
     return Conversation(resolution=resolution, now=NOW, amount=900.0, currency="EUR", **extra)
 
 
@@ -139,9 +178,13 @@ def test_the_topic_of_a_fresh_resolution_is_told_once() -> None:
     d = decide(msg("what happened with my dispute", "billing_dispute"), resolved(30), MATRIX)
     assert (d.action, d.detail) == ("tell_resolution", "resolution")
     assert d.evidence["resolution"]["outcome"] == "approved"
-    told = decide(msg("what happened with my dispute", "billing_dispute"), resolved(30, resolution={"told": True}), MATRIX)
+    told = decide(
+        msg("what happened with my dispute", "billing_dispute"), resolved(30, resolution={"told": True}), MATRIX
+    )
     assert (told.action, told.detail) == ("handoff", "refund_over_limit")  # the case's own amount, again
-    stale = decide(msg("what happened with my dispute", "billing_dispute"), resolved(MATRIX.hand_back_minutes + 1), MATRIX)
+    stale = decide(
+        msg("what happened with my dispute", "billing_dispute"), resolved(MATRIX.hand_back_minutes + 1), MATRIX
+    )
     assert stale.action == "handoff"
     other = decide(msg("where is my order", "order_status"), resolved(30), MATRIX)
     assert other.action == "answer"
@@ -150,16 +193,22 @@ def test_the_topic_of_a_fresh_resolution_is_told_once() -> None:
 def test_new_business_on_the_same_topic_is_not_a_resolution() -> None:
     new_amount = decide(msg("another 600 euros charge", "billing_dispute", entities=eur(600)), resolved(30), MATRIX)
     assert (new_amount.action, new_amount.detail) == ("handoff", "refund_over_limit")
-    lawyer = decide(msg("my lawyer", "billing_dispute", signals=(Signal("legal", "lawyer", 3, 9),)), resolved(30), MATRIX)
+    lawyer = decide(
+        msg("my lawyer", "billing_dispute", signals=(Signal("legal", "lawyer", 3, 9),)), resolved(30), MATRIX
+    )
     assert (lawyer.action, lawyer.reason) == ("handoff", "sensitive_topic")
     assert {"legal", "refund_over_limit"} <= {f["category"] for f in lawyer.evidence["sensitive_topic"]["fired"]}
 
 
 def handed_back(minutes_ago: float, this_session: bool = True) -> Conversation:
     at = (NOW - dt.timedelta(minutes=minutes_ago)).isoformat()
-    return Conversation(handoff_mode="handed_back", allowed_intents=frozenset({"opening_hours"}), now=NOW,
-                        resolution={"intent": "request_human", "outcome": "handed_back", "at": at},
-                        handback_this_session=this_session)
+    return Conversation(
+        handoff_mode="handed_back",
+        allowed_intents=frozenset({"opening_hours"}),
+        now=NOW,
+        resolution={"intent": "request_human", "outcome": "handed_back", "at": at},
+        handback_this_session=this_session,
+    )
 
 
 def test_hand_back_limits_apply_until_they_expire() -> None:
@@ -181,10 +230,20 @@ def test_a_first_message_without_known_words_asks_to_rephrase_a_second_escalates
     first = decide(msg("asdfgh jkl", "out_of_scope", 0.2, signals=MASH), Conversation(), MATRIX)
     assert (first.action, first.detail) == ("clarify", "no_known_words")
     history = (Turn("asdfgh jkl", "out_of_scope", "Sorry, I didn't catch that.", signals=MASH),)
-    second = decide(msg("qwxz vbnm", "out_of_scope", 0.2, signals=(Signal("no_known_words", "qwxz vbnm", 0, 9),)),
-                    Conversation(history=history), MATRIX)
-    assert (second.action, second.mode, second.reason, second.detail) == ("handoff", "human", "low_confidence", "not_understood")
-    emoji_twice = decide(msg("🙄", "frustration", 0.3), Conversation(history=(Turn("???", "out_of_scope", "Sorry"),)), MATRIX)
+    second = decide(
+        msg("qwxz vbnm", "out_of_scope", 0.2, signals=(Signal("no_known_words", "qwxz vbnm", 0, 9),)),
+        Conversation(history=history),
+        MATRIX,
+    )
+    assert (second.action, second.mode, second.reason, second.detail) == (
+        "handoff",
+        "human",
+        "low_confidence",
+        "not_understood",
+    )
+    emoji_twice = decide(
+        msg("🙄", "frustration", 0.3), Conversation(history=(Turn("???", "out_of_scope", "Sorry"),)), MATRIX
+    )
     assert (emoji_twice.action, emoji_twice.detail) == ("handoff", "not_understood")
     understood = decide(msg("where is my order", "order_status"), Conversation(history=history), MATRIX)
     assert understood.action == "answer"

@@ -125,8 +125,10 @@ def test_routing_imports_nothing_of_the_project_nor_rasa_nor_spacy() -> None:
     """backline/routing is the pure model every adapter trusts: it stands alone."""
     modules = sorted(p.stem for p in (ROOT / "backline" / "routing").glob("*.py") if p.stem != "__init__")
     statement = "; ".join(f"import backline.routing.{m}" for m in modules)
-    code = (f"{statement}\nimport sys\nprint('\\n'.join(sorted(m for m in sys.modules "
-            f"if m.startswith(('backline', 'rasa', 'spacy', 'tensorflow')))))")
+    code = (
+        f"{statement}\nimport sys\nprint('\\n'.join(sorted(m for m in sys.modules "
+        f"if m.startswith(('backline', 'rasa', 'spacy', 'tensorflow')))))"
+    )
     done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
     loaded = done.stdout.split()
     assert "backline.routing.matrix" in loaded and "backline.routing.validate" in loaded

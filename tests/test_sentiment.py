@@ -1,4 +1,5 @@
 """VADER sentiment: the pure scorer and SentimentAnalyzer as a Rasa 3.6 graph component."""
+
 from __future__ import annotations
 
 import time
@@ -80,16 +81,21 @@ def test_neutral_support_questions(text: str) -> None:
 
 def test_scores_are_vaders() -> None:
     result = score("I am so angry, this is ridiculous")
-    assert result == Sentiment(
-        compound=-0.7745, positive=0.0, negative=0.574, neutral=0.426, label="negative"
-    )
+    assert result == Sentiment(compound=-0.7745, positive=0.0, negative=0.574, neutral=0.426, label="negative")
     assert abs(result.positive + result.negative + result.neutral - 1.0) < 0.01
 
 
 @pytest.mark.parametrize(
     ("compound", "label"),
-    [(-1.0, "negative"), (-0.05, "negative"), (-0.0499, "neutral"), (0.0, "neutral"),
-     (0.0499, "neutral"), (0.05, "positive"), (1.0, "positive")],
+    [
+        (-1.0, "negative"),
+        (-0.05, "negative"),
+        (-0.0499, "neutral"),
+        (0.0, "neutral"),
+        (0.0499, "neutral"),
+        (0.05, "positive"),
+        (1.0, "positive"),
+    ],
 )
 def test_label_uses_vaders_thresholds(compound: float, label: str) -> None:
     assert label_for(compound) == label
@@ -99,7 +105,11 @@ def test_label_uses_vaders_thresholds(compound: float, label: str) -> None:
 def test_no_text_is_neutral_zero(text: Any) -> None:
     assert score(text) == NO_SENTIMENT
     assert NO_SENTIMENT.as_dict() == {
-        "compound": 0.0, "positive": 0.0, "negative": 0.0, "neutral": 0.0, "label": "neutral"
+        "compound": 0.0,
+        "positive": 0.0,
+        "negative": 0.0,
+        "neutral": 0.0,
+        "label": "neutral",
     }
 
 
@@ -128,8 +138,17 @@ def test_emoji_only_and_emoji_messages(text: str, label: str) -> None:
 
 @pytest.mark.parametrize(
     "text",
-    ["\x00\x01\x02", "���", "asdfghjkl qwertz", "!!!???...", "1234567890", "\u202e\u200b\u00a0",
-     "💩" * 500, "ü" * 3000, "İstanbul ŞİRKET"],
+    [
+        "\x00\x01\x02",
+        "���",
+        "asdfghjkl qwertz",
+        "!!!???...",
+        "1234567890",
+        "\u202e\u200b\u00a0",
+        "💩" * 500,
+        "ü" * 3000,
+        "İstanbul ŞİRKET",
+    ],
 )
 def test_garbage_input_does_not_crash(text: str) -> None:
     result = score(text)
@@ -173,9 +192,7 @@ def test_sentiment_dict_round_trip() -> None:
 make_analyzer = partial(build_component, SentimentAnalyzer, "sentiment")
 
 
-def run(
-    spacy_nlp: SpacyNLP, tokenizer: SpacyTokenizer, analyzer: Any, messages: List[Message]
-) -> List[Message]:
+def run(spacy_nlp: SpacyNLP, tokenizer: SpacyTokenizer, analyzer: Any, messages: List[Message]) -> List[Message]:
     return analyzer.process(spacy_pipeline(spacy_nlp, tokenizer, messages))
 
 
@@ -214,9 +231,7 @@ def test_message_without_text_gets_neutral_sentiment(
     assert processed.get(SENTIMENT) == NO_SENTIMENT.as_dict()
 
 
-def test_max_chars_is_configurable(
-    model_storage: LocalModelStorage, execution_context: ExecutionContext
-) -> None:
+def test_max_chars_is_configurable(model_storage: LocalModelStorage, execution_context: ExecutionContext) -> None:
     text = "I hate this, it is awful and I am furious, worst service ever. " + "ok thanks. " * 3
     default = make_analyzer(model_storage, execution_context)
     short = make_analyzer(model_storage, execution_context, {"max_chars": 20})

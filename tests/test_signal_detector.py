@@ -1,4 +1,5 @@
 """Rule-based signals: SignalDetector on spaCy docs and SignalDetectorComponent in Rasa 3.6."""
+
 from __future__ import annotations
 
 import asyncio
@@ -83,14 +84,12 @@ def detector() -> SignalDetector:
     return SignalDetector(SPECS)
 
 
-def found(
-    detector: SignalDetector, nlp: Optional[Language], text: str, lower: bool = True
-) -> List[Tuple[str, str]]:
+def found(detector: SignalDetector, nlp: Optional[Language], text: str, lower: bool = True) -> List[Tuple[str, str]]:
     """(name, text[start:end]) of each signal, checking that phrase and offsets agree."""
     doc = nlp(text.lower() if lower else text) if nlp is not None else None
     signals = detector.detect(doc, text)
     for signal in signals:
-        assert signal.phrase == text[signal.start:signal.end]
+        assert signal.phrase == text[signal.start : signal.end]
     return [(signal.name, signal.phrase) for signal in signals]
 
 
@@ -137,8 +136,18 @@ def test_a_veto_only_drops_the_matches_it_overlaps(detector: SignalDetector, kes
 
 @pytest.mark.parametrize(
     "text",
-    ["", "   ", "Where is my order #10023?", "humane treatment", "humans are slow", "😡😡😡",
-     "I'd like a refund", "personally I like it", "\x00\x01", "an issue with my invoice"],
+    [
+        "",
+        "   ",
+        "Where is my order #10023?",
+        "humane treatment",
+        "humans are slow",
+        "😡😡😡",
+        "I'd like a refund",
+        "personally I like it",
+        "\x00\x01",
+        "an issue with my invoice",
+    ],
 )
 def test_no_signal(detector: SignalDetector, kestrel_nlp: Language, text: str) -> None:
     assert found(detector, kestrel_nlp, text) == []
@@ -162,9 +171,7 @@ def test_several_signals_sorted_by_position(detector: SignalDetector, kestrel_nl
     ]
 
 
-def test_offsets_point_into_the_original_mixed_case_text(
-    detector: SignalDetector, kestrel_nlp: Language
-) -> None:
+def test_offsets_point_into_the_original_mixed_case_text(detector: SignalDetector, kestrel_nlp: Language) -> None:
     text = "Hi, My LAWYER says: Talk To A Real Person!"
     signals = detector.detect(kestrel_nlp(text.lower()), text)
     assert [s.as_dict() for s in signals] == [
@@ -173,17 +180,13 @@ def test_offsets_point_into_the_original_mixed_case_text(
     ]
 
 
-def test_offsets_survive_lowercasing_that_changes_length(
-    detector: SignalDetector, kestrel_nlp: Language
-) -> None:
+def test_offsets_survive_lowercasing_that_changes_length(detector: SignalDetector, kestrel_nlp: Language) -> None:
     text = "İİİ GDPR request, talk to a HUMAN"  # "İ".lower() is two characters
     assert len(text.lower()) == len(text) + 3
     assert found(detector, kestrel_nlp, text) == [("legal", "GDPR"), (EXPLICIT_REQUEST, "talk to a HUMAN")]
 
 
-def test_case_sensitive_doc_and_no_doc_give_the_same_signals(
-    detector: SignalDetector, kestrel_nlp: Language
-) -> None:
+def test_case_sensitive_doc_and_no_doc_give_the_same_signals(detector: SignalDetector, kestrel_nlp: Language) -> None:
     text = "My Attorney will SUE you unless a Human Agent calls"
     expected = [("legal", "Attorney"), ("legal", "SUE"), (EXPLICIT_REQUEST, "Human Agent")]
     assert found(detector, kestrel_nlp, text) == expected
@@ -203,20 +206,24 @@ def test_long_and_odd_input(detector: SignalDetector, kestrel_nlp: Language) -> 
 
 
 def test_specs_sharing_a_name_count_as_one_signal(kestrel_nlp: Language) -> None:
-    detector = SignalDetector([
-        SignalSpec("legal", phrases=("lawyer",)),
-        SignalSpec("legal", phrases=("my lawyer",), not_phrases=("lawyer joke",)),
-    ])
+    detector = SignalDetector(
+        [
+            SignalSpec("legal", phrases=("lawyer",)),
+            SignalSpec("legal", phrases=("my lawyer",), not_phrases=("lawyer joke",)),
+        ]
+    )
     assert found(detector, kestrel_nlp, "my lawyer called") == [("legal", "my lawyer")]
     assert found(detector, kestrel_nlp, "a lawyer joke") == [("not_legal", "lawyer joke")]
     assert detector.names == ["legal"]
 
 
 def test_pattern_only_and_phrase_only_specs(kestrel_nlp: Language) -> None:
-    detector = SignalDetector([
-        SignalSpec("formal_complaint", patterns=(({"LOWER": "file"}, {"LOWER": "a"}, {"LOWER": "complaint"}),)),
-        SignalSpec("formal_complaint_bot", phrases=("are you a bot",)),
-    ])
+    detector = SignalDetector(
+        [
+            SignalSpec("formal_complaint", patterns=(({"LOWER": "file"}, {"LOWER": "a"}, {"LOWER": "complaint"}),)),
+            SignalSpec("formal_complaint_bot", phrases=("are you a bot",)),
+        ]
+    )
     text = "Are you a bot? I will FILE A COMPLAINT"
     assert found(detector, kestrel_nlp, text) == [
         ("formal_complaint_bot", "Are you a bot"),
@@ -253,23 +260,45 @@ def test_invalid_specs_fail_clearly(spec: SignalSpec, message: str) -> None:
 
 # --- whole-message patterns: the starts_message / ends_message token attributes ------------
 
-WHOLE = SignalSpec(EXPLICIT_REQUEST, patterns=(
-    ({"LOWER": {"IN": ["a", "real", "live"]}, "_": {"starts_message": True}}, {"LOWER": {"IN": ["a", "real", "live"]}, "OP": "*"},
-     {"LOWER": {"IN": ["agent", "person"]}, "_": {"ends_message": True}}),
-    ({"LOWER": {"IN": ["agent", "person"]}, "_": {"starts_message": True, "ends_message": True}},),
-))
+WHOLE = SignalSpec(
+    EXPLICIT_REQUEST,
+    patterns=(
+        (
+            {"LOWER": {"IN": ["a", "real", "live"]}, "_": {"starts_message": True}},
+            {"LOWER": {"IN": ["a", "real", "live"]}, "OP": "*"},
+            {"LOWER": {"IN": ["agent", "person"]}, "_": {"ends_message": True}},
+        ),
+        ({"LOWER": {"IN": ["agent", "person"]}, "_": {"starts_message": True, "ends_message": True}},),
+    ),
+)
 
 
-@pytest.mark.parametrize(("text", "phrase"), [
-    ("agent", "agent"), ("Agent?!", "Agent"), ("  PERSON... ", "PERSON"), ("agent 🙏", "agent"),
-    ("A real person!!", "A real person"), ("¿live agent?", "live agent"),
-])
+@pytest.mark.parametrize(
+    ("text", "phrase"),
+    [
+        ("agent", "agent"),
+        ("Agent?!", "Agent"),
+        ("  PERSON... ", "PERSON"),
+        ("agent 🙏", "agent"),
+        ("A real person!!", "A real person"),
+        ("¿live agent?", "live agent"),
+    ],
+)
 def test_a_whole_message_pattern_matches_the_message_alone(kestrel_nlp: Language, text: str, phrase: str) -> None:
     assert found(SignalDetector([WHOLE]), kestrel_nlp, text) == [(EXPLICIT_REQUEST, phrase)]
 
 
-@pytest.mark.parametrize("text", ["my agent number is 4411", "live agent hours?", "a real person wrote this",
-                                  "agent 007", "is the agent", "2 agent"])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "my agent number is 4411",
+        "live agent hours?",
+        "a real person wrote this",
+        "agent 007",
+        "is the agent",
+        "2 agent",
+    ],
+)
 def test_a_whole_message_pattern_ignores_the_words_inside_a_longer_message(kestrel_nlp: Language, text: str) -> None:
     assert found(SignalDetector([WHOLE]), kestrel_nlp, text) == []
 
@@ -279,13 +308,18 @@ def test_the_edge_attributes_are_the_ones_the_matrix_may_use() -> None:
     assert check_token_pattern([{"LOWER": "agent", "_": {"starts_message": True, "ends_message": False}}]) == []
 
 
-@pytest.mark.parametrize(("token", "problem"), [
-    ({"_": {"end_of_message": True}}, ((0, "_", "end_of_message"), "unknown custom attribute (allowed: "
-                                                                   "starts_message, ends_message)")),
-    ({"_": {"ends_message": "yes"}}, ((0, "_", "ends_message"), "expected true or false, not 'yes'")),
-    ({"_": True}, ((0, "_"), "expected a mapping such as {ends_message: true}, not True")),
-    ({"_": {}}, ((0, "_"), "expected a mapping such as {ends_message: true}, not {}")),
-])
+@pytest.mark.parametrize(
+    ("token", "problem"),
+    [
+        (
+            {"_": {"end_of_message": True}},
+            ((0, "_", "end_of_message"), "unknown custom attribute (allowed: starts_message, ends_message)"),
+        ),
+        ({"_": {"ends_message": "yes"}}, ((0, "_", "ends_message"), "expected true or false, not 'yes'")),
+        ({"_": True}, ((0, "_"), "expected a mapping such as {ends_message: true}, not True")),
+        ({"_": {}}, ((0, "_"), "expected a mapping such as {ends_message: true}, not {}")),
+    ],
+)
 def test_bad_edge_attributes_are_reported(token: Dict[str, Any], problem: Tuple[Any, str]) -> None:
     assert check_token_pattern([{"LOWER": "agent", **token}]) == [problem]
 
@@ -309,9 +343,7 @@ def matrix_specs(monkeypatch: pytest.MonkeyPatch) -> Dict[str, Path]:
 make_component = partial(build_component, SignalDetectorComponent, "signals")
 
 
-def run(
-    spacy_nlp: SpacyNLP, tokenizer: SpacyTokenizer, component: Any, messages: List[Message]
-) -> List[Message]:
+def run(spacy_nlp: SpacyNLP, tokenizer: SpacyTokenizer, component: Any, messages: List[Message]) -> List[Message]:
     return component.process(spacy_pipeline(spacy_nlp, tokenizer, messages), spacy_nlp.provide())
 
 
@@ -525,16 +557,43 @@ def real_detector(kestrel_nlp: Language) -> SignalDetector:
         ("Where is my order #10023?", [], [EXPLICIT_REQUEST, "legal", "formal_complaint", "account_security"]),
         ("I would like a refund of 50 EUR", [], [EXPLICIT_REQUEST, "legal"]),
         # short or punctuated requests for a person (issue 14)
-        *[(text, [EXPLICIT_REQUEST], []) for text in (
-            "Live customer service?", "human?", "agent pls", "real person!!", "support person?", "customer service rep?",
-            "can i get a human", "operator.", "a human please", "representative", "Human", "a rep", "OPERATOR!!!",
-            "live customer support agent", "human support please", "can I have an agent", "someone real?",
-            "get me somebody real")],
+        *[
+            (text, [EXPLICIT_REQUEST], [])
+            for text in (
+                "Live customer service?",
+                "human?",
+                "agent pls",
+                "real person!!",
+                "support person?",
+                "customer service rep?",
+                "can i get a human",
+                "operator.",
+                "a human please",
+                "representative",
+                "Human",
+                "a rep",
+                "OPERATOR!!!",
+                "live customer support agent",
+                "human support please",
+                "can I have an agent",
+                "someone real?",
+                "get me somebody real",
+            )
+        ],
         # ... and what must not be taken for one
-        *[(text, [], [EXPLICIT_REQUEST]) for text in (
-            "customer service hours?", "is customer service open on sunday", "live support hours?", "customer service?",
-            "my agent number is 4411, where is my parcel", "the support agent was rude", "money transfer limits",
-            "is someone real reading this")],
+        *[
+            (text, [], [EXPLICIT_REQUEST])
+            for text in (
+                "customer service hours?",
+                "is customer service open on sunday",
+                "live support hours?",
+                "customer service?",
+                "my agent number is 4411, where is my parcel",
+                "the support agent was rude",
+                "money transfer limits",
+                "is someone real reading this",
+            )
+        ],
         ("live agent hours?", [NOT_EXPLICIT_REQUEST], [EXPLICIT_REQUEST]),
         ("human resources", [NOT_EXPLICIT_REQUEST], [EXPLICIT_REQUEST]),
     ],

@@ -1,4 +1,5 @@
 """The spaCy pipeline built from code: what it saves, and what it finds in customer sentences."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -19,7 +20,7 @@ Found = List[Tuple[str, str, object]]
 def entities_of(nlp: Language, text: str, lowercase: bool = True) -> Found:
     """(entity, covered original text, value) triples, with Rasa's default lower-casing."""
     doc = nlp(text.lower() if lowercase else text)
-    return [(e["entity"], text[e["start"]:e["end"]], e["value"]) for e in extract(doc, text)]
+    return [(e["entity"], text[e["start"] : e["end"]], e["value"]) for e in extract(doc, text)]
 
 
 def test_build_saves_a_loadable_named_pipeline(kestrel_pipeline_path: Path) -> None:
@@ -28,9 +29,7 @@ def test_build_saves_a_loadable_named_pipeline(kestrel_pipeline_path: Path) -> N
     assert nlp.meta["name"] == build.PIPELINE_NAME
     assert nlp.pipe_names == ["entity_ruler"]
     assert nlp.path == kestrel_pipeline_path
-    assert set(nlp.get_pipe("entity_ruler").labels) == {
-        "PRODUCT", "ORDER_ID", "INVOICE_ID", "EMAIL", "MONEY"
-    }
+    assert set(nlp.get_pipe("entity_ruler").labels) == {"PRODUCT", "ORDER_ID", "INVOICE_ID", "EMAIL", "MONEY"}
     assert spacy.util.is_compatible_version(spacy.about.__version__, nlp.meta["spacy_version"])
 
 
@@ -47,33 +46,60 @@ def test_every_product_name_and_alias_is_a_pattern(kestrel_nlp: Language) -> Non
     [
         ("where is my order 10023?", [("order_id", "10023", "10023")]),
         ("Where is my order #10023?", [("order_id", "10023", "10023")]),
-        ("order no. 54321 and order no.10024", [
-            ("order_id", "54321", "54321"), ("order_id", "10024", "10024")]),
+        ("order no. 54321 and order no.10024", [("order_id", "54321", "54321"), ("order_id", "10024", "10024")]),
         ("it's 10023", [("order_id", "10023", "10023")]),
-        ("I want a refund of €780 for the Hub X1", [
-            ("amount", "€780", 780.0), ("currency", "€780", "EUR"),
-            ("product", "the Hub X1", "Kestrel Hub X1")]),
-        ("EUR 1,200.50 was charged twice on INV-2025-0107", [
-            ("amount", "EUR 1,200.50", 1200.5), ("currency", "EUR 1,200.50", "EUR"),
-            ("invoice_id", "INV-2025-0107", "INV-2025-0107")]),
+        (
+            "I want a refund of €780 for the Hub X1",
+            [("amount", "€780", 780.0), ("currency", "€780", "EUR"), ("product", "the Hub X1", "Kestrel Hub X1")],
+        ),
+        (
+            "EUR 1,200.50 was charged twice on INV-2025-0107",
+            [
+                ("amount", "EUR 1,200.50", 1200.5),
+                ("currency", "EUR 1,200.50", "EUR"),
+                ("invoice_id", "INV-2025-0107", "INV-2025-0107"),
+            ],
+        ),
         ("email me at Ann@Example.com.", [("email", "Ann@Example.com", "Ann@Example.com")]),
         ("inv 2025 0107 please", [("invoice_id", "inv 2025 0107", "INV-2025-0107")]),
         ("copy of inv-2025-0107?", [("invoice_id", "inv-2025-0107", "INV-2025-0107")]),
-        ("you charged me 1.200,50 € for kestrel cloud pro", [
-            ("amount", "1.200,50 €", 1200.5), ("currency", "1.200,50 €", "EUR"),
-            ("product", "kestrel cloud pro", "Kestrel Cloud Pro")]),
-        ("1 200,50 EUR for the hub x2", [
-            ("amount", "1 200,50 EUR", 1200.5), ("currency", "1 200,50 EUR", "EUR"),
-            ("product", "the hub x2", "Kestrel Hub X2")]),
-        ("I paid 780eur, then US$ 99.99 and 45 quid", [
-            ("amount", "780eur", 780.0), ("currency", "780eur", "EUR"),
-            ("amount", "US$ 99.99", 99.99), ("currency", "US$ 99.99", "USD"),
-            ("amount", "45 quid", 45.0), ("currency", "45 quid", "GBP")]),
-        ("about €1.5k or 2k euros", [
-            ("amount", "€1.5k", 1500.0), ("currency", "€1.5k", "EUR"),
-            ("amount", "2k euros", 2000.0), ("currency", "2k euros", "EUR")]),
-        ("10023 euros is not an order", [
-            ("amount", "10023 euros", 10023.0), ("currency", "10023 euros", "EUR")]),
+        (
+            "you charged me 1.200,50 € for kestrel cloud pro",
+            [
+                ("amount", "1.200,50 €", 1200.5),
+                ("currency", "1.200,50 €", "EUR"),
+                ("product", "kestrel cloud pro", "Kestrel Cloud Pro"),
+            ],
+        ),
+        (
+            "1 200,50 EUR for the hub x2",
+            [
+                ("amount", "1 200,50 EUR", 1200.5),
+                ("currency", "1 200,50 EUR", "EUR"),
+                ("product", "the hub x2", "Kestrel Hub X2"),
+            ],
+        ),
+        (
+            "I paid 780eur, then US$ 99.99 and 45 quid",
+            [
+                ("amount", "780eur", 780.0),
+                ("currency", "780eur", "EUR"),
+                ("amount", "US$ 99.99", 99.99),
+                ("currency", "US$ 99.99", "USD"),
+                ("amount", "45 quid", 45.0),
+                ("currency", "45 quid", "GBP"),
+            ],
+        ),
+        (
+            "about €1.5k or 2k euros",
+            [
+                ("amount", "€1.5k", 1500.0),
+                ("currency", "€1.5k", "EUR"),
+                ("amount", "2k euros", 2000.0),
+                ("currency", "2k euros", "EUR"),
+            ],
+        ),
+        ("10023 euros is not an order", [("amount", "10023 euros", 10023.0), ("currency", "10023 euros", "EUR")]),
         ("the year 2025 and 1.2.3.4 € are nothing", []),
     ],
 )

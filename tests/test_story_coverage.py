@@ -4,6 +4,7 @@ Per row, a story must check its route: the action the row's ``ai_may`` leads to 
 the intent (an answer; the row's collect form and then ``action_route_collected``; a consultation; a
 handoff) and, where the row escalates, the ``escalation_reason`` it sets (checked by
 tests/test_story_routes.py against what the policy really set)."""
+
 from pathlib import Path
 from typing import Dict, List, Optional, Set, Tuple
 
@@ -47,7 +48,7 @@ def _routes() -> List[Tuple[str, List[str], Optional[str]]]:
             actions: List[str] = []
             reason: Optional[str] = None
             form: Optional[str] = None
-            for later in steps[i + 1:]:
+            for later in steps[i + 1 :]:
                 if "user" in later and form is None:
                     break
                 if "action" in later:
@@ -57,7 +58,12 @@ def _routes() -> List[Tuple[str, List[str], Optional[str]]]:
                     if later["action"] in ROUTING_ACTIONS:
                         form = None
                 for item in later.get("slot_was_set") or []:
-                    if isinstance(item, dict) and "escalation_reason" in item and actions and actions[-1] in ROUTING_ACTIONS:
+                    if (
+                        isinstance(item, dict)
+                        and "escalation_reason" in item
+                        and actions
+                        and actions[-1] in ROUTING_ACTIONS
+                    ):
                         reason = item["escalation_reason"]
                 if reason is not None:
                     break
@@ -71,8 +77,12 @@ def _route_checked(row: IntentRow) -> bool:
             continue
         if row.ai_may == "answer" and actions[0] not in ROUTING_ACTIONS | {"action_relay_to_expert"}:
             return True
-        if row.ai_may == "collect_then_route" and actions[0] == row.form and "action_route_collected" in actions \
-                and reason == row.route_reason:
+        if (
+            row.ai_may == "collect_then_route"
+            and actions[0] == row.form
+            and "action_route_collected" in actions
+            and reason == row.route_reason
+        ):
             return True
         if row.ai_may == "draft" and actions[0] == "action_consult" and reason == row.route_reason:
             return True
@@ -110,9 +120,18 @@ def test_every_matrix_row_has_a_story_that_checks_its_route(intent: str) -> None
 
 def test_the_route_check_is_strict() -> None:
     """A collect row whose story stops after the form does not count as checked."""
-    fake = IntentRow(intent="nowhere_row", ai_may="collect_then_route", thresholds=MATRIX.defaults.thresholds,
-                     queue="support", context_package="standard", sla_minutes=60, priority="normal", exceptions=(),
-                     description="x", collect=("order_id",))
+    fake = IntentRow(
+        intent="nowhere_row",
+        ai_may="collect_then_route",
+        thresholds=MATRIX.defaults.thresholds,
+        queue="support",
+        context_package="standard",
+        sla_minutes=60,
+        priority="normal",
+        exceptions=(),
+        description="x",
+        collect=("order_id",),
+    )
     assert not _route_checked(fake)
 
 

@@ -5,6 +5,7 @@ the routing policy predicted, the ``handoff_mode`` / ``escalation_reason`` / ``e
 story states (tests/story_runner.py). Stories under tests/conversations/ go through the real NLU (no
 fixed intent) or fix a confidence, so the confidence tiers and the modifiers are exercised too.
 """
+
 import os
 from pathlib import Path
 from typing import Iterator, List, Tuple
@@ -33,20 +34,26 @@ def test_story_routes_as_it_says(runner: StoryRunner, path: Path, story: dict) -
 
 def test_a_wrong_reason_in_a_story_fails(runner: StoryRunner) -> None:
     """The checker itself: the same story with the wrong stated reason must be reported."""
-    story = {"story": "wrong reason on purpose", "steps": [
-        {"user": "i want to talk to a human", "intent": "request_human"},
-        {"action": "action_handoff"},
-        {"slot_was_set": [{"handoff_mode": "human"}, {"escalation_reason": "low_confidence"}]},
-    ]}
+    story = {
+        "story": "wrong reason on purpose",
+        "steps": [
+            {"user": "i want to talk to a human", "intent": "request_human"},
+            {"action": "action_handoff"},
+            {"slot_was_set": [{"handoff_mode": "human"}, {"escalation_reason": "low_confidence"}]},
+        ],
+    }
     outcome = runner.run(ROOT / "tests" / "stories" / "test_routing.yml", story)
     assert outcome.problems == ["step 3: slot escalation_reason is 'explicit_request', story says 'low_confidence'"]
 
 
 def test_a_wrong_action_in_a_story_fails(runner: StoryRunner) -> None:
-    story = {"story": "wrong action on purpose", "steps": [
-        {"user": "i want to return my dock", "intent": "return_item"},
-        {"action": "utter_return_item"},
-    ]}
+    story = {
+        "story": "wrong action on purpose",
+        "steps": [
+            {"user": "i want to return my dock", "intent": "return_item"},
+            {"action": "utter_return_item"},
+        ],
+    }
     outcome = runner.run(ROOT / "tests" / "stories" / "test_routing.yml", story)
     assert len(outcome.problems) == 1
     assert outcome.problems[0].startswith("step 2: predicted collect_return_item (")

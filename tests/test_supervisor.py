@@ -4,6 +4,7 @@ fake children (an HTTP health endpoint and one grandchild each) instead of Rasa,
 A driver script runs a `Supervisor` with short timings; the tests signal it, kill its children or
 make them unhealthy, and read what happened from the children's records, /proc and its stderr.
 """
+
 from __future__ import annotations
 
 import json
@@ -30,7 +31,7 @@ PROJECT_ROOT = Path(__file__).resolve().parents[1]
 # FAKE_<NAME>_EXIT_AFTER=<s>: exit with FAKE_<NAME>_EXIT_CODE (default 3) after s seconds of serving
 # (0: before serving). FAKE_STUBBORN=1: the grandchild ignores SIGTERM. `shell` records, exits
 # with FAKE_SHELL_CODE.
-FAKE_CHILD = r'''
+FAKE_CHILD = r"""
 import http.server, json, os, signal, subprocess, sys, threading, time, urllib.parse
 from pathlib import Path
 
@@ -108,9 +109,9 @@ server = http.server.ThreadingHTTPServer(("127.0.0.1", int(option("--port", os.e
 if exit_after is not None:
     threading.Timer(float(exit_after), lambda: os._exit(exit_code)).start()
 server.serve_forever()
-'''
+"""
 
-DRIVER = r'''
+DRIVER = r"""
 import json, logging, sys
 from backline.supervisor import Child, Policy, Supervisor
 
@@ -118,11 +119,20 @@ config = json.loads(open(sys.argv[1]).read())
 logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
 supervisor = Supervisor([Child(**child) for child in config["children"]], Policy(**config["policy"]))
 sys.exit(supervisor.run(on_ready=lambda: print("READY", flush=True)))
-'''
+"""
 
 FAST = dict(
-    backoff_initial=0.2, backoff_max=1.0, stable_after=60.0, crash_budget=5, crash_window=300.0,
-    health_interval=0.2, health_failures=3, health_timeout=1.0, start_poll=0.05, stop_grace=2.0, tick=0.05,
+    backoff_initial=0.2,
+    backoff_max=1.0,
+    stable_after=60.0,
+    crash_budget=5,
+    crash_window=300.0,
+    health_interval=0.2,
+    health_failures=3,
+    health_timeout=1.0,
+    start_poll=0.05,
+    stop_grace=2.0,
+    tick=0.05,
 )
 
 
@@ -174,8 +184,13 @@ class Run:
                 {
                     "name": child["name"],
                     "argv": child.get("argv", [sys.executable, str(fake)]),
-                    "env": {**os.environ, "FAKE_NAME": child["name"], "FAKE_STATE": str(self.state),
-                            "FAKE_PORT": str(child["port"]), **child.get("env", {})},
+                    "env": {
+                        **os.environ,
+                        "FAKE_NAME": child["name"],
+                        "FAKE_STATE": str(self.state),
+                        "FAKE_PORT": str(child["port"]),
+                        **child.get("env", {}),
+                    },
                     "health_url": child.get("health_url", f"http://127.0.0.1:{child['port']}/health"),
                     "start_timeout": child.get("start_timeout", 10.0),
                 }
@@ -188,7 +203,10 @@ class Run:
         with open(self.stdout_path, "wb") as out, open(self.stderr_path, "wb") as err:
             self.process = subprocess.Popen(
                 [sys.executable, str(tmp_path / "driver.py"), str(tmp_path / "config.json")],
-                cwd=PROJECT_ROOT, env={**os.environ, "PYTHONPATH": str(PROJECT_ROOT)}, stdout=out, stderr=err,
+                cwd=PROJECT_ROOT,
+                env={**os.environ, "PYTHONPATH": str(PROJECT_ROOT)},
+                stdout=out,
+                stderr=err,
             )
 
     @property
@@ -199,8 +217,10 @@ class Run:
         return self.stderr.splitlines()
 
     def wait_ready(self) -> None:
-        wait_for(lambda: "READY" in self.stdout_path.read_text() or self.process.poll() is not None,
-                 what="the supervisor's READY")
+        wait_for(
+            lambda: "READY" in self.stdout_path.read_text() or self.process.poll() is not None,
+            what="the supervisor's READY",
+        )
         assert self.process.poll() is None, self.stderr
 
     def wait_exit(self, timeout: float = 15.0) -> int:
@@ -244,6 +264,7 @@ def run(tmp_path: Path):
 
 # -- restart bookkeeping, no processes -------------------------------------------------------------
 
+
 def test_backoff_doubles_up_to_the_cap_and_the_budget_runs_out_within_the_window() -> None:
     budget = RestartBudget(Policy(backoff_initial=1, backoff_max=30, crash_budget=9, crash_window=300))
     delays = [budget.crashed(now=float(second), uptime=0.5) for second in range(9)]
@@ -271,6 +292,7 @@ def test_logs_name_the_exit_and_never_the_health_query() -> None:
 
 
 # -- real processes --------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
 def test_a_stop_signal_stops_every_child_and_grandchild_and_exits_0(run, signum: int) -> None:
@@ -322,9 +344,16 @@ def test_a_killed_child_is_restarted_with_a_new_pid_and_the_crash_is_logged(run)
 
 def test_a_child_that_keeps_crashing_spends_its_budget_and_everything_stops_with_3(run) -> None:
     supervised = run(
-        [{"name": "steady", "port": free_port()},
-         {"name": "flaky", "port": free_port(), "env": {"FAKE_FLAKY_EXIT_AFTER": "0.5", "FAKE_FLAKY_EXIT_CODE": "3"}}],
-        backoff_initial=0.1, crash_budget=3,
+        [
+            {"name": "steady", "port": free_port()},
+            {
+                "name": "flaky",
+                "port": free_port(),
+                "env": {"FAKE_FLAKY_EXIT_AFTER": "0.5", "FAKE_FLAKY_EXIT_CODE": "3"},
+            },
+        ],
+        backoff_initial=0.1,
+        crash_budget=3,
     )
     assert supervised.wait_exit() == 3
     lines = supervised.lines()
@@ -364,11 +393,17 @@ def test_a_child_failing_its_health_check_3_times_in_a_row_is_restarted(run) -> 
 
 
 def test_a_child_exiting_during_start_up_stops_the_ones_started_before_and_exits_1(run) -> None:
-    supervised = run([
-        {"name": "first", "port": free_port()},
-        {"name": "second", "port": free_port(), "env": {"FAKE_SECOND_EXIT_AFTER": "0", "FAKE_SECOND_EXIT_CODE": "2"}},
-        {"name": "third", "port": free_port()},
-    ])
+    supervised = run(
+        [
+            {"name": "first", "port": free_port()},
+            {
+                "name": "second",
+                "port": free_port(),
+                "env": {"FAKE_SECOND_EXIT_AFTER": "0", "FAKE_SECOND_EXIT_CODE": "2"},
+            },
+            {"name": "third", "port": free_port()},
+        ]
+    )
     assert supervised.wait_exit() == 1
     assert "second exited with code 2 during start-up" in supervised.lines()
     assert "READY" not in supervised.stdout_path.read_text()
@@ -378,8 +413,16 @@ def test_a_child_exiting_during_start_up_stops_the_ones_started_before_and_exits
 
 def test_a_child_silent_past_its_start_timeout_is_a_start_up_failure_without_its_token_in_the_log(run) -> None:
     port = free_port()
-    supervised = run([{"name": "silent", "port": free_port(), "start_timeout": 1.0,
-                       "health_url": f"http://127.0.0.1:{port}/status?token=s3cret"}])
+    supervised = run(
+        [
+            {
+                "name": "silent",
+                "port": free_port(),
+                "start_timeout": 1.0,
+                "health_url": f"http://127.0.0.1:{port}/status?token=s3cret",
+            }
+        ]
+    )
     assert supervised.wait_exit() == 1
     assert f"silent did not answer http://127.0.0.1:{port}/status?… within 1 s of its start" in supervised.lines()
     assert "s3cret" not in supervised.stderr
@@ -388,8 +431,9 @@ def test_a_child_silent_past_its_start_timeout_is_a_start_up_failure_without_its
 
 def test_a_child_that_cannot_be_executed_is_a_start_up_failure(run, tmp_path: Path) -> None:
     missing = tmp_path / "no-such-program"
-    supervised = run([{"name": "first", "port": free_port()},
-                      {"name": "ghost", "port": free_port(), "argv": [str(missing)]}])
+    supervised = run(
+        [{"name": "first", "port": free_port()}, {"name": "ghost", "port": free_port(), "argv": [str(missing)]}]
+    )
     assert supervised.wait_exit() == 1
     assert f"ghost could not be started: [Errno 2] No such file or directory: '{missing}'" in supervised.lines()
     assert [pid for pid in supervised.all_pids() if alive(pid)] == []

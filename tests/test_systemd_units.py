@@ -1,6 +1,7 @@
 """The systemd units of deploy/systemd/ run exactly what `backline run` runs: the commands, ports and health
 checks of `backline.launcher.process_specs()`, in the same order, with the supervisor's stop grace and
 restart budget, and an example environment file that defines what they use and holds no secret."""
+
 from __future__ import annotations
 
 import re
@@ -74,7 +75,9 @@ def example_env() -> Dict[str, str]:
 
 def test_there_is_one_unit_per_process_and_a_target_grouping_them() -> None:
     assert [spec.unit for spec in SPECS] == [
-        "backline-actions.service", "backline-rasa.service", "backline-hub.service",
+        "backline-actions.service",
+        "backline-rasa.service",
+        "backline-hub.service",
     ]
     assert sorted(path.name for path in UNITS.iterdir()) == sorted(
         [spec.unit for spec in SPECS] + ["backline.target", "backline.env.example", "README.md"]
@@ -136,18 +139,32 @@ def test_every_variable_the_units_use_is_defined_and_the_example_holds_no_secret
         sections, _ = unit(spec.unit)
         service = sections["Service"]
         defined = set(example) | {value.partition("=")[0] for value in service.get("Environment", [])}
-        used = {name for key in ("ExecStartPre", "ExecStart", "ExecStartPost")
-                for value in service.get(key, []) for name in VARIABLE.findall(value)}
+        used = {
+            name
+            for key in ("ExecStartPre", "ExecStart", "ExecStartPost")
+            for value in service.get(key, [])
+            for name in VARIABLE.findall(value)
+        }
         assert used - defined == set(), spec.unit
     assert {name: example[name] for name in ("BACKLINE_ACTIONS_PORT", "BACKLINE_RASA_PORT", "BACKLINE_HUB_PORT")} == {
-        "BACKLINE_ACTIONS_PORT": "5055", "BACKLINE_RASA_PORT": "5005", "BACKLINE_HUB_PORT": "5006",
+        "BACKLINE_ACTIONS_PORT": "5055",
+        "BACKLINE_RASA_PORT": "5005",
+        "BACKLINE_HUB_PORT": "5006",
     }
     assert example["RASA_TELEMETRY_ENABLED"] == "false"
     secrets = {name: value for name, value in example.items() if re.search(r"TOKEN|SECRET|PASSWORD", name)}
-    assert secrets == {"BACKLINE_RASA_TOKEN": "", "BACKLINE_OPERATOR_TOKEN": "", "BACKLINE_DASHBOARD_SECRET": "",
-                       "BACKLINE_ACTION_TOKEN": "", "BACKLINE_CHANNEL_TOKEN": "", "BACKLINE_CHAT_SECRET": ""}
+    assert secrets == {
+        "BACKLINE_RASA_TOKEN": "",
+        "BACKLINE_OPERATOR_TOKEN": "",
+        "BACKLINE_DASHBOARD_SECRET": "",
+        "BACKLINE_ACTION_TOKEN": "",
+        "BACKLINE_CHANNEL_TOKEN": "",
+        "BACKLINE_CHAT_SECRET": "",
+    }
     assert {name: example[name] for name in ("BACKLINE_RASA_HOST", "BACKLINE_ACTIONS_HOST")} == {
-        "BACKLINE_RASA_HOST": "127.0.0.1", "BACKLINE_ACTIONS_HOST": "127.0.0.1"}
+        "BACKLINE_RASA_HOST": "127.0.0.1",
+        "BACKLINE_ACTIONS_HOST": "127.0.0.1",
+    }
     lines = (UNITS / "backline.env.example").read_text().splitlines()
     for name in secrets:
         at = next(index for index, line in enumerate(lines) if line.startswith(f"{name}="))

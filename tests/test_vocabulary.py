@@ -1,4 +1,5 @@
 """Known words: the vocabulary check (pure) and the Rasa component that trains, persists and applies it."""
+
 from pathlib import Path
 
 import pytest
@@ -18,13 +19,36 @@ VOCABULARY = build_vocabulary(["Where is my order?", "I want a refund of 50 euro
 
 def test_words_are_lower_cased_letter_runs() -> None:
     assert words("Where's order #10023?") == ["where", "s", "order"]
-    assert VOCABULARY == {"where", "is", "my", "order", "want", "refund", "of", "euros", "euro", "talk", "to", "human",
-                          "please"}
+    assert VOCABULARY == {
+        "where",
+        "is",
+        "my",
+        "order",
+        "want",
+        "refund",
+        "of",
+        "euros",
+        "euro",
+        "talk",
+        "to",
+        "human",
+        "please",
+    }
 
 
-@pytest.mark.parametrize(("word", "expected"), [("humans", "human"), ("charged", "charg"), ("charges", "charg"),
-                                                ("refunding", "refund"), ("agents", "agent"), ("bus", "bus"),
-                                                ("yes", "yes"), ("asdf", "asdf")])
+@pytest.mark.parametrize(
+    ("word", "expected"),
+    [
+        ("humans", "human"),
+        ("charged", "charg"),
+        ("charges", "charg"),
+        ("refunding", "refund"),
+        ("agents", "agent"),
+        ("bus", "bus"),
+        ("yes", "yes"),
+        ("asdf", "asdf"),
+    ],
+)
 def test_stems_drop_one_ending_and_keep_three_letters(word: str, expected: str) -> None:
     assert stem(word) == expected
 
@@ -39,8 +63,20 @@ def test_the_vocabulary_holds_stems_so_another_inflection_is_known() -> None:
     assert "charg" in vocabulary and not has_no_known_words("charges??", vocabulary)
 
 
-@pytest.mark.parametrize("text", ["asdfghjkl", "jkjkjk qwe", "qwertz uiop", "hola necesito ayuda", "ASDFS!!",
-                                  "sdfsdf ghgh", "qweqweqwe 🙂", "ghjk1234", "wo ist meine bestellung"])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "asdfghjkl",
+        "jkjkjk qwe",
+        "qwertz uiop",
+        "hola necesito ayuda",
+        "ASDFS!!",
+        "sdfsdf ghgh",
+        "qweqweqwe 🙂",
+        "ghjk1234",
+        "wo ist meine bestellung",
+    ],
+)
 def test_text_with_no_known_word_is_flagged(text: str) -> None:
     assert has_no_known_words(text, VOCABULARY)
 
@@ -64,8 +100,12 @@ def _component(tmp_path: Path, name: str = "known_words") -> tuple:
 def test_the_component_trains_persists_loads_and_flags(tmp_path: Path) -> None:
     storage, resource, context = _component(tmp_path)
     trained = KnownWordsDetector.create({}, storage, resource, context)
-    data = TrainingData([Message({TEXT: "where is my order", "intent": "order_status"}),
-                         Message({TEXT: "talk to a human", "intent": "request_human"})])
+    data = TrainingData(
+        [
+            Message({TEXT: "where is my order", "intent": "order_status"}),
+            Message({TEXT: "talk to a human", "intent": "request_human"}),
+        ]
+    )
     trained.train(data)
     loaded = KnownWordsDetector.load({}, storage, resource, context)
     assert loaded.vocabulary == {"where", "is", "my", "order", "talk", "to", "human"}
@@ -74,8 +114,10 @@ def test_the_component_trains_persists_loads_and_flags(tmp_path: Path) -> None:
     known = Message({TEXT: "my order?"})
     number = Message({TEXT: "zzz 10023", ENTITIES: [{"entity": "order_id", "value": "10023", "start": 4, "end": 9}]})
     loaded.process([mash, known, number])
-    assert mash.get(SIGNALS) == [{"name": "legal", "phrase": "x", "start": 0, "end": 1},
-                                 {"name": "no_known_words", "phrase": "qwerty zxcv", "start": 0, "end": 11}]
+    assert mash.get(SIGNALS) == [
+        {"name": "legal", "phrase": "x", "start": 0, "end": 1},
+        {"name": "no_known_words", "phrase": "qwerty zxcv", "start": 0, "end": 11},
+    ]
     assert known.get(SIGNALS) is None and number.get(SIGNALS) is None
 
 

@@ -1,4 +1,5 @@
 """`python -m backline.bench run | thresholds`: the benchmarks behind docs/benchmarks.md."""
+
 from __future__ import annotations
 
 import argparse
@@ -45,12 +46,15 @@ def quality(configs_to_run: Sequence[Path], splits: Sequence[datasets.Split]) ->
             predictions, train_seconds, parse_seconds = nlu_runner.evaluate(
                 config, split.train, split.evaluation, workdir, log=log
             )
-            run = QualityRun(split.name, split.description, str(config), len(split.train), train_seconds,
-                             parse_seconds, predictions)
+            run = QualityRun(
+                split.name, split.description, str(config), len(split.train), train_seconds, parse_seconds, predictions
+            )
             _save(run, workdir / "predictions.json")
-            log(f"  in-scope accuracy {report.pct(metrics.in_scope_accuracy(predictions))}, "
+            log(
+                f"  in-scope accuracy {report.pct(metrics.in_scope_accuracy(predictions))}, "
                 f"OOS recall {report.pct(metrics.oos_recall(predictions))}, "
-                f"lowest high meeting the limits: {metrics.choose_high(predictions)}")
+                f"lowest high meeting the limits: {metrics.choose_high(predictions)}"
+            )
             runs.append(run)
     return runs
 
@@ -94,8 +98,10 @@ def demo_run(config: Path, folds: int, seed: int) -> QualityRun:
         predictions += fold
         train_seconds += fold_train
         parse_seconds += fold_parse
-    description = (f"data/nlu ({len(examples)} examples, retrieval intents as their base intent), {folds}-fold "
-                   f"cross-validation stratified by intent (seed {seed}), out-of-fold predictions pooled")
+    description = (
+        f"data/nlu ({len(examples)} examples, retrieval intents as their base intent), {folds}-fold "
+        f"cross-validation stratified by intent (seed {seed}), out-of-fold predictions pooled"
+    )
     return QualityRun(report.DEMO, description, str(config), len(examples), train_seconds, parse_seconds, predictions)
 
 
@@ -103,25 +109,40 @@ def run(args: argparse.Namespace) -> int:
     """Routing quality (every config), thresholds, serving speed; writes the report."""
     started = time.monotonic()
     main_config = Path(args.config)
-    compare = [Path(path) for path in args.compare
-               if not configs.same_pipeline(configs.read(main_config), configs.read(Path(path)))]
-    splits = [datasets.clinc150(BENCHMARKS / "clinc150" / "data_full_train_val.json"),
-              datasets.banking77(BENCHMARKS / "banking77" / "train.csv", BENCHMARKS / "banking77" / "categories.json")]
+    compare = [
+        Path(path)
+        for path in args.compare
+        if not configs.same_pipeline(configs.read(main_config), configs.read(Path(path)))
+    ]
+    splits = [
+        datasets.clinc150(BENCHMARKS / "clinc150" / "data_full_train_val.json"),
+        datasets.banking77(BENCHMARKS / "banking77" / "train.csv", BENCHMARKS / "banking77" / "categories.json"),
+    ]
     runs = quality([main_config, *compare], splits)
     if args.folds:
         runs += [demo_run(config, args.folds, datasets.SEED) for config in [main_config, *compare]]
-    thresholds = {str(config): report.derive([r for r in runs if r.config == str(config)])
-                  for config in [main_config, *compare]}
+    thresholds = {
+        str(config): report.derive([r for r in runs if r.config == str(config)]) for config in [main_config, *compare]
+    }
     speed, hub = ({}, {}) if args.skip_serving else serving(main_config, Path(args.model))
-    note = ("Skipped (--skip-serving)." if args.skip_serving else
-            f"The project's stack serves `{args.model}` (trained by `make train` from `{main_config}`).")
-    page = report.render(report.Report(
-        command=args.command,
-        date=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-        machine=machine.describe(),
-        wall_seconds=time.monotonic() - started,
-        runs=runs, thresholds=thresholds, serving=speed, serving_note=note, hub_reply=hub,
-    ))
+    note = (
+        "Skipped (--skip-serving)."
+        if args.skip_serving
+        else f"The project's stack serves `{args.model}` (trained by `make train` from `{main_config}`)."
+    )
+    page = report.render(
+        report.Report(
+            command=args.command,
+            date=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+            machine=machine.describe(),
+            wall_seconds=time.monotonic() - started,
+            runs=runs,
+            thresholds=thresholds,
+            serving=speed,
+            serving_note=note,
+            hub_reply=hub,
+        )
+    )
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(page)
     log(f"wrote {args.out} in {(time.monotonic() - started) / 60:.1f} min")
@@ -133,8 +154,10 @@ def thresholds(args: argparse.Namespace) -> int:
     run = demo_run(Path(args.config), args.folds, args.seed)
     high = metrics.choose_high(run.predictions)
     print("\n".join(report.coverage_table(run)))
-    print(f"\nin-scope accuracy {report.pct(metrics.in_scope_accuracy(run.predictions))}, "
-          f"OOS recall {report.pct(metrics.oos_recall(run.predictions))}")
+    print(
+        f"\nin-scope accuracy {report.pct(metrics.in_scope_accuracy(run.predictions))}, "
+        f"OOS recall {report.pct(metrics.oos_recall(run.predictions))}"
+    )
     if high is None:
         print("no threshold meets the limits")
         return 1
@@ -150,11 +173,15 @@ def main(argv: Optional[List[str]] = None) -> int:
     run_parser.add_argument("--config", default="config.yml", help="the config whose pipeline is measured")
     run_parser.add_argument("--compare", nargs="*", default=[], help="more configs to measure on the same data")
     run_parser.add_argument("--model", default="models/backline.tar.gz", help="the project's trained model (serving)")
-    run_parser.add_argument("--folds", type=int, default=0, help="also cross-validate on data/nlu (k folds) for the thresholds")
+    run_parser.add_argument(
+        "--folds", type=int, default=0, help="also cross-validate on data/nlu (k folds) for the thresholds"
+    )
     run_parser.add_argument("--skip-serving", action="store_true")
     run_parser.add_argument("--out", default="docs/benchmarks.md")
     run_parser.set_defaults(handler=run)
-    thresholds_parser = commands.add_parser("thresholds", help="derive thresholds for the demo domain (k-fold on data/nlu)")
+    thresholds_parser = commands.add_parser(
+        "thresholds", help="derive thresholds for the demo domain (k-fold on data/nlu)"
+    )
     thresholds_parser.add_argument("--config", default="config.yml")
     thresholds_parser.add_argument("--folds", type=int, default=5)
     thresholds_parser.add_argument("--seed", type=int, default=datasets.SEED)

@@ -1,4 +1,5 @@
 """Rasa config files as data: the vanilla baseline derived from the project's config."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -26,7 +27,8 @@ def vanilla(project: Dict[str, Any]) -> Dict[str, Any]:
     (custom ones too) replaced by MemoizationPolicy, RulePolicy and TEDPolicy with the
     project's settings for those three where it has them."""
     pipeline: List[Dict[str, Any]] = [{"name": "WhitespaceTokenizer"}] + [
-        dict(component) for component in project["pipeline"]
+        dict(component)
+        for component in project["pipeline"]
         if not is_custom(component) and component["name"] not in SPACY_COMPONENTS
     ]
     settings = {policy["name"]: policy for policy in project.get("policies", [])}

@@ -1,4 +1,5 @@
 """Benchmark data: CLINC150 and BANKING77 splits, and Rasa NLU YAML for them."""
+
 from __future__ import annotations
 
 import csv

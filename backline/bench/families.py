@@ -8,6 +8,7 @@ no not-phrase vetoes), keyboard mash (``no_known_words``), and near misses (``no
 The phrasings are held out from the training data; `measure` takes any parse function (the trained
 model's, in tests/test_detection_families.py), so the same figures can be taken for two models.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -55,7 +56,8 @@ def reaches(target: str, parse: Mapping[str, Any], matrix: EscalationMatrix) -> 
     intent, confidence = _intent(parse)
     explicit = matrix.triggers.explicit_request
     asked = EXPLICIT_REQUEST in names or (
-        intent in explicit.intents and confidence >= explicit.min_confidence and NOT_EXPLICIT_REQUEST not in names)
+        intent in explicit.intents and confidence >= explicit.min_confidence and NOT_EXPLICIT_REQUEST not in names
+    )
     if target == EXPLICIT_REQUEST:
         return asked
     if target == NO_KNOWN_WORDS:
@@ -85,5 +87,5 @@ def report(results: Sequence[FamilyResult]) -> str:
     lines += [f"| {r.name} | {r.target} | {r.total} | {r.hits}/{r.total} ({r.rate:.0%}) |" for r in results]
     misses = [(r.name, text) for r in results for text in r.misses]
     if misses:
-        lines += ["", "Misses:", ""] + [f"- {name}: \"{text}\"" for name, text in misses]
+        lines += ["", "Misses:", ""] + [f'- {name}: "{text}"' for name, text in misses]
     return "\n".join(lines)

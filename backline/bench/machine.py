@@ -1,4 +1,5 @@
 """The machine a benchmark ran on: CPU model, cores, memory."""
+
 from __future__ import annotations
 
 import os
@@ -11,13 +12,16 @@ def describe() -> str:
     model = platform.processor() or platform.machine()
     cpuinfo = Path("/proc/cpuinfo")
     if cpuinfo.exists():
-        names = [line.split(":", 1)[1].strip() for line in cpuinfo.read_text().splitlines()
-                 if line.startswith("model name")]
+        names = [
+            line.split(":", 1)[1].strip() for line in cpuinfo.read_text().splitlines() if line.startswith("model name")
+        ]
         model = names[0] if names else model
     memory = ""
     meminfo = Path("/proc/meminfo")
     if meminfo.exists():
         kib = int(meminfo.read_text().split("MemTotal:", 1)[1].split()[0])
-        memory = f", {kib / 2 ** 20:.1f} GiB RAM"
-    return (f"{model} ({os.cpu_count()} cores){memory}, {platform.system()} {platform.release()}, "
-            f"Python {platform.python_version()}")
+        memory = f", {kib / 2**20:.1f} GiB RAM"
+    return (
+        f"{model} ({os.cpu_count()} cores){memory}, {platform.system()} {platform.release()}, "
+        f"Python {platform.python_version()}"
+    )

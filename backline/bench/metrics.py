@@ -6,6 +6,7 @@ its gold intent (and, with a threshold, the confidence reaches it); an out-of-sc
 is caught when the predicted intent is out-of-scope or (with a threshold) the confidence
 is below it.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -72,7 +73,9 @@ def coverage_row(predictions: Sequence[Prediction], threshold: float) -> Coverag
     )
 
 
-def risk_coverage(predictions: Sequence[Prediction], thresholds: Sequence[float] = TABLE_THRESHOLDS) -> List[CoverageRow]:
+def risk_coverage(
+    predictions: Sequence[Prediction], thresholds: Sequence[float] = TABLE_THRESHOLDS
+) -> List[CoverageRow]:
     """One CoverageRow per threshold."""
     return [coverage_row(predictions, threshold) for threshold in thresholds]
 
@@ -92,7 +95,9 @@ def choose_high(
 
 
 def choose_low(
-    predictions: Sequence[Prediction], high: float, min_accuracy: float = MIN_DRAFT_ACCURACY,
+    predictions: Sequence[Prediction],
+    high: float,
+    min_accuracy: float = MIN_DRAFT_ACCURACY,
     grid: Sequence[float] = GRID,
 ) -> float:
     """The highest threshold below `high` under which the in-scope top intent is right less than
@@ -119,8 +124,10 @@ class LatencySummary:
     per_second: float
 
     def __str__(self) -> str:
-        return (f"{self.messages} messages: p50 {self.p50 * 1000:.0f} ms, p95 {self.p95 * 1000:.0f} ms, "
-                f"{self.per_second:.1f} msg/s")
+        return (
+            f"{self.messages} messages: p50 {self.p50 * 1000:.0f} ms, p95 {self.p95 * 1000:.0f} ms, "
+            f"{self.per_second:.1f} msg/s"
+        )
 
 
 def percentile(values: Sequence[float], q: float) -> float:

@@ -4,6 +4,7 @@ Uses Rasa's own API: `rasa.model_training.train_nlu` to train from a config file
 a YAML file written here, `Agent.load` to load the model, and the loaded model's
 graph runner to parse many messages in one graph run (the way the processor parses one).
 """
+
 from __future__ import annotations
 
 import os
@@ -55,7 +56,7 @@ def parse(
     results: List[Tuple[str, float]] = []
     started = time.monotonic()
     for start in range(0, len(texts), BATCH):
-        batch = [UserMessage(clean_text(text)) for text in texts[start:start + BATCH]]
+        batch = [UserMessage(clean_text(text)) for text in texts[start : start + BATCH]]
         outputs = processor.graph_runner.run(
             inputs={PLACEHOLDER_MESSAGE: batch, PLACEHOLDER_TRACKER: tracker}, targets=[target]
         )[target]
@@ -67,7 +68,10 @@ def parse(
 
 
 def evaluate(
-    config: Path, train_examples: Sequence[Example], evaluation: Sequence[Example], workdir: Path,
+    config: Path,
+    train_examples: Sequence[Example],
+    evaluation: Sequence[Example],
+    workdir: Path,
     log: Callable[[str], None] = print,
 ) -> Tuple[List[Prediction], float, float]:
     """Trains on `train_examples`, parses `evaluation`; returns (predictions, train seconds, parse seconds)."""

@@ -1,4 +1,5 @@
 """docs/benchmarks.md from measured results: plain data in, Markdown out."""
+
 from __future__ import annotations
 
 import textwrap
@@ -123,9 +124,11 @@ def coverage_table(run: QualityRun) -> List[str]:
     thresholds = sorted(set(metrics.TABLE_THRESHOLDS) | ({chosen.threshold} if chosen else set()))
     for row in metrics.risk_coverage(run.predictions, thresholds):
         mark = " ← lowest meeting the limits" if chosen and row.threshold == chosen.threshold else ""
-        lines.append(f"| {fmt(row.threshold)}{mark} | {pct(row.coverage)} | {pct(row.accuracy)} | {pct(row.oos_answered)} "
-                     f"| {pct(metrics.in_scope_accuracy(run.predictions, row.threshold))} / "
-                     f"{pct(metrics.oos_recall(run.predictions, row.threshold))} |")
+        lines.append(
+            f"| {fmt(row.threshold)}{mark} | {pct(row.coverage)} | {pct(row.accuracy)} | {pct(row.oos_answered)} "
+            f"| {pct(metrics.in_scope_accuracy(run.predictions, row.threshold))} / "
+            f"{pct(metrics.oos_recall(run.predictions, row.threshold))} |"
+        )
     return lines
 
 
@@ -173,14 +176,18 @@ def _hub_reply(report: Report) -> List[str]:
         "",
         "| until | consultations | p50 | p95 |",
         "|---|---|---|---|",
-        *(f"| {name} | {summary.messages} | {summary.p50 * 1000:.0f} ms | {summary.p95 * 1000:.0f} ms |"
-          for name, summary in report.hub_reply.items()),
+        *(
+            f"| {name} | {summary.messages} | {summary.p50 * 1000:.0f} ms | {summary.p95 * 1000:.0f} ms |"
+            for name, summary in report.hub_reply.items()
+        ),
     ]
 
 
 def _evidence(row: metrics.CoverageRow, low: float) -> str:
-    return (f"high {fmt(row.threshold)} ({pct(row.coverage)}% of in-scope answered alone, {pct(row.accuracy)}% of them "
-            f"right, {pct(row.oos_answered)}% of out-of-scope answered), low {low:.2f}")
+    return (
+        f"high {fmt(row.threshold)} ({pct(row.coverage)}% of in-scope answered alone, {pct(row.accuracy)}% of them "
+        f"right, {pct(row.oos_answered)}% of out-of-scope answered), low {low:.2f}"
+    )
 
 
 def escalation_comment(thresholds: Thresholds, config: str, date: str) -> str:
@@ -193,13 +200,15 @@ def escalation_comment(thresholds: Thresholds, config: str, date: str) -> str:
         f"low: below it the top intent is right less than {metrics.MIN_DRAFT_ACCURACY:.0%} of the time (a draft would "
         "mislead the reviewer). The stricter of the sources; re-derive after a pipeline change."
     )
-    return "\n".join([
-        "  thresholds:",
-        *textwrap.wrap(method, width=88, initial_indent="    # ", subsequent_indent="    # "),
-        f"    high: {thresholds.high:.2f}",
-        f"    low: {thresholds.low:.2f}",
-        f"    basis: \"{evidence}\"",
-    ])
+    return "\n".join(
+        [
+            "  thresholds:",
+            *textwrap.wrap(method, width=88, initial_indent="    # ", subsequent_indent="    # "),
+            f"    high: {thresholds.high:.2f}",
+            f"    low: {thresholds.low:.2f}",
+            f'    basis: "{evidence}"',
+        ]
+    )
 
 
 def render(report: Report) -> str:
@@ -226,39 +235,68 @@ def render(report: Report) -> str:
     ]
     for dataset, description in {run.dataset: run.description for run in report.runs}.items():
         lines.append(f"- {dataset}: {description}.")
-    lines += ["", *_quality_summary(report.runs, report.thresholds), "",
-              "Reference points (CLINC150 full, test split, Larson et al. 2019; in-scope accuracy / OOS recall): "
-              + "; ".join(f"{name} {acc} / {rec}" for name, acc, rec in REFERENCES) + ".", "",
-              "### Risk–coverage", "",
-              "The last column takes the row's threshold as the only one, as Larson et al. do: a query below it "
-              "counts as out-of-scope.", ""]
+    lines += [
+        "",
+        *_quality_summary(report.runs, report.thresholds),
+        "",
+        "Reference points (CLINC150 full, test split, Larson et al. 2019; in-scope accuracy / OOS recall): "
+        + "; ".join(f"{name} {acc} / {rec}" for name, acc, rec in REFERENCES)
+        + ".",
+        "",
+        "### Risk–coverage",
+        "",
+        "The last column takes the row's threshold as the only one, as Larson et al. do: a query below it "
+        "counts as out-of-scope.",
+        "",
+    ]
     for run in report.runs:
         lines += [*coverage_table(run), ""]
-    lines += ["## Thresholds", "",
-              f"High and low are derived on CLINC150, whose out-of-scope queries are out-of-domain requests (the "
-              f"standard benchmark), and on the demo domain ({DEMO}: k-fold cross-validation on data/nlu, "
-              f"`python -m backline.bench thresholds`), taking the stricter of the two. BANKING77's held-out categories are in-domain requests the model was never "
-              "taught: its rows above show how many of them a threshold lets through, a stress case that no single "
-              "confidence threshold fixes (teach `out_of_scope` such requests, and keep the matrix's per-intent rules).",
-              ""]
+    lines += [
+        "## Thresholds",
+        "",
+        f"High and low are derived on CLINC150, whose out-of-scope queries are out-of-domain requests (the "
+        f"standard benchmark), and on the demo domain ({DEMO}: k-fold cross-validation on data/nlu, "
+        f"`python -m backline.bench thresholds`), taking the stricter of the two. BANKING77's held-out categories are in-domain requests the model was never "
+        "taught: its rows above show how many of them a threshold lets through, a stress case that no single "
+        "confidence threshold fixes (teach `out_of_scope` such requests, and keep the matrix's per-intent rules).",
+        "",
+    ]
     for config, chosen in report.thresholds.items():
         if chosen is None:
-            lines += [f"`{config}`: no threshold meets {metrics.MIN_ACCURACY:.0%} accuracy with ≤ "
-                      f"{metrics.MAX_OOS_ANSWERED:.0%} of OOS answered alone on {report.runs[0].dataset}.", ""]
+            lines += [
+                f"`{config}`: no threshold meets {metrics.MIN_ACCURACY:.0%} accuracy with ≤ "
+                f"{metrics.MAX_OOS_ANSWERED:.0%} of OOS answered alone on {report.runs[0].dataset}.",
+                "",
+            ]
             continue
-        own = ", ".join(f"{name} {fmt(row.threshold)}" if row else f"{name} none"
-                        for name, row in chosen.per_dataset.items())
-        lines += [f"`{config}`: high **{chosen.high:.2f}**, low **{chosen.low:.2f}** (each data set's own lowest "
-                  f"qualifying high: {own}). For escalation.yml:", "",
-                  "```yaml", escalation_comment(chosen, config, report.date), "```", ""]
-    lines += ["## Serving speed", "",
-              "Over REST on loopback: the action server and each Rasa server on free ports, fresh SQLite tracker "
-              "stores, a scripted six-message conversation repeated, each message timed until its answer arrives. "
-              "*vanilla* is the project's config with only stock Rasa parts (WhitespaceTokenizer instead of spaCy, "
-              "no custom NLU components, MemoizationPolicy + RulePolicy + TEDPolicy instead of the routing "
-              "policy), trained on the same NLU data and domain. The two do not take the same dialogue paths: "
-              "without the project's entity extraction the vanilla order form never gets the order number from "
-              "\"where is my order 10023?\" and stays open for the rest of the conversation.", "",
-              *_serving(report), "",
-              "## Expert reply → customer channel", "", *_hub_reply(report), ""]
+        own = ", ".join(
+            f"{name} {fmt(row.threshold)}" if row else f"{name} none" for name, row in chosen.per_dataset.items()
+        )
+        lines += [
+            f"`{config}`: high **{chosen.high:.2f}**, low **{chosen.low:.2f}** (each data set's own lowest "
+            f"qualifying high: {own}). For escalation.yml:",
+            "",
+            "```yaml",
+            escalation_comment(chosen, config, report.date),
+            "```",
+            "",
+        ]
+    lines += [
+        "## Serving speed",
+        "",
+        "Over REST on loopback: the action server and each Rasa server on free ports, fresh SQLite tracker "
+        "stores, a scripted six-message conversation repeated, each message timed until its answer arrives. "
+        "*vanilla* is the project's config with only stock Rasa parts (WhitespaceTokenizer instead of spaCy, "
+        "no custom NLU components, MemoizationPolicy + RulePolicy + TEDPolicy instead of the routing "
+        "policy), trained on the same NLU data and domain. The two do not take the same dialogue paths: "
+        "without the project's entity extraction the vanilla order form never gets the order number from "
+        '"where is my order 10023?" and stays open for the rest of the conversation.',
+        "",
+        *_serving(report),
+        "",
+        "## Expert reply → customer channel",
+        "",
+        *_hub_reply(report),
+        "",
+    ]
     return "\n".join(lines)

@@ -7,6 +7,7 @@ script of messages, every request has a timeout, and each load level sends a fix
 number of messages, so a run always stops by itself. The hub measurement starts the
 whole assistant (`python -m backline run`) and answers a fixed number of consultations.
 """
+
 from __future__ import annotations
 
 import json
@@ -65,8 +66,15 @@ def process(command: List[str], env: Dict[str, str], log: Path, health_url: str)
     """Starts `command` in a process group of its own with its output in `log`, waits for
     `health_url`, and on exit stops it with SIGINT, then kills whatever is left of the group."""
     with open(log, "wb") as output:
-        started = subprocess.Popen(command, cwd=PROJECT_ROOT, env=env, stdout=output, stderr=subprocess.STDOUT,
-                                   start_new_session=True, preexec_fn=_default_sigint)
+        started = subprocess.Popen(
+            command,
+            cwd=PROJECT_ROOT,
+            env=env,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            preexec_fn=_default_sigint,
+        )
         try:
             wait_until_up(health_url, started, START_TIMEOUT)
             yield
@@ -111,7 +119,8 @@ def load(base_url: str, tag: str, concurrency: int, conversations: int) -> Laten
     def worker(index: int) -> List[float]:
         return [
             say(base_url, f"{tag}-c{concurrency}-w{index}-{number}", text)
-            for number in range(conversations) for text in SCRIPT
+            for number in range(conversations)
+            for text in SCRIPT
         ]
 
     started = time.perf_counter()
@@ -123,9 +132,23 @@ def load(base_url: str, tag: str, concurrency: int, conversations: int) -> Laten
 def train_vanilla(config: Path, workdir: Path, env: Dict[str, str]) -> Path:
     """Trains the vanilla config on the project's domain and data (`rasa train`); returns the model."""
     subprocess.run(
-        [RASA, "train", "--config", str(config), "--domain", "domain.yml", "--data", "data",
-         "--out", str(workdir), "--fixed-model-name", "vanilla"],
-        cwd=PROJECT_ROOT, env=env, check=True,
+        [
+            RASA,
+            "train",
+            "--config",
+            str(config),
+            "--domain",
+            "domain.yml",
+            "--data",
+            "data",
+            "--out",
+            str(workdir),
+            "--fixed-model-name",
+            "vanilla",
+        ],
+        cwd=PROJECT_ROOT,
+        env=env,
+        check=True,
     )
     return workdir / "vanilla.tar.gz"
 
@@ -141,18 +164,26 @@ def environment(workdir: Path) -> Dict[str, str]:
         RASA_MAX_CACHE_SIZE="0",  # train cold, and leave the shared .rasa/cache alone
         # no channel that would reach outside loopback: customers on REST and the outbox only,
         # experts on the dashboard only
-        BACKLINE_CUSTOMER_TELEGRAM_TOKEN="", BACKLINE_CUSTOMER_SLACK_TOKEN="",
-        BACKLINE_SLACK_BOT_TOKEN="", BACKLINE_TELEGRAM_BOT_TOKEN="", BACKLINE_SMTP_HOST="",
+        BACKLINE_CUSTOMER_TELEGRAM_TOKEN="",
+        BACKLINE_CUSTOMER_SLACK_TOKEN="",
+        BACKLINE_SLACK_BOT_TOKEN="",
+        BACKLINE_TELEGRAM_BOT_TOKEN="",
+        BACKLINE_SMTP_HOST="",
         # the credentials of a run of its own (the REST/outbox channels, the action server, the chat)
-        BACKLINE_CHANNEL_TOKEN=CHANNEL_TOKEN, BACKLINE_ACTION_TOKEN=secrets.token_urlsafe(24),
-        BACKLINE_CHAT_SECRET=secrets.token_urlsafe(24), BACKLINE_DEMO="1",
+        BACKLINE_CHANNEL_TOKEN=CHANNEL_TOKEN,
+        BACKLINE_ACTION_TOKEN=secrets.token_urlsafe(24),
+        BACKLINE_CHAT_SECRET=secrets.token_urlsafe(24),
+        BACKLINE_DEMO="1",
     )
     env["BACKLINE_ACTION_ENDPOINT"] = f"http://127.0.0.1:{env['BACKLINE_ACTIONS_PORT']}/webhook"
     return env
 
 
 def measure(
-    models: Dict[str, Path], workdir: Path, env: Dict[str, str], log: Callable[[str], None] = print,
+    models: Dict[str, Path],
+    workdir: Path,
+    env: Dict[str, str],
+    log: Callable[[str], None] = print,
     levels: Dict[int, int] = LEVELS,
 ) -> Dict[str, Dict[int, LatencySummary]]:
     """For each named model: its Rasa server (with the shared action server), warmed up with one
@@ -161,30 +192,54 @@ def measure(
     credentials = workdir / "credentials.yml"
     credentials.write_text(enabled_credentials((PROJECT_ROOT / "credentials.yml").read_text(), env))
     results: Dict[str, Dict[int, LatencySummary]] = {}
-    with process([sys.executable, "-m", "backline", "actions", "--actions", "actions", "--port", actions_port], env,
-                 workdir / "actions.log", f"http://127.0.0.1:{actions_port}/health"):
+    with process(
+        [sys.executable, "-m", "backline", "actions", "--actions", "actions", "--port", actions_port],
+        env,
+        workdir / "actions.log",
+        f"http://127.0.0.1:{actions_port}/health",
+    ):
         for name, model in models.items():
             port = str(free_port())
             server_env = {**env, "BACKLINE_TRACKER_DB": str(workdir / f"tracker-{name}.db")}
             Path(server_env["BACKLINE_TRACKER_DB"]).unlink(missing_ok=True)
             log(f"  starting the {name} Rasa server on port {port}")
-            with process([RASA, "run", "--model", str(model), "-i", "127.0.0.1", "--port", port,
-                          "--endpoints", "endpoints.yml",
-                          "--credentials", str(credentials)], server_env, workdir / f"rasa-{name}.log",
-                         f"http://127.0.0.1:{port}/"):
+            with process(
+                [
+                    RASA,
+                    "run",
+                    "--model",
+                    str(model),
+                    "-i",
+                    "127.0.0.1",
+                    "--port",
+                    port,
+                    "--endpoints",
+                    "endpoints.yml",
+                    "--credentials",
+                    str(credentials),
+                ],
+                server_env,
+                workdir / f"rasa-{name}.log",
+                f"http://127.0.0.1:{port}/",
+            ):
                 base_url = f"http://127.0.0.1:{port}"
                 load(base_url, f"{name}-warmup", 1, 1)
                 results[name] = {}
                 for concurrency, conversations in levels.items():
-                    log(f"  {name}: {concurrency} concurrent conversation(s), "
-                        f"{concurrency * conversations * len(SCRIPT)} messages")
+                    log(
+                        f"  {name}: {concurrency} concurrent conversation(s), "
+                        f"{concurrency * conversations * len(SCRIPT)} messages"
+                    )
                     results[name][concurrency] = load(base_url, name, concurrency, conversations)
                     log(f"    {results[name][concurrency]}")
     return results
 
 
 def measure_hub_reply(
-    model: Path, workdir: Path, env: Dict[str, str], consultations: int = CONSULTATIONS,
+    model: Path,
+    workdir: Path,
+    env: Dict[str, str],
+    consultations: int = CONSULTATIONS,
     log: Callable[[str], None] = print,
 ) -> Dict[str, LatencySummary]:
     """`python -m backline run` (actions, Rasa, hub) on free ports with scratch stores and no expert
@@ -196,12 +251,15 @@ def measure_hub_reply(
     ports = {name: str(free_port()) for name in ("rasa", "actions", "hub")}
     run_env = {
         **env,
-        "BACKLINE_RASA_PORT": ports["rasa"], "BACKLINE_ACTIONS_PORT": ports["actions"],
-        "BACKLINE_HUB_PORT": ports["hub"], "BACKLINE_HUB_URL": f"http://127.0.0.1:{ports['hub']}",
+        "BACKLINE_RASA_PORT": ports["rasa"],
+        "BACKLINE_ACTIONS_PORT": ports["actions"],
+        "BACKLINE_HUB_PORT": ports["hub"],
+        "BACKLINE_HUB_URL": f"http://127.0.0.1:{ports['hub']}",
         "BACKLINE_ACTION_ENDPOINT": f"http://127.0.0.1:{ports['actions']}/webhook",
         "BACKLINE_TRACKER_DB": str(workdir / "tracker-hub.db"),
         "BACKLINE_CONSULT_DB_URL": f"sqlite:///{workdir / 'consultations-hub.db'}",
-        "BACKLINE_RASA_TOKEN": "bench-rasa-token", "BACKLINE_OPERATOR_TOKEN": "bench-operator-token",
+        "BACKLINE_RASA_TOKEN": "bench-rasa-token",
+        "BACKLINE_OPERATOR_TOKEN": "bench-operator-token",
         "BACKLINE_SLA_INTERVAL": "0",
     }
     for path in (workdir / "tracker-hub.db", workdir / "consultations-hub.db"):
@@ -211,25 +269,40 @@ def measure_hub_reply(
     visible: List[float] = []
     responded: List[float] = []
     log(f"  starting `backline run` (hub on port {ports['hub']}); {consultations} consultations")
-    with process([sys.executable, "-m", "backline", "run", "--model", str(model)], run_env,
-                 workdir / "backline-run.log", f"{hub_url}/health"), ThreadPoolExecutor(1) as pool:
+    with (
+        process(
+            [sys.executable, "-m", "backline", "run", "--model", str(model)],
+            run_env,
+            workdir / "backline-run.log",
+            f"{hub_url}/health",
+        ),
+        ThreadPoolExecutor(1) as pool,
+    ):
         for number in range(consultations):
             sender = f"hub-reply-{number}"
-            call("POST", f"{rasa_url}/webhooks/outbox/webhook", {"sender": sender, "message": ESCALATING},
-                 CHANNEL_TOKEN)
+            call(
+                "POST", f"{rasa_url}/webhooks/outbox/webhook", {"sender": sender, "message": ESCALATING}, CHANNEL_TOKEN
+            )
             cases = call("GET", f"{hub_url}/api/consultations?conversation_id={sender}", token=token)
             if not cases:
                 raise RuntimeError(f"{ESCALATING!r} opened no consultation for {sender}")
             started = time.perf_counter()
-            reply = pool.submit(call, "POST", f"{hub_url}/api/consultations/{cases[-1]['id']}/reply",
-                                {"action": "answer", "text": EXPERT_ANSWER}, token)
+            reply = pool.submit(
+                call,
+                "POST",
+                f"{hub_url}/api/consultations/{cases[-1]['id']}/reply",
+                {"action": "answer", "text": EXPERT_ANSWER},
+                token,
+            )
             visible.append(_until_in_outbox(rasa_url, sender, started))
             answer = reply.result(timeout=REQUEST_TIMEOUT)
             responded.append(time.perf_counter() - started)
             if not any(EXPERT_ANSWER in (m.get("text") or "") for m in answer["customer_messages"]):
                 raise RuntimeError(f"the hub's response lacks the answer for {sender}: {answer['customer_messages']}")
-    return {"visible": latency_summary(visible, sum(visible)),
-            "hub response": latency_summary(responded, sum(responded))}
+    return {
+        "visible": latency_summary(visible, sum(visible)),
+        "hub response": latency_summary(responded, sum(responded)),
+    }
 
 
 def _until_in_outbox(rasa_url: str, sender: str, started: float) -> float:

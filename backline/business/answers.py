@@ -1,4 +1,5 @@
 """Customer-facing English answers built from business records: pure functions, no DB, no clock."""
+
 from datetime import date, datetime, time
 from decimal import Decimal
 from typing import Iterable, List, Optional, Sequence, Tuple, Union
@@ -97,10 +98,7 @@ def order_status(order: OrderInfo, *, today: date, tz: ZoneInfo, focus: str = "s
     shipped = on_day(local_day(order.shipped_at, tz), today) if order.shipped_at else "recently"
     status = order.status
     if status == "processing":
-        eta = (
-            f" Estimated delivery: {format_day(order.estimated_delivery, today)}."
-            if order.estimated_delivery else ""
-        )
+        eta = f" Estimated delivery: {format_day(order.estimated_delivery, today)}." if order.estimated_delivery else ""
         if focus == "tracking":
             return (
                 f"{head} hasn't shipped yet, so there's no tracking number yet — it's still being processed.{eta}"
@@ -120,11 +118,11 @@ def order_status(order: OrderInfo, *, today: date, tz: ZoneInfo, focus: str = "s
             f"and {_arrival(order, today)} {_tracking(order)}"
         )
     if status == "delayed":
-        eta = order.estimated_delivery
-        if eta is not None and eta >= today:
-            outlook = f"the new estimated delivery date is {format_day(eta, today)}."
-        elif eta is not None:
-            outlook = f"it was expected {on_day(eta, today)} and the carrier hasn't confirmed a new date yet."
+        expected = order.estimated_delivery
+        if expected is not None and expected >= today:
+            outlook = f"the new estimated delivery date is {format_day(expected, today)}."
+        elif expected is not None:
+            outlook = f"it was expected {on_day(expected, today)} and the carrier hasn't confirmed a new date yet."
         else:
             outlook = "the carrier hasn't confirmed a new delivery date yet."
         return (

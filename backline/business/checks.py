@@ -7,6 +7,7 @@ and not above the order's total or the invoice's gross amount (same currency); a
 be well formed (whether it has an account is not said: the expert sees it in the brief); a product must be in the catalogue; a plan must be one of the
 subscription plans; details need a few words.
 """
+
 from __future__ import annotations
 
 import re
@@ -21,8 +22,14 @@ from backline.money import format_with_code
 from backline.nlp.money import parse_money, parse_number
 
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
-_PLAN_WORDS = {"monthly": "monthly", "month": "monthly", "yearly": "yearly", "year": "yearly", "annual": "yearly",
-               "annually": "yearly"}
+_PLAN_WORDS = {
+    "monthly": "monthly",
+    "month": "monthly",
+    "yearly": "yearly",
+    "year": "yearly",
+    "annual": "yearly",
+    "annually": "yearly",
+}
 MIN_DETAIL_WORDS = 2
 
 
@@ -87,8 +94,11 @@ def check_amount(value: Any, collected: Mapping[str, Any], url: Optional[str] = 
     if ceiling is not None:
         total, total_currency, what = ceiling
         if total_currency == currency and amount > total:
-            return Checked(None, f"The total of {what} is {format_with_code(total, total_currency)}. "
-                                 "How much should it be, at most that?")
+            return Checked(
+                None,
+                f"The total of {what} is {format_with_code(total, total_currency)}. "
+                "How much should it be, at most that?",
+            )
     return Checked(float(amount), extra={"currency": currency})
 
 
@@ -111,8 +121,10 @@ def check_product(value: Any, collected: Mapping[str, Any], url: Optional[str] =
         product = queries.find_product(session, raw) if raw else None
         names = [p.name for p in queries.catalogue(session)] if product is None else []
     if product is None:
-        return Checked(None, f"I don't know the product {raw!r}. We offer {', '.join(names)}." if raw
-                       else "Which product is it about?")
+        return Checked(
+            None,
+            f"I don't know the product {raw!r}. We offer {', '.join(names)}." if raw else "Which product is it about?",
+        )
     return Checked(product.name)
 
 

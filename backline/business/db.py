@@ -1,4 +1,5 @@
 """Connection to the business database: URL from the environment, engines, sessions."""
+
 import os
 import threading
 from contextlib import contextmanager

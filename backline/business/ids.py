@@ -1,4 +1,5 @@
 """Normalisation of the identifiers customers type: order numbers and invoice numbers."""
+
 import re
 from typing import Any, Optional
 

@@ -1,6 +1,7 @@
 """SQLAlchemy models of the demo tenant's business database (portable: SQLite and PostgreSQL)."""
+
 from decimal import ROUND_HALF_UP, Decimal
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 from sqlalchemy import (
     JSON,
@@ -10,13 +11,22 @@ from sqlalchemy import (
     DateTime,
     ForeignKey,
     Integer,
+    MetaData,
     String,
     Time,
 )
 from sqlalchemy.orm import declarative_base, relationship
 from sqlalchemy.types import TypeDecorator
 
-Base = declarative_base()
+if TYPE_CHECKING:  # mypy cannot subclass declarative_base()'s dynamic class (SQLAlchemy 1.4 ships no stubs for it)
+
+    class Base:
+        metadata: MetaData
+
+        def __init__(self, **kwargs: Any) -> None: ...
+
+else:
+    Base = declarative_base()
 
 CUSTOMER_TIERS = ("standard", "plus", "enterprise")
 PRODUCT_KINDS = ("subscription", "license", "hardware")

@@ -1,4 +1,5 @@
 """Read-only queries on the business DB, returning plain frozen records (no session leaks out)."""
+
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
@@ -318,9 +319,13 @@ def invoices_for_customer(session: Session, email: str) -> List[InvoiceInfo]:
     if customer is None:
         return []
     ids = session.execute(
-        select(Invoice.id).where(Invoice.customer_id == customer.id).order_by(Invoice.issued_at.desc(), Invoice.id.desc())
+        select(Invoice.id)
+        .where(Invoice.customer_id == customer.id)
+        .order_by(Invoice.issued_at.desc(), Invoice.id.desc())
     ).scalars()
-    return [invoice for invoice in (get_invoice(session, invoice_id) for invoice_id in list(ids)) if invoice is not None]
+    return [
+        invoice for invoice in (get_invoice(session, invoice_id) for invoice_id in list(ids)) if invoice is not None
+    ]
 
 
 def subscriptions_for_customer(session: Session, email: str) -> List[SubscriptionInfo]:
@@ -353,9 +358,9 @@ def get_license(session: Session, key: str) -> Optional[LicenseInfo]:
     cleaned = (key or "").strip().upper()
     row = (
         session.execute(
-            select(License).where(License.key == cleaned).options(
-                selectinload(License.customer), selectinload(License.product)
-            )
+            select(License)
+            .where(License.key == cleaned)
+            .options(selectinload(License.customer), selectinload(License.product))
         )
         .scalars()
         .first()

@@ -3,6 +3,7 @@
 Each function opens its own session, looks the record up and formats the answer. Database
 errors (SQLAlchemyError) propagate: the caller decides how to apologise.
 """
+
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Callable, Iterable, Optional, Tuple

@@ -4,6 +4,7 @@ Seeding is idempotent: the business tables are dropped and recreated, so running
 the same day gives the same database. Every record is validated before the database is touched;
 a malformed file raises `SeedError` naming the file, the record and the field.
 """
+
 import argparse
 import re
 import sys
@@ -11,7 +12,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from pathlib import Path
-from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
+from typing import Any, Dict, Iterable, List, Literal, Optional, Sequence, Tuple, overload
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
@@ -83,6 +84,10 @@ class _Record:
             raise self.fail(field, "is required")
         return value
 
+    @overload
+    def text(self, field: str, required: Literal[True] = True) -> str: ...
+    @overload
+    def text(self, field: str, required: bool) -> Optional[str]: ...
     def text(self, field: str, required: bool = True) -> Optional[str]:
         value = self.raw(field, required)
         if value is None:
@@ -106,6 +111,10 @@ class _Record:
             raise self.fail(field, f"must be {bound}, got {value}")
         return value
 
+    @overload
+    def decimal(self, field: str, required: Literal[True] = True) -> Decimal: ...
+    @overload
+    def decimal(self, field: str, required: bool) -> Optional[Decimal]: ...
     def decimal(self, field: str, required: bool = True) -> Optional[Decimal]:
         value = self.raw(field, required)
         if value is None:
@@ -134,6 +143,10 @@ class _Record:
         except (ZoneInfoNotFoundError, ValueError):
             raise self.fail(field, f"unknown time zone {name!r}") from None
 
+    @overload
+    def day(self, field: str, required: Literal[True] = True) -> date: ...
+    @overload
+    def day(self, field: str, required: bool) -> Optional[date]: ...
     def day(self, field: str, required: bool = True) -> Optional[date]:
         value = self.raw(field, required)
         if value is None:
@@ -345,8 +358,17 @@ def _orders(
 ) -> Dict[int, Order]:
     orders: Dict[int, Order] = {}
     allowed = (
-        "id", "customer", "status", "lines", "carrier", "tracking_number", "created_at",
-        "shipped_at", "estimated_delivery", "delivered_at", "currency",
+        "id",
+        "customer",
+        "status",
+        "lines",
+        "carrier",
+        "tracking_number",
+        "created_at",
+        "shipped_at",
+        "estimated_delivery",
+        "delivered_at",
+        "currency",
     )
     for index, item in enumerate(_section(path, data, "orders")):
         record = _Record(_label(path, "orders", index, item, "id"), item, allowed, clock)
@@ -417,7 +439,16 @@ def _invoices(
     invoices: List[Invoice] = []
     seen: Dict[Any, str] = {}
     allowed = (
-        "id", "customer", "order", "description", "amount", "vat_rate", "currency", "status", "issued_at", "due_at",
+        "id",
+        "customer",
+        "order",
+        "description",
+        "amount",
+        "vat_rate",
+        "currency",
+        "status",
+        "issued_at",
+        "due_at",
     )
     for index, item in enumerate(_section(path, data, "invoices")):
         record = _Record(_label(path, "invoices", index, item, "id"), item, allowed, clock)
@@ -539,9 +570,7 @@ def load_tenant(tenant_dir: Path, today: Optional[date] = None) -> Dict[str, Lis
     known = {"company", "support_hours", "carriers", "customers", "orders", "invoices", "subscriptions", "licenses"}
     unknown = sorted(set(map(str, data)) - known)
     if unknown:
-        raise SeedError(
-            f"{demo_path}: unknown section(s) {', '.join(unknown)}; allowed: {', '.join(sorted(known))}"
-        )
+        raise SeedError(f"{demo_path}: unknown section(s) {', '.join(unknown)}; allowed: {', '.join(sorted(known))}")
     settings, clock = _company(demo_path, data, today)
     by_sku = {product.sku: product for product in products}
     customers = _customers(demo_path, data, clock)
@@ -568,8 +597,16 @@ def seed(url: str, tenant_dir: Path = DEFAULT_TENANT_DIR, today: Optional[date] 
             Base.metadata.drop_all(connection)
             Base.metadata.create_all(connection)
             session = Session(bind=connection, future=True)
-            for name in ("tenant_settings", "products", "customers", "orders", "invoices", "subscriptions",
-                         "licenses", "opening_hours"):
+            for name in (
+                "tenant_settings",
+                "products",
+                "customers",
+                "orders",
+                "invoices",
+                "subscriptions",
+                "licenses",
+                "opening_hours",
+            ):
                 session.add_all(tables[name])
                 session.flush()
             session.close()

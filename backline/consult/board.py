@@ -8,6 +8,7 @@
 - a conversation's state for the customer: ``ai``, ``checking`` (a specialist is on it) or
   ``human`` (with the person's name).
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -26,7 +27,13 @@ HUMAN_ACTIONS = ("take_over", "message")
 
 def queue_order(case: Consultation) -> tuple:
     """Sort key: open before closed, handoffs first, higher priority first, then oldest first."""
-    return (not needs_attention(case), case.mode != "handoff", -PRIORITIES.index(case.priority), case.created_at, case.id)
+    return (
+        not needs_attention(case),
+        case.mode != "handoff",
+        -PRIORITIES.index(case.priority),
+        case.created_at,
+        case.id,
+    )
 
 
 def needs_attention(case: Consultation) -> bool:
@@ -34,12 +41,18 @@ def needs_attention(case: Consultation) -> bool:
     return case.is_open or case.delivery_status in (AWAITING_DELIVERY, "undeliverable")
 
 
-def select_cases(cases: Iterable[Consultation], queue: Optional[str] = None, status: str = "active") -> List[Consultation]:
+def select_cases(
+    cases: Iterable[Consultation], queue: Optional[str] = None, status: str = "active"
+) -> List[Consultation]:
     """The cases of ``queue`` (all when None) with ``status`` (one of `STATUS_FILTERS`), in queue order."""
     if status not in STATUS_FILTERS:
         raise ValueError(f"status must be one of {', '.join(STATUS_FILTERS)}")
-    kept = [c for c in cases if (queue is None or c.queue == queue)
-            and (status == "all" or (needs_attention(c) if status == "active" else c.status == status))]
+    kept = [
+        c
+        for c in cases
+        if (queue is None or c.queue == queue)
+        and (status == "all" or (needs_attention(c) if status == "active" else c.status == status))
+    ]
     return sorted(kept, key=queue_order)
 
 
@@ -60,29 +73,45 @@ def queue_row(case: Consultation, directory: ExpertDirectory, now: dt.datetime) 
     record = case.as_dict()
     for heavy in ("context", "routing", "transcript"):
         record.pop(heavy)
-    return {**record, "team": directory.team_name(case.queue), "assignee_name": _name(directory, case.assignee),
-            "sla_seconds_left": sla_seconds_left(case, now)}
+    return {
+        **record,
+        "team": directory.team_name(case.queue),
+        "assignee_name": _name(directory, case.assignee),
+        "sla_seconds_left": sla_seconds_left(case, now),
+    }
 
 
 def human_agent(messages: Sequence[Message]) -> Optional[str]:
     """The person id of whoever took the conversation over (the latest), if anyone did."""
-    taken = [m.author for m in messages if m.direction == "from_expert" and (m.meta or {}).get("action") in HUMAN_ACTIONS]
+    taken = [
+        m.author for m in messages if m.direction == "from_expert" and (m.meta or {}).get("action") in HUMAN_ACTIONS
+    ]
     return taken[-1] if taken else None
 
 
 def timeline(case: Consultation, messages: Sequence[Message], directory: ExpertDirectory) -> List[Dict[str, Any]]:
     """The conversation as the operator follows it: ``{"role", "author", "text", "at", ...}`` entries."""
-    entries = [{"role": t.get("role", ""), "author": t.get("role", ""), "text": t.get("text", ""), "at": t.get("at")}
-               for t in case.transcript]
+    entries = [
+        {"role": t.get("role", ""), "author": t.get("role", ""), "text": t.get("text", ""), "at": t.get("at")}
+        for t in case.transcript
+    ]
     for message in messages:
         meta = message.meta or {}
         if message.direction == "from_customer":
-            entries.append({"role": "customer", "author": "customer", "text": message.text,
-                            "at": message.as_dict()["at"]})
+            entries.append(
+                {"role": "customer", "author": "customer", "text": message.text, "at": message.as_dict()["at"]}
+            )
         elif message.direction == "from_expert":
-            entries.append({"role": "expert", "author": _name(directory, message.author), "action": meta.get("action"),
-                            "text": meta.get("customer_text", message.text),
-                            "notes": list(meta.get("internal_notes") or []), "at": message.as_dict()["at"]})
+            entries.append(
+                {
+                    "role": "expert",
+                    "author": _name(directory, message.author),
+                    "action": meta.get("action"),
+                    "text": meta.get("customer_text", message.text),
+                    "notes": list(meta.get("internal_notes") or []),
+                    "at": message.as_dict()["at"],
+                }
+            )
     return entries
 
 
@@ -91,14 +120,18 @@ def case_view(
 ) -> Dict[str, Any]:
     """Everything the consultation page shows."""
     agent = human_agent(messages) if case.is_open else None
-    return {**case.as_dict(), "team": directory.team_name(case.queue), "assignee_name": _name(directory, case.assignee),
-            "sla_seconds_left": sla_seconds_left(case, now), "human_mode": agent is not None,
-            "human_agent": _name(directory, agent), "timeline": timeline(case, messages, directory)}
+    return {
+        **case.as_dict(),
+        "team": directory.team_name(case.queue),
+        "assignee_name": _name(directory, case.assignee),
+        "sla_seconds_left": sla_seconds_left(case, now),
+        "human_mode": agent is not None,
+        "human_agent": _name(directory, agent),
+        "timeline": timeline(case, messages, directory),
+    }
 
 
-def chat_state(
-    case: Optional[Consultation], messages: Sequence[Message], directory: ExpertDirectory
-) -> Dict[str, Any]:
+def chat_state(case: Optional[Consultation], messages: Sequence[Message], directory: ExpertDirectory) -> Dict[str, Any]:
     """What the customer's chat shows about the conversation's latest consultation ``case``."""
     if case is None or not case.is_open:
         return {"state": "ai"}

@@ -14,6 +14,7 @@ Every string of a package is masked (`backline.consult.masking`), and the render
 (`backline.consult.render`) mask again. Why the case was escalated and what the expert should do
 next, in words, is `backline.consult.grounds`; money is written by `backline.money`.
 """
+
 from __future__ import annotations
 
 from typing import Any, Dict, List, Mapping, Optional, Sequence
@@ -21,7 +22,7 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence
 from backline.consult.account import RECENT, account_snapshot, lookup_account, slot  # noqa: F401  (re-exported)
 from backline.consult.grounds import amount_asked, next_step, reasons_for  # noqa: F401  (re-exported: next_step)
 from backline.consult.masking import mask, mask_data  # noqa: F401  (re-exported: the package's masking)
-from backline.consult.render import one_line, render_structured, render_text  # noqa: F401  (re-exported)
+from backline.consult.render import as_mapping, one_line, render_structured, render_text  # noqa: F401  (re-exported)
 from backline.money import format_money  # noqa: F401  (re-exported: format_money)
 from backline.money import to_number as _number
 from backline.routing.matrix import CONTEXT_FIELDS
@@ -85,8 +86,10 @@ def _product(slots: Mapping[str, Any], account: Optional[Mapping[str, Any]]) -> 
 # --- the package ----------------------------------------------------------------------------------
 
 
-def _sentiment(record: Mapping[str, Any], transcript: Sequence[Mapping[str, Any]], score: Optional[float]) -> Dict[str, Any]:
-    evidence = record.get("evidence") if isinstance(record.get("evidence"), Mapping) else {}
+def _sentiment(
+    record: Mapping[str, Any], transcript: Sequence[Mapping[str, Any]], score: Optional[float]
+) -> Dict[str, Any]:
+    evidence = as_mapping(record.get("evidence"))
     value = _number(score)
     if value is None and isinstance(evidence.get("negative_sentiment"), Mapping):
         value = _number(evidence["negative_sentiment"].get("sentiment"))
@@ -97,8 +100,15 @@ def _sentiment(record: Mapping[str, Any], transcript: Sequence[Mapping[str, Any]
         label = "unknown"
     else:
         value = max(-1.0, min(1.0, value))
-        label = ("very negative" if value <= -0.5 else "negative" if value <= -0.05
-                 else "positive" if value >= 0.05 else "neutral")
+        label = (
+            "very negative"
+            if value <= -0.5
+            else "negative"
+            if value <= -0.05
+            else "positive"
+            if value >= 0.05
+            else "neutral"
+        )
     trend = [v for v in (_number(e.get("sentiment")) for e in transcript if e["role"] == "customer") if v is not None]
     return {
         "score": value,
@@ -124,7 +134,9 @@ def _ranking(record: Mapping[str, Any], ranking: Sequence[Any]) -> List[Dict[str
     return out[:RECENT]
 
 
-def _documents(record: Mapping[str, Any], transcript: Sequence[Mapping[str, Any]], documents: Sequence[str]) -> List[str]:
+def _documents(
+    record: Mapping[str, Any], transcript: Sequence[Mapping[str, Any]], documents: Sequence[str]
+) -> List[str]:
     found: List[str] = []
     for source in (documents, record.get("documents") or (), record.get("responses") or ()):
         found += [d for d in source if isinstance(d, str)]
@@ -136,8 +148,8 @@ def _documents(record: Mapping[str, Any], transcript: Sequence[Mapping[str, Any]
 
 def _ai_attempts(record: Mapping[str, Any], transcript: Sequence[Mapping[str, Any]]) -> List[Dict[str, Any]]:
     attempts = [{"text": e["text"], "at": e["at"]} for e in transcript if e["role"] == "assistant"]
-    evidence = record.get("evidence") if isinstance(record.get("evidence"), Mapping) else {}
-    stuck = evidence.get("no_convergence") if isinstance(evidence.get("no_convergence"), Mapping) else {}
+    evidence = as_mapping(record.get("evidence"))
+    stuck = as_mapping(evidence.get("no_convergence"))
     last = stuck.get("last_answer")
     if isinstance(last, str) and last.strip() and all(one_line(a["text"]) != one_line(last) for a in attempts):
         attempts.append({"text": last.strip(), "at": None})
@@ -206,7 +218,7 @@ def build_context(
         "risk": {"level": _RISK_LEVEL.get(priority, "medium"), "grounds": grounds},
     }
     draft = ai_draft if ai_draft is not None else slot(slots, "ai_draft")
-    thresholds = record.get("thresholds") if isinstance(record.get("thresholds"), Mapping) else {}
+    thresholds = as_mapping(record.get("thresholds"))
     values: Dict[str, Any] = {
         "brief": brief,
         "sentiment": lambda: _sentiment(record, lines, sentiment),

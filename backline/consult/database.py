@@ -4,6 +4,7 @@ PostgreSQL), and the Alembic migrations that own the schema, with their command 
     python -m backline.consult.store migrate [--url URL]   # upgrade to head
     python -m backline.consult.store current [--url URL]   # show the schema revision
 """
+
 from __future__ import annotations
 
 import argparse

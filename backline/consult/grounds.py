@@ -12,7 +12,7 @@ from typing import Any, Dict, List, Mapping, Optional
 from backline import configuration
 from backline.business.ids import normalise_invoice_id, normalise_order_id
 from backline.consult.account import slot
-from backline.consult.render import confidence_text, intent_label
+from backline.consult.render import as_mapping, confidence_text, intent_label
 from backline.money import format_money
 from backline.money import to_number as _number
 
@@ -114,7 +114,7 @@ def _grounds(key: str, evidence: Mapping[str, Any], record: Mapping[str, Any]) -
 def reasons_for(record: Mapping[str, Any]) -> List[Dict[str, Any]]:
     """The deciding reason first, then every other trigger or modifier that fired, each with its
     grounds and evidence."""
-    evidence = record.get("evidence") if isinstance(record.get("evidence"), Mapping) else {}
+    evidence = as_mapping(record.get("evidence"))
     reason, detail = record.get("reason"), record.get("detail")
     out: List[Dict[str, Any]] = []
     used = set()
@@ -128,7 +128,7 @@ def reasons_for(record: Mapping[str, Any]) -> List[Dict[str, Any]]:
             and reason in ("high_value", "explicit_request", "sensitive_topic", "no_convergence")
         ):
             key = "confidence"  # a row that routes by itself (ai_may: never) at high confidence
-        item = evidence.get(key) if isinstance(evidence.get(key), Mapping) else {}
+        item = as_mapping(evidence.get(key))
         out.append({"reason": reason, "detail": detail, "grounds": _grounds(key, item, record), "evidence": dict(item)})
         used.add(key)
     for trigger in record.get("triggers") or ():

@@ -20,20 +20,90 @@ customer messages included. Pure Python: no business data, no Rasa.
 
 E-mail addresses, order and invoice numbers stay readable: the expert needs them.
 """
+
 from __future__ import annotations
 
 import re
 from typing import Any, List, Mapping, Optional
 
 IBAN_LENGTHS = {
-    "AD": 24, "AE": 23, "AL": 28, "AT": 20, "AZ": 28, "BA": 20, "BE": 16, "BG": 22, "BH": 22, "BR": 29,
-    "BY": 28, "CH": 21, "CR": 22, "CY": 28, "CZ": 24, "DE": 22, "DK": 18, "DO": 28, "EE": 20, "EG": 29,
-    "ES": 24, "FI": 18, "FO": 18, "FR": 27, "GB": 22, "GE": 22, "GI": 23, "GL": 18, "GR": 27, "GT": 28,
-    "HR": 21, "HU": 28, "IE": 22, "IL": 23, "IQ": 23, "IS": 26, "IT": 27, "JO": 30, "KW": 30, "KZ": 20,
-    "LB": 28, "LC": 32, "LI": 21, "LT": 20, "LU": 20, "LV": 21, "MC": 27, "MD": 24, "ME": 22, "MK": 19,
-    "MR": 27, "MT": 31, "MU": 30, "NL": 18, "NO": 15, "PK": 24, "PL": 28, "PS": 29, "PT": 25, "QA": 29,
-    "RO": 24, "RS": 22, "SA": 24, "SC": 31, "SE": 24, "SI": 19, "SK": 24, "SM": 27, "ST": 25, "SV": 28,
-    "TL": 23, "TN": 24, "TR": 26, "UA": 29, "VA": 22, "VG": 24, "XK": 20,
+    "AD": 24,
+    "AE": 23,
+    "AL": 28,
+    "AT": 20,
+    "AZ": 28,
+    "BA": 20,
+    "BE": 16,
+    "BG": 22,
+    "BH": 22,
+    "BR": 29,
+    "BY": 28,
+    "CH": 21,
+    "CR": 22,
+    "CY": 28,
+    "CZ": 24,
+    "DE": 22,
+    "DK": 18,
+    "DO": 28,
+    "EE": 20,
+    "EG": 29,
+    "ES": 24,
+    "FI": 18,
+    "FO": 18,
+    "FR": 27,
+    "GB": 22,
+    "GE": 22,
+    "GI": 23,
+    "GL": 18,
+    "GR": 27,
+    "GT": 28,
+    "HR": 21,
+    "HU": 28,
+    "IE": 22,
+    "IL": 23,
+    "IQ": 23,
+    "IS": 26,
+    "IT": 27,
+    "JO": 30,
+    "KW": 30,
+    "KZ": 20,
+    "LB": 28,
+    "LC": 32,
+    "LI": 21,
+    "LT": 20,
+    "LU": 20,
+    "LV": 21,
+    "MC": 27,
+    "MD": 24,
+    "ME": 22,
+    "MK": 19,
+    "MR": 27,
+    "MT": 31,
+    "MU": 30,
+    "NL": 18,
+    "NO": 15,
+    "PK": 24,
+    "PL": 28,
+    "PS": 29,
+    "PT": 25,
+    "QA": 29,
+    "RO": 24,
+    "RS": 22,
+    "SA": 24,
+    "SC": 31,
+    "SE": 24,
+    "SI": 19,
+    "SK": 24,
+    "SM": 27,
+    "ST": 25,
+    "SV": 28,
+    "TL": 23,
+    "TN": 24,
+    "TR": 26,
+    "UA": 29,
+    "VA": 22,
+    "VG": 24,
+    "XK": 20,
 }
 """IBAN length by country (the SWIFT IBAN registry)."""
 
@@ -43,10 +113,14 @@ _CVV = re.compile(
     r"(?i)\b(?:cvv2?|cvc2?|csc|cid|security\s+code|card\s+code|sicherheitscode|prüfziffer)"
     r"(?:\s*(?:code|number|no\.?|nr\.?))?\s*(?:is|was|:|=|#|-)?\s*(\d{3,4})(?!\d)"
 )
-_PIN = re.compile(r"(?i)\b(?:pin(?:\s*(?:code|number|no\.?|nr\.?))?|passcode|geheimzahl)\s*(?:is|was|ist|:|=|#)?\s*(\d{4,8})(?!\d)")
-_NOT_A_SECRET = (r"(?:not|no|wrong|incorrect|correct|invalid|expired|too|the|my|your|still|being|working|locked|"
-                 r"reset|rejected|refused|accepted|changed|required|missing|empty|same|different|weak|strong|"
-                 r"nicht|falsch|abgelaufen)\b")
+_PIN = re.compile(
+    r"(?i)\b(?:pin(?:\s*(?:code|number|no\.?|nr\.?))?|passcode|geheimzahl)\s*(?:is|was|ist|:|=|#)?\s*(\d{4,8})(?!\d)"
+)
+_NOT_A_SECRET = (
+    r"(?:not|no|wrong|incorrect|correct|invalid|expired|too|the|my|your|still|being|working|locked|"
+    r"reset|rejected|refused|accepted|changed|required|missing|empty|same|different|weak|strong|"
+    r"nicht|falsch|abgelaufen)\b"
+)
 _PASSWORD = re.compile(
     r"(?i)\b(?:password|passwort|passwd|passphrase|kennwort|pwd|pw)\b"
     r"(?:\s*(?:[:=]|\b(?:is|was|ist|war|lautet)\b(?:\s+now\b)?|\bset\s+to\b|\bchanged\s+to\b)\s*)"
@@ -93,7 +167,7 @@ def _card_like(digits: str) -> bool:
 def _keep_last(chunk: str, keep: int, head: int = 0) -> str:
     """Star every letter or digit of `chunk` except the first `head` and the last `keep`."""
     positions = [i for i, char in enumerate(chunk) if char.isalnum()]
-    hidden = set(positions[head:len(positions) - keep] if keep else positions[head:])
+    hidden = set(positions[head : len(positions) - keep] if keep else positions[head:])
     return "".join("*" if i in hidden else char for i, char in enumerate(chunk))
 
 
@@ -119,7 +193,7 @@ def _mask_ibans(text: str) -> str:
 
 def _iban_end(text: str, start: int) -> Optional[int]:
     """Where an IBAN starting at `start` ends, or None when it is not one (length, digits, boundary)."""
-    length = IBAN_LENGTHS.get(text[start:start + 2].upper())
+    length = IBAN_LENGTHS.get(text[start : start + 2].upper())
     if length is None:
         return None
     count, index, digits = 0, start, 0
@@ -129,8 +203,14 @@ def _iban_end(text: str, start: int) -> Optional[int]:
             count += 1
             digits += char.isdigit()
             index += 1
-        elif char in " -" and count >= 4 and index + 1 < len(text) and text[index + 1].isascii() \
-                and text[index + 1].isalnum() and text[index - 1] not in " -":
+        elif (
+            char in " -"
+            and count >= 4
+            and index + 1 < len(text)
+            and text[index + 1].isascii()
+            and text[index + 1].isalnum()
+            and text[index - 1] not in " -"
+        ):
             index += 1
         else:
             break
@@ -172,12 +252,12 @@ def _mask_card_windows(run: str) -> str:
             if count >= 13:
                 windows.append((count, first, last))
     for _, first, last in sorted(windows, key=lambda w: (-w[0], w[1])):
-        if any(taken[first:last + 1]):
+        if any(taken[first : last + 1]):
             continue
         start, end = groups[first][0], groups[last][1]
         if _card_like(re.sub(r"\D", "", run[start:end])):
             masked[start:end] = _keep_last(run[start:end], 4)
-            taken[first:last + 1] = [True] * (last - first + 1)
+            taken[first : last + 1] = [True] * (last - first + 1)
     return "".join(masked)
 
 
@@ -185,7 +265,7 @@ def _star_group(pattern: "re.Pattern[str]", text: str, fixed: Optional[int] = No
     def replace(match: "re.Match[str]") -> str:
         start, end = match.span(1)
         secret = "*" * (fixed if fixed is not None else end - start)
-        return match.group(0)[: start - match.start()] + secret + match.group(0)[end - match.start():]
+        return match.group(0)[: start - match.start()] + secret + match.group(0)[end - match.start() :]
 
     return pattern.sub(replace, text)
 

@@ -11,12 +11,13 @@ side finds the id in the tracker and says nothing again. Failures back off (1, 2
 the retry budget the delivery is ``undeliverable``: an alert in the audit trail and on the dashboard,
 never a silent "answered". Deliveries of one conversation go out in the order they were recorded.
 """
+
 from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, List, Mapping, Optional
+from typing import Any, Dict, List, Mapping, Optional
 
 from sqlalchemy import and_, not_, or_, select
 
@@ -45,9 +46,11 @@ class RetryBudget:
     def from_env(cls, env: Mapping[str, str]) -> "RetryBudget":
         """``BACKLINE_DELIVERY_BUDGET`` (seconds, default 3600), ``BACKLINE_DELIVERY_MAX_DELAY`` (30) and
         ``BACKLINE_DELIVERY_LEASE`` (60)."""
-        return cls(max_delay=env_seconds(env, "BACKLINE_DELIVERY_MAX_DELAY", 30.0, positive=True),
-                   budget=env_seconds(env, "BACKLINE_DELIVERY_BUDGET", 3600.0, positive=True),
-                   lease=env_seconds(env, "BACKLINE_DELIVERY_LEASE", 60.0, positive=True))
+        return cls(
+            max_delay=env_seconds(env, "BACKLINE_DELIVERY_MAX_DELAY", 30.0, positive=True),
+            budget=env_seconds(env, "BACKLINE_DELIVERY_BUDGET", 3600.0, positive=True),
+            lease=env_seconds(env, "BACKLINE_DELIVERY_LEASE", 60.0, positive=True),
+        )
 
 
 def env_seconds(env: Mapping[str, str], name: str, default: float, *, positive: bool = False) -> float:
@@ -59,8 +62,7 @@ def env_seconds(env: Mapping[str, str], name: str, default: float, *, positive: 
     except ValueError:
         seconds = float("nan")
     if not (seconds > 0 if positive else seconds >= 0):
-        raise ValueError(f"{name} must be {'a positive number' if positive else '0 or more'} of seconds, "
-                         f"not {value!r}")
+        raise ValueError(f"{name} must be {'a positive number' if positive else '0 or more'} of seconds, not {value!r}")
     return seconds
 
 
@@ -71,21 +73,35 @@ def new_delivery_id() -> str:
 
 def _delivery(row: Any) -> Delivery:
     return Delivery(
-        id=row.id, consultation_id=row.consultation_id, conversation_id=row.conversation_id, intent=row.intent,
-        entities=row.entities or {}, status=row.status, attempts=row.attempts, created_at=row.created_at,
-        next_attempt_at=row.next_attempt_at, notice=row.notice, lease_owner=row.lease_owner,
-        lease_until=row.lease_until, delivered_at=row.delivered_at, last_error=row.last_error,
+        id=row.id,
+        consultation_id=row.consultation_id,
+        conversation_id=row.conversation_id,
+        intent=row.intent,
+        entities=row.entities or {},
+        status=row.status,
+        attempts=row.attempts,
+        created_at=row.created_at,
+        next_attempt_at=row.next_attempt_at,
+        notice=row.notice,
+        lease_owner=row.lease_owner,
+        lease_until=row.lease_until,
+        delivered_at=row.delivered_at,
+        last_error=row.last_error,
     )
 
 
 _older = deliveries.alias("older")
 _FIRST_OF_CONVERSATION = not_(
-    select(_older.c.id).where(
+    select(_older.c.id)
+    .where(
         _older.c.conversation_id == deliveries.c.conversation_id,
         _older.c.status == "pending",
-        or_(_older.c.created_at < deliveries.c.created_at,
-            and_(_older.c.created_at == deliveries.c.created_at, _older.c.id < deliveries.c.id)),
-    ).exists()
+        or_(
+            _older.c.created_at < deliveries.c.created_at,
+            and_(_older.c.created_at == deliveries.c.created_at, _older.c.id < deliveries.c.id),
+        ),
+    )
+    .exists()
 )
 """No earlier pending delivery for the same conversation: the customer hears replies in order."""
 
@@ -114,15 +130,28 @@ class Outbox:
         moment = store._now(at)
         delivery_id = new_delivery_id()
         values = {
-            "id": delivery_id, "consultation_id": consultation_id, "conversation_id": conversation_id,
-            "intent": intent, "entities": json_copy({**dict(entities), "delivery_id": delivery_id}),
-            "notice": notice, "status": "pending", "attempts": 0, "created_at": moment, "next_attempt_at": moment,
+            "id": delivery_id,
+            "consultation_id": consultation_id,
+            "conversation_id": conversation_id,
+            "intent": intent,
+            "entities": json_copy({**dict(entities), "delivery_id": delivery_id}),
+            "notice": notice,
+            "status": "pending",
+            "attempts": 0,
+            "created_at": moment,
+            "next_attempt_at": moment,
         }
         with store._write() as connection:
             store._locked(connection, consultation_id)
             connection.execute(deliveries.insert().values(**values))
-            store._append(connection, consultation_id, moment, actor, "delivery_queued",
-                          {"delivery_id": delivery_id, "intent": intent})
+            store._append(
+                connection,
+                consultation_id,
+                moment,
+                actor,
+                "delivery_queued",
+                {"delivery_id": delivery_id, "intent": intent},
+            )
         return Delivery(**values)
 
     def get(self, delivery_id: str) -> Optional[Delivery]:
@@ -132,27 +161,37 @@ class Outbox:
 
     def for_consultation(self, consultation_id: str) -> List[Delivery]:
         """The consultation's deliveries, oldest first."""
-        statement = (select(deliveries).where(deliveries.c.consultation_id == consultation_id)
-                     .order_by(deliveries.c.created_at, deliveries.c.id))
+        statement = (
+            select(deliveries)
+            .where(deliveries.c.consultation_id == consultation_id)
+            .order_by(deliveries.c.created_at, deliveries.c.id)
+        )
         with self.store._read() as connection:
             return [_delivery(row) for row in connection.execute(statement)]
 
     def pending(self) -> List[Delivery]:
         """Every delivery not yet confirmed, oldest first."""
-        statement = (select(deliveries).where(deliveries.c.status == "pending")
-                     .order_by(deliveries.c.created_at, deliveries.c.id))
+        statement = (
+            select(deliveries)
+            .where(deliveries.c.status == "pending")
+            .order_by(deliveries.c.created_at, deliveries.c.id)
+        )
         with self.store._read() as connection:
             return [_delivery(row) for row in connection.execute(statement)]
 
     def undeliverable(self) -> List[Delivery]:
         """Deliveries given up on (alerts), newest first."""
-        statement = (select(deliveries).where(deliveries.c.status == "undeliverable")
-                     .order_by(deliveries.c.created_at.desc(), deliveries.c.id))
+        statement = (
+            select(deliveries)
+            .where(deliveries.c.status == "undeliverable")
+            .order_by(deliveries.c.created_at.desc(), deliveries.c.id)
+        )
         with self.store._read() as connection:
             return [_delivery(row) for row in connection.execute(statement)]
 
-    def claim_due(self, owner: str, *, at: Optional[datetime] = None, limit: int = 20,
-                  delivery_id: Optional[str] = None) -> List[Delivery]:
+    def claim_due(
+        self, owner: str, *, at: Optional[datetime] = None, limit: int = 20, delivery_id: Optional[str] = None
+    ) -> List[Delivery]:
         """Lease up to ``limit`` due deliveries (or the one named ``delivery_id``, if due) to ``owner``:
         pending, their time has come, no live lease, and first of their conversation. Rows another
         hub is claiming right now are skipped, not waited for."""
@@ -165,14 +204,20 @@ class Outbox:
         )
         if delivery_id is not None:
             statement = statement.where(deliveries.c.id == delivery_id)
-        statement = (statement.order_by(deliveries.c.next_attempt_at, deliveries.c.created_at).limit(limit)
-                     .with_for_update(skip_locked=True, of=deliveries))
+        statement = (
+            statement.order_by(deliveries.c.next_attempt_at, deliveries.c.created_at)
+            .limit(limit)
+            .with_for_update(skip_locked=True, of=deliveries)
+        )
         until = moment + timedelta(seconds=self.budget.lease)
         with self.store._write() as connection:
             rows = list(connection.execute(statement))
             if rows:
-                connection.execute(deliveries.update().where(deliveries.c.id.in_([r.id for r in rows]))
-                                   .values(lease_owner=owner[:64], lease_until=until))
+                connection.execute(
+                    deliveries.update()
+                    .where(deliveries.c.id.in_([r.id for r in rows]))
+                    .values(lease_owner=owner[:64], lease_until=until)
+                )
             claimed = [_delivery(r) for r in rows]
         return [Delivery(**{**d.__dict__, "lease_owner": owner[:64], "lease_until": until}) for d in claimed]
 
@@ -182,19 +227,44 @@ class Outbox:
         moment = self.store._now(at)
         with self.store._write() as connection:
             self.store._locked(connection, delivery.consultation_id)
-            done = connection.execute(
-                deliveries.update().where(deliveries.c.id == delivery.id, deliveries.c.status == "pending")
-                .values(status="delivered", delivered_at=moment, attempts=deliveries.c.attempts + 1,
-                        lease_owner=None, lease_until=None, last_error=None)).rowcount == 1
+            done = (
+                connection.execute(
+                    deliveries.update()
+                    .where(deliveries.c.id == delivery.id, deliveries.c.status == "pending")
+                    .values(
+                        status="delivered",
+                        delivered_at=moment,
+                        attempts=deliveries.c.attempts + 1,
+                        lease_owner=None,
+                        lease_until=None,
+                        last_error=None,
+                    )
+                ).rowcount
+                == 1
+            )
             if done:
-                self.store._append(connection, delivery.consultation_id, moment, actor, "delivered", {
-                    "delivery_id": delivery.id, "intent": delivery.intent, "attempts": delivery.attempts + 1})
+                self.store._append(
+                    connection,
+                    delivery.consultation_id,
+                    moment,
+                    actor,
+                    "delivered",
+                    {"delivery_id": delivery.id, "intent": delivery.intent, "attempts": delivery.attempts + 1},
+                )
                 if delivery.notice:
-                    self.store._append(connection, delivery.consultation_id, moment, actor, "customer_delay_told",
-                                       {"text": delivery.notice, "delivery_id": delivery.id})
+                    self.store._append(
+                        connection,
+                        delivery.consultation_id,
+                        moment,
+                        actor,
+                        "customer_delay_told",
+                        {"text": delivery.notice, "delivery_id": delivery.id},
+                    )
         return done
 
-    def failed(self, delivery: Delivery, error: str, *, at: Optional[datetime] = None, actor: str = "hub") -> Optional[Delivery]:
+    def failed(
+        self, delivery: Delivery, error: str, *, at: Optional[datetime] = None, actor: str = "hub"
+    ) -> Optional[Delivery]:
         """Record a failed attempt by the lease holder: retry after the backoff, or, past the budget,
         give up (``undeliverable``, audited ``delivery_undeliverable``: an alert). The first failure is
         audited ``delivery_retrying``. None when the lease was lost (another hub took over)."""
@@ -202,23 +272,40 @@ class Outbox:
         reason = redact(str(error))[:500]
         attempts = delivery.attempts + 1
         give_up = moment - delivery.created_at >= timedelta(seconds=self.budget.budget)
-        values = ({"status": "undeliverable"} if give_up
-                  else {"next_attempt_at": moment + self.budget.delay(attempts)})
+        next_at = moment + self.budget.delay(attempts)
+        values: Dict[str, Any] = {"status": "undeliverable"} if give_up else {"next_attempt_at": next_at}
         with self.store._write() as connection:
             self.store._locked(connection, delivery.consultation_id)
             changed = connection.execute(
-                deliveries.update().where(deliveries.c.id == delivery.id, deliveries.c.status == "pending",
-                                          deliveries.c.lease_owner == delivery.lease_owner)
-                .values(attempts=attempts, last_error=reason, lease_owner=None, lease_until=None, **values)).rowcount
+                deliveries.update()
+                .where(
+                    deliveries.c.id == delivery.id,
+                    deliveries.c.status == "pending",
+                    deliveries.c.lease_owner == delivery.lease_owner,
+                )
+                .values(attempts=attempts, last_error=reason, lease_owner=None, lease_until=None, **values)
+            ).rowcount
             if not changed:
                 return None
             detail = {"delivery_id": delivery.id, "intent": delivery.intent, "attempts": attempts, "error": reason}
             if give_up:
-                self.store._append(connection, delivery.consultation_id, moment, actor, "delivery_undeliverable",
-                                   {**detail, "budget_seconds": self.budget.budget})
+                self.store._append(
+                    connection,
+                    delivery.consultation_id,
+                    moment,
+                    actor,
+                    "delivery_undeliverable",
+                    {**detail, "budget_seconds": self.budget.budget},
+                )
             elif attempts == 1:
-                self.store._append(connection, delivery.consultation_id, moment, actor, "delivery_retrying",
-                                   {**detail, "next_attempt_at": values["next_attempt_at"].isoformat()})
+                self.store._append(
+                    connection,
+                    delivery.consultation_id,
+                    moment,
+                    actor,
+                    "delivery_retrying",
+                    {**detail, "next_attempt_at": next_at.isoformat()},
+                )
             row = connection.execute(select(deliveries).where(deliveries.c.id == delivery.id)).first()
         return _delivery(row)
 
@@ -231,10 +318,19 @@ class Outbox:
             if row is None or row.status != "undeliverable":
                 raise ValueError(f"delivery {delivery_id} is not undeliverable")
             self.store._locked(connection, row.consultation_id)
-            connection.execute(deliveries.update().where(deliveries.c.id == delivery_id).values(
-                status="pending", created_at=moment, next_attempt_at=moment, attempts=0))
-            self.store._append(connection, row.consultation_id, moment, actor, "delivery_requeued",
-                               {"delivery_id": delivery_id, "intent": row.intent})
+            connection.execute(
+                deliveries.update()
+                .where(deliveries.c.id == delivery_id)
+                .values(status="pending", created_at=moment, next_attempt_at=moment, attempts=0)
+            )
+            self.store._append(
+                connection,
+                row.consultation_id,
+                moment,
+                actor,
+                "delivery_requeued",
+                {"delivery_id": delivery_id, "intent": row.intent},
+            )
             row = connection.execute(select(deliveries).where(deliveries.c.id == delivery_id)).first()
         return _delivery(row)
 
@@ -243,5 +339,8 @@ def confirmed(rasa_answer: Mapping[str, Any], delivery_id: str) -> bool:
     """Whether Rasa's trigger_intent answer (its ``tracker``) holds a bot message carrying
     ``delivery_id`` (put there by ``action_expert_update``): the customer was reached."""
     events = ((rasa_answer or {}).get("tracker") or {}).get("events") or []
-    return any(e.get("event") == "bot" and (e.get("metadata") or {}).get("delivery_id") == delivery_id
-               for e in events if isinstance(e, dict))
+    return any(
+        e.get("event") == "bot" and (e.get("metadata") or {}).get("delivery_id") == delivery_id
+        for e in events
+        if isinstance(e, dict)
+    )

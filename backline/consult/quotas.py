@@ -15,6 +15,7 @@ cases created, i.e. escalations after the previous case was closed. Two limits, 
 
 ``0`` switches a limit off. Pure Python over the store.
 """
+
 from __future__ import annotations
 
 import hashlib

@@ -1,4 +1,5 @@
 """The consultation store's records: plain frozen values the store returns (and their API shape)."""
+
 from __future__ import annotations
 
 import copy
@@ -134,8 +135,9 @@ class ConsultationClosed(ValueError):
     """The operation needs an open consultation. ``decided_by`` / ``resolution``: who closed it and how,
     when known (for "already decided by ..." on the expert's channel)."""
 
-    def __init__(self, consultation_id: str, decided_by: Optional[str] = None,
-                 resolution: Optional[str] = None) -> None:
+    def __init__(
+        self, consultation_id: str, decided_by: Optional[str] = None, resolution: Optional[str] = None
+    ) -> None:
         super().__init__(consultation_id)
         self.consultation_id = consultation_id
         self.decided_by = decided_by
@@ -143,8 +145,10 @@ class ConsultationClosed(ValueError):
 
     def __str__(self) -> str:
         if self.decided_by:
-            return (f"consultation {self.consultation_id} was already decided by {self.decided_by}"
-                    f" ({self.resolution or 'closed'})")
+            return (
+                f"consultation {self.consultation_id} was already decided by {self.decided_by}"
+                f" ({self.resolution or 'closed'})"
+            )
         return f"consultation {self.consultation_id} is closed"
 
 

@@ -17,6 +17,11 @@ from backline.money import to_number as _number
 from backline.routing.collect import LABELS as COLLECTED_LABELS
 
 
+def as_mapping(value: Any) -> Mapping[str, Any]:
+    """``value`` when it is a mapping (a routing record's evidence, thresholds, ...), else an empty one."""
+    return value if isinstance(value, Mapping) else {}
+
+
 def one_line(text: Any) -> str:
     """``text`` with its whitespace runs made single spaces; "" for what is not a string."""
     return " ".join(text.split()) if isinstance(text, str) else ""

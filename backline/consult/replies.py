@@ -19,6 +19,7 @@ The slots `customer_update` sets (a contract with the action server and the rout
 "outcome" (approved | denied | answered | closed | handed_back), "text" (what the customer was told,
 without the greeting), "by" (the expert's first name), "team", "at" (ISO-8601 UTC of the reply)}``.
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -34,8 +35,13 @@ from backline.routing.handback import UnknownFollowup
 from backline.utc import iso
 
 DECISIONS = ("approve", "deny", "answer", "need_info", "take_over", "message", "hand_back", "close")
-RESOLUTIONS = {"approve": "approved", "deny": "denied", "answer": "answered", "hand_back": "handed_back",
-               "close": "closed"}
+RESOLUTIONS = {
+    "approve": "approved",
+    "deny": "denied",
+    "answer": "answered",
+    "hand_back": "handed_back",
+    "close": "closed",
+}
 NEEDS_TEXT = ("answer", "need_info", "message", "close")
 EXPERT_REPLY = "EXTERNAL_expert_reply"
 HUMAN_TAKEOVER = "EXTERNAL_human_takeover"
@@ -43,11 +49,22 @@ HUMAN_MESSAGE = "EXTERNAL_human_message"
 HAND_BACK = "EXTERNAL_hand_back"
 SLA_DELAY = "EXTERNAL_sla_delay"
 INTENT_FOR = {
-    "approve": EXPERT_REPLY, "deny": EXPERT_REPLY, "answer": EXPERT_REPLY, "need_info": EXPERT_REPLY,
-    "take_over": HUMAN_TAKEOVER, "message": HUMAN_MESSAGE, "hand_back": HAND_BACK, "close": EXPERT_REPLY,
+    "approve": EXPERT_REPLY,
+    "deny": EXPERT_REPLY,
+    "answer": EXPERT_REPLY,
+    "need_info": EXPERT_REPLY,
+    "take_over": HUMAN_TAKEOVER,
+    "message": HUMAN_MESSAGE,
+    "hand_back": HAND_BACK,
+    "close": EXPERT_REPLY,
 }
-OUTCOMES = {"approve": "approved", "deny": "denied", "answer": "answered", "close": "closed",
-            "hand_back": "handed_back"}
+OUTCOMES = {
+    "approve": "approved",
+    "deny": "denied",
+    "answer": "answered",
+    "close": "closed",
+    "hand_back": "handed_back",
+}
 """The ``case_resolution`` slot's ``outcome`` per final decision (`customer_update`)."""
 
 
@@ -128,7 +145,12 @@ def record_reply(
             raise ConsultationClosed(consultation_id, store.decided_by(consultation_id), case.resolution)
         _check(case, reply)
         message = store.add_message(
-            consultation_id, "from_expert", actor, source, reply.text, at=now,
+            consultation_id,
+            "from_expert",
+            actor,
+            source,
+            reply.text,
+            at=now,
             meta={
                 "action": reply.action,
                 "customer_text": reply.for_customer,
@@ -141,12 +163,22 @@ def record_reply(
         if reply.action in ("take_over", "message") and case.mode == "consult":
             store.set_mode(consultation_id, "handoff", at=now, actor=actor)
         if reply.action in RESOLUTIONS:
-            store.close(consultation_id, now, RESOLUTIONS[reply.action], actor=actor,
-                        detail={"text": reply.for_customer} if reply.action == "close" else None)
+            store.close(
+                consultation_id,
+                now,
+                RESOLUTIONS[reply.action],
+                actor=actor,
+                detail={"text": reply.for_customer} if reply.action == "close" else None,
+            )
         intent = INTENT_FOR[reply.action]
-        delivery = Outbox(store).enqueue(consultation_id, case.conversation_id, intent,
-                                         {"consultation_id": consultation_id, "message_id": message.id},
-                                         at=now, actor=actor)
+        delivery = Outbox(store).enqueue(
+            consultation_id,
+            case.conversation_id,
+            intent,
+            {"consultation_id": consultation_id, "message_id": message.id},
+            at=now,
+            actor=actor,
+        )
     return Resume(case.conversation_id, intent, dict(delivery.entities), delivery.id)
 
 
@@ -193,25 +225,34 @@ def customer_update(
     name = person.name if person else message.author
     first = _first_name(name)
     meta = message.meta or {}
-    action, body = meta.get("action"), (meta.get("customer_text") or "").strip()
-    back_to_ai = {"handoff_mode": "ai", "escalation_reason": None, "escalation_detail": None, "ai_draft": None,
-                  "human_agent": None, "allowed_intents": None, "human_joined": False}
+    action, body = str(meta.get("action") or ""), (meta.get("customer_text") or "").strip()
+    back_to_ai = {
+        "handoff_mode": "ai",
+        "escalation_reason": None,
+        "escalation_detail": None,
+        "ai_draft": None,
+        "human_agent": None,
+        "allowed_intents": None,
+        "human_joined": False,
+    }
 
     def resolved(outcome_text: str) -> Dict[str, Any]:
         return {"case_resolution": case_resolution(case, message, action, outcome_text, first, team)}
 
     if action == "approve":
         body = body or case.ai_draft or ""
-        return CustomerUpdate(f"Good news: {first} from our {team} team approved it. {body}",
-                              {**back_to_ai, **resolved(body)})
+        return CustomerUpdate(
+            f"Good news: {first} from our {team} team approved it. {body}", {**back_to_ai, **resolved(body)}
+        )
     if action == "deny":
         body = body or "I am sorry, we cannot do that in this case."
         return CustomerUpdate(f"I checked with {first} from our {team} team. {body}", {**back_to_ai, **resolved(body)})
     if action == "answer":
         return CustomerUpdate(f"I checked with {first} from our {team} team. {body}", {**back_to_ai, **resolved(body)})
     if action == "close":
-        return CustomerUpdate(f"{first} from our {team} team has closed this case: {body}",
-                              {**back_to_ai, **resolved(body)})
+        return CustomerUpdate(
+            f"{first} from our {team} team has closed this case: {body}", {**back_to_ai, **resolved(body)}
+        )
     if action == "need_info":
         return CustomerUpdate(f"{first} from our {team} team needs one more detail: {body}", {})
     human = {"handoff_mode": "human", "human_agent": name, "human_joined": True}
@@ -221,12 +262,21 @@ def customer_update(
         return CustomerUpdate(body, human, name)
     if action == "hand_back":
         followups = list(meta.get("allowed_followups") or [])
-        limits = (f" From here I can help you with {', '.join(configuration.hand_back().labels[f] for f in followups)}."
-                  if followups else "")
+        limits = (
+            f" From here I can help you with {', '.join(configuration.hand_back().labels[f] for f in followups)}."
+            if followups
+            else ""
+        )
         text = f"{first} has handed the conversation back to me. {body}".rstrip() + limits
-        return CustomerUpdate(text, {**back_to_ai, "handoff_mode": "handed_back",
-                                     "allowed_intents": allowed_intents(followups) if followups else None,
-                                     **resolved(body)})
+        return CustomerUpdate(
+            text,
+            {
+                **back_to_ai,
+                "handoff_mode": "handed_back",
+                "allowed_intents": allowed_intents(followups) if followups else None,
+                **resolved(body),
+            },
+        )
     raise ReplyError(f"message {message.id} of consultation {consultation_id} is not an expert decision")
 
 
@@ -239,11 +289,17 @@ def case_intent(case: Consultation) -> Optional[str]:
     return None
 
 
-def case_resolution(case: Consultation, message: Message, action: str, text: str, by: str,
-                    team: str) -> Dict[str, Any]:
+def case_resolution(case: Consultation, message: Message, action: str, text: str, by: str, team: str) -> Dict[str, Any]:
     """The ``case_resolution`` slot: how the expert's final decision ``action`` resolved the case."""
-    return {"consultation_id": case.id, "intent": case_intent(case), "outcome": OUTCOMES[action], "text": text,
-            "by": by, "team": team, "at": iso(message.at)}
+    return {
+        "consultation_id": case.id,
+        "intent": case_intent(case),
+        "outcome": OUTCOMES[action],
+        "text": text,
+        "by": by,
+        "team": team,
+        "at": iso(message.at),
+    }
 
 
 def _expert_message(messages: Sequence[Message], message_id: Optional[int]) -> Message:

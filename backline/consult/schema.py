@@ -1,5 +1,6 @@
 """The consultation store's tables. The Alembic migrations in ``migrations/`` create exactly
 this schema (a test compares the two); datetimes are stored as naive UTC and returned aware."""
+
 from __future__ import annotations
 
 from datetime import datetime
@@ -35,7 +36,6 @@ class UtcDateTime(TypeDecorator):
 
     def process_result_value(self, value: Optional[datetime], dialect: Any) -> Optional[datetime]:
         return None if value is None else as_utc(value)  # stored naive: UTC
-
 
 
 metadata = MetaData()

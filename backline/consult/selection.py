@@ -13,6 +13,7 @@ person and the clock (``now``, timezone-aware). Order of candidates:
    any backup member or supervisor of step 2 who is on duty); if nobody at all is on duty,
    ``off_hours=True`` and the time the first of them is back (``opens_at``).
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -269,9 +270,7 @@ def choose_experts(
     order = {p.id: i for i, p in enumerate(members)}
     back = {p.id: next_on_duty(directory, p.id, now) for p in members}
     never = dt.datetime.max.replace(tzinfo=dt.timezone.utc)
-    members_by_return = sorted(
-        members, key=lambda p: (back[p.id] or never, _load_of(load, p.id), order[p.id])
-    )
+    members_by_return = sorted(members, key=lambda p: (back[p.id] or never, _load_of(load, p.id), order[p.id]))
     for p in members_by_return:
         when = back[p.id]
         when_text = when.astimezone(directory.tz).strftime("%a %Y-%m-%d %H:%M") if when else "unknown"

@@ -10,6 +10,7 @@ once it reached the customer).
 Several hubs may tick at once on one store: each case's ladder step is decided and recorded in one
 transaction under the case's row lock, after reading its trail again, so a step is taken once.
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -79,7 +80,7 @@ def transcript_from_events(events: Iterable[Mapping[str, Any]]) -> List[Dict[str
     roles = {"user": "customer", "bot": "assistant"}
     out = []
     for event in events:
-        role = roles.get(event.get("event"))
+        role = roles.get(str(event.get("event")))
         text = event.get("text")
         if role and isinstance(text, str) and text.strip():
             at = event.get("timestamp")
@@ -92,8 +93,9 @@ def _said(text: Any) -> Optional[str]:
     return mask(text.strip()) if isinstance(text, str) and text.strip() else None
 
 
-def _unseen_customer_entries(case: Consultation, messages: Sequence[Any],
-                             transcript: Sequence[Mapping[str, Any]]) -> List[Dict[str, Any]]:
+def _unseen_customer_entries(
+    case: Consultation, messages: Sequence[Any], transcript: Sequence[Mapping[str, Any]]
+) -> List[Dict[str, Any]]:
     """The customer's turns of ``transcript`` that the case does not hold yet (neither in the transcript
     it opened with nor as a customer message since), oldest first. Compared masked, as stored; a
     repeated sentence counts once per time it was said."""
@@ -134,7 +136,8 @@ def _trail_values(store: ConsultationStore, consultation_id: str) -> Dict[str, A
         elif event.action == "customer_told":
             found["promised_minutes"] = detail.get("promised_minutes")
         elif event.action == "customer_delay_told" or (
-                event.action == "delivery_queued" and detail.get("intent") == SLA_DELAY):
+            event.action == "delivery_queued" and detail.get("intent") == SLA_DELAY
+        ):
             found["delay_told"] = True
     found["tried"] = tuple(dict.fromkeys(tried))
     found["steps_taken"] = tuple(dict.fromkeys(steps))
@@ -214,20 +217,35 @@ class ConsultationService:
         high_value = "high_value" in (routing.get("modifiers") or ())
         sla_minutes = routing.get("sla_minutes") or self.directory.queue(queue).sla_minutes
         package = build_context(
-            routing, transcript, slots, account=self._account(slots),
-            ai_draft=ai_draft, sentiment=sentiment, ranking=ranking,
+            routing,
+            transcript,
+            slots,
+            account=self._account(slots),
+            ai_draft=ai_draft,
+            sentiment=sentiment,
+            ranking=ranking,
         )
         selection = choose_experts(self.directory, queue, priority, now, self._load(), high_value)
         clock_start = selection.opens_at if selection.off_hours and selection.opens_at else now
         due = sla.sla_deadline(now, sla_minutes, priority, high_value, starts_at=clock_start)
         reasons = [r for r in (routing.get("reason"),) if r]
         case = self.store.create(
-            conversation_id=conversation_id, mode=mode, queue=queue, priority=priority, reasons=reasons,
-            detail=routing.get("detail"), context=package, routing=routing, sla_due_at=due, now=now,
-            client_key=client, ai_draft=ai_draft,  # the case's draft, whether or not its package shows it
+            conversation_id=conversation_id,
+            mode=mode,
+            queue=queue,
+            priority=priority,
+            reasons=reasons,
+            detail=routing.get("detail"),
+            context=package,
+            routing=routing,
+            sla_due_at=due,
+            now=now,
+            client_key=client,
+            ai_draft=ai_draft,  # the case's draft, whether or not its package shows it
         )
-        self.store.audit(case.id, SYSTEM, "selected", {**selection.as_record(), "sla_started_at": clock_start.isoformat()},
-                         at=now)
+        self.store.audit(
+            case.id, SYSTEM, "selected", {**selection.as_record(), "sla_started_at": clock_start.isoformat()}, at=now
+        )
         delivery = self._notify(case, [c.person for c in selection], SYSTEM)
         wait = waits.typical_wait(
             queue, self.store.first_reply_times(queue, waits.window_start(now), now, mode=mode), sla_minutes
@@ -236,14 +254,28 @@ class ConsultationService:
         promised = wait.promised_minutes
         if selection.off_hours and selection.opens_at:
             promised = max(promised, round((selection.opens_at - now).total_seconds() / 60) + wait.promised_minutes)
-        self.store.audit(case.id, SYSTEM, "customer_told", {
-            "text": text, "promised_minutes": promised, "basis": wait.basis, "cases": wait.cases,
-            "off_hours": selection.off_hours,
-        }, at=now)
+        self.store.audit(
+            case.id,
+            SYSTEM,
+            "customer_told",
+            {
+                "text": text,
+                "promised_minutes": promised,
+                "basis": wait.basis,
+                "cases": wait.cases,
+                "off_hours": selection.off_hours,
+            },
+            at=now,
+        )
         return Opened(self.store.require(case.id), text, wait, selection, delivery)
 
-    def _add_to_open(self, consultation_id: str, routing: Mapping[str, Any],
-                     transcript: Sequence[Mapping[str, Any]], now: dt.datetime) -> Optional[Opened]:
+    def _add_to_open(
+        self,
+        consultation_id: str,
+        routing: Mapping[str, Any],
+        transcript: Sequence[Mapping[str, Any]],
+        now: dt.datetime,
+    ) -> Optional[Opened]:
         """The conversation escalated again while its case is open: under the case's lock, in one
         transaction, add the customer's messages the case does not have yet, the reason (once, the
         details audited ``escalated_again``), a higher priority, and consult -> handoff when the new
@@ -257,16 +289,34 @@ class ConsultationService:
                 return None
             added = _unseen_customer_entries(case, self.store.messages(consultation_id), transcript)
             for entry in added:
-                self.store.add_message(case.id, "from_customer", "customer", "escalated_again", entry["text"],
-                                       at=now, meta={"reason": reason, "said_at": entry.get("at")})
-            self.store.escalated_again(case.id, reason=reason, priority=routing.get("priority"), at=now, actor=SYSTEM,
-                                       detail={"detail": routing.get("detail"), "action": action,
-                                               "intent": routing.get("intent"), "queue": routing.get("queue"),
-                                               "messages_added": len(added)})
+                self.store.add_message(
+                    case.id,
+                    "from_customer",
+                    "customer",
+                    "escalated_again",
+                    entry["text"],
+                    at=now,
+                    meta={"reason": reason, "said_at": entry.get("at")},
+                )
+            self.store.escalated_again(
+                case.id,
+                reason=reason,
+                priority=routing.get("priority"),
+                at=now,
+                actor=SYSTEM,
+                detail={
+                    "detail": routing.get("detail"),
+                    "action": action,
+                    "intent": routing.get("intent"),
+                    "queue": routing.get("queue"),
+                    "messages_added": len(added),
+                },
+            )
             upgraded = case.mode == "consult" and action == "handoff"
             if upgraded:
-                self.store.set_mode(case.id, "handoff", at=now, actor=SYSTEM, detail={"reason": reason,
-                                                                                      "escalated_again": True})
+                self.store.set_mode(
+                    case.id, "handoff", at=now, actor=SYSTEM, detail={"reason": reason, "escalated_again": True}
+                )
             case = self.store.require(case.id)
         high_value = "high_value" in (routing.get("modifiers") or ())
         selection = choose_experts(self.directory, case.queue, case.priority, now, self._load(), high_value)
@@ -276,8 +326,10 @@ class ConsultationService:
             people = [assigned] if assigned is not None else [c.person for c in selection]
             delivery = self._notify(case, people, SYSTEM)
         wait = waits.typical_wait(
-            case.queue, self.store.first_reply_times(case.queue, waits.window_start(now), now, mode=case.mode),
-            self.directory.queue(case.queue).sla_minutes)
+            case.queue,
+            self.store.first_reply_times(case.queue, waits.window_start(now), now, mode=case.mode),
+            self.directory.queue(case.queue).sla_minutes,
+        )
         team = self.directory.team_name(case.queue)
         text = f"Your request is already with our {team} team, and I have added this to it."
         if upgraded:
@@ -287,8 +339,14 @@ class ConsultationService:
         self.store.audit(case.id, SYSTEM, "customer_told_again", {"text": text, "upgraded": upgraded}, at=now)
         return Opened(self.store.require(case.id), text, wait, selection, delivery, merged=True)
 
-    def _within_limits(self, conversation_id: str, client: Optional[str], routing: Mapping[str, Any],
-                       transcript: Sequence[Mapping[str, Any]], now: dt.datetime) -> None:
+    def _within_limits(
+        self,
+        conversation_id: str,
+        client: Optional[str],
+        routing: Mapping[str, Any],
+        transcript: Sequence[Mapping[str, Any]],
+        now: dt.datetime,
+    ) -> None:
         """Raises `EscalationLimited` when the conversation or the client address is past its hourly limit."""
         since = now - dt.timedelta(seconds=quotas.WINDOW_SECONDS)
         limit = self.limits.per_conversation
@@ -297,19 +355,37 @@ class ConsultationService:
             latest = recent[-1]
             said = [t.get("text") for t in transcript if t.get("role") in ("customer", "user") and t.get("text")]
             if said:
-                self.store.add_message(latest.id, "from_customer", "customer", "escalated_again", str(said[-1]),
-                                       meta={"reason": routing.get("reason"), "limit": "conversation"}, at=now)
-            self.store.audit(latest.id, SYSTEM, "escalation_limited", {
-                "limit": "conversation", "per_hour": limit, "reason": routing.get("reason")}, at=now)
+                self.store.add_message(
+                    latest.id,
+                    "from_customer",
+                    "customer",
+                    "escalated_again",
+                    str(said[-1]),
+                    meta={"reason": routing.get("reason"), "limit": "conversation"},
+                    at=now,
+                )
+            self.store.audit(
+                latest.id,
+                SYSTEM,
+                "escalation_limited",
+                {"limit": "conversation", "per_hour": limit, "reason": routing.get("reason")},
+                at=now,
+            )
             raise quotas.EscalationLimited(
                 f"Your request is already with our {self.directory.team_name(latest.queue)} team, and I have added your latest "
-                "message to it: they will answer you here.", latest, "conversation")
+                "message to it: they will answer you here.",
+                latest,
+                "conversation",
+            )
         limit = self.limits.per_address
         if client and limit and len(self.store.created_since(since, client_key=client)) >= limit:
             logger.warning("escalation refused: %s escalations from one address within the hour", limit)
             raise quotas.EscalationLimited(
                 "We have received many requests from your connection in the last hour, so I cannot open another "
-                "case right now. Please try again later.", None, "address")
+                "case right now. Please try again later.",
+                None,
+                "address",
+            )
 
     def _account(self, slots: Mapping[str, Any]) -> Optional[Dict[str, Any]]:
         try:
@@ -346,8 +422,14 @@ class ConsultationService:
         if not people:
             return None
         try:
-            result = deliver(self.notification(case, people[0]), people, self.channels,
-                             policy=self.retry, sleep=self.sleep, clock=self.clock)
+            result = deliver(
+                self.notification(case, people[0]),
+                people,
+                self.channels,
+                policy=self.retry,
+                sleep=self.sleep,
+                clock=self.clock,
+            )
         except DeliveryFailed as failed:
             for failure in failed.failures:
                 self.store.audit(case.id, actor, "delivery_failed", failure.as_dict())
@@ -356,9 +438,17 @@ class ConsultationService:
         for entry in result.audit_entries():
             self.store.audit(case.id, actor, entry["action"], entry["detail"])
         delivery = result.delivery
-        self.store.assign(case.id, delivery.person_id, delivery.channel, actor=actor, detail={
-            "message_id": delivery.message_id, "thread_id": delivery.thread_id, "fallback": delivery.fallback,
-        })
+        self.store.assign(
+            case.id,
+            delivery.person_id,
+            delivery.channel,
+            actor=actor,
+            detail={
+                "message_id": delivery.message_id,
+                "thread_id": delivery.thread_id,
+                "fallback": delivery.fallback,
+            },
+        )
         self._link(case.id, delivery)
         return delivery
 
@@ -378,14 +468,28 @@ class ConsultationService:
         channel_kind = case.channel or "dashboard"
         if person is None or channel_kind not in self.channels:
             return None
-        threads = [e.detail.get("thread_id") for e in self.store.audit_trail(consultation_id)
-                   if e.action == "assigned" and e.detail.get("assignee") == person.id]
+        threads = [
+            e.detail.get("thread_id")
+            for e in self.store.audit_trail(consultation_id)
+            if e.action == "assigned" and e.detail.get("assignee") == person.id
+        ]
         try:
-            posted = self.channels[channel_kind].post(person, f"Customer: {mask(text)}", threads[-1] if threads else None)
+            posted = self.channels[channel_kind].post(
+                person, f"Customer: {mask(text)}", threads[-1] if threads else None
+            )
         except ChannelError as error:
-            self.store.audit(consultation_id, SYSTEM, "delivery_failed",
-                             {"person_id": person.id, "channel": channel_kind, "code": error.code,
-                              "message": error.message, "relay": True})
+            self.store.audit(
+                consultation_id,
+                SYSTEM,
+                "delivery_failed",
+                {
+                    "person_id": person.id,
+                    "channel": channel_kind,
+                    "code": error.code,
+                    "message": error.message,
+                    "relay": True,
+                },
+            )
             return None
         self._link(consultation_id, posted)
         return posted
@@ -431,26 +535,40 @@ class ConsultationService:
     def _climb(self, consultation_id: str, now: dt.datetime) -> Optional[LadderOutcome]:
         with self.store.transaction():
             case = self.store.lock(consultation_id)
-            if not case.is_open or case.first_reply_at is not None:
+            if not case.is_open or case.first_reply_at is not None or case.sla_due_at is None:
                 return None  # answered or closed since the overdue query (another hub, an expert)
             trail = _trail_values(self.store, case.id)
             state = sla.ConsultationState(
-                queue=case.queue, priority=case.priority, created_at=case.created_at, due_at=case.sla_due_at,
-                started_at=trail["started_at"], tried=trail["tried"], steps_taken=trail["steps_taken"],
-                high_value="high_value" in (case.routing.get("modifiers") or ()), load=self._load(),
+                queue=case.queue,
+                priority=case.priority,
+                created_at=case.created_at,
+                due_at=case.sla_due_at,
+                started_at=trail["started_at"],
+                tried=trail["tried"],
+                steps_taken=trail["steps_taken"],
+                high_value="high_value" in (case.routing.get("modifiers") or ()),
+                load=self._load(),
                 consultation_id=case.id,
             )
             step = sla.next_step(state, self.directory, now)
             if step is not None:
                 self.store.audit(case.id, SLA_ACTOR, step.audit["action"], step.audit, at=now)
                 if step.queue != case.queue:
-                    case = self.store.set_queue(case.id, step.queue, at=now, actor=SLA_ACTOR,
-                                                detail={"step": step.step})
+                    case = self.store.set_queue(
+                        case.id, step.queue, at=now, actor=SLA_ACTOR, detail={"step": step.step}
+                    )
             text = None
             promised = trail["promised_minutes"]
             if promised is not None and sla.customer_should_hear(now, promised, case.created_at, trail["delay_told"]):
                 text = waits.delay_message(case.mode, self.directory.team_name(case.queue))
-                Outbox(self.store).enqueue(case.id, case.conversation_id, SLA_DELAY, {"consultation_id": case.id},
-                                           notice=text, at=now, actor=SLA_ACTOR)
+                Outbox(self.store).enqueue(
+                    case.id,
+                    case.conversation_id,
+                    SLA_DELAY,
+                    {"consultation_id": case.id},
+                    notice=text,
+                    at=now,
+                    actor=SLA_ACTOR,
+                )
         delivery = self._notify(case, [c.person for c in step.targets], SLA_ACTOR) if step is not None else None
         return LadderOutcome(case.id, case.conversation_id, step, delivery, text)

@@ -7,6 +7,7 @@ customers. When no expert has replied by ``start + at_sla x SLA`` the ladder of 
 the next person of the queue, the backup queue, then the supervisor. Each step is taken at
 most once and returns its audit record.
 """
+
 from __future__ import annotations
 
 import datetime as dt

@@ -25,6 +25,7 @@ datetimes are stored as naive UTC and returned aware (UTC). Naive input is taken
     python -m backline.consult.store migrate [--url URL]   # upgrade to head
     python -m backline.consult.store current [--url URL]   # show the schema revision
 """
+
 from __future__ import annotations
 
 import sys
@@ -137,7 +138,9 @@ class ConsultationStore(CaseTransitions, ExpertThreads, Workload):
             "detail": detail,
             "brief": mask_data(json_copy(dict(brief if brief is not None else context.get("brief") or {}))),
             "ai_draft": mask(draft) if isinstance(draft, str) else None,
-            "transcript": mask_data(json_copy(list(transcript if transcript is not None else context.get("transcript") or []))),
+            "transcript": mask_data(
+                json_copy(list(transcript if transcript is not None else context.get("transcript") or []))
+            ),
             "context": context,
             "routing": mask_data(json_copy(dict(routing or {}))),
             "created_at": created_at,
@@ -149,15 +152,22 @@ class ConsultationStore(CaseTransitions, ExpertThreads, Workload):
             try:
                 with self._write() as connection:
                     connection.execute(consultations.insert().values(id=consultation_id, **values))
-                    self._append(connection, consultation_id, created_at, actor, "created", {
-                        "mode": values["mode"],
-                        "queue": values["queue"],
-                        "priority": values["priority"],
-                        "reasons": values["reasons"],
-                        "detail": detail,
-                        "conversation_id": values["conversation_id"],
-                        "sla_due_at": _iso(values["sla_due_at"]),
-                    })
+                    self._append(
+                        connection,
+                        consultation_id,
+                        created_at,
+                        actor,
+                        "created",
+                        {
+                            "mode": values["mode"],
+                            "queue": values["queue"],
+                            "priority": values["priority"],
+                            "reasons": values["reasons"],
+                            "detail": detail,
+                            "conversation_id": values["conversation_id"],
+                            "sla_due_at": _iso(values["sla_due_at"]),
+                        },
+                    )
                     row = connection.execute(select(consultations).where(consultations.c.id == consultation_id)).first()
                 return to_consultation(row)
             except IntegrityError:
@@ -165,8 +175,9 @@ class ConsultationStore(CaseTransitions, ExpertThreads, Workload):
                     raise  # not an id collision
         raise AssertionError("unreachable")
 
-    def created_since(self, since: datetime, *, conversation_id: Optional[str] = None,
-                      client_key: Optional[str] = None) -> List[Consultation]:
+    def created_since(
+        self, since: datetime, *, conversation_id: Optional[str] = None, client_key: Optional[str] = None
+    ) -> List[Consultation]:
         """Consultations created at or after ``since`` for the conversation and/or the client key,
         oldest first (what the escalation limits count)."""
         statement = select(consultations).where(consultations.c.created_at >= as_utc(since))
@@ -180,10 +191,12 @@ class ConsultationStore(CaseTransitions, ExpertThreads, Workload):
     def open_for_conversation(self, conversation_id: str) -> Optional[Consultation]:
         """The conversation's open consultation (one per conversation; the newest should there be
         several from before that rule), or None."""
-        statement = (select(consultations)
-                     .where(consultations.c.conversation_id == conversation_id,
-                            consultations.c.status.in_(ACTIVE_STATUSES))
-                     .order_by(consultations.c.created_at.desc(), consultations.c.id.desc()).limit(1))
+        statement = (
+            select(consultations)
+            .where(consultations.c.conversation_id == conversation_id, consultations.c.status.in_(ACTIVE_STATUSES))
+            .order_by(consultations.c.created_at.desc(), consultations.c.id.desc())
+            .limit(1)
+        )
         with self._read() as connection:
             row = connection.execute(statement).first()
         return None if row is None else to_consultation(row)
@@ -277,12 +290,19 @@ class ConsultationStore(CaseTransitions, ExpertThreads, Workload):
             self._locked(connection, consultation_id)
             result = connection.execute(consultation_messages.insert().values(**values))
             message = Message(id=result.inserted_primary_key[0], **values)
-            self._append(connection, consultation_id, moment, author, "message", {
-                "message_id": message.id,
-                "direction": direction,
-                "channel": channel,
-                "internal": bool(internal),
-            })
+            self._append(
+                connection,
+                consultation_id,
+                moment,
+                author,
+                "message",
+                {
+                    "message_id": message.id,
+                    "direction": direction,
+                    "channel": channel,
+                    "internal": bool(internal),
+                },
+            )
         return message
 
     def messages(self, consultation_id: str) -> List[Message]:
@@ -322,9 +342,12 @@ class ConsultationStore(CaseTransitions, ExpertThreads, Workload):
 
     def decided_by(self, consultation_id: str) -> Optional[str]:
         """Who closed the consultation (the actor of its ``closed`` event), or None."""
-        statement = (select(audit_events.c.actor)
-                     .where(audit_events.c.consultation_id == consultation_id, audit_events.c.action == "closed")
-                     .order_by(audit_events.c.id.desc()).limit(1))
+        statement = (
+            select(audit_events.c.actor)
+            .where(audit_events.c.consultation_id == consultation_id, audit_events.c.action == "closed")
+            .order_by(audit_events.c.id.desc())
+            .limit(1)
+        )
         with self._read() as connection:
             return connection.execute(statement).scalar()
 

@@ -4,6 +4,7 @@ The typical wait is the median time to the first expert reply in the queue over 
 days, or the queue's SLA while there are fewer than ``min_cases`` such cases. Customers hear it
 rounded to a figure people say (1, 2, 5, 10, 15, 20, 30, 45, 60 minutes, then hours).
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -151,19 +152,14 @@ def customer_message(
     if not off_hours:
         if mode == HANDOFF:
             return f"I am connecting you to a colleague. They typically reply in {estimate.phrase}."
-        return (
-            f"A specialist from our {team_name} team is checking this; "
-            f"that usually takes about {estimate.phrase}."
-        )
+        return f"A specialist from our {team_name} team is checking this; that usually takes about {estimate.phrase}."
     when = when_back(back_at, now, directory) if back_at is not None else "as soon as possible"
     if mode == HANDOFF:
         return (
             f"I am connecting you to a colleague. Our {team_name} team is away right now; "
             f"a colleague will be in touch {when}. {STILL_HERE}"
         )
-    return (
-        f"A specialist from our {team_name} team will check this when they are back, {when}. {STILL_HERE}"
-    )
+    return f"A specialist from our {team_name} team will check this when they are back, {when}. {STILL_HERE}"
 
 
 def delay_message(mode: str, team_name: str) -> str:

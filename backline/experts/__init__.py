@@ -7,6 +7,7 @@ last resort. Pure Python: nothing here imports Rasa.
 Environment: BACKLINE_SLACK_BOT_TOKEN, BACKLINE_SLACK_API_URL; BACKLINE_TELEGRAM_BOT_TOKEN,
 BACKLINE_TELEGRAM_API_URL; BACKLINE_SMTP_HOST, _PORT, _USER, _PASSWORD, _FROM, _STARTTLS, _REPLY_TO.
 """
+
 from backline.experts.base import (
     ACTIONS,
     BRIEF_FIELDS,

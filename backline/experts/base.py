@@ -4,6 +4,7 @@ Channels do one attempt per `send`; retries, backoff and fallback live in `backl
 Masking of card numbers, IBANs and the like happens when the context package is built
 (`backline.consult.context`): channels send the brief and transcript they are given.
 """
+
 from __future__ import annotations
 
 import abc
@@ -19,8 +20,13 @@ MODES = ("consult", "handoff")
 ACTIONS = ("approve", "deny", "answer", "take_over", "close")
 """What an expert can do with a consultation from a channel's buttons (the hub's reply actions). Answer
 and Close need the text for the customer: their buttons ask for it (a reply in the thread)."""
-ACTION_LABELS = {"approve": "Approve", "deny": "Deny", "answer": "Answer", "take_over": "Take over",
-                 "close": "Close case"}
+ACTION_LABELS = {
+    "approve": "Approve",
+    "deny": "Deny",
+    "answer": "Answer",
+    "take_over": "Take over",
+    "close": "Close case",
+}
 TEXT_ACTIONS = ("answer", "close")
 """Buttons that record nothing: the expert is asked to reply with the text (``close: <resolution>``)."""
 BRIEF_FIELDS: Tuple[Tuple[str, str], ...] = (

@@ -2,6 +2,7 @@
 
 Always available, so it is the last fallback of every delivery.
 """
+
 from __future__ import annotations
 
 from typing import Any, Callable, Dict, MutableSequence, Optional, Union

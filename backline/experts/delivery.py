@@ -8,6 +8,7 @@ errors, 429 / Slack ``ratelimited``) are retried on the same channel with expone
 honouring Retry-After; permanent ones move on at once. Delivery is at-least-once: a timeout after
 the provider accepted a message can lead to a second copy.
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -173,16 +174,20 @@ def deliver(
     for route in plan:
         channel = channels.get(route.channel)
         if channel is None:
-            failures.append(_failure(route, 1, ChannelConfigError(route.channel, f"no {route.channel} channel "
-                                                                  "is set up"), None, clock))
+            failures.append(
+                _failure(
+                    route, 1, ChannelConfigError(route.channel, f"no {route.channel} channel is set up"), None, clock
+                )
+            )
             continue
         target = notification if route.person == notification.person else notification.for_person(route.person)
         delivery = _attempt(channel, target, route, policy, sleep, clock, failures)
         if delivery is not None:
             return DeliveryResult(delivery, tuple(failures))
     last_resort = Route(notification.person, "dashboard")
-    delivery = _attempt(channels["dashboard"], replace(notification, fallback=True), last_resort, policy, sleep,
-                        clock, failures)
+    delivery = _attempt(
+        channels["dashboard"], replace(notification, fallback=True), last_resort, policy, sleep, clock, failures
+    )
     if delivery is None:
         raise DeliveryFailed(failures)
     logger.warning("consultation %s: no expert channel took it; left on the dashboard", notification.consultation_id)
@@ -211,8 +216,15 @@ def _attempt(
             continue
         except Exception as error:  # a bug in a channel must not lose the notification
             logger.exception("unexpected error from the %s channel", route.channel)
-            failures.append(_failure(route, attempt, ChannelError(route.channel, "unexpected_error", repr(error),
-                                                                  transient=False), None, clock))
+            failures.append(
+                _failure(
+                    route,
+                    attempt,
+                    ChannelError(route.channel, "unexpected_error", repr(error), transient=False),
+                    None,
+                    clock,
+                )
+            )
             return None
         return replace(delivery, attempts=attempt, at=clock())
     return None

@@ -5,6 +5,7 @@ A reply is matched to its consultation by any of: the plus address in Reply-To
 (kept by most clients only on forwards), or ``In-Reply-To`` equal to the Message-ID
 recorded in the `Delivery`.
 """
+
 from __future__ import annotations
 
 import html
@@ -76,10 +77,13 @@ def plain_body(notification: Notification) -> str:
         lines += [f"Transcript ({len(turns)} messages)", "-" * 40]
         lines += [f"{speaker}: {text}" for speaker, text in turns]
         lines.append("")
-    lines.append(f"Reply to this e-mail to answer; your reply is attached to consultation "
-                 f"{notification.consultation_id}.")
-    lines.append("Start it with approve, deny, take over, hand back or close: <resolution for the customer> "
-                 "to decide; lines starting with // stay internal.")
+    lines.append(
+        f"Reply to this e-mail to answer; your reply is attached to consultation {notification.consultation_id}."
+    )
+    lines.append(
+        "Start it with approve, deny, take over, hand back or close: <resolution for the customer> "
+        "to decide; lines starting with // stay internal."
+    )
     return "\n".join(lines) + "\n"
 
 
@@ -92,7 +96,8 @@ def html_body(notification: Notification) -> str:
     parts = [
         f"<h2>{e(n.priority.upper())} · {e('Handoff' if n.mode == 'handoff' else 'Consultation')}</h2>",
         f"<p>consultation <code>{e(n.consultation_id)}</code> · conversation <code>{e(n.conversation_id)}</code>"
-        + (f" · queue {e(n.queue)}" if n.queue else "") + "</p>",
+        + (f" · queue {e(n.queue)}" if n.queue else "")
+        + "</p>",
         f"<table>{rows}</table>",
     ]
     if n.ai_draft:
@@ -196,19 +201,30 @@ class EmailChannel(ExpertChannel):
             code, reply = next(iter(error.recipients.values()))
             raise self._reply_error(int(code), reply, "recipient refused") from error
         except smtplib.SMTPAuthenticationError as error:
-            raise ChannelError(self.kind, "auth_failed", f"SMTP login failed ({error.smtp_code}): check "
-                               f"{ENV_USER}/{ENV_PASSWORD}", transient=False, status=error.smtp_code) from error
+            raise ChannelError(
+                self.kind,
+                "auth_failed",
+                f"SMTP login failed ({error.smtp_code}): check {ENV_USER}/{ENV_PASSWORD}",
+                transient=False,
+                status=error.smtp_code,
+            ) from error
         except smtplib.SMTPNotSupportedError as error:
-            raise ChannelError(self.kind, "not_supported", f"SMTP {self.host}:{self.port}: {error} (check "
-                               f"{ENV_STARTTLS})", transient=False) from error
+            raise ChannelError(
+                self.kind,
+                "not_supported",
+                f"SMTP {self.host}:{self.port}: {error} (check {ENV_STARTTLS})",
+                transient=False,
+            ) from error
         except smtplib.SMTPResponseException as error:
             raise self._reply_error(error.smtp_code, error.smtp_error, "rejected") from error
         except (socket.timeout, TimeoutError) as error:
-            raise ChannelError(self.kind, "timeout", f"SMTP {self.host}:{self.port} timed out",
-                               transient=True) from error
+            raise ChannelError(
+                self.kind, "timeout", f"SMTP {self.host}:{self.port} timed out", transient=True
+            ) from error
         except (smtplib.SMTPException, OSError) as error:
-            raise ChannelError(self.kind, "connection_error", f"SMTP {self.host}:{self.port}: {error}",
-                               transient=True) from error
+            raise ChannelError(
+                self.kind, "connection_error", f"SMTP {self.host}:{self.port}: {error}", transient=True
+            ) from error
         return Delivery(
             channel=self.kind,
             person_id=notification.person.id,
@@ -221,5 +237,6 @@ class EmailChannel(ExpertChannel):
     def _reply_error(self, code: int, reply: object, what: str) -> ChannelError:
         """SMTP 4xx replies are temporary, 5xx permanent."""
         text = reply.decode("utf-8", "replace") if isinstance(reply, bytes) else str(reply)
-        return ChannelError(self.kind, f"smtp_{code}", f"{what}: {code} {text}", transient=400 <= code < 500,
-                            status=code)
+        return ChannelError(
+            self.kind, f"smtp_{code}", f"{what}: {code} {text}", transient=400 <= code < 500, status=code
+        )

@@ -1,4 +1,5 @@
 """Slack: a Block Kit DM with the brief and decision buttons, the transcript in its thread (slack_sdk)."""
+
 from __future__ import annotations
 
 import os
@@ -167,8 +168,13 @@ class SlackChannel(ExpertChannel):
     def post(self, person: Person, text: str, thread_id: Optional[str] = None) -> Delivery:
         user_id = self.address(person)
         reply = self._post(channel=user_id, thread_ts=thread_id, text=escape(text), unfurl_links=False)
-        return Delivery(channel=self.kind, person_id=person.id, destination=user_id, message_id=str(reply["ts"]),
-                        thread_id=thread_id)
+        return Delivery(
+            channel=self.kind,
+            person_id=person.id,
+            destination=user_id,
+            message_id=str(reply["ts"]),
+            thread_id=thread_id,
+        )
 
     def _post(self, **kwargs: Any) -> Mapping[str, Any]:
         try:

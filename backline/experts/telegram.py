@@ -1,4 +1,5 @@
 """Telegram Bot API (requests): HTML message with brief and draft, an inline keyboard, the transcript as replies."""
+
 from __future__ import annotations
 
 import html
@@ -40,8 +41,10 @@ def callback_data(action: str, consultation_id: str) -> str:
     data = f"{action}:{consultation_id}"
     if len(data.encode("utf-8")) > CALLBACK_DATA_LIMIT:
         raise ChannelError(
-            "telegram", "callback_data_too_long",
-            f"callback data {data!r} exceeds Telegram's {CALLBACK_DATA_LIMIT} bytes", transient=False,
+            "telegram",
+            "callback_data_too_long",
+            f"callback data {data!r} exceeds Telegram's {CALLBACK_DATA_LIMIT} bytes",
+            transient=False,
         )
     return data
 
@@ -139,7 +142,10 @@ class TelegramChannel(ExpertChannel):
     kind = "telegram"
 
     def __init__(
-        self, token: str, base_url: str = DEFAULT_API_URL, timeout: float = 10.0,
+        self,
+        token: str,
+        base_url: str = DEFAULT_API_URL,
+        timeout: float = 10.0,
         session: Optional[requests.Session] = None,
     ) -> None:
         if not token:
@@ -199,13 +205,20 @@ class TelegramChannel(ExpertChannel):
 
     def post(self, person: Person, text: str, thread_id: Optional[str] = None) -> Delivery:
         chat_id = self.address(person)
-        payload: Dict[str, Any] = {"chat_id": int(chat_id) if chat_id.lstrip("-").isdigit() else chat_id,
-                                   "text": text[:MESSAGE_LIMIT]}
+        payload: Dict[str, Any] = {
+            "chat_id": int(chat_id) if chat_id.lstrip("-").isdigit() else chat_id,
+            "text": text[:MESSAGE_LIMIT],
+        }
         if thread_id and thread_id.isdigit():
             payload["reply_parameters"] = {"message_id": int(thread_id), "allow_sending_without_reply": True}
         sent = self.call("sendMessage", payload)
-        return Delivery(channel=self.kind, person_id=person.id, destination=chat_id,
-                        message_id=str(sent["message_id"]), thread_id=thread_id)
+        return Delivery(
+            channel=self.kind,
+            person_id=person.id,
+            destination=chat_id,
+            message_id=str(sent["message_id"]),
+            thread_id=thread_id,
+        )
 
     def call(self, method: str, payload: Mapping[str, Any]) -> Dict[str, Any]:
         """POST {base}/bot{token}/{method}; the ``result`` on success, a classified `ChannelError` otherwise."""
@@ -213,11 +226,13 @@ class TelegramChannel(ExpertChannel):
         try:
             response = self.session.post(url, json=payload, timeout=self.timeout)
         except requests.Timeout as error:
-            raise ChannelError(self.kind, "timeout", f"{method} timed out: {self._redact(error)}",
-                               transient=True) from error
+            raise ChannelError(
+                self.kind, "timeout", f"{method} timed out: {self._redact(error)}", transient=True
+            ) from error
         except requests.RequestException as error:
-            raise ChannelError(self.kind, "connection_error", f"cannot reach the Bot API: {self._redact(error)}",
-                               transient=True) from error
+            raise ChannelError(
+                self.kind, "connection_error", f"cannot reach the Bot API: {self._redact(error)}", transient=True
+            ) from error
         try:
             body = response.json()
         except ValueError:
@@ -233,8 +248,9 @@ class TelegramChannel(ExpertChannel):
         detail = f"{method} failed: {description} (HTTP {status})"
         if "migrate_to_chat_id" in parameters:
             detail += f"; the chat moved to {parameters['migrate_to_chat_id']}"
-        raise ChannelError(self.kind, code, detail, transient=transient,
-                           retry_after=retry_after if transient else None, status=status)
+        raise ChannelError(
+            self.kind, code, detail, transient=transient, retry_after=retry_after if transient else None, status=status
+        )
 
     def _redact(self, error: Exception) -> str:
         """The error text without the bot token (requests puts the URL, token included, in its messages)."""

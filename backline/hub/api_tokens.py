@@ -12,6 +12,7 @@ working at once on every hub sharing the database.
 The shared ``BACKLINE_OPERATOR_TOKEN`` stays for integrations: it is `backline.access.SYSTEM`
 (every queue; it speaks as the case's assignee and cannot name another actor).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -22,7 +23,7 @@ import sys
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import List, Optional
+from typing import Any, Dict, List, Optional
 
 from sqlalchemy import select, update
 
@@ -56,9 +57,9 @@ class ApiToken:
         return self.revoked_at is None
 
 
-def _record(row: object) -> ApiToken:
-    return ApiToken(row.id, row.person_id, row.label, row.created_at, row.last_used_at,  # type: ignore[attr-defined]
-                    row.revoked_at)  # type: ignore[attr-defined]
+def _record(row: Any) -> ApiToken:
+    """An ``api_tokens`` row as its record."""
+    return ApiToken(row.id, row.person_id, row.label, row.created_at, row.last_used_at, row.revoked_at)
 
 
 class ApiTokens:
@@ -72,8 +73,13 @@ class ApiTokens:
         if not person_id or not label or len(label) > 128:
             raise ValueError("a token needs a person and a label of at most 128 characters")
         token = PREFIX + secrets.token_urlsafe(32)
-        values = {"id": "t_" + secrets.token_hex(8), "person_id": person_id, "label": label,
-                  "token_hash": token_hash(token), "created_at": now or utcnow()}
+        values: Dict[str, Any] = {
+            "id": "t_" + secrets.token_hex(8),
+            "person_id": person_id,
+            "label": label,
+            "token_hash": token_hash(token),
+            "created_at": now or utcnow(),
+        }
         with self.store.engine.begin() as connection:
             connection.execute(api_tokens.insert().values(**values))
         logger.info("API token %s created for %s (%s)", values["id"], person_id, label)
@@ -87,8 +93,11 @@ class ApiTokens:
     def revoke(self, token_id: str, *, now: Optional[datetime] = None) -> bool:
         """Revoke the token; False when there is no such active token."""
         with self.store.engine.begin() as connection:
-            done = connection.execute(update(api_tokens).where(
-                api_tokens.c.id == token_id, api_tokens.c.revoked_at.is_(None)).values(revoked_at=now or utcnow()))
+            done = connection.execute(
+                update(api_tokens)
+                .where(api_tokens.c.id == token_id, api_tokens.c.revoked_at.is_(None))
+                .values(revoked_at=now or utcnow())
+            )
         if done.rowcount:
             logger.info("API token %s revoked", token_id)
         return bool(done.rowcount)
@@ -100,12 +109,14 @@ class ApiTokens:
             return None
         digest = token_hash(token)
         with self.store.engine.begin() as connection:
-            row = connection.execute(select(api_tokens.c.id, api_tokens.c.person_id).where(
-                api_tokens.c.token_hash == digest, api_tokens.c.revoked_at.is_(None))).first()
+            row = connection.execute(
+                select(api_tokens.c.id, api_tokens.c.person_id).where(
+                    api_tokens.c.token_hash == digest, api_tokens.c.revoked_at.is_(None)
+                )
+            ).first()
             if row is None:
                 return None
-            connection.execute(update(api_tokens).where(api_tokens.c.id == row.id)
-                               .values(last_used_at=now or utcnow()))
+            connection.execute(update(api_tokens).where(api_tokens.c.id == row.id).values(last_used_at=now or utcnow()))
         return str(row.person_id)
 
 
@@ -115,8 +126,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     from backline.consult.service import DEFAULT_EXPERTS, ENV_EXPERTS
     from backline.routing.directory import load_experts
 
-    parser = argparse.ArgumentParser(prog="backline tokens", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="backline tokens", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     commands = parser.add_subparsers(dest="command", required=True)
     create = commands.add_parser("create", help="create a token for a person of experts.yml (printed once)")
     create.add_argument("--person", required=True)
@@ -129,8 +141,11 @@ def main(argv: Optional[List[str]] = None) -> int:
     if args.command == "create":
         directory = load_experts(Path(os.environ.get(ENV_EXPERTS) or DEFAULT_EXPERTS))
         if args.person not in directory.people:
-            print(f"backline tokens: {args.person!r} is not a person of experts.yml "
-                  f"({', '.join(sorted(directory.people))})", file=sys.stderr)
+            print(
+                f"backline tokens: {args.person!r} is not a person of experts.yml "
+                f"({', '.join(sorted(directory.people))})",
+                file=sys.stderr,
+            )
             return 2
         record, token = tokens.create(args.person, args.label)
         print(f"token {record.id} for {record.person_id} ({record.label}); shown once, keep it safe:")

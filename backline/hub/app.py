@@ -16,6 +16,7 @@ timer, the delivery worker) is the one object the route handlers use, in `backli
 `backline.hub.webhooks` (Slack, Telegram), `backline.hub.dashboard` and `backline.hub.webchat`; the
 work is in `backline.consult` (service, replies, outbox).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -97,22 +98,34 @@ class HubConfig:
         )
 
 
-def create_app(service: ConsultationService, config: HubConfig, rasa: RasaClient, name: str = "backline_hub",
-               *, worker: Optional[DeliveryWorker] = None) -> Sanic:
+def create_app(
+    service: ConsultationService,
+    config: HubConfig,
+    rasa: RasaClient,
+    name: str = "backline_hub",
+    *,
+    worker: Optional[DeliveryWorker] = None,
+) -> Sanic:
     """The hub's Sanic app over ``service`` (store, experts, channels) and ``rasa`` (the customer side):
     the consultation flow (`ConsultationFlow`) wired to the API, the webhooks, the dashboard and the
     web chat, with its timers started and stopped with the server."""
     app = Sanic(name)
     app.config.FALLBACK_ERROR_FORMAT = "json"
     app.config.REQUEST_MAX_SIZE = config.server_max_bytes
-    headers.install(app, lambda request: socket_url(config.rasa_url, config.chat_socket_url, request.host,
-                                                    request.scheme))  # CSP, frames, nosniff, no-store
+    headers.install(
+        app, lambda request: socket_url(config.rasa_url, config.chat_socket_url, request.host, request.scheme)
+    )  # CSP, frames, nosniff, no-store
     store = service.store
-    worker = worker or DeliveryWorker(Outbox(store, config.delivery_budget), rasa,
-                                      interval=config.delivery_interval, attempt_timeout=config.delivery_timeout)
+    worker = worker or DeliveryWorker(
+        Outbox(store, config.delivery_budget),
+        rasa,
+        interval=config.delivery_interval,
+        attempt_timeout=config.delivery_timeout,
+    )
     flow = ConsultationFlow(service, worker)
-    app.register_middleware(operator_guard(flow, config.operator_token, ApiTokens(store), config.max_body_bytes),
-                            "request")
+    app.register_middleware(
+        operator_guard(flow, config.operator_token, ApiTokens(store), config.max_body_bytes), "request"
+    )
 
     @app.get("/")
     async def home(_: Request) -> HTTPResponse:
@@ -123,12 +136,27 @@ def create_app(service: ConsultationService, config: HubConfig, rasa: RasaClient
         return json({"status": "ok"})
 
     dedupe = SqlDedupe(store.engine)
-    slack = (SlackInbound(config.slack_signing_secret, service.directory, dedupe,
-                          lambda channel, ts: store.find_thread("slack", channel, ts))
-             if config.slack_signing_secret else None)
-    telegram = (TelegramInbound(config.telegram_webhook_secret, service.directory, dedupe,
-                                lambda chat, message: store.find_thread("telegram", chat, message), store.open_for)
-                if config.telegram_webhook_secret else None)
+    slack = (
+        SlackInbound(
+            config.slack_signing_secret,
+            service.directory,
+            dedupe,
+            lambda channel, ts: store.find_thread("slack", channel, ts),
+        )
+        if config.slack_signing_secret
+        else None
+    )
+    telegram = (
+        TelegramInbound(
+            config.telegram_webhook_secret,
+            service.directory,
+            dedupe,
+            lambda chat, message: store.find_thread("telegram", chat, message),
+            store.open_for,
+        )
+        if config.telegram_webhook_secret
+        else None
+    )
 
     @app.after_server_start
     async def start_timers(app: Sanic, _: Any) -> None:
@@ -140,8 +168,11 @@ def create_app(service: ConsultationService, config: HubConfig, rasa: RasaClient
 
     app.blueprint(api_blueprint(flow))
     app.blueprint(webhooks_blueprint(flow, slack, telegram))
-    app.blueprint(dashboard_blueprint(service, flow.apply_async, config.dashboard_secret,
-                                      max_body=config.max_body_bytes, wake=flow.wake))
+    app.blueprint(
+        dashboard_blueprint(
+            service, flow.apply_async, config.dashboard_secret, max_body=config.max_body_bytes, wake=flow.wake
+        )
+    )
     app.blueprint(webchat_blueprint(service, config.rasa_url, config.chat_socket_url))
     app.ctx.flow = flow
     app.ctx.worker = worker
@@ -161,8 +192,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         install_log_filter(logging.getLogger(name))
     try:  # a setting that is not what it must be (BACKLINE_TRUSTED_PROXIES, ...): say which, start nothing
         config = HubConfig.from_env()
-        register(config.operator_token, config.rasa_token, config.slack_signing_secret,
-                 config.telegram_webhook_secret)
+        register(config.operator_token, config.rasa_token, config.slack_signing_secret, config.telegram_webhook_secret)
         app = create_app(ConsultationService.from_env(), config, RasaClient(config.rasa_url, config.rasa_token))
     except ValueError as error:
         print(f"backline hub: {error}", file=sys.stderr)

@@ -22,6 +22,7 @@ username); scrypt on its own small pool (503 with Retry-After when it is full); 
 refused unless BACKLINE_DEMO=1. The session cookie is HttpOnly, SameSite=Lax, and Secure over HTTPS
 or with BACKLINE_COOKIE_SECURE=1.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -102,8 +103,9 @@ def _safe_next(target: Optional[str]) -> str:
     return "/dashboard"
 
 
-def _login_page(error: str = "", target: str = "/dashboard", status: int = 200,
-                wait: Optional[float] = None) -> HTTPResponse:
+def _login_page(
+    error: str = "", target: str = "/dashboard", status: int = 200, wait: Optional[float] = None
+) -> HTTPResponse:
     page = (STATIC / "dashboard" / "login.html").read_text()
     page = page.replace("{{error}}", html.escape(error)).replace("{{next}}", html.escape(target, quote=True))
     headers = {"Retry-After": retry_after(wait)} if wait is not None else None
@@ -128,8 +130,14 @@ def reply_fields(body: bytes) -> Tuple[str, str, Tuple[str, ...]]:
 
 
 def dashboard_blueprint(
-    service: ConsultationService, apply: Apply, secret: bytes, *, poll_interval: float = 1.0,
-    max_body: Optional[int] = None, wake: Callable[[], None] = lambda: None, settings: Optional[Settings] = None,
+    service: ConsultationService,
+    apply: Apply,
+    secret: bytes,
+    *,
+    poll_interval: float = 1.0,
+    max_body: Optional[int] = None,
+    wake: Callable[[], None] = lambda: None,
+    settings: Optional[Settings] = None,
     pool: Optional[PasswordPool] = None,
 ) -> Blueprint:
     """The dashboard over ``service`` (store, expert directory); ``apply`` applies a reply;
@@ -157,8 +165,10 @@ def dashboard_blueprint(
         if not forgery.same_origin(request, settings.origins):
             return json({"error": "cross-site request refused: the Origin is not this dashboard's"}, status=403)
         if not csrf_valid(secret, request.cookies.get(COOKIE), request.headers.get(forgery.CSRF_HEADER)):
-            return json({"error": f"the {forgery.CSRF_HEADER} header of this session is required "
-                                  "(GET /dashboard/api/session)"}, status=403)
+            return json(
+                {"error": f"the {forgery.CSRF_HEADER} header of this session is required (GET /dashboard/api/session)"},
+                status=403,
+            )
         if len(request.body or b"") > limit:
             return too_large(limit).response()
         if request.body and not forgery.is_json(request):
@@ -168,6 +178,7 @@ def dashboard_blueprint(
     def signed_in(page: bool) -> Callable:
         """Handlers get the operator; without a session, pages redirect to sign-in and data is 401.
         A POST must also pass the forgery checks (403, 413, 415)."""
+
         def decorate(handler: Callable[..., Awaitable[HTTPResponse]]) -> Callable[..., Awaitable[HTTPResponse]]:
             @functools.wraps(handler)
             async def checked(request: Request, *args: Any, **kwargs: Any) -> HTTPResponse:
@@ -180,7 +191,9 @@ def dashboard_blueprint(
                 if refused is not None:
                     return refused
                 return await handler(request, operator, *args, **kwargs)
+
             return checked
+
         return decorate
 
     @bp.get("/dashboard/login")
@@ -204,17 +217,22 @@ def dashboard_blueprint(
         address = client_address(request.ip, request.headers.getall("x-forwarded-for", []), settings.trusted_proxies)
         wait = await asyncio.to_thread(limits.wait, username, address)
         if wait > 0:
-            return _login_page(f"Too many sign-in attempts: try again in {_later(wait)}.", target, status=429,
-                               wait=wait)
+            return _login_page(
+                f"Too many sign-in attempts: try again in {_later(wait)}.", target, status=429, wait=wait
+            )
         try:
             account = await pool.run(authenticate, accounts, username, password)
         except PoolFull:
-            return _login_page("The dashboard is busy signing others in: try again in a moment.", target,
-                               status=503, wait=2)
+            return _login_page(
+                "The dashboard is busy signing others in: try again in a moment.", target, status=503, wait=2
+            )
         if account is not None and demo_refused(password, settings.demo):
-            logger.warning("dashboard sign-in refused for %r: the demo password is accepted only with "
-                           "BACKLINE_DEMO=1; give this operator a password_hash of their own "
-                           "(python -m backline hash-password)", account.username)
+            logger.warning(
+                "dashboard sign-in refused for %r: the demo password is accepted only with "
+                "BACKLINE_DEMO=1; give this operator a password_hash of their own "
+                "(python -m backline hash-password)",
+                account.username,
+            )
             account = None
         if account is None:
             await asyncio.to_thread(limits.failed, username, address)
@@ -235,7 +253,8 @@ def dashboard_blueprint(
         if not forgery.same_origin(request, settings.origins):
             return json({"error": "cross-site request refused: the Origin is not this dashboard's"}, status=403)
         if operator_of(request) is not None and not csrf_valid(
-                secret, request.cookies.get(COOKIE), request.headers.get(forgery.CSRF_HEADER)):
+            secret, request.cookies.get(COOKIE), request.headers.get(forgery.CSRF_HEADER)
+        ):
             return json({"error": f"the {forgery.CSRF_HEADER} header of this session is required"}, status=403)
         response = redirect("/dashboard/login", status=303)
         del response.cookies[COOKIE]
@@ -264,13 +283,15 @@ def dashboard_blueprint(
     @signed_in(page=False)
     async def session(request: Request, operator: Operator) -> HTTPResponse:
         access = access_for(directory, operator.person_id)
-        return json({
-            "operator": {"id": operator.person_id, "name": operator.name, "title": operator.title},
-            "csrf_token": csrf_token(secret, request.cookies.get(COOKIE) or ""),
-            "queues": [name for name in directory.queues if access.may_see(name)],
-            "statuses": list(board.STATUS_FILTERS),
-            "followups": [{"key": key, "label": label} for key, label in configuration.hand_back().labels.items()],
-        })
+        return json(
+            {
+                "operator": {"id": operator.person_id, "name": operator.name, "title": operator.title},
+                "csrf_token": csrf_token(secret, request.cookies.get(COOKIE) or ""),
+                "queues": [name for name in directory.queues if access.may_see(name)],
+                "statuses": list(board.STATUS_FILTERS),
+                "followups": [{"key": key, "label": label} for key, label in configuration.hand_back().labels.items()],
+            }
+        )
 
     @bp.get("/dashboard/api/queue")
     @signed_in(page=False)
@@ -336,9 +357,11 @@ def dashboard_blueprint(
     @bp.get("/dashboard/events")
     @signed_in(page=False)
     async def events(request: Request, _: Operator) -> None:
-        request.stream.keep_alive = False  # the connection closes with the stream (no idle wait at shutdown)
-        response = await request.respond(content_type="text/event-stream",
-                                         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+        if request.stream is not None:
+            request.stream.keep_alive = False  # the connection closes with the stream (no idle wait at shutdown)
+        response = await request.respond(
+            content_type="text/event-stream", headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+        )
         await response.send("retry: 1000\n\n")
         loop = asyncio.get_running_loop()
         ends, seen, quiet_since = loop.time() + STREAM_SECONDS, None, loop.time()

@@ -7,6 +7,7 @@ one atomic step: of two concurrent deliveries of the same key exactly one gets F
 A delivery that carries an expert's reply is not marked here but in the transaction that records
 the reply (`backline.consult.replies.record_reply`), so a failed apply is applied again on retry.
 """
+
 from __future__ import annotations
 
 import abc

@@ -7,6 +7,7 @@ failed and retried with backoff. Several hubs may run it on one store: leases ke
 the Rasa side answers a repeated delivery with silence. A delivery can also be attempted at once
 (`deliver_now`) so that an operator hears right away whether the customer was reached.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -22,8 +23,7 @@ from backline.hub.rasa_client import RasaClient, RasaError
 
 logger = logging.getLogger(__name__)
 
-NOT_CONFIRMED = ("Rasa ran the intent but no bot message carries the delivery id "
-                 "(is the action server up?)")
+NOT_CONFIRMED = "Rasa ran the intent but no bot message carries the delivery id (is the action server up?)"
 
 
 def worker_id() -> str:
@@ -34,8 +34,16 @@ def worker_id() -> str:
 class DeliveryWorker:
     """Delivers ``outbox`` through ``rasa``; ``attempt_timeout``: seconds one trigger_intent may take."""
 
-    def __init__(self, outbox: Outbox, rasa: RasaClient, *, owner: Optional[str] = None,
-                 interval: float = 1.0, attempt_timeout: float = 30.0, batch: int = 20) -> None:
+    def __init__(
+        self,
+        outbox: Outbox,
+        rasa: RasaClient,
+        *,
+        owner: Optional[str] = None,
+        interval: float = 1.0,
+        attempt_timeout: float = 30.0,
+        batch: int = 20,
+    ) -> None:
         self.outbox = outbox
         self.rasa = rasa
         self.owner = owner or worker_id()
@@ -49,8 +57,9 @@ class DeliveryWorker:
         """One attempt at a leased delivery: Rasa's answer when it was confirmed, else None (recorded
         as a failed attempt, retried later or given up past the budget)."""
         try:
-            answer = self.rasa.trigger_intent(delivery.conversation_id, delivery.intent, delivery.entities,
-                                              timeout=self.attempt_timeout)
+            answer = self.rasa.trigger_intent(
+                delivery.conversation_id, delivery.intent, delivery.entities, timeout=self.attempt_timeout
+            )
         except RasaError as error:
             self._failed(delivery, str(error))
             return None
@@ -58,18 +67,29 @@ class DeliveryWorker:
             self._failed(delivery, NOT_CONFIRMED)
             return None
         self.outbox.succeeded(delivery)
-        logger.info("delivery %s (%s, consultation %s) reached the customer after %d attempt(s)",
-                    delivery.id, delivery.intent, delivery.consultation_id, delivery.attempts + 1)
+        logger.info(
+            "delivery %s (%s, consultation %s) reached the customer after %d attempt(s)",
+            delivery.id,
+            delivery.intent,
+            delivery.consultation_id,
+            delivery.attempts + 1,
+        )
         return answer
 
     def _failed(self, delivery: Delivery, error: str) -> None:
         after = self.outbox.failed(delivery, error)
         if after is not None and after.status == "undeliverable":
-            logger.error("delivery %s (consultation %s) given up after %d attempts: %s", delivery.id,
-                         delivery.consultation_id, after.attempts, after.last_error)
+            logger.error(
+                "delivery %s (consultation %s) given up after %d attempts: %s",
+                delivery.id,
+                delivery.consultation_id,
+                after.attempts,
+                after.last_error,
+            )
         else:
-            logger.warning("delivery %s (consultation %s) not delivered yet: %s", delivery.id,
-                           delivery.consultation_id, error)
+            logger.warning(
+                "delivery %s (consultation %s) not delivered yet: %s", delivery.id, delivery.consultation_id, error
+            )
 
     def deliver_now(self, delivery_id: str) -> Optional[Dict[str, Any]]:
         """Attempt one delivery at once if it is due and first in its conversation; Rasa's answer

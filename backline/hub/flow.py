@@ -12,6 +12,7 @@ Outcomes are ``(HTTP status, JSON body)``: 200 delivered (with what the customer
 recorded but the customer not reached yet (awaiting delivery), 400 a bad reply, 404 no such case,
 409 already decided / closed (nothing was sent).
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -35,8 +36,10 @@ from backline.redact import redact
 logger = logging.getLogger(__name__)
 
 Outcome = Tuple[int, Dict[str, Any]]
-AWAITING = ("Recorded. The customer could not be reached yet: the reply is delivered as soon as the "
-            "assistant answers again (awaiting delivery).")
+AWAITING = (
+    "Recorded. The customer could not be reached yet: the reply is delivered as soon as the "
+    "assistant answers again (awaiting delivery)."
+)
 
 
 class ConsultationFlow:
@@ -62,18 +65,27 @@ class ConsultationFlow:
             return (404, {"error": f"no consultation {answer.consultation_id}"}), None
         try:
             guidance = answer.to_reply(case.mode)
-            resume = record_reply(self.store, answer.consultation_id, answer.actor, answer.source, guidance,
-                                  dedupe_key=answer.dedupe_key)
+            resume = record_reply(
+                self.store, answer.consultation_id, answer.actor, answer.source, guidance, dedupe_key=answer.dedupe_key
+            )
         except DuplicateReply:
             return (200, {"duplicate": True, "consultation": case.as_dict()}), None
         except ConsultationNotFound:
             return (404, {"error": f"no consultation {answer.consultation_id}"}), None
         except ConsultationClosed as closed:
             current = self.store.require(answer.consultation_id)
-            who = f"already decided by {self._name(closed.decided_by)} ({closed.resolution or 'closed'})" \
-                if closed.decided_by else "already closed"
-            return (409, {"error": f"consultation {answer.consultation_id} was {who}; nothing was sent to the "
-                                   "customer", "consultation": current.as_dict()}), None
+            who = (
+                f"already decided by {self._name(closed.decided_by)} ({closed.resolution or 'closed'})"
+                if closed.decided_by
+                else "already closed"
+            )
+            return (
+                409,
+                {
+                    "error": f"consultation {answer.consultation_id} was {who}; nothing was sent to the customer",
+                    "consultation": current.as_dict(),
+                },
+            ), None
         except ReplyError as error:
             return (400, {"error": str(error)}), None
         return (202, {}), resume.delivery_id
@@ -90,8 +102,7 @@ class ConsultationFlow:
         record = delivery.as_dict() if delivery else {"id": delivery_id}
         if rasa_answer is None:
             return 202, {"consultation": case, "delivery": record, "message": AWAITING}
-        return 200, {"consultation": case, "delivery": record,
-                     "customer_messages": rasa_answer.get("messages", [])}
+        return 200, {"consultation": case, "delivery": record, "customer_messages": rasa_answer.get("messages", [])}
 
     async def apply_async(self, answer: ExpertReply) -> Outcome:
         """`apply` off the event loop."""
@@ -112,12 +123,20 @@ class ConsultationFlow:
         """Best effort: an ephemeral Slack message, or a Telegram reply, to the expert who wrote."""
         raw = answer.raw
         if answer.source == "slack":
-            self.tell_slack(Ephemeral(text, response_url=raw.get("response_url"), channel=raw.get("channel"),
-                                      user=raw.get("user_id"), thread_ts=raw.get("thread_ts")))
-        elif answer.source == "telegram" and hasattr(self.service.channels.get("telegram"), "call"):
+            self.tell_slack(
+                Ephemeral(
+                    text,
+                    response_url=raw.get("response_url"),
+                    channel=raw.get("channel"),
+                    user=raw.get("user_id"),
+                    thread_ts=raw.get("thread_ts"),
+                )
+            )
+        elif answer.source == "telegram" and callable(getattr(self.service.channels.get("telegram"), "call", None)):
+            telegram: Any = self.service.channels["telegram"]  # the Telegram channel (it has a Bot API `call`)
             call = send_message(raw.get("chat_id"), text, raw.get("message_id"))  # (no bot token: nothing to call)
             try:
-                self.service.channels["telegram"].call(call.pop("method"), call)
+                telegram.call(call.pop("method"), call)
             except ChannelError as error:
                 logger.warning("could not tell the expert on Telegram: %s", redact(error.message))
 
@@ -127,7 +146,8 @@ class ConsultationFlow:
             if ephemeral.response_url:
                 requests.post(ephemeral.response_url, json=ephemeral.payload(), timeout=10).raise_for_status()
             elif hasattr(self.service.channels.get("slack"), "client"):
-                self.service.channels["slack"].client.chat_postEphemeral(**ephemeral.payload())
+                slack: Any = self.service.channels["slack"]  # the Slack channel (it has a slack_sdk client)
+                slack.client.chat_postEphemeral(**ephemeral.payload())
         except Exception as error:  # the expert's feedback is best effort; the reply itself is recorded
             logger.warning("could not send a Slack ephemeral message: %s", redact(str(error)))
 
@@ -135,8 +155,11 @@ class ConsultationFlow:
 
     def sla_tick(self) -> List[Dict[str, Any]]:
         """Walk the SLA ladder; the delay notices it queued (the worker delivers them)."""
-        notices = [{"consultation_id": o.consultation_id, "text": o.customer_text}
-                   for o in self.service.run_sla() if o.customer_text]
+        notices = [
+            {"consultation_id": o.consultation_id, "text": o.customer_text}
+            for o in self.service.run_sla()
+            if o.customer_text
+        ]
         if notices:
             self.worker.wake()
         return notices

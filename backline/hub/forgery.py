@@ -15,6 +15,7 @@ A page of another site can make an operator's browser POST to the hub with the s
 
 The sign-in form is a plain form POST without a session: it gets the origin check only.
 """
+
 from __future__ import annotations
 
 import urllib.parse

@@ -18,6 +18,7 @@ Buttons (Slack, Telegram), the dashboard and the JSON API say what the expert de
 Follow-up types, the intents each allows and the words experts may use for them are escalation.yml's
 ``hand_back.followups`` (`backline.configuration.hand_back`).
 """
+
 from __future__ import annotations
 
 import re
@@ -46,8 +47,11 @@ _KEYWORDS = (
     ("need_info", r"need(?:s)?\s+(?:more\s+)?info(?:rmation)?"),
     ("take_over", r"take\s*over|taking\s+over"),
     ("hand_back", r"hand(?:ing)?\s*back"),
-    ("close", r"close(?:\s+(?:the\s+|this\s+)?case)?(?=\s*:)"
-              r"|closing(?:\s+(?:the|this)\s+case)?(?=\s*[:,.!\-–—]|\s*$)"),
+    (
+        "close",
+        r"close(?:\s+(?:the\s+|this\s+)?case)?(?=\s*:)"
+        r"|closing(?:\s+(?:the|this)\s+case)?(?=\s*[:,.!\-–—]|\s*$)",
+    ),
 )
 _KEYWORD = re.compile(
     r"^\s*(?:" + "|".join(f"(?P<{name}>{pattern})" for name, pattern in _KEYWORDS) + r")"
@@ -141,7 +145,7 @@ def parse_guidance(
     for line in _without_history(text or ""):
         note = _NOTE_LINE.match(line)
         if note:
-            notes.append(line[note.end():].strip())
+            notes.append(line[note.end() :].strip())
             continue
         spec = _FOLLOWUP_LINE.match(line)
         if spec:
@@ -149,14 +153,14 @@ def parse_guidance(
             continue
         inline = _INLINE_NOTE.search(line)
         if inline:
-            notes.append(line[inline.end():].strip())
-            line = line[:inline.start()]
+            notes.append(line[inline.end() :].strip())
+            line = line[: inline.start()]
         if first and line.strip():
             first = False
             keyword = _KEYWORD.match(line)
             if keyword:
                 decision, explicit = keyword.lastgroup, True
-                line = line[keyword.end():]
+                line = line[keyword.end() :]
                 if decision == "hand_back" and line.strip():
                     try:
                         followups += normalize_followups([line])
@@ -218,15 +222,25 @@ class ExpertReply:
 
     def guidance(self, mode: str) -> Guidance:
         """The guidance while the consultation is in ``mode`` (``consult`` | ``handoff``)."""
-        return parse_guidance(None if self.free_text else self.action, self.text,
-                              allowed_followups=self.allowed_followups, default=FREE_TEXT_DECISION[mode])
+        return parse_guidance(
+            None if self.free_text else self.action,
+            self.text,
+            allowed_followups=self.allowed_followups,
+            default=FREE_TEXT_DECISION[mode],
+        )
 
     def to_reply(self, mode: str) -> Reply:
         """The `Reply` that `backline.consult.replies.record_reply` records (quoted history dropped)."""
         g = self.guidance(mode)
         kept = "\n".join(_without_history(self.text)).strip()
-        return Reply(action=g.decision, text=kept, customer_text=g.customer_text, internal_notes=g.internal_notes,
-                     allowed_followups=g.allowed_followups, amounts=g.amounts)
+        return Reply(
+            action=g.decision,
+            text=kept,
+            customer_text=g.customer_text,
+            internal_notes=g.internal_notes,
+            allowed_followups=g.allowed_followups,
+            amounts=g.amounts,
+        )
 
 
 def _short(value: Any, limit: int = 60) -> str:

@@ -13,6 +13,7 @@
 - ``Cache-Control: no-store`` on the dashboard's pages and data, the sign-in page, the JSON API and
   the chat's state: nothing with case data stays in a browser's or a proxy's cache.
 """
+
 from __future__ import annotations
 
 import urllib.parse

@@ -12,6 +12,7 @@ matched is still refused when the password is that one and BACKLINE_DEMO is not 
 checked on the password typed, so it covers every account whatever its hash, with no extra scrypt).
 How many tries, from where, and on which threads: `backline.hub.sign_in`.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -62,8 +63,9 @@ def verify_password(password: str, stored: str) -> bool:
         expected = base64.urlsafe_b64decode(digest)
         if scheme != "scrypt" or not expected:
             return False
-        given = hashlib.scrypt(password.encode(), salt=base64.urlsafe_b64decode(salt), n=int(n), r=int(r),
-                               p=int(p), dklen=len(expected))
+        given = hashlib.scrypt(
+            password.encode(), salt=base64.urlsafe_b64decode(salt), n=int(n), r=int(r), p=int(p), dklen=len(expected)
+        )
     except (ValueError, TypeError):
         return False
     return hmac.compare_digest(given, expected)
@@ -90,8 +92,9 @@ def operators(directory: ExpertDirectory) -> Dict[str, Operator]:
     for person in directory.people.values():
         channel = person.channel("dashboard")
         if channel is not None and channel.password_hash:
-            found[channel.address] = Operator(person.id, channel.address, person.name, person.title,
-                                              channel.password_hash)
+            found[channel.address] = Operator(
+                person.id, channel.address, person.name, person.title, channel.password_hash
+            )
     return found
 
 
@@ -147,8 +150,13 @@ def demo_refused(password: str, demo: bool) -> bool:
 def _origin(value: str) -> str:
     """``https://support.example`` as an origin: scheme, host and a port other than the default."""
     parts = urllib.parse.urlsplit(value.strip())
-    if parts.scheme not in ("http", "https") or not parts.hostname or parts.path not in ("", "/") \
-            or parts.query or parts.username:
+    if (
+        parts.scheme not in ("http", "https")
+        or not parts.hostname
+        or parts.path not in ("", "/")
+        or parts.query
+        or parts.username
+    ):
         raise ValueError(f"{ENV_ORIGIN}: {value[:80]!r} is not an origin such as https://support.example")
     return normal_origin(parts.scheme, parts.hostname, parts.port)
 
@@ -183,9 +191,12 @@ class Settings:
     def from_env(cls, env: Optional[Mapping[str, str]] = None) -> "Settings":
         env = os.environ if env is None else env
         origins = tuple(_origin(o) for o in (env.get(ENV_ORIGIN) or "").split(",") if o.strip())
-        return cls(demo=env.get(ENV_DEMO, "").strip() == "1", origins=origins,
-                   cookie_secure=env.get(ENV_COOKIE_SECURE, "").strip() == "1",
-                   trusted_proxies=trusted_proxies(env.get(ENV_TRUSTED_PROXIES)))
+        return cls(
+            demo=env.get(ENV_DEMO, "").strip() == "1",
+            origins=origins,
+            cookie_secure=env.get(ENV_COOKIE_SECURE, "").strip() == "1",
+            trusted_proxies=trusted_proxies(env.get(ENV_TRUSTED_PROXIES)),
+        )
 
 
 def main(argv: Optional[List[str]] = None) -> int:

@@ -3,10 +3,11 @@
 Errors name the Rasa server and what went wrong, never the API token (it travels as the ``token``
 query parameter, which Rasa's token auth requires, and would otherwise show in the URL).
 """
+
 from __future__ import annotations
 
 import threading
-from typing import Any, Dict, Mapping
+from typing import Any, Dict, Mapping, Optional
 
 import requests
 
@@ -43,8 +44,13 @@ class RasaClient:
         return self._local.session
 
     def trigger_intent(
-        self, conversation_id: str, intent: str, entities: Mapping[str, Any], output_channel: str = "latest",
-        *, timeout: float = None,
+        self,
+        conversation_id: str,
+        intent: str,
+        entities: Mapping[str, Any],
+        output_channel: str = "latest",
+        *,
+        timeout: Optional[float] = None,
     ) -> Dict[str, Any]:
         """POST /conversations/{id}/trigger_intent: the bot runs the intent's rule and answers on the
         customer's latest channel; returns Rasa's answer: the whole tracker (every event, so that a
@@ -58,13 +64,15 @@ class RasaClient:
                 timeout=timeout or self.timeout,
             )
         except requests.Timeout:
-            raise RasaError(f"Rasa at {self.base_url} did not answer {intent} within "
-                            f"{timeout or self.timeout:g} s") from None
+            raise RasaError(
+                f"Rasa at {self.base_url} did not answer {intent} within {timeout or self.timeout:g} s"
+            ) from None
         except requests.RequestException as error:
             raise RasaError(f"cannot reach Rasa at {self.base_url}: {type(error).__name__}") from None
         if response.status_code != 200:
-            raise RasaError(redact(f"Rasa answered {response.status_code} to {intent}: {response.text[:300]}",
-                                   [self.token]))
+            raise RasaError(
+                redact(f"Rasa answered {response.status_code} to {intent}: {response.text[:300]}", [self.token])
+            )
         try:
             return response.json()
         except ValueError:

@@ -27,6 +27,7 @@ that is not itself trusted.
 short queue, never on the thread pool the hub's database calls share; when it is full a sign-in is
 refused at once (503 with Retry-After) instead of waiting, so a flood of sign-ins cannot stall the hub.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -72,19 +73,24 @@ class Rules:
 class SignInLimits:
     """Failed sign-ins counted in ``engine``'s ``sign_in_attempts`` table (shared by every hub on it)."""
 
-    def __init__(self, engine: Engine, key: bytes, rules: Rules = Rules(),
-                 clock: Callable[[], dt.datetime] = utcnow) -> None:
+    def __init__(
+        self, engine: Engine, key: bytes, rules: Rules = Rules(), clock: Callable[[], dt.datetime] = utcnow
+    ) -> None:
         self.engine, self._key, self.rules, self.clock = engine, key, rules, clock
 
     def key(self, scope: str, *parts: str) -> str:
         """The stored key: HMAC-SHA256 of the scope and its values (hex), never the values."""
-        return hmac.new(self._key, "\x00".join((scope, *parts)).encode("utf-8", "surrogatepass"),
-                        hashlib.sha256).hexdigest()
+        return hmac.new(
+            self._key, "\x00".join((scope, *parts)).encode("utf-8", "surrogatepass"), hashlib.sha256
+        ).hexdigest()
 
     def _keys(self, username: str, address: str) -> Tuple[Tuple[str, str], ...]:
         user = username.strip().lower()
-        return (("all", self.key("all")), ("address", self.key("address", address)),
-                ("user_address", self.key("user_address", user, address)))
+        return (
+            ("all", self.key("all")),
+            ("address", self.key("address", address)),
+            ("user_address", self.key("user_address", user, address)),
+        )
 
     def wait(self, username: str, address: str) -> float:
         """Seconds before ``username`` may try again from ``address`` (0: now)."""
@@ -95,8 +101,10 @@ class SignInLimits:
         def counted(connection: Any, scoped: Tuple[str, str], after: dt.datetime) -> Tuple[int, Any, Any]:
             column = sign_in_attempts.c
             row = connection.execute(
-                select(func.count(), func.min(column.at), func.max(column.at))
-                .where(and_(column.scope == scoped[0], column.key == scoped[1], column.at > after))).one()
+                select(func.count(), func.min(column.at), func.max(column.at)).where(
+                    and_(column.scope == scoped[0], column.key == scoped[1], column.at > after)
+                )
+            ).one()
             return int(row[0]), row[1], row[2]
 
         with self.engine.connect() as connection:
@@ -118,15 +126,17 @@ class SignInLimits:
         with self.engine.begin() as connection:
             rows = [{"scope": scope, "key": key, "at": now} for scope, key in self._keys(username, address)]
             connection.execute(insert(sign_in_attempts), rows)
-            connection.execute(delete(sign_in_attempts).where(
-                sign_in_attempts.c.at < now - dt.timedelta(seconds=self.rules.kept)))
+            connection.execute(
+                delete(sign_in_attempts).where(sign_in_attempts.c.at < now - dt.timedelta(seconds=self.rules.kept))
+            )
 
     def succeeded(self, username: str, address: str) -> None:
         """The operator is in from ``address``: their backoff there starts over (the address count stays)."""
         _, _, (scope, key) = self._keys(username, address)
         with self.engine.begin() as connection:
-            connection.execute(delete(sign_in_attempts).where(
-                and_(sign_in_attempts.c.scope == scope, sign_in_attempts.c.key == key)))
+            connection.execute(
+                delete(sign_in_attempts).where(and_(sign_in_attempts.c.scope == scope, sign_in_attempts.c.key == key))
+            )
 
 
 def _seconds(then: Any, now: dt.datetime) -> float:

@@ -14,6 +14,7 @@ The Answer and Close buttons record nothing: they ask for the text in the messag
 reply (optionally starting with ``answer:``; ``close:`` and the resolution for the customer to close
 the case) is read by `backline.hub.guidance`.
 """
+
 from __future__ import annotations
 
 import time
@@ -36,10 +37,13 @@ MAX_AGE = 60 * 5
 """Seconds a request timestamp may be off (Slack's recommendation, as slack_sdk checks it)."""
 THREAD_SUBTYPES = (None, "thread_broadcast")
 """Message events that are a person writing; edits, deletions, joins and bot posts are not."""
-ANSWER_PROMPT = ("Reply in this message's thread with your answer for the customer. "
-                 "Lines starting with // stay internal.")
-CLOSE_PROMPT = ("To close the case, reply in this message's thread with close: and the resolution for the "
-                "customer (for example \"close: your refund was sent today\"). Lines starting with // stay internal.")
+ANSWER_PROMPT = (
+    "Reply in this message's thread with your answer for the customer. Lines starting with // stay internal."
+)
+CLOSE_PROMPT = (
+    "To close the case, reply in this message's thread with close: and the resolution for the "
+    'customer (for example "close: your refund was sent today"). Lines starting with // stay internal.'
+)
 PROMPTS = {"answer": ANSWER_PROMPT, "close": CLOSE_PROMPT}
 """The buttons that need the text for the customer: what they ask for instead of recording anything."""
 
@@ -134,8 +138,9 @@ class SlackInbound:
         """The Events API Request URL: the URL check, and messages in the thread of a consultation."""
         return self._answer(self._events, body, headers)
 
-    def _answer(self, parse: Callable[[bytes, Mapping[str, str]], SlackResult], body: bytes,
-                headers: Mapping[str, str]) -> SlackResult:
+    def _answer(
+        self, parse: Callable[[bytes, Mapping[str, str]], SlackResult], body: bytes, headers: Mapping[str, str]
+    ) -> SlackResult:
         """Verified first; a body that is signed but malformed or wrongly typed gets 400 and changes nothing."""
         refused = self._refuse(body, headers)
         if refused:
@@ -158,26 +163,38 @@ class SlackInbound:
         actions = payload.get("actions") or []
         if not isinstance(actions, list):
             raise limits.Refused(400, "actions must be a list")
-        click = next((a for a in actions if isinstance(a, dict) and isinstance(a.get("action_id"), str)
-                      and a["action_id"] in ACTION_FOR), None)
+        click = next(
+            (
+                a
+                for a in actions
+                if isinstance(a, dict) and isinstance(a.get("action_id"), str) and a["action_id"] in ACTION_FOR
+            ),
+            None,
+        )
         if click is None or not click.get("value") or not click.get("action_ts"):
             return SlackResult(200, reason="ignored: not a consultation button")
         value = limits.id_field("the button's value", click["value"])
         action_ts = limits.id_field("action_ts", click["action_ts"])
-        user_id = limits.id_field("user.id", (limits.object_field("user", payload.get("user")) or {}).get("id"),
-                                  required=False) or ""
+        user_id = (
+            limits.id_field(
+                "user.id", (limits.object_field("user", payload.get("user")) or {}).get("id"), required=False
+            )
+            or ""
+        )
         response_url = limits.text_field("response_url", payload.get("response_url"), required=False)
         person = person_for(self.directory, "slack", user_id)
         if person is None:
-            return SlackResult(200, ephemeral=Ephemeral(_unknown(user_id), response_url=response_url),
-                               reason="unknown_user")
+            return SlackResult(
+                200, ephemeral=Ephemeral(_unknown(user_id), response_url=response_url), reason="unknown_user"
+            )
         key = _key(f"slack:action:{user_id}:{action_ts}")
         action = ACTION_FOR[click["action_id"]]
         if action in PROMPTS:
             if self.dedupe.seen_before(key):
                 return SlackResult(200, reason="duplicate")
-            return SlackResult(200, ephemeral=Ephemeral(PROMPTS[action], response_url=response_url),
-                               reason=f"{action}_prompt")
+            return SlackResult(
+                200, ephemeral=Ephemeral(PROMPTS[action], response_url=response_url), reason=f"{action}_prompt"
+            )
         container = limits.object_field("container", payload.get("container")) or {}
         message = limits.object_field("message", payload.get("message")) or {}
         channel = limits.object_field("channel", payload.get("channel")) or {}
@@ -205,8 +222,11 @@ class SlackInbound:
         event = limits.object_field("event", payload.get("event")) or {}
         if payload.get("type") != "event_callback" or event.get("type") != "message" or not payload.get("event_id"):
             return SlackResult(200, reason=f"ignored: {str(payload.get('type'))[:40]}/{str(event.get('type'))[:40]}")
-        if event.get("subtype") not in THREAD_SUBTYPES or event.get("bot_id") or (
-                self.bot_user_id and event.get("user") == self.bot_user_id):
+        if (
+            event.get("subtype") not in THREAD_SUBTYPES
+            or event.get("bot_id")
+            or (self.bot_user_id and event.get("user") == self.bot_user_id)
+        ):
             return SlackResult(200, reason="ignored: not a person's message")
         channel = limits.id_field("event.channel", event.get("channel"), required=False)
         thread_ts = limits.id_field("event.thread_ts", event.get("thread_ts"), required=False)
@@ -220,8 +240,11 @@ class SlackInbound:
             return SlackResult(200, reason="ignored: not a consultation thread")
         person = person_for(self.directory, "slack", user_id)
         if person is None:
-            return SlackResult(200, ephemeral=Ephemeral(_unknown(user_id), channel=channel, user=user_id,
-                                                        thread_ts=thread_ts), reason="unknown_user")
+            return SlackResult(
+                200,
+                ephemeral=Ephemeral(_unknown(user_id), channel=channel, user=user_id, thread_ts=thread_ts),
+                reason="unknown_user",
+            )
         key = _key(f"slack:event:{event_id}")
         lowered = {str(k).lower(): v for k, v in headers.items()}
         raw = {
@@ -233,13 +256,15 @@ class SlackInbound:
             "retry_num": lowered.get("x-slack-retry-num"),
         }
         try:
-            reply = ExpertReply.from_text(consultation_id, person.id, "slack", unescape(text),
-                                          dedupe_key=key, raw=raw)
+            reply = ExpertReply.from_text(consultation_id, person.id, "slack", unescape(text), dedupe_key=key, raw=raw)
         except ReplyError as error:
             if self.dedupe.seen_before(key):
                 return SlackResult(200, reason="duplicate")
-            return SlackResult(200, ephemeral=Ephemeral(f"Not recorded: {error}", channel=channel, user=user_id,
-                                                        thread_ts=thread_ts), reason="invalid_reply")
+            return SlackResult(
+                200,
+                ephemeral=Ephemeral(f"Not recorded: {error}", channel=channel, user=user_id, thread_ts=thread_ts),
+                reason="invalid_reply",
+            )
         return SlackResult(200, reply=reply)
 
     def _refuse(self, body: bytes, headers: Mapping[str, str]) -> Optional[SlackResult]:
@@ -262,5 +287,7 @@ def unescape(text: str) -> str:
 
 
 def _unknown(user_id: str) -> str:
-    return (f"Not recorded: your Slack user ({user_id}) is not an expert in Backline's experts.yml. "
-            "Ask your Backline admin to add it.")
+    return (
+        f"Not recorded: your Slack user ({user_id}) is not an expert in Backline's experts.yml. "
+        "Ask your Backline admin to add it."
+    )

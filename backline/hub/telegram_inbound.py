@@ -12,6 +12,7 @@ the transaction that records the reply; other updates are marked here. The sende
 the sender's user id (in a private chat, the chat id). A message answers the consultation whose
 message it replies to, else the sender's only open consultation.
 """
+
 from __future__ import annotations
 
 import hmac
@@ -28,8 +29,10 @@ from backline.routing.directory import ExpertDirectory
 
 SECRET_HEADER = "x-telegram-bot-api-secret-token"
 ANSWER_PROMPT = "Reply to this message with your answer for the customer. Lines starting with // stay internal."
-CLOSE_PROMPT = ("To close the case, reply to this message with close: and the resolution for the customer. "
-                "Lines starting with // stay internal.")
+CLOSE_PROMPT = (
+    "To close the case, reply to this message with close: and the resolution for the customer. "
+    "Lines starting with // stay internal."
+)
 PROMPTS = {"answer": ANSWER_PROMPT, "close": CLOSE_PROMPT}
 """The buttons that need the text for the customer: what they ask for instead of recording anything."""
 
@@ -47,8 +50,12 @@ class TelegramResult:
 
 def answer_callback(callback_query_id: str, text: str, alert: bool = False) -> Dict[str, Any]:
     """A webhook answer that calls answerCallbackQuery (stops the button's spinner, shows ``text``)."""
-    return {"method": "answerCallbackQuery", "callback_query_id": callback_query_id, "text": text[:200],
-            "show_alert": alert}
+    return {
+        "method": "answerCallbackQuery",
+        "callback_query_id": callback_query_id,
+        "text": text[:200],
+        "show_alert": alert,
+    }
 
 
 def send_message(chat_id: Any, text: str, reply_to: Optional[int] = None) -> Dict[str, Any]:
@@ -112,24 +119,28 @@ class TelegramInbound:
             data = limits.text_field("callback_query.data", query.get("data"), required=False) or ""
             action, consultation_id = parse_callback_data(data)
         except (ValueError, limits.Refused):
-            return TelegramResult(200, answer_callback(query_id, "This button is not Backline's."),
-                                  reason="ignored: not our button")
+            return TelegramResult(
+                200, answer_callback(query_id, "This button is not Backline's."), reason="ignored: not our button"
+            )
         if action in PROMPTS:
-            return TelegramResult(200, answer_callback(query_id, PROMPTS[action], alert=True),
-                                  reason=f"{action}_prompt")
+            return TelegramResult(
+                200, answer_callback(query_id, PROMPTS[action], alert=True), reason=f"{action}_prompt"
+            )
         message = limits.object_field("message", query.get("message")) or {}
         raw = {
             "user_id": user_id,
-            "chat_id": _int_id("chat.id", (limits.object_field("chat", message.get("chat")) or {}).get("id"),
-                               required=False),
+            "chat_id": _int_id(
+                "chat.id", (limits.object_field("chat", message.get("chat")) or {}).get("id"), required=False
+            ),
             "message_id": _int_id("message_id", message.get("message_id"), required=False),
             "callback_query_id": query_id,
         }
         try:
             reply = ExpertReply(consultation_id, person.id, "telegram", action, dedupe_key=key, raw=raw)
         except ValueError:
-            return TelegramResult(200, answer_callback(query_id, "This button is not Backline's."),
-                                  reason="ignored: not our button")
+            return TelegramResult(
+                200, answer_callback(query_id, "This button is not Backline's."), reason="ignored: not our button"
+            )
         return TelegramResult(200, answer_callback(query_id, f"{ACTION_LABELS[action]}: received"), reply=reply)
 
     def _message(self, message: Mapping[str, Any], key: str) -> TelegramResult:
@@ -144,27 +155,37 @@ class TelegramInbound:
         if person is None:
             return TelegramResult(200, send_message(chat_id, _unknown(sender_id)), reason="unknown_user")
         if text.startswith("/"):
-            return TelegramResult(200, send_message(chat_id, f"Hello {person.name}: reply to a consultation's "
-                                                             "message to answer it."), reason="command")
-        replied = _int_id("reply_to_message.message_id",
-                          (limits.object_field("reply_to_message", message.get("reply_to_message")) or {})
-                          .get("message_id"), required=False)
+            return TelegramResult(
+                200,
+                send_message(chat_id, f"Hello {person.name}: reply to a consultation's message to answer it."),
+                reason="command",
+            )
+        replied = _int_id(
+            "reply_to_message.message_id",
+            (limits.object_field("reply_to_message", message.get("reply_to_message")) or {}).get("message_id"),
+            required=False,
+        )
         message_id = _int_id("message_id", message.get("message_id"), required=False)
         consultation_id = self.message_lookup(str(chat_id), str(replied)) if replied is not None else None
         if consultation_id is None:
             open_ids = list(self.open_consultations(person.id))
             if len(open_ids) != 1:
-                problem = (f"You have {len(open_ids)} open consultations: reply to the message of the one you mean."
-                           if open_ids else "You have no open consultation to answer.")
-                return TelegramResult(200, send_message(chat_id, f"Not recorded. {problem}", message_id),
-                                      reason="no_consultation")
+                problem = (
+                    f"You have {len(open_ids)} open consultations: reply to the message of the one you mean."
+                    if open_ids
+                    else "You have no open consultation to answer."
+                )
+                return TelegramResult(
+                    200, send_message(chat_id, f"Not recorded. {problem}", message_id), reason="no_consultation"
+                )
             consultation_id = open_ids[0]
         raw = {"user_id": sender_id, "chat_id": chat_id, "message_id": message_id, "reply_to_message_id": replied}
         try:
             reply = ExpertReply.from_text(consultation_id, person.id, "telegram", text, dedupe_key=key, raw=raw)
         except ReplyError as error:
-            return TelegramResult(200, send_message(chat_id, f"Not recorded: {error}", message_id),
-                                  reason="invalid_reply")
+            return TelegramResult(
+                200, send_message(chat_id, f"Not recorded: {error}", message_id), reason="invalid_reply"
+            )
         return TelegramResult(200, reply=reply)
 
 
@@ -173,11 +194,13 @@ def _int_id(name: str, value: Any, *, required: bool = True) -> Optional[int]:
     otherwise (None when absent and not ``required``)."""
     if value is None and not required:
         return None
-    if isinstance(value, bool) or not isinstance(value, int) or not -(2 ** 63) <= value < 2 ** 63:
+    if isinstance(value, bool) or not isinstance(value, int) or not -(2**63) <= value < 2**63:
         raise limits.Refused(400, f"{name} must be an integer id, not {limits.kind(value)}")
     return value
 
 
 def _unknown(user_id: Any) -> str:
-    return (f"Not recorded: your Telegram id ({user_id}) is not an expert's chat_id in Backline's experts.yml. "
-            "Ask your Backline admin to add it.")
+    return (
+        f"Not recorded: your Telegram id ({user_id}) is not an expert's chat_id in Backline's experts.yml. "
+        "Ask your Backline admin to add it."
+    )

@@ -13,6 +13,7 @@ Who speaks comes with each message (issue 15): a person's message carries ``meta
 text as it came. When the Rasa server cannot be reached the page says so (``role="alert"``) with a
 Retry button, and keeps what the customer writes meanwhile, sending it once the session is back.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -42,8 +43,9 @@ def socket_url(rasa_url: str, public_url: Optional[str], host: str, scheme: str)
     return f"{scheme}://{hostname}:{urlsplit(rasa_url).port or 5005}"
 
 
-def webchat_blueprint(service: ConsultationService, rasa_url: str, public_url: Optional[str] = None,
-                      secret: Optional[str] = None) -> Blueprint:
+def webchat_blueprint(
+    service: ConsultationService, rasa_url: str, public_url: Optional[str] = None, secret: Optional[str] = None
+) -> Blueprint:
     """The chat page for the Rasa server at ``rasa_url``; ``public_url`` (BACKLINE_CHAT_SOCKET_URL):
     its address for browsers when that is not the hub's host on Rasa's port."""
     bp = Blueprint("webchat")
@@ -57,8 +59,9 @@ def webchat_blueprint(service: ConsultationService, rasa_url: str, public_url: O
 
     @bp.get("/chat/config.json")
     async def config(request: Request) -> HTTPResponse:
-        return json({"socket_url": socket_url(rasa_url, public_url, request.host, request.scheme),
-                     "socket_path": SOCKET_PATH})
+        return json(
+            {"socket_url": socket_url(rasa_url, public_url, request.host, request.scheme), "socket_path": SOCKET_PATH}
+        )
 
     @bp.get("/chat/state/<session_id>")
     async def state(_: Request, session_id: str) -> HTTPResponse:

@@ -4,6 +4,7 @@
 Rasa's SpacyNLP loads the result with `model: build/spacy/kestrel_en` (a path,
 relative to the directory Rasa runs in). Nothing is downloaded.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -55,9 +56,7 @@ def build_pipeline(products_path: Path, output_dir: Path) -> Path:
 
 def main(argv: Optional[List[str]] = None) -> int:
     """CLI: build the pipeline and print what was built."""
-    parser = argparse.ArgumentParser(
-        prog="backline build-spacy", description=__doc__.splitlines()[0]
-    )
+    parser = argparse.ArgumentParser(prog="backline build-spacy", description=__doc__.splitlines()[0])
     parser.add_argument("--products", type=Path, default=DEFAULT_PRODUCTS, help="products.yml")
     parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT, help="output directory")
     args = parser.parse_args(argv)

@@ -7,6 +7,7 @@ Rasa's SpacyNLP does by default. A money mention gives two entities, amount and
 currency, over the same span; money.py normalises it and also catches formats the
 spaCy patterns miss.
 """
+
 from __future__ import annotations
 
 import re
@@ -38,9 +39,7 @@ def original_positions(processed: str, original: str) -> Optional[List[int]]:
     `processed` must be `original` or `original.lower()`; lower-casing can lengthen a
     string ("İ" becomes two characters), so the positions are rebuilt char by char.
     """
-    if processed == original or (
-        len(processed) == len(original) and processed == original.lower()
-    ):
+    if processed == original or (len(processed) == len(original) and processed == original.lower()):
         return None
     if processed != original.lower():
         raise ValueError("the spaCy doc was not built from this text or its lower-cased form")
@@ -76,7 +75,7 @@ def _overlaps(span: Span, others: List[Span]) -> bool:
 
 
 def _from_ent(label: str, ent_id: str, span: Span, text: str) -> List[Dict[str, Any]]:
-    raw = text[span[0]:span[1]]
+    raw = text[span[0] : span[1]]
     if label == patterns.PRODUCT:
         return [_entity(PRODUCT, span, ent_id or raw)]
     if label == patterns.EMAIL:
@@ -118,8 +117,7 @@ def extract(doc: Optional["Doc"], text: Optional[str]) -> List[Dict[str, Any]]:
     for start, end, money in find_money(text):
         span = (start, end)
         covered = [
-            item for item in found
-            if item[1][0]["entity"] == AMOUNT and start <= item[0][0] and item[0][1] <= end
+            item for item in found if item[1][0]["entity"] == AMOUNT and start <= item[0][0] and item[0][1] <= end
         ]
         others = [item[0] for item in found if item not in covered]
         if _overlaps(span, others) or any(item[0] == span for item in covered):

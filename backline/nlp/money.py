@@ -12,6 +12,7 @@ only, exactly three digits after a single separator mean thousands ("1.200 €" 
 repeated separators must group thousands ("1.200.000"). Anything else ("1.2.3.4 €",
 "1.2345 €") and amounts above `MAX_AMOUNT` are rejected.
 """
+
 from __future__ import annotations
 
 import re
@@ -36,8 +37,20 @@ SYMBOLS: Dict[str, str] = {
 CODES: Dict[str, str] = {
     code.lower(): code
     for code in (
-        "EUR", "USD", "GBP", "CHF", "JPY", "CAD", "AUD",
-        "SEK", "NOK", "DKK", "PLN", "CZK", "INR", "CNY",
+        "EUR",
+        "USD",
+        "GBP",
+        "CHF",
+        "JPY",
+        "CAD",
+        "AUD",
+        "SEK",
+        "NOK",
+        "DKK",
+        "PLN",
+        "CZK",
+        "INR",
+        "CNY",
     )
 }
 WORDS: Dict[str, str] = {

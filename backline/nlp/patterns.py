@@ -13,6 +13,7 @@ the original text. The shapes follow spaCy 3.4's English tokenizer:
 - "#10023" → "#" "10023"; "order no. 10023" → "order" "no" "." "10023", but
   "order no.10023" → "order" "no.10023" and "order#10023" is one token.
 """
+
 from __future__ import annotations
 
 import re
@@ -47,9 +48,7 @@ def load_products(products_path: Path) -> List[Dict[str, Any]]:
     if not isinstance(data, dict):
         raise ValueError(f"{products_path}: expected a mapping with a 'products' list")
     products = data.get("products") or []
-    if not isinstance(products, list) or not all(
-        isinstance(p, dict) and p.get("name") for p in products
-    ):
+    if not isinstance(products, list) or not all(isinstance(p, dict) and p.get("name") for p in products):
         raise ValueError(f"{products_path}: 'products' must be a list of entries with a name")
     return products
 
@@ -66,9 +65,7 @@ def _optional_space() -> Dict[str, Any]:
     return {"IS_SPACE": True, "OP": "?"}
 
 
-def product_patterns(
-    products: Sequence[Dict[str, Any]], tokenize: Callable[[str], Sequence[str]]
-) -> List[Pattern]:
+def product_patterns(products: Sequence[Dict[str, Any]], tokenize: Callable[[str], Sequence[str]]) -> List[Pattern]:
     """Name and aliases of each product, also with a leading "the"; id = canonical name."""
     patterns: List[Pattern] = []
     seen = set()
@@ -82,9 +79,7 @@ def product_patterns(
                 if not tokens or key in seen:
                     continue
                 seen.add(key)
-                patterns.append(
-                    {"label": PRODUCT, "id": name, "pattern": [{"LOWER": t} for t in tokens]}
-                )
+                patterns.append({"label": PRODUCT, "id": name, "pattern": [{"LOWER": t} for t in tokens]})
     return patterns
 
 
@@ -164,9 +159,7 @@ def money_patterns(tokenize: Callable[[str], Sequence[str]]) -> List[Pattern]:
     return patterns
 
 
-def all_patterns(
-    products: Sequence[Dict[str, Any]], tokenize: Callable[[str], Sequence[str]]
-) -> List[Pattern]:
+def all_patterns(products: Sequence[Dict[str, Any]], tokenize: Callable[[str], Sequence[str]]) -> List[Pattern]:
     """Every entity_ruler pattern of the Backline pipeline."""
     return [
         *product_patterns(products, tokenize),

@@ -14,6 +14,7 @@ Robust for any input: None, "", emoji-only, control characters and very long mes
 a long message is where the customer's current state shows, and VADER's cost grows with
 length).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -107,7 +108,7 @@ def tail(text: str, max_chars: int = MAX_CHARS) -> str:
         return text
     cut = text[-max_chars:]
     boundary = next((i for i, char in enumerate(cut[:100]) if char.isspace()), None)
-    return cut[boundary + 1:] if boundary is not None else cut
+    return cut[boundary + 1 :] if boundary is not None else cut
 
 
 def score(text: Optional[str], max_chars: int = MAX_CHARS) -> Sentiment:

@@ -21,6 +21,7 @@ returns the `Signal`s found, with offsets into the original text:
 The doc is the one Rasa's pipeline already made (built from `text` or `text.lower()`);
 without one, or for a doc of some other text, the detector tokenises `text` itself.
 """
+
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Dict, Iterable, List, Optional, Sequence, Tuple

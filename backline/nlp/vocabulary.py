@@ -5,6 +5,7 @@ Pure Python. A message with letters but no word the assistant was trained on (ke
 rather than guessed at; `backline.rasa.vocabulary.KnownWordsDetector` adds the ``no_known_words``
 signal for it, and the routing engine asks to rephrase once, then hands off.
 """
+
 from __future__ import annotations
 
 import re

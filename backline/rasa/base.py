@@ -5,6 +5,7 @@ annotates every message in `process`; a subclass says only what it adds to one m
 (`annotate`) and, when it reads the SpacyNLP doc (`spacy_doc`), derives from
 `SpacyDocAnnotator`.
 """
+
 from __future__ import annotations
 
 from abc import abstractmethod

@@ -9,6 +9,7 @@ Place it after SpacyNLP (whose `model:` is the pipeline built by
     - name: backline.rasa.entities.BacklineEntityExtractor
       # dimensions: [amount, currency, order_id]   # default: all entities
 """
+
 from __future__ import annotations
 
 from typing import Any, Dict, List, Optional, Text
@@ -23,9 +24,7 @@ from backline.nlp.entities import ENTITY_NAMES, extract
 from backline.rasa.base import SpacyDocAnnotator, spacy_doc
 
 
-@DefaultV1Recipe.register(
-    [DefaultV1Recipe.ComponentType.ENTITY_EXTRACTOR], is_trainable=False
-)
+@DefaultV1Recipe.register([DefaultV1Recipe.ComponentType.ENTITY_EXTRACTOR], is_trainable=False)
 class BacklineEntityExtractor(SpacyDocAnnotator, EntityExtractorMixin):
     """Adds amount, currency, order_id, invoice_id, product and email entities."""
 
@@ -40,10 +39,7 @@ class BacklineEntityExtractor(SpacyDocAnnotator, EntityExtractorMixin):
         dimensions: Optional[List[Text]] = self._config["dimensions"]
         unknown = sorted(set(dimensions or []) - set(ENTITY_NAMES))
         if unknown:
-            raise InvalidConfigException(
-                f"{self.name}: unknown dimensions {unknown}; "
-                f"choose from {list(ENTITY_NAMES)}"
-            )
+            raise InvalidConfigException(f"{self.name}: unknown dimensions {unknown}; choose from {list(ENTITY_NAMES)}")
         self._dimensions = set(dimensions) if dimensions else None
 
     def annotate(self, message: Message) -> None:

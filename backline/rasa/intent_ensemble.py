@@ -14,6 +14,7 @@ ranking it acts as the plain logistic regression. Finally the probability of
 prior shift): out-of-scope training examples are few and varied, so both classifiers
 under-predict the class.
 """
+
 from __future__ import annotations
 
 from typing import Any, Dict, List, Text
@@ -64,10 +65,12 @@ class IntentEnsembleClassifier(LogisticRegressionClassifier):
             return messages
         intents = [str(name) for name in self.clf.classes_]
         own = self.clf.predict_proba(self._create_X(featurized))
-        earlier = np.array([
-            self._earlier(message, intents) if message.get(INTENT_RANKING_KEY) else row
-            for message, row in zip(featurized, own)
-        ])
+        earlier = np.array(
+            [
+                self._earlier(message, intents) if message.get(INTENT_RANKING_KEY) else row
+                for message, row in zip(featurized, own)
+            ]
+        )
         combined = geometric_mean(own, earlier)
         if self.config["out_of_scope_intent"] in intents:
             column = intents.index(self.config["out_of_scope_intent"])

@@ -19,6 +19,7 @@ conversation so far and the slots, asks `backline.routing.engine.decide`, and:
 Every user turn leaves its decision record in the `routing_decision` slot, and the
 escalating actions carry it as the `ActionExecuted` metadata.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -80,8 +81,16 @@ ACTIONS_FOR = {
     "stop_collect": ACTION_DEACTIVATE_LOOP_NAME,
 }
 UTTER_COLLECT_STOPPED = "utter_collect_stopped"
-ROUTING_ACTIONS = {ACTION_HANDOFF, ACTION_CONSULT, UTTER_ASK_REPHRASE, ACTION_RELAY, ACTION_ROUTE_COLLECTED,
-                   ACTION_ANSWER_WAITING, ACTION_TELL_RESOLUTION, UTTER_COLLECT_STOPPED}
+ROUTING_ACTIONS = {
+    ACTION_HANDOFF,
+    ACTION_CONSULT,
+    UTTER_ASK_REPHRASE,
+    ACTION_RELAY,
+    ACTION_ROUTE_COLLECTED,
+    ACTION_ANSWER_WAITING,
+    ACTION_TELL_RESOLUTION,
+    UTTER_COLLECT_STOPPED,
+}
 
 
 class RoutingConfigError(RasaException):
@@ -148,11 +157,14 @@ def _conversation(
     joined = tracker.get_slot("human_joined")
     return Conversation(
         human_joined=bool(joined) or bool(tracker.get_slot("human_agent")),
-        resolution=tracker.get_slot("case_resolution") if isinstance(tracker.get_slot("case_resolution"), dict) else None,
+        resolution=tracker.get_slot("case_resolution")
+        if isinstance(tracker.get_slot("case_resolution"), dict)
+        else None,
         now=utcnow(),
         slots=tracker.current_slot_values(),
-        handback_this_session=any(isinstance(e, UserUttered) and e.intent_name == HAND_BACK_INTENT
-                                  for e in tracker.applied_events()),
+        handback_this_session=any(
+            isinstance(e, UserUttered) and e.intent_name == HAND_BACK_INTENT for e in tracker.applied_events()
+        ),
         allowed_intents=frozenset(allowed) if isinstance(allowed, list) else None,
         handoff_mode=tracker.get_slot("handoff_mode") or "ai",
         customer_tier=tracker.get_slot("customer_tier"),
@@ -272,7 +284,10 @@ class RoutingPolicy(Policy):
         turns = conversation_turns(tracker)
         if not turns or turns[-1][0] is not tracker.latest_message:
             return self._prediction(probabilities)
-        if tracker.latest_message.intent_name in DEFAULT_ACTION_MAPPINGS and tracker.get_slot("handoff_mode") != "human":
+        if (
+            tracker.latest_message.intent_name in DEFAULT_ACTION_MAPPINGS
+            and tracker.get_slot("handoff_mode") != "human"
+        ):
             # Rasa's commands (/restart, /back, /session_start): RulePolicy runs their default actions.
             return self._prediction(probabilities)
         decision = decide(

@@ -22,6 +22,7 @@ built with `create`, so `rasa train` neither trains it nor runs it over the trai
 data (a featurizer would, and would make the training cache depend on its output).
 It is no EntityExtractorMixin and adds no entities.
 """
+
 from __future__ import annotations
 
 from typing import Any, Dict, List, Text
@@ -38,9 +39,7 @@ SENTIMENT = "sentiment"
 """The parse-data key (and Message property) holding the sentiment dict."""
 
 
-@DefaultV1Recipe.register(
-    [DefaultV1Recipe.ComponentType.ENTITY_EXTRACTOR], is_trainable=False
-)
+@DefaultV1Recipe.register([DefaultV1Recipe.ComponentType.ENTITY_EXTRACTOR], is_trainable=False)
 class SentimentAnalyzer(MessageAnnotator):
     """Sets the `sentiment` output property: VADER compound, positive, negative, neutral, label."""
 
@@ -65,8 +64,7 @@ class SentimentAnalyzer(MessageAnnotator):
         max_chars = self._config["max_chars"]
         if isinstance(max_chars, bool) or not isinstance(max_chars, int) or max_chars < 1:
             raise InvalidConfigException(
-                f"{self.__class__.__name__}: max_chars must be a positive whole number of "
-                f"characters, not {max_chars!r}"
+                f"{self.__class__.__name__}: max_chars must be a positive whole number of characters, not {max_chars!r}"
             )
         self._max_chars = max_chars
 

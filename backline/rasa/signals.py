@@ -25,6 +25,7 @@ Registered, like SentimentAnalyzer, as a non-trainable ENTITY_EXTRACTOR: it runs
 only in the prediction graph and never touches the training data or the training
 cache. It is no EntityExtractorMixin and adds no entities.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -92,9 +93,7 @@ class SignalDetectorComponent(SpacyDocAnnotator):
         """Loads the matrix's signal specs (unless given) and compiles them once to check them."""
         super().__init__(config)
         self.matrix_path = resolve_matrix_path(self._config["matrix"])
-        self.specs: List[SignalSpec] = (
-            list(specs) if specs is not None else load_signal_specs(self.matrix_path)
-        )
+        self.specs: List[SignalSpec] = list(specs) if specs is not None else load_signal_specs(self.matrix_path)
         self._detector = self._compile(None)
 
     def _compile(self, nlp: Any) -> SignalDetector:

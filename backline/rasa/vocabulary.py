@@ -8,6 +8,7 @@ gets ``{"name": "no_known_words", "phrase": <text>, "start": 0, "end": len(text)
 ``signals`` (after `backline.rasa.signals.SignalDetectorComponent` in config.yml). A model trained
 before this component existed has no vocabulary here: nothing is flagged.
 """
+
 from __future__ import annotations
 
 import json
@@ -38,30 +39,46 @@ class KnownWordsDetector(GraphComponent):
     def get_default_config() -> Dict[Text, Any]:
         return {}
 
-    def __init__(self, model_storage: ModelStorage, resource: Resource,
-                 vocabulary: Optional[FrozenSet[str]] = None) -> None:
+    def __init__(
+        self, model_storage: ModelStorage, resource: Resource, vocabulary: Optional[FrozenSet[str]] = None
+    ) -> None:
         self._model_storage = model_storage
         self._resource = resource
         self.vocabulary: FrozenSet[str] = vocabulary or frozenset()
 
     @classmethod
-    def create(cls, config: Dict[Text, Any], model_storage: ModelStorage, resource: Resource,
-               execution_context: ExecutionContext) -> "KnownWordsDetector":
+    def create(
+        cls,
+        config: Dict[Text, Any],
+        model_storage: ModelStorage,
+        resource: Resource,
+        execution_context: ExecutionContext,
+    ) -> "KnownWordsDetector":
         return cls(model_storage, resource)
 
     def train(self, training_data: TrainingData) -> Resource:
         """The vocabulary of the training examples and responses, persisted with the model."""
         texts = [m.get(TEXT) or "" for m in training_data.training_examples]
-        texts += [v.get(TEXT) or "" for variants in (training_data.responses or {}).values() for v in variants
-                  if isinstance(v, dict)]
+        texts += [
+            v.get(TEXT) or ""
+            for variants in (training_data.responses or {}).values()
+            for v in variants
+            if isinstance(v, dict)
+        ]
         self.vocabulary = build_vocabulary(texts)
         with self._model_storage.write_to(self._resource) as directory:
             (directory / FILE).write_text(json.dumps(sorted(self.vocabulary)), encoding="utf-8")
         return self._resource
 
     @classmethod
-    def load(cls, config: Dict[Text, Any], model_storage: ModelStorage, resource: Resource,
-             execution_context: ExecutionContext, **kwargs: Any) -> "KnownWordsDetector":
+    def load(
+        cls,
+        config: Dict[Text, Any],
+        model_storage: ModelStorage,
+        resource: Resource,
+        execution_context: ExecutionContext,
+        **kwargs: Any,
+    ) -> "KnownWordsDetector":
         try:
             with model_storage.read_from(resource) as directory:
                 words = json.loads((directory / FILE).read_text(encoding="utf-8"))

@@ -2,6 +2,7 @@
 
 Pure Python: nothing in this package imports Rasa (or spaCy).
 """
+
 from backline.routing.directory import (
     Channel,
     ExpertDirectory,

@@ -1,5 +1,6 @@
 """Amounts of money a routing decision weighs: from the message's entities (else the slots), each
 converted to EUR through the matrix's ``currency_rates``, with the evidence the record keeps. Pure Python."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -81,9 +82,11 @@ def _currency_for(amount: Mapping[str, Any], currencies: Sequence[Mapping[str, A
         if currency.get("start") == start and currency.get("end") == end:
             return str(currency["value"])
     if isinstance(start, int):
+
         def distance(c: Mapping[str, Any]) -> int:
             s = c.get("start")
             return abs(s - start) if isinstance(s, int) else 10**9
+
         return str(min(currencies, key=distance)["value"])
     return str(currencies[0]["value"])
 

@@ -1,5 +1,6 @@
 """What the customer is told when a conversation is escalated (which response), and the AI's draft answer.
 Team names are experts.yml's (`ExpertDirectory.team_name`)."""
+
 from __future__ import annotations
 
 from typing import Any, Iterable, Mapping, Optional

@@ -6,6 +6,7 @@ Pure Python. A row of escalation.yml with ``ai_may: collect_then_route`` lists t
 and by ``validate-matrix``). The actions validate each field against the business data; when the form
 is complete, the routing policy opens a consultation to the row's queue with the collected facts.
 """
+
 from __future__ import annotations
 
 from typing import Any, Dict, Mapping, Optional, Sequence
@@ -42,7 +43,7 @@ def form_name(intent: str) -> str:
 def form_intent(form: Optional[str]) -> Optional[str]:
     """The row a collect form belongs to, or None for any other loop."""
     if isinstance(form, str) and form.startswith(FORM_PREFIX):
-        return form[len(FORM_PREFIX):] or None
+        return form[len(FORM_PREFIX) :] or None
     return None
 
 

@@ -1,6 +1,7 @@
 """The routing decision's inputs and output: `Parse` (the message as NLU understood it), `Turn` and
 `Conversation` (what came before, the slots), `Decision` (what to do and why), and the small helpers
 they share. Pure Python; the logic that turns inputs into a decision is `backline.routing.engine`."""
+
 from __future__ import annotations
 
 import datetime as dt

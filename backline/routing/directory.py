@@ -1,4 +1,5 @@
 """The expert directory (experts.yml): queues, people, channels, business hours, SLA ladder."""
+
 from __future__ import annotations
 
 import datetime as dt
@@ -26,7 +27,7 @@ _DAY_HOURS = {
         {"const": "closed"},
         {"type": "string", "pattern": _SPAN},
         {"type": "array", "minItems": 1, "items": {"type": "string", "pattern": _SPAN}},
-    ]
+    ],
 }
 _HOURS = {
     "type": "object",

@@ -42,6 +42,7 @@ queue with the collected facts (an amount over a category's limit hands off inst
 Every evaluated trigger that fired leaves its evidence in `Decision.evidence`, keyed by
 trigger name, so the record shows e.g. a sensitive topic that an explicit request beat.
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -82,8 +83,17 @@ from backline.routing.decision import (
 from backline.routing.matrix import EscalationMatrix, ExceptionCategory, IntentRow, priority_rank, raise_priority
 
 __all__ = [  # the decision and its inputs / output (defined in backline.routing.decision)
-    "ACTIONS", "Conversation", "Decision", "Parse", "Turn", "decide", "handback_lapsed", "jaccard", "route_collected",
-    "tokens", "usable",
+    "ACTIONS",
+    "Conversation",
+    "Decision",
+    "Parse",
+    "Turn",
+    "decide",
+    "handback_lapsed",
+    "jaccard",
+    "route_collected",
+    "tokens",
+    "usable",
 ]
 from backline.routing.signals import EXPLICIT_REQUEST, NO_KNOWN_WORDS, NOT_EXPLICIT_REQUEST, Signal
 
@@ -217,8 +227,9 @@ def _unclear(ctx: _Context) -> Optional[Decision]:
     if previous is not None and _why_unclear(previous.text, previous.signals) is not None:
         ctx.evidence["clarify"]["previous"] = previous.text
         package = FULL_CONTEXT if FULL_CONTEXT in ctx.matrix.context_packages else None
-        return ctx.decision(HANDOFF, reason="low_confidence", detail="not_understood", tier="low",
-                            context_package=package)
+        return ctx.decision(
+            HANDOFF, reason="low_confidence", detail="not_understood", tier="low", context_package=package
+        )
     return ctx.decision(CLARIFY, detail=why)
 
 
@@ -457,7 +468,7 @@ def _no_convergence(ctx: _Context) -> Optional[Decision]:
         }
         return ctx.decision(HANDOFF, reason="no_convergence", detail="answer_rejected")
     n = trigger.same_intent_turns
-    window = list(ctx.history[len(ctx.history) - (n - 1):]) if n > 1 else []
+    window = list(ctx.history[len(ctx.history) - (n - 1) :]) if n > 1 else []
     if not intent or len(window) < n - 1 or any(_base(t.intent) != intent for t in window):
         return None
     pairs = [t for t in window if isinstance(t.answer, str) and t.answer.strip()]
@@ -573,4 +584,3 @@ def _high_value(ctx: _Context) -> Optional[Dict[str, Any]]:
             eur = round(amount.amount_eur, 2)
             return {"kind": "high_value_amount", "amount_eur": eur, "limit_eur": trigger.limit_eur}
     return None
-

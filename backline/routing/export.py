@@ -1,4 +1,5 @@
 """Export the routing model for governance review: Markdown, CSV and JSON, deterministically ordered."""
+
 from __future__ import annotations
 
 import argparse
@@ -46,8 +47,17 @@ MD_COLUMNS = (
     "route",
     "description",
 )
-CATEGORY_COLUMNS = ("category", "label", "reason", "detail", "queue", "priority", "classifier route", "rule route",
-                    "description")
+CATEGORY_COLUMNS = (
+    "category",
+    "label",
+    "reason",
+    "detail",
+    "queue",
+    "priority",
+    "classifier route",
+    "rule route",
+    "description",
+)
 FOLLOWUP_COLUMNS = ("follow-up type", "label", "intents")
 TEAM_COLUMNS = ("queue", "team (what customers hear)", "SLA (min)", "backup")
 SIGNAL_COLUMNS = ("signal", "phrases", "patterns", "not phrases")
@@ -58,8 +68,10 @@ def describe_route(row: IntentRow) -> str:
     if row.ai_may == "answer":
         return "the AI answers alone"
     if row.ai_may == "collect_then_route":
-        return (f"form {row.form} collects {', '.join(row.collect)}, then a consultation to {row.queue} "
-                f"({row.route_reason} / {row.detail or 'collected'})")
+        return (
+            f"form {row.form} collects {', '.join(row.collect)}, then a consultation to {row.queue} "
+            f"({row.route_reason} / {row.detail or 'collected'})"
+        )
     if row.ai_may == "draft":
         return f"the AI drafts, {row.queue} reviews (consult, {row.route_reason} / draft_review)"
     return f"handoff to {row.queue} ({row.route_reason} / {row.detail or 'ai_never'})"
@@ -136,8 +148,10 @@ def describe_rule_route(category: ExceptionCategory) -> str:
 def _teams(directory: Optional[ExpertDirectory]) -> List[Dict[str, Any]]:
     if directory is None:
         return []
-    return [{"queue": q.name, "team": q.team, "sla_minutes": q.sla_minutes, "backup": q.backup}
-            for q in directory.queues.values()]
+    return [
+        {"queue": q.name, "team": q.team, "sla_minutes": q.sla_minutes, "backup": q.backup}
+        for q in directory.queues.values()
+    ]
 
 
 def to_json(matrix: EscalationMatrix, directory: Optional[ExpertDirectory] = None) -> Dict[str, Any]:
@@ -301,7 +315,8 @@ def to_markdown(matrix: EscalationMatrix, directory: Optional[ExpertDirectory] =
         f" context package: {d.context_package}",
         f"- hand-back: the follow-ups an expert allows (and the AI's leave to cite the recorded resolution) lapse"
         f" after {matrix.hand_back_minutes} min or with the session",
-        "- currency rates to EUR: " + ", ".join(f"{code} {rate:g}" for code, rate in rates)
+        "- currency rates to EUR: "
+        + ", ".join(f"{code} {rate:g}" for code, rate in rates)
         + (
             "; an amount in any other currency is never compared with a limit: on the intents of a category"
             " with one it escalates (fail closed)"
@@ -404,8 +419,9 @@ def to_markdown(matrix: EscalationMatrix, directory: Optional[ExpertDirectory] =
     lines += _table(FOLLOWUP_COLUMNS, [(f.name, f.label, ", ".join(f.intents)) for f in h.followups.values()])
     if directory is not None:
         lines += ["", "## Teams", ""]
-        lines += _table(TEAM_COLUMNS, [(t["queue"], t["team"], t["sla_minutes"], t["backup"] or "-")
-                                       for t in _teams(directory)])
+        lines += _table(
+            TEAM_COLUMNS, [(t["queue"], t["team"], t["sla_minutes"], t["backup"] or "-") for t in _teams(directory)]
+        )
     lines += ["", "## Context packages", ""]
     packages = sorted(matrix.context_packages.items())
     lines += _table(("package", "fields"), [(name, ", ".join(fields)) for name, fields in packages])
@@ -429,8 +445,11 @@ def export(matrix: EscalationMatrix, out_dir: PathLike, directory: Optional[Expe
 def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = argparse.ArgumentParser(prog="backline export-matrix", description=__doc__)
     parser.add_argument("--matrix", default="escalation.yml", help="escalation matrix (default: %(default)s)")
-    parser.add_argument("--experts", default="experts.yml",
-                        help="expert directory, for the queues' team names (default: %(default)s; '' to leave out)")
+    parser.add_argument(
+        "--experts",
+        default="experts.yml",
+        help="expert directory, for the queues' team names (default: %(default)s; '' to leave out)",
+    )
     parser.add_argument("--out", default="docs/routing", help="output directory (default: %(default)s)")
     args = parser.parse_args(argv)
     try:

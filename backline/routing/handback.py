@@ -6,6 +6,7 @@ limits), the consultation replies (which record them) and the expert channels (w
 Pure Python. The intents a hand-back allows expire after ``hand_back.expires_after_minutes`` or with
 the session, whichever comes first.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass

@@ -7,6 +7,7 @@ a category's signals must compile), derived facts (a row's exception categories 
 route because of a trigger or a category, their reason and detail) and facts entered twice. The
 model is `backline.routing.matrix_model`; its public names are re-exported here.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -144,7 +145,9 @@ def _money(data: Optional[Mapping[str, Any]]) -> Optional[Money]:
     return Money(float(data["value"]), str(data["currency"]))
 
 
-def _limit_eur(source: YamlSource, keys: Tuple[str, ...], money: Optional[Money], rates: Mapping[str, float]) -> Optional[float]:
+def _limit_eur(
+    source: YamlSource, keys: Tuple[str, ...], money: Optional[Money], rates: Mapping[str, float]
+) -> Optional[float]:
     if money is None:
         return None
     if money.currency not in rates:
@@ -304,7 +307,11 @@ def _build(source: YamlSource, signals_source: Optional[YamlSource] = None) -> E
 
 
 def _derived_reason(
-    intent: str, ai_may: str, triggers: Triggers, categories: Mapping[str, ExceptionCategory], exceptions: Tuple[str, ...]
+    intent: str,
+    ai_may: str,
+    triggers: Triggers,
+    categories: Mapping[str, ExceptionCategory],
+    exceptions: Tuple[str, ...],
 ) -> Tuple[Optional[str], Optional[str], Optional[str]]:
     """``(reason, detail, from where)`` for a row whose routing reason follows from elsewhere in the matrix:
     a request-for-a-person intent (explicit_request), a rejection intent (no_convergence), or a row that
@@ -324,8 +331,12 @@ def _derived_reason(
 def _hand_back(data: Mapping[str, Any]) -> HandBack:
     h = data.get("hand_back") or {}
     followups = {
-        str(name): Followup(str(name), " ".join(str(f["label"]).split()), tuple(f["intents"]),
-                            tuple(str(a) for a in f.get("aliases") or ()))
+        str(name): Followup(
+            str(name),
+            " ".join(str(f["label"]).split()),
+            tuple(f["intents"]),
+            tuple(str(a) for a in f.get("aliases") or ()),
+        )
         for name, f in (h.get("followups") or {}).items()
     }
     kwargs: Dict[str, Any] = {"followups": followups, "always_allowed": tuple(h.get("always_allowed") or ())}
@@ -371,8 +382,10 @@ def _check_category(m: EscalationMatrix, source: YamlSource, name: str, category
         message = f"exception_categories.{name}: reserved name (signals are named explicit_request, not_<name>)"
         source.add(keys, message, at_key=True)
     if not category.intents and not category.has_rule_route:
-        message = (f"exception_categories.{name}: no route: list intents (classifier route) or give it phrases / "
-                   f"patterns in the signals file (rule route)")
+        message = (
+            f"exception_categories.{name}: no route: list intents (classifier route) or give it phrases / "
+            f"patterns in the signals file (rule route)"
+        )
         source.add(keys, message, at_key=True)
     if category.amount_above is not None and not category.intents:
         message = f"exception_categories.{name}.amount_above: applies to the classifier route, which needs intents"
@@ -407,14 +420,18 @@ def _check_row(m: EscalationMatrix, source: YamlSource, intent: str, row: Intent
     entered = source.get(keys)
     if "exceptions" in entered:
         named = ", ".join(row.exceptions) or "none"
-        message = (f"intents.{intent}.exceptions: {DERIVED_ROW_KEYS_NOTE} (here: {named}); remove it, and "
-                   f"add the intent to a category's `intents` to make it escalate")
+        message = (
+            f"intents.{intent}.exceptions: {DERIVED_ROW_KEYS_NOTE} (here: {named}); remove it, and "
+            f"add the intent to a category's `intents` to make it escalate"
+        )
         source.add(keys + ("exceptions",), message, at_key=True)
     if row.derived_from:
         for key in ("reason", "detail"):
             if key in entered:
-                message = (f"intents.{intent}.{key}: derived from {row.derived_from} ({row.reason}"
-                           f"{' / ' + row.detail if row.detail else ''}); remove it (one fact, one place)")
+                message = (
+                    f"intents.{intent}.{key}: derived from {row.derived_from} ({row.reason}"
+                    f"{' / ' + row.detail if row.detail else ''}); remove it (one fact, one place)"
+                )
                 source.add(keys + (key,), message, at_key=True)
     if row.ai_may == "collect_then_route" and not row.collect:
         message = f"intents.{intent}: ai_may collect_then_route needs `collect` (the fields to collect: {', '.join(COLLECT_FIELDS)})"
@@ -433,7 +450,9 @@ def _check_hand_back(m: EscalationMatrix, source: YamlSource) -> None:
     h = m.hand_back
     for i, intent in enumerate(h.always_allowed):
         if intent not in m.rows:
-            source.add(("hand_back", "always_allowed", i), f"hand_back.always_allowed: intent {intent!r} has no row in intents")
+            source.add(
+                ("hand_back", "always_allowed", i), f"hand_back.always_allowed: intent {intent!r} has no row in intents"
+            )
     for name, followup in h.followups.items():
         for i, intent in enumerate(followup.intents):
             if intent not in m.rows:
@@ -460,13 +479,19 @@ def _check_signals(m: EscalationMatrix, signals: YamlSource) -> None:
         if name == "version":
             continue
         if name not in known:
-            message = (f"{name}: unknown signal (signals are explicit_request and the exception categories of "
-                       f"{m.path}: {', '.join(m.categories)})")
+            message = (
+                f"{name}: unknown signal (signals are explicit_request and the exception categories of "
+                f"{m.path}: {', '.join(m.categories)})"
+            )
             signals.add((name,), message, at_key=True)
         elif name != EXPLICIT_REQUEST and "not_phrases" in (entry or {}):
-            signals.add((name, "not_phrases"), f"{name}.not_phrases: only explicit_request has not-phrases", at_key=True)
+            signals.add(
+                (name, "not_phrases"), f"{name}.not_phrases: only explicit_request has not-phrases", at_key=True
+            )
     explicit = m.triggers.explicit_request
     vetoed = {p.lower() for p in explicit.not_phrases}
     for i, phrase in enumerate(explicit.phrases):
         if phrase.lower() in vetoed:
-            signals.add((EXPLICIT_REQUEST, "phrases", i), f"explicit_request.phrases[{i}]: {phrase!r} is also in not_phrases")
+            signals.add(
+                (EXPLICIT_REQUEST, "phrases", i), f"explicit_request.phrases[{i}]: {phrase!r} is also in not_phrases"
+            )

@@ -3,6 +3,7 @@
 Built and checked by `backline.routing.matrix.load_matrix`; read by the engine, the validator, the
 exporter and the adapters. Pure Python.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field

@@ -4,6 +4,7 @@ What a matrix may say: the ``ai_may`` values, priorities, reasons, context field
 of each section. `backline.routing.matrix` checks files against these schemas first (every
 problem with its line), then the cross-references the schemas cannot express.
 """
+
 from __future__ import annotations
 
 from typing import Any, Dict
@@ -105,8 +106,11 @@ SCHEMA: Dict[str, Any] = {
                         "properties": {
                             "label": {"type": "string", "minLength": 1, "pattern": r"\S"},
                             "intents": {**_INTENT_LIST, "minItems": 1},
-                            "aliases": {"type": "array", "uniqueItems": True,
-                                        "items": {"type": "string", "pattern": r"^[a-z][a-z ]*[a-z]$"}},
+                            "aliases": {
+                                "type": "array",
+                                "uniqueItems": True,
+                                "items": {"type": "string", "pattern": r"^[a-z][a-z ]*[a-z]$"},
+                            },
                         },
                     },
                 },
@@ -232,8 +236,12 @@ SCHEMA: Dict[str, Any] = {
                     "sla_minutes": {"type": "integer", "minimum": 1},
                     "priority": {"enum": list(PRIORITIES)},
                     "exceptions": {"description": DERIVED_ROW_KEYS_NOTE},
-                    "collect": {"type": "array", "minItems": 1, "items": {"enum": list(COLLECT_FIELDS)},
-                                "uniqueItems": True},
+                    "collect": {
+                        "type": "array",
+                        "minItems": 1,
+                        "items": {"enum": list(COLLECT_FIELDS)},
+                        "uniqueItems": True,
+                    },
                     "reason": {"enum": list(REASONS)},
                     "detail": {"type": "string", "pattern": _NAME},
                     "description": {"type": "string", "minLength": 1},

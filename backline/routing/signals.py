@@ -1,4 +1,5 @@
 """Rule-based trigger signals: what the matrix asks the NLU signal detector to look for."""
+
 from __future__ import annotations
 
 import re
@@ -118,7 +119,9 @@ def _is_number(value: Any) -> bool:
 def _check_cased(attr: str, value: str, keys: Tuple[Any, ...]) -> List[PatternProblem]:
     if attr in CASED_ATTRS and value != value.lower():
         hint = "" if attr == "LOWER" else "; use LOWER"
-        return [(keys, f"{value!r} has upper-case letters: messages are matched lower-cased, so it never matches{hint}")]
+        return [
+            (keys, f"{value!r} has upper-case letters: messages are matched lower-cased, so it never matches{hint}")
+        ]
     return []
 
 
@@ -187,11 +190,21 @@ def check_token_pattern(pattern: Any) -> List[PatternProblem]:
         for attr, value in token.items():
             keys: Tuple[Any, ...] = (i, attr)
             if attr in UNSET_ATTRS:
-                problems.append((keys, f"{attr} needs {UNSET_ATTRS[attr]}, which the project's spaCy pipeline "
-                                       "(blank English + rules) does not have: it would never match"))
+                problems.append(
+                    (
+                        keys,
+                        f"{attr} needs {UNSET_ATTRS[attr]}, which the project's spaCy pipeline "
+                        "(blank English + rules) does not have: it would never match",
+                    )
+                )
             elif attr not in TOKEN_ATTRS:
-                problems.append((keys, f"unknown spaCy token attribute {attr!r} (allowed: "
-                                       f"{', '.join(STRING_ATTRS + NUMBER_ATTRS)}, IS_*, LIKE_*, SPACY, SENT_START, OP, _)"))
+                problems.append(
+                    (
+                        keys,
+                        f"unknown spaCy token attribute {attr!r} (allowed: "
+                        f"{', '.join(STRING_ATTRS + NUMBER_ATTRS)}, IS_*, LIKE_*, SPACY, SENT_START, OP, _)",
+                    )
+                )
             elif attr == EXTENSION:
                 problems.extend(_check_extension(value, keys))
             elif attr == OP:

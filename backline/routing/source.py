@@ -1,4 +1,5 @@
 """YAML sources with line numbers, schema checking, and located problems."""
+
 from __future__ import annotations
 
 import datetime as dt

@@ -2,6 +2,7 @@
 `rasa data validate`: every problem as ``path:line: message``. Pure routing; the command line, and the
 warnings that need the rest of the project, are `backline.validation`.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -60,11 +61,15 @@ def _form_problems(matrix: EscalationMatrix, forms: Mapping[str, Sequence[str]])
     for row in matrix.collect_rows():
         keys = ("intents", row.intent, "collect")
         if row.form is None or row.form not in forms:
-            message = f"intents.{row.intent}.collect: the domain has no form {row.form!r} to collect {list(row.collect)}"
+            message = (
+                f"intents.{row.intent}.collect: the domain has no form {row.form!r} to collect {list(row.collect)}"
+            )
             problems.append(matrix.source.problem(keys, message, at_key=True))
         elif forms[row.form] and list(forms[row.form]) != list(row.collect):
-            message = (f"intents.{row.intent}.collect: {list(row.collect)}, but the domain's form {row.form!r} "
-                       f"requires {list(forms[row.form])}")
+            message = (
+                f"intents.{row.intent}.collect: {list(row.collect)}, but the domain's form {row.form!r} "
+                f"requires {list(forms[row.form])}"
+            )
             problems.append(matrix.source.problem(keys, message, at_key=True))
     return problems
 

@@ -4,6 +4,7 @@ Run through `backline.consult.database.migrate(url)`, which passes an open conne
 ``config.attributes["connection"]``; the `alembic` command line works too when
 ``sqlalchemy.url`` is set (``-x url=...`` or the main option).
 """
+
 from alembic import context
 from sqlalchemy import create_engine
 

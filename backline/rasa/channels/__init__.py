@@ -5,6 +5,7 @@ secrets are enabled from the environment: `enabled_credentials` keeps the entrie
 credentials.yml whose variables are all set, verbatim (Rasa expands `${VAR}` itself, so
 no secret is written anywhere).
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -150,9 +151,9 @@ def signed(text: str, name: Optional[str]) -> str:
 def unsigned(text: str, name: Optional[str]) -> str:
     """``text`` without the "Name: " prefix of the named sender (for channels that show the name apart)."""
     prefix = f"{name}: " if name else ""
-    return text[len(prefix):] if prefix and text.startswith(prefix) else text
+    return text[len(prefix) :] if prefix and text.startswith(prefix) else text
 
 
 def strip_prefix(conversation_id: str, prefix: str) -> str:
     """The channel's own id in a namespaced conversation id (``telegram:42`` -> ``42``)."""
-    return conversation_id[len(prefix):] if conversation_id.startswith(prefix) else conversation_id
+    return conversation_id[len(prefix) :] if conversation_id.startswith(prefix) else conversation_id

@@ -27,6 +27,7 @@ an ``EXTERNAL_*`` intent (only the hub triggers those).
 A message from a person (bot message metadata ``sender_name``, issue 15) has the name in front of its
 text, "Mara Klein: ..." (once), and as ``sender_name`` next to it, in the webhook's answer and the outbox.
 """
+
 from __future__ import annotations
 
 import json
@@ -84,7 +85,8 @@ class Outbox:
         self.engine = sa.create_engine(url, future=True, **options)
         metadata = sa.MetaData()
         self.table = sa.Table(
-            "backline_outbox", metadata,
+            "backline_outbox",
+            metadata,
             sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
             sa.Column("sender_id", sa.String(255), nullable=False, index=True),
             sa.Column("message", sa.Text, nullable=False),
@@ -115,8 +117,9 @@ class SignedCollector(CollectingOutputChannel):
         for part in signed(text.strip(), name).split("\n\n"):
             await self._persist_message(_named(self._message(recipient_id, text=part), name))
 
-    async def send_text_with_buttons(self, recipient_id: Text, text: Text, buttons: List[Dict[Text, Any]],
-                                     **kwargs: Any) -> None:
+    async def send_text_with_buttons(
+        self, recipient_id: Text, text: Text, buttons: List[Dict[Text, Any]], **kwargs: Any
+    ) -> None:
         name = sender_name(kwargs)
         await self._persist_message(_named(self._message(recipient_id, text=signed(text, name), buttons=buttons), name))
 
@@ -153,8 +156,9 @@ class RestInput(rasa_rest.RestInput):
     def from_credentials(cls, credentials: Optional[Dict[Text, Any]]) -> InputChannel:
         return cls()
 
-    def __init__(self, max_body: Optional[int] = None, max_chars: Optional[int] = None,
-                 token: Optional[Text] = None) -> None:
+    def __init__(
+        self, max_body: Optional[int] = None, max_chars: Optional[int] = None, token: Optional[Text] = None
+    ) -> None:
         self.max_body = max_body or max_body_bytes()
         self.max_chars = max_chars or max_message_chars()
         self._token = token
@@ -180,7 +184,9 @@ class RestInput(rasa_rest.RestInput):
         payload = json_object(body, SHAPE)
         sender = id_field("sender", payload.get("sender"))
         if sender.startswith(RESERVED_PREFIXES):  # type: ignore[union-attr]
-            raise Refused(400, f"sender may not start with {', '.join(RESERVED_PREFIXES)}: another channel's conversation")
+            raise Refused(
+                400, f"sender may not start with {', '.join(RESERVED_PREFIXES)}: another channel's conversation"
+            )
         text = text_field("message", payload.get("message"), max_chars=self.max_chars)
         if external_intent(text):
             logger.warning("REST message naming an EXTERNAL_ intent refused")
@@ -203,8 +209,9 @@ class RestInput(rasa_rest.RestInput):
                 )
             collector = SignedCollector()
             try:
-                await on_new_message(UserMessage(text, collector, sender, input_channel=input_channel,
-                                                 metadata=metadata))
+                await on_new_message(
+                    UserMessage(text, collector, sender, input_channel=input_channel, metadata=metadata)
+                )
             except CancelledError:
                 logger.error("REST message from %s timed out", sender)
             except Exception:  # as Rasa's channel: the customer gets what was said before the failure
@@ -226,8 +233,13 @@ class OutboxInput(RestInput):
         url = (credentials or {}).get("db_url") or os.environ.get(ENV_DB_URL) or "sqlite://"
         return cls(Outbox(url))
 
-    def __init__(self, outbox: Outbox, max_body: Optional[int] = None, max_chars: Optional[int] = None,
-                 token: Optional[Text] = None) -> None:
+    def __init__(
+        self,
+        outbox: Outbox,
+        max_body: Optional[int] = None,
+        max_chars: Optional[int] = None,
+        token: Optional[Text] = None,
+    ) -> None:
         super().__init__(max_body, max_chars, token)
         self.outbox = outbox
 
@@ -249,6 +261,6 @@ class OutboxInput(RestInput):
             after = request.args.get("after", "0")
             if not sender or not _MESSAGE_ID.fullmatch(after):
                 raise Refused(400, "sender (required) and after (a message id) expected")
-            return response.json(self.outbox.after(id_field("sender", sender), int(after)))
+            return response.json(self.outbox.after(id_field("sender", sender) or "", int(after)))
 
         return webhook

@@ -20,6 +20,7 @@ credentials.yml entry `backline.rasa.channels.slack.SlackInput`: Rasa's `slack` 
   ignored.
 - A message from a person (bot message metadata ``sender_name``, issue 15) reads "Mara Klein: ..." (once).
 """
+
 from __future__ import annotations
 
 import logging
@@ -58,16 +59,33 @@ logger = logging.getLogger(__name__)
 REMEMBERED_DELIVERIES = 10_000
 PREFIX = "slack:"
 """Conversation ids are ``slack:<user>[_<channel>_<thread>]`` (issue 13); the output strips it."""
-INTERACTIVE_TYPES = ("button", "select", "static_select", "external_select", "conversations_select", "users_select",
-                     "channels_select", "overflow", "datepicker")
+INTERACTIVE_TYPES = (
+    "button",
+    "select",
+    "static_select",
+    "external_select",
+    "conversations_select",
+    "users_select",
+    "channels_select",
+    "overflow",
+    "datepicker",
+)
 """The interactive components whose value Rasa's connector reads (`SlackInput._get_interactive_response`)."""
 
 
 class SlackOutput(rasa_slack.SlackBot):
     """Rasa's Slack output on ``api_url``; a ``user_channel_thread`` recipient is posted in that thread."""
 
-    def __init__(self, token: Text, slack_channel: Optional[Text] = None, thread_id: Optional[Text] = None,
-                 proxy: Optional[Text] = None, api_url: Optional[Text] = None) -> None:
+    thread_id: Optional[Text]  # set by rasa's SlackBot.__init__
+
+    def __init__(
+        self,
+        token: Text,
+        slack_channel: Optional[Text] = None,
+        thread_id: Optional[Text] = None,
+        proxy: Optional[Text] = None,
+        api_url: Optional[Text] = None,
+    ) -> None:
         super().__init__(token, slack_channel, thread_id, proxy)
         if api_url:
             self.client = AsyncWebClient(token, proxy=proxy, base_url=api_url.rstrip("/") + "/")
@@ -76,16 +94,17 @@ class SlackOutput(rasa_slack.SlackBot):
         channel = strip_prefix(channel, PREFIX)
         parts = channel.split("_")
         if not self.thread_id and len(parts) == 3 and all(parts):
-            channel, self.thread_id = parts[1], parts[2]
+            channel, thread = parts[1], parts[2]
+            self.thread_id = thread
         await super()._post_message(channel, **kwargs)
 
     async def send_text_message(self, recipient_id: Text, text: Text, **kwargs: Any) -> None:
         await super().send_text_message(recipient_id, signed(text.strip(), sender_name(kwargs)), **kwargs)
 
-    async def send_text_with_buttons(self, recipient_id: Text, text: Text, buttons: List[Dict[Text, Any]],
-                                     **kwargs: Any) -> None:
-        await super().send_text_with_buttons(recipient_id, signed(text.strip(), sender_name(kwargs)), buttons,
-                                             **kwargs)
+    async def send_text_with_buttons(
+        self, recipient_id: Text, text: Text, buttons: List[Dict[Text, Any]], **kwargs: Any
+    ) -> None:
+        await super().send_text_with_buttons(recipient_id, signed(text.strip(), sender_name(kwargs)), buttons, **kwargs)
 
 
 class SlackInput(rasa_slack.SlackInput):
@@ -99,8 +118,14 @@ class SlackInput(rasa_slack.SlackInput):
         channel.api_url = api_url
         return channel
 
-    def __init__(self, *args: Any, api_url: Optional[Text] = None, max_body: Optional[int] = None,
-                 max_chars: Optional[int] = None, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *args: Any,
+        api_url: Optional[Text] = None,
+        max_body: Optional[int] = None,
+        max_chars: Optional[int] = None,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(*args, **kwargs)
         self.api_url = api_url
         self._seen = RecentDeliveries(REMEMBERED_DELIVERIES)
@@ -111,8 +136,15 @@ class SlackInput(rasa_slack.SlackInput):
         """False when this event (or click) was already handed to Rasa."""
         return key is None or self._seen.first(key)
 
-    async def _deliver(self, request: Request, on_new_message: Callable[[UserMessage], Awaitable[Any]],
-                       key: Optional[str], text: Text, sender_id: Text, metadata: Dict[Text, Any]) -> Any:
+    async def _deliver(
+        self,
+        request: Request,
+        on_new_message: Callable[[UserMessage], Awaitable[Any]],
+        key: Optional[str],
+        text: Text,
+        sender_id: Text,
+        metadata: Dict[Text, Any],
+    ) -> Any:
         if not self._first_delivery(key):
             logger.info("Slack delivery already processed (retry %s)", request.headers.get("x-slack-retry-num"))
             return response.text("")
@@ -135,13 +167,15 @@ class SlackInput(rasa_slack.SlackInput):
                 return await self._event(request, json_object(body, "a Slack event"), on_new_message)
             if content_type == "application/x-www-form-urlencoded":
                 return await self._interaction(request, _form_payload(body), on_new_message)
-            raise Refused(415, "Slack sends events as application/json and interactions as "
-                               "application/x-www-form-urlencoded")
+            raise Refused(
+                415, "Slack sends events as application/json and interactions as application/x-www-form-urlencoded"
+            )
 
         return webhook
 
-    async def _event(self, request: Request, payload: Dict[Text, Any],
-                     on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> HTTPResponse:
+    async def _event(
+        self, request: Request, payload: Dict[Text, Any], on_new_message: Callable[[UserMessage], Awaitable[Any]]
+    ) -> HTTPResponse:
         """An Events API callback (or its URL check)."""
         if "challenge" in payload:
             return response.json({"challenge": text_field("challenge", payload["challenge"])})
@@ -161,13 +195,17 @@ class SlackInput(rasa_slack.SlackInput):
             return response.text("channel not supported.")
         event_id = id_field("event_id", payload.get("event_id"), required=False)
         return await self._deliver(
-            request, on_new_message, f"event:{event_id}" if event_id else None,
+            request,
+            on_new_message,
+            f"event:{event_id}" if event_id else None,
             self._sanitize_user_message(text, metadata["users"]),  # type: ignore[arg-type]
-            self._get_conversation_id(user, channel, thread_id), metadata,  # type: ignore[arg-type]
+            self._get_conversation_id(user, channel, thread_id),
+            metadata,  # type: ignore[arg-type]
         )
 
-    async def _interaction(self, request: Request, payload: Dict[Text, Any],
-                           on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> HTTPResponse:
+    async def _interaction(
+        self, request: Request, payload: Dict[Text, Any], on_new_message: Callable[[UserMessage], Awaitable[Any]]
+    ) -> HTTPResponse:
         """A click on a button (or a choice in a menu) of a message the bot sent."""
         actions = payload.get("actions")
         if actions is not None and not isinstance(actions, list):
@@ -187,7 +225,7 @@ class SlackInput(rasa_slack.SlackInput):
             raise Refused(400, f"the {action['type']} action's fields have the wrong types") from None
         if value is None:
             return response.text("User clicked link button")
-        text = text_field("the action's value", value, max_chars=self.max_chars)
+        text = text_field("the action's value", value, max_chars=self.max_chars) or ""
         channel = object_field("channel", payload.get("channel")) or {}
         message = object_field("message", payload.get("message")) or {}
         channel_id = id_field("channel.id", channel.get("id"), required=False)
@@ -196,8 +234,12 @@ class SlackInput(rasa_slack.SlackInput):
         action_ts = id_field("action_ts", action.get("action_ts"), required=False)
         key = f"action:{sender}:{action_ts}" if action_ts else None
         return await self._deliver(
-            request, on_new_message, key, text,
-            self._get_conversation_id(sender, channel_id, thread_id), metadata,  # type: ignore[arg-type]
+            request,
+            on_new_message,
+            key,
+            text,
+            self._get_conversation_id(sender, channel_id, thread_id),
+            metadata,  # type: ignore[arg-type]
         )
 
     def _get_conversation_id(self, *args: Any, **kwargs: Any) -> Text:

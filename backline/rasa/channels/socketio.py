@@ -36,6 +36,7 @@ expert) reaches the client as ``{"text": "...", "metadata": {"sender_name": "Mar
 text as the person wrote it (a "Mara Klein: " prefix an action put in front is taken off here, where
 the name is known, not guessed back by the page). Messages of the AI carry no ``metadata``.
 """
+
 from __future__ import annotations
 
 import logging
@@ -105,8 +106,9 @@ class SocketIOOutput(rasa_socketio.SocketIOOutput):
         for part in unsigned(text.strip(), name).split("\n\n"):
             await self._send_message(recipient_id, {"text": part, "metadata": {SENDER_NAME: name}})
 
-    async def send_text_with_buttons(self, recipient_id: Text, text: Text, buttons: List[Dict[Text, Any]],
-                                     **kwargs: Any) -> None:
+    async def send_text_with_buttons(
+        self, recipient_id: Text, text: Text, buttons: List[Dict[Text, Any]], **kwargs: Any
+    ) -> None:
         name = sender_name(kwargs)
         if name is None:
             await super().send_text_with_buttons(recipient_id, text, buttons, **kwargs)
@@ -114,7 +116,8 @@ class SocketIOOutput(rasa_socketio.SocketIOOutput):
         parts = unsigned(text.strip(), name).split("\n\n")
         messages: List[Dict[Text, Any]] = [{"text": part, "metadata": {SENDER_NAME: name}} for part in parts]
         messages[-1]["quick_replies"] = [
-            {"content_type": "text", "title": button["title"], "payload": button["payload"]} for button in buttons]
+            {"content_type": "text", "title": button["title"], "payload": button["payload"]} for button in buttons
+        ]
         for message in messages:
             await self._send_message(recipient_id, message)
 
@@ -130,8 +133,15 @@ class SocketIOInput(rasa_socketio.SocketIOInput):
         channel.redis_url = redis_url
         return channel
 
-    def __init__(self, *args: Any, redis_url: Optional[Text] = None, max_body: Optional[int] = None,
-                 max_chars: Optional[int] = None, secret: Optional[Text] = None, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *args: Any,
+        redis_url: Optional[Text] = None,
+        max_body: Optional[int] = None,
+        max_chars: Optional[int] = None,
+        secret: Optional[Text] = None,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(*args, **kwargs)
         self.redis_url = redis_url
         self._redis_writer: Optional[AsyncRedisManager] = None
@@ -208,8 +218,9 @@ class SocketIOInput(rasa_socketio.SocketIOInput):
             sio.manager.set_server(sio)
 
         async def refuse(sid: Text, refused: Refused) -> None:
-            await sio.emit(REFUSED_EVENT, {"error": refused.message, "status": refused.status}, room=sid,
-                           namespace=self.namespace)
+            await sio.emit(
+                REFUSED_EVENT, {"error": refused.message, "status": refused.status}, room=sid, namespace=self.namespace
+            )
 
         @sio.on("session_request", namespace=self.namespace)
         async def session_request(sid: Text, data: Optional[Dict]) -> None:

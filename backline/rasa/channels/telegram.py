@@ -20,6 +20,7 @@ Buttons become an inline keyboard (`button_type: vertical`: one per row; `reply`
 keyboard); a custom payload is one Bot API call, `{"method": "sendLocation", ...}`
 (sendMessage without `method`).
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -95,12 +96,17 @@ class TelegramOutput(OutputChannel):
             await self.call("sendMessage", {"chat_id": _chat(recipient_id), "text": _signed(part, kwargs)})
 
     async def send_text_with_buttons(
-        self, recipient_id: Text, text: Text, buttons: List[Dict[Text, Any]], button_type: Text = "inline",
+        self,
+        recipient_id: Text,
+        text: Text,
+        buttons: List[Dict[Text, Any]],
+        button_type: Text = "inline",
         **kwargs: Any,
     ) -> None:
         if button_type == "reply":
             markup: Dict[Text, Any] = {
-                "keyboard": [[{"text": b["title"]}] for b in buttons], "one_time_keyboard": True,
+                "keyboard": [[{"text": b["title"]}] for b in buttons],
+                "one_time_keyboard": True,
             }
         else:
             keys = [{"text": b["title"], "callback_data": b["payload"]} for b in buttons]
@@ -133,6 +139,7 @@ class TelegramInput(InputChannel):
     def from_credentials(cls, credentials: Optional[Dict[Text, Any]]) -> InputChannel:
         if not credentials:
             cls.raise_missing_credentials_exception()
+        assert credentials is not None  # raise_missing_credentials_exception raised
         return cls(
             credentials["access_token"],
             verify=credentials.get("verify"),
@@ -142,8 +149,13 @@ class TelegramInput(InputChannel):
         )
 
     def __init__(
-        self, access_token: Text, verify: Optional[Text] = None, webhook_url: Optional[Text] = None,
-        secret_token: Optional[Text] = None, api_url: Text = API_URL, max_body: Optional[int] = None,
+        self,
+        access_token: Text,
+        verify: Optional[Text] = None,
+        webhook_url: Optional[Text] = None,
+        secret_token: Optional[Text] = None,
+        api_url: Text = API_URL,
+        max_body: Optional[int] = None,
         max_chars: Optional[int] = None,
     ) -> None:
         self.access_token = access_token
@@ -238,18 +250,20 @@ def _user_message(update: Dict[Text, Any], max_chars: int) -> Optional[Tuple[Tex
     if query is not None:
         if "message" not in query or "data" not in query:
             return None
-        message = object_field("callback_query.message", query["message"], required=True)
-        text = text_field("callback_query.data", query["data"], max_chars=max_chars)
+        message = object_field("callback_query.message", query["message"], required=True) or {}
+        text = text_field("callback_query.data", query["data"], max_chars=max_chars) or ""
         query_id = id_field("callback_query.id", query.get("id"), numbers=True)
-        return _chat_id(message, "callback_query.message"), text, query_id  # type: ignore[arg-type,return-value]
+        return _chat_id(message, "callback_query.message"), text, query_id
     name = "message" if update.get("message") is not None else "edited_message"
     message = object_field(name, update.get(name)) or {}
     if "text" in message:
-        return _chat_id(message, name), text_field(f"{name}.text", message["text"], max_chars=max_chars), None
+        return _chat_id(message, name), text_field(f"{name}.text", message["text"], max_chars=max_chars) or "", None
     if "location" in message:
-        where = object_field(f"{name}.location", message["location"], required=True)
-        point = {"lng": _coordinate("longitude", where.get("longitude")),  # type: ignore[union-attr]
-                 "lat": _coordinate("latitude", where.get("latitude"))}  # type: ignore[union-attr]
+        where = object_field(f"{name}.location", message["location"], required=True) or {}
+        point = {
+            "lng": _coordinate("longitude", where.get("longitude")),
+            "lat": _coordinate("latitude", where.get("latitude")),
+        }
         return _chat_id(message, name), json.dumps(point), None
     return None
 

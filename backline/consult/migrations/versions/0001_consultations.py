@@ -4,6 +4,7 @@ Revision ID: 0001
 Revises:
 Create Date: 2026-11-23
 """
+
 import sqlalchemy as sa
 from alembic import op
 
@@ -37,9 +38,7 @@ def upgrade() -> None:
         sa.Column("closed_at", sa.DateTime(), nullable=True),
         sa.Column("sla_due_at", sa.DateTime(), nullable=True),
         sa.CheckConstraint("mode IN ('consult', 'handoff')", name="ck_consultations_mode"),
-        sa.CheckConstraint(
-            "status IN ('open', 'assigned', 'replied', 'closed')", name="ck_consultations_status"
-        ),
+        sa.CheckConstraint("status IN ('open', 'assigned', 'replied', 'closed')", name="ck_consultations_status"),
     )
     op.create_index("ix_consultations_conversation_id", "consultations", ["conversation_id"])
     op.create_index("ix_consultations_status", "consultations", ["status"])

@@ -41,6 +41,10 @@ queue with the collected facts (an amount over a category's limit hands off inst
 
 Every evaluated trigger that fired leaves its evidence in `Decision.evidence`, keyed by
 trigger name, so the record shows e.g. a sensitive topic that an explicit request beat.
+
+Steps 1 to 3 (explicit request, exception category, no convergence) are `backline.routing.triggers`;
+what one decision looks at is `backline.routing.decision_context.DecisionContext`; the inputs and the
+output are `backline.routing.decision`. This module holds the order and the other steps.
 """
 
 from __future__ import annotations
@@ -49,12 +53,10 @@ import datetime as dt
 from dataclasses import replace
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
-from backline.routing.amounts import _Amount, _unrated_evidence, resolve_amounts
+from backline.routing.amounts import resolve_amounts
 from backline.routing.collect import collected, form_intent, form_name
 from backline.routing.decision import (
-    _MODE_FOR,
     ACTIONS,
-    AI,
     ANSWER,
     ANSWER_WAITING,
     CLARIFY,
@@ -73,14 +75,12 @@ from backline.routing.decision import (
     Turn,
     _base,
     _polarity,
-    _signal_evidence,
     _signals,
-    _unit,
     jaccard,
     tokens,
     usable,
 )
-from backline.routing.matrix import EscalationMatrix, ExceptionCategory, IntentRow, priority_rank, raise_priority
+from backline.routing.matrix import EscalationMatrix, raise_priority
 
 __all__ = [  # the decision and its inputs / output (defined in backline.routing.decision)
     "ACTIONS",
@@ -95,95 +95,16 @@ __all__ = [  # the decision and its inputs / output (defined in backline.routing
     "tokens",
     "usable",
 ]
-from backline.routing.signals import EXPLICIT_REQUEST, NO_KNOWN_WORDS, NOT_EXPLICIT_REQUEST, Signal
+from backline.routing.decision_context import DecisionContext
+from backline.routing.signals import EXPLICIT_REQUEST, NO_KNOWN_WORDS, Signal
+from backline.routing.triggers import explicit_request, no_convergence, sensitive_topic
 
 # --- the decision -----------------------------------------------------------------------
 
 
-class _Context:
-    """Everything one decision looks at, computed once."""
-
-    def __init__(self, parse: Parse, conversation: Conversation, matrix: EscalationMatrix) -> None:
-        self.parse = parse
-        self.conversation = conversation
-        self.matrix = matrix
-        self.history: Tuple[Turn, ...] = tuple(t for t in conversation.history or () if isinstance(t, Turn))
-        self.text = parse.text if isinstance(parse.text, str) else ""
-        self.intent: str = parse.intent if isinstance(parse.intent, str) else ""
-        self.confidence = _unit(parse.confidence)
-        self.evidence: Dict[str, Any] = {}
-        self.tier_cap: Optional[str] = None
-        self.mode = conversation.handoff_mode if isinstance(conversation.handoff_mode, str) else AI
-        self._amounts: Optional[List[_Amount]] = None
-
-    @property
-    def amounts(self) -> List[_Amount]:
-        """Every amount of the message (else of the slots); the first look records ``evidence["amount"]``."""
-        if self._amounts is None:
-            self._amounts = resolve_amounts(self.parse, self.conversation, self.matrix)
-            amount = self.amount
-            if amount is not None:
-                self.evidence["amount"] = amount.evidence()
-        return self._amounts
-
-    @property
-    def amount(self) -> Optional[_Amount]:
-        """The amount that counts: the largest in EUR (see `resolve_amount`)."""
-        found = self.amounts
-        return max(found, key=lambda a: a.amount_eur if a.amount_eur is not None else -1.0) if found else None
-
-    @property
-    def unrated(self) -> List[_Amount]:
-        """Amounts whose currency has no rate in the matrix."""
-        return [a for a in self.amounts if a.amount_eur is None]
-
-    @property
-    def row(self) -> IntentRow:
-        return self.matrix.row(self.intent)
-
-    def decision(
-        self,
-        action: str,
-        *,
-        reason: Optional[str] = None,
-        detail: Optional[str] = None,
-        row: Optional[IntentRow] = None,
-        queue: Optional[str] = None,
-        priority: Optional[str] = None,
-        sla_minutes: Optional[int] = None,
-        context_package: Optional[str] = None,
-        tier: Optional[str] = None,
-        modifiers: Tuple[str, ...] = (),
-    ) -> Decision:
-        own = self.row
-        source = row or own
-        package = context_package or source.context_package
-        if package not in self.matrix.context_packages:
-            package = own.context_package
-        thresholds = own.thresholds
-        return Decision(
-            action=action,
-            mode=_MODE_FOR.get(action, self.mode),
-            reason=reason,
-            detail=detail,
-            tier=tier if tier is not None else thresholds.tier(self.confidence),
-            intent=self.intent or None,
-            confidence=self.confidence,
-            thresholds=(thresholds.high, thresholds.low),
-            queue=queue or source.queue,
-            priority=priority or source.priority,
-            sla_minutes=sla_minutes or source.sla_minutes,
-            context_package=package,
-            context_fields=tuple(self.matrix.context_packages.get(package, ())),
-            row=own.intent if self.matrix.has_row(self.intent) else None,
-            evidence=dict(self.evidence),
-            modifiers=modifiers,
-        )
-
-
 def decide(parse: Parse, conversation: Optional[Conversation], matrix: EscalationMatrix) -> Decision:
     """The routing decision for the latest message (see the module docstring for the order)."""
-    ctx = _Context(parse, conversation or Conversation(), matrix)
+    ctx = DecisionContext(parse, conversation or Conversation(), matrix)
     if ctx.mode == HUMAN:
         waiting = _while_waiting(ctx)
         if waiting is not None:
@@ -198,7 +119,7 @@ def decide(parse: Parse, conversation: Optional[Conversation], matrix: Escalatio
     if resolved is not None:
         return resolved
     # Every trigger is evaluated, so the record also shows those the winner outranked.
-    fired = [d for d in (_explicit_request(ctx), _sensitive_topic(ctx), _no_convergence(ctx)) if d is not None]
+    fired = [d for d in (explicit_request(ctx), sensitive_topic(ctx), no_convergence(ctx)) if d is not None]
     if fired:
         return replace(fired[0], evidence=dict(ctx.evidence))
     outside = _outside_handback(ctx)
@@ -216,7 +137,7 @@ def _why_unclear(text: Optional[str], signals: Sequence[Signal]) -> Optional[str
     return None
 
 
-def _unclear(ctx: _Context) -> Optional[Decision]:
+def _unclear(ctx: DecisionContext) -> Optional[Decision]:
     """A message without words asks to rephrase; a second one in a row goes to a person (low confidence,
     detail ``not_understood``) instead of asking again."""
     why = _why_unclear(ctx.text, ctx.parse.signals)
@@ -233,7 +154,7 @@ def _unclear(ctx: _Context) -> Optional[Decision]:
     return ctx.decision(CLARIFY, detail=why)
 
 
-def _while_waiting(ctx: _Context) -> Optional[Decision]:
+def _while_waiting(ctx: DecisionContext) -> Optional[Decision]:
     """Human mode before a person has joined: an informational question the AI may answer alone (high
     tier, an ``answer`` row) is answered, saying a person is still on the way; anything else goes to
     the case (None here: the caller stays silent and relays it)."""
@@ -275,7 +196,7 @@ def handback_lapsed(conversation: Conversation, matrix: EscalationMatrix) -> boo
     return now - when > dt.timedelta(minutes=matrix.hand_back_minutes)
 
 
-def _resolution(ctx: _Context) -> Optional[Decision]:
+def _resolution(ctx: DecisionContext) -> Optional[Decision]:
     """The customer comes back to the topic an expert has just resolved: the AI tells them the recorded
     outcome (once, while it is fresh) instead of starting over, ahead of the triggers that the case's
     own facts (its amount in the slots) would fire again. A message with a signal or an amount of its
@@ -299,13 +220,14 @@ def route_collected(intent: str, conversation: Conversation, matrix: EscalationM
     an exception category the collected amount fires (over the limit, or unconvertible) hands off instead;
     high value (tier or amount) raises the priority and names itself as the reason (``high_value``)."""
     row = matrix.row(intent)
-    ctx = _Context(Parse(text="", intent=row.intent, confidence=1.0), conversation, matrix)
+    ctx = DecisionContext(Parse(text="", intent=row.intent, confidence=1.0), conversation, matrix)
     ctx.evidence["collected"] = {"form": form_name(row.intent), "fields": collected(row.collect, conversation.slots)}
-    sensitive = _sensitive_topic(ctx)
+    sensitive = sensitive_topic(ctx)
     if sensitive is not None:
         return replace(sensitive, evidence=dict(ctx.evidence))
     reason, detail = row.route_reason, row.detail or "collected"
-    priority, modifiers = row.priority, ()  # type: Tuple[str, Tuple[str, ...]]
+    priority = row.priority
+    modifiers: Tuple[str, ...] = ()
     high_value = _high_value(ctx)
     if high_value is not None:
         priority = raise_priority(row.priority)
@@ -314,7 +236,7 @@ def route_collected(intent: str, conversation: Conversation, matrix: EscalationM
     return ctx.decision(CONSULT, reason=reason, detail=detail, tier="high", priority=priority, modifiers=modifiers)
 
 
-def _outside_handback(ctx: _Context) -> Optional[Decision]:
+def _outside_handback(ctx: DecisionContext) -> Optional[Decision]:
     allowed = ctx.conversation.allowed_intents
     if ctx.mode != HANDED_BACK or allowed is None:
         return None
@@ -328,169 +250,7 @@ def _outside_handback(ctx: _Context) -> Optional[Decision]:
     return ctx.decision(HANDOFF, reason="policy_action", detail="outside_handback")
 
 
-def _explicit_request(ctx: _Context) -> Optional[Decision]:
-    trigger = ctx.matrix.triggers.explicit_request
-    asked = _signals(ctx.parse, EXPLICIT_REQUEST)
-    vetoes = _signals(ctx.parse, NOT_EXPLICIT_REQUEST)
-    classified = _base(ctx.intent) in trigger.intents and ctx.confidence >= trigger.min_confidence
-    if asked:
-        evidence = _signal_evidence(asked[0])
-        if classified:
-            evidence.update(intent=ctx.intent, confidence=ctx.confidence)
-    elif classified and not vetoes:
-        evidence = {
-            "route": "classifier",
-            "intent": ctx.intent,
-            "confidence": ctx.confidence,
-            "min_confidence": trigger.min_confidence,
-        }
-    else:
-        if classified and vetoes:
-            _suppress(ctx, vetoes[0])
-        return None
-    ctx.evidence[EXPLICIT_REQUEST] = evidence
-    row = ctx.matrix.row(trigger.intents[0])
-    return ctx.decision(HANDOFF, reason="explicit_request", row=row)
-
-
-def _suppress(ctx: _Context, veto: Signal) -> None:
-    """A not-phrase vetoed the request intent: route the next-best intent of the ranking instead, with
-    its share of the confidence left once the request is ruled out (P(intent | not a request)).
-    Without a ranking, the request intent stays, capped at the medium tier (expert review)."""
-    trigger = ctx.matrix.triggers.explicit_request
-    evidence: Dict[str, Any] = {"not_phrase": veto.phrase, "intent": ctx.intent, "confidence": ctx.confidence}
-    rest = 1.0 - ctx.confidence
-    for item in ctx.parse.ranking or ():
-        name, confidence = (item[0], item[1]) if isinstance(item, (tuple, list)) and len(item) >= 2 else (None, 0.0)
-        if isinstance(name, str) and name and _base(name) not in trigger.intents:
-            own = _unit(confidence)
-            ctx.intent = name
-            ctx.confidence = min(1.0, own / rest) if rest > 1e-6 else own
-            evidence.update(fallback_intent=name, fallback_ranking_confidence=own, fallback_confidence=ctx.confidence)
-            break
-    else:
-        ctx.tier_cap = "medium"
-        evidence["fallback_intent"] = None
-    ctx.evidence["explicit_suppressed"] = evidence
-
-
-def _classifier_detail(
-    category: ExceptionCategory, intent: Optional[str], amount_eur: Optional[float], unrated: bool
-) -> Optional[str]:
-    """The detail the classifier route fires with for this topic intent, or None: over the limit first
-    (a convertible amount above it is certain), then fail closed on an unconvertible amount."""
-    if category.matches(intent, amount_eur):
-        return category.detail
-    if unrated and category.fails_closed(intent):
-        return category.unrated_detail
-    return None
-
-
-def _category_fires(ctx: _Context, category: ExceptionCategory) -> Optional[Dict[str, Any]]:
-    """Evidence of the category firing (``detail``: the detail it sets), or None."""
-    evidence: Dict[str, Any] = {}
-    detail: Optional[str] = None
-    if category.intents:
-        limited = category.limit_eur is not None
-        amount = ctx.amount if limited else None
-        amount_eur = amount.amount_eur if amount is not None else None
-        unrated = ctx.unrated if limited else []
-        topic = ctx.intent
-        detail = _classifier_detail(category, topic, amount_eur, bool(unrated))
-        loop_topic = form_intent(ctx.conversation.active_loop)
-        if detail is None and amount is not None and (amount.source == "message" or loop_topic):
-            # The topic of an amount given in reply: the collect form's row, else the previous message's intent.
-            previous = loop_topic or (ctx.history[-1].intent if ctx.history else None)
-            if not category.names(topic):
-                detail = _classifier_detail(category, previous, amount_eur, bool(unrated))
-                if detail is not None:
-                    evidence["topic_intent"] = previous
-        if detail is not None:
-            evidence.update(route="classifier", intent=ctx.intent, confidence=ctx.confidence)
-            if limited and detail == category.detail and amount is not None:
-                evidence.update(amount.evidence())
-                evidence["limit_eur"] = category.limit_eur
-            elif limited:
-                evidence.update(_unrated_evidence(unrated[0], ctx.matrix, category))
-            if len(unrated) > 1 or (unrated and detail == category.detail):
-                evidence["unrated"] = [_unrated_evidence(a, ctx.matrix) for a in unrated]
-    hits = _signals(ctx.parse, category.name)
-    if hits:
-        rule = _signal_evidence(hits[0])
-        evidence["route"] = "both" if evidence.get("route") == "classifier" else "rule"
-        evidence.update({k: v for k, v in rule.items() if k != "route"})
-        detail = category.detail  # the signal names the category, whatever the amount
-    if not evidence:
-        return None
-    evidence["detail"] = detail
-    return evidence
-
-
-def _sensitive_topic(ctx: _Context) -> Optional[Decision]:
-    fired: List[Tuple[ExceptionCategory, Dict[str, Any]]] = []
-    for category in ctx.matrix.categories.values():
-        evidence = _category_fires(ctx, category)
-        if evidence is not None:
-            fired.append((category, evidence))
-    if not fired:
-        return None
-    category, evidence = max(fired, key=lambda item: priority_rank(item[0].priority))
-    ctx.evidence["sensitive_topic"] = {
-        "category": category.name,
-        **evidence,
-        "fired": [
-            {"category": c.name, "priority": c.priority, "route": e["route"], "detail": e["detail"]} for c, e in fired
-        ],
-    }
-    row = ctx.matrix.category_row(category)
-    return ctx.decision(
-        HANDOFF,
-        reason=category.reason,
-        detail=evidence["detail"],
-        row=row,
-        queue=category.queue,
-        priority=category.priority,
-    )
-
-
-def _no_convergence(ctx: _Context) -> Optional[Decision]:
-    trigger = ctx.matrix.triggers.no_convergence
-    intent = _base(ctx.intent)
-    answered = [t for t in ctx.history if isinstance(t.answer, str) and t.answer.strip()]
-    if intent and intent in trigger.rejection_intents and answered:
-        last = answered[-1]
-        ctx.evidence["no_convergence"] = {
-            "kind": "answer_rejected",
-            "intent": ctx.intent,
-            "last_answer": last.answer,
-            "last_question": last.text,
-            "last_intent": last.intent,
-        }
-        return ctx.decision(HANDOFF, reason="no_convergence", detail="answer_rejected")
-    n = trigger.same_intent_turns
-    window = list(ctx.history[len(ctx.history) - (n - 1) :]) if n > 1 else []
-    if not intent or len(window) < n - 1 or any(_base(t.intent) != intent for t in window):
-        return None
-    pairs = [t for t in window if isinstance(t.answer, str) and t.answer.strip()]
-    sets = [tokens(f"{t.text or ''} {t.answer}") for t in pairs]
-    overlaps = [round(jaccard(a, b), 4) for a, b in zip(sets, sets[1:])]
-    if not overlaps or max(overlaps) < trigger.overlap:
-        return None
-    ctx.evidence["no_convergence"] = {
-        "kind": "repeated_answer",
-        "intent": ctx.intent,
-        "turns": n,
-        "overlaps": overlaps,
-        "overlap": max(overlaps),
-        "threshold": trigger.overlap,
-        "last_answer": pairs[-1].answer,
-        "last_question": pairs[-1].text,
-    }
-    package = FULL_CONTEXT if FULL_CONTEXT in ctx.matrix.context_packages else None
-    return ctx.decision(HANDOFF, reason="no_convergence", detail="repeated_answer", context_package=package)
-
-
-def _confidence_tier(ctx: _Context) -> Decision:
+def _confidence_tier(ctx: DecisionContext) -> Decision:
     row = ctx.row
     tier = row.thresholds.tier(ctx.confidence)
     if ctx.tier_cap == "medium" and tier == "high":
@@ -530,7 +290,7 @@ def _continues(loop: str, intent: str) -> bool:
     return intent in ("inform", "affirm", "deny") or form_intent(loop) == intent
 
 
-def _modifiers(ctx: _Context, outcome: Decision) -> Decision:
+def _modifiers(ctx: DecisionContext, outcome: Decision) -> Decision:
     if outcome.action not in (ANSWER, CONSULT, COLLECT):
         return outcome
     action, reason, detail = outcome.action, outcome.reason, outcome.detail
@@ -572,7 +332,7 @@ def _modifiers(ctx: _Context, outcome: Decision) -> Decision:
     )
 
 
-def _high_value(ctx: _Context) -> Optional[Dict[str, Any]]:
+def _high_value(ctx: DecisionContext) -> Optional[Dict[str, Any]]:
     trigger = ctx.matrix.triggers.high_value
     tier = ctx.conversation.customer_tier
     tiers = {str(t).lower() for t in trigger.tiers}

@@ -80,7 +80,10 @@ from backline.routing.decision import (
     tokens,
     usable,
 )
+from backline.routing.decision_context import DecisionContext
 from backline.routing.matrix import EscalationMatrix, raise_priority
+from backline.routing.signals import EXPLICIT_REQUEST, NO_KNOWN_WORDS, Signal
+from backline.routing.triggers import explicit_request, no_convergence, sensitive_topic
 
 __all__ = [  # the decision and its inputs / output (defined in backline.routing.decision)
     "ACTIONS",
@@ -95,9 +98,6 @@ __all__ = [  # the decision and its inputs / output (defined in backline.routing
     "tokens",
     "usable",
 ]
-from backline.routing.decision_context import DecisionContext
-from backline.routing.signals import EXPLICIT_REQUEST, NO_KNOWN_WORDS, Signal
-from backline.routing.triggers import explicit_request, no_convergence, sensitive_topic
 
 # --- the decision -----------------------------------------------------------------------
 

@@ -9,6 +9,7 @@ from typing import Any, Dict, Iterator, List
 
 import pytest
 
+from backline.consult import ladder
 from backline.consult.outbox import Outbox
 from backline.consult.quotas import EscalationLimited, EscalationLimits
 from backline.consult.replies import SLA_DELAY
@@ -326,14 +327,14 @@ def test_one_broken_case_does_not_stop_the_tick(
 ) -> None:
     broken = service.open("conv-6c", REFUND, transcript=TRANSCRIPT, slots=SLOTS).consultation.id
     fine = service.open("conv-6d", REFUND, transcript=TRANSCRIPT, slots=SLOTS).consultation.id
-    climb = ConsultationService._climb
+    climb = ladder.climb
 
-    def failing(self: ConsultationService, consultation_id: str, now: dt.datetime):
+    def failing(on: ConsultationService, consultation_id: str, now: dt.datetime):
         if consultation_id == broken:
             raise RuntimeError("corrupt trail")
-        return climb(self, consultation_id, now)
+        return climb(on, consultation_id, now)
 
-    monkeypatch.setattr(ConsultationService, "_climb", failing)
+    monkeypatch.setattr(ladder, "climb", failing)
     outcomes = service.run_sla(TUESDAY_10 + dt.timedelta(minutes=240))
     assert [o.consultation_id for o in outcomes] == [fine]
     assert "sla_next_person" in actions(store, fine) and "sla_next_person" not in actions(store, broken)

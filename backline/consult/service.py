@@ -7,8 +7,8 @@ calls `ConsultationService.open`, the hub's timer calls `run_sla`. Every step is
 ``sla_<step>``, ``queue_changed``, ``delivery_queued`` (the delay notice; ``customer_delay_told``
 once it reached the customer).
 
-Several hubs may tick at once on one store: each case's ladder step is decided and recorded in one
-transaction under the case's row lock, after reading its trail again, so a step is taken once.
+The ladder itself is `backline.consult.ladder`; transcripts and what a case has not seen yet are
+`backline.consult.transcripts`.
 """
 
 from __future__ import annotations
@@ -20,34 +20,30 @@ import os
 import statistics
 import time
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence
+from typing import Any, Dict, List, Mapping, Optional, Sequence
 
 from sqlalchemy.exc import SQLAlchemyError
 
-from backline.consult import quotas, sla, waits
+from backline import configuration
+from backline.consult import ladder, quotas, sla, waits
 from backline.consult.account import lookup_account
 from backline.consult.context import build_context
+from backline.consult.ladder import SLA_ACTOR, LadderOutcome  # noqa: F401  (re-exported)
 from backline.consult.masking import mask
-from backline.consult.outbox import Outbox
 from backline.consult.quotas import EscalationLimits
-from backline.consult.replies import SLA_DELAY
 from backline.consult.selection import Selection, choose_experts
 from backline.consult.store import Consultation, ConsultationStore
+from backline.consult.transcripts import transcript_from_events, unseen_customer_entries  # noqa: F401  (re-exported)
 from backline.experts.base import ChannelError, Delivery, ExpertChannel, Notification
 from backline.experts.delivery import DeliveryFailed, RetryPolicy, Sleep, channels_from_env, deliver
-from backline.paths import PROJECT_ROOT
 from backline.routing.directory import ExpertDirectory, Person, load_experts
-from backline.utc import from_timestamp, utcnow
+from backline.utc import utcnow
 
 logger = logging.getLogger(__name__)
 
-ENV_EXPERTS = "BACKLINE_EXPERTS"
 ENV_HUB_URL = "BACKLINE_HUB_URL"
-DEFAULT_EXPERTS = PROJECT_ROOT / "experts.yml"
 DEFAULT_HUB_URL = "http://localhost:5006"
 SYSTEM = "system"
-SLA_ACTOR = "sla"
 
 
 @dataclass(frozen=True)
@@ -61,87 +57,6 @@ class Opened:
     selection: Selection
     delivery: Optional[Delivery]
     merged: bool = False
-
-
-@dataclass(frozen=True)
-class LadderOutcome:
-    """One overdue consultation after a timer tick: the step taken (if any), whom it reached, and
-    the delay message for the customer once the promised wait has passed (sent by the caller)."""
-
-    consultation_id: str
-    conversation_id: str
-    step: Optional[sla.LadderStep]
-    delivery: Optional[Delivery]
-    customer_text: Optional[str]
-
-
-def transcript_from_events(events: Iterable[Mapping[str, Any]]) -> List[Dict[str, Any]]:
-    """Rasa tracker events (dicts) as transcript entries ``{"role", "text", "at"}``."""
-    roles = {"user": "customer", "bot": "assistant"}
-    out = []
-    for event in events:
-        role = roles.get(str(event.get("event")))
-        text = event.get("text")
-        if role and isinstance(text, str) and text.strip():
-            at = event.get("timestamp")
-            moment = from_timestamp(at).isoformat() if isinstance(at, (int, float)) else None
-            out.append({"role": role, "text": text, "at": moment})
-    return out
-
-
-def _said(text: Any) -> Optional[str]:
-    return mask(text.strip()) if isinstance(text, str) and text.strip() else None
-
-
-def _unseen_customer_entries(
-    case: Consultation, messages: Sequence[Any], transcript: Sequence[Mapping[str, Any]]
-) -> List[Dict[str, Any]]:
-    """The customer's turns of ``transcript`` that the case does not hold yet (neither in the transcript
-    it opened with nor as a customer message since), oldest first. Compared masked, as stored; a
-    repeated sentence counts once per time it was said."""
-    known: Dict[str, int] = {}
-    held = [t.get("text") for t in case.transcript if t.get("role") in ("customer", "user")]
-    held += [m.text for m in messages if m.direction == "from_customer"]
-    for text in held:
-        said = _said(text)
-        if said:
-            known[said] = known.get(said, 0) + 1
-    unseen = []
-    for entry in transcript:
-        said = _said(entry.get("text")) if entry.get("role") in ("customer", "user") else None
-        if said is None:
-            continue
-        if known.get(said, 0) > 0:
-            known[said] -= 1
-        else:
-            unseen.append({"text": entry["text"].strip(), "at": entry.get("at")})
-    return unseen
-
-
-def _trail_values(store: ConsultationStore, consultation_id: str) -> Dict[str, Any]:
-    """What the ladder needs from the audit trail: people tried, steps taken, clock start, promise."""
-    tried: List[str] = []
-    steps: List[str] = []
-    found: Dict[str, Any] = {"started_at": None, "promised_minutes": None, "delay_told": False}
-    for event in store.audit_trail(consultation_id):
-        detail = event.detail or {}
-        if event.action == "assigned" and detail.get("assignee"):
-            tried.append(detail["assignee"])
-        elif event.action == "notified" and detail.get("person_id"):
-            tried.append(detail["person_id"])
-        elif event.action.startswith("sla_") and detail.get("step"):
-            steps.extend([*detail.get("skipped", []), detail["step"]])
-        elif event.action == "selected" and detail.get("sla_started_at"):
-            found["started_at"] = dt.datetime.fromisoformat(detail["sla_started_at"])
-        elif event.action == "customer_told":
-            found["promised_minutes"] = detail.get("promised_minutes")
-        elif event.action == "customer_delay_told" or (
-            event.action == "delivery_queued" and detail.get("intent") == SLA_DELAY
-        ):
-            found["delay_told"] = True
-    found["tried"] = tuple(dict.fromkeys(tried))
-    found["steps_taken"] = tuple(dict.fromkeys(steps))
-    return found
 
 
 class ConsultationService:
@@ -176,7 +91,7 @@ class ConsultationService:
         variables (unconfigured ones are skipped; the dashboard, which is the store, always works)."""
         env = os.environ if env is None else env
         store = ConsultationStore()
-        directory = load_experts(Path(env.get(ENV_EXPERTS) or DEFAULT_EXPERTS))
+        directory = load_experts(configuration.experts_path(env))
         channels = channels_from_env(lambda record: record["consultation_id"], env)
         return cls(store, directory, channels, hub_url=env.get(ENV_HUB_URL) or DEFAULT_HUB_URL)
 
@@ -287,7 +202,7 @@ class ConsultationService:
             case = self.store.lock(consultation_id)
             if not case.is_open:
                 return None
-            added = _unseen_customer_entries(case, self.store.messages(consultation_id), transcript)
+            added = unseen_customer_entries(case, self.store.messages(consultation_id), transcript)
             for entry in added:
                 self.store.add_message(
                     case.id,
@@ -514,61 +429,9 @@ class ConsultationService:
             },
         }
 
-    # the SLA ladder
+    # the SLA ladder (backline.consult.ladder)
 
     def run_sla(self, now: Optional[dt.datetime] = None) -> List[LadderOutcome]:
         """Take the ladder steps now due on cases without an expert reply, and queue the delay notice
-        for customers whose promised wait has passed (each once; the hub's outbox delivers it). A case
-        that fails is logged and left for the next tick; the others go on."""
-        now = now or self.clock()
-        outcomes = []
-        for case in self.store.overdue(now):
-            try:
-                outcome = self._climb(case.id, now)
-            except Exception:  # one broken case must not stop the ladder for the others
-                logger.exception("SLA ladder: consultation %s failed; retried on the next tick", case.id)
-                continue
-            if outcome is not None:
-                outcomes.append(outcome)
-        return outcomes
-
-    def _climb(self, consultation_id: str, now: dt.datetime) -> Optional[LadderOutcome]:
-        with self.store.transaction():
-            case = self.store.lock(consultation_id)
-            if not case.is_open or case.first_reply_at is not None or case.sla_due_at is None:
-                return None  # answered or closed since the overdue query (another hub, an expert)
-            trail = _trail_values(self.store, case.id)
-            state = sla.ConsultationState(
-                queue=case.queue,
-                priority=case.priority,
-                created_at=case.created_at,
-                due_at=case.sla_due_at,
-                started_at=trail["started_at"],
-                tried=trail["tried"],
-                steps_taken=trail["steps_taken"],
-                high_value="high_value" in (case.routing.get("modifiers") or ()),
-                load=self._load(),
-                consultation_id=case.id,
-            )
-            step = sla.next_step(state, self.directory, now)
-            if step is not None:
-                self.store.audit(case.id, SLA_ACTOR, step.audit["action"], step.audit, at=now)
-                if step.queue != case.queue:
-                    case = self.store.set_queue(
-                        case.id, step.queue, at=now, actor=SLA_ACTOR, detail={"step": step.step}
-                    )
-            text = None
-            promised = trail["promised_minutes"]
-            if promised is not None and sla.customer_should_hear(now, promised, case.created_at, trail["delay_told"]):
-                text = waits.delay_message(case.mode, self.directory.team_name(case.queue))
-                Outbox(self.store).enqueue(
-                    case.id,
-                    case.conversation_id,
-                    SLA_DELAY,
-                    {"consultation_id": case.id},
-                    notice=text,
-                    at=now,
-                    actor=SLA_ACTOR,
-                )
-        delivery = self._notify(case, [c.person for c in step.targets], SLA_ACTOR) if step is not None else None
-        return LadderOutcome(case.id, case.conversation_id, step, delivery, text)
+        for customers whose promised wait has passed (each once; the hub's outbox delivers it)."""
+        return ladder.run(self, now or self.clock())

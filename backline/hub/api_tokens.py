@@ -22,7 +22,6 @@ import secrets
 import sys
 from dataclasses import dataclass
 from datetime import datetime
-from pathlib import Path
 from typing import Any, Dict, List, Optional
 
 from sqlalchemy import select, update
@@ -121,9 +120,8 @@ class ApiTokens:
 
 
 def main(argv: Optional[List[str]] = None) -> int:
-    import os
 
-    from backline.consult.service import DEFAULT_EXPERTS, ENV_EXPERTS
+    from backline import configuration
     from backline.routing.directory import load_experts
 
     parser = argparse.ArgumentParser(
@@ -139,7 +137,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     args = parser.parse_args(argv)
     tokens = ApiTokens(ConsultationStore())
     if args.command == "create":
-        directory = load_experts(Path(os.environ.get(ENV_EXPERTS) or DEFAULT_EXPERTS))
+        directory = load_experts(configuration.experts_path())
         if args.person not in directory.people:
             print(
                 f"backline tokens: {args.person!r} is not a person of experts.yml "

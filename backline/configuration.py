@@ -13,7 +13,7 @@ import logging
 import os
 from functools import lru_cache
 from pathlib import Path
-from typing import Mapping, Optional
+from typing import Mapping, Optional, Tuple
 
 from backline.paths import PROJECT_ROOT
 from backline.routing.directory import ExpertDirectory, load_experts
@@ -54,9 +54,21 @@ def hand_back() -> HandBack:
     return matrix().hand_back
 
 
-def experts() -> ExpertDirectory:
-    """The configured expert directory (loaded afresh: it is small, and operators edit it)."""
-    return load_experts(experts_path())
+@lru_cache(maxsize=4)
+def _experts(path: Path, version: Tuple[int, int]) -> ExpertDirectory:
+    return load_experts(path)
+
+
+def experts(env: Optional[Mapping[str, str]] = None) -> ExpertDirectory:
+    """The configured expert directory: parsed and checked once per version of the file (its
+    modification time and size), so operators' edits apply without a restart and the action server
+    does not re-read it on every escalation."""
+    path = experts_path(env)
+    try:
+        stat = path.stat()
+    except OSError:
+        return load_experts(path)  # raises ExpertsError naming the file and why it cannot be read
+    return _experts(path, (stat.st_mtime_ns, stat.st_size))
 
 
 def team_name(queue: Optional[str]) -> str:

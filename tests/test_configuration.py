@@ -54,3 +54,14 @@ def test_an_unreadable_directory_leaves_the_queue_name(
     assert configuration.team_name("security") == "security"
     assert configuration.team_name(None) == "customer support"
     assert "experts.yml cannot be read for team names" in caplog.text
+
+
+def test_the_directory_is_read_once_per_version_of_the_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "experts.yml"
+    shutil.copy(ROOT / "experts.yml", path)
+    monkeypatch.setenv(configuration.ENV_EXPERTS, str(path))
+    first = configuration.experts()
+    assert configuration.experts() is first  # unchanged: not parsed again
+    path.write_text(path.read_text(encoding="utf-8").replace("team: sales", "team: growth"), encoding="utf-8")
+    assert configuration.team_name("sales") == "growth"  # an operator's edit applies without a restart
+    assert configuration.experts() is not first

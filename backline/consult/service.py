@@ -36,7 +36,7 @@ from backline.consult.store import Consultation, ConsultationStore
 from backline.consult.transcripts import transcript_from_events, unseen_customer_entries  # noqa: F401  (re-exported)
 from backline.experts.base import ChannelError, Delivery, ExpertChannel, Notification
 from backline.experts.delivery import DeliveryFailed, RetryPolicy, Sleep, channels_from_env, deliver
-from backline.routing.directory import ExpertDirectory, Person, load_experts
+from backline.routing.directory import ExpertDirectory, Person
 from backline.utc import utcnow
 
 logger = logging.getLogger(__name__)
@@ -91,7 +91,7 @@ class ConsultationService:
         variables (unconfigured ones are skipped; the dashboard, which is the store, always works)."""
         env = os.environ if env is None else env
         store = ConsultationStore()
-        directory = load_experts(configuration.experts_path(env))
+        directory = configuration.experts(env)
         channels = channels_from_env(lambda record: record["consultation_id"], env)
         return cls(store, directory, channels, hub_url=env.get(ENV_HUB_URL) or DEFAULT_HUB_URL)
 

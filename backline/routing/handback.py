@@ -9,7 +9,7 @@ the session, whichever comes first.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
 DEFAULT_HAND_BACK_MINUTES = 240
@@ -36,15 +36,11 @@ class HandBack:
     """escalation.yml's ``hand_back`` and ``while_waiting`` sections."""
 
     expires_after_minutes: int = DEFAULT_HAND_BACK_MINUTES
-    followups: Mapping[str, Followup] = None  # type: ignore[assignment]  # set in __post_init__
+    followups: Mapping[str, Followup] = field(default_factory=dict)
     always_allowed: Tuple[str, ...] = ()
     """Small talk the AI may always handle after a hand-back, whatever the limits."""
     while_waiting: Optional[str] = None
     """The follow-up type whose intents the AI may answer while a handoff waits for a person."""
-
-    def __post_init__(self) -> None:
-        if self.followups is None:
-            object.__setattr__(self, "followups", {})
 
     @property
     def labels(self) -> Dict[str, str]:
@@ -78,13 +74,6 @@ class HandBack:
         """The intents the follow-up types allow, in file order, without repeats."""
         self.check(followups)
         return list(dict.fromkeys(intent for f in followups for intent in self.followups[f].intents))
-
-    def allows(self, intent: Optional[str], allowed: Optional[Sequence[str]]) -> bool:
-        """Whether a handed-back conversation whose allowed intents are ``allowed`` (None: no limit)
-        may let the AI handle ``intent``."""
-        if allowed is None:
-            return True
-        return bool(intent) and (intent in allowed or intent in self.always_allowed)
 
     def intents(self) -> Dict[str, Tuple[str, ...]]:
         """Every intent the section names, by where it names it (for validation against the rows)."""

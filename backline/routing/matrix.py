@@ -90,7 +90,6 @@ __all__ = [
 
 DEFAULT_SIGNALS = "signals.yml"
 """The signals file when escalation.yml does not name one (next to it)."""
-SIGNAL_KEYS = ("phrases", "patterns", "not_phrases")
 
 
 def load_matrix(path: PathLike, signals: Optional[PathLike] = None) -> EscalationMatrix:
@@ -133,7 +132,7 @@ def signals_file(matrix_path: PathLike, named: Any = None) -> Optional[Path]:
 
 
 def _signals_source(source: YamlSource) -> Optional[YamlSource]:
-    path = signals_file(source.path, source.data.get("signals") if source.data.get("signals") is not None else None)
+    path = signals_file(source.path, source.data.get("signals"))
     return read_yaml(path) if path is not None else None
 
 

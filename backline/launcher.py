@@ -155,8 +155,11 @@ class ProcessSpec:
         return f"backline-{self.name}.service"
 
 
-def process_specs(model: str = DEFAULT_MODEL, debug: bool = False) -> List[ProcessSpec]:
-    """The processes of Backline in start order: the action server, the Rasa server, the hub."""
+def process_specs(
+    model: str = DEFAULT_MODEL, debug: bool = False, endpoints: str = "endpoints.yml"
+) -> List[ProcessSpec]:
+    """The processes of Backline in start order: the action server, the Rasa server, the hub.
+    ``endpoints``: Rasa's endpoints file (the scale profile's is deploy/scale/endpoints.yml)."""
     return [
         ProcessSpec(
             name="actions",
@@ -191,7 +194,7 @@ def process_specs(model: str = DEFAULT_MODEL, debug: bool = False) -> List[Proce
                 "--auth-token",
                 "${BACKLINE_RASA_TOKEN}",
                 "--endpoints",
-                "endpoints.yml",
+                endpoints,
                 "--credentials",
                 "${BACKLINE_CREDENTIALS}",
                 *(["--debug"] if debug else []),
@@ -353,11 +356,56 @@ def _shell(model: str, debug: bool, env: Dict[str, str]) -> int:
         supervisor.stop()
 
 
+def _run_scale(model: str, debug: bool, env: Dict[str, str], token: str, credentials: Path) -> int:
+    """The scale profile (backline/scale.py) under one supervisor."""
+    from backline import scale
+
+    given = scale.given_stores(os.environ)
+    try:
+        children = scale.children(env, given, model, debug, log=supervisor_log.info)
+    except (scale.ProfileError, FileNotFoundError, RuntimeError) as error:
+        supervisor_log.error("%s", error)
+        return EXIT_START_FAILED
+    supervisor = Supervisor(children)
+    names = [c.name for c in children]
+    return supervisor.run(on_ready=lambda: _print_scale_welcome(env, token, credentials, names))
+
+
+def _print_scale_welcome(env: Dict[str, str], token: str, credentials: Path, names: List[str]) -> None:
+    """The banner of the scale profile: the balancer's addresses, the instances, the stores (no secret)."""
+    from backline.services import redacted_url
+
+    _print_welcome(env, token, credentials)
+    stores = "\n".join(
+        f"  {variable:<26}{redacted_url(env[variable])}"
+        for variable in (
+            "BACKLINE_TRACKER_DB_URL",
+            "BACKLINE_CONSULT_DB_URL",
+            "BACKLINE_BUSINESS_DB_URL",
+            "BACKLINE_REDIS_URL",
+        )
+    )
+    print(
+        f"""Scale profile: HAProxy on the ports above balances {", ".join(n for n in names if "-" in n)}.
+Stores (passwords in var/ or the environment):
+{stores}
+""",
+        flush=True,
+    )
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     parser = argparse.ArgumentParser(
         prog="backline run", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--model", default=DEFAULT_MODEL)
+    parser.add_argument(
+        "--profile",
+        choices=("embedded", "scale"),
+        default="embedded",
+        help="embedded: one process each, SQLite (the default); scale: PostgreSQL, Redis, two Rasa "
+        "servers, action servers and hubs behind HAProxy (backline/scale.py)",
+    )
     parser.add_argument("--shell", action="store_true", help="chat in the terminal with rasa shell")
     parser.add_argument("--debug", action="store_true", help="Rasa debug logs: slots and routing decisions per turn")
     parser.add_argument(
@@ -388,8 +436,12 @@ def main(argv: Optional[List[str]] = None) -> int:
     env["BACKLINE_CREDENTIALS"] = str(credentials)
     try:
         if args.shell:
+            if args.profile != "embedded":
+                parser.error("--shell runs the embedded profile only")
             return _shell(args.model, args.debug, env)
         token = env["BACKLINE_RASA_TOKEN"] = api_token(env)
+        if args.profile == "scale":
+            return _run_scale(args.model, args.debug, env, token, credentials)
         supervisor = Supervisor([child(spec, env) for spec in process_specs(args.model, args.debug)])
         return supervisor.run(on_ready=lambda: _print_welcome(env, token, credentials))
     finally:

@@ -28,6 +28,7 @@ import ctypes
 import logging
 import os
 import signal
+import socket
 import subprocess
 import time
 import urllib.error
@@ -52,9 +53,11 @@ class Child:
     name: str
     argv: Sequence[str]
     env: Optional[Mapping[str, str]] = None  # None: the supervisor's own environment
-    health_url: Optional[str] = None  # GET answering 200 when the process is well; None: no check
+    health_url: Optional[str] = None  # GET answering 200 (or tcp://host:port accepting) when well; None: no check
     start_timeout: float = 60.0  # seconds to first answer the health check after each start
     cwd: Optional[str] = None
+    stop_signal: int = signal.SIGTERM  # what asks it to stop (PostgreSQL: SIGINT, its "fast" shutdown)
+    after_start: Optional[Callable[[], None]] = None  # run once it is first up during `start` (migrations)
 
 
 @dataclass(frozen=True)
@@ -108,7 +111,15 @@ def redacted(url: str) -> str:
 
 
 def probe(url: str, timeout: float) -> Optional[str]:
-    """GET ``url``: None when it answers 200, else what went wrong (``HTTP 500``, ``connection refused``)."""
+    """GET ``url``: None when it answers 200, else what went wrong (``HTTP 500``, ``connection refused``).
+    A ``tcp://host:port`` URL (PostgreSQL, Redis) is well when the port accepts a connection."""
+    if url.startswith("tcp://"):
+        parts = urllib.parse.urlsplit(url)
+        try:
+            with socket.create_connection((parts.hostname or "127.0.0.1", parts.port or 0), timeout=timeout):
+                return None
+        except OSError as error:
+            return getattr(error, "strerror", None) or str(error) or type(error).__name__
     try:
         with urllib.request.urlopen(url, timeout=timeout) as response:
             return None if response.status == 200 else f"HTTP {response.status}"
@@ -299,6 +310,11 @@ class Supervisor:
                     running.healthy = True
                 else:
                     time.sleep(self.policy.start_poll)
+            if child.after_start is not None:
+                try:
+                    child.after_start()
+                except Exception as error:
+                    raise StartupError(f"{child.name} is up but what follows its start failed: {error}") from error
         return True
 
     # -- watch -------------------------------------------------------------------------------------
@@ -377,7 +393,7 @@ class Supervisor:
         log.warning("%s %s; stopping it for a restart", running.child.name, why)
         running.why = why
         running.kill_at = time.monotonic() + self.policy.stop_grace
-        _signal_group(running.process.pid, signal.SIGTERM)
+        _signal_group(running.process.pid, running.child.stop_signal)
 
     def _crashed(self, running: _Running, why: str, now: float) -> bool:
         child, policy = running.child, self.policy
@@ -421,7 +437,7 @@ class Supervisor:
             log.info("stopping %s", names)
         for running in started:
             assert running.process is not None
-            _signal_group(running.process.pid, signal.SIGTERM)
+            _signal_group(running.process.pid, running.child.stop_signal)
         deadline = time.monotonic() + self.policy.stop_grace
         waiting = list(started)
         while waiting and time.monotonic() < deadline and not self._hurry:

@@ -19,7 +19,7 @@ export BACKLINE_BUSINESS_DB_URL ?= sqlite:///$(CURDIR)/var/business.db
 export BACKLINE_TRACKER_DB ?= $(CURDIR)/var/tracker.db
 export BACKLINE_ACTION_ENDPOINT ?= http://localhost:5055/webhook
 
-.PHONY: help run shell test test-fast lint format setup install system-packages build seed validate train test-unit \
+.PHONY: help run run-scale bench-scale shell test test-fast lint format setup install system-packages build seed validate train test-unit \
 	test-stories export-matrix lock clean bench screenshots
 
 help: ## List every target
@@ -27,6 +27,9 @@ help: ## List every target
 
 run: setup train ## Set up everything and run the assistant (Rasa 5005, actions 5055) with embedded defaults
 	$(PY) -m backline run --model $(MODEL)
+
+run-scale: system-packages setup train ## The scale profile: PostgreSQL, Redis, 2 Rasa servers, 2 action servers, 2 hubs behind HAProxy (backline/scale.py)
+	$(PY) -m backline run --profile scale --model $(MODEL)
 
 shell: setup train ## Talk to the assistant in the terminal (rasa shell; DEBUG=1 logs slots and routing per turn)
 	$(PY) -m backline run --model $(MODEL) --shell $(if $(DEBUG),--debug)
@@ -88,6 +91,9 @@ export-matrix: install ## Export the routing model (Markdown, CSV, JSON) to docs
 
 bench: setup train ## Benchmarks (not in `test`; under 30 min on 2 cores): routing quality, thresholds, serving speed -> docs/benchmarks.md
 	$(PY) -m backline.bench run --config config.yml --folds 5
+
+bench-scale: system-packages setup train ## Load benchmark (not in `test`; about 20 min): embedded vs scale profile, and a Rasa server killed mid-run -> docs/scale.md
+	$(PY) -m backline.bench scale
 
 lock: ## Re-pin requirements.lock from requirements.in in a scratch venv
 	rm -rf build/lockenv && python=$$($(FIND_PYTHON)) && "$$python" -m venv build/lockenv

@@ -23,8 +23,9 @@ when set, wins over the one derived from ``BACKLINE_POSTGRES_URL``. Secrets come
 or are generated once into var/ before any process starts, so every instance shares them.
 
 The supervisor starts the data servers, then (after PostgreSQL is up) creates the databases and
-migrates the consultation store, then the balancer and the instances; ``process_plan`` is the list
-deploy/ (Compose, Kubernetes) is checked against.
+migrates the consultation store, then the balancer and the instances (`children`). deploy/ writes
+the same processes down for Compose and Kubernetes; tests/test_deploy.py checks them against
+`launcher.process_specs` and `profile_environment`.
 """
 
 from __future__ import annotations
@@ -173,7 +174,7 @@ def profile_environment(env: Dict[str, str], servers: DataServers, given: Mappin
     env["BACKLINE_RASA_URL"] = f"http://127.0.0.1:{env['BACKLINE_RASA_PORT']}"
     env.setdefault("BACKLINE_TRUSTED_PROXIES", "127.0.0.1")
     env.setdefault("SANIC_PROXIES_COUNT", "1")
-    env.setdefault("TICKET_LOCK_LIFETIME", "30")
+    env.setdefault("TICKET_LOCK_LIFETIME", "15")
     for variable, (name, nbytes) in HUB_SECRETS.items():
         env[variable] = paths.secret(env, variable, paths.VAR / name, nbytes=nbytes)
     return derived

@@ -115,6 +115,8 @@ FIXTURE_MARKERS = {
     "conftest::postgres_url": ("db",),
     "conftest::stack": ("stack",),
     "test_channel_socketio::redis_url": ("db",),
+    "test_channel_deliveries::shared_redis": ("db",),
+    "test_lock_store::redis_url": ("db",),
     "test_channel_telegram::rasa_with_telegram": ("stack",),
     "test_channels_e2e::c": ("stack",),
     "test_faults::stack_and_processes": ("stack",),

@@ -259,6 +259,7 @@ def test_the_sender_name_helpers() -> None:
 
 def test_without_redis_it_is_rasas_channel(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv(ENV_REDIS_URL, raising=False)
+    monkeypatch.delenv("BACKLINE_REDIS_URL", raising=False)
     channel = SocketIOInput.from_credentials({"session_persistence": True, "bot_message_evt": "bot_says"})
 
     assert (channel.redis_url, channel.bot_message_evt, channel.session_persistence) == (None, "bot_says", True)

@@ -1,4 +1,4 @@
-"""`python -m backline.bench run | thresholds`: the benchmarks behind docs/benchmarks.md."""
+"""`python -m backline.bench run | thresholds | scale`: the benchmarks behind docs/benchmarks.md and docs/scale.md."""
 
 from __future__ import annotations
 
@@ -165,6 +165,16 @@ def thresholds(args: argparse.Namespace) -> int:
     return 0
 
 
+def scale(args: argparse.Namespace) -> int:
+    """The scale benchmark (backline/bench/scale.py)."""
+    from backline.bench import scale as scale_bench
+
+    if args.conversations < 1 or args.turns < 4 or not 0 <= args.handoff_share <= 1:
+        print("--conversations must be at least 1, --turns at least 4, --handoff-share between 0 and 1")
+        return 2
+    return scale_bench.main(args.conversations, args.turns, args.handoff_share, Path(args.out), args.command, log=log)
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     os.chdir(PROJECT_ROOT)
     parser = argparse.ArgumentParser(prog="python -m backline.bench", description=__doc__)
@@ -186,6 +196,14 @@ def main(argv: Optional[List[str]] = None) -> int:
     thresholds_parser.add_argument("--folds", type=int, default=5)
     thresholds_parser.add_argument("--seed", type=int, default=datasets.SEED)
     thresholds_parser.set_defaults(handler=thresholds)
+    scale_parser = commands.add_parser(
+        "scale", help="load on the embedded and the scale profile, and a Rasa server killed; writes docs/scale.md"
+    )
+    scale_parser.add_argument("--conversations", type=int, default=100, help="conversations at once")
+    scale_parser.add_argument("--turns", type=int, default=20, help="turns per conversation")
+    scale_parser.add_argument("--handoff-share", type=float, default=0.1, help="share that asks for a person")
+    scale_parser.add_argument("--out", default="docs/scale.md")
+    scale_parser.set_defaults(handler=scale)
     args = parser.parse_args(argv)
     args.command = "python -m backline.bench " + " ".join(shlex.quote(arg) for arg in (argv or sys.argv[1:]))
     return args.handler(args)

@@ -4,24 +4,42 @@ Rasa refuses a credentials file that names an unset `${VAR}`, so channels that n
 secrets are enabled from the environment: `enabled_credentials` keeps the entries of
 credentials.yml whose variables are all set, verbatim (Rasa expands `${VAR}` itself, so
 no secret is written anywhere).
+
+Delivery de-duplication (Telegram ``update_id``, Slack ``event_id``): `deliveries()` returns
+`RedisDeliveries` when BACKLINE_REDIS_URL is set (or the channel's credentials carry
+``redis_url``), `RecentDeliveries` otherwise. With several Rasa servers behind a balancer, a
+retried delivery may reach another instance than the first attempt did: `RedisDeliveries` claims
+each id with ``SET backline:delivery:<channel>:<bot>:<id> 1 NX EX <ttl>`` (24 hours), so exactly one
+instance hands it to Rasa. When Redis cannot be reached, the message is not lost: it is processed
+(at-least-once; only this process's own memory of recent ids still drops a replay to the same
+instance), a warning names the Redis URL without its password, and Redis is not asked again for
+10 seconds (each try may block the event loop for up to its 1 s timeout).
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
 import os
 import re
 import secrets
+import time
 from collections import OrderedDict
-from typing import Hashable, Mapping, Optional
+from typing import Hashable, Mapping, Optional, Protocol, Union
+from urllib.parse import urlsplit, urlunsplit
 
+import redis
 from sanic import Blueprint, response
 from sanic.request import Request
 from sanic.response import HTTPResponse
 
 from backline.limits import cap_server_requests
 
+logger = logging.getLogger(__name__)
+
+ENV_REDIS_URL = "BACKLINE_REDIS_URL"
+"""The one Redis of a multi-instance deployment: delivery ids here, socket.io fan-out, the lock store."""
 _ENV_REFERENCE = re.compile(r"\$\{(\w+)\}")
 _TOP_LEVEL_KEY = re.compile(r"^(?=[^\s#])", re.MULTILINE)
 
@@ -64,6 +82,88 @@ class RecentDeliveries:
         if len(self._seen) > self.limit:
             self._seen.popitem(last=False)
         return True
+
+
+class Deliveries(Protocol):
+    """What a channel asks about a delivery id."""
+
+    def first(self, key: Hashable) -> bool: ...
+
+
+DELIVERY_TTL = 24 * 3600
+"""Seconds a delivery id is remembered in Redis (Telegram keeps an unconfirmed update for 24 hours)."""
+REDIS_TIMEOUT = 1.0
+REDIS_RETRY_AFTER = 10.0
+
+
+def safe_url(url: str) -> str:
+    """``url`` with its password (if any) masked, for log lines."""
+    try:
+        parts = urlsplit(url)
+        if parts.password is None:
+            return url
+        host = parts.hostname or ""
+        netloc = f"{parts.username or ''}:***@{host}" + (f":{parts.port}" if parts.port else "")
+        return urlunsplit(parts._replace(netloc=netloc))
+    except ValueError:
+        return "<unparsable Redis URL>"
+
+
+class RedisDeliveries:
+    """Delivery ids shared by every Rasa instance through Redis, with this process's memory in front.
+
+    `first(key)` claims ``<namespace>:<key>`` with SET NX EX: True for the one instance whose claim
+    succeeds. When Redis fails it answers True (the message is processed: at-least-once) and logs a
+    warning; Redis is then left alone for `retry_after` seconds.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        namespace: str,
+        ttl: int = DELIVERY_TTL,
+        limit: int = 10_000,
+        timeout: float = REDIS_TIMEOUT,
+        retry_after: float = REDIS_RETRY_AFTER,
+    ) -> None:
+        self.namespace = namespace
+        self.ttl = ttl
+        self.retry_after = retry_after
+        self.url = safe_url(url)
+        self._local = RecentDeliveries(limit)
+        self._client = redis.Redis.from_url(url, socket_timeout=timeout, socket_connect_timeout=timeout)
+        self._skip_until = 0.0
+
+    def first(self, key: Hashable) -> bool:
+        """True the first time any instance offers ``key`` (or when Redis cannot say); remembers it."""
+        if not self._local.first(key):
+            return False
+        if time.monotonic() < self._skip_until:
+            logger.debug("Redis skipped after an error: delivery %s processed unchecked", key)
+            return True
+        try:
+            return bool(self._client.set(f"{self.namespace}:{key}", "1", nx=True, ex=self.ttl))
+        except redis.RedisError as error:
+            self._skip_until = time.monotonic() + self.retry_after
+            logger.warning(
+                "Redis at %s unreachable (%s: %s): delivery %s processed without asking the other instances "
+                "whether they have it (at-least-once); Redis is tried again in %.0f s",
+                self.url,
+                type(error).__name__,
+                error,
+                key,
+                self.retry_after,
+            )
+            return True
+
+
+def deliveries(
+    namespace: str, limit: int, redis_url: Optional[str] = None, env: Optional[Mapping[str, str]] = None
+) -> Union[RecentDeliveries, RedisDeliveries]:
+    """The channel's delivery memory: in Redis under ``namespace`` when `redis_url` (else
+    BACKLINE_REDIS_URL) is set, this process's last `limit` ids otherwise."""
+    url = redis_url or (os.environ if env is None else env).get(ENV_REDIS_URL)
+    return RedisDeliveries(url, namespace, limit=limit) if url else RecentDeliveries(limit)
 
 
 # --- Conversation ownership (issue 13) -------------------------------------------------------

@@ -26,6 +26,20 @@ an ``EXTERNAL_*`` intent (only the hub triggers those).
 
 A message from a person (bot message metadata ``sender_name``, issue 15) has the name in front of its
 text, "Mara Klein: ..." (once), and as ``sender_name`` next to it, in the webhook's answer and the outbox.
+
+Idempotent retries: a client that got no answer (the Rasa server was killed mid-turn, the balancer
+timed out) may send the same message again with the same optional ``message_id`` (a string of 1 to
+64 characters of ``A-Z a-z 0-9 _ . : -``; any other value is refused 400 and nothing is processed;
+``null`` is the same as leaving it out). It becomes the ``message_id`` of the tracker's ``user``
+event. Under the conversation's ticket lock (the agent's lock store: across Rasa instances with a
+shared lock store) the channel looks the id up in the conversation's tracker, all sessions: when a
+``user`` event carries it, the message is not processed again and the answer is the bot messages
+that followed that event (up to the next ``user`` event), in the webhook's usual shape; otherwise it
+is processed normally inside that same lock (the agent's processor, as `Agent.handle_message` does,
+without taking the lock twice). A turn that died before Rasa saved its tracker left nothing behind,
+so its retry is processed. The same holds for ``?stream=true`` and for the outbox webhook. Without a
+``message_id`` nothing changes (Rasa gives the event a random id), and where no agent is loaded the
+message goes to Rasa's handler as before.
 """
 
 from __future__ import annotations
@@ -41,6 +55,8 @@ import rasa.utils.endpoints
 import sqlalchemy as sa
 from rasa.core.channels import rest as rasa_rest
 from rasa.core.channels.channel import CollectingOutputChannel, InputChannel, UserMessage
+from rasa.shared.core.events import BotUttered, UserUttered
+from rasa.shared.core.trackers import DialogueStateTracker
 from sanic import Blueprint, response
 from sanic.request import Request
 from sanic.response import HTTPResponse
@@ -73,6 +89,8 @@ logger = logging.getLogger(__name__)
 ENV_DB_URL = "BACKLINE_OUTBOX_DB_URL"
 PAGE = 100
 _MESSAGE_ID = re.compile(r"[0-9]{1,18}")
+CLIENT_MESSAGE_ID = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
+"""A client's ``message_id``: what makes a retried REST message idempotent."""
 SHAPE = '{"sender": "<conversation id>", "message": "<text>"}'
 
 
@@ -179,8 +197,8 @@ class RestInput(rasa_rest.RestInput):
         """The payload's ``input_channel`` (Rasa's REST channel lets the client name one), else ``rest``."""
         return text_field("input_channel", payload.get("input_channel"), required=False, empty=False) or self.name()
 
-    def parse(self, body: bytes) -> Tuple[Text, Text, Text, Optional[Dict[Text, Any]]]:
-        """(sender, text, input channel, metadata) of a webhook body; `Refused` when it is not one."""
+    def parse(self, body: bytes) -> Tuple[Text, Text, Text, Optional[Dict[Text, Any]], Optional[Text]]:
+        """(sender, text, input channel, metadata, message id) of a webhook body; `Refused` when it is not one."""
         payload = json_object(body, SHAPE)
         sender = id_field("sender", payload.get("sender"))
         if sender.startswith(RESERVED_PREFIXES):  # type: ignore[union-attr]
@@ -192,7 +210,8 @@ class RestInput(rasa_rest.RestInput):
             logger.warning("REST message naming an EXTERNAL_ intent refused")
             raise Refused(400, "EXTERNAL_ intents are not accepted from customers")
         metadata = object_field("metadata", payload.get("metadata"))
-        return sender, text, self._input_channel(payload), metadata  # type: ignore[return-value]
+        message_id = client_message_id(payload.get("message_id"))
+        return sender, text, self._input_channel(payload), metadata, message_id  # type: ignore[return-value]
 
     def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Blueprint:
         webhook = webhook_blueprint(f"custom_webhook_{type(self).__name__}")
@@ -201,17 +220,16 @@ class RestInput(rasa_rest.RestInput):
         @guarded
         async def receive(request: Request) -> Any:
             self.check_caller(request)
-            sender, text, input_channel, metadata = self.parse(await read_body(request, self.max_body))
+            sender, text, input_channel, metadata, message_id = self.parse(await read_body(request, self.max_body))
+            handle = self.once(request, on_new_message, message_id)
             if rasa.utils.endpoints.bool_arg(request, "stream", default=False):
                 return response.stream(
-                    self.stream_response(on_new_message, text, sender, input_channel, metadata),
+                    self.stream_response(handle, text, sender, input_channel, metadata),
                     content_type="text/event-stream",
                 )
             collector = SignedCollector()
             try:
-                await on_new_message(
-                    UserMessage(text, collector, sender, input_channel=input_channel, metadata=metadata)
-                )
+                await handle(UserMessage(text, collector, sender, input_channel=input_channel, metadata=metadata))
             except CancelledError:
                 logger.error("REST message from %s timed out", sender)
             except Exception:  # as Rasa's channel: the customer gets what was said before the failure
@@ -219,6 +237,70 @@ class RestInput(rasa_rest.RestInput):
             return response.json(collector.messages)
 
         return webhook
+
+    def once(
+        self, request: Request, on_new_message: Callable[[UserMessage], Awaitable[Any]], message_id: Optional[Text]
+    ) -> Callable[[UserMessage], Awaitable[Any]]:
+        """`on_new_message` itself without a message id; with one, a handler that processes the message
+        only if its conversation has no ``user`` event with that id yet (see the module docstring)."""
+        if message_id is None:
+            return on_new_message
+
+        async def handle(message: UserMessage) -> None:
+            message.message_id = message_id
+            await deliver_once(getattr(request.app.ctx, "agent", None), message, on_new_message)
+
+        return handle
+
+
+async def deliver_once(
+    agent: Any, message: UserMessage, on_new_message: Callable[[UserMessage], Awaitable[Any]]
+) -> None:
+    """Processes `message` unless its conversation already has a ``user`` event with its message id,
+    whose bot answers are then sent to the message's output channel again; under the conversation's lock."""
+    if agent is None or not agent.is_ready():
+        await on_new_message(message)  # no agent to ask: Rasa's handler decides, as without an id
+        return
+    async with agent.lock_store.lock(message.sender_id):
+        tracker = await agent.tracker_store.retrieve_full_tracker(message.sender_id)
+        replies = answers_to(tracker, message.message_id) if tracker is not None else None
+        if replies is None:
+            await agent.processor.handle_message(message)
+            return
+        logger.info(
+            "REST message %s of %s was processed before: answered from the tracker",
+            message.message_id,
+            message.sender_id,
+        )
+        for reply in replies:
+            await message.output_channel.send_response(message.sender_id, reply)
+
+
+def answers_to(tracker: DialogueStateTracker, message_id: Optional[Text]) -> Optional[List[Dict[Text, Any]]]:
+    """The bot messages that followed the ``user`` event with `message_id` (up to the next ``user``
+    event), as the processor sent them to the output channel; None when no ``user`` event has that id."""
+    events = list(tracker.events)
+    for index in range(len(events) - 1, -1, -1):
+        event = events[index]
+        if isinstance(event, UserUttered) and event.message_id == message_id:
+            answers = []
+            for later in events[index + 1 :]:
+                if isinstance(later, UserUttered):
+                    break
+                if isinstance(later, BotUttered):
+                    answers.append(later.message())
+            return answers
+    return None
+
+
+def client_message_id(value: Any) -> Optional[Text]:
+    """The body's ``message_id`` (None when absent or null); `Refused` 400 when it is anything else than
+    1 to 64 characters of ``A-Z a-z 0-9 _ . : -``."""
+    if value is None:
+        return None
+    if not isinstance(value, str) or not CLIENT_MESSAGE_ID.fullmatch(value):
+        raise Refused(400, "message_id must be a string of 1 to 64 characters of A-Z a-z 0-9 _ . : -")
+    return value
 
 
 class OutboxInput(RestInput):

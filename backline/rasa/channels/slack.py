@@ -7,7 +7,11 @@ credentials.yml entry `backline.rasa.channels.slack.SlackInput`: Rasa's `slack` 
 
 - Slack re-sends an event it thinks was not received (``X-Slack-Retry-Num``); Rasa 3.6 only drops
   retries whose reason is listed, so a slow answer could be processed twice. Here an ``event_id``
-  (a button click: user and ``action_ts``) reaches Rasa once (the last 10,000 of this process).
+  (a button click: user and ``action_ts``) reaches Rasa once: with BACKLINE_REDIS_URL set (or
+  `redis_url` in the credentials) once across every Rasa instance, claimed in Redis as
+  ``backline:delivery:slack:<app>:<key>`` for 24 hours (``<app>``: a hash of the bot token);
+  otherwise once per process (its last 10,000). When Redis cannot be reached the event is processed
+  anyway (at-least-once, a warning logged without the URL's password; `RedisDeliveries`).
 - Messages pushed later (``trigger_intent?output_channel=latest``: an expert's answer) go to the
   conversation's DM, or with ``conversation_granularity: thread`` to the thread it names
   (``<user>_<channel>_<thread ts>``), not to a channel id Slack does not know.
@@ -23,6 +27,7 @@ credentials.yml entry `backline.rasa.channels.slack.SlackInput`: Rasa's `slack` 
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import urllib.parse
 from typing import Any, Awaitable, Callable, Dict, List, Optional, Text
@@ -46,7 +51,7 @@ from backline.limits import (
     text_field,
 )
 from backline.rasa.channels import (
-    RecentDeliveries,
+    deliveries,
     external_intent,
     sender_name,
     signed,
@@ -114,8 +119,11 @@ class SlackInput(rasa_slack.SlackInput):
     def from_credentials(cls, credentials: Optional[Dict[Text, Any]]) -> InputChannel:
         credentials = dict(credentials or {})
         api_url = credentials.pop("api_url", None) or None
+        redis_url = credentials.pop("redis_url", None) or None
         channel = super().from_credentials(credentials)
         channel.api_url = api_url
+        if redis_url:
+            channel.use_redis(redis_url)
         return channel
 
     def __init__(
@@ -124,13 +132,19 @@ class SlackInput(rasa_slack.SlackInput):
         api_url: Optional[Text] = None,
         max_body: Optional[int] = None,
         max_chars: Optional[int] = None,
+        redis_url: Optional[Text] = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(*args, **kwargs)
         self.api_url = api_url
-        self._seen = RecentDeliveries(REMEMBERED_DELIVERIES)
+        self.use_redis(redis_url)
         self.max_body = max_body or max_body_bytes()
         self.max_chars = max_chars or max_message_chars()
+
+    def use_redis(self, redis_url: Optional[Text]) -> None:
+        """Remembers deliveries in Redis at `redis_url` (else BACKLINE_REDIS_URL, else in this process)."""
+        app = hashlib.sha256((self.slack_token or "").encode()).hexdigest()[:12]
+        self._seen = deliveries(f"backline:delivery:slack:{app}", REMEMBERED_DELIVERIES, redis_url)
 
     def _first_delivery(self, key: Optional[str]) -> bool:
         """False when this event (or click) was already handed to Rasa."""

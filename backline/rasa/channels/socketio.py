@@ -1,7 +1,8 @@
 """socket.io customer channel: Rasa 3.6's, with Redis fan-out across instances.
 
-With `redis_url` in its credentials, or BACKLINE_SOCKETIO_REDIS_URL in the environment, the
-server uses python-socketio's AsyncRedisManager: an emit on any Rasa instance reaches the client
+With `redis_url` in its credentials, or BACKLINE_SOCKETIO_REDIS_URL in the environment, or else
+BACKLINE_REDIS_URL (the deployment's one Redis, shared with the lock store and the channels'
+de-duplication), the server uses python-socketio's AsyncRedisManager: an emit on any Rasa instance reaches the client
 wherever it is connected, so proactive messages (`trigger_intent`) work behind a load balancer,
 and `get_output_channel()` returns a Redis-backed output channel even where no socket.io server
 runs. Without Redis it behaves like Rasa's.
@@ -60,6 +61,9 @@ from backline.limits import (
     max_message_chars,
     object_field,
     text_field,
+)
+from backline.rasa.channels import (
+    ENV_REDIS_URL as ENV_SHARED_REDIS_URL,
 )
 from backline.rasa.channels import (
     SENDER_NAME,
@@ -128,7 +132,12 @@ class SocketIOInput(rasa_socketio.SocketIOInput):
     @classmethod
     def from_credentials(cls, credentials: Optional[Dict[Text, Any]]) -> InputChannel:
         credentials = dict(credentials or {})
-        redis_url = credentials.pop("redis_url", None) or os.environ.get(ENV_REDIS_URL) or None
+        redis_url = (
+            credentials.pop("redis_url", None)
+            or os.environ.get(ENV_REDIS_URL)
+            or os.environ.get(ENV_SHARED_REDIS_URL)
+            or None
+        )
         channel = super().from_credentials(credentials)
         channel.redis_url = redis_url
         return channel

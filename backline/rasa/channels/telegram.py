@@ -7,7 +7,11 @@ credentials.yml entry `backline.rasa.channels.telegram.TelegramInput` with:
 - `secret_token`: updates without it in `X-Telegram-Bot-Api-Secret-Token` get 403;
 - `api_url`: the Bot API server (default https://api.telegram.org; a self-hosted one).
 
-A replayed `update_id` reaches Rasa once (the last 10,000 ids of this process). The output
+A replayed `update_id` reaches Rasa once: with BACKLINE_REDIS_URL set (or `redis_url` in the
+credentials) once across every Rasa instance, claimed in Redis as
+``backline:delivery:telegram:<bot id>:<update_id>`` for 24 hours; otherwise once per process (its
+last 10,000 ids). When Redis cannot be reached the update is processed anyway (at-least-once, a
+warning logged without the URL's password; `backline.rasa.channels.RedisDeliveries`). The output
 channel holds only the token and URL, so `get_output_channel()` works inside the running loop
 and `trigger_intent?output_channel=latest` reaches Telegram. A bot message with a
 `sender_name` (`dispatcher.utter_message(text=..., sender_name="Mara")`) reads "Mara: ..." (once:
@@ -48,7 +52,7 @@ from backline.limits import (
     text_field,
 )
 from backline.rasa.channels import (
-    RecentDeliveries,
+    deliveries,
     external_intent,
     sender_name,
     signed,
@@ -146,6 +150,7 @@ class TelegramInput(InputChannel):
             webhook_url=credentials.get("webhook_url"),
             secret_token=credentials.get("secret_token"),
             api_url=credentials.get("api_url") or API_URL,
+            redis_url=credentials.get("redis_url") or None,
         )
 
     def __init__(
@@ -157,13 +162,15 @@ class TelegramInput(InputChannel):
         api_url: Text = API_URL,
         max_body: Optional[int] = None,
         max_chars: Optional[int] = None,
+        redis_url: Optional[Text] = None,
     ) -> None:
         self.access_token = access_token
         self.verify = verify
         self.webhook_url = webhook_url
         self.secret_token = secret_token
         self.api_url = api_url
-        self._seen = RecentDeliveries(REMEMBERED_UPDATES)
+        bot_id = access_token.split(":", 1)[0]  # the bot's public numeric id, never the secret part
+        self._seen = deliveries(f"backline:delivery:telegram:{bot_id}", REMEMBERED_UPDATES, redis_url)
         self.max_body = max_body or max_body_bytes()
         self.max_chars = max_chars or max_message_chars()
 

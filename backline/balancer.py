@@ -43,11 +43,17 @@ class Service:
     check_path: str
 
 
-def _servers(service: Service, extra: str = "") -> str:
-    return "\n".join(
-        f"    server {name} {address} check inter 1s fall 2 rise 2{extra.format(name=name)}"
-        for name, address in service.servers
-    )
+def _backend(name: str, service: Service, sticky: bool = False) -> str:
+    """One backend: round robin over ``service``'s servers, each checked every second; with
+    ``sticky``, a cookie the balancer inserts keeps a client on its server."""
+    lines = [f"backend {name}", "    balance roundrobin", "    http-response set-header X-Backline-Server %s"]
+    if sticky:
+        lines.append("    cookie BACKLINE_RASA insert indirect nocache httponly")
+    lines.append(f"    option httpchk GET {service.check_path}")
+    for server, address in service.servers:
+        cookie = f" cookie {server}" if sticky else ""
+        lines.append(f"    server {server} {address} check inter 1s fall 2 rise 2{cookie}")
+    return "\n".join(lines)
 
 
 def haproxy_config(rasa: Service, actions: Service, hub: Service, *, max_connections: int = 2000) -> str:
@@ -72,48 +78,29 @@ defaults
     timeout server 300s
     timeout tunnel 1h
     timeout http-request 30s
+
 frontend rasa
     bind {rasa.bind}
     monitor-uri {HEALTH_PATH}
     acl socketio path_beg /socket.io/
     use_backend rasa_socketio if socketio
     default_backend rasa
-    http-response set-header X-Backline-Server %s
 
-backend rasa
-    http-response set-header X-Backline-Server %s
-    balance roundrobin
-    option httpchk GET {rasa.check_path}
-{_servers(rasa)}
+{_backend("rasa", rasa)}
 
-backend rasa_socketio
-    http-response set-header X-Backline-Server %s
-    balance roundrobin
-    cookie BACKLINE_RASA insert indirect nocache httponly
-    option httpchk GET {rasa.check_path}
-{_servers(rasa, " cookie {name}")}
+{_backend("rasa_socketio", rasa, sticky=True)}
 
 frontend actions
     bind {actions.bind}
     default_backend actions
-    http-response set-header X-Backline-Server %s
 
-backend actions
-    http-response set-header X-Backline-Server %s
-    balance roundrobin
-    option httpchk GET {actions.check_path}
-{_servers(actions)}
+{_backend("actions", actions)}
 
 frontend hub
     bind {hub.bind}
     default_backend hub
-    http-response set-header X-Backline-Server %s
 
-backend hub
-    http-response set-header X-Backline-Server %s
-    balance roundrobin
-    option httpchk GET {hub.check_path}
-{_servers(hub)}
+{_backend("hub", hub)}
 """
 
 

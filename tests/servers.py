@@ -15,8 +15,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, Iterator, List, Tuple
 
+from backline import services
+
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
-PG_BIN_DIRS = ["/usr/lib/postgresql/15/bin", "/usr/lib/postgresql/16/bin"]
 
 
 def free_port() -> int:
@@ -24,16 +25,6 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
-
-
-def _pg_bin() -> Path:
-    for folder in PG_BIN_DIRS:
-        if (Path(folder) / "initdb").exists():
-            return Path(folder)
-    found = shutil.which("initdb")
-    if found:
-        return Path(found).parent
-    raise FileNotFoundError("PostgreSQL server binaries (initdb, pg_ctl) not found; install postgresql-15")
 
 
 def _as_postgres(command: List[str]) -> List[str]:
@@ -44,7 +35,7 @@ def _as_postgres(command: List[str]) -> List[str]:
 @contextmanager
 def postgres_server() -> Iterator[str]:
     """Start a fresh PostgreSQL cluster in a temporary folder; yield its SQLAlchemy URL; stop it."""
-    pg_bin = _pg_bin()
+    pg_bin = services.pg_bin()
     base_dir = Path(tempfile.mkdtemp(prefix="backline-pg-"))
     data_dir, socket_dir = base_dir / "pgdata", base_dir / "pgsock"
     socket_dir.mkdir(parents=True)

@@ -533,3 +533,18 @@ def test_no_deploy_file_holds_a_secret() -> None:
 if __name__ == "__main__":
     HAPROXY_CFG.write_text(compose_haproxy_config())
     print(f"wrote {HAPROXY_CFG.relative_to(ROOT)}")
+
+
+TUNING = ("TICKET_LOCK_LIFETIME", "SANIC_PROXIES_COUNT", "BACKLINE_ENDPOINTS")
+"""Settings whose values (not only names) must be the profile's on every platform."""
+
+
+@pytest.mark.parametrize("variable", TUNING)
+def test_compose_and_kubernetes_tune_the_instances_as_the_profile_does(variable: str) -> None:
+    env = launcher.environment({})
+    env.update({name: FAKE_SECRET for name in scale.HUB_SECRETS})
+    scale.profile_environment(env, scale.DataServers("postgresql://b@db:5432/p", "redis://r:6379/0", []), {})
+    for spec in launcher.process_specs():
+        compose_value = container_env(instances(spec.name)[f"{spec.name}-1"])[variable]
+        kubernetes_value = pod_env(main_container(spec))[variable]
+        assert compose_value == kubernetes_value == env[variable], (spec.name, compose_value, kubernetes_value)

@@ -16,8 +16,10 @@ writes it to ``var/scale/haproxy.cfg`` and runs ``haproxy -db -f`` as a supervis
   event stream and socket.io get long timeouts.
 
 Each server is checked every second (``GET /`` for Rasa, ``/health`` for the others) and taken out
-after two failures, so a server killed with kill -9 stops getting requests within about 2 s; a
-request whose connection fails is sent to another server (``retry-on conn-failure``, ``redispatch``).
+after two failures, so a server killed with kill -9 (its port refuses at once) stops getting requests
+within about 2 s; a check may take up to 30 s (``timeout check``): a Rasa server busy with a queue of
+turns answers its check late, and is not taken out for it. A request whose connection fails is sent
+to another server (``retry-on conn-failure``, ``redispatch``).
 A request a server accepted and then lost with it is not re-sent by the balancer (it may have been
 processed): the client re-sends it, with the same ``message_id`` on the REST channel, which makes
 the retry harmless (backline/rasa/channels/rest.py). ``X-Forwarded-For`` carries the customer's
@@ -78,6 +80,7 @@ defaults
     timeout server 300s
     timeout tunnel 1h
     timeout http-request 30s
+    timeout check 30s
 
 frontend rasa
     bind {rasa.bind}

@@ -72,6 +72,9 @@ def environment(base: Optional[Mapping[str, str]] = None) -> Dict[str, str]:
     env.setdefault("BACKLINE_CHAT_ORIGIN", f"http://localhost:{env['BACKLINE_HUB_PORT']}")
     env.setdefault("BACKLINE_CUSTOMER_TELEGRAM_API_URL", "https://api.telegram.org")
     env.setdefault("BACKLINE_CUSTOMER_SLACK_API_URL", "https://slack.com/api/")
+    # Rasa's listen queue (Rasa's default 100): at about a hundred customers at once, connections
+    # beyond it were refused (docs/scale.md measured it)
+    env.setdefault("SANIC_BACKLOG", "1024")
     return env
 
 
@@ -148,6 +151,7 @@ class ProcessSpec:
     health_path: str
     start_timeout: float
     prepare: Tuple[str, ...] = ()
+    health_timeout: float = 10.0
 
     @property
     def unit(self) -> str:
@@ -202,6 +206,9 @@ def process_specs(
             port_variable="BACKLINE_RASA_PORT",
             health_path="/status?token=${BACKLINE_RASA_TOKEN}",
             start_timeout=300,
+            # a Rasa server answers its health check behind the turns queued on its event loop: under a
+            # hundred conversations at once that took over 5 s, and restarting it for that made it worse
+            health_timeout=30,
             prepare=("python", "-m", "backline", "run", "--prepare-rasa", "${BACKLINE_CREDENTIALS}"),
         ),
         ProcessSpec(
@@ -238,6 +245,7 @@ def child(spec: ProcessSpec, env: Mapping[str, str]) -> Child:
         env=dict(env),
         health_url=health_url(spec, env),
         start_timeout=spec.start_timeout,
+        health_timeout=spec.health_timeout,
         cwd=str(PROJECT_ROOT),
     )
 

@@ -57,6 +57,8 @@ class Child:
     start_timeout: float = 60.0  # seconds to first answer the health check after each start
     cwd: Optional[str] = None
     stop_signal: int = signal.SIGTERM  # what asks it to stop (PostgreSQL: SIGINT, its "fast" shutdown)
+    health_timeout: Optional[float] = None  # seconds a health check may take; None: the policy's
+    # (a Rasa server busy with a queue of turns answers late: that is not a failure to restart it for)
     after_start: Optional[Callable[[], None]] = None  # run once it is first up during `start` (migrations)
 
 
@@ -360,7 +362,7 @@ class Supervisor:
     def _check(self, running: _Running, now: float) -> None:
         child, policy = running.child, self.policy
         assert child.health_url is not None
-        problem = probe(child.health_url, policy.health_timeout)
+        problem = probe(child.health_url, child.health_timeout or policy.health_timeout)
         if not running.healthy:  # starting: poll until it answers, up to its start timeout
             if problem is None:
                 running.healthy = True

@@ -116,3 +116,12 @@ def test_a_run_reports_every_turn_and_the_resends(flaky: str) -> None:
     assert len(result.turns) == 12 and result.unanswered == 0
     assert result.resent == 12
     assert len(FlakyRest.seen) == 24
+
+
+def test_a_failed_send_is_named_by_its_innermost_cause() -> None:
+    try:
+        requests.post("http://127.0.0.1:1/webhooks/rest/webhook", timeout=2)  # nothing listens on port 1
+    except requests.RequestException as error:
+        assert load.failure_reason(error) == "ConnectionError (ConnectionRefusedError)"
+    else:
+        raise AssertionError("port 1 answered")

@@ -353,6 +353,7 @@ def test_each_compose_instance_has_the_supervisors_health_check(spec: ProcessSpe
         assert check["interval"] == f"{policy.health_interval:g}s"
         assert check["retries"] == policy.health_failures
         assert check["start_period"] == f"{spec.start_timeout:g}s"
+        assert check["timeout"] == f"{spec.health_timeout:g}s"  # a busy server is slow, not dead
 
 
 def test_the_compose_instances_start_in_the_launchers_order() -> None:
@@ -456,6 +457,7 @@ def test_each_deployment_probes_the_specs_health_check(spec: ProcessSpec) -> Non
         else:
             assert probe["httpGet"] == {"path": spec.health_path, "port": "http"}, kind
         assert probe["periodSeconds"] == policy.health_interval
+        assert probe["timeoutSeconds"] == spec.health_timeout, kind
     assert container["startupProbe"]["periodSeconds"] * container["startupProbe"]["failureThreshold"] == (
         spec.start_timeout
     )
@@ -535,7 +537,7 @@ if __name__ == "__main__":
     print(f"wrote {HAPROXY_CFG.relative_to(ROOT)}")
 
 
-TUNING = ("TICKET_LOCK_LIFETIME", "SANIC_PROXIES_COUNT", "BACKLINE_ENDPOINTS")
+TUNING = ("TICKET_LOCK_LIFETIME", "SANIC_PROXIES_COUNT", "SANIC_BACKLOG", "BACKLINE_ENDPOINTS")
 """Settings whose values (not only names) must be the profile's on every platform."""
 
 

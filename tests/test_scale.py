@@ -259,6 +259,53 @@ def test_a_handoff_opened_through_one_hub_is_answered_through_the_other(profile:
     assert [d["status"] for d in seen["deliveries"]] == ["delivered"]
 
 
+def test_the_web_chat_sticks_to_one_server_and_gets_pushes_from_any(profile: Profile) -> None:
+    """Long-polling through the balancer needs the sticky cookie (every poll of one Engine.IO session
+    must reach the server that opened it); an expert's reply, produced by whichever Rasa server the
+    hub's delivery reaches, comes to the socket through Redis."""
+    import socketio
+
+    client = socketio.Client()  # requests' session keeps the balancer's cookie
+    received: List[Dict[str, Any]] = []
+    issued: List[str] = []
+    client.on("session_confirm", issued.append)
+    client.on("bot_uttered", received.append)
+    client.connect(profile.url("rasa"), transports=["polling"], wait_timeout=30)
+    try:
+        assert client.eio.http is not None
+        assert "BACKLINE_RASA" in client.eio.http.cookies  # the balancer's sticky cookie
+        client.emit("session_request", {})
+        deadline = time.monotonic() + 30
+        while not issued and time.monotonic() < deadline:
+            time.sleep(0.2)
+        session = issued[0]
+        client.emit("user_uttered", {"message": "I want to talk to a human", "session_id": session})
+        case = _consultation(profile.url("hub", 2), "web:" + session.split(".")[0], timeout=60)
+        before = len(received)
+        for number in (1, 2, 3):  # three deliveries: round robin sends them to both Rasa servers
+            reply = requests.post(
+                f"{profile.url('hub', 1 + number % 2)}/api/consultations/{case['id']}/reply",
+                json={"action": "message", "text": f"Mara here, note {number}."},
+                headers={"Authorization": f"Bearer {OPERATOR_TOKEN}"},
+                timeout=30,
+            )
+            assert reply.status_code in (200, 202), reply.text
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            pushed = [m.get("text") for m in received[before:]]
+            if len(pushed) >= 3:
+                break
+            time.sleep(0.2)
+        time.sleep(1)  # a fourth (a copy) would have arrived by now
+        assert [m.get("text") for m in received[before:]] == [
+            "Mara here, note 1.",
+            "Mara here, note 2.",
+            "Mara here, note 3.",
+        ]
+    finally:
+        client.disconnect()
+
+
 def test_a_rasa_server_killed_mid_conversation_is_bypassed_and_restarted(profile: Profile) -> None:
     sender = f"scale-{uuid.uuid4().hex[:8]}"
     assert say(profile.url("rasa"), sender, "hi", message_id="k0").status_code == 200

@@ -18,6 +18,7 @@ from __future__ import annotations
 import random
 import threading
 import time
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence
@@ -74,6 +75,7 @@ class TurnResult:
     started: float
     latency: Optional[float]
     attempts: int
+    failures: Sequence[str] = ()  # why each failed send failed: "HTTP 503", "ConnectionError", ...
 
 
 @dataclass
@@ -95,6 +97,12 @@ class LoadResult:
     def resent(self) -> int:
         return sum(t.attempts - 1 for t in self.turns)
 
+    @property
+    def failure_reasons(self) -> Dict[str, int]:
+        """Why sends failed, most frequent first."""
+        counts = Counter(reason for turn in self.turns for reason in turn.failures)
+        return dict(counts.most_common())
+
 
 def send_turn(
     session: requests.Session, url: str, token: str, sender: str, message_id: str, text: str, deadline: float
@@ -102,6 +110,7 @@ def send_turn(
     """Sends one turn until it is answered (200) or ``deadline`` (seconds from now) passes."""
     started = time.monotonic()
     attempts = 0
+    failures: List[str] = []
     while time.monotonic() - started < deadline:
         attempts += 1
         try:
@@ -112,13 +121,28 @@ def send_turn(
                 timeout=max(1.0, deadline - (time.monotonic() - started)),
             )
             if answer.status_code == 200:
-                return TurnResult(sender, message_id, started, time.monotonic() - started, attempts)
+                return TurnResult(sender, message_id, started, time.monotonic() - started, attempts, failures)
+            failures.append(f"HTTP {answer.status_code}")
             if answer.status_code < 500:
                 break  # refused: sending it again would not help
-        except requests.RequestException:
-            pass
+        except requests.RequestException as error:
+            failures.append(failure_reason(error))
         time.sleep(0.5)
-    return TurnResult(sender, message_id, started, None, attempts)
+    return TurnResult(sender, message_id, started, None, attempts, failures)
+
+
+def failure_reason(error: BaseException) -> str:
+    """``ConnectionError (RemoteDisconnected)``: the exception and the innermost cause it wraps."""
+    inner: object = error
+    for _ in range(5):  # requests wraps urllib3's errors, which wrap the socket's
+        args = getattr(inner, "args", ())
+        wrapped = next((a for a in args if isinstance(a, BaseException)), None)
+        wrapped = wrapped or getattr(inner, "reason", None) or getattr(inner, "__cause__", None)
+        if not isinstance(wrapped, BaseException):
+            break
+        inner = wrapped
+    name = type(error).__name__
+    return name if inner is error else f"{name} ({type(inner).__name__})"
 
 
 def run_load(
@@ -164,6 +188,7 @@ class Operator(threading.Thread):
         super().__init__(daemon=True)
         self.hub_url, self.token, self.prefix, self.interval = hub_url, token, prefix, interval
         self.answered: Dict[str, str] = {}  # consultation id -> conversation id
+        self.waiting = 0  # cases of this run seen unanswered in the last look
         self.failures = 0
         self._stop_event = threading.Event()
 
@@ -177,11 +202,15 @@ class Operator(threading.Thread):
             while not self._stop_event.is_set():
                 try:
                     cases = session.get(f"{self.hub_url}/api/consultations", headers=headers, timeout=30).json()
-                    for case in cases:
-                        if case["id"] in self.answered or not case["conversation_id"].startswith(self.prefix):
-                            continue
-                        if case["status"] not in ("open", "assigned", "pending", "waiting"):
-                            continue
+                    todo = [
+                        case
+                        for case in cases
+                        if case["id"] not in self.answered
+                        and case["conversation_id"].startswith(self.prefix)
+                        and case["status"] in ("open", "assigned")
+                    ]
+                    self.waiting = len(todo)
+                    for case in todo:
                         action = "message" if case["mode"] == "handoff" else "answer"
                         reply = session.post(
                             f"{self.hub_url}/api/consultations/{case['id']}/reply",

@@ -295,12 +295,12 @@ def measure(
     operator.start()
     result = load.run_load(running.rasa_url, CHANNEL_TOKEN, conversations, on_progress=progress)
     cpu = meter.stop()
-    deadline = time.monotonic() + 90  # the operator answers the last cases; their replies are delivered
+    deadline = time.monotonic() + 180  # the operator answers the last cases; their replies are delivered
     while True:
         time.sleep(2)
         audit = load.Audit()
         load.audit_replies(dict(operator.answered), functools.partial(_events, running), audit)
-        if not audit.replies_lost or time.monotonic() > deadline:
+        if (not audit.replies_lost and not operator.waiting) or time.monotonic() > deadline:
             break
     operator.stop()
     for conversation in conversations:
@@ -360,6 +360,10 @@ def render(runs: Sequence[RunReport], command: str, conversations: int, turns: i
             f"| {run.name} | {audit.conversations} | {audit.lost} | {audit.duplicated} | {audit.out_of_order} | "
             f"{audit.replies_sent} | {audit.replies_lost} | {audit.replies_doubled} |"
         )
+    lines += ["", "Why sends failed (each failed send was re-sent with its `message_id`):", ""]
+    for run in runs:
+        reasons = ", ".join(f"{reason} ×{count}" for reason, count in run.result.failure_reasons.items()) or "none"
+        lines.append(f"- {run.name}: {reasons}")
     problems = [f"- {run.name}: {p}" for run in runs for p in run.audit.problems[:10]]
     if problems:
         lines += ["", "Problems found:", "", *problems]

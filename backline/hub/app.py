@@ -197,5 +197,11 @@ def main(argv: Optional[List[str]] = None) -> int:
     except ValueError as error:
         print(f"backline hub: {error}", file=sys.stderr)
         return 2
-    app.run(host=args.host, port=args.port, access_log=False, workers=1)
+    app.run(
+        host=args.host,
+        port=args.port,
+        access_log=False,
+        workers=1,
+        backlog=int(os.environ.get("SANIC_BACKLOG") or 1024),
+    )
     return 0

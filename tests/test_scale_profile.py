@@ -261,3 +261,51 @@ def test_a_child_is_stopped_with_its_own_signal(tmp_path: Path) -> None:
         time.sleep(0.05)
     supervisor.stop()
     assert marker.read_text() == "SIGINT"
+
+
+SLOW_HEALTH = """
+import http.server, sys, time
+answered = []
+class Slow(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        if answered:
+            time.sleep(1.0)  # busy: every check after the first answers in a second
+        answered.append(1)
+        self.send_response(200)
+        self.end_headers()
+    def log_message(self, *args):
+        pass
+http.server.ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), Slow).serve_forever()
+"""
+
+
+@pytest.mark.parametrize("own_timeout, restarted", [(3.0, False), (None, True)])
+def test_a_busy_child_is_not_restarted_within_its_own_health_timeout(
+    tmp_path: Path, own_timeout: object, restarted: bool
+) -> None:
+    import threading
+
+    from backline.supervisor import Policy
+    from tests.servers import free_port
+
+    port = free_port()
+    child = Child(
+        name="busy",
+        argv=[sys.executable, "-c", SLOW_HEALTH, str(port)],
+        health_url=f"http://127.0.0.1:{port}/",
+        start_timeout=20,
+        health_timeout=own_timeout,  # type: ignore[arg-type]
+    )
+    policy = Policy(health_interval=0.2, health_failures=2, health_timeout=0.3, backoff_initial=0.1, stop_grace=2)
+    supervisor = Supervisor([child], policy)
+    try:
+        assert supervisor.start()
+        first = supervisor.pids()["busy"]
+        watcher = threading.Thread(target=supervisor.monitor)
+        watcher.start()
+        time.sleep(4)
+        supervisor.request_stop()
+        watcher.join(10)
+        assert (supervisor.pids()["busy"] != first) is restarted
+    finally:
+        supervisor.stop()

@@ -392,14 +392,28 @@ def reading(runs: Sequence[RunReport]) -> List[str]:
             f"- Throughput: the scale profile answered {scale.per_second:.1f} turns/s against {embedded.per_second:.1f} "
             f"for the embedded one ({ratio:.2f}×) on this {cores}-core machine."
         )
-        capacity = cores / scale.cpu_per_turn if scale.cpu_per_turn else float("nan")
-        said.append(
-            f"- Cost: a turn costs {scale.cpu_per_turn * 1000:,.0f} ms of CPU on the scale profile "
-            f"({embedded.cpu_per_turn * 1000:,.0f} ms embedded), so {cores} cores serve at most about {capacity:.1f} "
-            f"turns/s however many instances run; the machine is CPU-bound when the throughput approaches that. "
-            "More Rasa servers add throughput only with more cores (or machines); the profile's gain here is "
-            "that a server can be lost without losing a conversation."
+        for run in (embedded, scale):
+            said.append(
+                f"- {run.name}: {run.cpu_per_turn * 1000:,.0f} ms of CPU per turn × {run.per_second:.1f} turns/s = "
+                f"{run.cpu_per_turn * run.per_second:.2f} of {cores} cores busy."
+            )
+        extra = scale.cpu_per_turn / embedded.cpu_per_turn - 1 if embedded.cpu_per_turn else 0.0
+        cost = (
+            f"costs {extra:.0%} more CPU per turn (PostgreSQL, Redis, the balancer, the tracker read for `message_id`)"
+            if extra > 0.05
+            else f"costs about the same CPU per turn ({extra:+.0%})"
         )
+        said.append(
+            "- Why: a Rasa server is one Python process and runs its turns on one core; the embedded profile "
+            f"cannot use the second core for them, the scale profile's two servers can. The scale profile {cost} "
+            "and runs into the machine's cores: more Rasa servers than cores add no throughput here."
+        )
+        if scale.cpu_per_turn:
+            said.append(
+                f"- Sizing: at {scale.cpu_per_turn * 1000:,.0f} ms of CPU per turn, one core serves about "
+                f"{1 / scale.cpu_per_turn:.0f} turns/s; plan one Rasa server per core, and cores for "
+                f"(turns per second at the peak) × {scale.cpu_per_turn:.3f}."
+            )
     for run in runs:
         verdict = "nothing lost, duplicated or out of order" if run.audit.clean else "problems: see above"
         said.append(f"- {run.name}: {verdict}; {run.result.unanswered} turns never answered.")

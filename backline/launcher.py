@@ -72,8 +72,8 @@ def environment(base: Optional[Mapping[str, str]] = None) -> Dict[str, str]:
     env.setdefault("BACKLINE_CHAT_ORIGIN", f"http://localhost:{env['BACKLINE_HUB_PORT']}")
     env.setdefault("BACKLINE_CUSTOMER_TELEGRAM_API_URL", "https://api.telegram.org")
     env.setdefault("BACKLINE_CUSTOMER_SLACK_API_URL", "https://slack.com/api/")
-    # Rasa's listen queue (Rasa's default 100): at about a hundred customers at once, connections
-    # beyond it were refused (docs/scale.md measured it)
+    # the listen queue of Rasa and the hub (Rasa's default is 100): a burst of connections beyond it
+    # would be refused rather than wait
     env.setdefault("SANIC_BACKLOG", "1024")
     return env
 

@@ -18,8 +18,9 @@ process, on one machine:
 
 With ``BACKLINE_POSTGRES_URL`` or ``BACKLINE_REDIS_URL`` unset, a local server is started for it with
 its data under ``BACKLINE_SCALE_DATA`` (default ``var/scale/``; `backline.services`), kept between
-runs; the demo tenant is seeded into an empty business database. Each store's own URL variable,
-when set, wins over the one derived from ``BACKLINE_POSTGRES_URL``. Secrets come from the environment
+runs; with BACKLINE_DEMO=1 (`backline run`'s default) the demo tenant is seeded into an empty
+business database the profile derived (never into one given by its own URL). Each store's own URL
+variable, when set, wins over the one derived from ``BACKLINE_POSTGRES_URL``. Secrets come from the environment
 or are generated once into var/ before any process starts, so every instance shares them.
 
 The supervisor starts the data servers, then (after PostgreSQL is up) creates the databases and
@@ -130,8 +131,10 @@ def prepare_databases(
     env: Mapping[str, str], server_url: str, derived: Sequence[str], log: Callable[[str], None]
 ) -> None:
     """Create the ``derived`` databases on ``server_url`` when missing, migrate the consultation
-    store, seed the demo tenant into an empty business database."""
+    store, seed the demo tenant into an empty business database: only one the profile derived, and
+    only with BACKLINE_DEMO=1 (`backline run`'s default; a business database that is given is yours)."""
     from sqlalchemy import create_engine, inspect
+    from sqlalchemy.engine import make_url
 
     from backline.business.seed import seed
     from backline.consult.database import make_engine, migrate
@@ -144,6 +147,8 @@ def prepare_databases(
         migrate(consult)
     finally:
         consult.dispose()
+    if make_url(env["BACKLINE_BUSINESS_DB_URL"]).database not in derived or env.get("BACKLINE_DEMO") != "1":
+        return  # a business database of one's own, or not the demo: never seeded with the demo tenant
     business = create_engine(env["BACKLINE_BUSINESS_DB_URL"], future=True)
     try:
         empty = not inspect(business).get_table_names()

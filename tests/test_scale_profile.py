@@ -309,3 +309,46 @@ def test_a_busy_child_is_not_restarted_within_its_own_health_timeout(
         assert (supervisor.pids()["busy"] != first) is restarted
     finally:
         supervisor.stop()
+
+
+@pytest.mark.parametrize(
+    "derived, demo, seeded",
+    [
+        (["backline_consult", "backline_business"], "1", True),  # the profile's own database, the demo
+        (["backline_consult", "backline_business"], "0", False),  # not the demo
+        (["backline_consult"], "1", False),  # a business database given by its own URL is never seeded
+    ],
+)
+def test_the_demo_tenant_is_seeded_only_into_a_derived_database_of_the_demo(
+    postgres_url: str, derived: List[str], demo: str, seeded: bool
+) -> None:
+    import uuid
+
+    from sqlalchemy import create_engine, inspect
+
+    from backline.business import db
+
+    suffix = uuid.uuid4().hex[:8]
+    names = {"consult": f"c_{suffix}", "business": f"b_{suffix}"}
+    env = {
+        "BACKLINE_CONSULT_DB_URL": database_url(postgres_url, names["consult"]),
+        "BACKLINE_BUSINESS_DB_URL": database_url(postgres_url, names["business"]),
+        "BACKLINE_DEMO": demo,
+    }
+    renamed = [names["consult"] if n == "backline_consult" else names["business"] for n in derived]
+    if "backline_business" not in derived:
+        scale.ensure_databases(postgres_url, [names["business"]])  # given: it exists, empty
+    said: List[str] = []
+    scale.prepare_databases(env, postgres_url, renamed, said.append)
+    assert said[0] == f"created databases {', '.join(renamed)}"
+    engine = create_engine(env["BACKLINE_BUSINESS_DB_URL"])
+    try:
+        assert ("orders" in inspect(engine).get_table_names()) is seeded
+    finally:
+        engine.dispose()
+        db.dispose_engines()
+    consult = create_engine(env["BACKLINE_CONSULT_DB_URL"])
+    try:
+        assert "consultations" in inspect(consult).get_table_names()  # migrated either way
+    finally:
+        consult.dispose()

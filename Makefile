@@ -92,7 +92,7 @@ export-matrix: install ## Export the routing model (Markdown, CSV, JSON) to docs
 bench: setup train ## Benchmarks (not in `test`; under 30 min on 2 cores): routing quality, thresholds, serving speed -> docs/benchmarks.md
 	$(PY) -m backline.bench run --config config.yml --folds 5
 
-bench-scale: system-packages setup train ## Load benchmark (not in `test`; about 20 min): embedded vs scale profile, and a Rasa server killed mid-run -> docs/scale.md
+bench-scale: system-packages setup train ## Load benchmark (not in `test`; about 7 min on 2 cores): embedded vs scale profile, and a Rasa server killed mid-run -> docs/scale.md
 	$(PY) -m backline.bench scale
 
 lock: ## Re-pin requirements.lock from requirements.in in a scratch venv

@@ -215,3 +215,30 @@ def test_a_delivery_names_its_intent_and_entities(store: ConsultationStore) -> N
     delivery = Outbox(store).get(resume.delivery_id)
     assert delivery.intent == EXPERT_REPLY and delivery.entities["delivery_id"] == resume.delivery_id
     assert delivery.as_dict()["status"] == "pending"
+
+
+def test_a_reply_sent_at_once_is_not_taken_by_a_round_in_between(
+    store: ConsultationStore, rasa: FakeRasa, clock: FakeClock
+) -> None:
+    # the hub's API records a reply and sends it at once; its own delivery round, running on another
+    # thread, used to claim it in between, and the API answered "could not be reached yet" (202)
+    case = open_case(store)
+    sender = worker(store, rasa.url, owner="hub-a")
+    resume = record_reply(store, case.id, "mara", "dashboard", Reply("take_over"), sender="hub-a")
+    assert sender.run_once() == []  # the round skips what its own hub is about to send
+    assert worker(store, rasa.url, owner="hub-b").run_once() == []  # and so does another hub's
+    answer = sender.deliver_now(resume.delivery_id)
+    assert answer is not None and confirmed(answer, resume.delivery_id)
+    assert rasa.shown("conv") == [resume.delivery_id]
+
+
+def test_a_reply_leased_to_a_hub_that_died_before_sending_it_goes_out_after_the_lease(
+    store: ConsultationStore, rasa: FakeRasa, clock: FakeClock
+) -> None:
+    case = open_case(store)
+    resume = record_reply(store, case.id, "mara", "dashboard", Reply("take_over"), sender="hub-a")
+    other = worker(store, rasa.url, owner="hub-b")
+    assert other.run_once() == []
+    clock.advance(seconds=RetryBudget().lease + 1)
+    assert other.run_once() == [resume.delivery_id]
+    assert rasa.shown("conv") == [resume.delivery_id]

@@ -123,9 +123,12 @@ class Outbox:
         notice: Optional[str] = None,
         at: Optional[datetime] = None,
         actor: str = "system",
+        lease_owner: Optional[str] = None,
     ) -> Delivery:
         """A pending delivery (audited ``delivery_queued``); ``entities`` gain its ``delivery_id``.
-        Call it inside the transaction that records what is delivered."""
+        Call it inside the transaction that records what is delivered. With ``lease_owner`` it is
+        leased to that worker from the start (the hub that records an expert's reply and sends it at
+        once): no other round claims it between the commit and that first attempt."""
         store = self.store
         moment = store._now(at)
         delivery_id = new_delivery_id()
@@ -141,6 +144,8 @@ class Outbox:
             "created_at": moment,
             "next_attempt_at": moment,
         }
+        if lease_owner:
+            values.update(lease_owner=lease_owner[:64], lease_until=moment + timedelta(seconds=self.budget.lease))
         with store._write() as connection:
             store._locked(connection, consultation_id)
             connection.execute(deliveries.insert().values(**values))
@@ -193,13 +198,16 @@ class Outbox:
         self, owner: str, *, at: Optional[datetime] = None, limit: int = 20, delivery_id: Optional[str] = None
     ) -> List[Delivery]:
         """Lease up to ``limit`` due deliveries (or the one named ``delivery_id``, if due) to ``owner``:
-        pending, their time has come, no live lease, and first of their conversation. Rows another
-        hub is claiming right now are skipped, not waited for."""
+        pending, their time has come, no live lease (but ``owner``'s own, for the one named), and first
+        of their conversation. Rows another hub is claiming right now are skipped, not waited for."""
         moment = self.store._now(at)
+        free = or_(deliveries.c.lease_until.is_(None), deliveries.c.lease_until <= moment)
+        if delivery_id is not None:
+            free = or_(free, deliveries.c.lease_owner == owner[:64])
         statement = select(deliveries).where(
             deliveries.c.status == "pending",
             deliveries.c.next_attempt_at <= moment,
-            or_(deliveries.c.lease_until.is_(None), deliveries.c.lease_until <= moment),
+            free,
             _FIRST_OF_CONVERSATION,
         )
         if delivery_id is not None:

@@ -131,12 +131,14 @@ def record_reply(
     *,
     now: Optional[dt.datetime] = None,
     dedupe_key: Optional[str] = None,
+    sender: Optional[str] = None,
 ) -> Resume:
     """Apply the reply to the consultation (message, first reply, mode, closing) and queue its delivery
     to the customer, all audited, in one transaction under the consultation's lock.
 
     `ConsultationClosed` (with who decided) for a closed case; `DuplicateReply` when ``dedupe_key``
-    (a webhook delivery's key) was already recorded: the key is kept only if the reply is."""
+    (a webhook delivery's key) was already recorded: the key is kept only if the reply is. ``sender``:
+    the delivery worker that will send it at once, which holds its lease from the start."""
     with store.transaction():
         if dedupe_key is not None and not store.claim_webhook_key(dedupe_key, at=now):
             raise DuplicateReply(f"delivery {dedupe_key} was already applied")
@@ -178,6 +180,7 @@ def record_reply(
             {"consultation_id": consultation_id, "message_id": message.id},
             at=now,
             actor=actor,
+            lease_owner=sender,
         )
     return Resume(case.conversation_id, intent, dict(delivery.entities), delivery.id)
 

@@ -56,17 +56,25 @@ class ConsultationFlow:
         person = self.service.directory.people.get(person_id or "")
         return person.name if person else (person_id or "someone")
 
-    def record(self, answer: ExpertReply) -> Tuple[Outcome, Optional[str]]:
+    def record(self, answer: ExpertReply, *, send_now: bool = False) -> Tuple[Outcome, Optional[str]]:
         """Record the reply and queue its delivery (one transaction): the outcome if it stops here,
         and the delivery id when it was recorded. Database errors propagate (the caller answers 5xx
-        so that the platform retries; nothing was kept)."""
+        so that the platform retries; nothing was kept). ``send_now``: the caller sends it at once
+        (`apply`), so this hub's worker holds its lease from the start and no round takes it first."""
         case = self.store.get(answer.consultation_id)
         if case is None:
             return (404, {"error": f"no consultation {answer.consultation_id}"}), None
         try:
             guidance = answer.to_reply(case.mode)
             resume = record_reply(
-                self.store, answer.consultation_id, answer.actor, answer.source, guidance, dedupe_key=answer.dedupe_key
+                self.store,
+                answer.consultation_id,
+                answer.actor,
+                answer.source,
+                guidance,
+                dedupe_key=answer.dedupe_key,
+                # `apply` sends it at once: no background round may take it between the commit and then
+                sender=self.worker.owner if send_now else None,
             )
         except DuplicateReply:
             return (200, {"duplicate": True, "consultation": case.as_dict()}), None
@@ -93,7 +101,7 @@ class ConsultationFlow:
     def apply(self, answer: ExpertReply) -> Outcome:
         """Record the reply and try to reach the customer at once: 200 with what the customer was
         told, or 202 awaiting delivery (the worker keeps trying)."""
-        (status, payload), delivery_id = self.record(answer)
+        (status, payload), delivery_id = self.record(answer, send_now=True)
         if delivery_id is None:
             return status, payload
         rasa_answer = self.worker.deliver_now(delivery_id)

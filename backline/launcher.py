@@ -381,11 +381,11 @@ def _run_scale(model: str, debug: bool, env: Dict[str, str], token: str, credent
 
 def _print_scale_welcome(env: Dict[str, str], token: str, credentials: Path, names: List[str]) -> None:
     """The banner of the scale profile: the balancer's addresses, the instances, the stores (no secret)."""
-    from backline.services import redacted_url
+    from backline.redact import redact
 
     _print_welcome(env, token, credentials)
     stores = "\n".join(
-        f"  {variable:<26}{redacted_url(env[variable])}"
+        f"  {variable:<26}{redact(env[variable])}"
         for variable in (
             "BACKLINE_TRACKER_DB_URL",
             "BACKLINE_CONSULT_DB_URL",

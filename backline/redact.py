@@ -24,7 +24,7 @@ _PATTERNS = (
     (re.compile(r"(?i)\b(bearer|basic)\s+[A-Za-z0-9._~+/=-]{6,}"), r"\1 " + MASK),
     (re.compile(r"/bot\d+:[A-Za-z0-9_-]+"), "/bot" + MASK),
     (re.compile(r"\bxox[abposr]-[A-Za-z0-9-]+"), MASK),
-    (re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://[^/:@\s]+:)[^@/\s]+@"), r"\1" + MASK + "@"),
+    (re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://[^/:@\s]*:)[^@/\s]+@"), r"\1" + MASK + "@"),  # user may be empty
 )
 SECRET_NAME = re.compile(r"(TOKEN|SECRET|PASSWORD)")
 _registered: Set[str] = set()

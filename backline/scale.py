@@ -32,12 +32,13 @@ the same processes down for Compose and Kubernetes; tests/test_deploy.py checks 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+import shutil
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from backline import paths
-from backline.balancer import haproxy_config, services
+from backline.balancer import HEALTH_PATH, haproxy_config, services
 from backline.services import DATABASES, LocalPostgres, LocalRedis, database_url, ensure_databases
 from backline.supervisor import Child
 
@@ -214,8 +215,6 @@ def children(
 
 
 def _named(running: Child, name: str) -> Child:
-    from dataclasses import replace
-
     return replace(running, name=name)
 
 
@@ -251,8 +250,6 @@ def balancer_config(env: Mapping[str, str], found: Sequence[Instance]) -> str:
 
 def balancer_child(env: Mapping[str, str], found: Sequence[Instance]) -> Child:
     """HAProxy in the foreground on a configuration written to BACKLINE_SCALE_DATA."""
-    import shutil
-
     binary = shutil.which("haproxy") or "/usr/sbin/haproxy"
     if not os.path.exists(binary):
         raise FileNotFoundError("haproxy not found: install it (make system-packages)")
@@ -260,8 +257,6 @@ def balancer_child(env: Mapping[str, str], found: Sequence[Instance]) -> Child:
     folder.mkdir(parents=True, exist_ok=True)
     config = folder / "haproxy.cfg"
     config.write_text(balancer_config(env, found))
-    from backline.balancer import HEALTH_PATH
-
     return Child(
         name="balancer",
         argv=[binary, "-db", "-f", str(config)],

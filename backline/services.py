@@ -220,11 +220,3 @@ def ensure_databases(server_url: str, names: Iterable[str]) -> List[str]:
     finally:
         engine.dispose()
     return created
-
-
-def redacted_url(url: str) -> str:
-    """A database or Redis URL without its password, for messages."""
-    try:
-        return make_url(url).render_as_string(hide_password=True)
-    except Exception:
-        return "<url>"

@@ -14,11 +14,12 @@ import redis
 from rasa.core.channels.channel import UserMessage
 from sanic import Sanic
 
-from backline.rasa.channels import ENV_REDIS_URL, RecentDeliveries, RedisDeliveries, deliveries, safe_url
+from backline.rasa.channels import ENV_REDIS_URL, RecentDeliveries, RedisDeliveries, deliveries
 from backline.rasa.channels.slack import SlackInput
 from backline.rasa.channels.socketio import ENV_REDIS_URL as ENV_SOCKETIO_REDIS_URL
 from backline.rasa.channels.socketio import SocketIOInput
 from backline.rasa.channels.telegram import TelegramInput
+from backline.redact import redact
 from tests.channel_servers import FakeBotApi, LiveApp, redis_server
 from tests.expert_apis import FakeSlack
 from tests.servers import free_port
@@ -143,7 +144,7 @@ def test_redis_is_left_alone_for_a_while_after_an_error(caplog: pytest.LogCaptur
     ],
 )
 def test_the_logged_url_never_shows_the_password(url: str, shown: str) -> None:
-    assert safe_url(url) == shown
+    assert redact(url) == shown
 
 
 # --- Slack --------------------------------------------------------------------------------------------

@@ -17,7 +17,8 @@ import pytest
 from backline import scale
 from backline.balancer import HEALTH_PATH, haproxy_config, services
 from backline.launcher import environment
-from backline.services import DATABASES, database_url, redacted_url
+from backline.redact import redact
+from backline.services import DATABASES, database_url
 from backline.supervisor import Child, StartupError, Supervisor, probe
 
 SERVER = "postgresql://backline:s3cret@db.internal:5432/postgres"
@@ -120,8 +121,8 @@ def test_database_urls_keep_the_password_and_messages_hide_it() -> None:
     assert database_url(SERVER, DATABASES["BACKLINE_TRACKER_DB_URL"]).endswith(
         "s3cret@db.internal:5432/backline_tracker"
     )
-    assert "s3cret" not in redacted_url(database_url(SERVER, "x"))
-    assert "pw" not in redacted_url("redis://:pw@cache.internal:6379/0")
+    assert "s3cret" not in redact(database_url(SERVER, "x"))
+    assert "pw" not in redact("redis://:pw@cache.internal:6379/0")
 
 
 # --- the balancer --------------------------------------------------------------------------------

@@ -23,8 +23,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the project fold
 from sqlalchemy.engine import make_url  # noqa: E402
 
 from backline import paths  # noqa: E402
+from backline.redact import redact  # noqa: E402
 from backline.scale import prepare_databases  # noqa: E402
-from backline.services import DATABASES, redacted_url  # noqa: E402
+from backline.services import DATABASES  # noqa: E402
 
 
 def main() -> int:
@@ -36,7 +37,7 @@ def main() -> int:
     server = env.get("BACKLINE_POSTGRES_URL") or env["BACKLINE_CONSULT_DB_URL"]
     names = [make_url(env[variable]).database for variable in DATABASES]
     paths.private_umask()
-    print(f"prepare_databases: {', '.join(n for n in names if n)} on {redacted_url(server)}", flush=True)
+    print(f"prepare_databases: {', '.join(n for n in names if n)} on {redact(server)}", flush=True)
     prepare_databases(env, server, [name for name in names if name], log=lambda line: print(line, flush=True))
     print("prepare_databases: done", flush=True)
     return 0

@@ -27,7 +27,6 @@ import secrets
 import time
 from collections import OrderedDict
 from typing import Hashable, Mapping, Optional, Protocol, Union
-from urllib.parse import urlsplit, urlunsplit
 
 import redis
 from sanic import Blueprint, response
@@ -35,6 +34,7 @@ from sanic.request import Request
 from sanic.response import HTTPResponse
 
 from backline.limits import cap_server_requests
+from backline.redact import redact
 
 logger = logging.getLogger(__name__)
 
@@ -96,19 +96,6 @@ REDIS_TIMEOUT = 1.0
 REDIS_RETRY_AFTER = 10.0
 
 
-def safe_url(url: str) -> str:
-    """``url`` with its password (if any) masked, for log lines."""
-    try:
-        parts = urlsplit(url)
-        if parts.password is None:
-            return url
-        host = parts.hostname or ""
-        netloc = f"{parts.username or ''}:***@{host}" + (f":{parts.port}" if parts.port else "")
-        return urlunsplit(parts._replace(netloc=netloc))
-    except ValueError:
-        return "<unparsable Redis URL>"
-
-
 class RedisDeliveries:
     """Delivery ids shared by every Rasa instance through Redis, with this process's memory in front.
 
@@ -129,7 +116,7 @@ class RedisDeliveries:
         self.namespace = namespace
         self.ttl = ttl
         self.retry_after = retry_after
-        self.url = safe_url(url)
+        self.url = redact(url)  # the password masked, for log lines
         self._local = RecentDeliveries(limit)
         self._client = redis.Redis.from_url(url, socket_timeout=timeout, socket_connect_timeout=timeout)
         self._skip_until = 0.0

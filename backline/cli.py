@@ -17,6 +17,9 @@ COMMANDS = {
     "migrate-consultations": ("backline.consult.store", "migrate the consultation store: migrate | current"),
     "hash-password": ("backline.hub.operators", "print a dashboard password hash for experts.yml"),
     "tokens": ("backline.hub.api_tokens", "per-operator API tokens: create | list | revoke"),
+    "report": ("backline.governance.report", "the governance report: outcome metrics as Markdown or HTML + CSV"),
+    "candidates": ("backline.governance.candidates", "candidate training data from verdicts, overrides, reviews"),
+    "sample": ("backline.governance.sampling", "put a sample of the AI's work into the QA review queue"),
 }
 
 

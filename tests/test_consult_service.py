@@ -16,6 +16,7 @@ from backline.consult.replies import SLA_DELAY
 from backline.consult.service import ConsultationService, transcript_from_events
 from backline.consult.store import ConsultationStore
 from backline.experts import DashboardChannel, RetryPolicy, SlackChannel, TelegramChannel, UnavailableChannel
+from backline.governance.service import GovernanceService
 from backline.routing.directory import ExpertDirectory, load_experts
 from tests.clock import FakeClock
 from tests.expert_apis import FakeSlack, FakeTelegram
@@ -402,11 +403,18 @@ def test_metrics_count_escalations_and_reply_times(service: ConsultationService,
         store.record_first_reply(opened.consultation.id, TUESDAY_10 + dt.timedelta(minutes=minutes))
     service.open("m-open", {**REFUND, "reason": "explicit_request", "queue": "support"}, transcript=TRANSCRIPT)
 
-    metrics = service.metrics()
+    governance = GovernanceService(store, service.directory, None, clock=lambda: TUESDAY_10 + dt.timedelta(hours=1))
+    metrics = governance.metrics()
     assert metrics["consultations"] == 4
     assert metrics["by_reason"] == {"sensitive_topic": 3, "explicit_request": 1}
     assert metrics["by_queue"] == {"billing": 3, "support": 1}
-    assert metrics["first_reply_seconds"] == {"count": 3, "median": 1200.0, "p90": 1800.0}
+    assert metrics["first_reply_seconds"] == {
+        "count": 3,
+        "median": 1200.0,
+        "p90": 1800.0,
+        "business_hours": {"count": 3, "median": 1200.0, "p90": 1800.0},  # Tuesday 10:00 is within hours
+        "off_hours": {"count": 0, "median": None, "p90": None},
+    }
 
 
 # --- one open consultation per conversation ------------------------------------------------------

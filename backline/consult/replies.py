@@ -23,12 +23,13 @@ without the greeting), "by" (the expert's first name), "team", "at" (ISO-8601 UT
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from backline import configuration
 from backline.consult.outbox import Outbox
 from backline.consult.store import Consultation, ConsultationClosed, ConsultationStore, Message
+from backline.governance.config import governance
 from backline.limits import max_reply_chars
 from backline.routing.directory import ExpertDirectory
 from backline.routing.handback import UnknownFollowup
@@ -88,6 +89,13 @@ class Reply:
     internal_notes: Tuple[str, ...] = ()
     allowed_followups: Tuple[str, ...] = ()
     amounts: Tuple[Mapping[str, Any], ...] = ()
+    override_reason: Optional[str] = None
+    """Why the AI's draft was denied or edited: a key of governance.yml's ``override_reasons``."""
+    override_note: Optional[str] = None
+    corrected_intent: Optional[str] = None
+    """With ``wrong_intent``: the intent the customer meant (a candidate NLU example)."""
+    verdict: Optional[str] = None
+    """The expert's verdict on the escalation with a final decision: needed | not_needed | too_late."""
 
     @property
     def for_customer(self) -> str:
@@ -145,7 +153,7 @@ def record_reply(
         case = store.lock(consultation_id)
         if not case.is_open:
             raise ConsultationClosed(consultation_id, store.decided_by(consultation_id), case.resolution)
-        _check(case, reply)
+        reply = _check(case, reply)
         message = store.add_message(
             consultation_id,
             "from_expert",
@@ -164,6 +172,7 @@ def record_reply(
         store.record_first_reply(consultation_id, now, actor=actor)
         if reply.action in ("take_over", "message") and case.mode == "consult":
             store.set_mode(consultation_id, "handoff", at=now, actor=actor)
+        _record_governance(store, case, reply, actor, source, now)
         if reply.action in RESOLUTIONS:
             store.close(
                 consultation_id,
@@ -185,7 +194,46 @@ def record_reply(
     return Resume(case.conversation_id, intent, dict(delivery.entities), delivery.id)
 
 
-def _check(case: Consultation, reply: Reply) -> None:
+def override_kind(case: Consultation, reply: Reply) -> Optional[str]:
+    """``denied`` or ``edited`` when the reply overrides the AI's draft (a deny; an answer or approval
+    whose text for the customer is not the draft's), else None."""
+    if not case.ai_draft or reply.action not in ("approve", "deny", "answer"):
+        return None
+    if reply.action == "deny":
+        return "denied"
+    final = " ".join(reply.for_customer.split())
+    if reply.action == "approve" and not final:
+        return None
+    return None if final == " ".join(case.ai_draft.split()) else "edited"
+
+
+def _record_governance(
+    store: ConsultationStore, case: Consultation, reply: Reply, actor: str, source: str, now: Optional[dt.datetime]
+) -> None:
+    """The override of the AI's draft and the expert's verdict, in the reply's transaction."""
+    kind = override_kind(case, reply)
+    if kind is not None:
+        store.record_override(
+            case.id,
+            kind=kind,
+            ai_draft=case.ai_draft or "",
+            final_text=reply.for_customer or "",
+            actor=actor,
+            source=source,
+            reason=reply.override_reason,
+            note=reply.override_note,
+            intent=case_intent(case),
+            corrected_intent=reply.corrected_intent,
+            at=now,
+        )
+    elif reply.override_reason is not None:
+        raise ReplyError("an override reason is for denying or editing the AI's draft; this reply does neither")
+    if reply.verdict is not None:
+        store.record_verdict(case.id, reply.verdict, actor=actor, source=source, at=now)
+
+
+def _check(case: Consultation, reply: Reply) -> Reply:
+    """The reply, checked, with its override reason and verdict as governance.yml's keys; `ReplyError` otherwise."""
     if reply.action not in DECISIONS:
         raise ReplyError(f"unknown action {reply.action!r}; one of {', '.join(DECISIONS)}")
     if reply.action in NEEDS_TEXT and not reply.for_customer:
@@ -197,6 +245,17 @@ def _check(case: Consultation, reply: Reply) -> None:
     if reply.action == "approve" and not reply.for_customer and not case.ai_draft:
         raise ReplyError("there is no AI draft to approve: answer with the text for the customer")
     allowed_intents(reply.allowed_followups)
+    rules = governance()
+    try:
+        reason = None if reply.override_reason is None else rules.check_reason(reply.override_reason)
+        verdict = None if reply.verdict is None else rules.check_verdict(reply.verdict)
+    except ValueError as error:
+        raise ReplyError(str(error)) from None
+    if verdict is not None and reply.action not in RESOLUTIONS:
+        raise ReplyError(
+            "a verdict on the escalation goes with a final decision (approve, deny, answer, close, hand back)"
+        )
+    return replace(reply, override_reason=reason, verdict=verdict)
 
 
 def _first_name(name: str) -> str:

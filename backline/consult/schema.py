@@ -206,3 +206,107 @@ sign_in_attempts = Table(
 """Failed dashboard sign-ins, shared by every hub: ``scope`` is what is counted (``address``,
 ``user_address``, ``all``), ``key`` its value (hashed), ``at`` when; rows older than the longest
 window are deleted as new ones come (`backline.hub.operators`)."""
+
+
+verdicts = Table(
+    "verdicts",
+    metadata,
+    Column(
+        "consultation_id",
+        String(32),
+        ForeignKey("consultations.id", name="fk_verdicts_consultation_id"),
+        primary_key=True,
+    ),
+    Column("verdict", String(16), nullable=False),
+    Column("actor", String(128), nullable=False),
+    Column("source", String(16), nullable=False),
+    Column("note", Text),
+    Column("at", UtcDateTime, nullable=False),
+    CheckConstraint("verdict IN ('needed', 'not_needed', 'too_late')", name="ck_verdicts_verdict"),
+    Index("ix_verdicts_at", "at"),
+)
+"""An expert's verdict on an escalation (needed, not needed, should have come earlier): one per case,
+the latest wins; each one given is also an audit event (``verdict``)."""
+
+overrides = Table(
+    "overrides",
+    metadata,
+    Column(
+        "consultation_id",
+        String(32),
+        ForeignKey("consultations.id", name="fk_overrides_consultation_id"),
+        primary_key=True,
+    ),
+    Column("kind", String(16), nullable=False),
+    Column("reason", String(32)),
+    Column("note", Text),
+    Column("intent", String(64)),
+    Column("corrected_intent", String(64)),
+    Column("ai_draft", Text, nullable=False),
+    Column("final_text", Text, nullable=False),
+    Column("actor", String(128), nullable=False),
+    Column("source", String(16), nullable=False),
+    Column("at", UtcDateTime, nullable=False),
+    CheckConstraint("kind IN ('denied', 'edited')", name="ck_overrides_kind"),
+    Index("ix_overrides_at", "at"),
+)
+"""An expert denied or edited the AI's draft: the draft and the final text side by side, with the reason
+(from governance.yml's ``override_reasons``; None until the expert gives it) and, for ``wrong_intent``,
+the intent the customer meant."""
+
+csat_responses = Table(
+    "csat_responses",
+    metadata,
+    Column(
+        "consultation_id",
+        String(32),
+        ForeignKey("consultations.id", name="fk_csat_responses_consultation_id"),
+        primary_key=True,
+    ),
+    Column("conversation_id", String(255), nullable=False),
+    Column("score", Integer, nullable=False),
+    Column("channel", String(32), nullable=False),
+    Column("at", UtcDateTime, nullable=False),
+    CheckConstraint("score BETWEEN 1 AND 5", name="ck_csat_responses_score"),
+    Index("ix_csat_responses_at", "at"),
+)
+"""The customer's 1-5 answer to the satisfaction question asked after a case closed or was handed back:
+one per case (the first answer counts)."""
+
+qa_reviews = Table(
+    "qa_reviews",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("kind", String(16), nullable=False),
+    Column("subject", String(255), nullable=False),
+    Column("conversation_id", String(255), nullable=False),
+    Column(
+        "consultation_id",
+        String(32),
+        ForeignKey("consultations.id", name="fk_qa_reviews_consultation_id"),
+    ),
+    Column("queue", String(64)),
+    Column("intent", String(64)),
+    Column("channel", String(32)),
+    Column("subject_at", UtcDateTime, nullable=False),
+    Column("sampled_at", UtcDateTime, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("reviewer", String(128)),
+    Column("reviewed_at", UtcDateTime),
+    Column("verdict", String(32)),
+    Column("note", Text),
+    Column("corrected_intent", String(64)),
+    CheckConstraint("kind IN ('ai_alone', 'accepted_draft', 'closed_case')", name="ck_qa_reviews_kind"),
+    CheckConstraint("status IN ('pending', 'reviewed')", name="ck_qa_reviews_status"),
+    CheckConstraint(
+        "verdict IS NULL OR verdict IN ('right', 'should_have_escalated', 'should_not_have_escalated', 'wrong_answer')",
+        name="ck_qa_reviews_verdict",
+    ),
+    Index("ux_qa_reviews_kind_subject", "kind", "subject", unique=True),
+    Index("ix_qa_reviews_status_queue", "status", "queue"),
+    Index("ix_qa_reviews_subject_at", "subject_at"),
+)
+"""QA sampling's review queue: a conversation the AI handled alone (``subject`` its conversation id), an
+approved draft or a closed case (``subject`` the consultation id), sampled once (`backline.governance.sampling`);
+a reviewer marks it right or wrong with a note, which feeds the metrics (missed escalations) and the
+candidate training data."""

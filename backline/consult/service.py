@@ -15,9 +15,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import math
 import os
-import statistics
 import time
 from dataclasses import dataclass
 from typing import Any, Dict, List, Mapping, Optional, Sequence
@@ -408,26 +406,6 @@ class ConsultationService:
             return None
         self._link(consultation_id, posted)
         return posted
-
-    def metrics(self) -> Dict[str, Any]:
-        """Escalations by reason, mode and queue; median and P90 seconds to the first expert reply."""
-        cases = self.store.list()
-        replies = sorted((c.first_reply_at - c.created_at).total_seconds() for c in cases if c.first_reply_at)
-        counts: Dict[str, Dict[str, int]] = {"by_reason": {}, "by_mode": {}, "by_queue": {}, "by_status": {}}
-        for case in cases:
-            for key, value in (("by_mode", case.mode), ("by_queue", case.queue), ("by_status", case.status)):
-                counts[key][value] = counts[key].get(value, 0) + 1
-            for reason in case.reasons:
-                counts["by_reason"][reason] = counts["by_reason"].get(reason, 0) + 1
-        return {
-            "consultations": len(cases),
-            **counts,
-            "first_reply_seconds": {
-                "count": len(replies),
-                "median": statistics.median(replies) if replies else None,
-                "p90": replies[min(len(replies) - 1, math.ceil(0.9 * len(replies)) - 1)] if replies else None,
-            },
-        }
 
     # the SLA ladder (backline.consult.ladder)
 

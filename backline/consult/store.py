@@ -15,6 +15,7 @@ made of parts that each live in their own module:
 - `backline.consult.transitions`: assign, queue, SLA deadline, mode, escalated again, first reply, close;
 - `backline.consult.threads`: webhook delivery keys and expert threads (Slack / Telegram inbound);
 - `backline.consult.workload`: a person's open cases, a queue's first-reply times;
+- `backline.consult.governance`: verdicts, overrides of AI drafts, satisfaction answers, QA reviews;
 - `backline.consult.rows`: value checks and rows turned into records;
 - `backline.consult.records` (the records), `backline.consult.schema` (the tables),
   `backline.consult.database` (URL, engines, migrations and their command line).
@@ -47,6 +48,7 @@ from backline.consult.database import (  # noqa: F401  (re-exported)
     make_engine,
     migrate,
 )
+from backline.consult.governance import Governance
 from backline.consult.masking import mask, mask_data
 from backline.consult.records import (  # noqa: F401  (re-exported: the store's public names)
     ACTIVE_STATUSES,
@@ -92,7 +94,7 @@ from backline.utc import as_utc, naive_utc, utcnow  # noqa: F401
 from backline.utc import iso as _iso
 
 
-class ConsultationStore(CaseTransitions, ExpertThreads, Workload):
+class ConsultationStore(CaseTransitions, ExpertThreads, Workload, Governance):
     """Consultations, messages and audit trail in one SQL database.
 
     ``url``: SQLAlchemy URL (default `database_url()`); ``clock``: the time when an operation

@@ -1,6 +1,6 @@
 """The hub's JSON API for operators (``Authorization: Bearer <token>``): consultations of the caller's
 queues, a consultation with its messages, audit trail and deliveries, replies, sending an undeliverable
-reply again, and the metrics (supervisor and integrations).
+reply again. Verdicts, overrides, metrics and QA reviews: `backline.hub.governance_api`.
 
 The token is a person's own (`backline.hub.api_tokens`) or the shared integration token
 (`SYSTEM`); `operator_guard` checks it for every ``/api/`` path and says what the caller may see
@@ -160,11 +160,5 @@ def api_blueprint(flow: ConsultationFlow) -> Blueprint:
             return error(409, str(problem))
         flow.wake()
         return json({"delivery": delivery.as_dict()}, status=202)
-
-    @bp.get("/api/metrics")
-    async def metrics(request: Request) -> HTTPResponse:
-        if not request.ctx.access.sees_all:
-            return error(403, "metrics cover every queue: for the supervisor and integrations")
-        return json(await asyncio.to_thread(flow.service.metrics))
 
     return bp

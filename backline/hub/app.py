@@ -2,7 +2,10 @@
 
 - the operator dashboard (/dashboard, sign-in per operator) and the customer web chat (/chat);
 - JSON API for operators (``Authorization: Bearer <token>``: a person's own token, `backline.hub.api_tokens`,
-  or the shared integration token): consultations of the caller's queues, replies, metrics (supervisor);
+  or the shared integration token): consultations of the caller's queues, replies, verdicts and
+  override reasons, outcome metrics, the QA review queue, a conversation's routing decisions;
+- QA sampling: every ``BACKLINE_QA_INTERVAL`` seconds (300) a share of the AI's work goes to the review
+  queue (`backline.governance.sampling`);
 - Slack (``/slack/interactivity``, ``/slack/events``; signing secret) and Telegram (``/telegram/webhook``;
   secret token) webhooks: button clicks and replies from the experts' channels, recorded with the
   platform's delivery key in one transaction and answered at once, each delivery once;
@@ -20,6 +23,7 @@ work is in `backline.consult` (service, replies, outbox).
 from __future__ import annotations
 
 import argparse
+import asyncio
 import logging
 import os
 import secrets
@@ -34,6 +38,9 @@ from sanic.response import HTTPResponse, json, redirect
 from backline import limits, paths
 from backline.consult.outbox import Outbox, RetryBudget, env_seconds
 from backline.consult.service import ConsultationService
+from backline.governance import sampling
+from backline.governance.facts import TrackerReader, tracker_url
+from backline.governance.service import GovernanceService
 from backline.hub import headers
 from backline.hub.api import api_blueprint, operator_guard
 from backline.hub.api_tokens import ApiTokens
@@ -41,6 +48,7 @@ from backline.hub.dashboard import dashboard_blueprint
 from backline.hub.dedupe import SqlDedupe
 from backline.hub.delivery_worker import DeliveryWorker
 from backline.hub.flow import ConsultationFlow
+from backline.hub.governance_api import governance_blueprint
 from backline.hub.operators import dashboard_secret
 from backline.hub.rasa_client import RasaClient
 from backline.hub.slack_inbound import SlackInbound
@@ -75,6 +83,7 @@ class HubConfig:
     delivery_budget: RetryBudget = RetryBudget()
     max_body_bytes: int = limits.MAX_BODY_BYTES
     server_max_bytes: int = limits.SERVER_MAX_BYTES
+    qa_interval: float = 300.0
 
     @classmethod
     def from_env(cls, env: Optional[Mapping[str, str]] = None) -> "HubConfig":
@@ -95,6 +104,7 @@ class HubConfig:
             delivery_budget=RetryBudget.from_env(env),
             max_body_bytes=limits.max_body_bytes(env),
             server_max_bytes=int(env.get(limits.ENV_SANIC_MAX) or limits.SERVER_MAX_BYTES),
+            qa_interval=env_seconds(env, "BACKLINE_QA_INTERVAL", 300.0),
         )
 
 
@@ -105,6 +115,7 @@ def create_app(
     name: str = "backline_hub",
     *,
     worker: Optional[DeliveryWorker] = None,
+    governance: Optional[GovernanceService] = None,
 ) -> Sanic:
     """The hub's Sanic app over ``service`` (store, experts, channels) and ``rasa`` (the customer side):
     the consultation flow (`ConsultationFlow`) wired to the API, the webhooks, the dashboard and the
@@ -122,7 +133,8 @@ def create_app(
         interval=config.delivery_interval,
         attempt_timeout=config.delivery_timeout,
     )
-    flow = ConsultationFlow(service, worker)
+    governance = governance or GovernanceService(store, service.directory, TrackerReader(tracker_url()))
+    flow = ConsultationFlow(service, worker, governance)
     app.register_middleware(
         operator_guard(flow, config.operator_token, ApiTokens(store), config.max_body_bytes), "request"
     )
@@ -158,15 +170,23 @@ def create_app(
         else None
     )
 
+    qa_timer: List[asyncio.Task] = []
+
     @app.after_server_start
     async def start_timers(app: Sanic, _: Any) -> None:
         flow.start_timers(config.sla_interval, config.delivery_interval)
+        if config.qa_interval > 0:
+            qa_timer.append(asyncio.get_running_loop().create_task(qa_sampling(governance, config.qa_interval)))
 
     @app.before_server_stop
     async def stop_timers(app: Sanic, _: Any) -> None:
         await flow.stop_timers()
+        for task in qa_timer:
+            task.cancel()
+        await asyncio.gather(*qa_timer, return_exceptions=True)
 
     app.blueprint(api_blueprint(flow))
+    app.blueprint(governance_blueprint(governance))
     app.blueprint(webhooks_blueprint(flow, slack, telegram))
     app.blueprint(
         dashboard_blueprint(
@@ -177,6 +197,18 @@ def create_app(
     app.ctx.flow = flow
     app.ctx.worker = worker
     return app
+
+
+async def qa_sampling(governance: GovernanceService, interval: float) -> None:
+    """QA sampling (`backline.governance.sampling.sample`) every ``interval`` seconds, off the event loop."""
+    while True:
+        try:
+            added = await asyncio.to_thread(sampling.sample, governance)
+            if any(added.values()):
+                logger.info("QA sampling added %s", added)
+        except Exception:  # the timer must survive a bad round (a database restart); the next one retries
+            logger.exception("QA sampling failed")
+        await asyncio.sleep(interval)
 
 
 def main(argv: Optional[List[str]] = None) -> int:

@@ -1,6 +1,6 @@
 """The `backline validate-matrix` command: `backline.routing.validate`'s checks of escalation.yml,
-signals.yml and experts.yml against the Rasa domain, plus the findings that need another part of the
-project.
+signals.yml and experts.yml against the Rasa domain, governance.yml (`backline.governance.config`)
+against both, plus the findings that need another part of the project.
 
 Errors make the files invalid; warnings (``path:line: warning: message``) are printed too but do not
 fail: a currency the money parser reads (backline/nlp/money.py) without a rate in ``currency_rates``
@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import List, Optional, Sequence, Tuple
+from typing import Any, List, Optional, Sequence, Tuple
 
+from backline.governance.config import GovernanceError, load_governance
 from backline.nlp.money import CURRENCIES, markers_for
 from backline.routing.matrix import EscalationMatrix
 from backline.routing.source import WARNING, PathLike, Problem
@@ -44,6 +45,31 @@ def currency_warnings(matrix: EscalationMatrix, currencies: Sequence[str] = CURR
     return warnings
 
 
+def governance_problems(path: PathLike, experts: Any, matrix: Optional[EscalationMatrix]) -> List[Problem]:
+    """governance.yml's own problems (`load_governance`), then the queues its sampling names that
+    experts.yml does not define and the conversational intents that are no row of the matrix."""
+    try:
+        rules = load_governance(path)
+    except GovernanceError as error:
+        return list(error.problems)
+    except OSError as error:
+        return [Problem(str(path), None, None, f"cannot read: {error}")]
+    problems = []
+    if experts is not None:
+        for queue in rules.sampling.closed_cases:
+            if queue != "default" and queue not in experts.queues:
+                problems.append(
+                    Problem(str(path), None, None, f"qa_sampling.closed_cases: no queue {queue!r} in experts.yml")
+                )
+    if matrix is not None:
+        for intent in rules.conversational_intents:
+            if intent not in matrix.rows:
+                problems.append(
+                    Problem(str(path), None, None, f"conversational_intents: {intent!r} is not a row of the matrix")
+                )
+    return problems
+
+
 def validate_with_warnings(
     matrix_path: PathLike, experts_path: PathLike, domain_path: PathLike
 ) -> Tuple[List[Problem], List[Problem]]:
@@ -58,8 +84,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--matrix", default="escalation.yml", help="escalation matrix (default: %(default)s)")
     parser.add_argument("--experts", default="experts.yml", help="expert directory (default: %(default)s)")
     parser.add_argument("--domain", default="domain.yml", help="Rasa domain file or directory (default: %(default)s)")
+    parser.add_argument("--governance", default="governance.yml", help="governance rules (default: %(default)s)")
     args = parser.parse_args(argv)
     problems, matrix, experts = run(args.matrix, args.experts, args.domain)
+    problems = problems + governance_problems(args.governance, experts, matrix)
     warnings = sorted(currency_warnings(matrix), key=order) if matrix is not None else []
     for finding in sorted(problems + warnings, key=order):
         print(finding)

@@ -72,7 +72,7 @@ def actions(store: ConsultationStore, consultation_id: str) -> List[str]:
 def test_migrations_apply_from_empty_and_are_idempotent(db_url: str) -> None:
     assert current_revision(db_url) is None
     head = migrate(db_url)
-    assert head == "0005"
+    assert head == "0006"
     assert current_revision(db_url) == head
     engine = make_engine(db_url)
     try:
@@ -83,6 +83,10 @@ def test_migrations_apply_from_empty_and_are_idempotent(db_url: str) -> None:
             "audit_events",
             "expert_threads",
             "webhook_deliveries",
+            "verdicts",
+            "overrides",
+            "csat_responses",
+            "qa_reviews",
             VERSION_TABLE,
         } <= tables
         assert "alembic_version" not in tables  # its own version table: can share a database
@@ -114,9 +118,9 @@ def test_command_line_migrates_and_reports_the_revision(db_url: str, capsys: pyt
     assert main(["current", "--url", db_url]) == 0
     assert capsys.readouterr().out.strip() == "none"
     assert main(["migrate", "--url", db_url]) == 0
-    assert "revision 0005" in capsys.readouterr().out
+    assert "revision 0006" in capsys.readouterr().out
     assert main(["current", "--url", db_url]) == 0
-    assert capsys.readouterr().out.strip() == "0005"
+    assert capsys.readouterr().out.strip() == "0006"
 
 
 def test_concurrent_migrations_do_not_collide(db_url: str) -> None:
@@ -134,7 +138,7 @@ def test_concurrent_migrations_do_not_collide(db_url: str) -> None:
     for thread in threads:
         thread.join()
     assert errors == []
-    assert current_revision(db_url) == "0005"
+    assert current_revision(db_url) == "0006"
 
 
 def test_default_url_comes_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -260,8 +260,9 @@ def test_the_audit_names_the_tokens_person_never_a_chosen_actor(
     )
 
 
-def test_a_revoked_token_stops_at_once_and_metrics_are_for_the_supervisor(c: Channels, mara_token: str) -> None:
+def test_a_revoked_token_stops_at_once_and_metrics_cover_only_the_callers_queues(c: Channels, mara_token: str) -> None:
     metrics_mara = api(c, mara_token, "GET", "/api/metrics")
+    other_queue = api(c, mara_token, "GET", "/api/metrics?queue=legal")
     metrics_system = api(c, c.stack.operator_token, "GET", "/api/metrics")
     token_id = next(line.split()[0] for line in tokens_command(c, "list").stdout.splitlines() if "mara" in line)
     revoked = tokens_command(c, "revoke", token_id)
@@ -269,15 +270,18 @@ def test_a_revoked_token_stops_at_once_and_metrics_are_for_the_supervisor(c: Cha
     unknown = tokens_command(c, "create", "--person", "mallory", "--label", "x")
     guessed = api(c, "bkl_" + "A" * 43, "GET", "/api/consultations")
 
-    assert (metrics_mara.status_code, metrics_system.status_code) == (403, 200)
+    assert (metrics_mara.status_code, other_queue.status_code, metrics_system.status_code) == (200, 403, 200)
+    assert "billing" in metrics_mara.json()["by_queue"]
+    assert set(metrics_mara.json()["by_queue"]) <= {"billing", "sales"}  # her queues: the legal case is not hers
+    assert metrics_system.json()["by_queue"]["legal"] >= 1
     assert revoked.returncode == 0 and (after.status_code, guessed.status_code) == (401, 401)
     assert unknown.returncode == 2 and "not a person of experts.yml" in unknown.stderr
     assert "revoked" in tokens_command(c, "list").stdout
     ROWS.append(
         (
-            "Anyone reads every queue's figures",
-            "GET /api/metrics with an operator's token; the shared token",
-            f"refused: {metrics_mara.status_code}; the integration: {metrics_system.status_code}",
+            "An operator reads the figures of queues that are not theirs",
+            "GET /api/metrics with mara's token (billing), and with ?queue=legal",
+            f"only her queues' cases counted; ?queue=legal refused: {other_queue.status_code}",
         )
     )
     ROWS.append(

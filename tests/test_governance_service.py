@@ -178,3 +178,34 @@ def test_parse_when() -> None:
     for bad in ("yesterday", "30x", "2026-13-01"):
         with pytest.raises(ValueError, match="since must be like 30d"):
             parse_when(bad, now)
+
+
+def test_business_hours_follow_experts_yml(tmp_path: Any) -> None:
+    """Berlin, Mon-Fri 08:00-18:00, Sunday closed (experts.yml): Tuesday 09:59 UTC is within, 17:00 UTC
+    (18:00 Berlin) and Sunday are not."""
+    store = ConsultationStore(f"sqlite:///{tmp_path / 'hours.db'}")
+    opened = {
+        "within": dt.datetime(2026, 11, 3, 9, 59, tzinfo=UTC),
+        "evening": dt.datetime(2026, 11, 3, 17, 0, tzinfo=UTC),
+        "sunday": dt.datetime(2026, 11, 8, 10, 0, tzinfo=UTC),
+    }
+    ids = {
+        name: store.create(
+            conversation_id=name, mode="handoff", queue="support", reasons=["explicit_request"], now=at
+        ).id
+        for name, at in opened.items()
+    }
+    for name, case_id in ids.items():
+        store.record_first_reply(case_id, opened[name] + dt.timedelta(minutes=10 if name == "within" else 50))
+    governance = GovernanceService(store, configuration.experts(), None, clock=lambda: NOW)
+    facts = governance.facts(None, T0 - dt.timedelta(days=1), NOW)
+    assert {c.conversation_id: c.business_hours for c in facts.cases} == {
+        "within": True,
+        "evening": False,
+        "sunday": False,
+    }
+    first = governance.metrics(None, T0 - dt.timedelta(days=1), NOW)["first_reply_seconds"]
+    assert (first["business_hours"], first["off_hours"]) == (
+        {"count": 1, "median": 600.0, "p90": 600.0},
+        {"count": 2, "median": 3000.0, "p90": 3000.0},
+    )

@@ -20,7 +20,7 @@ export BACKLINE_TRACKER_DB ?= $(CURDIR)/var/tracker.db
 export BACKLINE_ACTION_ENDPOINT ?= http://localhost:5055/webhook
 
 .PHONY: help run run-scale bench-scale shell test test-fast lint format setup install system-packages build seed validate train test-unit \
-	test-stories export-matrix lock clean bench screenshots
+	test-stories export-matrix report lock clean bench screenshots
 
 help: ## List every target
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-15s %s\n", $$1, $$2}'
@@ -88,6 +88,9 @@ screenshots: system-packages setup train ## Retake the README's screenshots (doc
 
 export-matrix: install ## Export the routing model (Markdown, CSV, JSON) to docs/routing/
 	$(PY) -m backline export-matrix --out docs/routing
+
+report: install ## Governance report from the stores (SINCE=30d, FORMAT=md|html) -> reports/governance-<date>/
+	$(PY) -m backline report --since $(or $(SINCE),30d) --format $(or $(FORMAT),md)
 
 bench: setup train ## Benchmarks (not in `test`; under 30 min on 2 cores): routing quality, thresholds, serving speed -> docs/benchmarks.md
 	$(PY) -m backline.bench run --config config.yml --folds 5

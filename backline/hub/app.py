@@ -190,7 +190,12 @@ def create_app(
     app.blueprint(webhooks_blueprint(flow, slack, telegram))
     app.blueprint(
         dashboard_blueprint(
-            service, flow.apply_async, config.dashboard_secret, max_body=config.max_body_bytes, wake=flow.wake
+            service,
+            flow.apply_async,
+            config.dashboard_secret,
+            max_body=config.max_body_bytes,
+            wake=flow.wake,
+            governance=governance,
         )
     )
     app.blueprint(webchat_blueprint(service, config.rasa_url, config.chat_socket_url))

@@ -6,7 +6,9 @@ JSON answers 401. ``/dashboard/events`` is a Server-Sent Events stream that says
 whenever the consultation store changed (checked at most once a second for all listeners);
 the page then fetches what it shows again. Replies go through the hub's ``apply`` (``//`` lines
 stay internal; record the reply, resume the customer's conversation), as the JSON API's and the
-Slack and Telegram replies do, with the signed-in operator as the actor.
+Slack and Telegram replies do, with the signed-in operator as the actor. A reply may also carry why the AI's
+draft was overridden and the verdict on the escalation (`GOVERNANCE_FIELDS`). The analytics and QA
+review pages, and a case's verdict and override reason: `backline.hub.analytics_pages`.
 
 Bodies are checked before anything happens (`backline.limits`): a POST body over
 BACKLINE_MAX_BODY_BYTES (65,536) gets 413; a sign-in without a username and password, or with one
@@ -45,7 +47,7 @@ from backline.access import access_for
 from backline.consult import board
 from backline.consult.outbox import Outbox
 from backline.consult.service import ConsultationService
-from backline.hub import forgery
+from backline.hub import analytics_pages, forgery
 from backline.hub.guidance import ExpertReply
 from backline.hub.operators import (
     SESSION_SECONDS,
@@ -72,7 +74,9 @@ STREAM_SECONDS = 300
 HEARTBEAT_SECONDS = 15
 MAX_USERNAME = 200
 MAX_PASSWORD = 1024
-REPLY_SHAPE = '{"action": "approve", "text": "...", "allowed_followups": ["informational"]}'
+REPLY_SHAPE = '{"action": "approve", "text": "...", "allowed_followups": ["informational"], "verdict": "needed"}'
+GOVERNANCE_FIELDS = ("override_reason", "override_note", "corrected_intent", "verdict")
+"""Optional fields of a reply: why the AI's draft was denied or edited, and the verdict on the escalation."""
 
 Apply = Callable[[ExpertReply], Awaitable[Tuple[int, Dict[str, Any]]]]
 """The hub's ``app.ctx.apply``: the reply as guidance, recorded and resumed; the HTTP status and body."""
@@ -116,8 +120,10 @@ def _later(seconds: float) -> str:
     return f"{math.ceil(seconds)} seconds" if seconds < 120 else f"{math.ceil(seconds / 60)} minutes"
 
 
-def reply_fields(body: bytes) -> Tuple[str, str, Tuple[str, ...]]:
-    """(action, text, allowed follow-ups) of a dashboard reply's JSON body; `Refused` 400 otherwise."""
+def reply_fields(body: bytes) -> Tuple[str, str, Tuple[str, ...], Dict[str, Any]]:
+    """(action, text, allowed follow-ups, governance fields) of a dashboard reply's JSON body: the last
+    holds those of `GOVERNANCE_FIELDS` given (why the draft was overridden, the verdict); `Refused` 400
+    otherwise."""
     payload = json_object(body, REPLY_SHAPE)
     action = text_field("action", payload.get("action"), empty=False)
     text = text_field("text", payload.get("text"), required=False) or ""
@@ -126,7 +132,9 @@ def reply_fields(body: bytes) -> Tuple[str, str, Tuple[str, ...]]:
         followups = []
     if not isinstance(followups, list):
         raise Refused(400, "allowed_followups must be a list of follow-up types")
-    return action, text, tuple(text_field("allowed_followups[]", f) for f in followups)  # type: ignore[misc]
+    extra = {name: text_field(name, payload.get(name), required=False) for name in GOVERNANCE_FIELDS}
+    chosen = {name: value.strip() for name, value in extra.items() if value and value.strip()}
+    return action, text, tuple(text_field("allowed_followups[]", f) for f in followups), chosen  # type: ignore[misc]
 
 
 def dashboard_blueprint(
@@ -139,12 +147,15 @@ def dashboard_blueprint(
     wake: Callable[[], None] = lambda: None,
     settings: Optional[Settings] = None,
     pool: Optional[PasswordPool] = None,
+    governance: Any = None,
 ) -> Blueprint:
     """The dashboard over ``service`` (store, expert directory); ``apply`` applies a reply;
     ``secret`` signs the session cookies (`backline.hub.operators.dashboard_secret`); ``max_body``:
     the largest POST body (BACKLINE_MAX_BODY_BYTES); ``wake``: starts a delivery round now (after a
     reply that could not be delivered is sent again); ``settings``: sign-in and cookie settings
-    (default: from the environment, `Settings.from_env`); ``pool``: where passwords are checked."""
+    (default: from the environment, `Settings.from_env`); ``pool``: where passwords are checked;
+    ``governance``: the hub's `GovernanceService` for the analytics and review pages and a case's verdict
+    and override reason (`backline.hub.analytics_pages`)."""
     bp = Blueprint("dashboard")
     limit = max_body or max_body_bytes()
     store, directory = service.store, service.directory
@@ -318,6 +329,7 @@ def dashboard_blueprint(
         sent = await asyncio.to_thread(Outbox(store).for_consultation, consultation_id)
         now = utcnow()
         view = board.case_view(case, messages, directory, now)
+        view.update(await asyncio.to_thread(analytics_pages.case_fields, store, consultation_id))
         return json({"now": now.isoformat(), "consultation": {**view, "deliveries": [d.as_dict() for d in sent]}})
 
     @bp.post("/dashboard/api/deliveries/<delivery_id>/retry")
@@ -342,8 +354,8 @@ def dashboard_blueprint(
         try:
             if len(request.body or b"") > limit:
                 raise too_large(limit)
-            action, text, followups = reply_fields(request.body or b"")
-            answer = ExpertReply(consultation_id, operator.person_id, "dashboard", action, text, followups)
+            action, text, followups, extra = reply_fields(request.body or b"")
+            answer = ExpertReply(consultation_id, operator.person_id, "dashboard", action, text, followups, **extra)
         except Refused as refused:
             return refused.response()
         except ValueError as error:
@@ -353,6 +365,16 @@ def dashboard_blueprint(
             return case
         status, payload = await apply(answer)
         return json(payload, status=status)
+
+    analytics_pages.register(
+        bp,
+        governance=governance,
+        store=store,
+        directory=directory,
+        signed_in=signed_in,
+        mine=mine,
+        static=STATIC / "dashboard",
+    )
 
     @bp.get("/dashboard/events")
     @signed_in(page=False)

@@ -2,7 +2,8 @@
 // Data comes from /dashboard/api/*; /dashboard/events says when the store changed, and the view
 // fetches its data again (no reload). SLA countdowns tick every second.
 // Every POST carries the session's CSRF token (X-CSRF-Token, from /dashboard/api/session) and, when it
-// has a body, Content-Type: application/json; the hub refuses any other (backline/hub/forgery.py).
+// has a body, Content-Type: application/json; the hub refuses any other (backline/hub/forgery.py):
+// common.js's api(). A closed case's verdict and an override's reason are case_governance.js's panel.
 (() => {
   "use strict";
   const app = document.getElementById("app");
@@ -16,32 +17,7 @@
   let session = null;
   let reload = () => {};
 
-  function el(tag, attrs, ...children) {
-    const node = document.createElement(tag);
-    for (const [key, value] of Object.entries(attrs || {})) {
-      if (value === null || value === undefined || value === false) continue;
-      if (key.startsWith("on")) node.addEventListener(key.slice(2), value);
-      else if (key === "dataset") Object.assign(node.dataset, value);
-      else node.setAttribute(key, value === true ? "" : value);
-    }
-    for (const child of children.flat()) {
-      if (child !== null && child !== undefined && child !== false) node.append(child);
-    }
-    return node;
-  }
-
-  async function api(path, options) {
-    const request = { credentials: "same-origin", ...options };
-    if ((request.method || "GET").toUpperCase() !== "GET") {
-      request.headers = { ...(request.headers || {}), "X-CSRF-Token": session ? session.csrf_token : "" };
-    }
-    const response = await fetch(path, request);
-    if (response.status === 401) {
-      location.href = "/dashboard/login?next=" + encodeURIComponent(location.pathname);
-      throw new Error("signed out");
-    }
-    return response;
-  }
+  const { el, api, when } = window.Backline;
 
   function duration(seconds) {
     const s = Math.abs(Math.round(seconds));
@@ -49,10 +25,6 @@
     if (d) return `${d}d ${h}h`;
     if (h) return `${h}h ${String(m).padStart(2, "0")}m`;
     return `${m}m ${String(s % 60).padStart(2, "0")}s`;
-  }
-
-  function when(iso) {
-    return iso ? new Date(iso).toLocaleString([], { dateStyle: "short", timeStyle: "short" }) : "";
   }
 
   // SLA countdowns: each .sla element carries the moment its first reply is due (client clock).
@@ -218,6 +190,7 @@
         el("h3", {}, "Close the case"),
         el("p", { class: "muted" }, "The text above is the resolution the customer reads; then the AI is back, with no limits."),
         el("div", { class: "actions" }, el("button", { class: "danger", id: "close-case", onclick: () => act("close") }, "Close case")),
+        window.BacklineCase.replyFields(c),
         el("h3", {}, "Hand back to the AI"),
         el("p", { class: "muted" }, "After the hand-back the AI may only handle:"),
         el("div", { class: "followups" }, followups),
@@ -228,6 +201,7 @@
       el("h2", {}, c.ai_draft ? "AI draft — approve, edit and send, or deny" : "Your answer"),
       delivery,
       text,
+      window.BacklineCase.replyFields(c),
       el("div", { class: "actions" },
         c.ai_draft ? el("button", { class: "primary", id: "approve", onclick: () => act("approve") }, "Approve draft") : null,
         el("button", { class: c.ai_draft ? "" : "primary", id: "send-answer", onclick: () => act("answer") },
@@ -240,18 +214,20 @@
   function caseView(id) {
     const header = el("section", { class: "toolbar" });
     const flash = el("p", { id: "flash", class: "flash", role: "status" });
-    const brief = el("div"), panel = el("div"), transcript = el("div");
+    const brief = el("div"), panel = el("div"), transcript = el("div"), govern = el("div", { id: "governance" });
     app.replaceChildren(header, flash,
-      el("div", { class: "case-grid" }, el("div", { class: "column" }, brief, panel), el("div", { class: "column" }, transcript)));
+      el("div", { class: "case-grid" }, el("div", { class: "column" }, brief, panel, govern), el("div", { class: "column" }, transcript)));
 
     let current = null;
     let panelKey = null;
+    let governKey = null;
 
     // Approve and deny send the text only when the operator changed the prefilled AI draft.
     async function act(action, withFollowups) {
       const textArea = document.getElementById("reply-text");
       const edited = textArea.value !== (current.ai_draft || "") ? textArea.value : "";
       const body = { action, text: action === "approve" || action === "deny" ? edited : textArea.value };
+      Object.assign(body, window.BacklineCase.replyExtras(current, action, body.text || (action === "approve" ? current.ai_draft || "" : "")));
       if (withFollowups) body.allowed_followups = [...document.querySelectorAll("input[name=followup]:checked")].map((i) => i.value);
       for (const button of document.querySelectorAll(".decision button")) button.disabled = true;
       flash.className = "flash";
@@ -303,6 +279,11 @@
         const redrawn = document.getElementById("reply-text");
         if (typed !== null && redrawn) redrawn.value = typed;
       }
+      const stateOfGovernance = JSON.stringify([c.status, c.verdict, c.override]);
+      if (stateOfGovernance !== governKey) {
+        governKey = stateOfGovernance;
+        govern.replaceChildren(...await window.BacklineCase.panel(c, load));
+      }
       const timeline = document.getElementById("timeline");
       timeline.scrollTop = timeline.scrollHeight;
       tick();
@@ -320,19 +301,8 @@
     events.addEventListener("error", () => { live.textContent = "reconnecting…"; live.className = "live"; });
   }
 
-  // Sign out: a POST with the token, then the sign-in page.
-  function signOut(event) {
-    event.preventDefault();
-    api("/dashboard/logout", { method: "POST" })
-      .catch(() => null)
-      .then(() => { location.href = "/dashboard/login"; });
-  }
-
   async function start() {
-    const logout = document.getElementById("logout");
-    if (logout) logout.addEventListener("submit", signOut);
-    session = await (await api("/dashboard/api/session")).json();
-    document.getElementById("operator").textContent = `${session.operator.name}`;
+    session = await window.Backline.start();
     reload = caseMatch ? caseView(decodeURIComponent(caseMatch[1])) : queueView();
     await reload();
     listen();

@@ -364,7 +364,8 @@ def test_a_reply_is_recorded_with_a_pending_delivery_carrying_its_id(
     assert resume.entities == dict(delivery.entities)
     assert store.require(case.id).delivery_status == "awaiting_delivery"
     trail = [e.action for e in store.audit_trail(case.id)]
-    assert trail[-4:] == ["message", "first_reply", "closed", "delivery_queued"]
+    # the case had an AI draft and the answer replaced it: an override, recorded with the reply
+    assert trail[-5:] == ["message", "first_reply", "override", "closed", "delivery_queued"]
 
 
 def test_a_webhook_key_is_applied_once(store: ConsultationStore, case: Consultation) -> None:
@@ -458,3 +459,59 @@ def test_the_delay_notice_comes_from_its_delivery(
     )
     update = customer_update(store, directory, case.id, SLA_DELAY, delivery_id=queued.id)
     assert update.text == "Sorry for the wait: still on it."
+
+
+# --- overrides and verdicts recorded with the reply ----------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "reply, kind",
+    [
+        (Reply("approve"), None),  # the draft as it was
+        (Reply("approve", text="Your  refund of 780 EUR\nis on its way. "), None),  # only spacing differs
+        (Reply("approve", text="Your refund of 700 EUR is on its way."), "edited"),
+        (Reply("answer", text=DRAFT), None),
+        (Reply("answer", text="We sent 780 EUR today."), "edited"),
+        (Reply("deny", text="We cannot refund this order."), "denied"),
+        (Reply("deny"), "denied"),
+    ],
+)
+def test_an_override_is_a_deny_or_a_changed_draft(
+    store: ConsultationStore, case: Consultation, reply: Reply, kind: object
+) -> None:
+    record_reply(store, case.id, "mara", "slack", reply)
+    found = store.override(case.id)
+    assert (found.kind if found else None) == kind
+    if found is not None:
+        assert (found.ai_draft, found.final_text, found.reason, found.intent) == (
+            DRAFT,
+            reply.for_customer,
+            None,
+            None,
+        )
+
+
+def test_a_reason_and_a_verdict_come_with_the_reply(store: ConsultationStore, case: Consultation) -> None:
+    record_reply(store, case.id, "mara", "slack", Reply("deny", text="No.", override_reason="Tone", verdict="too late"))
+    assert (store.override(case.id).reason, store.verdict(case.id).verdict) == ("tone", "too_late")
+
+
+@pytest.mark.parametrize(
+    "reply, message",
+    [
+        (Reply("approve", override_reason="tone"), "an override reason is for denying or editing the AI's draft"),
+        (
+            Reply("need_info", text="Which order?", verdict="needed"),
+            "a verdict on the escalation goes with a final decision",
+        ),
+        (Reply("deny", text="No.", override_reason="mood"), "override reason must be one of wrong_intent"),
+        (Reply("deny", text="No.", verdict="perhaps"), "verdict must be one of needed, not_needed, too_late"),
+    ],
+)
+def test_a_bad_reason_or_verdict_records_nothing(
+    store: ConsultationStore, case: Consultation, reply: Reply, message: str
+) -> None:
+    with pytest.raises(ReplyError, match=message):
+        record_reply(store, case.id, "mara", "slack", reply)
+    assert (store.require(case.id).status, store.override(case.id), store.verdict(case.id)) == ("assigned", None, None)
+    assert store.messages(case.id) == []

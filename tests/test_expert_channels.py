@@ -422,9 +422,13 @@ def test_email_brief_transcript_and_reply_headers(directory: ExpertDirectory, sm
     assert "AI draft:\n" + DRAFT in plain
     assert "Transcript (3 messages)" in plain and "Customer: Hi, I was charged twice for my annual plan" in plain
     assert "AI: I am sorry to hear that. Which invoice is it about?" in plain
-    assert plain.rstrip().endswith(
+    assert (
         "Start it with approve, deny, take over, hand back or close: <resolution for "
-        "the customer> to decide; lines starting with // stay internal."
+        "the customer> to decide; lines starting with // stay internal.\n" in plain
+    )
+    assert plain.rstrip().endswith(  # the verdict and override reason, as reply keywords
+        "you may add a line verdict: needed | not needed | too late, and when you change the AI's draft, "
+        "reason: wrong intent -> <intent> | wrong facts | policy | tone | other - <text>."
     )
     html_part = message.get_body(("html",)).get_content()
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html_part and "<script>" not in html_part

@@ -5,6 +5,7 @@ changes nothing."""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import subprocess
@@ -26,7 +27,7 @@ WINDOW = "since=2026-11-02&until=2026-11-14"
 
 
 class Hub:
-    def __init__(self, url: str, tokens: Dict[str, str], db: str, cases: Tuple[str, str, str], reviews: Dict[str, str]):
+    def __init__(self, url: str, tokens: Dict[str, str], db: str, cases: Tuple[str, ...], reviews: Dict[str, str]):
         self.url, self.tokens, self.db, self.cases, self.reviews = url, tokens, db, cases, reviews
 
     def api(self, who: str, method: str, path: str, body: Optional[Dict[str, Any]] = None) -> Tuple[int, Any]:
@@ -53,6 +54,16 @@ def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hub]:
     store = ConsultationStore(db)
     cases = seed(store)
     store.record_csat(cases[0], 5, conversation_id="t-tg-1", channel="telegram", at=T0)
+    drafted = store.create(  # after the window of the metrics tests: an open case with an AI draft
+        conversation_id="t-late-1",
+        mode="consult",
+        queue="billing",
+        reasons=["medium_confidence"],
+        brief={"intent": "invoice_copy"},
+        ai_draft="Here is your invoice.",
+        now=T0 + dt.timedelta(days=20),
+    ).id
+    cases = (*cases, drafted)
     tokens = {person: ApiTokens(store).create(person, "governance test")[1] for person in ("felix", "jonas", "anna")}
     tokens["system"] = SYSTEM_TOKEN
     reviews = {
@@ -171,7 +182,7 @@ def test_bad_windows_are_refused(hub: Hub, query: str, message: Optional[str]) -
 
 
 def test_verdicts_through_the_api(hub: Hub) -> None:
-    k1, k2, k3 = hub.cases
+    k1, k2, k3, _ = hub.cases
     status, body = hub.api(
         "felix",
         "POST",
@@ -205,7 +216,7 @@ def test_verdicts_through_the_api(hub: Hub) -> None:
 
 
 def test_override_reasons_through_the_api(hub: Hub) -> None:
-    k1, k2, k3 = hub.cases
+    k1, k2, k3, _ = hub.cases
     status, body = hub.api(
         "jonas", "POST", f"/api/consultations/{k2}/override", {"reason": "wrong intent", "intent": "invoice_copy"}
     )
@@ -256,3 +267,49 @@ def test_routing_decisions_of_a_conversation_are_for_the_supervisor(hub: Hub) ->
         ("that does not help", "handoff", "no_convergence"),
     ]
     assert hub.api("felix", "GET", "/api/conversations/t-web-2/decisions")[0] == 403
+
+
+def test_a_reply_carries_its_override_reason_and_verdict(hub: Hub) -> None:
+    drafted = hub.cases[3]
+    path = f"/api/consultations/{drafted}/reply"
+    status, bad = hub.api(
+        "jonas", "POST", path, {"action": "answer", "text": "Invoice attached.", "override_reason": "bad mood"}
+    )
+    assert status == 400 and "override reason must be one of" in bad["error"]
+    status, early = hub.api("jonas", "POST", path, {"action": "need_info", "text": "Which month?", "verdict": "needed"})
+    assert status == 400 and "a verdict on the escalation goes with a final decision" in early["error"]
+    store = hub.store()
+    try:
+        assert (store.require(drafted).status, store.override(drafted), store.verdict(drafted)) == ("open", None, None)
+    finally:
+        store.dispose()
+    status, body = hub.api(
+        "jonas",
+        "POST",
+        path,
+        {
+            "action": "answer",
+            "text": "Your invoice for May is attached.",
+            "override_reason": "wrong facts",
+            "override_note": "the draft had no month",
+            "verdict": "not needed",
+        },
+    )
+    assert status == 202  # recorded; Rasa is not running, so the customer is reached later
+    store = hub.store()
+    try:
+        override, verdict = store.override(drafted), store.verdict(drafted)
+        assert (override.kind, override.reason, override.note, override.actor, override.source) == (
+            "edited",
+            "wrong_facts",
+            "the draft had no month",
+            "jonas",
+            "api",
+        )
+        assert (override.ai_draft, override.final_text) == (
+            "Here is your invoice.",
+            "Your invoice for May is attached.",
+        )
+        assert (verdict.verdict, verdict.actor) == ("not_needed", "jonas")
+    finally:
+        store.dispose()

@@ -14,7 +14,7 @@ from typing import Any, Dict, Iterator, List, Optional, Tuple
 import pytest
 
 from backline.experts.base import Notification
-from backline.experts.slack import build_blocks
+from backline.experts.slack import build_blocks, feedback_blocks
 from backline.hub.dedupe import MemoryDedupe, SqlDedupe
 from backline.hub.slack_inbound import ANSWER_PROMPT, CLOSE_PROMPT, SlackInbound
 from backline.routing.directory import ExpertDirectory, load_experts
@@ -436,3 +436,60 @@ def test_sql_dedupe_is_shared_by_hubs_and_atomic_under_concurrency(db_url: str) 
     finally:
         for hub in hubs:
             hub.dispose()
+
+
+# --- feedback buttons (verdict, override reason) ----------------------------------------------------
+
+
+def feedback_click(action_id: str, user: str = MARA, action_ts: str = "1764000200.000001") -> Dict[str, Any]:
+    """A click on a feedback button as backline.experts.slack.feedback_blocks posts it, in the DM thread."""
+    element = next(
+        e
+        for b in feedback_blocks(CONSULTATION, verdict=True, reasons=True)
+        if b["type"] == "actions"
+        for e in b["elements"]
+        if e["action_id"] == action_id
+    )
+    return {
+        "type": "block_actions",
+        "user": {"id": user},
+        "container": {"type": "message", "message_ts": "1764000150.000001", "channel_id": DM, "thread_ts": PARENT_TS},
+        "channel": {"id": DM},
+        "response_url": "https://hooks.slack.com/actions/T07KESTREL/7000000002/feedback",
+        "actions": [{**element, "action_ts": action_ts}],
+    }
+
+
+@pytest.mark.parametrize(
+    "action_id, verdict, reason",
+    [
+        ("verdict_needed", "needed", None),
+        ("verdict_not_needed", "not_needed", None),
+        ("verdict_too_late", "too_late", None),
+        ("override_reason_wrong_intent", None, "wrong_intent"),
+        ("override_reason_other", None, "other"),
+    ],
+)
+def test_a_feedback_click_is_feedback_not_a_reply(
+    slack: SlackInbound, action_id: str, verdict: Optional[str], reason: Optional[str]
+) -> None:
+    body = form(feedback_click(action_id))
+    result = slack.interactivity(body, sign(body, NOW))
+    assert (result.status, result.reply, result.ephemeral) == (200, None, None)
+    given = result.feedback
+    assert (given.consultation_id, given.actor, given.source, given.verdict, given.reason) == (
+        CONSULTATION,
+        "mara",
+        "slack",
+        verdict,
+        reason,
+    )
+    assert given.dedupe_key == f"slack:action:{MARA}:1764000200.000001"
+    assert given.raw["thread_ts"] == PARENT_TS and given.raw["response_url"].endswith("/feedback")
+
+
+def test_a_feedback_click_by_a_stranger_is_refused_here(slack: SlackInbound) -> None:
+    body = form(feedback_click("verdict_needed", user="U09STRANGER"))
+    result = slack.interactivity(body, sign(body, NOW))
+    assert (result.feedback, result.reason) == (None, "unknown_user")
+    assert "U09STRANGER" in result.ephemeral.payload()["text"]

@@ -8,7 +8,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import pytest
 
-from backline.experts.telegram import reply_markup
+from backline.experts.telegram import feedback_markup, reply_markup
 from backline.hub.dedupe import MemoryDedupe
 from backline.hub.telegram_inbound import ANSWER_PROMPT, CLOSE_PROMPT, TelegramInbound
 from backline.routing.directory import ExpertDirectory, load_experts
@@ -296,3 +296,50 @@ def test_commands_are_not_replies(telegram: TelegramInbound) -> None:
 def test_malformed_updates_are_bad_requests(telegram: TelegramInbound, body: bytes) -> None:
     result = telegram.handle(body, {"X-Telegram-Bot-Api-Secret-Token": SECRET})
     assert (result.status, result.reply) == (400, None)
+
+
+# --- feedback buttons (verdict, override reason) ----------------------------------------------------
+
+
+def feedback_press(data: str, from_id: int = JONAS, update_id: int = 900000050) -> Dict[str, Any]:
+    return {
+        "update_id": update_id,
+        "callback_query": {
+            "id": "feedback-query-1",
+            "from": user(from_id),
+            "message": {
+                **our_message(),
+                "message_id": 61,
+                "reply_markup": feedback_markup(CONSULTATION, verdict=True, reasons=True),
+            },
+            "chat_instance": "-7328749287349",
+            "data": data,
+        },
+    }
+
+
+@pytest.mark.parametrize(
+    "data, verdict, reason",
+    [(f"v:not_needed:{CONSULTATION}", "not_needed", None), (f"r:tone:{CONSULTATION}", None, "tone")],
+)
+def test_a_feedback_press_is_feedback_with_the_updates_key(
+    telegram: TelegramInbound, data: str, verdict: Optional[str], reason: Optional[str]
+) -> None:
+    first, again = deliver(telegram, feedback_press(data)), deliver(telegram, feedback_press(data))
+    for result in (first, again):  # not marked here: the hub records the key with the feedback
+        assert result.reply is None and result.reason.startswith("feedback_")
+        given = result.feedback
+        assert (given.consultation_id, given.actor, given.source, given.verdict, given.reason) == (
+            CONSULTATION,
+            "jonas",
+            "telegram",
+            verdict,
+            reason,
+        )
+        assert given.dedupe_key == "telegram:update:900000050" and given.raw["message_id"] == 61
+    assert first.body["method"] == "answerCallbackQuery" and first.body["callback_query_id"] == "feedback-query-1"
+
+
+def test_a_stranger_pressing_a_feedback_button_is_told(telegram: TelegramInbound) -> None:
+    result = deliver(telegram, feedback_press(f"v:needed:{CONSULTATION}", from_id=STRANGER))
+    assert (result.feedback, result.reason, result.body["show_alert"]) == (None, "unknown_user", True)

@@ -1,4 +1,6 @@
-"""The expert channel interface: what is sent (`Notification`), what came of it (`Delivery`), errors.
+"""The expert channel interface: what is sent (`Notification`), what came of it (`Delivery`), errors,
+and the question after a decision (`ExpertChannel.ask_feedback`: the verdict on the escalation and the
+reason for overriding the AI's draft, in governance.yml's words).
 
 Channels do one attempt per `send`; retries, backoff and fallback live in `backline.experts.delivery`.
 Masking of card numbers, IBANs and the like happens when the context package is built
@@ -12,6 +14,7 @@ import datetime as dt
 from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
+from backline.governance.config import governance
 from backline.routing.directory import Person
 from backline.routing.matrix import PRIORITIES
 from backline.utc import as_utc
@@ -176,6 +179,20 @@ class ExpertChannel(abc.ABC):
         """A follow-up in the consultation's thread (a customer message in human mode)."""
         raise ChannelError(self.kind, "unsupported", f"{self.kind} does not carry follow-ups", transient=False)
 
+    def ask_feedback(
+        self,
+        person: Person,
+        consultation_id: str,
+        *,
+        verdict: bool,
+        reasons: bool,
+        thread_id: Optional[str] = None,
+    ) -> Delivery:
+        """After a final decision: ask ``person`` for the verdict on the escalation (``verdict``) and
+        why they overrode the AI's draft (``reasons``), in the consultation's thread: buttons where the
+        channel has them, else the reply keywords (`feedback_lines`). One attempt; `ChannelError`."""
+        raise ChannelError(self.kind, "unsupported", f"{self.kind} does not ask for feedback", transient=False)
+
     def address(self, person: Person) -> str:
         """The person's address on this channel; a permanent `ChannelError` when they have none."""
         channel = person.channel(self.kind)
@@ -185,6 +202,42 @@ class ExpertChannel(abc.ABC):
 
 
 # --- rendering helpers shared by the channels ------------------------------------------------
+
+
+FEEDBACK_QUESTION = "Was this escalation needed?"
+REASON_QUESTION = "You changed the AI's draft: why?"
+
+
+def feedback_lines(consultation_id: str, *, verdict: bool, reasons: bool, buttons: bool = False) -> List[str]:
+    """The feedback question as text: what to click (``buttons``) or which lines to reply with
+    (``verdict: ...``, ``reason: ...``, read by `backline.hub.guidance`), in governance.yml's words."""
+    rules = governance()
+    lines = [f"Consultation {consultation_id} is closed. Thank you!"]
+    if verdict:
+        lines.append(
+            FEEDBACK_QUESTION + " " + " / ".join(rules.verdicts.values())
+            if buttons
+            else f"{FEEDBACK_QUESTION} Reply with one line: "
+            + " | ".join(f"verdict: {key.replace('_', ' ')}" for key in rules.verdicts)
+        )
+    if reasons:
+        lines.append(
+            REASON_QUESTION + " " + " / ".join(rules.override_reasons.values())
+            if buttons
+            else f"{REASON_QUESTION} Reply with one line: "
+            + " | ".join(_reason_example(key) for key in rules.override_reasons)
+        )
+    if buttons:
+        lines.append("Or reply here with verdict: ... or reason: ... lines.")
+    return lines
+
+
+def _reason_example(key: str) -> str:
+    if key == "wrong_intent":
+        return "reason: wrong intent -> <the intent meant>"
+    if key == "other":
+        return "reason: other - <what was wrong>"
+    return f"reason: {key.replace('_', ' ')}"
 
 
 def format_value(value: Any) -> str:

@@ -42,6 +42,18 @@ class DashboardChannel(ExpertChannel):
             fallback=notification.fallback,
         )
 
+    def ask_feedback(
+        self,
+        person: Person,
+        consultation_id: str,
+        *,
+        verdict: bool,
+        reasons: bool,
+        thread_id: Optional[str] = None,
+    ) -> Delivery:
+        """Nothing to send: the dashboard shows its own verdict and reason buttons on the closed case."""
+        return Delivery(channel=self.kind, person_id=person.id, destination=person.id, thread_id=thread_id)
+
     def post(self, person: Person, text: str, thread_id: Optional[str] = None) -> Delivery:
         """Nothing to send: the dashboard shows the consultation's messages from the store."""
         return Delivery(channel=self.kind, person_id=person.id, destination=person.id, thread_id=thread_id)

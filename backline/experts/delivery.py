@@ -138,6 +138,9 @@ class UnavailableChannel(ExpertChannel):
     def send(self, notification: Notification) -> Delivery:
         raise ChannelConfigError(self.kind, self.reason)
 
+    def ask_feedback(self, person: Person, consultation_id: str, **_: Any) -> Delivery:
+        raise ChannelConfigError(self.kind, self.reason)
+
 
 def channels_from_env(
     dashboard_sink: Sink, env: Optional[Mapping[str, str]] = None, timeout: float = 10.0

@@ -4,6 +4,10 @@ A reply is matched to its consultation by any of: the plus address in Reply-To
 (``experts+<consultation id>@example.com``), the ``X-Backline-Consultation`` header
 (kept by most clients only on forwards), or ``In-Reply-To`` equal to the Message-ID
 recorded in the `Delivery`.
+
+E-mail has no buttons: the notification, and the feedback question after the decision
+(`EmailChannel.ask_feedback`), tell the expert to reply with ``verdict: ...`` and ``reason: ...``
+lines (read by `backline.hub.guidance`).
 """
 
 from __future__ import annotations
@@ -26,9 +30,11 @@ from backline.experts.base import (
     ExpertChannel,
     Notification,
     brief_lines,
+    feedback_lines,
     format_value,
     transcript_lines,
 )
+from backline.routing.directory import Person
 
 ENV_HOST = "BACKLINE_SMTP_HOST"
 ENV_PORT = "BACKLINE_SMTP_PORT"
@@ -84,7 +90,41 @@ def plain_body(notification: Notification) -> str:
         "Start it with approve, deny, take over, hand back or close: <resolution for the customer> "
         "to decide; lines starting with // stay internal."
     )
+    lines.append(
+        "With your decision (or in a reply after it) you may add a line verdict: needed | not needed | too late, "
+        "and when you change the AI's draft, reason: wrong intent -> <intent> | wrong facts | policy | tone "
+        "| other - <text>."
+    )
     return "\n".join(lines) + "\n"
+
+
+def feedback_message(
+    person: Person,
+    to: str,
+    consultation_id: str,
+    sender: str,
+    reply_to: str,
+    *,
+    verdict: bool,
+    reasons: bool,
+    thread_id: Optional[str] = None,
+) -> EmailMessage:
+    """The feedback question as an e-mail in the consultation's thread: reply with the keyword lines."""
+    message = EmailMessage(policy=POLICY)
+    message["From"] = sender
+    message["To"] = formataddr((person.name, to))
+    message["Subject"] = f"Re: [Backline] Feedback on consultation {consultation_id}"
+    message["Reply-To"] = reply_address(reply_to, consultation_id)
+    domain = parseaddr(sender)[1].partition("@")[2] or "localhost"
+    message["Message-ID"] = make_msgid(idstring=f"feedback.{consultation_id}", domain=domain)
+    if thread_id:
+        message["In-Reply-To"] = thread_id
+        message["References"] = thread_id
+    message[HEADER_CONSULTATION] = consultation_id
+    lines = feedback_lines(consultation_id, verdict=verdict, reasons=reasons)
+    lines.append("Reply to this e-mail with those lines only: nothing is sent to the customer.")
+    message.set_content("\n".join(lines) + "\n")
+    return message
 
 
 def html_body(notification: Notification) -> str:
@@ -190,6 +230,49 @@ class EmailChannel(ExpertChannel):
     def send(self, notification: Notification) -> Delivery:
         address = self.address(notification.person)
         message = build_message(notification, address, self.sender, self.reply_to, self.html_alternative)
+        self._submit(message, address)
+        return Delivery(
+            channel=self.kind,
+            person_id=notification.person.id,
+            destination=address,
+            message_id=str(message["Message-ID"]),
+            thread_id=str(message["Message-ID"]),
+            extra={"reply_to": str(message["Reply-To"])},
+        )
+
+    def ask_feedback(
+        self,
+        person: Person,
+        consultation_id: str,
+        *,
+        verdict: bool,
+        reasons: bool,
+        thread_id: Optional[str] = None,
+    ) -> Delivery:
+        """An e-mail in the consultation's thread asking for ``verdict: ...`` / ``reason: ...`` lines."""
+        address = self.address(person)
+        message = feedback_message(
+            person,
+            address,
+            consultation_id,
+            self.sender,
+            self.reply_to,
+            verdict=verdict,
+            reasons=reasons,
+            thread_id=thread_id,
+        )
+        self._submit(message, address)
+        return Delivery(
+            channel=self.kind,
+            person_id=person.id,
+            destination=address,
+            message_id=str(message["Message-ID"]),
+            thread_id=thread_id,
+            extra={"reply_to": str(message["Reply-To"]), "feedback": True},
+        )
+
+    def _submit(self, message: EmailMessage, address: str) -> None:
+        """One SMTP submission of ``message`` to ``address``; a classified `ChannelError` otherwise."""
         try:
             with smtplib.SMTP(self.host, self.port, timeout=self.timeout) as smtp:
                 if self.starttls:
@@ -225,14 +308,6 @@ class EmailChannel(ExpertChannel):
             raise ChannelError(
                 self.kind, "connection_error", f"SMTP {self.host}:{self.port}: {error}", transient=True
             ) from error
-        return Delivery(
-            channel=self.kind,
-            person_id=notification.person.id,
-            destination=address,
-            message_id=str(message["Message-ID"]),
-            thread_id=str(message["Message-ID"]),
-            extra={"reply_to": str(message["Reply-To"])},
-        )
 
     def _reply_error(self, code: int, reply: object, what: str) -> ChannelError:
         """SMTP 4xx replies are temporary, 5xx permanent."""

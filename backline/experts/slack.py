@@ -1,4 +1,5 @@
-"""Slack: a Block Kit DM with the brief and decision buttons, the transcript in its thread (slack_sdk)."""
+"""Slack: a Block Kit DM with the brief and decision buttons, the transcript in its thread (slack_sdk);
+after the decision, the feedback question in that thread (verdict and override-reason buttons)."""
 
 from __future__ import annotations
 
@@ -20,11 +21,13 @@ from backline.experts.base import (
     Notification,
     brief_lines,
     chunk_lines,
+    feedback_lines,
     headline,
     sla_text,
     transcript_lines,
     truncate,
 )
+from backline.governance.config import governance
 from backline.routing.directory import Person
 
 ENV_TOKEN = "BACKLINE_SLACK_BOT_TOKEN"
@@ -33,6 +36,13 @@ ACTION_IDS = {action: f"consult_{action}" for action in ACTIONS}
 """Button action_id per reply action: consult_approve, consult_deny, consult_answer, consult_take_over,
 consult_close."""
 ACTIONS_BLOCK_ID = "consult_actions"
+VERDICT_PREFIX = "verdict_"
+"""Verdict buttons: ``verdict_<key>`` for each of governance.yml's verdicts (verdict_needed,
+verdict_not_needed, verdict_too_late); the value is the consultation id."""
+REASON_PREFIX = "override_reason_"
+"""Override-reason buttons: ``override_reason_<key>`` for each of governance.yml's override reasons."""
+VERDICT_BLOCK_ID = "feedback_verdict"
+REASON_BLOCK_ID = "feedback_reason"
 TRANSIENT_ERRORS = frozenset(
     {"ratelimited", "rate_limited", "internal_error", "fatal_error", "service_unavailable", "request_timeout"}
 )
@@ -93,6 +103,46 @@ def build_blocks(notification: Notification) -> List[Dict[str, Any]]:
         buttons.append(button)
     blocks.append({"type": "actions", "block_id": ACTIONS_BLOCK_ID, "elements": buttons})
     return blocks
+
+
+def feedback_blocks(consultation_id: str, *, verdict: bool, reasons: bool) -> List[Dict[str, Any]]:
+    """The feedback question: verdict buttons and, when the draft was overridden without a reason,
+    override-reason buttons (labels from governance.yml; each button's value is the consultation id)."""
+    rules = governance()
+    blocks: List[Dict[str, Any]] = [
+        {
+            "type": "section",
+            "text": {"type": "mrkdwn", "text": f"Consultation `{escape(consultation_id)}` is closed. Thank you!"},
+        }
+    ]
+    rows = []
+    if verdict:
+        rows.append((VERDICT_BLOCK_ID, "*Was this escalation needed?*", VERDICT_PREFIX, rules.verdicts))
+    if reasons:
+        rows.append((REASON_BLOCK_ID, "*You changed the AI's draft: why?*", REASON_PREFIX, rules.override_reasons))
+    for block_id, question, prefix, choices in rows:
+        blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": question}})
+        buttons = [
+            {
+                "type": "button",
+                "action_id": f"{prefix}{key}",
+                "text": {"type": "plain_text", "text": truncate(label, 75)},
+                "value": consultation_id,
+            }
+            for key, label in list(choices.items())[:25]
+        ]
+        blocks.append({"type": "actions", "block_id": block_id, "elements": buttons})
+    hint = "Or reply in this thread with `verdict: ...` or `reason: ...` (e.g. `reason: other - the text`)."
+    blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": hint}]})
+    return blocks
+
+
+def parse_feedback_action(action_id: str) -> Optional[tuple]:
+    """``("verdict", key)`` or ``("reason", key)`` for a feedback button's action_id, else None."""
+    for kind, prefix in (("verdict", VERDICT_PREFIX), ("reason", REASON_PREFIX)):
+        if action_id.startswith(prefix) and len(action_id) > len(prefix):
+            return kind, action_id[len(prefix) :]
+    return None
 
 
 def transcript_messages(notification: Notification) -> List[str]:
@@ -174,6 +224,34 @@ class SlackChannel(ExpertChannel):
             destination=user_id,
             message_id=str(reply["ts"]),
             thread_id=thread_id,
+        )
+
+    def ask_feedback(
+        self,
+        person: Person,
+        consultation_id: str,
+        *,
+        verdict: bool,
+        reasons: bool,
+        thread_id: Optional[str] = None,
+    ) -> Delivery:
+        """The feedback buttons in the consultation's thread of the person's DM."""
+        user_id = self.address(person)
+        text = "\n".join(feedback_lines(consultation_id, verdict=verdict, reasons=reasons, buttons=True))
+        reply = self._post(
+            channel=user_id,
+            thread_ts=thread_id,
+            text=truncate(escape(text), FALLBACK_TEXT_LIMIT),
+            blocks=feedback_blocks(consultation_id, verdict=verdict, reasons=reasons),
+            unfurl_links=False,
+        )
+        return Delivery(
+            channel=self.kind,
+            person_id=person.id,
+            destination=user_id,
+            message_id=str(reply["ts"]),
+            thread_id=thread_id,
+            extra={"channel_id": str(reply.get("channel") or user_id), "feedback": True},
         )
 
     def _post(self, **kwargs: Any) -> Mapping[str, Any]:

@@ -1,11 +1,13 @@
-"""Telegram Bot API (requests): HTML message with brief and draft, an inline keyboard, the transcript as replies."""
+"""Telegram Bot API (requests): HTML message with brief and draft, an inline keyboard, the transcript as replies;
+after the decision, the feedback question with verdict and override-reason buttons (``v:<verdict>:<id>``,
+``r:<reason>:<id>``)."""
 
 from __future__ import annotations
 
 import html
 import os
 import re
-from typing import Any, Callable, Dict, List, Mapping, Optional
+from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
 
 import requests
 
@@ -19,11 +21,13 @@ from backline.experts.base import (
     Notification,
     brief_lines,
     chunk_lines,
+    feedback_lines,
     headline,
     sla_text,
     transcript_lines,
 )
 from backline.experts.slack import parse_retry_after
+from backline.governance.config import governance
 from backline.routing.directory import Person
 
 ENV_TOKEN = "BACKLINE_TELEGRAM_BOT_TOKEN"
@@ -34,6 +38,9 @@ MESSAGE_LIMIT = 4096
 CALLBACK_DATA_LIMIT = 64
 MAX_TRANSCRIPT_MESSAGES = 5
 KEYBOARD_ROWS = (("approve", "deny"), ("answer", "take_over"), ("close",))
+FEEDBACK_KINDS = {"v": "verdict", "r": "reason"}
+"""Feedback callback data: ``v:<verdict key>:<id>`` and ``r:<reason key>:<id>``."""
+REASONS_PER_ROW = 3
 
 
 def callback_data(action: str, consultation_id: str) -> str:
@@ -47,6 +54,41 @@ def callback_data(action: str, consultation_id: str) -> str:
             transient=False,
         )
     return data
+
+
+def feedback_data(kind: str, key: str, consultation_id: str) -> str:
+    """``v:needed:<id>`` / ``r:tone:<id>``: a feedback button's callback data (at most 64 bytes)."""
+    prefix = next(short for short, name in FEEDBACK_KINDS.items() if name == kind)
+    return callback_data(f"{prefix}:{key}", consultation_id)
+
+
+def parse_feedback_data(data: str) -> Optional[Tuple[str, str, str]]:
+    """``(kind, key, consultation_id)`` (kind ``verdict`` | ``reason``) from `feedback_data`, else None."""
+    prefix, _, rest = str(data).partition(":")
+    key, sep, consultation_id = rest.partition(":")
+    if prefix not in FEEDBACK_KINDS or not sep or not key or not consultation_id:
+        return None
+    return FEEDBACK_KINDS[prefix], key, consultation_id
+
+
+def feedback_markup(consultation_id: str, *, verdict: bool, reasons: bool) -> Dict[str, Any]:
+    """The inline keyboard of the feedback question: a row of verdicts, then the override reasons."""
+    rules = governance()
+    rows: List[List[Dict[str, str]]] = []
+    if verdict:
+        rows.append(
+            [
+                {"text": label, "callback_data": feedback_data("verdict", key, consultation_id)}
+                for key, label in rules.verdicts.items()
+            ]
+        )
+    if reasons:
+        buttons = [
+            {"text": label, "callback_data": feedback_data("reason", key, consultation_id)}
+            for key, label in rules.override_reasons.items()
+        ]
+        rows += [buttons[i : i + REASONS_PER_ROW] for i in range(0, len(buttons), REASONS_PER_ROW)]
+    return {"inline_keyboard": rows}
 
 
 def parse_callback_data(data: str) -> tuple:
@@ -218,6 +260,36 @@ class TelegramChannel(ExpertChannel):
             destination=chat_id,
             message_id=str(sent["message_id"]),
             thread_id=thread_id,
+        )
+
+    def ask_feedback(
+        self,
+        person: Person,
+        consultation_id: str,
+        *,
+        verdict: bool,
+        reasons: bool,
+        thread_id: Optional[str] = None,
+    ) -> Delivery:
+        """The feedback question with its inline keyboard, as a reply to the consultation's message."""
+        chat_id = self.address(person)
+        lines = feedback_lines(consultation_id, verdict=verdict, reasons=reasons, buttons=True)
+        payload: Dict[str, Any] = {
+            "chat_id": int(chat_id) if chat_id.lstrip("-").isdigit() else chat_id,
+            "text": "\n".join(html.escape(line, quote=False) for line in lines),
+            "parse_mode": "HTML",
+            "reply_markup": feedback_markup(consultation_id, verdict=verdict, reasons=reasons),
+        }
+        if thread_id and thread_id.isdigit():
+            payload["reply_parameters"] = {"message_id": int(thread_id), "allow_sending_without_reply": True}
+        sent = self.call("sendMessage", payload)
+        return Delivery(
+            channel=self.kind,
+            person_id=person.id,
+            destination=chat_id,
+            message_id=str(sent["message_id"]),
+            thread_id=thread_id,
+            extra={"feedback": True},
         )
 
     def call(self, method: str, payload: Mapping[str, Any]) -> Dict[str, Any]:

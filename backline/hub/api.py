@@ -23,9 +23,12 @@ from backline.consult.service import ConsultationService
 from backline.consult.store import STATUSES
 from backline.hub.api_tokens import ApiTokens
 from backline.hub.flow import ConsultationFlow
-from backline.hub.guidance import ExpertReply
+from backline.hub.guidance import GOVERNANCE_FIELDS, ExpertReply
 
-REPLY_SHAPE = '{"action": ..., "text": ..., "allowed_followups": [...], "actor": ...}'
+REPLY_SHAPE = (
+    '{"action": ..., "text": ..., "allowed_followups": [...], "actor": ..., '
+    '"override_reason": ..., "override_note": ..., "corrected_intent": ..., "verdict": ...}'
+)
 
 
 def error(status: int, message: str, **extra: Any) -> HTTPResponse:
@@ -77,7 +80,8 @@ def reply_fields(body: bytes, service: ConsultationService) -> Dict[str, Any]:
     if not isinstance(followups, list):
         raise limits.Refused(400, "allowed_followups must be a list of follow-up types")
     followups = tuple(limits.text_field("allowed_followups[]", f) for f in followups)
-    return {"action": action, "text": text, "actor": actor, "allowed_followups": followups}
+    extra = {name: limits.text_field(name, fields.get(name), required=False) or None for name in GOVERNANCE_FIELDS}
+    return {"action": action, "text": text, "actor": actor, "allowed_followups": followups, "extra": extra}
 
 
 def api_blueprint(flow: ConsultationFlow) -> Blueprint:
@@ -139,7 +143,13 @@ def api_blueprint(flow: ConsultationFlow) -> Blueprint:
         speaker = person if person != SYSTEM else case.assignee or "operator"
         try:
             answer = ExpertReply(
-                consultation_id, speaker, "api", fields["action"], fields["text"], fields["allowed_followups"]
+                consultation_id,
+                speaker,
+                "api",
+                fields["action"],
+                fields["text"],
+                fields["allowed_followups"],
+                **fields["extra"],
             )
         except ValueError as problem:
             return error(400, str(problem))

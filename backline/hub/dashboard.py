@@ -48,7 +48,7 @@ from backline.consult import board
 from backline.consult.outbox import Outbox
 from backline.consult.service import ConsultationService
 from backline.hub import analytics_pages, forgery
-from backline.hub.guidance import ExpertReply
+from backline.hub.guidance import GOVERNANCE_FIELDS, ExpertReply
 from backline.hub.operators import (
     SESSION_SECONDS,
     Operator,
@@ -75,8 +75,6 @@ HEARTBEAT_SECONDS = 15
 MAX_USERNAME = 200
 MAX_PASSWORD = 1024
 REPLY_SHAPE = '{"action": "approve", "text": "...", "allowed_followups": ["informational"], "verdict": "needed"}'
-GOVERNANCE_FIELDS = ("override_reason", "override_note", "corrected_intent", "verdict")
-"""Optional fields of a reply: why the AI's draft was denied or edited, and the verdict on the escalation."""
 
 Apply = Callable[[ExpertReply], Awaitable[Tuple[int, Dict[str, Any]]]]
 """The hub's ``app.ctx.apply``: the reply as guidance, recorded and resumed; the HTTP status and body."""

@@ -12,6 +12,16 @@ Buttons (Slack, Telegram), the dashboard and the JSON API say what the expert de
   `` //``, are internal notes: recorded, never shown to the customer;
 - ``allowed: informational, order status`` (also ``allow:``, ``follow-ups:``) or the rest of a
   ``hand back: info only`` line lists what the AI may handle after the hand-back;
+- ``verdict: not needed`` (also ``escalation:``; ``needed``, ``not needed``, ``too late`` or
+  ``should have come earlier``, governance.yml's ``verdicts``) is the expert's verdict on the escalation;
+- ``reason: tone`` (also ``override:``, ``override reason:``) says why the AI's draft was denied or
+  edited (governance.yml's ``override_reasons``): ``reason: wrong intent -> order_status`` names the
+  intent meant, ``reason: other - the customer wanted a call`` (``other`` needs the text) or
+  ``reason: tone - too blunt`` adds a note. Such a value (for a reason: its name, before ``->``,
+  `` - ``, ``:`` or ``,``) of no more words than the longest configured key or label must name a
+  configured one (else `ReplyError` lists them); a longer one is a sentence for the customer
+  ("Reason: the refund window has passed."). A reply of only these lines (and notes) on a closed
+  case records them and sends nothing to the customer (`Guidance.feedback_only`);
 - quoted e-mail history is dropped: lines starting with ``>`` and everything from an
   ``On ... wrote:`` line, an ``-----Original Message-----`` line or a ``-- `` signature on.
 
@@ -27,10 +37,15 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from backline import configuration
 from backline.consult.replies import DECISIONS, Reply, ReplyError, allowed_intents
+from backline.governance.config import governance
 from backline.nlp.money import find_money
 from backline.routing.directory import ExpertDirectory, Person
 
 SOURCES = ("slack", "telegram", "email", "dashboard", "api")
+GOVERNANCE_FIELDS = ("override_reason", "override_note", "corrected_intent", "verdict")
+"""Optional fields of a reply from the API or the dashboard: why the AI's draft was denied or edited, and
+the verdict on the escalation (`ExpertReply`'s fields of those names; they win over ``reason:`` /
+``verdict:`` lines)."""
 MAX_ID_CHARS = 255
 """The longest consultation id or actor a reply may name (ids are short; anything longer is not one)."""
 _UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
@@ -61,6 +76,27 @@ _KEYWORD = re.compile(
 _NOTE_LINE = re.compile(r"^\s*(?://|(?:internal(?:\s+note)?|note)\s*:)\s*", re.IGNORECASE)
 _INLINE_NOTE = re.compile(r"(?:^|\s)//\s*")
 _FOLLOWUP_LINE = re.compile(r"^\s*(?:allowed|allow|follow[\s-]?ups?)\s*:\s*(?P<spec>.*)$", re.IGNORECASE)
+_VERDICT_LINE = re.compile(r"^\s*(?:verdict|escalation)\s*[:=]\s*(?P<value>.*?)[\s.!]*$", re.IGNORECASE)
+_REASON_LINE = re.compile(r"^\s*(?:(?:override\s+)?reason|override)\s*[:=]\s*(?P<value>.*?)\s*$", re.IGNORECASE)
+_REASON_SPLIT = re.compile(r"\s*(?:->|→|=>|:|,|\(|\s[-–—]+\s|[-–—]{2,})\s*")
+_INTENT_NAME = re.compile(
+    r"^(?:(?:meant|means|should\s+be|is|was|intent)\s+)*(?P<intent>[A-Za-z][A-Za-z0-9_]*(?:/[A-Za-z0-9_]+)?)\)?$",
+    re.IGNORECASE,
+)
+VERDICT_WORDS = {
+    "necessary": "needed",
+    "yes": "needed",
+    "justified": "needed",
+    "unnecessary": "not_needed",
+    "not necessary": "not_needed",
+    "no": "not_needed",
+    "late": "too_late",
+    "came too late": "too_late",
+    "should have come sooner": "too_late",
+    "earlier": "too_late",
+    "should have been earlier": "too_late",
+}
+"""Other words for governance.yml's verdicts (its keys and labels are always understood)."""
 _QUOTE = re.compile(r"^\s*>")
 _HISTORY = re.compile(r"^\s*(?:On\b.*\bwrote:\s*|-{2,}\s*Original Message\s*-{2,}\s*|-- ?)$", re.IGNORECASE)
 _SPLIT = re.compile(r"\s*(?:[,;/&+]|\band\b)\s*", re.IGNORECASE)
@@ -78,6 +114,68 @@ class Guidance:
     allowed_followups: Tuple[str, ...] = ()
     explicit: bool = True
     """False when free text without a keyword fell back to the default decision."""
+    verdict: Optional[str] = None
+    """The expert's verdict on the escalation (a key of governance.yml's ``verdicts``)."""
+    override_reason: Optional[str] = None
+    """Why the AI's draft was denied or edited (a key of governance.yml's ``override_reasons``)."""
+    override_note: Optional[str] = None
+    corrected_intent: Optional[str] = None
+
+    @property
+    def has_feedback(self) -> bool:
+        return self.verdict is not None or self.override_reason is not None
+
+    @property
+    def feedback_only(self) -> bool:
+        """Only verdict / reason lines (and internal notes): no keyword, nothing for the customer."""
+        return self.has_feedback and not self.explicit and not self.customer_text and not self.allowed_followups
+
+
+def parse_verdict(value: str) -> str:
+    """The verdict key for ``value`` (a key, a label or one of `VERDICT_WORDS`); `ReplyError` naming the choices."""
+    rules = governance()
+    try:
+        return rules.check_verdict(value)
+    except ValueError as error:
+        wanted = " ".join(str(value).strip(" .!").lower().replace("_", " ").replace("-", " ").split())
+        if wanted in VERDICT_WORDS:
+            return VERDICT_WORDS[wanted]
+        raise ReplyError(f"{error} (labels: {', '.join(rules.verdicts.values())})") from None
+
+
+def parse_reason(value: str) -> Tuple[str, Optional[str], Optional[str]]:
+    """``(reason, note, corrected_intent)`` from a reason line's value: ``tone``, ``tone - too blunt``,
+    ``wrong intent -> order_status``, ``other - the text``; `ReplyError` naming the choices."""
+    rules = governance()
+    text = str(value).strip()
+    head, rest = text, ""
+    try:
+        reason = rules.check_reason(head.strip(" .!"))
+    except ValueError:
+        parts = _REASON_SPLIT.split(text, maxsplit=1)
+        head, rest = parts[0], (parts[1] if len(parts) > 1 else "")
+        try:
+            reason = rules.check_reason(head.strip(" .!"))
+        except ValueError as error:
+            raise ReplyError(f"{error} (labels: {', '.join(rules.override_reasons.values())})") from None
+    rest = rest.strip().rstrip(")").strip()
+    note, intent = (rest or None), None
+    if reason == "wrong_intent" and rest:
+        named = _INTENT_NAME.match(rest.rstrip(" ."))
+        if named:
+            note, intent = None, named.group("intent")
+    if reason == "other" and not note:
+        raise ReplyError("the reason 'other' needs its text: reason: other - <what was wrong>")
+    return reason, note, intent
+
+
+def _reads_as_sentence(value: str, limit: int) -> bool:
+    return len(value.split()) > limit
+
+
+def _longest(*choices: Mapping[str, str]) -> int:
+    """The most words any key or label of ``choices`` has: a longer value is a sentence, not a choice."""
+    return max(len(str(text).replace("_", " ").split()) for found in choices for pair in found.items() for text in pair)
 
 
 def normalize_followups(words: Sequence[str]) -> Tuple[str, ...]:
@@ -140,6 +238,8 @@ def parse_guidance(
     notes: List[str] = []
     followups: List[str] = list(allowed_followups)
     body: List[str] = []
+    verdict: Optional[str] = None
+    reason: Optional[Tuple[str, Optional[str], Optional[str]]] = None
     decision, explicit = action, action is not None
     first = action is None  # the first line for the customer may start with a keyword
     for line in _without_history(text or ""):
@@ -155,6 +255,16 @@ def parse_guidance(
         if inline:
             notes.append(line[inline.end() :].strip())
             line = line[: inline.start()]
+        said = _VERDICT_LINE.match(line)
+        if said and not _reads_as_sentence(said.group("value"), _longest(governance().verdicts, VERDICT_WORDS)):
+            verdict = parse_verdict(said.group("value"))
+            continue
+        why = _REASON_LINE.match(line)
+        if why and not _reads_as_sentence(
+            _REASON_SPLIT.split(why.group("value"), maxsplit=1)[0], _longest(governance().override_reasons)
+        ):
+            reason = parse_reason(why.group("value"))
+            continue
         if first and line.strip():
             first = False
             keyword = _KEYWORD.match(line)
@@ -176,6 +286,10 @@ def parse_guidance(
         amounts=tuple({"amount": float(m.amount), "currency": m.currency} for _, _, m in find_money(customer_text)),
         allowed_followups=normalize_followups(followups),
         explicit=explicit,
+        verdict=verdict,
+        override_reason=reason[0] if reason else None,
+        override_note=reason[1] if reason else None,
+        corrected_intent=reason[2] if reason else None,
     )
 
 
@@ -195,6 +309,12 @@ class ExpertReply:
     """True when ``action`` was read from ``text``: its leading keyword, else ``message``."""
     dedupe_key: Optional[str] = None
     raw: Mapping[str, Any] = field(default_factory=dict)
+    verdict: Optional[str] = None
+    """The verdict on the escalation given beside the action (the API's field); a ``verdict:`` line otherwise."""
+    override_reason: Optional[str] = None
+    """Why the AI's draft was denied or edited (the API's field); a ``reason:`` line otherwise."""
+    override_note: Optional[str] = None
+    corrected_intent: Optional[str] = None
 
     def __post_init__(self) -> None:
         """`ReplyError` (a ValueError) unless every field has its type and can be stored as it is."""
@@ -204,6 +324,9 @@ class ExpertReply:
             raise ReplyError(f"unknown action {_short(self.action)}; one of {', '.join(DECISIONS)}")
         for name in ("consultation_id", "actor", "text"):
             _storable(name, getattr(self, name))
+        for name in ("verdict", "override_reason", "override_note", "corrected_intent"):
+            if getattr(self, name) is not None:
+                _storable(name, getattr(self, name))
         for name in ("consultation_id", "actor"):
             value = getattr(self, name)
             if not value.strip() or len(value) > MAX_ID_CHARS:
@@ -240,6 +363,10 @@ class ExpertReply:
             internal_notes=g.internal_notes,
             allowed_followups=g.allowed_followups,
             amounts=g.amounts,
+            override_reason=self.override_reason or g.override_reason,
+            override_note=self.override_note or g.override_note,
+            corrected_intent=self.corrected_intent or g.corrected_intent,
+            verdict=self.verdict or g.verdict,
         )
 
 

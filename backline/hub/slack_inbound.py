@@ -13,6 +13,10 @@ with a Slack ``user_id`` may answer; others get an ephemeral message.
 The Answer and Close buttons record nothing: they ask for the text in the message's thread, where a
 reply (optionally starting with ``answer:``; ``close:`` and the resolution for the customer to close
 the case) is read by `backline.hub.guidance`.
+
+The feedback buttons posted after a decision (``verdict_<key>``, ``override_reason_<key>``, value the
+consultation id; `backline.experts.slack.feedback_blocks`) become a `Feedback` with the same delivery
+key: the hub records it (the clicker's queues checked) and answers with an ephemeral confirmation.
 """
 
 from __future__ import annotations
@@ -27,8 +31,9 @@ from slack_sdk.signature import Clock, SignatureVerifier
 from backline import limits
 from backline.consult.replies import ReplyError
 from backline.consult.threads import WEBHOOK_KEY_LIMIT
-from backline.experts.slack import ACTION_IDS
+from backline.experts.slack import ACTION_IDS, parse_feedback_action
 from backline.hub.dedupe import DedupeStore
+from backline.hub.feedback import Feedback
 from backline.hub.guidance import ExpertReply, person_for
 from backline.routing.directory import ExpertDirectory
 
@@ -78,6 +83,8 @@ class SlackResult:
     reply: Optional[ExpertReply] = None
     ephemeral: Optional[Ephemeral] = None
     reason: str = ""
+    feedback: Optional[Feedback] = None
+    """A verdict or override-reason click, to record (and confirm with an ephemeral message)."""
 
 
 class _Clock(Clock):
@@ -167,7 +174,9 @@ class SlackInbound:
             (
                 a
                 for a in actions
-                if isinstance(a, dict) and isinstance(a.get("action_id"), str) and a["action_id"] in ACTION_FOR
+                if isinstance(a, dict)
+                and isinstance(a.get("action_id"), str)
+                and (a["action_id"] in ACTION_FOR or parse_feedback_action(a["action_id"]))
             ),
             None,
         )
@@ -188,6 +197,22 @@ class SlackInbound:
                 200, ephemeral=Ephemeral(_unknown(user_id), response_url=response_url), reason="unknown_user"
             )
         key = _key(f"slack:action:{user_id}:{action_ts}")
+        feedback = parse_feedback_action(click["action_id"])
+        if feedback is not None:
+            kind, choice = feedback
+            try:
+                given = Feedback(
+                    value,
+                    person.id,
+                    "slack",
+                    verdict=choice if kind == "verdict" else None,
+                    reason=choice if kind == "reason" else None,
+                    dedupe_key=key,
+                    raw={**self._where(payload), "user_id": user_id, "response_url": response_url},
+                )
+            except ValueError as error:
+                raise limits.Refused(400, str(error)) from None
+            return SlackResult(200, feedback=given, reason=f"feedback_{kind}")
         action = ACTION_FOR[click["action_id"]]
         if action in PROMPTS:
             if self.dedupe.seen_before(key):
@@ -213,6 +238,22 @@ class SlackInbound:
         except ValueError as error:
             raise limits.Refused(400, str(error)) from None
         return SlackResult(200, reply=reply)
+
+    @staticmethod
+    def _where(payload: Mapping[str, Any]) -> Dict[str, Any]:
+        """The channel and thread the clicked message is in."""
+        container = limits.object_field("container", payload.get("container")) or {}
+        message = limits.object_field("message", payload.get("message")) or {}
+        channel = limits.object_field("channel", payload.get("channel")) or {}
+        message_ts = limits.id_field("message_ts", container.get("message_ts") or message.get("ts"), required=False)
+        return {
+            "channel": limits.id_field("channel", container.get("channel_id") or channel.get("id"), required=False),
+            "message_ts": message_ts,
+            "thread_ts": limits.id_field(
+                "thread_ts", container.get("thread_ts") or message.get("thread_ts"), required=False
+            )
+            or message_ts,
+        }
 
     def _events(self, body: bytes, headers: Mapping[str, str]) -> SlackResult:
         payload = limits.json_object(body)

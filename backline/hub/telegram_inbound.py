@@ -11,19 +11,24 @@ processed once (``update_id``): a reply carries the key as ``dedupe_key`` and th
 the transaction that records the reply; other updates are marked here. The sender is the person of experts.yml whose ``chat_id`` is
 the sender's user id (in a private chat, the chat id). A message answers the consultation whose
 message it replies to, else the sender's only open consultation.
+
+The feedback buttons posted after a decision (``v:<verdict>:<id>``, ``r:<reason>:<id>``;
+`backline.experts.telegram.feedback_markup`) become a `Feedback` with the update's key; the hub
+records it (the presser's queues checked) and the answerCallbackQuery says what was recorded.
 """
 
 from __future__ import annotations
 
 import hmac
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, Mapping, Optional, Sequence
+from typing import Any, Callable, Dict, Mapping, Optional, Sequence, Tuple
 
 from backline import limits
 from backline.consult.replies import ReplyError
 from backline.experts.base import ACTION_LABELS
-from backline.experts.telegram import parse_callback_data
+from backline.experts.telegram import parse_callback_data, parse_feedback_data
 from backline.hub.dedupe import DedupeStore
+from backline.hub.feedback import Feedback
 from backline.hub.guidance import ExpertReply, person_for
 from backline.routing.directory import ExpertDirectory
 
@@ -46,6 +51,8 @@ class TelegramResult:
     body: Optional[Dict[str, Any]] = None
     reply: Optional[ExpertReply] = None
     reason: str = ""
+    feedback: Optional[Feedback] = None
+    """A verdict or override-reason press, to record (``body`` then says what was recorded)."""
 
 
 def answer_callback(callback_query_id: str, text: str, alert: bool = False) -> Dict[str, Any]:
@@ -105,7 +112,7 @@ class TelegramInbound:
                 result = TelegramResult(200, reason="ignored: not a message or button")
         except limits.Refused as bad:
             return TelegramResult(bad.status, {"error": bad.message}, reason="bad_payload")
-        if result.reply is None and self.dedupe.seen_before(key):
+        if result.reply is None and result.feedback is None and self.dedupe.seen_before(key):
             return TelegramResult(200, reason="duplicate")
         return result
 
@@ -117,6 +124,9 @@ class TelegramInbound:
             return TelegramResult(200, answer_callback(query_id, _unknown(user_id), alert=True), reason="unknown_user")
         try:
             data = limits.text_field("callback_query.data", query.get("data"), required=False) or ""
+            feedback = parse_feedback_data(data)
+            if feedback is not None:
+                return self._feedback(query, query_id, person.id, user_id, feedback, key)
             action, consultation_id = parse_callback_data(data)
         except (ValueError, limits.Refused):
             return TelegramResult(
@@ -142,6 +152,41 @@ class TelegramInbound:
                 200, answer_callback(query_id, "This button is not Backline's."), reason="ignored: not our button"
             )
         return TelegramResult(200, answer_callback(query_id, f"{ACTION_LABELS[action]}: received"), reply=reply)
+
+    def _feedback(
+        self,
+        query: Mapping[str, Any],
+        query_id: str,
+        person_id: str,
+        user_id: Optional[int],
+        feedback: Tuple[str, str, str],
+        key: str,
+    ) -> TelegramResult:
+        kind, choice, consultation_id = feedback
+        message = limits.object_field("message", query.get("message")) or {}
+        raw = {
+            "user_id": user_id,
+            "chat_id": _int_id(
+                "chat.id", (limits.object_field("chat", message.get("chat")) or {}).get("id"), required=False
+            ),
+            "message_id": _int_id("message_id", message.get("message_id"), required=False),
+            "callback_query_id": query_id,
+        }
+        try:
+            given = Feedback(
+                consultation_id,
+                person_id,
+                "telegram",
+                verdict=choice if kind == "verdict" else None,
+                reason=choice if kind == "reason" else None,
+                dedupe_key=key,
+                raw=raw,
+            )
+        except ValueError:
+            return TelegramResult(
+                200, answer_callback(query_id, "This button is not Backline's."), reason="ignored: not our button"
+            )
+        return TelegramResult(200, answer_callback(query_id, "Received"), feedback=given, reason=f"feedback_{kind}")
 
     def _message(self, message: Mapping[str, Any], key: str) -> TelegramResult:
         sender = limits.object_field("from", message.get("from")) or {}

@@ -1,8 +1,9 @@
 """The expert side reaching the customer's conversation, and the customer reaching the expert.
 
 `action_expert_update` answers the intents the hub triggers (an expert's reply, a take-over, a
-human's message, a hand-back, a delay notice); `action_relay_to_expert` carries a customer message
-to the human in human mode while the AI stays silent.
+human's message, a hand-back, a delay notice), and after a final decision asks the satisfaction
+question (`actions.csat.ask_csat`); `action_relay_to_expert` carries a customer message to the human
+in human mode while the AI stays silent.
 
 Exactly once: the hub's outbox sends each reply with a ``delivery_id`` and may send it again when it
 did not hear back. The bot message carries the id in its metadata, and a delivery whose id is
@@ -18,6 +19,7 @@ from rasa_sdk.events import EventType, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
+from actions.csat import ask_csat
 from actions.routing import consultations
 from backline.consult.replies import customer_update
 
@@ -60,7 +62,11 @@ class ActionExpertUpdate(Action):
         # each customer channel shows its own way (backline.rasa.channels: metadata on the web chat, a
         # "Name: " prefix on text-only channels).
         dispatcher.utter_message(text=update.text, sender_name=update.sender_name, **extra)
-        return [SlotSet(name, value) for name, value in update.slots.items()]
+        events: List[EventType] = [SlotSet(name, value) for name, value in update.slots.items()]
+        resolution = update.slots.get("case_resolution")
+        if isinstance(resolution, dict):  # a final decision (approve, deny, answer, close, hand-back)
+            events += await ask_csat(dispatcher, tracker, resolution.get("consultation_id"))
+        return events
 
 
 class ActionRelayToExpert(Action):

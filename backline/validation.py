@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 from typing import Any, List, Optional, Sequence, Tuple
 
 from backline.governance.config import GovernanceError, load_governance
@@ -84,10 +85,14 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--matrix", default="escalation.yml", help="escalation matrix (default: %(default)s)")
     parser.add_argument("--experts", default="experts.yml", help="expert directory (default: %(default)s)")
     parser.add_argument("--domain", default="domain.yml", help="Rasa domain file or directory (default: %(default)s)")
-    parser.add_argument("--governance", default="governance.yml", help="governance rules (default: %(default)s)")
+    parser.add_argument(
+        "--governance", default=None, help="governance rules (default: governance.yml beside the matrix, when there is one)"
+    )
     args = parser.parse_args(argv)
     problems, matrix, experts = run(args.matrix, args.experts, args.domain)
-    problems = problems + governance_problems(args.governance, experts, matrix)
+    governance_file = Path(args.governance) if args.governance else Path(args.matrix).parent / "governance.yml"
+    if args.governance or governance_file.exists():
+        problems = problems + governance_problems(governance_file, experts, matrix)
     warnings = sorted(currency_warnings(matrix), key=order) if matrix is not None else []
     for finding in sorted(problems + warnings, key=order):
         print(finding)

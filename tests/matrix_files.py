@@ -20,7 +20,7 @@ CONTRACT_INTENTS = [
     "invoice_wrong", "billing_dispute", "cancel_subscription", "change_plan", "license_activation",
     "password_reset", "account_compromised", "update_payment_method", "gdpr_request", "legal_threat",
     "formal_complaint", "product_question", "pricing", "opening_hours", "frustration",
-    "upgrade_interest", "answer_rejected", "out_of_scope",
+    "upgrade_interest", "answer_rejected", "out_of_scope", "csat_rating",
 ]  # fmt: skip
 
 MARK = "#!"

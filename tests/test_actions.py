@@ -286,8 +286,11 @@ def test_an_expert_reply_is_said_once_per_delivery(tmp_path: Path, monkeypatch: 
     trigger = user(resume.intent, entities=entities)
     dispatcher = CollectingDispatcher()
     events = asyncio.run(ActionExpertUpdate().run(dispatcher, make_tracker([trigger]), DOMAIN))
-    [message] = dispatcher.messages
+    message, question = dispatcher.messages  # the answer, then the satisfaction question (governance.yml csat)
     assert message["text"] == "I checked with Mara from our billing team. Refund approved."
+    assert question["text"] == "How would you rate the help you got today, from 1 (poor) to 5 (excellent)?"
+    assert [b["payload"] for b in question["buttons"]] == [f'/csat_rating{{"csat_score": {n}}}' for n in range(1, 6)]
+    assert SlotSet("csat_pending", case.id) in events
     assert message["delivery_id"] == resume.delivery_id  # Rasa keeps it in the bot event's metadata
     assert SlotSet("handoff_mode", "ai") in events
 

@@ -56,7 +56,7 @@ def test_csv_has_one_row_per_intent(matrix, written):
         assert tuple(reader.fieldnames or ()) == CSV_COLUMNS
         rows = list(reader)
     assert [r["intent"] for r in rows] == sorted(matrix.rows)
-    assert len(rows) == 32
+    assert len(rows) == 33
     by_intent = {r["intent"]: r for r in rows}
     refund = by_intent["refund_request"]
     assert refund["ai_may"] == "collect_then_route"

@@ -39,7 +39,7 @@ def test_fixture_domain_lists_the_contract_intents():
     intents, problems = domain_intents(FIXTURES / "domain_full.yml")
     assert problems == []
     assert sorted(intents) == sorted(CONTRACT_INTENTS)
-    assert len(intents) == 32
+    assert len(intents) == 33
 
 
 def test_real_files_validate_against_the_contract_domain():

@@ -667,7 +667,7 @@ def test_main_ok(capsys):
     assert code == 0
     *warnings, summary = out.strip().splitlines()
     assert re.fullmatch(
-        r"escalation matrix OK: 32 intents, 4 categories, 4 signals \(\d+ phrases, \d+ patterns\), 5 queues, "
+        r"escalation matrix OK: 33 intents, 4 categories, 4 signals \(\d+ phrases, \d+ patterns\), 5 queues, "
         r"10 warning\(s\)",
         summary,
     ), out

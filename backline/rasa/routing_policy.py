@@ -16,6 +16,12 @@ conversation so far and the slots, asks `backline.routing.engine.decide`, and:
 - `stop_collect` (a confident "no" inside a collect form): Rasa's `action_deactivate_loop`,
   then `utter_collect_stopped`.
 
+The satisfaction question (`backline.routing.csat`): while one is pending (the `csat_pending` slot,
+set when the customer is told an expert's final decision) a turn that answers it (a typed rating, or
+a rating button, also pressed later) predicts `action_record_csat`; any other turn drops the question
+(an event clearing the slot) and is decided as usual. Human mode comes first: there the question is
+not pending and a rating is relayed like any message.
+
 Every user turn leaves its decision record in the `routing_decision` slot, and the
 escalating actions carry it as the `ActionExecuted` metadata.
 """
@@ -51,6 +57,7 @@ from rasa.shared.exceptions import RasaException
 from backline.nlp.signals import SignalDetector
 from backline.routing import ConfigError, load_matrix
 from backline.routing.collect import form_intent
+from backline.routing.csat import CLEAR, RECORD, CsatTurn, answer_turn
 from backline.routing.engine import Conversation, Decision, Parse, Turn, decide, route_collected
 from backline.routing.matrix import EscalationMatrix, is_external, signals_file
 from backline.routing.validate import domain_problems
@@ -71,6 +78,8 @@ ACTION_ANSWER_WAITING = "action_answer_while_waiting"
 ACTION_TELL_RESOLUTION = "action_tell_resolution"
 ROUTING_SLOT = "routing_decision"
 ALLOWED_SLOT = "allowed_intents"
+CSAT_SLOT = "csat_pending"
+ACTION_RECORD_CSAT = "action_record_csat"
 ACTIONS_FOR = {
     "handoff": ACTION_HANDOFF,
     "consult": ACTION_CONSULT,
@@ -90,6 +99,7 @@ ROUTING_ACTIONS = {
     ACTION_ANSWER_WAITING,
     ACTION_TELL_RESOLUTION,
     UTTER_COLLECT_STOPPED,
+    ACTION_RECORD_CSAT,
 }
 
 
@@ -182,6 +192,19 @@ def _conversation(
             )
             for parse, answer in ((_parse(message, detector), answer) for message, answer in history)
         ),
+    )
+
+
+def _csat_turn(tracker: DialogueStateTracker) -> CsatTurn:
+    """What the latest user turn means for a pending satisfaction question."""
+    message = tracker.latest_message
+    pending = tracker.get_slot(CSAT_SLOT)
+    return answer_turn(
+        pending if isinstance(pending, str) else None,
+        text=message.text if message else None,
+        intent=message.intent_name if message else None,
+        entities=message.entities if message else (),
+        handoff_mode=tracker.get_slot("handoff_mode"),
     )
 
 
@@ -290,6 +313,16 @@ class RoutingPolicy(Policy):
         ):
             # Rasa's commands (/restart, /back, /session_start): RulePolicy runs their default actions.
             return self._prediction(probabilities)
+        csat = _csat_turn(tracker)
+        if csat.outcome == RECORD:
+            record = csat.as_record(tracker.latest_message.intent_name, tracker.latest_message.intent.get("confidence"))
+            probabilities[domain.index_for_action(ACTION_RECORD_CSAT)] = 1.0
+            return self._prediction(
+                probabilities,
+                events=[SlotSet(ROUTING_SLOT, record)],
+                is_no_user_prediction=in_loop,
+                action_metadata={"routing": record},
+            )
         decision = decide(
             _parse(tracker.latest_message, detector),
             _conversation(tracker, turns[:-1], detector),
@@ -297,6 +330,8 @@ class RoutingPolicy(Policy):
         )
         record = decision.as_record()
         events: List[Event] = [SlotSet(ROUTING_SLOT, record)]
+        if csat.outcome == CLEAR:
+            events.append(SlotSet(CSAT_SLOT, None))
         if decision.action == "answer" and form_intent(tracker.active_loop_name) and tracker.is_active_loop_rejected:
             # The form asked again after a reply it could not use; RulePolicy leaves a rejected loop to
             # unhappy-path rules, so the form is resumed here with the new reply.

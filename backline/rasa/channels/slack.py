@@ -23,6 +23,7 @@ credentials.yml entry `backline.rasa.channels.slack.SlackInput`: Rasa's `slack` 
   Interactions Rasa cannot read (other component types, link buttons) are acknowledged (200) and
   ignored.
 - A message from a person (bot message metadata ``sender_name``, issue 15) reads "Mara Klein: ..." (once).
+- Buttons (the satisfaction question's 1..5) carry an ``action_id`` each, which Rasa 3.6 leaves out.
 """
 
 from __future__ import annotations
@@ -76,6 +77,8 @@ INTERACTIVE_TYPES = (
     "datepicker",
 )
 """The interactive components whose value Rasa's connector reads (`SlackInput._get_interactive_response`)."""
+MAX_BUTTONS = 5
+"""Rasa's connector sends more buttons than this as text only."""
 
 
 class SlackOutput(rasa_slack.SlackBot):
@@ -109,7 +112,26 @@ class SlackOutput(rasa_slack.SlackBot):
     async def send_text_with_buttons(
         self, recipient_id: Text, text: Text, buttons: List[Dict[Text, Any]], **kwargs: Any
     ) -> None:
-        await super().send_text_with_buttons(recipient_id, signed(text.strip(), sender_name(kwargs)), buttons, **kwargs)
+        """Rasa's button message, each button with an ``action_id`` (``button_<n>``): Block Kit wants the
+        ids of one block distinct, and a click names the button it came from."""
+        text = signed(text.strip(), sender_name(kwargs))
+        if len(buttons) > MAX_BUTTONS:  # Rasa's rule: more than Slack shows, so the text alone
+            await super().send_text_with_buttons(recipient_id, text, buttons, **kwargs)
+            return
+        elements = [
+            {
+                "type": "button",
+                "text": {"type": "plain_text", "text": button["title"]},
+                "value": button["payload"],
+                "action_id": f"button_{number}",
+            }
+            for number, button in enumerate(buttons, start=1)
+        ]
+        blocks = [
+            {"type": "section", "text": {"type": "plain_text", "text": text}},
+            {"type": "actions", "elements": elements},
+        ]
+        await self._post_message(channel=self.slack_channel or recipient_id, as_user=True, text=text, blocks=blocks)
 
 
 class SlackInput(rasa_slack.SlackInput):

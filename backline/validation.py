@@ -86,7 +86,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--experts", default="experts.yml", help="expert directory (default: %(default)s)")
     parser.add_argument("--domain", default="domain.yml", help="Rasa domain file or directory (default: %(default)s)")
     parser.add_argument(
-        "--governance", default=None, help="governance rules (default: governance.yml beside the matrix, when there is one)"
+        "--governance",
+        default=None,
+        help="governance rules (default: governance.yml beside the matrix, when there is one)",
     )
     args = parser.parse_args(argv)
     problems, matrix, experts = run(args.matrix, args.experts, args.domain)

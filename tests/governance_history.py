@@ -5,9 +5,10 @@ satisfaction answer (`seed`). What each metric must be over it is stated in the 
 from __future__ import annotations
 
 import asyncio
+import threading
 import datetime as dt
 from pathlib import Path
-from typing import Any, Dict, List, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 from rasa.core.tracker_store import SQLTrackerStore
 from rasa.shared.core.domain import Domain
@@ -22,61 +23,86 @@ T0 = dt.datetime(2026, 11, 3, 9, 0, tzinfo=UTC)  # Tuesday, 10:00 in Berlin: bus
 NOW = T0 + dt.timedelta(days=10)
 
 
-def ts(minutes: float) -> float:
-    return (T0 + dt.timedelta(minutes=minutes)).timestamp()
+def turn(
+    text: str,
+    intent: str,
+    when: dt.datetime,
+    action: str,
+    *,
+    channel: str = "socketio",
+    reply: Optional[str] = None,
+    said: Optional[str] = None,
+    **record: Any,
+) -> List[Event]:
+    """One customer turn as Rasa records it: the user message (parse data, input channel), the routing
+    policy's ``routing_decision`` record (none when ``action`` is empty) and what followed: for ``answer``
+    the AI's reply (``reply``, default "About <intent>."), else the escalating action (and ``said``)."""
+    stamp = when.timestamp()
+    parse = {"text": text, "intent": {"name": intent, "confidence": 0.93}, "entities": [], "intent_ranking": []}
+    events: List[Event] = [UserUttered(text, parse["intent"], [], parse, timestamp=stamp, input_channel=channel)]
+    if not action:
+        return events
+    decision = {"action": action, "intent": intent, "confidence": 0.93, "tier": "high", "triggers": [], **record}
+    events.append(SlotSet("routing_decision", decision, timestamp=stamp + 0.1))
+    if action == "answer":
+        events.append(BotUttered(reply or f"About {intent}.", timestamp=stamp + 0.2))
+    else:
+        events.append(ActionExecuted(f"action_{action}", timestamp=stamp + 0.2))
+        if said:
+            events.append(BotUttered(said, timestamp=stamp + 0.3))
+    return events
 
 
-def user(text: str, intent: str, minutes: float, channel: str) -> UserUttered:
-    parse = {"intent": {"name": intent, "confidence": 0.93}, "entities": [], "text": text}
-    return UserUttered(text, parse["intent"], [], parse, timestamp=ts(minutes), input_channel=channel)
-
-
-def decision(action: str, intent: str, minutes: float, **extra: Any) -> SlotSet:
-    record = {"action": action, "intent": intent, "confidence": 0.93, "tier": "high", "triggers": [], **extra}
-    return SlotSet("routing_decision", record, timestamp=ts(minutes))
-
-
-CONVERSATIONS: Dict[str, List[Event]] = {
-    "t-web-1": [
-        user("where is my order 4711", "order_status", 0, "socketio"),
-        decision("answer", "order_status", 0.01),
-        BotUttered("Your order 4711 left our warehouse yesterday.", timestamp=ts(0.02)),
-    ],
-    "t-tg-1": [
-        user("I want my 900 EUR back", "refund_request", 5, "telegram"),
-        decision("handoff", "refund_request", 5.01, reason="sensitive_topic", queue="billing"),
-        ActionExecuted("action_handoff", timestamp=ts(5.02)),
-    ],
-    "t-rest-1": [
-        user("my invoice is wrong", "invoice_wrong", 10, "rest"),
-        decision("consult", "invoice_wrong", 10.01, reason="medium_confidence", queue="billing"),
-        ActionExecuted("action_consult", timestamp=ts(10.02)),
-    ],
-    "t-web-2": [
-        user("order status please", "order_status", 20, "socketio"),
-        decision("answer", "order_status", 20.01),
-        BotUttered("It is on its way.", timestamp=ts(20.02)),
-        user("that does not help", "answer_rejected", 21, "socketio"),
-        decision("handoff", "answer_rejected", 21.01, reason="no_convergence", queue="support"),
-        ActionExecuted("action_handoff", timestamp=ts(21.02)),
-    ],
-    "t-slack-1": [
-        user("what does the pro plan cost", "pricing", 8 * 24 * 60, "slack"),
-        decision("answer", "pricing", 8 * 24 * 60 + 0.01),
-        BotUttered("Pro is 49 EUR a month.", timestamp=ts(8 * 24 * 60 + 0.02)),
-    ],
-}
-
-
-def write_trackers(url: str) -> None:
+def save_conversations(url: str, conversations: Dict[str, List[Event]]) -> str:
+    """Write ``conversations`` (id: events) with Rasa's own SQLTrackerStore into the SQLite ``url``."""
     domain = Domain.load(str(Path(__file__).resolve().parents[1] / "domain.yml"))
     store = SQLTrackerStore(domain, dialect="sqlite", db=url.removeprefix("sqlite:///"))
 
     async def save() -> None:
-        for conversation_id, events in CONVERSATIONS.items():
+        for conversation_id, events in conversations.items():
             await store.save(DialogueStateTracker.from_events(conversation_id, events, domain.slots))
 
-    asyncio.run(save())
+    worker = threading.Thread(target=asyncio.run, args=(save(),))  # its own loop: callers may be inside one
+    worker.start()
+    worker.join()
+    store.engine.dispose()
+    return url
+
+
+def minutes(n: float) -> dt.datetime:
+    return T0 + dt.timedelta(minutes=n)
+
+
+DAY = 24 * 60
+CONVERSATIONS: Dict[str, List[Event]] = {
+    "t-web-1": turn(
+        "where is my order 4711", "order_status", minutes(0), "answer",
+        reply="Your order 4711 left our warehouse yesterday.",
+    ),
+    "t-tg-1": turn(
+        "I want my 900 EUR back", "refund_request", minutes(5), "handoff", channel="telegram",
+        reason="sensitive_topic", queue="billing",
+    ),
+    "t-rest-1": turn(
+        "my invoice is wrong", "invoice_wrong", minutes(10), "consult", channel="rest",
+        reason="medium_confidence", queue="billing",
+    ),
+    "t-web-2": [
+        *turn("order status please", "order_status", minutes(20), "answer", reply="It is on its way."),
+        *turn(
+            "that does not help", "answer_rejected", minutes(21), "handoff", reason="no_convergence", queue="support"
+        ),
+    ],
+    "t-slack-1": turn(
+        "what does the pro plan cost", "pricing", minutes(8 * DAY), "answer", channel="slack",
+        reply="Pro is 49 EUR a month.",
+    ),
+}  # fmt: skip
+
+
+def write_trackers(url: str) -> str:
+    """The five conversations of this history, in Rasa's tracker store at ``url``."""
+    return save_conversations(url, CONVERSATIONS)
 
 
 def seed(store: ConsultationStore) -> Tuple[str, str, str]:

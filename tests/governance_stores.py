@@ -12,11 +12,12 @@ drafts overridden (66.7%: wrong_intent, tone); 1 SLA breach, 1 ladder step; 1 mi
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Dict, List, Optional, Tuple
+
+from tests.governance_history import save_conversations, turn
 
 UTC = dt.timezone.utc
 SINCE, UNTIL = "2026-11-02", "2026-11-15"  # --until a date: the end of that day (2026-11-16 00:00)
@@ -39,37 +40,6 @@ class History:
     reviews: Dict[str, str]
 
 
-def _turn(text: str, intent: str, when: dt.datetime, action: str, reason: Optional[str] = None) -> List[Any]:
-    from rasa.shared.core.events import ActionExecuted, BotUttered, SlotSet, UserUttered
-
-    ts = when.timestamp()
-    parse = {"text": text, "intent": {"name": intent, "confidence": 0.93}, "entities": [], "intent_ranking": []}
-    decision = {
-        "action": action,
-        "intent": intent,
-        "confidence": 0.93,
-        "reason": reason,
-        "tier": "high",
-        "triggers": [],
-    }
-    events: List[Any] = [
-        ActionExecuted("action_listen", timestamp=ts - 1),
-        UserUttered(text, intent=parse["intent"], parse_data=parse, input_channel="socketio", timestamp=ts),
-        SlotSet("routing_decision", decision, timestamp=ts + 0.1),
-    ]
-    if action == "answer":
-        events += [
-            ActionExecuted(f"utter_{intent}", timestamp=ts + 0.2),
-            BotUttered(f"About {intent}.", timestamp=ts + 0.3),
-        ]
-    else:
-        events += [
-            ActionExecuted(f"action_{action}", timestamp=ts + 0.2),
-            BotUttered("Asking a colleague.", timestamp=ts + 0.3),
-        ]
-    return events
-
-
 CONVERSATIONS: List[Tuple[str, str, str, dt.datetime, str, Optional[str]]] = [
     ("alone-1", "where is my order ORD-1001", "order_status", at(2, 9), "answer", None),
     ("alone-2", "my parcel still has not arrived", "order_status", at(3, 10), "answer", None),
@@ -83,15 +53,15 @@ CONVERSATIONS: List[Tuple[str, str, str, dt.datetime, str, Optional[str]]] = [
 
 
 def seed_tracker(path: Path) -> str:
-    from rasa.core.tracker_store import SQLTrackerStore
-    from rasa.shared.core.trackers import DialogueStateTracker
-
-    store = SQLTrackerStore(dialect="sqlite", db=str(path))
-    for conversation_id, text, intent, when, action, reason in CONVERSATIONS:
-        tracker = DialogueStateTracker.from_events(conversation_id, _turn(text, intent, when, action, reason))
-        asyncio.run(store.save(tracker))
-    store.engine.dispose()
-    return f"sqlite:///{path}"
+    return save_conversations(
+        f"sqlite:///{path}",
+        {
+            conversation_id: turn(
+                text, intent, when, action, reason=reason, said=None if action == "answer" else "Asking a colleague."
+            )
+            for conversation_id, text, intent, when, action, reason in CONVERSATIONS
+        },
+    )
 
 
 def seed_history(folder: Path) -> History:

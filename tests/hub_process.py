@@ -72,6 +72,52 @@ def call(
         connection.close()
 
 
+HERMETIC = {
+    "RASA_TELEMETRY_ENABLED": "false",
+    "BACKLINE_SLA_INTERVAL": "0",
+    "BACKLINE_DELIVERY_INTERVAL": "0",
+    "BACKLINE_QA_INTERVAL": "0",
+    "BACKLINE_DEMO": "",
+    "BACKLINE_TRUSTED_PROXIES": "",
+    "BACKLINE_DASHBOARD_ORIGIN": "",
+    "BACKLINE_COOKIE_SECURE": "",
+    "BACKLINE_CHAT_SOCKET_URL": "",
+    "BACKLINE_SLACK_SIGNING_SECRET": "",
+    "BACKLINE_TELEGRAM_WEBHOOK_SECRET": "",
+    "BACKLINE_SLACK_BOT_TOKEN": "",
+    "BACKLINE_TELEGRAM_BOT_TOKEN": "",
+    "BACKLINE_SMTP_HOST": "",
+}
+"""What a test hub starts with unless told otherwise: no timers, no demo, no expert channel, no proxy."""
+
+
+def start_hub(tmp: Path, env: Dict[str, str]) -> Tuple[subprocess.Popen, str, Path]:
+    """`python -m backline hub` on a free loopback port with `HERMETIC` and ``env`` over the environment,
+    once it answers /health: (the process, its URL, its log file). `interrupt` stops it."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    log_path = tmp / "hub.log"
+    with open(log_path, "wb") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "backline", "hub", "--port", str(port), "--host", "127.0.0.1"],
+            cwd=PROJECT_ROOT,
+            env={**os.environ, **HERMETIC, "BACKLINE_HUB_URL": url, **env},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            if call(f"{url}/health", timeout=2).status == 200:
+                return process, url, log_path
+        except OSError:
+            pass
+        if process.poll() is not None or time.monotonic() > deadline:
+            interrupt(process)
+            raise RuntimeError(f"the hub did not start:\n{log_path.read_text()[-3000:]}")
+        time.sleep(0.2)
+
+
 class Hub:
     """`python -m backline hub` on a free loopback port over its own SQLite store, without BACKLINE_DEMO."""
 
@@ -91,52 +137,19 @@ class Hub:
         store.assign(self.case, "jonas", "dashboard")
         record_reply(store, self.case, "jonas", "dashboard", Reply("take_over"))  # human mode: he writes himself
         store.dispose()
-        port, self.rasa_port = free_port(), free_port()  # nothing listens on Rasa's port
-        self.url = f"http://127.0.0.1:{port}"
-        env = {
-            **os.environ,
-            "RASA_TELEMETRY_ENABLED": "false",
-            "BACKLINE_CONSULT_DB_URL": f"sqlite:///{self.db}",
-            "BACKLINE_EXPERTS": str(tmp / "experts.yml"),
-            "BACKLINE_OPERATOR_TOKEN": "security-operator-token",
-            "BACKLINE_DASHBOARD_SECRET": "security-secret",
-            "BACKLINE_RASA_URL": f"http://127.0.0.1:{self.rasa_port}",
-            "BACKLINE_RASA_TOKEN": "security-rasa",
-            "BACKLINE_CHAT_SECRET": "security-chat-secret",
-            "BACKLINE_SLA_INTERVAL": "0",
-            "BACKLINE_DELIVERY_INTERVAL": "0",
-            "BACKLINE_DEMO": "",
-            "BACKLINE_TRUSTED_PROXIES": "",
-            "BACKLINE_DASHBOARD_ORIGIN": "",
-            "BACKLINE_COOKIE_SECURE": "",
-            "BACKLINE_CHAT_SOCKET_URL": "",
-            "BACKLINE_HUB_URL": self.url,
-            "BACKLINE_SLACK_SIGNING_SECRET": "",
-            "BACKLINE_TELEGRAM_WEBHOOK_SECRET": "",
-            "BACKLINE_SLACK_BOT_TOKEN": "",
-            "BACKLINE_TELEGRAM_BOT_TOKEN": "",
-            "BACKLINE_SMTP_HOST": "",
-        }
-        self.log_path = tmp / "hub.log"
-        with open(self.log_path, "wb") as log:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "backline", "hub", "--port", str(port), "--host", "127.0.0.1"],
-                cwd=PROJECT_ROOT,
-                env=env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if call(f"{self.url}/health", timeout=2).status == 200:
-                    break
-            except OSError:
-                pass
-            if self.process.poll() is not None or time.monotonic() > deadline:
-                self.stop()
-                raise RuntimeError(f"the hub did not start:\n{self.log_path.read_text()[-3000:]}")
-            time.sleep(0.2)
+        self.rasa_port = free_port()  # nothing listens on Rasa's port
+        self.process, self.url, self.log_path = start_hub(
+            tmp,
+            {
+                "BACKLINE_CONSULT_DB_URL": f"sqlite:///{self.db}",
+                "BACKLINE_EXPERTS": str(tmp / "experts.yml"),
+                "BACKLINE_OPERATOR_TOKEN": "security-operator-token",
+                "BACKLINE_DASHBOARD_SECRET": "security-secret",
+                "BACKLINE_RASA_URL": f"http://127.0.0.1:{self.rasa_port}",
+                "BACKLINE_RASA_TOKEN": "security-rasa",
+                "BACKLINE_CHAT_SECRET": "security-chat-secret",
+            },
+        )
 
     def sign_in(self, username: str, password: str, source: str, **headers: str) -> Answer:
         """The sign-in form as the hub's own page posts it (its Origin), unless ``headers`` say otherwise."""

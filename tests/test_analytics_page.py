@@ -20,7 +20,6 @@ known by construction:
 from __future__ import annotations
 
 import datetime as dt
-import json
 import urllib.parse
 from pathlib import Path
 from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple, TypeVar
@@ -29,7 +28,6 @@ import pytest
 import requests
 from playwright.sync_api import Browser, Page, expect
 from sanic import Sanic
-from sqlalchemy import Column, Float, Integer, MetaData, String, Table, Text, create_engine
 
 from backline.consult.outbox import Outbox
 from backline.consult.replies import Reply, record_reply
@@ -46,6 +44,7 @@ from backline.hub.rasa_client import RasaClient
 from backline.routing.directory import ExpertDirectory, load_experts
 from tests.channel_servers import LiveApp
 from tests.clock import FakeClock
+from tests.governance_history import save_conversations, turn
 from tests.servers import PROJECT_ROOT
 from tests.test_browser import LAPTOP, browser, new_page  # noqa: F401  (browser: the Chromium fixture)
 
@@ -64,77 +63,38 @@ def at(day: int, hour: int, minute: int = 0) -> dt.datetime:
 
 # --- the seeded history ---------------------------------------------------------------------------------
 
-EVENTS = Table(
-    "events",
-    MetaData(),
-    Column("id", Integer, primary_key=True),
-    Column("sender_id", String(255)),
-    Column("type_name", String(255)),
-    Column("timestamp", Float),
-    Column("intent_name", String(255)),
-    Column("action_name", String(255)),
-    Column("data", Text),
-)
 
-
-def conversation(sender: str, channel: str, turns: List[Tuple[dt.datetime, str, str, str]]) -> List[Dict[str, Any]]:
+def conversation(channel: str, turns: List[Tuple[dt.datetime, str, str, str]]) -> List[Any]:
     """Rasa events for ``turns`` of (when, customer text, intent, routing action); an ``answer`` turn gets the
     AI's reply, a ``handoff``/``consult`` the action that escalates; ``answer_rejected`` has no routing record."""
-    events: List[Dict[str, Any]] = []
-    for moment, text, intent, action in turns:
-        stamp = moment.timestamp()
-        events.append(
-            {
-                "event": "user",
-                "timestamp": stamp,
-                "text": text,
-                "input_channel": channel,
-                "parse_data": {"intent": {"name": intent, "confidence": 0.93}},
-            }
+    reasons = {"handoff": "sensitive_topic", "consult": "medium_confidence"}
+    return [
+        event
+        for moment, text, intent, action in turns
+        for event in turn(
+            text, intent, moment, action, channel=channel, reply=f"Here is the answer about {intent}.",
+            **({"reason": reasons[action], "tier": "low"} if action in reasons else {}),
         )
-        if intent == "answer_rejected":
-            continue
-        record = {"intent": intent, "confidence": 0.93, "action": action, "tier": "high", "triggers": []}
-        if action != "answer":
-            record.update(reason="sensitive_topic" if action == "handoff" else "medium_confidence", tier="low")
-        events.append({"event": "slot", "timestamp": stamp + 1, "name": "routing_decision", "value": record})
-        if action == "answer":
-            events.append({"event": "bot", "timestamp": stamp + 2, "text": f"Here is the answer about {intent}."})
-        else:
-            events.append({"event": "action", "timestamp": stamp + 2, "name": f"action_{action}"})
-    return [{"sender_id": sender, **e} for e in events]
+    ]  # fmt: skip
 
 
 def seed_tracker(url: str) -> None:
-    engine = create_engine(url, future=True)
-    EVENTS.metadata.create_all(engine)
-    rows = [
-        *conversation("w47-a", "socketio", [(at(17, 8), "where is order 10023?", "order_status", "answer")]),
-        *conversation("w47-b", "socketio", [(at(17, 9), "refund of 780 EUR", "refund_request", "handoff")]),
-        *conversation("w48-a", "rest", [(at(24, 7), "when are you open?", "opening_hours", "answer")]),
-        *conversation(
-            "w48-b",
-            "rest",
-            [
-                (at(24, 10), "where is order 10024?", "order_status", "answer"),
-                (at(24, 10, 5), "that is wrong", "answer_rejected", ""),
-            ],
-        ),
-        *conversation("w48-c", "rest", [(at(24, 9), "my invoice is wrong", "invoice_wrong", "consult")]),
-    ]
-    with engine.begin() as connection:
-        for row in rows:
-            connection.execute(
-                EVENTS.insert().values(
-                    sender_id=row["sender_id"],
-                    type_name=row["event"],
-                    timestamp=row["timestamp"],
-                    intent_name=(row.get("parse_data") or {}).get("intent", {}).get("name"),
-                    action_name=row.get("name") if row["event"] == "action" else None,
-                    data=json.dumps({k: v for k, v in row.items() if k != "sender_id"}),
-                )
-            )
-    engine.dispose()
+    save_conversations(
+        url,
+        {
+            "w47-a": conversation("socketio", [(at(17, 8), "where is order 10023?", "order_status", "answer")]),
+            "w47-b": conversation("socketio", [(at(17, 9), "refund of 780 EUR", "refund_request", "handoff")]),
+            "w48-a": conversation("rest", [(at(24, 7), "when are you open?", "opening_hours", "answer")]),
+            "w48-b": conversation(
+                "rest",
+                [
+                    (at(24, 10), "where is order 10024?", "order_status", "answer"),
+                    (at(24, 10, 5), "that is wrong", "answer_rejected", ""),
+                ],
+            ),
+            "w48-c": conversation("rest", [(at(24, 9), "my invoice is wrong", "invoice_wrong", "consult")]),
+        },
+    )
 
 
 def case(

@@ -7,10 +7,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
-import subprocess
-import sys
-import time
 from typing import Any, Dict, Iterator, Optional, Tuple
 
 import pytest
@@ -18,8 +14,8 @@ import pytest
 from backline.consult.store import ConsultationStore
 from backline.hub.api_tokens import ApiTokens
 from tests.governance_history import T0, seed, write_trackers
-from tests.hub_process import call
-from tests.servers import PROJECT_ROOT, free_port, interrupt
+from tests.hub_process import call, start_hub
+from tests.servers import free_port, interrupt
 
 pytestmark = pytest.mark.stack
 SYSTEM_TOKEN = "governance-operator-token"
@@ -88,49 +84,18 @@ def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hub]:
         ).id,
     }
     store.dispose()
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    env = {
-        **os.environ,
-        "RASA_TELEMETRY_ENABLED": "false",
-        "BACKLINE_CONSULT_DB_URL": db,
-        "BACKLINE_TRACKER_DB_URL": tracker_url,
-        "BACKLINE_OPERATOR_TOKEN": SYSTEM_TOKEN,
-        "BACKLINE_DASHBOARD_SECRET": "governance-secret",
-        "BACKLINE_RASA_URL": f"http://127.0.0.1:{free_port()}",
-        "BACKLINE_RASA_TOKEN": "governance-rasa",
-        "BACKLINE_CHAT_SECRET": "governance-chat",
-        "BACKLINE_SLA_INTERVAL": "0",
-        "BACKLINE_DELIVERY_INTERVAL": "0",
-        "BACKLINE_QA_INTERVAL": "0",
-        "BACKLINE_DEMO": "",
-        "BACKLINE_HUB_URL": url,
-        "BACKLINE_SLACK_SIGNING_SECRET": "",
-        "BACKLINE_TELEGRAM_WEBHOOK_SECRET": "",
-        "BACKLINE_SLACK_BOT_TOKEN": "",
-        "BACKLINE_TELEGRAM_BOT_TOKEN": "",
-        "BACKLINE_SMTP_HOST": "",
-    }
-    log_path = tmp / "hub.log"
-    with open(log_path, "wb") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "backline", "hub", "--port", str(port), "--host", "127.0.0.1"],
-            cwd=PROJECT_ROOT,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            if call(f"{url}/health", timeout=2).status == 200:
-                break
-        except OSError:
-            pass
-        if process.poll() is not None or time.monotonic() > deadline:
-            interrupt(process)
-            raise RuntimeError(f"the hub did not start:\n{log_path.read_text()[-3000:]}")
-        time.sleep(0.2)
+    process, url, log_path = start_hub(
+        tmp,
+        {
+            "BACKLINE_CONSULT_DB_URL": db,
+            "BACKLINE_TRACKER_DB_URL": tracker_url,
+            "BACKLINE_OPERATOR_TOKEN": SYSTEM_TOKEN,
+            "BACKLINE_DASHBOARD_SECRET": "governance-secret",
+            "BACKLINE_RASA_URL": f"http://127.0.0.1:{free_port()}",
+            "BACKLINE_RASA_TOKEN": "governance-rasa",
+            "BACKLINE_CHAT_SECRET": "governance-chat",
+        },
+    )
     try:
         yield Hub(url, tokens, db, cases, reviews)
     finally:
@@ -199,6 +164,11 @@ def test_verdicts_through_the_api(hub: Hub) -> None:
     status, bad = hub.api("felix", "POST", f"/api/consultations/{k3}/verdict", {"verdict": "meh"})
     assert status == 400 and "verdict must be one of needed, not_needed, too_late" in bad["error"]
     assert hub.api("system", "POST", "/api/consultations/c_nothere/verdict", {"verdict": "needed"})[0] == 404
+    status, still_open = hub.api("jonas", "POST", f"/api/consultations/{hub.cases[3]}/verdict", {"verdict": "needed"})
+    assert (status, still_open["error"]) == (
+        409,
+        f"consultation {hub.cases[3]} is still open: give the verdict when you close it",
+    )
     answer = call(
         f"{hub.url}/api/consultations/{k3}/verdict",
         "POST",

@@ -10,9 +10,6 @@ from __future__ import annotations
 import email
 import email.policy
 import json
-import os
-import subprocess
-import sys
 import time
 import uuid
 from contextlib import contextmanager
@@ -38,9 +35,10 @@ from backline.hub.rasa_client import RasaClient
 from backline.routing.directory import ExpertDirectory, load_experts
 from tests.channel_servers import FakeBotApi, LiveApp
 from tests.expert_apis import FakeSlack, RecordingApi, SmtpServer
-from tests.faults import healthy, wait_for
+from tests.faults import wait_for
+from tests.hub_process import start_hub
 from tests.rasa_api import TOKEN, FakeRasa
-from tests.servers import PROJECT_ROOT, free_port
+from tests.servers import PROJECT_ROOT, interrupt
 from tests.test_hub_slack_inbound import form, sign
 
 SIGNING = "governance-slack-signing-secret"
@@ -529,41 +527,27 @@ def test_feedback_on_an_open_case_or_without_an_override_is_refused(tmp_path: Pa
 @contextmanager
 def hub_process(tmp: Path, slack_api: FakeSlack, telegram_api: FakeBotApi, rasa: FakeRasa) -> Iterator[str]:
     """``python -m backline hub`` on a free port with Slack and Telegram pointing at the fakes."""
-    port = free_port()
-    env = {
-        **os.environ,
-        "RASA_TELEMETRY_ENABLED": "false",
-        "BACKLINE_CONSULT_DB_URL": f"sqlite:///{tmp / 'consultations.db'}",
-        "BACKLINE_RASA_URL": rasa.url,
-        "BACKLINE_RASA_TOKEN": TOKEN,
-        "BACKLINE_OPERATOR_TOKEN": "governance-process-operator",
-        "BACKLINE_DASHBOARD_SECRET": "governance-process-secret",
-        "BACKLINE_SLA_INTERVAL": "0",
-        "BACKLINE_DELIVERY_INTERVAL": "0.2",
-        "BACKLINE_SLACK_SIGNING_SECRET": SIGNING,
-        "BACKLINE_SLACK_BOT_TOKEN": SLACK_TOKEN,
-        "BACKLINE_SLACK_API_URL": slack_api.url + "/api/",
-        "BACKLINE_TELEGRAM_WEBHOOK_SECRET": TG_SECRET,
-        "BACKLINE_TELEGRAM_BOT_TOKEN": TG_TOKEN,
-        "BACKLINE_TELEGRAM_API_URL": telegram_api.url,
-        "BACKLINE_SMTP_HOST": "",
-    }
-    log = tmp / "hub.log"
-    with open(log, "wb") as out:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "backline", "hub", "--port", str(port)],
-            cwd=PROJECT_ROOT,
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
+    process, url, log = start_hub(
+        tmp,
+        {
+            "BACKLINE_CONSULT_DB_URL": f"sqlite:///{tmp / 'consultations.db'}",
+            "BACKLINE_RASA_URL": rasa.url,
+            "BACKLINE_RASA_TOKEN": TOKEN,
+            "BACKLINE_OPERATOR_TOKEN": "governance-process-operator",
+            "BACKLINE_DASHBOARD_SECRET": "governance-process-secret",
+            "BACKLINE_DELIVERY_INTERVAL": "0.2",
+            "BACKLINE_SLACK_SIGNING_SECRET": SIGNING,
+            "BACKLINE_SLACK_BOT_TOKEN": SLACK_TOKEN,
+            "BACKLINE_SLACK_API_URL": slack_api.url + "/api/",
+            "BACKLINE_TELEGRAM_WEBHOOK_SECRET": TG_SECRET,
+            "BACKLINE_TELEGRAM_BOT_TOKEN": TG_TOKEN,
+            "BACKLINE_TELEGRAM_API_URL": telegram_api.url,
+        },
+    )
     try:
-        wait_for(lambda: healthy(f"http://127.0.0.1:{port}/health") or process.poll() is not None, 60, "the hub")
-        assert process.poll() is None, log.read_text()
-        yield f"http://127.0.0.1:{port}"
+        yield url
     finally:
-        process.terminate()
-        process.wait(timeout=30)
+        interrupt(process)
     text = log.read_text()
     assert SLACK_TOKEN not in text and TG_TOKEN not in text and SIGNING not in text
 

@@ -34,6 +34,14 @@ NOTE_LIMIT = 2000
 TEXT_LIMIT = 20000
 
 
+class CaseStillOpen(Exception):
+    """A verdict on an escalation is given when the case is decided (with the decision, or after it)."""
+
+    def __init__(self, consultation_id: str) -> None:
+        super().__init__(f"consultation {consultation_id} is still open: give the verdict when you close it")
+        self.consultation_id = consultation_id
+
+
 class ReviewDone(ValueError):
     """The review was already made (by ``reviewer``): a second verdict changes nothing."""
 

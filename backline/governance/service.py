@@ -7,7 +7,7 @@ conversation's routing decisions (the audit trail of turns the AI took alone).
 ``access`` is the caller's (`backline.access.Access`): None or a supervisor's means every queue;
 otherwise cases, conversations (by their queue: the case's, else their topic's matrix row's) and
 reviews are restricted to the caller's queues. Errors: ValueError (bad input: 400), LookupError
-(no such thing: 404), PermissionError (not the caller's: 403), `ReviewDone` (409).
+(no such thing: 404), PermissionError (not the caller's: 403), `ReviewDone` and `CaseStillOpen` (409).
 """
 
 from __future__ import annotations
@@ -17,7 +17,15 @@ from typing import Any, Callable, Dict, List, Mapping, Optional
 
 from backline import configuration
 from backline.access import Access
-from backline.consult.governance import REVIEW_KINDS, REVIEW_STATUSES, REVIEW_VERDICTS, Override, Review, Verdict
+from backline.consult.governance import (
+    REVIEW_KINDS,
+    REVIEW_STATUSES,
+    REVIEW_VERDICTS,
+    CaseStillOpen,
+    Override,
+    Review,
+    Verdict,
+)
 from backline.consult.store import ConsultationStore
 from backline.governance.config import Governance, governance
 from backline.governance.facts import (
@@ -86,9 +94,11 @@ class GovernanceService:
     def record_verdict(
         self, consultation_id: str, verdict: str, *, actor: str, source: str, note: Optional[str] = None
     ) -> Verdict:
-        """The expert's verdict (a key or label of governance.yml's ``verdicts``) on the case's escalation."""
+        """The expert's verdict (a key or label of governance.yml's ``verdicts``) on the escalation of a decided
+        case; `CaseStillOpen` before (a verdict given with the final decision goes with the reply)."""
         key = self.rules.check_verdict(verdict)
-        self.store.require(consultation_id)
+        if self.store.require(consultation_id).is_open:
+            raise CaseStillOpen(consultation_id)
         return self.store.record_verdict(consultation_id, key, actor=actor, source=source, note=note)
 
     def set_override_reason(

@@ -4,7 +4,8 @@
 - ``GET  /api/metrics?since=&until=&queue=&intent=&channel=&reason=``: the outcome metrics
   (`backline.governance.metrics`) over the window (default the last 30 days; ``30d``, ISO dates or
   datetimes), within the caller's queues (a supervisor and the integration token: every queue);
-- ``POST /api/consultations/{id}/verdict`` ``{"verdict": "needed" | "not_needed" | "too_late", "note"}``;
+- ``POST /api/consultations/{id}/verdict`` ``{"verdict": "needed" | "not_needed" | "too_late", "note"}`` on a
+  decided case (409 while it is open: a verdict with the decision goes in the reply's ``verdict``);
 - ``POST /api/consultations/{id}/override`` ``{"reason": ..., "note": ..., "intent": ...}``: why the AI's
   draft was denied or edited (governance.yml's ``override_reasons``);
 - ``GET  /api/reviews?status=&kind=``, ``GET /api/reviews/{id}`` (with transcript and routing decisions),
@@ -26,18 +27,18 @@ from sanic.request import Request
 from sanic.response import HTTPResponse, json
 
 from backline import limits
-from backline.consult.governance import ReviewDone
+from backline.consult.governance import CaseStillOpen, ReviewDone
 from backline.governance.service import FILTERS, GovernanceService, parse_when
 from backline.hub.api import error
 
 
 async def _run(call: Callable[[], Any]) -> Any:
     """``call()`` off the event loop; its errors become responses: ValueError 400, LookupError 404,
-    PermissionError 403, ReviewDone 409."""
+    PermissionError 403, ReviewDone and CaseStillOpen 409."""
     try:
         return await asyncio.to_thread(call)
-    except ReviewDone as done:
-        return error(409, str(done))
+    except (ReviewDone, CaseStillOpen) as conflict:
+        return error(409, str(conflict))
     except PermissionError as denied:
         return error(403, str(denied))
     except LookupError as missing:

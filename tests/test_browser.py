@@ -183,7 +183,12 @@ def test_a_handoff_from_the_web_chat_played_on_both_sides(stack: Stack, browser:
 
     expect(operator.locator("input[name=followup][value=informational]")).to_be_checked()
     operator.click("#hand-back")
-    expect(customer.locator(".message.bot").last).to_contain_text("handed the conversation back to me")
+    expect(customer.locator(".message.bot").nth(-2)).to_contain_text("handed the conversation back to me")
+    question = customer.locator(".message.bot").last  # governance.yml csat: one 1-5 question after a hand-back
+    expect(question).to_contain_text("How would you rate the help you got today")
+    expect(question.locator("button")).to_have_text(["1", "2", "3", "4", "5"])
+    question.locator("button", has_text="4").click()
+    expect(customer.locator(".message.bot").last).to_contain_text("Thank you for your rating.")
     expect(customer.locator("#status")).to_be_hidden()
     expect(operator.locator(".decision")).to_contain_text("Resolution: handed_back")
 
@@ -218,7 +223,8 @@ def test_an_ai_draft_is_approved_or_edited_and_sent_from_the_dashboard(stack: St
     expect(operator.locator("#reply-text")).to_have_value(draft)
     operator.click("#approve")
     expect(operator.locator("#flash")).to_have_text(
-        f"The customer was told: “Good news: Lena from our sales team approved it. {draft}”"
+        f"The customer was told: “Good news: Lena from our sales team approved it. {draft} "
+        "How would you rate the help you got today, from 1 (poor) to 5 (excellent)?”"  # governance.yml csat
     )
     expect(operator.locator(".decision")).to_contain_text("Resolution: approved")
 
@@ -228,7 +234,8 @@ def test_an_ai_draft_is_approved_or_edited_and_sent_from_the_dashboard(stack: St
     operator.click("#send-answer")
     expect(operator.locator("#flash")).to_have_text(
         "The customer was told: “I checked with Lena from our sales team. "
-        "Pro is 20 EUR per user and month; 50 seats get 10 % off.”"
+        "Pro is 20 EUR per user and month; 50 seats get 10 % off. "
+        "How would you rate the help you got today, from 1 (poor) to 5 (excellent)?”"
     )
     expect(operator.locator(".decision")).to_contain_text("Resolution: answered")
     operator.context.close()

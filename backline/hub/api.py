@@ -20,7 +20,7 @@ from sanic.response import HTTPResponse, json
 from backline import limits
 from backline.access import SYSTEM, access_for
 from backline.consult.service import ConsultationService
-from backline.consult.store import STATUSES
+from backline.consult.store import STATUSES, ConsultationStore
 from backline.hub.api_tokens import ApiTokens
 from backline.hub.flow import ConsultationFlow
 from backline.hub.guidance import GOVERNANCE_FIELDS, ExpertReply
@@ -84,19 +84,23 @@ def reply_fields(body: bytes, service: ConsultationService) -> Dict[str, Any]:
     return {"action": action, "text": text, "actor": actor, "allowed_followups": followups, "extra": extra}
 
 
+async def visible_case(store: ConsultationStore, request: Request, consultation_id: str) -> Any:
+    """The consultation if the caller's queues include it; else an error response (404 / 403)."""
+    case = await asyncio.to_thread(store.get, consultation_id)
+    if case is None:
+        return error(404, f"no consultation {consultation_id}")
+    if not request.ctx.access.may_see_case(case):
+        return error(403, f"consultation {consultation_id} is not in your queues")
+    return case
+
+
 def api_blueprint(flow: ConsultationFlow) -> Blueprint:
     """The ``/api/`` routes over ``flow`` (`operator_guard` must run before them: ``request.ctx.access``)."""
     bp = Blueprint("api")
     store = flow.store
 
     async def visible(request: Request, consultation_id: str) -> Any:
-        """The consultation if the caller's queues include it; else an error response (404 / 403)."""
-        case = await asyncio.to_thread(store.get, consultation_id)
-        if case is None:
-            return error(404, f"no consultation {consultation_id}")
-        if not request.ctx.access.may_see_case(case):
-            return error(403, f"consultation {consultation_id} is not in your queues")
-        return case
+        return await visible_case(store, request, consultation_id)
 
     @bp.get("/api/consultations")
     async def list_consultations(request: Request) -> HTTPResponse:

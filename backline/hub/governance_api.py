@@ -29,7 +29,7 @@ from sanic.response import HTTPResponse, json
 from backline import limits
 from backline.consult.governance import CaseStillOpen, ReviewDone
 from backline.governance.service import FILTERS, GovernanceService, parse_when
-from backline.hub.api import error
+from backline.hub.api import error, visible_case
 
 
 async def _run(call: Callable[[], Any]) -> Any:
@@ -61,13 +61,20 @@ def governance_blueprint(governance: GovernanceService) -> Blueprint:
     bp = Blueprint("governance_api")
     store = governance.store
 
-    async def case_for(request: Request, consultation_id: str) -> Any:
-        case = await asyncio.to_thread(store.get, consultation_id)
-        if case is None:
-            return error(404, f"no consultation {consultation_id}")
-        if not request.ctx.access.may_see_case(case):
-            return error(403, f"consultation {consultation_id} is not in your queues")
-        return case
+    async def on_case(
+        request: Request, consultation_id: str, shape: str, call: Callable[[Dict[str, Any], str], Any], key: str
+    ) -> HTTPResponse:
+        """A POST on a case the caller may see: its body checked, ``call(fields, actor)`` off the loop,
+        the record answered under ``key``."""
+        try:
+            fields = _body(request, shape)
+        except limits.Refused as refused:
+            return refused.response()
+        case = await visible_case(store, request, consultation_id)
+        if isinstance(case, HTTPResponse):
+            return case
+        result = await _run(lambda: call(fields, request.ctx.access.person_id))
+        return result if isinstance(result, HTTPResponse) else json({key: result.as_dict()})
 
     @bp.get("/api/metrics")
     async def metrics(request: Request) -> HTTPResponse:
@@ -86,44 +93,32 @@ def governance_blueprint(governance: GovernanceService) -> Blueprint:
 
     @bp.post("/api/consultations/<consultation_id>/verdict")
     async def verdict(request: Request, consultation_id: str) -> HTTPResponse:
-        try:
-            fields = _body(request, '{"verdict": "needed" | "not_needed" | "too_late", "note": "..."}')
-        except limits.Refused as refused:
-            return refused.response()
-        case = await case_for(request, consultation_id)
-        if isinstance(case, HTTPResponse):
-            return case
-        result = await _run(
-            lambda: governance.record_verdict(
-                consultation_id,
-                fields.get("verdict") or "",
-                actor=request.ctx.access.person_id,
-                source="api",
-                note=fields.get("note"),
-            )
+        return await on_case(
+            request,
+            consultation_id,
+            '{"verdict": "needed" | "not_needed" | "too_late", "note": "..."}',
+            lambda fields, actor: governance.record_verdict(
+                consultation_id, fields.get("verdict") or "", actor=actor, source="api", note=fields.get("note")
+            ),
+            "verdict",
         )
-        return result if isinstance(result, HTTPResponse) else json({"verdict": result.as_dict()})
 
     @bp.post("/api/consultations/<consultation_id>/override")
     async def override(request: Request, consultation_id: str) -> HTTPResponse:
-        try:
-            fields = _body(request, '{"reason": "...", "note": "...", "intent": "..."}')
-        except limits.Refused as refused:
-            return refused.response()
-        case = await case_for(request, consultation_id)
-        if isinstance(case, HTTPResponse):
-            return case
-        result = await _run(
-            lambda: governance.set_override_reason(
+        return await on_case(
+            request,
+            consultation_id,
+            '{"reason": "...", "note": "...", "intent": "..."}',
+            lambda fields, actor: governance.set_override_reason(
                 consultation_id,
                 fields.get("reason") or "",
-                actor=request.ctx.access.person_id,
+                actor=actor,
                 source="api",
                 note=fields.get("note"),
                 corrected_intent=fields.get("intent"),
-            )
+            ),
+            "override",
         )
-        return result if isinstance(result, HTTPResponse) else json({"override": result.as_dict()})
 
     @bp.get("/api/reviews")
     async def reviews(request: Request) -> HTTPResponse:

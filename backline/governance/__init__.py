@@ -5,6 +5,7 @@
   store, as plain facts;
 - `backline.governance.metrics`: the outcome metrics over those facts (pure Python);
 - `backline.governance.sampling`: QA sampling into the review queue;
-- `backline.governance.candidates`: candidate training data for the conversation designers;
-- `backline.governance.report`: the governance report (Markdown / HTML with plots, CSV).
+- `backline.governance.candidates` (+ `candidate_files`): candidate training data for the conversation
+  designers, outside data/;
+- `backline.governance.report` (+ `plots`): the governance report (Markdown / HTML with plots, CSV).
 """

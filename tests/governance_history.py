@@ -5,8 +5,8 @@ satisfaction answer (`seed`). What each metric must be over it is stated in the 
 from __future__ import annotations
 
 import asyncio
-import threading
 import datetime as dt
+import threading
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
 

@@ -19,7 +19,7 @@ from tests.servers import free_port, interrupt
 
 pytestmark = pytest.mark.stack
 SYSTEM_TOKEN = "governance-operator-token"
-WINDOW = "since=2026-11-02&until=2026-11-14"
+WINDOW = "since=2026-11-02&until=2026-11-13"  # an until date includes its day
 
 
 class Hub:
@@ -110,7 +110,7 @@ def test_metrics_over_a_window_for_the_integration(hub: Hub) -> None:
     assert (metrics["conversations"], metrics["containment_rate"], metrics["consultations"]) == (5, 0.4, 3)
     assert (metrics["override_rate"], metrics["override_reasons"], metrics["csat"]) == (1.0, {"policy": 1}, 5.0)
     assert metrics["breakdowns"]["channel"]["rest"]["consultations"] == 1
-    first_week = hub.api("system", "GET", "/api/metrics?since=2026-11-02&until=2026-11-07")[1]
+    first_week = hub.api("system", "GET", "/api/metrics?since=2026-11-02&until=2026-11-06")[1]
     assert (first_week["conversations"], first_week["containment_rate"]) == (4, 0.25)
     telegram = hub.api("system", "GET", f"/api/metrics?{WINDOW}&channel=telegram")[1]
     assert (telegram["conversations"], telegram["consultations"], telegram["filters"]) == (

@@ -42,6 +42,7 @@ from backline.consult.schema import overrides, verdicts
 from backline.consult.store import Consultation, ConsultationStore
 from backline.governance import candidate_files as files
 from backline.governance.facts import TrackerReader, tracker_url
+from backline.governance.window import parse_moment
 from backline.paths import PROJECT_ROOT
 from backline.redact import redact
 from backline.utc import as_utc, iso, utcnow
@@ -50,8 +51,6 @@ DEFAULT_SINCE = "90d"
 DATA_DIR = PROJECT_ROOT / "data"
 DOMAIN = PROJECT_ROOT / "domain.yml"
 NEEDED_TABLES = ("consultations", "verdicts", "overrides", "qa_reviews")
-_SPAN = re.compile(r"^\s*(\d+)\s*([hdw])\s*$")
-_UNITS = {"h": "hours", "d": "days", "w": "weeks"}
 _ENTITY = re.compile(r"\[([^\]]*)\](?:\([^)]*\)|\{[^}]*\})")
 
 
@@ -62,19 +61,17 @@ class StoreUnavailable(RuntimeError):
 # --- the window and the stores (shared with the report) ---------------------------------
 
 
-def parse_moment(text: str, *, now: dt.datetime, end: bool = False) -> dt.datetime:
-    """``30d`` / ``12w`` / ``24h`` before ``now``, or an ISO date or datetime (naive means UTC; a date as
-    ``end`` means the end of that day). ValueError otherwise."""
-    span = _SPAN.match(text or "")
-    if span:
-        return now - dt.timedelta(**{_UNITS[span.group(2)]: int(span.group(1))})
+_EXPECTED = "expected 30d, 12w, 24h or an ISO date such as 2026-11-01"
+
+
+def _window_moment(
+    option: str, text: Optional[str], now: dt.datetime, *, end_of_day: bool = False
+) -> Optional[dt.datetime]:
+    """`backline.governance.window.parse_moment` with the command line's error (naming ``option``)."""
     try:
-        if re.fullmatch(r"\d{4}-\d{2}-\d{2}", (text or "").strip()):
-            day = dt.datetime.fromisoformat(text.strip()).replace(tzinfo=dt.timezone.utc)
-            return day + dt.timedelta(days=1) if end else day
-        return as_utc(dt.datetime.fromisoformat((text or "").strip().replace("Z", "+00:00")))
+        return parse_moment(text, now, end_of_day=end_of_day)
     except ValueError:
-        raise ValueError(f"expected 30d, 12w, 24h or an ISO date such as 2026-11-01; got {str(text)[:40]!r}") from None
+        raise ValueError(f"{option}: {_EXPECTED}; got {str(text)[:40]!r}") from None
 
 
 def parse_window(
@@ -82,14 +79,10 @@ def parse_window(
 ) -> Tuple[dt.datetime, dt.datetime]:
     """[since, until) from the command line; ValueError naming the option at fault."""
     now = as_utc(now or utcnow()).replace(microsecond=0)
-    try:
-        end = parse_moment(until, now=now, end=True) if until else now
-    except ValueError as error:
-        raise ValueError(f"--until: {error}") from None
-    try:
-        start = parse_moment(since, now=end)
-    except ValueError as error:
-        raise ValueError(f"--since: {error}") from None
+    end = _window_moment("--until", until, now, end_of_day=True) or now
+    start = _window_moment("--since", since, end)
+    if start is None:
+        raise ValueError(f"--since: {_EXPECTED}; got ''")
     if start >= end:
         raise ValueError(f"--since ({iso(start)}) must be before --until ({iso(end)})")
     return start, end

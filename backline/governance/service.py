@@ -38,29 +38,24 @@ from backline.governance.facts import (
     conversation_fact,
 )
 from backline.governance.metrics import compute, conversation_queue
+from backline.governance.window import parse_moment
 from backline.routing.directory import ExpertDirectory
 from backline.utc import as_utc, iso
 
 DEFAULT_DAYS = 30
 FILTERS = ("queue", "intent", "channel", "reason")
-_UNITS = {"h": "hours", "d": "days", "w": "weeks"}
 
 
-def parse_when(value: Optional[str], now: dt.datetime, name: str = "since") -> Optional[dt.datetime]:
-    """A moment from ``30d`` / ``12w`` / ``24h`` (that long before ``now``), an ISO date (its midnight, UTC)
-    or an ISO datetime (naive: UTC); None for None or empty; ValueError naming ``name`` otherwise."""
-    if value is None or not str(value).strip():
-        return None
-    text = str(value).strip()
-    if len(text) <= 8 and text[:-1].isdigit() and text[-1:].lower() in _UNITS:
-        return now - dt.timedelta(**{_UNITS[text[-1].lower()]: int(text[:-1])})
+def parse_when(
+    value: Optional[str], now: dt.datetime, name: str = "since", *, end_of_day: bool = False
+) -> Optional[dt.datetime]:
+    """`backline.governance.window.parse_moment` with the API's error: ValueError naming ``name``."""
     try:
-        if len(text) == 10:
-            return dt.datetime.combine(dt.date.fromisoformat(text), dt.time(), tzinfo=dt.timezone.utc)
-        return as_utc(dt.datetime.fromisoformat(text.replace("Z", "+00:00")))
+        return parse_moment(value, now, end_of_day=end_of_day)
     except ValueError:
+        text = str(value).strip()[:40]
         raise ValueError(
-            f"{name} must be like 30d, 12w, 24h, 2026-11-01 or 2026-11-01T09:00:00Z; got {text[:40]!r}"
+            f"{name} must be like 30d, 12w, 24h, 2026-11-01 or 2026-11-01T09:00:00Z; got {text!r}"
         ) from None
 
 

@@ -32,7 +32,6 @@ import asyncio
 import datetime as dt
 import functools
 import json as jsonlib
-import re
 from pathlib import Path
 from typing import Any, Awaitable, Callable, Dict, Optional
 
@@ -42,19 +41,19 @@ from sanic.response import HTTPResponse, file, json
 
 from backline import configuration
 from backline.access import access_for
-from backline.consult.governance import REVIEW_VERDICTS, ReviewDone
+from backline.consult.governance import REVIEW_VERDICTS, CaseStillOpen, ReviewDone
 from backline.consult.store import ConsultationStore
 from backline.governance.config import governance as governance_rules
+from backline.governance.service import FILTERS
+from backline.governance.window import parse_moment
 from backline.hub.operators import Operator
 from backline.limits import Refused, json_object, text_field
 from backline.routing.directory import ExpertDirectory
+from backline.utc import utcnow
 
-FILTERS = ("queue", "intent", "channel", "reason")
-"""The metrics' filters, as query parameters."""
 MAX_FILTER_CHARS = 64
 MAX_NOTE_CHARS = 2000
-_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
-DATE_SHAPE = "an ISO date (2026-11-30) or date and time (2026-11-30T09:00:00Z)"
+DATE_SHAPE = "an ISO date (2026-11-30) or date and time (2026-11-30T09:00:00Z), or 30d / 12w / 24h"
 
 Mine = Callable[[Operator, str], Awaitable[Any]]
 """The dashboard's case lookup: the consultation, or the 404 / 403 answer."""
@@ -74,22 +73,12 @@ def error(status: int, message: str) -> HTTPResponse:
 
 
 def moment(name: str, value: Optional[str], *, end_of_day: bool = False) -> Optional[dt.datetime]:
-    """A ``since``/``until`` query value as an aware datetime (None when absent); a date alone is its
-    midnight (UTC), or the next midnight with ``end_of_day`` (an ``until`` date includes its day).
-    `Refused` 400 for anything else."""
-    if value is None or not value.strip():
-        return None
-    text = value.strip()
+    """A ``since``/``until`` query value (`backline.governance.window`; None when absent); `Refused` 400
+    for anything else."""
     try:
-        if len(text) > 40:
-            raise ValueError(text)
-        if _DATE.match(text):
-            day = dt.datetime.combine(dt.date.fromisoformat(text), dt.time(), tzinfo=dt.timezone.utc)
-            return day + dt.timedelta(days=1) if end_of_day else day
-        parsed = dt.datetime.fromisoformat(text[:-1] + "+00:00" if text[-1:] in "Zz" else text)
+        return parse_moment(value, utcnow(), end_of_day=end_of_day)
     except ValueError:
-        raise Refused(400, f"{name} must be {DATE_SHAPE}, not {text[:40]!r}") from None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.timezone.utc)
+        raise Refused(400, f"{name} must be {DATE_SHAPE}, not {str(value).strip()[:40]!r}") from None
 
 
 def metrics_query(args: Any) -> tuple:
@@ -136,7 +125,8 @@ def register(
     check and case lookup."""
 
     def guarded(handler: Callable[..., Awaitable[HTTPResponse]]) -> Callable[..., Awaitable[HTTPResponse]]:
-        """Refused → its status; LookupError 404, PermissionError 403, ReviewDone 409, ValueError 400."""
+        """Refused → its status; LookupError 404, PermissionError 403, ReviewDone and CaseStillOpen 409,
+        ValueError 400."""
 
         @functools.wraps(handler)
         async def checked(request: Request, operator: Operator, *args: Any, **kwargs: Any) -> HTTPResponse:
@@ -150,8 +140,8 @@ def register(
                 return error(404, str(missing).strip("'\""))
             except PermissionError as refused_access:
                 return error(403, str(refused_access))
-            except ReviewDone as done:
-                return error(409, str(done))
+            except (ReviewDone, CaseStillOpen) as conflict:
+                return error(409, str(conflict))
             except ValueError as bad:
                 return error(400, str(bad))
 
@@ -234,8 +224,6 @@ def register(
         case = await mine(operator, consultation_id)
         if isinstance(case, HTTPResponse):
             return case
-        if case.status != "closed":
-            return error(409, f"consultation {consultation_id} is still open: give the verdict when you close it")
         recorded = await asyncio.to_thread(
             functools.partial(
                 governance.record_verdict,
@@ -259,8 +247,6 @@ def register(
         case = await mine(operator, consultation_id)
         if isinstance(case, HTTPResponse):
             return case
-        if await asyncio.to_thread(store.override, consultation_id) is None:
-            return error(404, f"consultation {consultation_id} has no override of the AI's draft")
         recorded = await asyncio.to_thread(
             functools.partial(
                 governance.set_override_reason,

@@ -2,8 +2,8 @@
 `backline.hub.api.operator_guard` like every ``/api/`` path):
 
 - ``GET  /api/metrics?since=&until=&queue=&intent=&channel=&reason=``: the outcome metrics
-  (`backline.governance.metrics`) over the window (default the last 30 days; ``30d``, ISO dates or
-  datetimes), within the caller's queues (a supervisor and the integration token: every queue);
+  (`backline.governance.metrics`) over the window (default the last 30 days; ``30d``, ISO dates, an
+  ``until`` date including its day, or datetimes: `backline.governance.window`), within the caller's queues (a supervisor and the integration token: every queue);
 - ``POST /api/consultations/{id}/verdict`` ``{"verdict": "needed" | "not_needed" | "too_late", "note"}`` on a
   decided case (409 while it is open: a verdict with the decision goes in the reply's ``verdict``);
 - ``POST /api/consultations/{id}/override`` ``{"reason": ..., "note": ..., "intent": ...}``: why the AI's
@@ -81,7 +81,7 @@ def governance_blueprint(governance: GovernanceService) -> Blueprint:
         now = governance.clock()
         try:
             since = parse_when(request.args.get("since"), now, "since")
-            until = parse_when(request.args.get("until"), now, "until")
+            until = parse_when(request.args.get("until"), now, "until", end_of_day=True)
         except ValueError as bad:
             return error(400, str(bad))
         filters = {name: request.args.get(name) for name in FILTERS}

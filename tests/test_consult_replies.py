@@ -515,3 +515,22 @@ def test_a_bad_reason_or_verdict_records_nothing(
         record_reply(store, case.id, "mara", "slack", reply)
     assert (store.require(case.id).status, store.override(case.id), store.verdict(case.id)) == ("assigned", None, None)
     assert store.messages(case.id) == []
+
+
+def test_a_failure_midway_keeps_neither_the_reply_nor_its_override_nor_its_verdict(
+    store: ConsultationStore, case: Consultation, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The reply, its override and its verdict are one transaction: the process dying after the override
+    and the verdict were written (here: closing the case fails) leaves the case as it was."""
+
+    def dies(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("the process died here")
+
+    monkeypatch.setattr(store, "close", dies)
+    with pytest.raises(RuntimeError, match="died"):
+        record_reply(
+            store, case.id, "mara", "slack", Reply("deny", text="No.", override_reason="tone", verdict="needed")
+        )
+    assert (store.require(case.id).status, store.override(case.id), store.verdict(case.id)) == ("assigned", None, None)
+    assert store.messages(case.id) == [] and Outbox(store).for_consultation(case.id) == []
+    assert "override" not in [e.action for e in store.audit_trail(case.id)]

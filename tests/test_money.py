@@ -194,10 +194,10 @@ def test_find_money_boundaries(text: str, expected: list) -> None:
     ],
 )
 def test_long_inputs_finish_fast(text: str) -> None:
-    started = time.perf_counter()
+    started = time.thread_time()
     parse_money(text)
     find_money(text)
-    assert time.perf_counter() - started < 0.5
+    assert time.thread_time() - started < 0.5
 
 
 def test_the_currencies_the_parser_knows() -> None:

@@ -198,10 +198,10 @@ def test_ten_thousand_characters_are_decided_quickly() -> None:
     assert len(text) == 10_000
     long_answer = ANSWER_ORDER * 100
     history = tuple(turn(text, "order_status", long_answer) for _ in range(2))
-    started = time.perf_counter()
+    started = time.thread_time()
     d = decide(msg(text, "order_status", 0.95, entities=money(780)), conv(*history), MATRIX)
     plain = decide(msg(text, "order_status", 0.95), conv(), MATRIX)
-    assert time.perf_counter() - started < 0.5
+    assert time.thread_time() - started < 0.5
     assert (d.action, d.reason, d.detail) == ("handoff", "no_convergence", "repeated_answer")
     assert plain.action == "answer"
     json.dumps(d.as_record())

@@ -33,8 +33,10 @@ RUN groupadd --system --gid 10001 backline \
 # (The lock also pins the test and lint tools, pytest, playwright without browsers, ruff, mypy: it
 # has no runtime-only subset.)
 RUN python -m venv /opt/venv
-COPY requirements.lock /tmp/requirements.lock
-RUN pip install --no-cache-dir -r /tmp/requirements.lock && rm /tmp/requirements.lock
+COPY requirements.lock requirements-nodeps.lock /tmp/
+RUN pip install --no-cache-dir -r /tmp/requirements.lock \
+    && pip install --no-cache-dir --no-deps --require-hashes -r /tmp/requirements-nodeps.lock \
+    && rm /tmp/requirements.lock /tmp/requirements-nodeps.lock
 
 WORKDIR /app
 COPY --chown=10001:10001 . /app

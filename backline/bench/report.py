@@ -6,10 +6,12 @@ import textwrap
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Sequence, Tuple
 
-from backline.bench import metrics
+from backline.bench import calibration, metrics, report_calibration
 from backline.bench.metrics import LatencySummary, Prediction
 
 DEMO = "Kestrel demo"
+HELDOUT = "Kestrel demo, held out"
+CLINC = "CLINC150"
 REFERENCES = [
     ("Rasa NLU 2019 (spacy-sklearn), out-of-scope intent", 91.5, 45.3),
     ("Rasa NLU 2019, confidence threshold", 90.9, 31.2),
@@ -28,6 +30,8 @@ class QualityRun:
     train_seconds: float
     parse_seconds: float
     predictions: List[Prediction]
+    folds: Optional[List[int]] = None  # per prediction, for cross-fitted per-intent thresholds
+    single_latencies: List[float] = field(default_factory=list)  # one message per graph run, seconds
 
 
 @dataclass
@@ -53,6 +57,7 @@ class Report:
     serving: Dict[str, Dict[int, LatencySummary]] = field(default_factory=dict)
     serving_note: str = ""
     hub_reply: Dict[str, LatencySummary] = field(default_factory=dict)
+    per_intent: Optional["calibration.IntentThresholds"] = None
 
 
 def pct(value: float) -> str:
@@ -220,6 +225,7 @@ def render(report: Report) -> str:
         f"{report.wall_seconds / 60:.1f} minutes (`make bench` runs this command after `make setup train`). Every "
         "figure below comes from that run; nothing is edited by hand.",
         "",
+        *report_calibration.goals(report, CLINC, DEMO),
         "## Routing quality",
         "",
         "Each config's NLU pipeline (custom components included) is trained with Rasa's own training API on the "
@@ -281,6 +287,7 @@ def render(report: Report) -> str:
             "```",
             "",
         ]
+    lines += report_calibration.section(report, HELDOUT)
     lines += [
         "## Serving speed",
         "",

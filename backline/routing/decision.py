@@ -68,19 +68,34 @@ class Parse:
     entities: Tuple[Mapping[str, Any], ...] = ()
     sentiment: Optional[float] = None
     signals: Tuple[Signal, ...] = ()
+    # A retrieval intent's confidence in its pick (the ResponseSelector's); `confidence` is then the
+    # intent's confidence times this one: the chance that both the intent and the answer are right.
+    answer_confidence: Optional[float] = None
+    intent_confidence: Optional[float] = None
 
     @classmethod
     def from_parse_data(cls, data: Mapping[str, Any], text: Optional[str] = None) -> "Parse":
         """From Rasa-style parse data (``intent``, ``intent_ranking``, ``entities``, ``sentiment``
         as a number or ``{"compound": ...}``, ``signals`` as `Signal.as_dict()` dicts). A retrieval
-        intent's sub-intent comes from ``response_selector`` (``product_question/warranty``)."""
+        intent's sub-intent comes from ``response_selector`` (``product_question/warranty``), and its
+        confidence is the intent's times the selector's (a confident intent with an unsure pick of
+        the answer is not a confident answer)."""
         data = data or {}
         intent_data = data.get("intent") or {}
         name = intent_data.get("name") if isinstance(intent_data, Mapping) else None
-        selector = (data.get("response_selector") or {}).get(name or "") or {}
-        key = ((selector.get("response") or {}).get("intent_response_key")) if isinstance(selector, Mapping) else None
+        base = name.split("/", 1)[0] if isinstance(name, str) else ""
+        selector = (data.get("response_selector") or {}).get(base) or {}
+        response = (selector.get("response") or {}) if isinstance(selector, Mapping) else {}
+        key = response.get("intent_response_key") if isinstance(response, Mapping) else None
         if key and name and "/" not in name:
             name = key if key.startswith(f"{name}/") else f"{name}/{key}"
+        intent_confidence = intent_data.get("confidence") if isinstance(intent_data, Mapping) else None
+        answer_confidence = response.get("confidence") if key and isinstance(response, Mapping) else None
+        confidence = intent_confidence
+        if _is_number(answer_confidence) and _is_number(intent_confidence):
+            confidence = _unit(intent_confidence) * _unit(answer_confidence)
+        else:
+            answer_confidence = None
         ranking = tuple(
             (str(item.get("name")), _unit(item.get("confidence")))
             for item in data.get("intent_ranking") or ()
@@ -97,7 +112,9 @@ class Parse:
         return cls(
             text=text if text is not None else data.get("text") or "",
             intent=name,
-            confidence=intent_data.get("confidence") if isinstance(intent_data, Mapping) else None,
+            confidence=confidence,
+            answer_confidence=_unit(answer_confidence) if answer_confidence is not None else None,
+            intent_confidence=intent_confidence if answer_confidence is not None else None,
             ranking=ranking,
             entities=tuple(e for e in data.get("entities") or () if isinstance(e, Mapping)),
             sentiment=sentiment,
@@ -220,6 +237,11 @@ class Decision:
 
 
 # --- helpers ----------------------------------------------------------------------------
+
+
+def _is_number(value: Any) -> bool:
+    """A finite int or float (not a bool)."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def _unit(value: Any) -> float:

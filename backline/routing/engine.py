@@ -262,6 +262,9 @@ def _confidence_tier(ctx: DecisionContext) -> Decision:
         "low": row.thresholds.low,
         "ai_may": row.ai_may,
     }
+    if ctx.parse.answer_confidence is not None:  # a retrieval intent: the intent's and the answer's
+        ctx.evidence["confidence"]["intent_confidence"] = ctx.parse.intent_confidence
+        ctx.evidence["confidence"]["answer_confidence"] = ctx.parse.answer_confidence
     loop = ctx.conversation.active_loop
     if form_intent(loop) and tier == "high" and _base(ctx.intent) == "deny":
         ctx.evidence["stop_collect"] = {"form": loop}

@@ -29,6 +29,7 @@ def faq(intent_confidence: Any, pick_confidence: Any, name: str = "product_quest
                 },
                 "ranking": [
                     {"intent_response_key": "product_question/warranty", "confidence": pick_confidence},
+                    {"intent_response_key": "product_question/free_trial", "confidence": 0.2},
                 ],
             },
         },
@@ -41,6 +42,7 @@ def test_the_confidence_is_the_intents_times_the_picks() -> None:
     assert parse.confidence == pytest.approx(0.45)
     assert parse.intent_confidence == 0.9
     assert parse.answer_confidence == 0.5
+    assert parse.answer_margin == pytest.approx(0.3)
 
 
 def test_the_full_retrieval_name_finds_its_pick_too() -> None:
@@ -72,3 +74,4 @@ def test_an_unsure_pick_is_reviewed_and_a_sure_one_answered() -> None:
     evidence = sure.as_record()["evidence"]["confidence"]
     assert evidence["intent_confidence"] == 0.995 and evidence["answer_confidence"] == 0.999
     assert evidence["confidence"] == pytest.approx(0.995 * 0.999)
+    assert evidence["answer_margin"] == pytest.approx(0.799)

@@ -72,6 +72,9 @@ class Parse:
     # intent's confidence times this one: the chance that both the intent and the answer are right.
     answer_confidence: Optional[float] = None
     intent_confidence: Optional[float] = None
+    # The pick's lead over the runner-up answer (evidence; at the high tier it is at least
+    # 2 x answer_confidence - 1, so the product above already demands a clear pick).
+    answer_margin: Optional[float] = None
 
     @classmethod
     def from_parse_data(cls, data: Mapping[str, Any], text: Optional[str] = None) -> "Parse":
@@ -92,8 +95,10 @@ class Parse:
         intent_confidence = intent_data.get("confidence") if isinstance(intent_data, Mapping) else None
         answer_confidence = response.get("confidence") if key and isinstance(response, Mapping) else None
         confidence = intent_confidence
+        margin: Optional[float] = None
         if _is_number(answer_confidence) and _is_number(intent_confidence):
             confidence = _unit(intent_confidence) * _unit(answer_confidence)
+            margin = _margin(selector.get("ranking"), _unit(answer_confidence))
         else:
             answer_confidence = None
         ranking = tuple(
@@ -115,6 +120,7 @@ class Parse:
             confidence=confidence,
             answer_confidence=_unit(answer_confidence) if answer_confidence is not None else None,
             intent_confidence=intent_confidence if answer_confidence is not None else None,
+            answer_margin=margin,
             ranking=ranking,
             entities=tuple(e for e in data.get("entities") or () if isinstance(e, Mapping)),
             sentiment=sentiment,
@@ -237,6 +243,14 @@ class Decision:
 
 
 # --- helpers ----------------------------------------------------------------------------
+
+
+def _margin(ranking: Any, top: float) -> float:
+    """The pick's confidence minus the runner-up's in the selector's ranking (the pick's own when alone)."""
+    others = sorted(
+        (_unit(item.get("confidence")) for item in ranking or () if isinstance(item, Mapping)), reverse=True
+    )
+    return round(top - (others[1] if len(others) > 1 else 0.0), 6)
 
 
 def _is_number(value: Any) -> bool:

@@ -265,6 +265,7 @@ def _confidence_tier(ctx: DecisionContext) -> Decision:
     if ctx.parse.answer_confidence is not None:  # a retrieval intent: the intent's and the answer's
         ctx.evidence["confidence"]["intent_confidence"] = ctx.parse.intent_confidence
         ctx.evidence["confidence"]["answer_confidence"] = ctx.parse.answer_confidence
+        ctx.evidence["confidence"]["answer_margin"] = ctx.parse.answer_margin
     loop = ctx.conversation.active_loop
     if form_intent(loop) and tier == "high" and _base(ctx.intent) == "deny":
         ctx.evidence["stop_collect"] = {"form": loop}

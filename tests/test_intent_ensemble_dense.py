@@ -1,0 +1,86 @@
+"""IntentEnsembleClassifier's dense member (`dense_model: true`): trained, persisted beside Rasa's
+model, loaded, and combined with the count model."""
+
+from pathlib import Path
+from typing import List, Optional
+
+import numpy as np
+import pytest
+from rasa.engine.graph import ExecutionContext, GraphSchema
+from rasa.engine.storage.local_model_storage import LocalModelStorage
+from rasa.engine.storage.resource import Resource
+from rasa.shared.exceptions import InvalidConfigException
+from rasa.shared.nlu.constants import FEATURE_TYPE_SENTENCE, INTENT, TEXT
+from rasa.shared.nlu.training_data.features import Features
+from rasa.shared.nlu.training_data.message import Message
+from rasa.shared.nlu.training_data.training_data import TrainingData
+from scipy.sparse import csr_matrix
+
+from backline.rasa.intent_ensemble import DENSE_SUFFIX, IntentEnsembleClassifier, geometric_mean
+
+# The counts say nothing (the same for every example); the dense vector tells the intents apart.
+EXAMPLES = [
+    ([1.0, 0.0], "greet"),
+    ([0.9, 0.1], "greet"),
+    ([0.0, 1.0], "goodbye"),
+    ([0.1, 0.9], "goodbye"),
+]
+
+
+def message(dense: Optional[List[float]], intent: Optional[str] = None) -> Message:
+    result = Message(data={TEXT: "x", **({INTENT: intent} if intent else {})})
+    result.add_features(Features(csr_matrix(np.array([[1.0, 1.0]])), FEATURE_TYPE_SENTENCE, TEXT, "counts"))
+    if dense is not None:
+        result.add_features(Features(np.array([dense]), FEATURE_TYPE_SENTENCE, TEXT, "embeddings"))
+    return result
+
+
+def train(tmp_path: Path, examples=EXAMPLES, **config: object):
+    storage = LocalModelStorage(tmp_path)
+    resource = Resource("ensemble")
+    context = ExecutionContext(GraphSchema({}), node_name="ensemble")
+    config = {**IntentEnsembleClassifier.get_default_config(), "ranking_length": 2, "dense_model": True, **config}
+    component = IntentEnsembleClassifier.create(config, storage, resource, context)
+    component.train(TrainingData([message(dense, intent) for dense, intent in examples]))
+    return component, IntentEnsembleClassifier.load(config, storage, resource, context), tmp_path
+
+
+def test_the_dense_member_decides_where_the_counts_cannot(tmp_path: Path) -> None:
+    component, loaded, _ = train(tmp_path)
+    assert loaded.dense_clf is not None
+    probe = [[1.0, 0.0], [0.0, 1.0]]
+    before = [m.get(INTENT) for m in component.process([message(d) for d in probe])]
+    after = [m.get(INTENT) for m in loaded.process([message(d) for d in probe])]
+    assert [intent["name"] for intent in after] == ["greet", "goodbye"]
+    assert after == before
+    assert after[0]["confidence"] > 0.5
+
+
+def test_the_dense_model_is_persisted_beside_rasas(tmp_path: Path) -> None:
+    _, _, storage = train(tmp_path)
+    assert list(storage.rglob(f"*{DENSE_SUFFIX}"))
+    assert list(storage.rglob("*.skops"))
+
+
+def test_the_count_model_reads_the_sparse_features_only(tmp_path: Path) -> None:
+    component, _, _ = train(tmp_path)
+    assert component._create_X([message([0.3, 0.7])]).shape == (1, 2)
+    without = IntentEnsembleClassifier.get_default_config()
+    assert without["dense_model"] is False
+
+
+def test_without_any_dense_features_the_count_model_stands_alone(tmp_path: Path) -> None:
+    component, loaded, _ = train(tmp_path, examples=[(None, "greet"), (None, "goodbye")])
+    assert component.dense_clf is None and loaded.dense_clf is None
+    assert loaded.process([message(None)])[0].get(INTENT)["name"] in {"greet", "goodbye"}
+
+
+def test_dense_features_on_some_examples_only_are_refused(tmp_path: Path) -> None:
+    with pytest.raises(InvalidConfigException, match="dense sentence features on every example"):
+        train(tmp_path, examples=[([1.0, 0.0], "greet"), (None, "goodbye")])
+
+
+def test_weighted_geometric_mean() -> None:
+    combined = geometric_mean(np.array([[0.8, 0.2]]), np.array([[0.2, 0.8]]), weights=(2, 1))
+    # (0.8² · 0.2)^⅓ = 0.5429 and (0.2² · 0.8)^⅓ = 0.3420, renormalised
+    assert combined[0] == pytest.approx([0.6135, 0.3865], abs=1e-4)

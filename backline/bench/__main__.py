@@ -187,6 +187,12 @@ def run(args: argparse.Namespace) -> int:
     if args.folds and HELDOUT.exists():
         runs.append(heldout_run(main_config))
     speed, hub = ({}, {}) if args.skip_serving else serving(main_config, Path(args.model))
+    routing_overhead = None
+    if not args.skip_serving:
+        from backline.bench import overhead
+
+        log("[overhead] the same model with and without the routing layer")
+        routing_overhead = overhead.measure(Path(args.model), log=log)
     note = (
         "Skipped (--skip-serving)."
         if args.skip_serving
@@ -204,6 +210,7 @@ def run(args: argparse.Namespace) -> int:
             serving_note=note,
             hub_reply=hub,
             per_intent=per_intent,
+            overhead=routing_overhead,
         )
     )
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)

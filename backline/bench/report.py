@@ -6,8 +6,9 @@ import textwrap
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Sequence, Tuple
 
-from backline.bench import calibration, metrics, report_calibration
+from backline.bench import calibration, metrics, overhead, report_calibration
 from backline.bench.metrics import LatencySummary, Prediction
+from backline.bench.overhead import OverheadResult
 
 DEMO = "Kestrel demo"
 HELDOUT = "Kestrel demo, held out"
@@ -58,6 +59,7 @@ class Report:
     serving_note: str = ""
     hub_reply: Dict[str, LatencySummary] = field(default_factory=dict)
     per_intent: Optional["calibration.IntentThresholds"] = None
+    overhead: Optional["OverheadResult"] = None
 
 
 def pct(value: float) -> str:
@@ -305,5 +307,6 @@ def render(report: Report) -> str:
         "",
         *_hub_reply(report),
         "",
+        *(overhead.render(report.overhead) + [""] if report.overhead else []),
     ]
     return "\n".join(lines)

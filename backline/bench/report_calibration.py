@@ -17,6 +17,7 @@ GOAL_CLINC_OOS_RECALL = 0.70
 GOAL_CLINC_COVERAGE = 0.85
 GOAL_TRAIN_MINUTES = 15
 GOAL_PARSE_MS = 15
+GOAL_OVERHEAD_RATIO = 1.05
 
 
 def pct(value: float) -> str:
@@ -162,4 +163,10 @@ def goals(report: "Report", clinc: str, demo: str) -> List[str]:
                 f"p50 {p50:.1f} ms, p95 {p95:.1f} ms",
                 p50 <= GOAL_PARSE_MS,
             )
+    if report.overhead:
+        add(
+            f"routing layer overhead ≤ ×{GOAL_OVERHEAD_RATIO:.2f} per message (p50, same model with and without it)",
+            f"×{report.overhead.p50_ratio:.3f} (p95 ×{report.overhead.p95_ratio:.3f})",
+            report.overhead.p50_ratio <= GOAL_OVERHEAD_RATIO,
+        )
     return lines + [""]

@@ -127,28 +127,35 @@ def check_against_domain(matrix: EscalationMatrix, domain: Domain) -> None:
         raise RoutingConfigError("The escalation matrix does not fit the domain:\n  " + "\n  ".join(problems))
 
 
-def _parse(message: UserUttered, detector: SignalDetector) -> Parse:
+def _parse(message: UserUttered, detector: SignalDetector, ranking: bool = True) -> Parse:
     """The engine's view of a user message.
 
     Signals come from the NLU pipeline's detector. Parse data that never went
     through the pipeline (Rasa's `rasa test` replays stories with the story's own
     intent and no NLU output) gets them from the same detector run on the text.
+    Without `ranking` the intent ranking is left out (an earlier turn needs none:
+    it is the whole distribution over the intents, read for nothing).
     """
     data = dict(message.parse_data)
+    if not ranking:
+        data.pop("intent_ranking", None)
     data["intent"] = {**(data.get("intent") or {}), "name": message.full_retrieval_intent_name or message.intent_name}
     if "signals" not in data:
         data["signals"] = [signal.as_dict() for signal in detector.detect(None, message.text or "")]
     return Parse.from_parse_data(data, text=message.text or "")
 
 
-def conversation_turns(tracker: DialogueStateTracker) -> List[Tuple[UserUttered, str]]:
+def conversation_turns(
+    tracker: DialogueStateTracker, applied: Optional[List[Event]] = None
+) -> List[Tuple[UserUttered, str]]:
     """User messages of the current session, each with the bot's answer to it.
 
     The answer is what the bot said; where no text was recorded (Rasa's test
-    harness does not run actions), the names of the actions it ran.
+    harness does not run actions), the names of the actions it ran. `applied`:
+    the tracker's `applied_events()` when the caller has them already.
     """
     turns: List[Tuple[UserUttered, List[str], List[str]]] = []
-    for event in tracker.applied_events():
+    for event in tracker.applied_events() if applied is None else applied:
         if isinstance(event, UserUttered) and is_external(event.intent_name):
             continue
         if isinstance(event, UserUttered):
@@ -161,7 +168,10 @@ def conversation_turns(tracker: DialogueStateTracker) -> List[Tuple[UserUttered,
 
 
 def _conversation(
-    tracker: DialogueStateTracker, history: List[Tuple[UserUttered, str]], detector: SignalDetector
+    tracker: DialogueStateTracker,
+    history: List[Tuple[UserUttered, str]],
+    detector: SignalDetector,
+    applied: Optional[List[Event]] = None,
 ) -> Conversation:
     allowed = tracker.get_slot(ALLOWED_SLOT)
     joined = tracker.get_slot("human_joined")
@@ -173,7 +183,8 @@ def _conversation(
         now=utcnow(),
         slots=tracker.current_slot_values(),
         handback_this_session=any(
-            isinstance(e, UserUttered) and e.intent_name == HAND_BACK_INTENT for e in tracker.applied_events()
+            isinstance(e, UserUttered) and e.intent_name == HAND_BACK_INTENT
+            for e in (tracker.applied_events() if applied is None else applied)
         ),
         allowed_intents=frozenset(allowed) if isinstance(allowed, list) else None,
         handoff_mode=tracker.get_slot("handoff_mode") or "ai",
@@ -190,7 +201,7 @@ def _conversation(
                 sentiment=parse.sentiment,
                 signals=parse.signals,
             )
-            for parse, answer in ((_parse(message, detector), answer) for message, answer in history)
+            for parse, answer in ((_parse(message, detector, ranking=False), answer) for message, answer in history)
         ),
     )
 
@@ -304,7 +315,8 @@ class RoutingPolicy(Policy):
             return self._prediction(probabilities)
         if is_external(tracker.latest_message.intent_name):
             return self._prediction(probabilities)
-        turns = conversation_turns(tracker)
+        applied = tracker.applied_events()  # once: the turns and the conversation both read them
+        turns = conversation_turns(tracker, applied)
         if not turns or turns[-1][0] is not tracker.latest_message:
             return self._prediction(probabilities)
         if (
@@ -325,7 +337,7 @@ class RoutingPolicy(Policy):
             )
         decision = decide(
             _parse(tracker.latest_message, detector),
-            _conversation(tracker, turns[:-1], detector),
+            _conversation(tracker, turns[:-1], detector, applied),
             matrix,
         )
         record = decision.as_record()
@@ -371,9 +383,10 @@ class RoutingPolicy(Policy):
         self, intent: str, tracker: DialogueStateTracker, domain: Domain, probabilities: List[float]
     ) -> PolicyPrediction:
         """A collect form has just completed: route what it collected."""
-        turns = conversation_turns(tracker)
+        applied = tracker.applied_events()
+        turns = conversation_turns(tracker, applied)
         matrix, detector = self._loaded()
-        decision = route_collected(intent, _conversation(tracker, turns, detector), matrix)
+        decision = route_collected(intent, _conversation(tracker, turns, detector, applied), matrix)
         record = decision.as_record()
         action = ACTION_HANDOFF if decision.action == "handoff" else ACTION_ROUTE_COLLECTED
         probabilities[domain.index_for_action(action)] = 1.0

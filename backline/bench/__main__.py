@@ -24,7 +24,6 @@ from backline.bench import (
 )
 from backline.bench.report import QualityRun
 from backline.paths import PROJECT_ROOT
-from backline.routing.matrix import load_matrix
 
 BENCHMARKS = PROJECT_ROOT.parent / "shared" / "benchmarks"
 WORKDIR = PROJECT_ROOT / "build" / "bench"
@@ -164,7 +163,8 @@ def run(args: argparse.Namespace) -> int:
     main_config = Path(args.config)
     ablations = [
         configs.write(
-            configs.without(configs.read(main_config), name), WORKDIR / f"without-{name.rsplit('.', 1)[-1]}.yml"
+            configs.without(configs.read(main_config), name),
+            WORKDIR.relative_to(PROJECT_ROOT) / f"without-{name.rsplit('.', 1)[-1]}.yml",
         )
         for name in args.without
     ]
@@ -228,10 +228,17 @@ def _per_intent(
     if demo is None:
         return None
     matrix = Path(args.matrix)
-    derived = calibration.derive(demo.predictions, intents=sorted(load_matrix(matrix).rows))
+    # Only intents the cross-validation predicted get a row threshold: the others have no evidence.
+    derived = calibration.derive(demo.predictions)
     if derived is None:
         log("[thresholds] no calibrated cut meets the limits on the demo domain")
-    elif args.write_thresholds and chosen is not None:
+        return None
+    if chosen is not None and not report_calibration.meets(report_calibration.cross_fitted(demo)):
+        # Out of sample the per-intent thresholds miss the limits: no row goes below the one
+        # threshold; rows whose intent needs more keep their stricter high.
+        derived = calibration.floored(derived, chosen.high)
+        log(f"[thresholds] per-intent thresholds miss the limits cross-fitted: floored at high {chosen.high:.2f}")
+    if args.write_thresholds and chosen is not None:
         basis = report_calibration.basis(derived, chosen, str(config), datetime.now(timezone.utc))
         changed = matrix_thresholds.write(matrix, derived.thresholds, chosen.high, chosen.low, basis)
         log(f"[thresholds] wrote {matrix}: {len(changed)} rows changed ({', '.join(changed) or 'none'})")

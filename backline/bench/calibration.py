@@ -116,6 +116,18 @@ class IntentThresholds:
     thresholds: Dict[str, float]
     default: float
     fitted: CoverageRow
+    floor: Optional[float] = None  # set when no threshold may go below the one global high
+
+
+def floored(derived: IntentThresholds, high: float) -> IntentThresholds:
+    """The same thresholds, none below `high` (for when they miss the limits out of sample)."""
+    return IntentThresholds(
+        cut=derived.cut,
+        thresholds={name: max(value, high) for name, value in derived.thresholds.items()},
+        default=max(derived.default, high),
+        fitted=derived.fitted,
+        floor=high,
+    )
 
 
 def derive(

@@ -85,3 +85,12 @@ def test_no_cut_when_every_answer_is_wrong() -> None:
 def test_calibration_needs_right_and_wrong_predictions() -> None:
     with pytest.raises(ValueError, match="both right and wrong"):
         calibration.calibrate([Prediction("a", "a", 0.9)] * 3)
+
+
+def test_floored_keeps_only_the_intents_that_need_more_than_the_one_threshold() -> None:
+    derived = calibration.IntentThresholds(
+        0.95, {"easy": 0.55, "hard": 0.93, "edge": 0.92}, 0.8, metrics.CoverageRow(0.9, 0.5, 1.0, 0.0)
+    )
+    kept = calibration.floored(derived, 0.92)
+    assert kept.thresholds == {"hard": 0.93}
+    assert kept.floor == 0.92 and kept.default == 0.92

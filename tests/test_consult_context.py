@@ -91,9 +91,9 @@ def refund_record() -> Dict[str, Any]:
     return record_for(
         REFUND_TEXT,
         "refund_request",
-        0.91,
+        0.96,
         entities=eur(780, start, start + 7),
-        ranking=(("refund_request", 0.91), ("billing_dispute", 0.06)),
+        ranking=(("refund_request", 0.96), ("billing_dispute", 0.06)),
     )
 
 
@@ -107,7 +107,7 @@ def refund_package(refund_record: Dict[str, Any], business_session: Session) -> 
         slots,
         MATRIX.context_packages["billing"],
         account,
-        ranking=[("refund_request", 0.91), ("billing_dispute", 0.06)],
+        ranking=[("refund_request", 0.96), ("billing_dispute", 0.06)],
     )
 
 
@@ -142,7 +142,7 @@ def test_refund_of_780_eur(refund_record: Dict[str, Any], refund_package: Dict[s
     assert package["reasons"][0]["reason"] == "sensitive_topic"
     assert package["reasons"][0]["evidence"]["limit_eur"] == 500
     assert package["confidence"]["ranking"] == [
-        {"intent": "refund_request", "confidence": 0.91},
+        {"intent": "refund_request", "confidence": 0.96},
         {"intent": "billing_dispute", "confidence": 0.06},
     ]
     limits = MATRIX.thresholds("refund_request")
@@ -475,7 +475,7 @@ def test_render_text(refund_package: Dict[str, Any]) -> None:
     assert "  Order 10023: shipped, 1× Kestrel Hub X1, €249" in lines
     assert "  Subscriptions: Kestrel Cloud Pro monthly active" in lines
     limits = MATRIX.thresholds("refund_request")
-    assert f"  refund_request 0.91 (high tier; high ≥ {limits.high:.2f}, low < {limits.low:.2f})" in lines
+    assert f"  refund_request 0.96 (high tier; high ≥ {limits.high:.2f}, low < {limits.low:.2f})" in lines
     assert lines[-4:] == [
         "Transcript:",
         "  09:00 customer: Hi, my Kestrel Hub stopped working",

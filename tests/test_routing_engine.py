@@ -183,7 +183,7 @@ def test_retrieval_intents_use_their_base_row() -> None:
 
 @pytest.mark.parametrize("text", ["", "   ", "\n\t", "🙂🙂", "?!", "...", "🙂" * 10_000, None])
 def test_messages_without_words_ask_to_rephrase(text: Optional[str]) -> None:
-    d = decide(msg(text, "request_human", 0.9), conv(), MATRIX)
+    d = decide(msg(text, "request_human", 0.95), conv(), MATRIX)
     assert (d.action, d.mode, d.reason, d.detail) == ("clarify", "ai", None, "no_usable_text")
     assert not d.escalates and d.slot_updates() == {}
     json.dumps(d.as_record())
@@ -270,7 +270,7 @@ def test_explicit_request_by_the_classifier() -> None:
 
 
 def test_explicit_request_has_no_i_can_help_too_even_inside_a_form() -> None:
-    d = decide(msg("just get me an agent", "request_human", 0.9), conv(active_loop="order_form"), MATRIX)
+    d = decide(msg("just get me an agent", "request_human", 0.95), conv(active_loop="order_form"), MATRIX)
     assert (d.action, d.reason) == ("handoff", "explicit_request")
 
 
@@ -304,12 +304,12 @@ def test_a_veto_without_a_ranking_leaves_the_request_to_expert_review() -> None:
 def test_a_request_next_to_a_not_phrase_still_counts() -> None:
     text = "not about human resources: i want to talk to a human"
     signals = [sig("not_explicit_request", "human resources", text), sig("explicit_request", "talk to a human", text)]
-    d = decide(msg(text, "request_human", 0.9, signals=signals), conv(), MATRIX)
+    d = decide(msg(text, "request_human", 0.95, signals=signals), conv(), MATRIX)
     assert (d.action, d.reason) == ("handoff", "explicit_request")
 
 
 def test_no_signal_and_another_intent_is_no_request() -> None:
-    d = decide(msg("do you have a human resources department", "out_of_scope", 0.9), conv(), MATRIX)
+    d = decide(msg("do you have a human resources department", "out_of_scope", 0.95), conv(), MATRIX)
     assert d.action == "answer" and "explicit_request" not in d.evidence
 
 
@@ -359,21 +359,21 @@ def test_a_fifty_euro_refund_is_collected_then_routed() -> None:
 
 
 def test_billing_dispute_over_the_limit() -> None:
-    d = decide(msg("you charged me 600 euros twice", "billing_dispute", 0.9, entities=money(600)), conv(), MATRIX)
+    d = decide(msg("you charged me 600 euros twice", "billing_dispute", 0.95, entities=money(600)), conv(), MATRIX)
     assert (d.action, d.detail) == ("handoff", "refund_over_limit")
 
 
 def test_amount_from_the_slots_when_the_message_has_none() -> None:
-    d = decide(msg("please refund it", "refund_request", 0.9), conv(amount=780.0, currency="EUR"), MATRIX)
+    d = decide(msg("please refund it", "refund_request", 0.95), conv(amount=780.0, currency="EUR"), MATRIX)
     assert (d.action, d.detail) == ("handoff", "refund_over_limit")
     assert d.evidence["sensitive_topic"]["source"] == "slots"
-    usd = decide(msg("please refund it", "refund_request", 0.9), conv(amount="900", currency="USD"), MATRIX)
+    usd = decide(msg("please refund it", "refund_request", 0.95), conv(amount="900", currency="USD"), MATRIX)
     assert usd.detail == "refund_over_limit"
 
 
 def test_the_message_amount_beats_the_slots() -> None:
     d = decide(
-        msg("actually just 50 euros", "refund_request", 0.9, entities=money(50)),
+        msg("actually just 50 euros", "refund_request", 0.95, entities=money(50)),
         conv(amount=780.0, currency="EUR"),
         MATRIX,
     )
@@ -382,16 +382,16 @@ def test_the_message_amount_beats_the_slots() -> None:
 
 def test_the_largest_amount_in_a_message_counts() -> None:
     entities = money(50, start=5, end=8) + money(700, start=20, end=24)
-    d = decide(msg("paid 50, refund 700 eur", "refund_request", 0.9, entities=entities), conv(), MATRIX)
+    d = decide(msg("paid 50, refund 700 eur", "refund_request", 0.95, entities=entities), conv(), MATRIX)
     assert d.detail == "refund_over_limit" and d.evidence["sensitive_topic"]["amount"] == 700
 
 
 def test_an_amount_given_in_the_next_turn_of_a_refund() -> None:
     history = (turn("i want a refund", "refund_request", "Which order is it for, and how much?"),)
-    d = decide(msg("it was 780 euros", "inform", 0.9, entities=money(780)), conv(*history), MATRIX)
+    d = decide(msg("it was 780 euros", "inform", 0.95, entities=money(780)), conv(*history), MATRIX)
     assert (d.action, d.detail) == ("handoff", "refund_over_limit")
     assert d.evidence["sensitive_topic"]["topic_intent"] == "refund_request"
-    small = decide(msg("it was 80 euros", "inform", 0.9, entities=money(80)), conv(*history), MATRIX)
+    small = decide(msg("it was 80 euros", "inform", 0.95, entities=money(80)), conv(*history), MATRIX)
     assert small.action == "answer"
 
 
@@ -490,14 +490,14 @@ def test_an_unrated_currency_outside_the_limit_intents_does_not_escalate(intent:
 
 
 def test_an_unrated_amount_from_the_slots_escalates() -> None:
-    d = decide(msg("please refund it", "refund_request", 0.9), conv(amount=100.0, currency="JPY"), MATRIX)
+    d = decide(msg("please refund it", "refund_request", 0.95), conv(amount=100.0, currency="JPY"), MATRIX)
     assert (d.action, d.detail) == ("handoff", "unrated_currency")
     evidence = d.evidence["sensitive_topic"]
     assert (evidence["amount"], evidence["currency"], evidence["source"]) == (100.0, "JPY", "slots")
 
 
 def test_an_amount_without_currency_takes_an_unrated_currency_slot() -> None:
-    d = decide(msg("refund 300", "refund_request", 0.9, entities=money(300, None)), conv(currency="SEK"), MATRIX)
+    d = decide(msg("refund 300", "refund_request", 0.95, entities=money(300, None)), conv(currency="SEK"), MATRIX)
     assert d.detail == "unrated_currency"
     assert (d.evidence["sensitive_topic"]["currency"], d.evidence["sensitive_topic"]["currency_assumed"]) == (
         "SEK",
@@ -506,24 +506,24 @@ def test_an_amount_without_currency_takes_an_unrated_currency_slot() -> None:
 
 
 def test_a_blank_currency_counts_as_none() -> None:
-    d = decide(msg("refund 80", "refund_request", 0.9, entities=money(80, " ")), conv(currency=" "), MATRIX)
+    d = decide(msg("refund 80", "refund_request", 0.95, entities=money(80, " ")), conv(currency=" "), MATRIX)
     assert d.action == "collect"
     assert (d.evidence["amount"]["currency"], d.evidence["amount"]["currency_assumed"]) == ("EUR", True)
 
 
 def test_an_unrated_amount_given_in_the_next_turn_of_a_refund() -> None:
     history = (turn("i want a refund", "refund_request", "Which order is it for, and how much?"),)
-    d = decide(msg("it was 8000 yen", "inform", 0.9, entities=money(8_000, "JPY")), conv(*history), MATRIX)
+    d = decide(msg("it was 8000 yen", "inform", 0.95, entities=money(8_000, "JPY")), conv(*history), MATRIX)
     assert (d.action, d.detail) == ("handoff", "unrated_currency")
     assert d.evidence["sensitive_topic"]["topic_intent"] == "refund_request"
     unrelated = (turn("where is my order", "order_status", "It shipped on Monday."),)
-    later = decide(msg("it was 8000 yen", "inform", 0.9, entities=money(8_000, "JPY")), conv(*unrelated), MATRIX)
+    later = decide(msg("it was 8000 yen", "inform", 0.95, entities=money(8_000, "JPY")), conv(*unrelated), MATRIX)
     assert "sensitive_topic" not in later.evidence
 
 
 def test_a_rated_amount_below_the_limit_does_not_clear_an_unrated_one() -> None:
     entities = money(50, "EUR", start=5, end=8) + money(90_000, "JPY", start=20, end=26)
-    d = decide(msg("paid €50, refund ¥90000", "refund_request", 0.9, entities=entities), conv(), MATRIX)
+    d = decide(msg("paid €50, refund ¥90000", "refund_request", 0.95, entities=entities), conv(), MATRIX)
     assert (d.action, d.detail) == ("handoff", "unrated_currency")
     evidence = d.evidence["sensitive_topic"]
     assert (evidence["amount"], evidence["currency"]) == (90_000.0, "JPY")
@@ -532,7 +532,7 @@ def test_a_rated_amount_below_the_limit_does_not_clear_an_unrated_one() -> None:
 
 def test_a_rated_amount_over_the_limit_wins_and_the_unrated_one_is_recorded() -> None:
     entities = money(800, "EUR", start=5, end=9) + money(100, "JPY", start=20, end=24)
-    d = decide(msg("paid €800, then ¥100", "refund_request", 0.9, entities=entities), conv(), MATRIX)
+    d = decide(msg("paid €800, then ¥100", "refund_request", 0.95, entities=entities), conv(), MATRIX)
     assert (d.action, d.detail) == ("handoff", "refund_over_limit")
     evidence = d.evidence["sensitive_topic"]
     assert (evidence["amount"], evidence["amount_eur"], evidence["limit_eur"]) == (800.0, 800.0, 500.0)
@@ -541,7 +541,7 @@ def test_a_rated_amount_over_the_limit_wins_and_the_unrated_one_is_recorded() ->
 
 def test_several_unrated_amounts_are_all_recorded() -> None:
     entities = money(100, "JPY", start=0, end=4) + money(300, "SEK", start=10, end=17)
-    d = decide(msg("¥100 and SEK 300", "refund_request", 0.9, entities=entities), conv(), MATRIX)
+    d = decide(msg("¥100 and SEK 300", "refund_request", 0.95, entities=entities), conv(), MATRIX)
     assert d.detail == "unrated_currency"
     assert [(u["currency"], u["amount_eur"]) for u in d.evidence["sensitive_topic"]["unrated"]] == [
         ("JPY", None),
@@ -552,7 +552,7 @@ def test_several_unrated_amounts_are_all_recorded() -> None:
 def test_a_more_urgent_category_outranks_an_unrated_refund() -> None:
     text = "my account was hacked, refund the ¥9000"
     signals = [sig("account_security", "hacked", text)]
-    d = decide(msg(text, "refund_request", 0.9, signals=signals, entities=money(9_000, "JPY")), conv(), MATRIX)
+    d = decide(msg(text, "refund_request", 0.95, signals=signals, entities=money(9_000, "JPY")), conv(), MATRIX)
     assert (d.detail, d.queue, d.priority) == ("account_security", "security", "urgent")
     fired = {f["category"]: f["detail"] for f in d.evidence["sensitive_topic"]["fired"]}
     assert fired == {"refund_over_limit": "unrated_currency", "account_security": "account_security"}
@@ -561,7 +561,7 @@ def test_a_more_urgent_category_outranks_an_unrated_refund() -> None:
 def test_an_explicit_request_outranks_an_unrated_refund_and_the_record_keeps_it() -> None:
     text = "refund ¥9000, let me talk to a human"
     signals = [sig("explicit_request", "talk to a human", text)]
-    d = decide(msg(text, "refund_request", 0.9, signals=signals, entities=money(9_000, "JPY")), conv(), MATRIX)
+    d = decide(msg(text, "refund_request", 0.95, signals=signals, entities=money(9_000, "JPY")), conv(), MATRIX)
     assert (d.reason, d.detail) == ("explicit_request", None)
     assert d.evidence["sensitive_topic"]["detail"] == "unrated_currency"
 
@@ -569,12 +569,12 @@ def test_an_explicit_request_outranks_an_unrated_refund_and_the_record_keeps_it(
 def test_a_category_names_its_own_unrated_detail() -> None:
     over = replace(MATRIX.categories["refund_over_limit"], unrated_detail="refund_unconvertible")
     matrix = replace(MATRIX, categories={**MATRIX.categories, "refund_over_limit": over})
-    d = decide(msg("refund ¥100", "refund_request", 0.9, entities=money(100, "JPY")), conv(), matrix)
+    d = decide(msg("refund ¥100", "refund_request", 0.95, entities=money(100, "JPY")), conv(), matrix)
     assert (d.reason, d.detail) == ("sensitive_topic", "refund_unconvertible")
 
 
 def test_an_amount_without_currency_uses_the_slot_or_eur() -> None:
-    d = decide(msg("refund 780", "refund_request", 0.9, entities=money(780, None)), conv(), MATRIX)
+    d = decide(msg("refund 780", "refund_request", 0.95, entities=money(780, None)), conv(), MATRIX)
     assert d.detail == "refund_over_limit"
     assert d.evidence["amount"]["currency"] == "EUR" and d.evidence["amount"]["currency_assumed"] is True
 
@@ -614,14 +614,14 @@ def test_bot_or_human_question_is_a_formal_complaint() -> None:
         d = decide(msg(text, intent, 0.8, signals=signals, ranking=[(intent, 0.8), ("greet", 0.1)]), conv(), MATRIX)
         assert (d.action, d.reason, d.detail) == ("handoff", "sensitive_topic", "formal_complaint"), intent
         assert d.evidence["sensitive_topic"]["phrase"] == "bot or a human"
-    plain = decide(msg("are you a bot?", "bot_challenge", 0.9), conv(), MATRIX)
+    plain = decide(msg("are you a bot?", "bot_challenge", 0.95), conv(), MATRIX)
     assert plain.action == "answer"
 
 
 def test_the_most_urgent_category_wins() -> None:
     text = "my account was hacked and my lawyer says it is your fault"
     signals = [sig("legal", "lawyer", text), sig("account_security", "hacked", text)]
-    d = decide(msg(text, "legal_threat", 0.9, signals=signals), conv(), MATRIX)
+    d = decide(msg(text, "legal_threat", 0.95, signals=signals), conv(), MATRIX)
     assert (d.detail, d.queue, d.priority) == ("account_security", "security", "urgent")
     fired = {f["category"] for f in d.evidence["sensitive_topic"]["fired"]}
     assert fired == {"legal", "account_security"}
@@ -734,7 +734,7 @@ def test_a_rejection_without_an_earlier_answer_is_no_convergence_trigger() -> No
 def test_explicit_request_beats_sensitive_topic() -> None:
     text = "my lawyer says i should talk to a human"
     signals = [sig("legal", "lawyer", text), sig("explicit_request", "talk to a human", text)]
-    d = decide(msg(text, "legal_threat", 0.9, signals=signals), conv(), MATRIX)
+    d = decide(msg(text, "legal_threat", 0.95, signals=signals), conv(), MATRIX)
     assert (d.reason, d.detail, d.queue) == ("explicit_request", None, "support")
     assert d.triggers == ("explicit_request", "sensitive_topic")  # the outranked one stays on record
 
@@ -744,7 +744,7 @@ def test_sensitive_topic_beats_no_convergence() -> None:
         turn("refund 780 eur", "refund_request", "Which order?"),
         turn("refund 780 eur", "refund_request", "Which order?"),
     )
-    d = decide(msg("refund 780 eur", "refund_request", 0.9, entities=money(780)), conv(*history), MATRIX)
+    d = decide(msg("refund 780 eur", "refund_request", 0.95, entities=money(780)), conv(*history), MATRIX)
     assert (d.reason, d.detail) == ("sensitive_topic", "refund_over_limit")
     assert d.triggers == ("sensitive_topic", "no_convergence")
 
@@ -752,7 +752,7 @@ def test_sensitive_topic_beats_no_convergence() -> None:
 def test_explicit_request_beats_no_convergence() -> None:
     history = (turn("reset", "password_reset", ANSWER_PW), turn("reset", "password_reset", ANSWER_PW))
     d = decide(
-        msg("reset", "password_reset", 0.9, signals=[sig("explicit_request", "agent please")]), conv(*history), MATRIX
+        msg("reset", "password_reset", 0.95, signals=[sig("explicit_request", "agent please")]), conv(*history), MATRIX
     )
     assert d.reason == "explicit_request"
 
@@ -810,14 +810,14 @@ def test_negative_sentiment_keeps_an_existing_consultation_reason() -> None:
 
 
 def test_one_frustrated_message_is_answered_the_second_is_handed_off() -> None:
-    first = decide(msg("i have already tried that", "frustration", 0.9), conv(), MATRIX)
+    first = decide(msg("i have already tried that", "frustration", 0.95), conv(), MATRIX)
     assert first.action == "answer"
     history = (turn("i have already tried that", "frustration", "I'm sorry, that sounds really frustrating."),)
-    second = decide(msg("i told you i already did all of that", "frustration", 0.9), conv(*history), MATRIX)
+    second = decide(msg("i told you i already did all of that", "frustration", 0.95), conv(*history), MATRIX)
     assert (second.action, second.reason, second.detail) == ("handoff", "negative_sentiment", "repeated_frustration")
     assert second.modifiers == ("repeated_frustration",)
     assert second.evidence["repeated_frustration"] == {"count": 2, "repeats": 2}
-    other = decide(msg("where is my order", "order_status", 0.9), conv(*history), MATRIX)
+    other = decide(msg("where is my order", "order_status", 0.95), conv(*history), MATRIX)
     assert other.action == "answer"
 
 
@@ -842,7 +842,7 @@ def test_high_value_amount() -> None:
 
 
 def test_high_value_does_not_touch_handoffs_and_priority_caps_at_urgent() -> None:
-    d = decide(msg("human", "request_human", 0.9), conv(customer_tier="enterprise"), MATRIX)
+    d = decide(msg("human", "request_human", 0.95), conv(customer_tier="enterprise"), MATRIX)
     assert (d.priority, d.modifiers) == (MATRIX.rows["request_human"].priority, ())
     unknown = decide(msg("hmm", "weather_smalltalk", 0.99), conv(customer_tier="enterprise"), MATRIX)
     assert (unknown.action, unknown.reason, unknown.priority) == ("consult", "policy_action", "high")
@@ -890,8 +890,8 @@ def test_junk_inputs_do_not_crash() -> None:
     parse = Parse(
         text="refund please",
         intent="refund_request",
-        confidence=0.9,
-        ranking=(("refund_request", 0.9),),
+        confidence=0.95,
+        ranking=(("refund_request", 0.95),),
         entities=({"entity": "amount", "value": "lots"}, {"entity": "amount"}, {"value": 3}, {"entity": "currency"}),
         sentiment=float("nan"),
         signals=(),

@@ -120,10 +120,11 @@ class IntentThresholds:
 
 
 def floored(derived: IntentThresholds, high: float) -> IntentThresholds:
-    """The same thresholds, none below `high` (for when they miss the limits out of sample)."""
+    """For when they miss the limits out of sample: only the thresholds stricter than `high`
+    (the intents that need more than the one threshold); the other rows keep what they have."""
     return IntentThresholds(
         cut=derived.cut,
-        thresholds={name: max(value, high) for name, value in derived.thresholds.items()},
+        thresholds={name: value for name, value in derived.thresholds.items() if value > high},
         default=max(derived.default, high),
         fitted=derived.fitted,
         floor=high,

@@ -47,9 +47,14 @@ def basis(derived: calibration.IntentThresholds, chosen: "Thresholds", config: s
         f"{pct(row.oos_answered)}% of out-of-scope answered), low {low:.2f}"
         for name, (row, low) in chosen.sources.items()
     )
+    rows = (
+        "only the rows whose intent needs a stricter high (per-intent thresholds miss the limits cross-fitted)"
+        if derived.floor is not None
+        else "per-intent highs"
+    )
     return (
-        f"make bench {when:%Y-%m-%d} for {config} (docs/benchmarks.md). Defaults: {sources}. Rows: per-intent "
-        f"highs from the demo's cross-validation, calibrated chance of a right answer >= {derived.cut:.3f}"
+        f"make bench {when:%Y-%m-%d} for {config} (docs/benchmarks.md). Defaults: {sources}. Rows: {rows} "
+        f"from the demo's cross-validation, calibrated chance of a right answer >= {derived.cut:.3f}"
     )
 
 
@@ -113,8 +118,8 @@ def section(report: "Report", heldout_name: str) -> List[str]:
         derived = report.per_intent
         rows = ", ".join(f"{name} {value:.2f}" for name, value in sorted(derived.thresholds.items()))
         floor = (
-            f" Cross-fitted on the demo domain they miss the limits, so none is below the one threshold "
-            f"({derived.floor:.2f}): a row keeps its own high only where its intent needs a stricter one."
+            f" Cross-fitted on the demo domain they miss the limits, so only the rows whose intent needs more "
+            f"than the one threshold ({derived.floor:.2f}) get theirs; the others keep what the matrix says."
             if derived.floor is not None
             else ""
         )

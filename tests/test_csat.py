@@ -225,7 +225,7 @@ def test_in_human_mode_a_number_goes_to_the_person(policy: RoutingPolicy, domain
 
 
 def test_without_a_pending_question_a_number_is_routed_as_usual(policy: RoutingPolicy, domain: Domain) -> None:
-    tracker = tracker_for(domain, resolved(pending=None) + [user("4", "inform", 0.9)])
+    tracker = tracker_for(domain, resolved(pending=None) + [user("4", "inform", 0.95)])
     prediction = policy.predict_action_probabilities(tracker, domain)
     assert predicted(prediction, domain) == (None, 0.0)
     assert [e.key for e in prediction.events] == ["routing_decision"]

@@ -156,3 +156,11 @@ def test_a_pipeline_trained_with_rasa_generalises_to_unseen_words(tmp_path: Path
 
     assert asyncio.run(intent("where is my parcel")) == "order_status"
     assert asyncio.run(intent("I would like a reimbursement")) == "refund_request"
+
+
+def test_one_tokenization_gives_both_kinds_of_vector(table: static_embeddings.StaticEmbeddings) -> None:
+    text, spans = "Where is my parcel?", [(0, 5), (6, 8), (9, 11), (12, 19)]
+    words, sentence = table.vectors(text, spans)
+    assert np.allclose(words, table.word_vectors(text, spans))
+    assert np.allclose(sentence, table.sentence_vectors([text])[0])
+    assert np.linalg.norm(sentence) == pytest.approx(1.0, abs=1e-5)

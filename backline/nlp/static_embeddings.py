@@ -79,7 +79,13 @@ class StaticEmbeddings:
     def word_vectors(self, text: str, spans: Sequence[Span]) -> np.ndarray:
         """One vector per (start, end) character span: the mean of the subwords that overlap it
         (zeros where none does, e.g. a span of only whitespace)."""
+        return self.vectors(text, spans)[0]
+
+    def vectors(self, text: str, spans: Sequence[Span]) -> Tuple[np.ndarray, np.ndarray]:
+        """`word_vectors` and the sentence vector of one text from a single tokenization (the
+        featurizer's path: one encode per message, not one per kind of feature)."""
         ids, offsets = self._encode([text])[0]
+        sentence = _normalise(self.table[ids].mean(axis=0)) if len(ids) else np.zeros(self.dimensions, np.float32)
         out = np.zeros((len(spans), self.dimensions), dtype=np.float32)
         kept = [i for i, (s, e) in enumerate(offsets) if e > s]  # no zero-width pieces
         starts = np.asarray([offsets[i][0] for i in kept], dtype=np.int64)
@@ -91,7 +97,7 @@ class StaticEmbeddings:
             last = int(np.searchsorted(starts, end, side="left"))
             if last > first:
                 out[row] = vectors[first:last].mean(axis=0)
-        return out
+        return out, sentence.astype(np.float32)
 
 
 def _normalise(vector: np.ndarray) -> np.ndarray:

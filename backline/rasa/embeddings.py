@@ -93,8 +93,8 @@ class StaticEmbeddingFeaturizer(DenseFeaturizer, GraphComponent):
         tokens = message.get(TOKENS_NAMES[attribute])
         if not isinstance(text, str) or not text.strip() or not tokens:
             return
-        sequence = self.embeddings.word_vectors(text, [(t.start, t.end) for t in tokens])
-        sentence = self.embeddings.sentence_vectors([text]) * float(self._config["scale"])
+        sequence, mean = self.embeddings.vectors(text, [(t.start, t.end) for t in tokens])
+        sentence = mean.reshape(1, -1) * float(self._config["scale"])
         alias = self._config[FEATURIZER_CLASS_ALIAS]
         message.add_features(Features(sequence, FEATURE_TYPE_SEQUENCE, attribute, alias))
         message.add_features(Features(np.asarray(sentence, dtype=np.float32), FEATURE_TYPE_SENTENCE, attribute, alias))

@@ -84,3 +84,25 @@ def test_weighted_geometric_mean() -> None:
     combined = geometric_mean(np.array([[0.8, 0.2]]), np.array([[0.2, 0.8]]), weights=(2, 1))
     # (0.8² · 0.2)^⅓ = 0.5429 and (0.2² · 0.8)^⅓ = 0.3420, renormalised
     assert combined[0] == pytest.approx([0.6135, 0.3865], abs=1e-4)
+
+
+def test_trained_and_loaded_models_keep_coefficients_whose_transpose_is_contiguous(tmp_path: Path) -> None:
+    component, loaded, _ = train(tmp_path)
+    for model in (component.clf, component.dense_clf, loaded.clf, loaded.dense_clf):
+        assert model.coef_.T.flags["C_CONTIGUOUS"]
+
+
+def test_fast_coefficients_keeps_the_predictions() -> None:
+    from sklearn.linear_model import LogisticRegression
+
+    from backline.rasa.intent_ensemble import fast_coefficients
+
+    rows = np.array([[1.0, 0.0, 2.0], [0.0, 1.0, 0.5], [2.0, 0.5, 0.0], [0.1, 2.0, 1.0], [1.5, 1.5, 0.2], [0.0, 0.3, 2.5]])
+    model = LogisticRegression(max_iter=500).fit(rows, ["a", "b", "a", "b", "c", "c"])
+    probe = csr_matrix(np.array([[1.0, 0.0, 1.0], [0.0, 2.0, 0.0]]))
+    before = model.predict_proba(probe)
+    assert not model.coef_.T.flags["C_CONTIGUOUS"]
+    fast_coefficients(model)
+    assert model.coef_.T.flags["C_CONTIGUOUS"]
+    assert model.predict_proba(probe) == pytest.approx(before, abs=1e-12)
+    fast_coefficients(None)  # an unfitted member: nothing to do

@@ -106,3 +106,45 @@ def test_fast_coefficients_keeps_the_predictions() -> None:
     assert model.coef_.T.flags["C_CONTIGUOUS"]
     assert model.predict_proba(probe) == pytest.approx(before, abs=1e-12)
     fast_coefficients(None)  # an unfitted member: nothing to do
+
+
+def test_weighted_geometric_mean_of_three_members() -> None:
+    from backline.rasa.intent_ensemble import weighted_geometric_mean
+
+    members = [np.array([[0.9, 0.1]]), np.array([[0.5, 0.5]]), np.array([[0.6, 0.4]])]
+    # (0.9 · 0.5 · 0.6)^⅓ = 0.6463 and (0.1 · 0.5 · 0.4)^⅓ = 0.2714, renormalised
+    assert weighted_geometric_mean(members, [1, 1, 1])[0] == pytest.approx([0.7042, 0.2958], abs=1e-4)
+    # a member of weight 0 takes no part: (0.9 · 0.6)^½ = 0.7348, (0.1 · 0.4)^½ = 0.2
+    assert weighted_geometric_mean(members, [1, 0, 1])[0] == pytest.approx([0.7860, 0.2140], abs=1e-4)
+
+
+def test_the_weights_decide_how_much_each_member_counts(tmp_path: Path) -> None:
+    # Counts say nothing, so with the earlier classifier's ranking silenced (weight 0) the dense
+    # member decides; raising the earlier ranking's weight lets it overrule.
+    (tmp_path / "a").mkdir(), (tmp_path / "b").mkdir()
+    _, dense_only, _ = train(tmp_path / "a", weights={"counts": 1.0, "dense": 1.0, "earlier": 0.0})
+    _, earlier_heavy, _ = train(tmp_path / "b", weights={"counts": 1.0, "dense": 1.0, "earlier": 20.0})
+
+    def parse(component: IntentEnsembleClassifier) -> dict:
+        probe = message([1.0, 0.0])
+        probe.set("intent_ranking", [{"name": "goodbye", "confidence": 0.99}, {"name": "greet", "confidence": 0.01}])
+        return component.process([probe])[0].get(INTENT)
+
+    assert parse(dense_only)["name"] == "greet"
+    assert parse(earlier_heavy)["name"] == "goodbye"
+
+
+@pytest.mark.parametrize(
+    "weights, error",
+    [
+        ({"diet": 1.0}, "maps counts, dense, earlier"),
+        ({"dense": -1.0}, "weight of `dense` must be a number >= 0"),
+        ({"earlier": "high"}, "weight of `earlier` must be a number >= 0"),
+        ({"counts": 0.0}, "`counts` weight must be > 0"),
+    ],
+)
+def test_bad_weights_are_refused_with_the_member_named(weights: dict, error: str) -> None:
+    config = IntentEnsembleClassifier.get_default_config()
+    config["weights"] = {**config["weights"], **weights}
+    with pytest.raises(InvalidConfigException, match=error):
+        IntentEnsembleClassifier.validate_config(config)

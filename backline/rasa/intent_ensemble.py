@@ -20,7 +20,8 @@ geometric mean, and the count model reads the sparse features only (a pipeline w
 featurizer trains the count model alone, with a warning): one model over counts
 and a dense vector together converges slowly (several times the fit time on CLINC150)
 for no better accuracy, while a 256-wide dense model fits in seconds
-(docs/routing-experiments.md). It is persisted beside Rasa's (skops, like Rasa's).
+(docs/routing-experiments.md). It is persisted beside Rasa's (skops, like Rasa's). The
+members' exponents in the mean are `weights` (counts, dense, earlier), equal by default.
 
 Parsing one message: scikit-learn multiplies the sparse features by `coef_.T`; with the
 C-ordered `coef_` that `fit` and skops give, that transpose is a strided view and scipy's
@@ -33,7 +34,7 @@ once per parse.
 from __future__ import annotations
 
 import logging
-from typing import Any, Dict, List, Optional, Text, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Text, Tuple
 
 import numpy as np
 from rasa.engine.graph import ExecutionContext
@@ -52,16 +53,25 @@ from sklearn.linear_model import LogisticRegression
 
 logger = logging.getLogger(__name__)
 FLOOR = 1e-6
+MEMBERS = ("counts", "dense", "earlier")
 DENSE_SUFFIX = "-dense.skops"
 
 
-def geometric_mean(first: np.ndarray, second: np.ndarray, weights: Tuple[int, int] = (1, 1)) -> np.ndarray:
-    """Row-wise weighted geometric mean (first^a * second^b)^(1/(a+b)), renormalised to sum to 1
-    (first alone where the product vanishes)."""
-    a, b = weights
-    product = (first**a * second**b) ** (1.0 / (a + b))
+def weighted_geometric_mean(members: Sequence[np.ndarray], weights: Sequence[float]) -> np.ndarray:
+    """Row-wise weighted geometric mean (prod member_i^w_i)^(1/sum w), renormalised to sum to 1
+    (the first member alone where the product vanishes). A member of weight 0 is ignored."""
+    total = float(sum(weights))
+    product = np.ones_like(members[0], dtype=float)
+    for member, weight in zip(members, weights):
+        if weight:
+            product = product * member ** (weight / total)
     totals = product.sum(axis=1, keepdims=True)
-    return np.where(totals > 0, product / np.where(totals > 0, totals, 1.0), first)
+    return np.where(totals > 0, product / np.where(totals > 0, totals, 1.0), members[0])
+
+
+def geometric_mean(first: np.ndarray, second: np.ndarray, weights: Tuple[int, int] = (1, 1)) -> np.ndarray:
+    """Row-wise weighted geometric mean of two distributions (`weighted_geometric_mean`)."""
+    return weighted_geometric_mean([first, second], weights)
 
 
 def fast_coefficients(model: Optional[LogisticRegression]) -> None:
@@ -92,9 +102,32 @@ class IntentEnsembleClassifier(LogisticRegressionClassifier):
             "out_of_scope_prior": 4.0,
             "dense_model": False,
             "dense_c": 10.0,  # inverse regularisation of the dense model (sklearn's C)
+            # Exponents of the members in the geometric mean: the count model, the dense model
+            # and the earlier classifier's ranking (DIET's). Equal weights answer the most alone
+            # at the 99 % / 3 % limits on CLINC150's validation split and the demo's
+            # cross-validation (docs/routing-experiments.md).
+            "weights": {"counts": 1.0, "dense": 1.0, "earlier": 1.0},
         }
 
+    @classmethod
+    def validate_config(cls, config: Dict[Text, Any]) -> None:
+        """`weights` names only the three members, each a number >= 0, the count model's > 0."""
+        weights = config.get("weights")
+        if not isinstance(weights, dict) or set(weights) - set(MEMBERS):
+            raise InvalidConfigException(
+                f"IntentEnsembleClassifier: `weights` maps {', '.join(MEMBERS)} to numbers, got {weights!r}"
+            )
+        for member in MEMBERS:
+            value = weights.get(member)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+                raise InvalidConfigException(
+                    f"IntentEnsembleClassifier: weight of `{member}` must be a number >= 0, got {value!r}"
+                )
+        if not weights["counts"] > 0:
+            raise InvalidConfigException("IntentEnsembleClassifier: the `counts` weight must be > 0")
+
     def __init__(self, config: Dict[Text, Any], name: Text, model_storage: ModelStorage, resource: Resource) -> None:
+        self.validate_config(config)
         super().__init__(config, name, model_storage, resource)
         self.dense_clf: Optional[LogisticRegression] = None
 
@@ -201,19 +234,25 @@ class IntentEnsembleClassifier(LogisticRegressionClassifier):
             return messages
         featurized = [message for message, _, _ in features]
         intents = [str(name) for name in self.clf.classes_]
-        own = self.clf.predict_proba(
+        weights = self.config["weights"]
+        members = [self.clf.predict_proba(
             self._sparse_X([counts for _, counts, _ in features], [vector for _, _, vector in features])
-        )
+        )]
+        exponents = [float(weights["counts"])]
         dense = self._stack_dense([vector for _, _, vector in features]) if self.dense_clf is not None else None
         if dense is not None and list(self.dense_clf.classes_) == list(self.clf.classes_):  # type: ignore[union-attr]
-            own = geometric_mean(own, self.dense_clf.predict_proba(dense), weights=(2, 1))  # type: ignore[union-attr]
+            members.append(self.dense_clf.predict_proba(dense))  # type: ignore[union-attr]
+            exponents.append(float(weights["dense"]))
+        own = weighted_geometric_mean(members, exponents)
+        # A message without the earlier classifier's ranking takes the regressions' combination
+        # in its place, which leaves that combination unchanged.
         earlier = np.array(
             [
                 self._earlier(message, intents) if message.get(INTENT_RANKING_KEY) else row
                 for message, row in zip(featurized, own)
             ]
         )
-        combined = geometric_mean(own, earlier)
+        combined = weighted_geometric_mean([*members, earlier], [*exponents, float(weights["earlier"])])
         if self.config["out_of_scope_intent"] in intents:
             column = intents.index(self.config["out_of_scope_intent"])
             combined = shift_prior(combined, column, self.config["out_of_scope_prior"])

@@ -97,7 +97,9 @@ def test_fast_coefficients_keeps_the_predictions() -> None:
 
     from backline.rasa.intent_ensemble import fast_coefficients
 
-    rows = np.array([[1.0, 0.0, 2.0], [0.0, 1.0, 0.5], [2.0, 0.5, 0.0], [0.1, 2.0, 1.0], [1.5, 1.5, 0.2], [0.0, 0.3, 2.5]])
+    rows = np.array(
+        [[1.0, 0.0, 2.0], [0.0, 1.0, 0.5], [2.0, 0.5, 0.0], [0.1, 2.0, 1.0], [1.5, 1.5, 0.2], [0.0, 0.3, 2.5]]
+    )
     model = LogisticRegression(max_iter=500).fit(rows, ["a", "b", "a", "b", "c", "c"])
     probe = csr_matrix(np.array([[1.0, 0.0, 1.0], [0.0, 2.0, 0.0]]))
     before = model.predict_proba(probe)

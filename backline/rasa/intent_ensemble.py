@@ -44,10 +44,10 @@ from rasa.engine.storage.storage import ModelStorage
 from rasa.nlu.classifiers.logistic_regression_classifier import LogisticRegressionClassifier
 from rasa.shared.exceptions import InvalidConfigException
 from rasa.shared.nlu.constants import INTENT, INTENT_RANKING_KEY, TEXT
+from rasa.shared.nlu.training_data.features import Features
 from rasa.shared.nlu.training_data.message import Message
 from rasa.shared.nlu.training_data.training_data import TrainingData
 from rasa.utils.tensorflow.constants import RANKING_LENGTH
-from rasa.shared.nlu.training_data.features import Features
 from scipy.sparse import csr_matrix, hstack, vstack
 from sklearn.linear_model import LogisticRegression
 
@@ -133,8 +133,10 @@ class IntentEnsembleClassifier(LogisticRegressionClassifier):
 
     def _create_X(self, messages: List[Message]) -> csr_matrix:
         """Counts and dense features together, or (with a dense model) the counts alone."""
-        return self._sparse_X([message.get_sparse_features(TEXT)[1] for message in messages],
-                              [message.get_dense_features(TEXT)[1] for message in messages])
+        return self._sparse_X(
+            [message.get_sparse_features(TEXT)[1] for message in messages],
+            [message.get_dense_features(TEXT)[1] for message in messages],
+        )
 
     def _sparse_X(self, sparse: List[Optional[Features]], dense: List[Optional[Features]]) -> csr_matrix:
         """The count model's rows from each message's sentence features (read once by the caller)."""
@@ -229,15 +231,21 @@ class IntentEnsembleClassifier(LogisticRegressionClassifier):
         features = [
             (message, message.get_sparse_features(TEXT)[1], message.get_dense_features(TEXT)[1]) for message in messages
         ]
-        features = [(message, counts, vector) for message, counts, vector in features if counts is not None or vector is not None]
+        features = [
+            (message, counts, vector)
+            for message, counts, vector in features
+            if counts is not None or vector is not None
+        ]
         if not features:
             return messages
         featurized = [message for message, _, _ in features]
         intents = [str(name) for name in self.clf.classes_]
         weights = self.config["weights"]
-        members = [self.clf.predict_proba(
-            self._sparse_X([counts for _, counts, _ in features], [vector for _, _, vector in features])
-        )]
+        members = [
+            self.clf.predict_proba(
+                self._sparse_X([counts for _, counts, _ in features], [vector for _, _, vector in features])
+            )
+        ]
         exponents = [float(weights["counts"])]
         dense = self._stack_dense([vector for _, _, vector in features]) if self.dense_clf is not None else None
         if dense is not None and list(self.dense_clf.classes_) == list(self.clf.classes_):  # type: ignore[union-attr]

@@ -21,8 +21,18 @@ def matrix(tmp_path: Path) -> Path:
     return tmp_path / "escalation.yml"
 
 
+def without_row_thresholds(matrix: Path, intent: str) -> None:
+    """Drops the `thresholds:` line of one row (the copy then has a row that uses the defaults)."""
+    lines = matrix.read_text().splitlines(keepends=True)
+    start = lines.index(f"  {intent}:\n")
+    end = next(i for i in range(start + 1, len(lines)) if lines[i].startswith("  ") and not lines[i].startswith("    "))
+    matrix.write_text("".join(line for i, line in enumerate(lines) if not (start < i < end and "thresholds:" in line)))
+
+
 def test_answering_rows_get_their_thresholds_and_the_rest_stays(matrix: Path) -> None:
+    without_row_thresholds(matrix, "order_status")
     before = load_matrix(matrix)
+    assert before.rows["order_status"].thresholds == before.defaults.thresholds
     assert before.rows["refund_request"].ai_may != "answer"
     changed = matrix_thresholds.write(
         matrix, {"greet": 0.41, "order_status": 0.62, "refund_request": 0.5}, 0.88, 0.52, "derived in a test"

@@ -32,7 +32,7 @@ from backline.routing.signals import Signal
 
 ROOT = Path(__file__).resolve().parents[1]
 MATRIX = load_matrix(ROOT / "escalation.yml")
-DEFAULTS = MATRIX.defaults.thresholds  # derived by `make bench` (docs/benchmarks.md)
+ORDER_STATUS = MATRIX.thresholds("order_status")  # its row's own, else the defaults
 EXPLICIT = MATRIX.triggers.explicit_request
 NC = MATRIX.triggers.no_convergence
 
@@ -777,7 +777,7 @@ def test_low_confidence_hands_off_with_the_full_context() -> None:
     assert (d.action, d.reason, d.context_package) == ("handoff", "low_confidence", "full")
     assert d.context_fields == MATRIX.context_packages["full"]
     assert d.evidence["confidence"] == {
-        "tier": "low", "confidence": 0.1, "high": DEFAULTS.high, "low": DEFAULTS.low, "ai_may": "answer",
+        "tier": "low", "confidence": 0.1, "high": ORDER_STATUS.high, "low": ORDER_STATUS.low, "ai_may": "answer",
     }  # fmt: skip
 
 
@@ -934,7 +934,7 @@ def test_the_record_is_complete_and_json() -> None:
         "action", "mode", "reason", "detail", "tier", "intent", "confidence", "thresholds", "queue", "priority",
         "sla_minutes", "context_package", "context_fields", "row", "triggers", "modifiers", "evidence",
     }  # fmt: skip
-    assert record["thresholds"] == {"high": DEFAULTS.high, "low": DEFAULTS.low}
+    assert record["thresholds"] == {"high": ORDER_STATUS.high, "low": ORDER_STATUS.low}
     assert record["triggers"] == ["sensitive_topic"]
     assert set(ACTIONS) == {
         "silent",

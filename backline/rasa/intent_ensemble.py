@@ -167,7 +167,7 @@ class IntentEnsembleClassifier(LogisticRegressionClassifier):
     def train(self, training_data: TrainingData) -> Resource:
         """The count model (Rasa's training), then the dense model on the same examples."""
         resource = super().train(training_data)
-        fast_coefficients(self.clf if hasattr(self.clf, "coef_") else None)
+        fast_coefficients(self.clf)
         if self.config["dense_model"]:
             examples = [e for e in training_data.intent_examples if e.get(INTENT) and e.get(TEXT)]
             if not any(e.get_dense_features(TEXT)[1] is not None for e in examples):
@@ -206,7 +206,7 @@ class IntentEnsembleClassifier(LogisticRegressionClassifier):
     ) -> "IntentEnsembleClassifier":
         component = super().load(config, model_storage, resource, execution_context, **kwargs)
         assert isinstance(component, IntentEnsembleClassifier)
-        fast_coefficients(component.clf if hasattr(component.clf, "coef_") else None)
+        fast_coefficients(component.clf)
         if component.config["dense_model"]:
             import skops.io as sio
 

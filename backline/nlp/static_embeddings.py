@@ -38,12 +38,13 @@ class MissingEmbeddings(RuntimeError):
     """The package or one of its files is not installed."""
 
 
-def package_file(package: str, relative: str) -> Path:
-    """The path of `relative` inside the installed distribution `package`, without importing it."""
+def package_file(package: str, relative: str, hint: str = INSTALL_HINT) -> Path:
+    """The path of `relative` inside the installed distribution `package`, without importing it;
+    `hint` says how to install the package when it is missing."""
     try:
         distribution = importlib.metadata.distribution(package)
     except importlib.metadata.PackageNotFoundError:
-        raise MissingEmbeddings(f"the package {package!r} is not installed; {INSTALL_HINT}") from None
+        raise MissingEmbeddings(f"the package {package!r} is not installed; {hint}") from None
     path = Path(str(distribution.locate_file(relative)))
     if not path.is_file():
         raise MissingEmbeddings(f"{relative} is missing from the installed {package} {distribution.version}")

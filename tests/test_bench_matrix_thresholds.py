@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
+from typing import Optional, Tuple
 
 import pytest
 
@@ -21,26 +22,40 @@ def matrix(tmp_path: Path) -> Path:
     return tmp_path / "escalation.yml"
 
 
-def without_row_thresholds(matrix: Path, intent: str) -> None:
-    """Drops the `thresholds:` line of one row (the copy then has a row that uses the defaults)."""
+def set_row_thresholds(matrix: Path, intent: str, thresholds: Optional[str]) -> None:
+    """Sets one row's `thresholds:` line in the copy (`None`: no line, the row uses the defaults)."""
     lines = matrix.read_text().splitlines(keepends=True)
     start = lines.index(f"  {intent}:\n")
     end = next(i for i in range(start + 1, len(lines)) if lines[i].startswith("  ") and not lines[i].startswith("    "))
-    matrix.write_text("".join(line for i, line in enumerate(lines) if not (start < i < end and "thresholds:" in line)))
+    body = [line for line in lines[start + 1 : end] if not line.startswith("    thresholds:")]
+    if thresholds is not None:
+        body.insert(1, f"    thresholds: {thresholds}\n")  # after ai_may
+    matrix.write_text("".join(lines[: start + 1] + body + lines[end:]))
+
+
+def row(matrix: Path, intent: str) -> Tuple[float, float, Optional[str]]:
+    thresholds = load_matrix(matrix).rows[intent].thresholds
+    return thresholds.high, thresholds.low, thresholds.basis
 
 
 def test_answering_rows_get_their_thresholds_and_the_rest_stays(matrix: Path) -> None:
-    without_row_thresholds(matrix, "order_status")
+    set_row_thresholds(matrix, "order_status", None)
+    set_row_thresholds(matrix, "greet", "{high: 0.70, low: 0.30}")
     before = load_matrix(matrix)
     assert before.rows["order_status"].thresholds == before.defaults.thresholds
     assert before.rows["refund_request"].ai_may != "answer"
     changed = matrix_thresholds.write(
-        matrix, {"greet": 0.41, "order_status": 0.62, "refund_request": 0.5}, 0.88, 0.52, "derived in a test"
+        matrix,
+        {"greet": 0.81, "order_status": 0.62, "refund_request": 0.5},
+        0.88,
+        0.52,
+        "derived in a test",
+        "make bench 2026-01-02",
     )
     after = load_matrix(matrix)
-    assert sorted(changed) == ["greet", "order_status"]
-    assert (after.rows["greet"].thresholds.high, after.rows["greet"].thresholds.low) == (0.41, 0.30)  # its own low
-    assert (after.rows["order_status"].thresholds.high, after.rows["order_status"].thresholds.low) == (0.62, 0.52)
+    assert {"greet", "order_status"} <= set(changed) and "refund_request" not in changed
+    assert row(matrix, "greet") == (0.81, 0.30, "make bench 2026-01-02")  # stricter than by hand; its own low
+    assert row(matrix, "order_status") == (0.62, 0.52, "make bench 2026-01-02")  # the default low
     assert after.rows["refund_request"].thresholds == after.defaults.thresholds  # not an answering row
     assert (after.defaults.thresholds.high, after.defaults.thresholds.low) == (0.88, 0.52)
     assert after.defaults.thresholds.basis == "derived in a test"
@@ -49,17 +64,47 @@ def test_answering_rows_get_their_thresholds_and_the_rest_stays(matrix: Path) ->
         assert after.rows[name].queue == before.rows[name].queue
 
 
-def test_comments_and_formatting_survive(matrix: Path) -> None:
+def test_a_hand_written_row_keeps_a_high_that_is_already_as_strict(matrix: Path) -> None:
+    set_row_thresholds(matrix, "greet", "{high: 0.70, low: 0.30}")
+    assert "greet" not in matrix_thresholds.write(matrix, {"greet": 0.55}, 0.9, 0.55, "b")
+    assert row(matrix, "greet")[:2] == (0.70, 0.30)
+
+
+def test_a_row_an_earlier_bench_wrote_takes_the_defaults_when_the_new_one_gives_it_nothing(matrix: Path) -> None:
+    set_row_thresholds(matrix, "order_status", "{high: 0.95, low: 0.57, basis: make bench 2026-01-01}")
+    set_row_thresholds(matrix, "greet", "{high: 0.70, low: 0.30}")
+    set_row_thresholds(matrix, "track_shipment", None)
+    changed = matrix_thresholds.write(matrix, {"track_shipment": 0.93}, 0.82, 0.43, "b")
+    after = load_matrix(matrix)
+    assert "order_status" in changed and "greet" not in changed
+    assert after.rows["order_status"].thresholds == after.defaults.thresholds
+    assert (after.defaults.thresholds.high, after.defaults.thresholds.low) == (0.82, 0.43)
+    assert row(matrix, "greet")[:2] == (0.70, 0.30)  # written by hand: not the bench's to remove
+    assert row(matrix, "track_shipment") == (0.93, 0.43, "make bench")
+
+
+def test_a_row_basis_must_say_it_is_the_bench(matrix: Path) -> None:
     original = matrix.read_text()
-    matrix_thresholds.write(matrix, {"greet": 0.4}, 0.9, 0.55, "b")
+    with pytest.raises(ValueError, match="make bench"):
+        matrix_thresholds.write(matrix, {"greet": 0.9}, 0.9, 0.55, "b", "by hand")
+    assert matrix.read_text() == original
+
+
+def test_comments_and_formatting_survive(matrix: Path) -> None:
+    set_row_thresholds(matrix, "greet", "{high: 0.70, low: 0.30}")
+    original = matrix.read_text()
+    matrix_thresholds.write(matrix, {"greet": 0.9}, 0.9, 0.55, "b")
     text = matrix.read_text()
-    assert "    thresholds: {high: 0.40, low: 0.30}" in text
+    assert "    thresholds: {high: 0.90, low: 0.30, basis: make bench}" in text
     comments = [line for line in original.splitlines() if line.strip().startswith("#")]
     assert comments and all(line in text for line in comments)
-    assert len(text.splitlines()) == len(original.splitlines())
+    # Rows an earlier bench wrote lose their line; nothing else is added or removed.
+    removed = sum(1 for line in original.splitlines() if "basis: make bench" in line)
+    assert len(text.splitlines()) == len(original.splitlines()) - removed
 
 
 def test_a_row_high_below_the_default_low_pulls_its_low_down(matrix: Path) -> None:
+    set_row_thresholds(matrix, "order_status", "{high: 0.95, low: 0.57, basis: make bench 2026-01-01}")
     matrix_thresholds.write(matrix, {"order_status": 0.35}, 0.9, 0.55, "b")
     row = load_matrix(matrix).rows["order_status"].thresholds
     assert (row.high, row.low) == (0.35, 0.35)

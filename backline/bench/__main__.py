@@ -240,7 +240,15 @@ def _per_intent(
         log(f"[thresholds] per-intent thresholds miss the limits cross-fitted: floored at high {chosen.high:.2f}")
     if args.write_thresholds and chosen is not None:
         basis = report_calibration.basis(derived, chosen, str(config), datetime.now(timezone.utc))
-        changed = matrix_thresholds.write(matrix, derived.thresholds, chosen.high, chosen.low, basis)
+        now = datetime.now(timezone.utc)
+        changed = matrix_thresholds.write(
+            matrix,
+            derived.thresholds,
+            chosen.high,
+            chosen.low,
+            basis,
+            f"{matrix_thresholds.BENCH_BASIS} {now:%Y-%m-%d} (docs/benchmarks.md)",
+        )
         log(f"[thresholds] wrote {matrix}: {len(changed)} rows changed ({', '.join(changed) or 'none'})")
     return derived
 

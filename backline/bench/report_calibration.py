@@ -119,7 +119,8 @@ def section(report: "Report", heldout_name: str) -> List[str]:
         rows = ", ".join(f"{name} {value:.2f}" for name, value in sorted(derived.thresholds.items()))
         floor = (
             f" Cross-fitted on the demo domain they miss the limits, so only the rows whose intent needs more "
-            f"than the one threshold ({derived.floor:.2f}) get theirs; the others keep what the matrix says."
+            f"than the one threshold ({derived.floor:.2f}) get theirs; rows an earlier bench wrote take the "
+            "defaults again, rows set by hand keep theirs."
             if derived.floor is not None
             else ""
         )

@@ -11,32 +11,23 @@ missing package fails the training or the model load with the command that insta
 
 from __future__ import annotations
 
-from typing import Any, Dict, List, Text, Type
+from typing import Any, Dict, List, Text
 
 import numpy as np
-from rasa.engine.graph import ExecutionContext, GraphComponent
 from rasa.engine.recipes.default_recipe import DefaultV1Recipe
-from rasa.engine.storage.resource import Resource
-from rasa.engine.storage.storage import ModelStorage
 from rasa.nlu.constants import DENSE_FEATURIZABLE_ATTRIBUTES, FEATURIZER_CLASS_ALIAS, TOKENS_NAMES
 from rasa.nlu.featurizers.dense_featurizer.dense_featurizer import DenseFeaturizer
-from rasa.nlu.tokenizers.tokenizer import Tokenizer
-from rasa.shared.exceptions import InvalidConfigException
 from rasa.shared.nlu.constants import FEATURE_TYPE_SENTENCE, FEATURE_TYPE_SEQUENCE
 from rasa.shared.nlu.training_data.features import Features
 from rasa.shared.nlu.training_data.message import Message
-from rasa.shared.nlu.training_data.training_data import TrainingData
 
 from backline.nlp import static_embeddings
+from backline.rasa.pretrained import PretrainedFeaturizer, require_positive
 
 
 @DefaultV1Recipe.register(DefaultV1Recipe.ComponentType.MESSAGE_FEATURIZER, is_trainable=False)
-class StaticEmbeddingFeaturizer(DenseFeaturizer, GraphComponent):
+class StaticEmbeddingFeaturizer(PretrainedFeaturizer):
     """Word and sentence vectors from a pretrained token-embedding table shipped in a PyPI package."""
-
-    @classmethod
-    def required_components(cls) -> List[Type]:
-        return [Tokenizer]
 
     @staticmethod
     def required_packages() -> List[Text]:
@@ -63,30 +54,13 @@ class StaticEmbeddingFeaturizer(DenseFeaturizer, GraphComponent):
 
     @classmethod
     def validate_config(cls, config: Dict[Text, Any]) -> None:
-        scale = config.get("scale")
-        if isinstance(scale, bool) or not isinstance(scale, (int, float)) or scale <= 0:
-            raise InvalidConfigException(f"StaticEmbeddingFeaturizer: `scale` must be a positive number, got {scale!r}")
-
-    @classmethod
-    def create(
-        cls,
-        config: Dict[Text, Any],
-        model_storage: ModelStorage,
-        resource: Resource,
-        execution_context: ExecutionContext,
-    ) -> "StaticEmbeddingFeaturizer":
-        cls.validate_config(config)
-        return cls(config, execution_context.node_name)
+        require_positive(cls.__name__, config, "scale", (int, float))
 
     def process(self, messages: List[Message]) -> List[Message]:
         for message in messages:
             for attribute in DENSE_FEATURIZABLE_ATTRIBUTES:
                 self._set_features(message, attribute)
         return messages
-
-    def process_training_data(self, training_data: TrainingData) -> TrainingData:
-        self.process(training_data.training_examples)
-        return training_data
 
     def _set_features(self, message: Message, attribute: Text) -> None:
         text = message.get(attribute)

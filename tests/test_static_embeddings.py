@@ -19,6 +19,7 @@ from rasa.shared.nlu.training_data.message import Message
 from backline.nlp import static_embeddings
 from backline.nlp.static_embeddings import MissingEmbeddings
 from backline.rasa.embeddings import StaticEmbeddingFeaturizer
+from tests._nlu_roundtrip import trained_classifier
 
 
 @pytest.fixture(scope="module")
@@ -139,23 +140,9 @@ nlu:
 
 def test_a_pipeline_trained_with_rasa_generalises_to_unseen_words(tmp_path: Path) -> None:
     """Trained on "package" only; "parcel" and "reimbursement" never occur in the training data."""
-    from rasa.core.agent import Agent
-    from rasa.model_training import train_nlu
-
-    (tmp_path / "config.yml").write_text(CONFIG)
-    (tmp_path / "nlu.yml").write_text(DATA)
-    model = train_nlu(str(tmp_path / "config.yml"), str(tmp_path / "nlu.yml"), str(tmp_path / "models"))
-    assert model is not None
-    processor = Agent.load(model).processor
-    import asyncio
-
-    from rasa.core.channels.channel import UserMessage
-
-    async def intent(text: str) -> str:
-        return (await processor.parse_message(UserMessage(text)))["intent"]["name"]
-
-    assert asyncio.run(intent("where is my parcel")) == "order_status"
-    assert asyncio.run(intent("I would like a reimbursement")) == "refund_request"
+    intent = trained_classifier(tmp_path, CONFIG, DATA)
+    assert intent("where is my parcel") == "order_status"
+    assert intent("I would like a reimbursement") == "refund_request"
 
 
 def test_one_tokenization_gives_both_kinds_of_vector(table: static_embeddings.StaticEmbeddings) -> None:

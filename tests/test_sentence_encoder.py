@@ -8,9 +8,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from rasa.engine.graph import ExecutionContext
-from rasa.engine.storage.local_model_storage import LocalModelStorage
-from rasa.engine.storage.resource import Resource
 from rasa.nlu.tokenizers.whitespace_tokenizer import WhitespaceTokenizer
 from rasa.shared.exceptions import InvalidConfigException
 from rasa.shared.nlu.constants import TEXT
@@ -19,7 +16,7 @@ from rasa.shared.nlu.training_data.message import Message
 from backline.nlp import sentence_encoder
 from backline.nlp.static_embeddings import MissingEmbeddings
 from backline.rasa.sentence_encoder import SentenceEncoderFeaturizer
-from tests._nlu_roundtrip import trained_classifier
+from tests._rasa_nlu import created, featurizer_config, trained_classifier
 
 
 @pytest.fixture(scope="module")
@@ -93,12 +90,7 @@ def test_weights_without_a_tensor_are_refused(encoder: sentence_encoder.Sentence
 
 
 def _featurizer(tmp_path: Path, **config: object) -> SentenceEncoderFeaturizer:
-    return SentenceEncoderFeaturizer.create(
-        {**SentenceEncoderFeaturizer.get_default_config(), **config},
-        LocalModelStorage(tmp_path),
-        Resource("encoder"),
-        ExecutionContext(node_name="encoder", graph_schema=None),  # type: ignore[arg-type]
-    )
+    return created(SentenceEncoderFeaturizer, tmp_path, "encoder", **config)
 
 
 def _tokenized(*texts: str) -> list:
@@ -149,16 +141,7 @@ def test_bad_settings_are_refused(tmp_path: Path, key: str, value: object) -> No
         _featurizer(tmp_path, **{key: value})
 
 
-CONFIG = """
-recipe: default.v1
-language: en
-assistant_id: encoder-test
-pipeline:
-  - name: WhitespaceTokenizer
-  - name: backline.rasa.sentence_encoder.SentenceEncoderFeaturizer
-  - name: LogisticRegressionClassifier
-policies: []
-"""
+CONFIG = featurizer_config("backline.rasa.sentence_encoder.SentenceEncoderFeaturizer")
 
 DATA = """
 version: "3.1"

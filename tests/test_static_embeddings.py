@@ -8,9 +8,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from rasa.engine.graph import ExecutionContext
-from rasa.engine.storage.local_model_storage import LocalModelStorage
-from rasa.engine.storage.resource import Resource
 from rasa.nlu.tokenizers.whitespace_tokenizer import WhitespaceTokenizer
 from rasa.shared.exceptions import InvalidConfigException
 from rasa.shared.nlu.constants import TEXT
@@ -19,7 +16,7 @@ from rasa.shared.nlu.training_data.message import Message
 from backline.nlp import static_embeddings
 from backline.nlp.static_embeddings import MissingEmbeddings
 from backline.rasa.embeddings import StaticEmbeddingFeaturizer
-from tests._nlu_roundtrip import trained_classifier
+from tests._rasa_nlu import created, featurizer_config, trained_classifier
 
 
 @pytest.fixture(scope="module")
@@ -77,12 +74,7 @@ def test_a_missing_package_names_the_fix() -> None:
 
 
 def _featurizer(tmp_path: Path, **config: object) -> StaticEmbeddingFeaturizer:
-    return StaticEmbeddingFeaturizer.create(
-        {**StaticEmbeddingFeaturizer.get_default_config(), **config},
-        LocalModelStorage(tmp_path),
-        Resource("embeddings"),
-        ExecutionContext(node_name="embeddings", graph_schema=None),  # type: ignore[arg-type]
-    )
+    return created(StaticEmbeddingFeaturizer, tmp_path, "embeddings", **config)
 
 
 def test_the_featurizer_adds_word_and_sentence_features(tmp_path: Path) -> None:
@@ -109,16 +101,7 @@ def test_scale_must_be_a_positive_number(tmp_path: Path, scale: object) -> None:
         _featurizer(tmp_path, scale=scale)
 
 
-CONFIG = """
-recipe: default.v1
-language: en
-assistant_id: embeddings-test
-pipeline:
-  - name: WhitespaceTokenizer
-  - name: backline.rasa.embeddings.StaticEmbeddingFeaturizer
-  - name: LogisticRegressionClassifier
-policies: []
-"""
+CONFIG = featurizer_config("backline.rasa.embeddings.StaticEmbeddingFeaturizer")
 
 DATA = """
 version: "3.1"

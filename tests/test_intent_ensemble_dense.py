@@ -37,6 +37,7 @@ def message(dense: Optional[List[float]], intent: Optional[str] = None) -> Messa
 
 def train(tmp_path: Path, examples=EXAMPLES, **config: object):
     storage = LocalModelStorage(tmp_path)
+    tmp_path.mkdir(parents=True, exist_ok=True)
     resource = Resource("ensemble")
     context = ExecutionContext(GraphSchema({}), node_name="ensemble")
     config = {**IntentEnsembleClassifier.get_default_config(), "ranking_length": 2, "dense_model": True, **config}
@@ -60,6 +61,39 @@ def test_the_dense_model_is_persisted_beside_rasas(tmp_path: Path) -> None:
     _, _, storage = train(tmp_path)
     assert list(storage.rglob(f"*{DENSE_SUFFIX}"))
     assert list(storage.rglob("*.skops"))
+
+
+def restored_under(tmp_path: Path, name: str, rename=None):
+    """The trained component's directory copied to another resource name, as Rasa's training cache
+    restores a component whose node name changed; `rename` maps old file names to new ones."""
+    import shutil
+
+    _, _, storage_dir = train(tmp_path / "trained")
+    (source,) = [d for d in storage_dir.iterdir() if d.is_dir()]
+    target = tmp_path / "restored" / name
+    shutil.copytree(source, target)
+    for old, new in (rename or {}).items():
+        (target / old).rename(target / new)
+    config = {**IntentEnsembleClassifier.get_default_config(), "ranking_length": 2, "dense_model": True}
+    context = ExecutionContext(GraphSchema({}), node_name=name)
+    return IntentEnsembleClassifier.load(config, LocalModelStorage(tmp_path / "restored"), Resource(name), context)
+
+
+def test_a_model_restored_under_another_node_name_loads_both_members(tmp_path: Path) -> None:
+    loaded = restored_under(tmp_path, "run_IntentEnsembleClassifier11")
+    assert loaded.clf is not None and loaded.dense_clf is not None
+    names = [m.get(INTENT)["name"] for m in loaded.process([message([1.0, 0.0]), message([0.0, 1.0])])]
+    assert names == ["greet", "goodbye"]
+
+
+def test_a_model_persisted_with_the_resource_names_still_loads(tmp_path: Path) -> None:
+    """Models trained before the fixed file names: files named after their resource."""
+    loaded = restored_under(
+        tmp_path,
+        "other",
+        {"counts.skops": "ensemble.skops", "dense-dense.skops": f"ensemble{DENSE_SUFFIX}"},
+    )
+    assert loaded.clf is not None and loaded.dense_clf is not None
 
 
 def test_the_count_model_reads_the_sparse_features_only(tmp_path: Path) -> None:

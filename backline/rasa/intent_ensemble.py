@@ -34,7 +34,8 @@ once per parse.
 from __future__ import annotations
 
 import logging
-from typing import Any, Dict, List, Optional, Sequence, Text, Tuple
+from pathlib import Path
+from typing import Any, Callable, Dict, List, Optional, Sequence, Text, Tuple
 
 import numpy as np
 from rasa.engine.graph import ExecutionContext
@@ -54,7 +55,9 @@ from sklearn.linear_model import LogisticRegression
 logger = logging.getLogger(__name__)
 FLOOR = 1e-6
 MEMBERS = ("counts", "dense", "earlier")
-DENSE_SUFFIX = "-dense.skops"
+DENSE_SUFFIX = "-dense.skops"  # models persisted before the fixed names
+COUNTS_FILE = "counts.skops"
+DENSE_FILE = "dense" + DENSE_SUFFIX
 
 
 def weighted_geometric_mean(members: Sequence[np.ndarray], weights: Sequence[float]) -> np.ndarray:
@@ -86,6 +89,26 @@ def shift_prior(probabilities: np.ndarray, column: int, factor: float) -> np.nda
     shifted = probabilities.copy()
     shifted[:, column] *= factor
     return shifted / shifted.sum(axis=1, keepdims=True)
+
+
+def _model_file(model_dir: Path, name: str, older: Callable[[Path], bool]) -> Optional[Path]:
+    """`name` in the component's directory, else the one `.skops` file an older model (named after
+    its resource) left there that `older` accepts."""
+    if (model_dir / name).exists():
+        return model_dir / name
+    candidates = sorted(p for p in model_dir.glob("*.skops") if p.name not in (COUNTS_FILE, DENSE_FILE) and older(p))
+    return candidates[0] if len(candidates) == 1 else None
+
+
+def _load_trusted(path: Optional[Path]) -> Optional[LogisticRegression]:
+    """A scikit-learn logistic regression from skops, refusing files with types skops does not trust
+    by default (as Rasa loads its own)."""
+    import skops.io as sio
+
+    if path is None or sio.get_untrusted_types(file=path):
+        return None
+    loaded = sio.load(path, trusted=[])
+    return loaded if isinstance(loaded, LogisticRegression) else None
 
 
 @DefaultV1Recipe.register(DefaultV1Recipe.ComponentType.INTENT_CLASSIFIER, is_trainable=True)
@@ -188,12 +211,16 @@ class IntentEnsembleClassifier(LogisticRegressionClassifier):
         return resource
 
     def persist(self) -> None:
-        super().persist()
-        if self.dense_clf is not None:
-            import skops.io as sio
+        """Both models under fixed names in the component's own directory. Rasa's classifier names
+        its file after the resource; when Rasa's training cache restores this component under another
+        node name (a component added or removed before it), that name no longer matches and the
+        model would not load."""
+        import skops.io as sio
 
-            with self._model_storage.write_to(self._resource) as model_dir:
-                sio.dump(self.dense_clf, model_dir / f"{self._resource.name}{DENSE_SUFFIX}")
+        with self._model_storage.write_to(self._resource) as model_dir:
+            sio.dump(self.clf, model_dir / COUNTS_FILE)
+            if self.dense_clf is not None:
+                sio.dump(self.dense_clf, model_dir / DENSE_FILE)
 
     @classmethod
     def load(
@@ -204,22 +231,23 @@ class IntentEnsembleClassifier(LogisticRegressionClassifier):
         execution_context: ExecutionContext,
         **kwargs: Any,
     ) -> "IntentEnsembleClassifier":
-        component = super().load(config, model_storage, resource, execution_context, **kwargs)
-        assert isinstance(component, IntentEnsembleClassifier)
+        try:
+            with model_storage.read_from(resource) as model_dir:
+                counts = _model_file(model_dir, COUNTS_FILE, lambda p: not p.name.endswith(DENSE_SUFFIX))
+                dense = _model_file(model_dir, DENSE_FILE, lambda p: p.name.endswith(DENSE_SUFFIX))
+                clf = _load_trusted(counts)
+                dense_clf = _load_trusted(dense) if {**cls.get_default_config(), **config}["dense_model"] else None
+        except ValueError:  # no resource: an untrained component, as Rasa's own load
+            return cls.create(config, model_storage, resource, execution_context)
+        if clf is None:
+            raise InvalidConfigException(
+                f"IntentEnsembleClassifier: no count model in the trained model ({resource.name})"
+            )
+        component = cls(config, execution_context.node_name, model_storage, resource)
+        component.clf = clf
+        component.dense_clf = dense_clf
         fast_coefficients(component.clf)
-        if component.config["dense_model"]:
-            import skops.io as sio
-
-            try:
-                with model_storage.read_from(resource) as model_dir:
-                    path = model_dir / f"{resource.name}{DENSE_SUFFIX}"
-                    # As Rasa loads its own: nothing with types skops does not trust by default.
-                    if path.exists() and not sio.get_untrusted_types(file=path):
-                        loaded = sio.load(path, trusted=[])
-                        component.dense_clf = loaded if isinstance(loaded, LogisticRegression) else None
-                        fast_coefficients(component.dense_clf)
-            except ValueError:  # no resource: an untrained component
-                pass
+        fast_coefficients(component.dense_clf)
         return component
 
     def process(self, messages: List[Message]) -> List[Message]:

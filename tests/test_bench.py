@@ -188,6 +188,8 @@ def test_vanilla_config_keeps_only_stock_rasa_parts() -> None:
             {"name": "backline.rasa.sentiment.SentimentAnalyzer"},
             {"name": "CountVectorsFeaturizer"},
             {"name": "DIETClassifier", "epochs": 5},
+            {"name": "backline.rasa.intent_ensemble.IntentEnsembleClassifier", "weights": {"counts": 1.0}},
+            {"name": "backline.rasa.embeddings.StaticEmbeddingFeaturizer"},
         ],
         "policies": [
             {"name": "backline.rasa.routing_policy.RoutingPolicy"},
@@ -200,6 +202,7 @@ def test_vanilla_config_keeps_only_stock_rasa_parts() -> None:
         {"name": "WhitespaceTokenizer"},
         {"name": "CountVectorsFeaturizer"},
         {"name": "DIETClassifier", "epochs": 5},
+        {"name": "LogisticRegressionClassifier"},  # the stock classifier the ensemble extends
     ]
     assert vanilla["policies"] == [
         {"name": "MemoizationPolicy"},

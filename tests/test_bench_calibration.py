@@ -3,7 +3,7 @@ predictions whose right answers are known by construction."""
 
 from __future__ import annotations
 
-from typing import List
+from typing import List, Tuple
 
 import pytest
 
@@ -20,6 +20,13 @@ def history() -> List[Prediction]:
     hard_wrong = [Prediction("other", "hard", 0.60 + 0.028 * (i % 11)) for i in range(50)]
     oos = [Prediction(OOS, "hard", 0.70) for _ in range(5)] + [Prediction(OOS, OOS, 0.9) for _ in range(45)]
     return easy + hard_right + hard_wrong + oos
+
+
+def split_history() -> Tuple[List[Prediction], List[int]]:
+    """Fold 0 is history(); in fold 1 `easy` is always wrong (20 answers at 0.65)."""
+    fold0 = history()
+    fold1 = [p for p in history() if p.intent != "easy"] + [Prediction("other", "easy", 0.65) for _ in range(20)]
+    return fold0 + fold1, [0] * len(fold0) + [1] * len(fold1)
 
 
 def test_one_global_threshold_is_held_back_by_the_hardest_intent() -> None:
@@ -70,12 +77,30 @@ def test_cross_fit_does_not_see_the_fold_it_judges() -> None:
     """In fold 1 `easy` is always wrong (at 0.65), which fold 0 cannot know: judged by fold 0's
     thresholds those answers go out alone and count wrong; fold 1's thresholds keep fold 0's
     `easy` answers (0.60-0.63) for review."""
-    fold0 = history()
-    fold1 = [p for p in history() if p.intent != "easy"] + [Prediction("other", "easy", 0.65) for _ in range(20)]
-    row = calibration.cross_fit(fold0 + fold1, [0] * len(fold0) + [1] * len(fold1))
+    row = calibration.cross_fit(*split_history())
     assert row.coverage == pytest.approx((50 + 70) / (200 + 120))
     assert row.accuracy == pytest.approx((50 + 50) / (50 + 70))
     assert row.oos_answered == 0.0
+
+
+def test_the_floored_scheme_keeps_unseen_mistakes_for_review() -> None:
+    """Per-intent thresholds cross-fitted answer fold 1's wrong `easy` alone (see above); the one
+    threshold of the other fold (0.89) with only the stricter per-intent highs does not: in each
+    fold only hard's 50 right answers (0.95 and up) go out alone."""
+    predictions, folds = split_history()
+    row = calibration.cross_fit_floored(predictions, folds)
+    assert row.coverage == pytest.approx((50 + 50) / (200 + 120))
+    assert row.accuracy == 1.0
+    assert row.oos_answered == 0.0
+
+
+def test_the_floored_scheme_takes_a_stricter_high_from_elsewhere() -> None:
+    """Raised to 0.975 (another data set's high), only hard's answers at 0.978, 0.982 and 0.986 go
+    out alone: 15 in each fold."""
+    predictions, folds = split_history()
+    row = calibration.cross_fit_floored(predictions, folds, at_least=0.975)
+    assert row.coverage == pytest.approx((15 + 15) / (200 + 120))
+    assert row.accuracy == 1.0
 
 
 def test_no_cut_when_every_answer_is_wrong() -> None:

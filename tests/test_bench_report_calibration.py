@@ -8,7 +8,7 @@ import pytest
 
 from backline.bench import configs, datasets, metrics, report, report_calibration
 from backline.bench.calibration import derive
-from tests.test_bench_calibration import history
+from tests.test_bench_calibration import history, split_history
 
 
 def _run(name: str, folds: bool = True, latencies: List[float] = ()) -> report.QualityRun:  # type: ignore[assignment]
@@ -55,6 +55,20 @@ def test_the_goals_are_measured_and_marked() -> None:
     assert "one threshold 25.0, per-intent 75.0 | **no** |" in goals
     assert "| 1.0 min | yes |" in goals
     assert "p50 12.0 ms, p95 13.8 ms | yes |" in goals
+
+
+def test_the_demo_goal_is_judged_by_what_escalation_yml_carries() -> None:
+    """Per-intent thresholds miss the limits cross-fitted on split_history (fold 1's wrong `easy`
+    answers go out alone), so the goal row judges the one threshold with the stricter per-intent
+    highs, cross-fitted: hard's 100 right answers of 320 in-scope queries alone."""
+    predictions, folds = split_history()
+    demo = report.QualityRun(report.DEMO, "by construction", "config.yml", 100, 60.0, 1.0, predictions, folds=folds)
+    page = report.render(_report(_run(report.CLINC), demo))
+    goals = page.split("## Goals")[1].split("## Routing quality")[0]
+    assert (
+        "| 31.2 / 100.0 / 0.0 (one threshold with the stricter per-intent highs, as escalation.yml carries them, "
+        "cross-fitted) | **no** |" in goals
+    )
 
 
 def test_the_per_intent_section_compares_one_threshold_with_per_intent() -> None:

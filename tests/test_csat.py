@@ -45,8 +45,7 @@ from tests.channels_stack import (
     slack_signed,
     telegram_update,
 )
-from tests.test_channels_e2e import web_chat
-from tests.test_routing_policy import (  # noqa: F401  (fixtures: the policy trained on the real domain)
+from tests.routing_policy_kit import (  # noqa: F401  (fixtures: the policy trained on the real domain)
     domain,
     execution_context,
     matrix_file,
@@ -59,6 +58,7 @@ from tests.test_routing_policy import (  # noqa: F401  (fixtures: the policy tra
     turn,
     user,
 )
+from tests.test_channels_e2e import web_chat
 
 QUESTION = "How would you rate the help you got today, from 1 (poor) to 5 (excellent)?"
 THANKS = "Thank you for your rating."

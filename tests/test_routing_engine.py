@@ -109,7 +109,9 @@ def test_retrieval_intents_use_their_base_row() -> None:
         MATRIX.rows["product_question"].thresholds.high,
         MATRIX.rows["product_question"].thresholds.low,
     )
-    medium = decide(msg("warranty?", "product_question/warranty", 0.6), conv(), MATRIX)
+    medium = decide(
+        msg("warranty?", "product_question/warranty", confidence_for("product_question", "medium")), conv(), MATRIX
+    )
     assert (medium.action, medium.reason, medium.queue) == ("consult", "medium_confidence", "support")
 
 
@@ -325,7 +327,11 @@ def test_negative_sentiment_turns_an_answer_into_a_consultation() -> None:
 
 
 def test_negative_sentiment_keeps_an_existing_consultation_reason() -> None:
-    d = decide(msg("where is my order", "order_status", 0.6, sentiment=-0.9), conv(), MATRIX)
+    d = decide(
+        msg("where is my order", "order_status", confidence_for("order_status", "medium"), sentiment=-0.9),
+        conv(),
+        MATRIX,
+    )
     assert (d.action, d.reason, d.modifiers) == ("consult", "medium_confidence", ("negative_sentiment",))
 
 

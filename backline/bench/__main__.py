@@ -44,7 +44,9 @@ def _slug(config: Path) -> str:
 
 
 def _save(run: QualityRun, path: Path) -> None:
-    path.write_text(json.dumps([list(p) for p in run.predictions]))
+    """The run's predictions (gold, intent, confidence) and folds, for analysis after the run."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"predictions": [list(p) for p in run.predictions], "folds": run.folds}))
 
 
 def quality(configs_to_run: Sequence[Path], splits: Sequence[datasets.Split]) -> List[QualityRun]:
@@ -125,9 +127,11 @@ def demo_run(config: Path, folds: int, seed: int) -> QualityRun:
         "out-of-fold predictions pooled; a product question counts as right only when the ResponseSelector also "
         "picked the right answer, at the intent's confidence times the pick's (as the routing reads it)"
     )
-    return QualityRun(
+    run = QualityRun(
         report.DEMO, description, str(config), len(examples), train_seconds, parse_seconds, predictions, folds=fold_of
     )
+    _save(run, WORKDIR / f"demo-{_slug(config)}-predictions.json")
+    return run
 
 
 def _nlu_examples(path: Path) -> List[datasets.Example]:

@@ -14,19 +14,21 @@ they were mistaken for, so an intent that attracts them gets a stricter threshol
 
 Thresholds derived from the predictions they are scored on would flatter themselves:
 `cross_fit` derives them on all folds but one and applies them to the one left out, so
-every reported figure is on predictions the thresholds never saw.
+every reported figure is on predictions the thresholds never saw. When they miss the limits
+that way, escalation.yml gets the one high threshold with only the stricter per-intent highs
+(`floored`); `cross_fit_floored` judges that scheme the same way.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Dict, List, Optional, Sequence
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
 from backline.bench.datasets import OOS
-from backline.bench.metrics import MAX_OOS_ANSWERED, MIN_ACCURACY, CoverageRow, Prediction
+from backline.bench.metrics import MAX_OOS_ANSWERED, MIN_ACCURACY, CoverageRow, Prediction, choose_high
 
 SHRINK = 1.0  # inverse L2 strength of the per-intent offsets (sklearn's C)
 FLOOR = 0.30  # no intent is answered alone below this confidence, whatever the data say
@@ -155,18 +157,22 @@ def derive(
     return None
 
 
-def cross_fit(predictions: Sequence[Prediction], folds: Sequence[int], shrink: float = SHRINK) -> CoverageRow:
-    """For each fold, thresholds derived on the other folds decide its predictions; the decisions
-    pooled: each prediction is judged by thresholds that never saw it."""
+def _judged(
+    predictions: Sequence[Prediction],
+    folds: Sequence[int],
+    thresholds_from: Callable[[Sequence[Prediction]], Optional[Tuple[Dict[str, float], float]]],
+) -> CoverageRow:
+    """For each fold, `thresholds_from(the other folds)` (per-intent thresholds and a default, or None:
+    nothing answered alone) decides its predictions; the decisions pooled."""
     decided: List[Prediction] = []
     answered_flags: List[bool] = []
     for fold in sorted(set(folds)):
         rest = [p for p, f in zip(predictions, folds) if f != fold]
         held = [p for p, f in zip(predictions, folds) if f == fold]
-        derived = derive(rest, shrink=shrink)
+        derived = thresholds_from(rest)
         for p in held:
             decided.append(p)
-            answered_flags.append(derived is not None and answers_alone(p, derived.thresholds, derived.default))
+            answered_flags.append(derived is not None and answers_alone(p, *derived))
     in_scope = [(p, a) for p, a in zip(decided, answered_flags) if p.gold != OOS]
     oos = [a for p, a in zip(decided, answered_flags) if p.gold == OOS]
     answered = [p for p, a in in_scope if a]
@@ -176,3 +182,36 @@ def cross_fit(predictions: Sequence[Prediction], folds: Sequence[int], shrink: f
         accuracy=sum(p.intent == p.gold for p in answered) / len(answered) if answered else 0.0,
         oos_answered=sum(oos) / len(oos) if oos else 0.0,
     )
+
+
+def cross_fit(predictions: Sequence[Prediction], folds: Sequence[int], shrink: float = SHRINK) -> CoverageRow:
+    """For each fold, per-intent thresholds derived on the other folds decide its predictions; the
+    decisions pooled: each prediction is judged by thresholds that never saw it."""
+
+    def per_intent(rest: Sequence[Prediction]) -> Optional[Tuple[Dict[str, float], float]]:
+        derived = derive(rest, shrink=shrink)
+        return (derived.thresholds, derived.default) if derived is not None else None
+
+    return _judged(predictions, folds, per_intent)
+
+
+def cross_fit_floored(
+    predictions: Sequence[Prediction], folds: Sequence[int], at_least: float = 0.0, shrink: float = SHRINK
+) -> CoverageRow:
+    """What escalation.yml carries when per-intent thresholds miss the limits, judged the same way:
+    for each fold, the one high threshold of the other folds (metrics.choose_high, raised to
+    `at_least`: the high another data set asks for) with the stricter per-intent highs of those
+    folds (`floored`) decides its predictions."""
+
+    def one_with_stricter_rows(rest: Sequence[Prediction]) -> Optional[Tuple[Dict[str, float], float]]:
+        row = choose_high(rest)
+        if row is None:
+            return None
+        high = max(row.threshold, at_least)
+        derived = derive(rest, shrink=shrink)
+        if derived is None:
+            return {}, high
+        kept = floored(derived, high)
+        return kept.thresholds, kept.default
+
+    return _judged(predictions, folds, one_with_stricter_rows)

@@ -9,6 +9,9 @@ import yaml
 
 SPACY_COMPONENTS = {"SpacyNLP", "SpacyTokenizer", "SpacyFeaturizer", "SpacyEntityExtractor"}
 VANILLA_POLICIES = ["MemoizationPolicy", "RulePolicy", "TEDPolicy"]
+# A custom component that extends a stock one is replaced by it in the vanilla config (settings
+# dropped), so the baseline still classifies intents when the project's classifier is its own.
+STOCK_COUNTERPARTS = {"backline.rasa.intent_ensemble.IntentEnsembleClassifier": "LogisticRegressionClassifier"}
 
 
 def read(path: Path) -> Dict[str, Any]:
@@ -22,15 +25,17 @@ def is_custom(component: Dict[str, Any]) -> bool:
 
 
 def vanilla(project: Dict[str, Any]) -> Dict[str, Any]:
-    """The project's config with only stock Rasa parts: custom NLU components and the spaCy
-    pipeline dropped (a WhitespaceTokenizer first instead), and the project's policies
-    (custom ones too) replaced by MemoizationPolicy, RulePolicy and TEDPolicy with the
-    project's settings for those three where it has them."""
-    pipeline: List[Dict[str, Any]] = [{"name": "WhitespaceTokenizer"}] + [
-        dict(component)
-        for component in project["pipeline"]
-        if not is_custom(component) and component["name"] not in SPACY_COMPONENTS
-    ]
+    """The project's config with only stock Rasa parts: custom NLU components replaced by their
+    stock counterparts (STOCK_COUNTERPARTS) or dropped, the spaCy pipeline dropped (a
+    WhitespaceTokenizer first instead), and the project's policies (custom ones too) replaced by
+    MemoizationPolicy, RulePolicy and TEDPolicy with the project's settings for those three where
+    it has them."""
+    pipeline: List[Dict[str, Any]] = [{"name": "WhitespaceTokenizer"}]
+    for component in project["pipeline"]:
+        if component["name"] in STOCK_COUNTERPARTS:
+            pipeline.append({"name": STOCK_COUNTERPARTS[component["name"]]})
+        elif not is_custom(component) and component["name"] not in SPACY_COMPONENTS:
+            pipeline.append(dict(component))
     settings = {policy["name"]: policy for policy in project.get("policies", [])}
     policies = [dict(settings.get(name, {"name": name})) for name in VANILLA_POLICIES]
     return {

@@ -74,6 +74,20 @@ def cross_fitted(run: "QualityRun") -> Optional[CoverageRow]:
     return calibration.cross_fit(run.predictions, run.folds) if run.folds else None
 
 
+def deployed_cross_fitted(report: "Report", run: "QualityRun") -> Tuple[Optional[CoverageRow], str]:
+    """The demo judged by the scheme of thresholds the bench writes into escalation.yml, each fold by
+    thresholds derived without it: per-intent highs where those meet the limits cross-fitted;
+    otherwise the one high (never below the other data sets' highs, as report.derive takes the
+    stricter) with the stricter per-intent highs. Returns the figures and how they were decided."""
+    per_intent = cross_fitted(run)
+    if meets(per_intent) or not run.folds:
+        return per_intent, "per-intent thresholds"
+    chosen = report.thresholds.get(run.config)
+    others = [row.threshold for name, (row, _) in chosen.sources.items() if name != run.dataset] if chosen else []
+    floored = calibration.cross_fit_floored(run.predictions, run.folds, at_least=max(others, default=0.0))
+    return floored, "one threshold with the stricter per-intent highs, as escalation.yml carries them"
+
+
 def section(report: "Report", heldout_name: str) -> List[str]:
     """Per-intent thresholds: how much more the AI answers alone at the same limits."""
     lines = [
@@ -141,11 +155,11 @@ def goals(report: "Report", clinc: str, demo: str) -> List[str]:
         lines.append(f"| {goal} | {measured} | {'yes' if met else '**no**'} |")
 
     if demo in runs:
-        row = cross_fitted(runs[demo])
+        row, how = deployed_cross_fitted(report, runs[demo])
         add(
             f"{demo} (cross-validated): ≥ {GOAL_COVERAGE_DEMO:.0%} of in-scope answered alone, ≥ 99 % of them right, "
             "≤ 3 % of out-of-scope answered",
-            f"{figures(row)} (per-intent thresholds, cross-fitted)",
+            f"{figures(row)} ({how}, cross-fitted)",
             meets(row) and row is not None and row.coverage >= GOAL_COVERAGE_DEMO,
         )
     if clinc in runs:

@@ -93,8 +93,9 @@ export-matrix: install ## Export the routing model (Markdown, CSV, JSON) to docs
 report: install ## Governance report from the stores (SINCE=30d, FORMAT=md|html) -> reports/governance-<date>/
 	$(PY) -m backline report --since $(or $(SINCE),30d) --format $(or $(FORMAT),md)
 
-bench: setup train ## Benchmarks (not in `test`; about 35 min on 2 cores): routing quality with and without the sentence encoder, thresholds written into escalation.yml, serving speed -> docs/benchmarks.md
+bench: setup train ## Benchmarks (not in `test`; about 30 min on 2 cores): routing quality with and without the sentence encoder, thresholds written into escalation.yml (and docs/routing), serving speed -> docs/benchmarks.md
 	$(PY) -m backline.bench run --config config.yml --folds 5 --without backline.rasa.sentence_encoder.SentenceEncoderFeaturizer --write-thresholds
+	$(PY) -m backline export-matrix --out docs/routing  # the thresholds it wrote, in the exported routing model
 
 bench-scale: system-packages setup train ## Load benchmark (not in `test`; about 7 min on 2 cores): embedded vs scale profile, and a Rasa server killed mid-run -> docs/scale.md
 	$(PY) -m backline.bench scale

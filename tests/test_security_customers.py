@@ -6,6 +6,7 @@ writes docs/security.md (sections ``ownership``, ``pii``, ``limits``).
 """
 
 import asyncio
+import re
 import time
 from pathlib import Path
 from typing import Any, Dict, Iterator, List, Optional, Tuple
@@ -391,6 +392,18 @@ def store_dump(c: Channels) -> str:
         engine.dispose()
 
 
+def leaked(secret: str, text: str) -> bool:
+    """The secret as a token of its own: "pin is 4711," leaks it, a timestamp or id that happens
+    to contain the digits (".847113", "c-9a4711f") does not. The e-mail and the store hold many of
+    those, so a bare substring test failed now and then with nothing leaked."""
+    return re.search(rf"(?<![0-9A-Za-z]){re.escape(secret)}(?![0-9A-Za-z])", text) is not None
+
+
+def test_a_secret_is_found_as_a_token_not_inside_another_number() -> None:
+    assert leaked("4711", "my pin is 4711, thanks") and leaked("4711", "pin:4711")
+    assert not leaked("4711", "2026-12-05 01:24:47.471123") and not leaked("4711", "c-9a4711f")
+
+
 def test_pii_is_masked_in_the_store_and_in_what_every_expert_channel_received(c: Channels) -> None:
     # Slack expert (billing): a refund with a card number in the customer's words
     chat = 880000 + next(_ids)
@@ -424,7 +437,7 @@ def test_pii_is_masked_in_the_store_and_in_what_every_expert_channel_received(c:
         "Telegram": str(relayed),
     }
     stored = store_dump(c)
-    leaks = {where: [s for s in SECRETS if s in what] for where, what in {**received, "store": stored}.items()}
+    leaks = {where: [s for s in SECRETS if leaked(s, what)] for where, what in {**received, "store": stored}.items()}
 
     assert leaks == {"Slack": [], "SMTP": [], "Telegram": [], "store": []}
     assert "**** **** **** 4242" in received["Slack"] and "DE** **** **** **** **30 00" in received["SMTP"]

@@ -211,6 +211,15 @@ def test_vanilla_config_keeps_only_stock_rasa_parts() -> None:
     ]
     assert vanilla["assistant_id"] == "kestrel-vanilla"
     assert configs.same_pipeline(project, dict(project, policies=[]))
+    # An ensemble that picks FAQ answers is replaced by the stock classifier and a ResponseSelector.
+    picking = dict(
+        project, pipeline=[{"name": "backline.rasa.intent_ensemble.IntentEnsembleClassifier", "retrieval_picks": True}]
+    )
+    assert [c["name"] for c in configs.vanilla(picking)["pipeline"]] == [
+        "WhitespaceTokenizer",
+        "LogisticRegressionClassifier",
+        "ResponseSelector",
+    ]
     assert not configs.same_pipeline(project, vanilla)
 
 

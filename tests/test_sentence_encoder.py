@@ -207,3 +207,16 @@ def test_a_pipeline_trained_with_rasa_understands_unseen_phrasings(tmp_path: Pat
     intent = trained_classifier(tmp_path, CONFIG, DATA)
     assert intent("the same purchase shows up as a debit again") == "double_charge"
     assert intent("reimburse me") == "refund_request"
+
+
+def test_setting_errors_say_the_bound_and_the_kind() -> None:
+    from backline.rasa.pretrained import require_number, require_positive
+
+    with pytest.raises(
+        InvalidConfigException, match=r"`threads` must be a whole number >= 0 \(0: one per core\), got -1"
+    ):
+        require_number("Encoder", {"threads": -1}, "threads", (int,), hint=" (0: one per core)")
+    with pytest.raises(InvalidConfigException, match=r"`scale` must be a number > 0, got 0"):
+        require_positive("Encoder", {"scale": 0}, "scale", (int, float))
+    require_number("Encoder", {"threads": 0}, "threads", (int,))  # the bound itself is allowed
+    require_positive("Encoder", {"scale": 0.5}, "scale", (int, float))

@@ -124,8 +124,8 @@ def demo_run(config: Path, folds: int, seed: int) -> QualityRun:
         parse_seconds += parsed.seconds
     description = (
         f"data/nlu ({len(examples)} examples), {folds}-fold cross-validation stratified by intent (seed {seed}), "
-        "out-of-fold predictions pooled; a product question counts as right only when the ResponseSelector also "
-        "picked the right answer, at the intent's confidence times the pick's (as the routing reads it)"
+        "out-of-fold predictions pooled; a product question counts as right only when the answer picked "
+        "(`response_selector`) is also the right one, at the intent's confidence times the pick's (as the routing reads it)"
     )
     run = QualityRun(
         report.DEMO, description, str(config), len(examples), train_seconds, parse_seconds, predictions, folds=fold_of

@@ -12,6 +12,8 @@ VANILLA_POLICIES = ["MemoizationPolicy", "RulePolicy", "TEDPolicy"]
 # A custom component that extends a stock one is replaced by it in the vanilla config (settings
 # dropped), so the baseline still classifies intents when the project's classifier is its own.
 STOCK_COUNTERPARTS = {"backline.rasa.intent_ensemble.IntentEnsembleClassifier": "LogisticRegressionClassifier"}
+# The ensemble with `retrieval_picks` also picks FAQ answers: stock Rasa needs a ResponseSelector for that.
+STOCK_RESPONSE_SELECTOR = {"name": "ResponseSelector", "epochs": 50, "constrain_similarities": True, "random_seed": 42}
 
 
 def read(path: Path) -> Dict[str, Any]:
@@ -26,7 +28,7 @@ def is_custom(component: Dict[str, Any]) -> bool:
 
 def vanilla(project: Dict[str, Any]) -> Dict[str, Any]:
     """The project's config with only stock Rasa parts: custom NLU components replaced by their
-    stock counterparts (STOCK_COUNTERPARTS) or dropped, the spaCy pipeline dropped (a
+    stock counterparts (STOCK_COUNTERPARTS; a ResponseSelector where the ensemble picked FAQ answers) or dropped, the spaCy pipeline dropped (a
     WhitespaceTokenizer first instead), and the project's policies (custom ones too) replaced by
     MemoizationPolicy, RulePolicy and TEDPolicy with the project's settings for those three where
     it has them."""
@@ -34,6 +36,8 @@ def vanilla(project: Dict[str, Any]) -> Dict[str, Any]:
     for component in project["pipeline"]:
         if component["name"] in STOCK_COUNTERPARTS:
             pipeline.append({"name": STOCK_COUNTERPARTS[component["name"]]})
+            if component.get("retrieval_picks"):
+                pipeline.append(dict(STOCK_RESPONSE_SELECTOR))
         elif not is_custom(component) and component["name"] not in SPACY_COMPONENTS:
             pipeline.append(dict(component))
     settings = {policy["name"]: policy for policy in project.get("policies", [])}

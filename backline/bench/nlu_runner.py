@@ -31,7 +31,7 @@ def train(
     config: Path, examples: Sequence[Example], workdir: Path, responses: Sequence[Path] = ()
 ) -> Tuple[Path, float]:
     """Writes `examples` as workdir/data/train.yml beside copies of `responses` (the answers of
-    retrieval intents such as product_question/warranty, which the ResponseSelector learns to pick),
+    retrieval intents such as product_question/warranty, which the pipeline learns to pick),
     trains the config's NLU pipeline; returns (model, seconds)."""
     _quiet_rasa()
     from rasa.model_training import train_nlu

@@ -1,8 +1,8 @@
 """Rasa NLU component: dense features from pretrained static embeddings (backline/nlp/static_embeddings.py).
 
 A thin adapter in the shape of Rasa's SpacyFeaturizer: for every message it adds one
-vector per token of the tokenizer before it (sequence features, for the ResponseSelector
-and DIET) and the L2-normalised mean of the text's subwords times `scale` (sentence
+vector per token of the tokenizer before it (sequence features, for sequence models such as
+Rasa's ResponseSelector and DIET, in a pipeline that has them) and the L2-normalised mean of the text's subwords times `scale` (sentence
 features, for the logistic regressions of IntentEnsembleClassifier and DIET). Not trainable and nothing persisted: the table is read from the installed
 `wordllama` package when the component is created or loaded (once per process), and a
 missing package fails the training or the model load with the command that installs it.

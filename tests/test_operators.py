@@ -30,6 +30,7 @@ from backline.hub.sign_in import (
     Rules,
     SignInLimits,
     client_address,
+    hashing_workers,
     retry_after,
     trusted_proxies,
 )
@@ -212,6 +213,11 @@ def test_the_csrf_token_belongs_to_one_session() -> None:
 
 def test_retry_after_is_whole_seconds_at_least_one() -> None:
     assert [retry_after(s) for s in (0.01, 1, 4.2, 900)] == ["1", "1", "5", "900"]
+
+
+def test_password_hashing_leaves_a_core_to_the_event_loop() -> None:
+    assert [hashing_workers(n) for n in (1, 2, 3, 8, 64)] == [1, 1, 2, 2, 2]
+    assert PasswordPool(queue=4).capacity == hashing_workers() + 4
 
 
 def test_a_full_password_pool_refuses_at_once_and_frees_its_places() -> None:

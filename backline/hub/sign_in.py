@@ -26,6 +26,8 @@ that is not itself trusted.
 `PasswordPool` runs scrypt (16 MiB, tens of milliseconds each) on its own small thread pool with a
 short queue, never on the thread pool the hub's database calls share; when it is full a sign-in is
 refused at once (503 with Retry-After) instead of waiting, so a flood of sign-ins cannot stall the hub.
+Its threads leave a core to the event loop (`hashing_workers`): scrypt releases the GIL, so two
+hashing threads on a 2-core machine took both cores, and the hub's reads waited behind them.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ import hashlib
 import hmac
 import ipaddress
 import math
+import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -217,10 +220,19 @@ class PoolFull(Exception):
     """Every password worker is busy and the queue is full: refuse now, the client retries."""
 
 
-class PasswordPool:
-    """``workers`` threads for password hashing with at most ``queue`` checks waiting; more: `PoolFull`."""
+def hashing_workers(cores: Optional[int] = None) -> int:
+    """Threads for password hashing on a machine with ``cores`` (default: this one's): one core left to
+    the event loop, at least one thread, at most two."""
+    cores = cores if cores is not None else (os.cpu_count() or 1)
+    return max(1, min(2, cores - 1))
 
-    def __init__(self, workers: int = 2, queue: int = 4) -> None:
+
+class PasswordPool:
+    """``workers`` threads for password hashing (default: `hashing_workers`) with at most ``queue``
+    checks waiting; more: `PoolFull`."""
+
+    def __init__(self, workers: Optional[int] = None, queue: int = 4) -> None:
+        workers = workers if workers is not None else hashing_workers()
         self.capacity = workers + queue
         self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="backline-password")
         self._lock = threading.Lock()

@@ -20,17 +20,25 @@ returns the `Signal`s found, with offsets into the original text:
 
 The doc is the one Rasa's pipeline already made (built from `text` or `text.lower()`);
 without one, or for a doc of some other text, the detector tokenises `text` itself.
+
+Each pattern has its own Matcher and runs only on a doc that holds its anchors (`pattern_anchors`:
+for every token the pattern cannot skip, the words its LOWER may be). spaCy evaluates an ``IN``
+list and a ``_`` attribute in Python for every token, so signals.yml's patterns were the largest
+cost of the routing layer's NLU components, though most messages hold no anchor of any of them.
+The filter is exact: a pattern it skips could not have matched.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Dict, Iterable, List, Optional, Sequence, Tuple
+import re
+from typing import TYPE_CHECKING, Any, Dict, FrozenSet, Iterable, List, Mapping, Optional, Sequence, Set, Tuple
 
 from backline.nlp.entities import Span, original_positions, span_in_original
 from backline.routing.signals import Signal, SignalSpec
 
 if TYPE_CHECKING:
     from spacy.language import Language
+    from spacy.matcher import Matcher
     from spacy.tokens import Doc
 
 NOT_PREFIX = "not_"
@@ -60,6 +68,63 @@ def _merge(spans: Iterable[Span]) -> List[Span]:
 
 def _overlaps(span: Span, others: Sequence[Span]) -> bool:
     return any(span[0] < end and start < span[1] for start, end in others)
+
+
+_AT_LEAST_ONCE = re.compile(r"\{([1-9][0-9]*)(,[0-9]*)?\}")
+"""A Matcher quantifier ``{n}``, ``{n,}`` or ``{n,m}`` with n >= 1: the token must be there."""
+
+
+def _required(token: Mapping[str, Any]) -> bool:
+    op = token.get("OP")
+    return op is None or op == "+" or (isinstance(op, str) and _AT_LEAST_ONCE.fullmatch(op) is not None)
+
+
+def _lower_words(token: Mapping[str, Any]) -> Optional[FrozenSet[str]]:
+    lower = token.get("LOWER")
+    if isinstance(lower, str):
+        return frozenset([lower])
+    if isinstance(lower, Mapping) and set(lower) == {"IN"} and isinstance(lower["IN"], (list, tuple)):
+        if all(isinstance(word, str) for word in lower["IN"]):
+            return frozenset(lower["IN"])
+    return None
+
+
+Anchor = Tuple[str, FrozenSet[str]]
+"""Where (``word``: anywhere, or an `EDGE_GETTERS` name: at that edge of the message) one of the words
+must be for a pattern to match."""
+
+
+def pattern_anchors(pattern: Sequence[Any]) -> Tuple[Anchor, ...]:
+    """What a doc must hold for the Matcher token `pattern` to match: for every token the pattern
+    cannot skip (no ``OP``, ``+`` or ``{n...}`` with n >= 1) whose ``LOWER`` is a word or an ``IN``
+    list, that set of words somewhere in the doc (``word``), and at the message's edge when the token
+    also asks for ``_: {starts_message: true}`` or ``ends_message``. Other tokens (optional, negated,
+    other attributes or predicates) add nothing: the anchors are a necessary condition only."""
+    anchors: List[Anchor] = []
+    for token in pattern:
+        if not isinstance(token, Mapping) or not _required(token):
+            continue
+        words = _lower_words(token)
+        if words is None:
+            continue
+        extensions = token.get("_")
+        edges = [e for e in EDGE_GETTERS if isinstance(extensions, Mapping) and extensions.get(e) is True]
+        for anchor in [("word", words), *((edge, words) for edge in edges)]:
+            if anchor not in anchors:
+                anchors.append(anchor)
+    return tuple(anchors)
+
+
+def message_words(doc: "Doc") -> Dict[str, Set[str]]:
+    """The lower-cased tokens of `doc` by `Anchor` scope: ``word`` all of them; ``starts_message`` /
+    ``ends_message`` those for which that `EDGE_GETTERS` attribute is true."""
+    first, last = _word_bounds(doc)
+    lowers = [token.lower_ for token in doc]
+    return {
+        "word": set(lowers),
+        "starts_message": set(lowers[: first + 1]),
+        "ends_message": set(lowers[max(last, 0) :]),
+    }
 
 
 def _word_bounds(doc: "Doc") -> Tuple[int, int]:
@@ -97,7 +162,7 @@ class SignalDetector:
     """
 
     def __init__(self, specs: Sequence[SignalSpec], nlp: Optional["Language"] = None) -> None:
-        from spacy.matcher import Matcher, PhraseMatcher
+        from spacy.matcher import PhraseMatcher
 
         if nlp is None:
             import spacy
@@ -107,7 +172,9 @@ class SignalDetector:
         self.nlp = nlp
         self.specs: Tuple[SignalSpec, ...] = tuple(specs)
         self._phrases = PhraseMatcher(nlp.vocab, attr="LOWER")
-        self._patterns = Matcher(nlp.vocab, validate=True)
+        self._patterns: List[Tuple[Tuple[Anchor, ...], "Matcher"]] = []
+        self._by_word: Dict[str, List[int]] = {}  # a word of a pattern's first anchor -> the pattern's index
+        self._unanchored: List[int] = []  # patterns without anchors: tried on every doc
         self._keys: Dict[int, Tuple[str, str]] = {}
         for spec in self.specs:
             self._add(spec)
@@ -144,10 +211,14 @@ class SignalDetector:
         not_docs = self._phrase_docs(spec, "not_phrases", spec.not_phrases)
         if not_docs:
             self._phrases.add(self._key(_NEGATIVE, spec.name), not_docs)
+        from spacy.matcher import Matcher
+
         for i, pattern in enumerate(spec.patterns):
             tokens = [dict(token) if isinstance(token, dict) else token for token in pattern or ()]
+            matcher = Matcher(self.nlp.vocab, validate=True)
             try:
-                self._patterns.add(self._key(_POSITIVE, spec.name), [tokens])
+                matcher.add(self._key(_POSITIVE, spec.name), [tokens])
+                self._index(pattern_anchors(tokens), matcher)
             except ValueError as error:
                 detail = " ".join(str(error).split())
                 raise SignalSpecError(
@@ -169,7 +240,7 @@ class SignalDetector:
             return []
         doc, positions = self._doc_for(doc, text)
         found: Dict[Tuple[str, str], List[Span]] = {}
-        for match_id, start, end in [*self._phrases(doc), *self._patterns(doc)]:
+        for match_id, start, end in [*self._phrases(doc), *self._pattern_matches(doc)]:
             span = doc[start:end]
             if not span.text.strip():
                 continue
@@ -186,6 +257,28 @@ class SignalDetector:
             signals.extend(self._signals(name, kept, text))
         signals.sort(key=lambda s: (s.start, s.end, s.name))
         return signals
+
+    def _index(self, anchors: Tuple[Anchor, ...], matcher: "Matcher") -> None:
+        number = len(self._patterns)
+        self._patterns.append((anchors, matcher))
+        if not anchors:
+            self._unanchored.append(number)
+        for word in anchors[0][1] if anchors else ():  # the first anchor is a ``word`` one
+            self._by_word.setdefault(word, []).append(number)
+
+    def _pattern_matches(self, doc: "Doc") -> List[Tuple[int, int, int]]:
+        """The matches of the patterns whose anchors are all in `doc` (the others cannot match), each
+        once (as one Matcher gives two patterns of a signal matching the same tokens)."""
+        words = message_words(doc)
+        candidates = set(self._unanchored)
+        for word in words["word"].intersection(self._by_word):
+            candidates.update(self._by_word[word])
+        matches: List[Tuple[int, int, int]] = []
+        for number in sorted(candidates):
+            anchors, matcher = self._patterns[number]
+            if all(not allowed.isdisjoint(words[scope]) for scope, allowed in anchors[1:]):
+                matches.extend(matcher(doc))
+        return list(dict.fromkeys(matches))
 
     @staticmethod
     def _signals(name: str, spans: Iterable[Span], text: str) -> List[Signal]:

@@ -1,7 +1,8 @@
 """A running stack with every channel on loopback: `backline run` (Rasa server, action server, hub)
 with loopback servers speaking Slack's Web API and Telegram's Bot API for customers and experts, and
 an SMTP server for e-mail experts; and the helpers a test needs to act as a customer, an expert or
-an integrating backend on it (tests/test_channels_e2e.py, tests/test_security_customers.py).
+an integrating backend on it (tests/test_channels_e2e.py, tests/test_security_ownership.py,
+tests/test_security_pii_limits.py).
 """
 
 import hashlib

@@ -101,8 +101,8 @@ def stack(business_url_today: str, tmp_path_factory: pytest.TempPathFactory) -> 
 # `pytest -m "not db and not stack and not browser"` runs what needs no server process and no browser.
 # A test gets a marker from the fixtures it uses (directly or through other fixtures; see
 # FIXTURE_MARKERS), from a `db_url` run on PostgreSQL, or from its module's `pytestmark` (where every
-# test needs it: test_hub_delivery, test_security_access, test_security_customers, test_security_dashboard,
-# whose last test writes the report of the others).
+# test needs it: test_hub_delivery, test_security_access, test_security_ownership,
+# test_security_pii_limits, test_security_dashboard, whose last test writes the report of the others).
 
 MARKERS = {
     "db": "needs database servers: PostgreSQL (a throwaway cluster, or BACKLINE_TEST_POSTGRES_URL) or Redis",

@@ -271,6 +271,21 @@ def assert_escalation(
     return record
 
 
+def escalated(
+    policy: Any,
+    domain: Domain,
+    events: List[Any],
+    action: str,
+    mode: str,
+    reason: str,
+    detail: Optional[str],
+) -> Dict[str, Any]:
+    """`assert_escalation` of what `policy` predicts on a tracker of `events`; the routing record."""
+    return assert_escalation(
+        policy.predict_action_probabilities(tracker_of(domain, events), domain), domain, action, mode, reason, detail
+    )
+
+
 def assert_nothing(prediction: PolicyPrediction, domain: Domain) -> None:
     assert predicted(prediction, domain) == (None, 0.0)
     assert prediction.events == []

@@ -55,10 +55,17 @@ SCREENSHOTS = os.environ.get("BACKLINE_SCREENSHOTS")
 def browser() -> Iterator[Browser]:
     if not CHROMIUM.exists():
         pytest.fail(f"{CHROMIUM} is missing: run `make system-packages` (Debian's chromium)")
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        yield launched
-        launched.close()
+    # A page's default timeout does not reach expect(): its assertions wait 5 s unless told. What
+    # the customer sees after an operator's reply crosses hub, Rasa and socket.io, and under the
+    # whole suite's load that once took longer; every assertion here waits as long as an action.
+    expect.set_options(timeout=WAIT)
+    try:
+        with sync_playwright() as playwright:
+            launched = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+            yield launched
+            launched.close()
+    finally:
+        expect.set_options(timeout=5_000)  # Playwright's default, for the other browser modules
 
 
 def snap(page: Page, name: str) -> None:

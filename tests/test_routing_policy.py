@@ -26,6 +26,7 @@ from tests.routing_policy_kit import (  # noqa: F401  (fixtures)
     assert_escalation,
     config_for,
     domain,
+    escalated,
     execution_context,
     explicit_request,
     load,
@@ -112,14 +113,7 @@ def test_loaded_policy_keeps_the_matrix_it_was_trained_with(
     events = refund(REFUND_780, "€780", 780.0)
 
     loaded = load(config_for(matrix_file), model_storage, Resource("routing"), execution_context)
-    record = assert_escalation(
-        loaded.predict_action_probabilities(tracker_of(domain, events), domain),
-        domain,
-        "action_handoff",
-        "human",
-        "sensitive_topic",
-        "refund_over_limit",
-    )
+    record = escalated(loaded, domain, events, "action_handoff", "human", "sensitive_topic", "refund_over_limit")
     assert record["evidence"]["sensitive_topic"]["limit_eur"] == 500.0
 
     matrix_file.unlink()  # not even needed any more
@@ -163,14 +157,7 @@ def test_model_archive_round_trip(
     storage, _ = LocalModelStorage.from_model_archive(unpacked, archive)
     loaded = load(config_for(matrix_file), storage, resource, execution_context)
     events = explicit_request()
-    assert_escalation(
-        loaded.predict_action_probabilities(tracker_of(domain, events), domain),
-        domain,
-        "action_handoff",
-        "human",
-        "explicit_request",
-        None,
-    )
+    escalated(loaded, domain, events, "action_handoff", "human", "explicit_request", None)
 
 
 def test_fingerprint_addon_follows_the_matrix_content(

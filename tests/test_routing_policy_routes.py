@@ -36,6 +36,7 @@ from tests.routing_policy_kit import (  # noqa: F401  (fixtures)
     assert_escalation,
     assert_nothing,
     domain,
+    escalated,
     execution_context,
     explicit_request,
     form_request,
@@ -75,14 +76,7 @@ def test_explicit_request_hands_off(policy: RoutingPolicy, domain: Domain) -> No
 def test_explicit_request_by_the_classifier_alone(policy: RoutingPolicy, domain: Domain) -> None:
     text = "could I get some help from one of you folks"
     events = session(turn(user(text, "request_human", 0.81)))
-    record = assert_escalation(
-        policy.predict_action_probabilities(tracker_of(domain, events), domain),
-        domain,
-        "action_handoff",
-        "human",
-        "explicit_request",
-        None,
-    )
+    record = escalated(policy, domain, events, "action_handoff", "human", "explicit_request", None)
     assert record["evidence"]["explicit_request"]["route"] == "classifier"
 
 
@@ -108,14 +102,7 @@ def test_refund_over_the_limit_hands_off_to_billing(policy: RoutingPolicy, domai
 def test_an_amount_from_an_earlier_turn_counts_through_the_slots(policy: RoutingPolicy, domain: Domain) -> None:
     """ "It was €780." ... "I want a refund for that": the amount comes from the amount / currency slots."""
     events = amount_then_refund("it was €780", "€780", 780.0, "EUR")
-    record = assert_escalation(
-        policy.predict_action_probabilities(tracker_of(domain, events), domain),
-        domain,
-        "action_handoff",
-        "human",
-        "sensitive_topic",
-        "refund_over_limit",
-    )
+    record = escalated(policy, domain, events, "action_handoff", "human", "sensitive_topic", "refund_over_limit")
     evidence = record["evidence"]["sensitive_topic"]
     assert (evidence["amount"], evidence["amount_eur"], evidence["source"]) == (780.0, 780.0, "slots")
 
@@ -156,14 +143,7 @@ def test_a_refund_in_a_currency_without_a_rate_hands_off_to_billing(
 
 def test_an_unrated_currency_in_the_slots_still_hands_off(policy: RoutingPolicy, domain: Domain) -> None:
     events = amount_then_refund("it was 9000 yen", "9000 yen", 9_000.0, "JPY")
-    record = assert_escalation(
-        policy.predict_action_probabilities(tracker_of(domain, events), domain),
-        domain,
-        "action_handoff",
-        "human",
-        "sensitive_topic",
-        "unrated_currency",
-    )
+    record = escalated(policy, domain, events, "action_handoff", "human", "sensitive_topic", "unrated_currency")
     evidence = record["evidence"]["sensitive_topic"]
     assert (evidence["amount"], evidence["currency"], evidence["source"]) == (9_000.0, "JPY", "slots")
 
@@ -182,14 +162,7 @@ def test_a_fifty_euro_refund_is_collected_by_its_form(policy: RoutingPolicy, dom
 
 def test_medium_confidence_on_an_answer_row_is_reviewed_by_an_expert(policy: RoutingPolicy, domain: Domain) -> None:
     events = SCENARIOS["medium_confidence"]()
-    record = assert_escalation(
-        policy.predict_action_probabilities(tracker_of(domain, events), domain),
-        domain,
-        "action_consult",
-        "consulting",
-        "medium_confidence",
-        "draft_review",
-    )
+    record = escalated(policy, domain, events, "action_consult", "consulting", "medium_confidence", "draft_review")
     matrix = read_yaml_file(ROOT / "escalation.yml")
     # The row's own thresholds (written by `make bench`), else the defaults.
     row = matrix["intents"]["order_status"].get("thresholds") or matrix["defaults"]["thresholds"]
@@ -204,14 +177,7 @@ def test_medium_confidence_on_an_answer_row_is_reviewed_by_an_expert(policy: Rou
 
 def test_low_confidence_hands_off_with_the_full_context(policy: RoutingPolicy, domain: Domain) -> None:
     events = SCENARIOS["low_confidence"]()
-    record = assert_escalation(
-        policy.predict_action_probabilities(tracker_of(domain, events), domain),
-        domain,
-        "action_handoff",
-        "human",
-        "low_confidence",
-        None,
-    )
+    record = escalated(policy, domain, events, "action_handoff", "human", "low_confidence", None)
     assert (record["tier"], record["confidence"], record["context_package"]) == ("low", 0.2, "full")
 
 
@@ -439,14 +405,7 @@ def test_rasa_test_replay_without_signals_detects_them_from_the_text(policy: Rou
 
 def test_rasa_test_replay_explicit_request_under_another_intent(policy: RoutingPolicy, domain: Domain) -> None:
     events = session(turn(user("just get me a human agent please", "order_status", 0.9, signals=None)))
-    record = assert_escalation(
-        policy.predict_action_probabilities(tracker_of(domain, events), domain),
-        domain,
-        "action_handoff",
-        "human",
-        "explicit_request",
-        None,
-    )
+    record = escalated(policy, domain, events, "action_handoff", "human", "explicit_request", None)
     assert record["evidence"]["explicit_request"]["route"] == "rule"
 
 

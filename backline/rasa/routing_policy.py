@@ -31,7 +31,7 @@ from __future__ import annotations
 import hashlib
 import logging
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Text, Tuple
+from typing import Any, Dict, List, Optional, Text, Tuple, cast
 
 from rasa.core.policies.policy import Policy, PolicyPrediction
 from rasa.core.policies.rule_policy import DEFAULT_ACTION_MAPPINGS
@@ -154,38 +154,61 @@ def conversation_turns(
     harness does not run actions), the names of the actions it ran. `applied`:
     the tracker's `applied_events()` when the caller has them already.
     """
+    return _session(tracker.applied_events() if applied is None else applied)[0]
+
+
+def _session(applied: List[Event]) -> Tuple[List[Tuple[UserUttered, str]], bool]:
+    """`conversation_turns` over the applied events, and whether they hold a hand-back, in one pass
+    (the routing reads both on every message)."""
     turns: List[Tuple[UserUttered, List[str], List[str]]] = []
-    for event in tracker.applied_events() if applied is None else applied:
-        if isinstance(event, UserUttered) and is_external(event.intent_name):
+    handback = False
+    for event in applied:
+        kind = _kind(event)
+        if kind is UserUttered:
+            message = cast(UserUttered, event)
+            handback = handback or message.intent_name == HAND_BACK_INTENT
+            if not is_external(message.intent_name):
+                turns.append((message, [], []))
+        elif not turns:
             continue
-        if isinstance(event, UserUttered):
-            turns.append((event, [], []))
-        elif turns and isinstance(event, BotUttered) and event.text:
-            turns[-1][1].append(event.text)
-        elif turns and isinstance(event, ActionExecuted) and event.action_name not in (ACTION_LISTEN_NAME, None):
-            turns[-1][2].append(event.action_name)
-    return [(message, " ".join(texts or actions)) for message, texts, actions in turns]
+        elif kind is BotUttered:
+            text = cast(BotUttered, event).text
+            if text:
+                turns[-1][1].append(text)
+        elif kind is ActionExecuted:
+            action = cast(ActionExecuted, event).action_name
+            if action not in (ACTION_LISTEN_NAME, None):
+                turns[-1][2].append(action)
+    return [(message, " ".join(texts or actions)) for message, texts, actions in turns], handback
+
+
+_KINDS: Dict[type, Optional[type]] = {}
+
+
+def _kind(event: Event) -> Optional[type]:
+    """Which of UserUttered, BotUttered and ActionExecuted an event is (by class, as `isinstance`), worked
+    out once per class: Rasa's events are ABCs, whose `isinstance` is a Python call per check."""
+    cls = type(event)
+    if cls not in _KINDS:
+        _KINDS[cls] = next((kind for kind in (UserUttered, BotUttered, ActionExecuted) if issubclass(cls, kind)), None)
+    return _KINDS[cls]
 
 
 def _conversation(
     tracker: DialogueStateTracker,
     history: List[Tuple[UserUttered, str]],
     detector: SignalDetector,
-    applied: Optional[List[Event]] = None,
+    handback: bool,
 ) -> Conversation:
     allowed = tracker.get_slot(ALLOWED_SLOT)
     joined = tracker.get_slot("human_joined")
+    resolution = tracker.get_slot("case_resolution")
     return Conversation(
         human_joined=bool(joined) or bool(tracker.get_slot("human_agent")),
-        resolution=tracker.get_slot("case_resolution")
-        if isinstance(tracker.get_slot("case_resolution"), dict)
-        else None,
+        resolution=resolution if isinstance(resolution, dict) else None,
         now=utcnow(),
         slots=tracker.current_slot_values(),
-        handback_this_session=any(
-            isinstance(e, UserUttered) and e.intent_name == HAND_BACK_INTENT
-            for e in (tracker.applied_events() if applied is None else applied)
-        ),
+        handback_this_session=handback,
         allowed_intents=frozenset(allowed) if isinstance(allowed, list) else None,
         handoff_mode=tracker.get_slot("handoff_mode") or "ai",
         customer_tier=tracker.get_slot("customer_tier"),
@@ -315,8 +338,7 @@ class RoutingPolicy(Policy):
             return self._prediction(probabilities)
         if is_external(tracker.latest_message.intent_name):
             return self._prediction(probabilities)
-        applied = tracker.applied_events()  # once: the turns and the conversation both read them
-        turns = conversation_turns(tracker, applied)
+        turns, handback = _session(tracker.applied_events())
         if not turns or turns[-1][0] is not tracker.latest_message:
             return self._prediction(probabilities)
         if (
@@ -337,7 +359,7 @@ class RoutingPolicy(Policy):
             )
         decision = decide(
             _parse(tracker.latest_message, detector),
-            _conversation(tracker, turns[:-1], detector, applied),
+            _conversation(tracker, turns[:-1], detector, handback),
             matrix,
         )
         record = decision.as_record()
@@ -383,10 +405,9 @@ class RoutingPolicy(Policy):
         self, intent: str, tracker: DialogueStateTracker, domain: Domain, probabilities: List[float]
     ) -> PolicyPrediction:
         """A collect form has just completed: route what it collected."""
-        applied = tracker.applied_events()
-        turns = conversation_turns(tracker, applied)
+        turns, handback = _session(tracker.applied_events())
         matrix, detector = self._loaded()
-        decision = route_collected(intent, _conversation(tracker, turns, detector, applied), matrix)
+        decision = route_collected(intent, _conversation(tracker, turns, detector, handback), matrix)
         record = decision.as_record()
         action = ACTION_HANDOFF if decision.action == "handoff" else ACTION_ROUTE_COLLECTED
         probabilities[domain.index_for_action(action)] = 1.0

@@ -3,8 +3,9 @@ converted to EUR through the matrix's ``currency_rates``, with the evidence the 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Dict, List, Mapping, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence
 
 from backline.routing.decision import Conversation, Parse, _number
 from backline.routing.matrix import EscalationMatrix, ExceptionCategory

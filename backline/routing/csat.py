@@ -21,8 +21,9 @@ A rating is a whole number from 1 to 5 (digits or a word), alone or with a scale
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Dict, Iterable, Mapping, Optional
+from typing import Any, Dict, Iterable, Optional
 
 RATING_INTENT = "csat_rating"
 SCORE_ENTITY = "csat_score"

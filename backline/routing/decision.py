@@ -7,8 +7,9 @@ from __future__ import annotations
 import datetime as dt
 import math
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Dict, FrozenSet, List, Mapping, Optional, Tuple
+from typing import Any, Dict, FrozenSet, List, Optional, Tuple
 
 from backline.routing.collect import form_name
 from backline.routing.matrix import base_intent
@@ -23,6 +24,9 @@ COLLECT = "collect"
 ANSWER_WAITING = "answer_waiting"
 TELL_RESOLUTION = "tell_resolution"
 STOP_COLLECT = "stop_collect"
+MAPPINGS = (dict, Mapping)
+"""What parse data's mappings are checked against: `dict` first, the common case, which `isinstance`
+settles without the ABC machinery of `Mapping` (every user turn reads the parse of each earlier one)."""
 ACTIONS = (SILENT, HANDOFF, CONSULT, CLARIFY, ANSWER, COLLECT, ANSWER_WAITING, TELL_RESOLUTION, STOP_COLLECT)
 
 HUMAN = "human"
@@ -85,15 +89,15 @@ class Parse:
         the answer is not a confident answer)."""
         data = data or {}
         intent_data = data.get("intent") or {}
-        name = intent_data.get("name") if isinstance(intent_data, Mapping) else None
+        name = intent_data.get("name") if isinstance(intent_data, MAPPINGS) else None
         base = name.split("/", 1)[0] if isinstance(name, str) else ""
         selector = (data.get("response_selector") or {}).get(base) or {}
-        response = (selector.get("response") or {}) if isinstance(selector, Mapping) else {}
-        key = response.get("intent_response_key") if isinstance(response, Mapping) else None
+        response = (selector.get("response") or {}) if isinstance(selector, MAPPINGS) else {}
+        key = response.get("intent_response_key") if isinstance(response, MAPPINGS) else None
         if key and name and "/" not in name:
             name = key if key.startswith(f"{name}/") else f"{name}/{key}"
-        intent_confidence = intent_data.get("confidence") if isinstance(intent_data, Mapping) else None
-        answer_confidence = response.get("confidence") if key and isinstance(response, Mapping) else None
+        intent_confidence = intent_data.get("confidence") if isinstance(intent_data, MAPPINGS) else None
+        answer_confidence = response.get("confidence") if key and isinstance(response, MAPPINGS) else None
         confidence = intent_confidence
         margin: Optional[float] = None
         if _is_number(answer_confidence) and _is_number(intent_confidence):
@@ -104,15 +108,15 @@ class Parse:
         ranking = tuple(
             (str(item.get("name")), _unit(item.get("confidence")))
             for item in data.get("intent_ranking") or ()
-            if isinstance(item, Mapping) and item.get("name")
+            if isinstance(item, MAPPINGS) and item.get("name")
         )
         sentiment = data.get("sentiment")
-        if isinstance(sentiment, Mapping):
+        if isinstance(sentiment, MAPPINGS):
             sentiment = sentiment.get("compound")
         signals = tuple(
             s if isinstance(s, Signal) else Signal.from_dict(dict(s))
             for s in data.get("signals") or ()
-            if isinstance(s, (Signal, Mapping))
+            if isinstance(s, (Signal, *MAPPINGS))
         )
         return cls(
             text=text if text is not None else data.get("text") or "",
@@ -122,7 +126,7 @@ class Parse:
             intent_confidence=intent_confidence if answer_confidence is not None else None,
             answer_margin=margin,
             ranking=ranking,
-            entities=tuple(e for e in data.get("entities") or () if isinstance(e, Mapping)),
+            entities=tuple(e for e in data.get("entities") or () if isinstance(e, MAPPINGS)),
             sentiment=sentiment,
             signals=signals,
         )
@@ -285,14 +289,14 @@ def _polarity(value: Any) -> Optional[float]:
 
 
 def _jsonable(value: Any) -> Any:
-    if isinstance(value, Mapping):
+    if isinstance(value, float):
+        return None if math.isnan(value) or math.isinf(value) else value
+    if value is None or isinstance(value, (str, int)):  # bool is an int
+        return value
+    if isinstance(value, MAPPINGS):
         return {str(k): _jsonable(v) for k, v in value.items()}
     if isinstance(value, (list, tuple, set, frozenset)):
         return [_jsonable(v) for v in value]
-    if isinstance(value, float) and (math.isnan(value) or math.isinf(value)):
-        return None
-    if value is None or isinstance(value, (str, int, float, bool)):
-        return value
     return str(value)
 
 

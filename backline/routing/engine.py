@@ -50,8 +50,9 @@ output are `backline.routing.decision`. This module holds the order and the othe
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Mapping
 from dataclasses import replace
-from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from backline.routing.amounts import resolve_amounts
 from backline.routing.collect import collected, form_intent, form_name

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Dict, List, Mapping, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 EXPLICIT_REQUEST = "explicit_request"
 NOT_EXPLICIT_REQUEST = "not_explicit_request"

@@ -1,7 +1,8 @@
 """What the customer-side attack tests share (tests/test_security_ownership.py,
 tests/test_security_pii_limits.py): the channel stack they attack (`backline run` with the Rasa
-server, the action server and the hub, loopback Slack, Telegram and SMTP servers), the attacker's
-helpers, and `SecurityReport`, which writes each module's sections of docs/security.md.
+server, the action server and the hub, loopback Slack, Telegram and SMTP servers) and the
+attacker's helpers (each module writes its sections of docs/security.md with
+`tests.security_report.SecurityReport`).
 """
 
 import asyncio
@@ -11,7 +12,6 @@ import pytest
 import requests
 import socketio
 
-from backline.reports import SECURITY, write_section
 from tests.channels_stack import (
     PROJECT_ROOT,
     Channels,
@@ -22,27 +22,6 @@ from tests.channels_stack import (
 EXPERTS = PROJECT_ROOT / "tests" / "fixtures" / "experts_security.yml"
 PER_ADDRESS = 3
 """BACKLINE_ESCALATIONS_PER_ADDRESS of the stack: cases one address may open per hour."""
-
-
-class SecurityReport:
-    """The rows one test module observed, by section of docs/security.md; `write` replaces those sections."""
-
-    def __init__(self, command: str, titles: Dict[str, str]) -> None:
-        self.command, self.titles = command, titles
-        self.rows: Dict[str, List[Tuple[str, str, str]]] = {name: [] for name in titles}
-
-    def record(self, section: str, threat: str, test: str, result: str) -> None:
-        self.rows[section].append((threat, test, result))
-
-    def write(self) -> None:
-        """Writes every section; each needs rows (the whole module ran)."""
-        for name, rows in self.rows.items():
-            assert rows, f"no results for {name}: run the whole module"
-            body = "| threat | test | result |\n|---|---|---|\n" + "\n".join(
-                f"| {threat} | {test} | {result} |" for threat, test, result in rows
-            )
-            write_section(name, self.titles[name], self.command, body, path=SECURITY)
-        assert all(f"<!-- begin:{name} -->" in SECURITY.read_text() for name in self.rows)
 
 
 @pytest.fixture(scope="module")

@@ -14,12 +14,11 @@ import subprocess
 import sys
 import time
 import urllib.parse
-from typing import Any, Dict, Iterator, List, Tuple
+from typing import Any, Dict, Iterator
 
 import pytest
 import requests
 
-from backline.reports import SECURITY, write_section
 from tests.channels_stack import (
     HUB_SLACK_SECRET,
     HUB_TELEGRAM_SECRET,
@@ -35,12 +34,14 @@ from tests.channels_stack import (
     slack_signed,
     telegram_update,
 )
+from tests.security_report import SecurityReport
 
 EXPERTS = PROJECT_ROOT / "tests" / "fixtures" / "experts_security.yml"
-ROWS: List[Tuple[str, str, str]] = []
 pytestmark = pytest.mark.stack  # `backline run` with the channels; the report needs the whole module
 
 COMMAND = "pytest tests/test_security_access.py"
+REPORT = SecurityReport(COMMAND, {"access": "Operator access"})
+record = REPORT.recorder("access")
 
 
 @pytest.fixture(scope="module")
@@ -126,13 +127,11 @@ def test_a_billing_operators_token_does_not_reach_a_legal_case(
     assert billing["id"] in listed and legal["id"] not in listed
     assert (read.status_code, decided.status_code, by_queue.status_code, own.status_code) == (403, 403, 403, 200)
     assert unchanged(c, legal)
-    ROWS.append(
-        (
-            "A billing operator reads or decides a legal case (API)",
-            "mara's own token: list, read, reply, list by queue",
-            f"refused: read {read.status_code}, reply {decided.status_code}, queue {by_queue.status_code}; "
-            "absent from her list; the case unchanged",
-        )
+    record(
+        "A billing operator reads or decides a legal case (API)",
+        "mara's own token: list, read, reply, list by queue",
+        f"refused: read {read.status_code}, reply {decided.status_code}, queue {by_queue.status_code}; "
+        "absent from her list; the case unchanged",
     )
 
 
@@ -162,12 +161,10 @@ def test_the_dashboard_keeps_an_operator_to_her_queues(c: Channels, cases: Dict[
     assert me["queues"] == ["billing", "sales"] and legal["id"] not in queue and cases["billing"]["id"] in queue
     assert (read.status_code, decided.status_code) == (403, 403)
     assert unchanged(c, legal)
-    ROWS.append(
-        (
-            "A billing operator reads or decides a legal case (dashboard)",
-            "mara signed in: queue, case page data, reply",
-            f"refused: read {read.status_code}, reply {decided.status_code}; the queue lists her queues only",
-        )
+    record(
+        "A billing operator reads or decides a legal case (dashboard)",
+        "mara signed in: queue, case page data, reply",
+        f"refused: read {read.status_code}, reply {decided.status_code}; the queue lists her queues only",
     )
 
 
@@ -213,12 +210,10 @@ def test_slack_and_telegram_buttons_on_a_case_outside_the_experts_queues_change_
     assert "not in your queues" in telegram.json()["text"] and telegram.json()["show_alert"] is True
     time.sleep(1)
     assert unchanged(c, legal)
-    ROWS.append(
-        (
-            "An expert decides another queue's case from Slack or Telegram",
-            "mara (billing) presses Approve on the legal case in Slack; jonas (support) on Telegram",
-            "refused: each told on their channel (not in your queues); the case unchanged",
-        )
+    record(
+        "An expert decides another queue's case from Slack or Telegram",
+        "mara (billing) presses Approve on the legal case in Slack; jonas (support) on Telegram",
+        "refused: each told on their channel (not in your queues); the case unchanged",
     )
 
 
@@ -251,12 +246,10 @@ def test_the_audit_names_the_tokens_person_never_a_chosen_actor(
     assert (spoofed.status_code, shared.status_code, own.status_code) == (403, 403, 200)
     messages = [m for m in case_detail(c.stack, billing["id"])["messages"] if m["direction"] == "from_expert"]
     assert [(m["author"], m["text"]) for m in messages] == [("mara", "Which card did you pay with?")]
-    ROWS.append(
-        (
-            "A caller writes someone else's name into the audit trail",
-            "a reply naming `actor` petra with mara's token, lea with the shared token",
-            f"refused: {spoofed.status_code}, {shared.status_code}; mara's own reply recorded as mara",
-        )
+    record(
+        "A caller writes someone else's name into the audit trail",
+        "a reply naming `actor` petra with mara's token, lea with the shared token",
+        f"refused: {spoofed.status_code}, {shared.status_code}; mara's own reply recorded as mara",
     )
 
 
@@ -277,24 +270,17 @@ def test_a_revoked_token_stops_at_once_and_metrics_cover_only_the_callers_queues
     assert revoked.returncode == 0 and (after.status_code, guessed.status_code) == (401, 401)
     assert unknown.returncode == 2 and "not a person of experts.yml" in unknown.stderr
     assert "revoked" in tokens_command(c, "list").stdout
-    ROWS.append(
-        (
-            "An operator reads the figures of queues that are not theirs",
-            "GET /api/metrics with mara's token (billing), and with ?queue=legal",
-            f"only her queues' cases counted; ?queue=legal refused: {other_queue.status_code}",
-        )
+    record(
+        "An operator reads the figures of queues that are not theirs",
+        "GET /api/metrics with mara's token (billing), and with ?queue=legal",
+        f"only her queues' cases counted; ?queue=legal refused: {other_queue.status_code}",
     )
-    ROWS.append(
-        (
-            "A lost token keeps working; a guessed one works",
-            "`backline tokens revoke`, then a call; a well-formed guess",
-            f"refused: {after.status_code}, {guessed.status_code}",
-        )
+    record(
+        "A lost token keeps working; a guessed one works",
+        "`backline tokens revoke`, then a call; a well-formed guess",
+        f"refused: {after.status_code}, {guessed.status_code}",
     )
 
 
 def test_write_the_access_report() -> None:
-    assert len(ROWS) >= 6, "run the whole module"
-    body = "| threat | test | result |\n|---|---|---|\n" + "\n".join(f"| {a} | {b} | {r} |" for a, b, r in ROWS)
-    write_section("access", "Operator access", COMMAND, body, path=SECURITY)
-    assert "<!-- begin:access -->" in SECURITY.read_text()
+    REPORT.write(expected={"access": 6})

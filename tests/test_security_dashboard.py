@@ -21,21 +21,17 @@ from typing import Dict, Iterator, List, Tuple
 import pytest
 
 from backline.hub.operators import DEMO_PASSWORD
-from backline.reports import SECURITY, write_section
 from tests.hub_process import JONAS_PASSWORD, Answer, AttackerSite, Hub, call
+from tests.security_report import SecurityReport
 
 pytestmark = pytest.mark.stack  # the hub as a process; the report needs the whole module
 
-COMMAND = "pytest tests/test_security_dashboard.py"
-RESULTS: List[Tuple[str, str, str]] = []
+REPORT = SecurityReport("pytest tests/test_security_dashboard.py", {"dashboard": "Sign-in and dashboard"})
+record = REPORT.recorder("dashboard")
 FLOOD_REQUESTS, FLOOD_THREADS, FLOOD_ADDRESSES = 800, 40, 200
 BOUND_MAX, BOUND_P95 = 1.0, 0.5
 """During the flood every /health and dashboard API read must answer within BOUND_MAX seconds, 95% of
 them within BOUND_P95."""
-
-
-def record(threat: str, test: str, result: str) -> None:
-    RESULTS.append((threat, test, result))
 
 
 @pytest.fixture(scope="module")
@@ -333,9 +329,4 @@ def test_in_a_browser_the_pages_work_under_the_policy_and_another_site_cannot_po
 
 
 def test_write_the_security_report() -> None:
-    assert len(RESULTS) == 7, "run the whole module"
-    body = "| threat | test | result |\n|---|---|---|\n" + "\n".join(
-        f"| {threat} | {test} | {result} |" for threat, test, result in RESULTS
-    )
-    write_section("dashboard", "Sign-in and dashboard", COMMAND, body, path=SECURITY)
-    assert "<!-- begin:dashboard -->" in SECURITY.read_text()
+    REPORT.write(expected={"dashboard": 7})

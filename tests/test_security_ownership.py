@@ -22,7 +22,6 @@ from tests.channels_stack import (
     slack_event,
 )
 from tests.security_customers_kit import (
-    SecurityReport,
     WebCustomer,
     c,  # noqa: F401 (the module's channel stack)
     cases,
@@ -30,6 +29,7 @@ from tests.security_customers_kit import (
     rest,
     user_texts,
 )
+from tests.security_report import SecurityReport
 
 pytestmark = pytest.mark.stack  # `backline run` with the channels; the report needs the whole module
 REPORT = SecurityReport("pytest tests/test_security_ownership.py", {"ownership": "Conversation ownership"})

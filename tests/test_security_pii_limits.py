@@ -26,7 +26,6 @@ from tests.channels_stack import (
 )
 from tests.security_customers_kit import (
     PER_ADDRESS,
-    SecurityReport,
     WebCustomer,
     c,  # noqa: F401 (the module's channel stack)
     cases,
@@ -34,6 +33,7 @@ from tests.security_customers_kit import (
     rest,
     tracker,
 )
+from tests.security_report import SecurityReport
 
 pytestmark = pytest.mark.stack  # `backline run` with the channels; the report needs the whole module
 REPORT = SecurityReport("pytest tests/test_security_pii_limits.py", {"pii": "PII", "limits": "Limits"})

@@ -16,6 +16,9 @@ from typing import Mapping, Optional
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 VAR = PROJECT_ROOT / "var"
+BENCHMARKS = Path(os.environ.get("BACKLINE_BENCHMARKS") or PROJECT_ROOT.parent / "shared" / "benchmarks")
+"""The public intent data sets (CLINC150, BANKING77) the benchmarks and some tests read:
+``../shared/benchmarks`` beside the project, or wherever ``BACKLINE_BENCHMARKS`` says."""
 PRIVATE_UMASK = 0o077
 
 

@@ -14,11 +14,11 @@ from spacy.language import Language
 from spacy.matcher import Matcher
 
 from backline.nlp.signals import SignalDetector, message_words, pattern_anchors
+from backline.paths import BENCHMARKS
 from backline.routing import load_matrix
 from tests._spacy_fixture import kestrel_nlp, kestrel_pipeline_path  # noqa: F401
 
 ROOT = Path(__file__).resolve().parent.parent
-BENCHMARKS = ROOT.parent / "shared" / "benchmarks"
 AGENT = ["agent", "human"]
 
 
@@ -94,6 +94,7 @@ def _texts() -> List[str]:
             item = line.strip()
             if item.startswith("- ") and not item.startswith("- intent:"):
                 texts.add(item[2:].strip().strip('"'))
+    assert BENCHMARKS.is_dir(), f"no benchmark data at {BENCHMARKS}: set BACKLINE_BENCHMARKS to the folder"
     clinc = json.loads((BENCHMARKS / "clinc150" / "data_full_train_val.json").read_text(encoding="utf-8"))
     texts.update(row[0] for rows in clinc.values() for row in rows[::3])
     with (BENCHMARKS / "banking77" / "train.csv").open(encoding="utf-8") as rows:

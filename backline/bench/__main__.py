@@ -23,9 +23,8 @@ from backline.bench import (
     report_calibration,
 )
 from backline.bench.report import QualityRun
-from backline.paths import PROJECT_ROOT
+from backline.paths import BENCHMARKS, PROJECT_ROOT
 
-BENCHMARKS = PROJECT_ROOT.parent / "shared" / "benchmarks"
 WORKDIR = PROJECT_ROOT / "build" / "bench"
 HELDOUT = PROJECT_ROOT / "heldout" / "nlu.yml"
 RESPONSES = sorted((PROJECT_ROOT / "data" / "responses").glob("*.yml"))

@@ -1,5 +1,5 @@
 """The conversation the RoutingPolicy reads from a tracker: the session's user turns, each with the
-bot's answer to it, and whether a hand-back happened (`conversation_turns`, `_session`)."""
+bot's answer to it, and whether a hand-back happened (`session_turns`)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from rasa.shared.core.constants import ACTION_LISTEN_NAME, ACTION_SESSION_START_
 from rasa.shared.core.events import ActionExecuted, BotUttered, Event, Restarted, SessionStarted, SlotSet, UserUttered
 from rasa.shared.core.trackers import DialogueStateTracker
 
-from backline.rasa.routing_policy import _session, conversation_turns
+from backline.rasa.routing_policy import SessionTurns, session_turns
 
 
 def user(text: str, intent: str) -> UserUttered:
@@ -41,12 +41,9 @@ def test_each_user_turn_gets_what_the_bot_said_or_the_actions_it_ran() -> None:
         ActionExecuted(ACTION_LISTEN_NAME),
         thanks,
     ]
-    assert conversation_turns(tracker(events)) == [
-        (hi, "Hello! How can I help?"),
-        (order, "action_check_order action_log"),
-        (thanks, ""),
-    ]
-    assert _session(tracker(events).applied_events()) == (conversation_turns(tracker(events)), False)
+    assert session_turns(tracker(events).applied_events()) == SessionTurns(
+        [(hi, "Hello! How can I help?"), (order, "action_check_order action_log"), (thanks, "")], False
+    )
 
 
 def test_a_hand_back_is_seen_and_is_no_turn_of_the_customer() -> None:
@@ -54,7 +51,7 @@ def test_a_hand_back_is_seen_and_is_no_turn_of_the_customer() -> None:
     back = UserUttered.create_external("EXTERNAL_hand_back", [])
     followup = user("when will it arrive?", "order_status")
     events = [*START, refund, ActionExecuted("action_handoff"), ActionExecuted(ACTION_LISTEN_NAME), back, followup]
-    turns, handback = _session(tracker(events).applied_events())
+    turns, handback = session_turns(tracker(events).applied_events())
     assert turns == [(refund, "action_handoff"), (followup, "")]
     assert handback is True
 
@@ -64,7 +61,7 @@ def test_only_the_current_session_counts() -> None:
     back = UserUttered.create_external("EXTERNAL_hand_back", [])
     new = user("hello again", "greet")
     events = [*START, old, back, ActionExecuted("action_handoff"), Restarted(), *START, new]
-    assert _session(tracker(events).applied_events()) == ([(new, "")], False)
+    assert session_turns(tracker(events).applied_events()) == ([(new, "")], False)
 
 
 def test_subclasses_of_rasa_events_count_as_their_kind() -> None:
@@ -72,9 +69,9 @@ def test_subclasses_of_rasa_events_count_as_their_kind() -> None:
     e2e = EndToEndUserUtterance("is the hub x1 waterproof?", {"name": "product_question", "confidence": 0.9})
     wrong = WronglyPredictedAction("utter_greet", "", "action_default_fallback")
     events = [*START, e2e, wrong, ActionExecuted(ACTION_LISTEN_NAME), user("ok", "affirm")]
-    turns = conversation_turns(tracker(events))
+    turns, handback = session_turns(tracker(events).applied_events())
     assert [(message.text, answer) for message, answer in turns] == [
         ("is the hub x1 waterproof?", "utter_greet"),
         ("ok", ""),
     ]
-    assert turns[0][0] is e2e
+    assert turns[0][0] is e2e and handback is False

@@ -31,7 +31,7 @@ from __future__ import annotations
 import hashlib
 import logging
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Text, Tuple, cast
+from typing import Any, Dict, List, NamedTuple, Optional, Text, Tuple, cast
 
 from rasa.core.policies.policy import Policy, PolicyPrediction
 from rasa.core.policies.rule_policy import DEFAULT_ACTION_MAPPINGS
@@ -145,21 +145,18 @@ def _parse(message: UserUttered, detector: SignalDetector, ranking: bool = True)
     return Parse.from_parse_data(data, text=message.text or "")
 
 
-def conversation_turns(
-    tracker: DialogueStateTracker, applied: Optional[List[Event]] = None
-) -> List[Tuple[UserUttered, str]]:
-    """User messages of the current session, each with the bot's answer to it.
+class SessionTurns(NamedTuple):
+    """What the routing reads of the current session's events on every message."""
 
-    The answer is what the bot said; where no text was recorded (Rasa's test
-    harness does not run actions), the names of the actions it ran. `applied`:
-    the tracker's `applied_events()` when the caller has them already.
-    """
-    return _session(tracker.applied_events() if applied is None else applied)[0]
+    turns: List[Tuple[UserUttered, str]]
+    """The user messages, each with the bot's answer to it: what the bot said or, where no text was
+    recorded (Rasa's test harness does not run actions), the names of the actions it ran."""
+    handback: bool
+    """Whether an expert handed the conversation back in this session."""
 
 
-def _session(applied: List[Event]) -> Tuple[List[Tuple[UserUttered, str]], bool]:
-    """`conversation_turns` over the applied events, and whether they hold a hand-back, in one pass
-    (the routing reads both on every message)."""
+def session_turns(applied: List[Event]) -> SessionTurns:
+    """`SessionTurns` of a tracker's `applied_events()`, in one pass."""
     turns: List[Tuple[UserUttered, List[str], List[str]]] = []
     handback = False
     for event in applied:
@@ -179,7 +176,7 @@ def _session(applied: List[Event]) -> Tuple[List[Tuple[UserUttered, str]], bool]
             action = cast(ActionExecuted, event).action_name
             if action not in (ACTION_LISTEN_NAME, None):
                 turns[-1][2].append(action)
-    return [(message, " ".join(texts or actions)) for message, texts, actions in turns], handback
+    return SessionTurns([(message, " ".join(texts or actions)) for message, texts, actions in turns], handback)
 
 
 _KINDS: Dict[type, Optional[type]] = {}
@@ -338,7 +335,7 @@ class RoutingPolicy(Policy):
             return self._prediction(probabilities)
         if is_external(tracker.latest_message.intent_name):
             return self._prediction(probabilities)
-        turns, handback = _session(tracker.applied_events())
+        turns, handback = session_turns(tracker.applied_events())
         if not turns or turns[-1][0] is not tracker.latest_message:
             return self._prediction(probabilities)
         if (
@@ -405,7 +402,7 @@ class RoutingPolicy(Policy):
         self, intent: str, tracker: DialogueStateTracker, domain: Domain, probabilities: List[float]
     ) -> PolicyPrediction:
         """A collect form has just completed: route what it collected."""
-        turns, handback = _session(tracker.applied_events())
+        turns, handback = session_turns(tracker.applied_events())
         matrix, detector = self._loaded()
         decision = route_collected(intent, _conversation(tracker, turns, detector, handback), matrix)
         record = decision.as_record()
